@@ -1,0 +1,150 @@
+"""Result shapes of a run, with the exact JSON keys of KEYSTONE-REFERENCE.md section 4.4.
+
+Our additions are extra keys (never renamed ones): `schema_version`, per-replica results under each
+scenario, pass-rate intervals, pass^k and the fingerprint that replay checks. Models tolerate unknown
+keys so that results written by a newer Keystone still load.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RESULTS_SCHEMA_VERSION = 1
+
+ScenarioStatus = Literal["pass", "fail", "flaky", "error"]
+ReplicaStatus = Literal["pass", "fail", "error"]
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class InvariantResult(_Result):
+    name: str
+    passed: bool
+    gate: bool = False
+    weight: float = 1.0
+    score: float = 0.0
+    message: str = ""
+    reason: str = ""
+    """Why it failed or was skipped; empty when it passed."""
+    skipped: bool = False
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    """What the check saw (file excerpt, query rows, command output), so a failure explains itself."""
+
+
+class ForbiddenCheckResult(_Result):
+    rule: str
+    violated: bool
+    details: str = ""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class Reproducer(_Result):
+    spec_file: str
+    seed: int
+    scenario_id: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    command: str
+    replica: int = 0
+    fingerprint: dict[str, Any] = Field(default_factory=dict)
+
+
+class CostInfo(_Result):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    reasoning_tokens: int = 0
+    model: str = ""
+    estimated_usd: float = 0.0
+
+
+class ReplicaResult(_Result):
+    """One run of a scenario in one fresh sandbox."""
+
+    replica: int
+    seed: int
+    sandbox_id: str = ""
+    status: ReplicaStatus
+    wall_ms: int = 0
+    boot_ms: int = 0
+    agent_ms: int = 0
+    exit_code: int | None = None
+    timed_out: bool = False
+    tool_calls: int = 0
+    composite_score: float = 0.0
+    agent_output: str = ""
+    agent_stderr: str = ""
+    invariants: list[InvariantResult] = Field(default_factory=list)
+    forbidden_checks: list[ForbiddenCheckResult] = Field(default_factory=list)
+    reproducer: Reproducer | None = None
+    error: str | None = None
+    cost: CostInfo | None = None
+
+
+class ScenarioResult(_Result):
+    """One scenario (a matrix cell of a spec) aggregated over its replicas.
+
+    The per-run keys of the reference (`sandbox_id`, `wall_ms`, `agent_output`, `invariants`, ...)
+    describe a representative replica: the first failing or erroring one, else the first.
+    """
+
+    scenario_id: str
+    spec_id: str = ""
+    sandbox_id: str = ""
+    status: ScenarioStatus
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    wall_ms: int = 0
+    exit_code: int | None = None
+    tool_calls: int = 0
+    composite_score: float = 0.0
+    agent_output: str = ""
+    agent_stderr: str = ""
+    invariants: list[InvariantResult] = Field(default_factory=list)
+    forbidden_checks: list[ForbiddenCheckResult] = Field(default_factory=list)
+    trace_file: str = ""
+    reproducer: Reproducer | None = None
+    error: str | None = None
+    cost: CostInfo | None = None
+    replicas_total: int = 0
+    replicas_passed: int = 0
+    pass_rate: float = 0.0
+    pass_rate_ci: tuple[float, float] = (0.0, 0.0)
+    """95% Wilson score interval of the pass rate over the replicas that produced a verdict."""
+    replicas: list[ReplicaResult] = Field(default_factory=list)
+
+
+class RunMetrics(_Result):
+    pass_rate: float = 0.0
+    mean_wall_ms: float = 0.0
+    p95_wall_ms: float = 0.0
+    mean_tool_calls: float = 0.0
+    mean_tokens: float = 0.0
+    total_cost_usd: float = 0.0
+    mean_cost_per_run_usd: float = 0.0
+    tool_success_rate: float = 0.0
+    side_effect_violations: int = 0
+    pass_rate_ci: tuple[float, float] = (0.0, 0.0)
+    pass_hat_k: float = 0.0
+    """pass^k: the estimated chance that k fresh replicas of a scenario all pass (k = replicas)."""
+    k: int = 1
+    mean_boot_ms: float = 0.0
+
+
+class RunResults(_Result):
+    schema_version: int = RESULTS_SCHEMA_VERSION
+    ran_at: str
+    spec_id: str
+    experiment_id: str
+    seed: int
+    total_scenarios: int = 0
+    passed: int = 0
+    failed: int = 0
+    flaky: int = 0
+    errors: int = 0
+    metrics: RunMetrics = Field(default_factory=RunMetrics)
+    scenarios: list[ScenarioResult] = Field(default_factory=list)
+    fingerprint: dict[str, Any] = Field(default_factory=dict)
+    spec_file: str = ""

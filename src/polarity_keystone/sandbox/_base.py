@@ -1,0 +1,190 @@
+"""The sandbox interface every backend implements (Docker today, Kubernetes later).
+
+Lifecycle: `SandboxBackend.create(plan)` boots through the pipeline (secrets -> network -> services
+ready -> fixtures -> setup -> snapshot) and returns a `Sandbox` in state `ready`, or raises
+`SandboxBootError` after destroying what it started. The first `exec` moves it to `running`;
+`destroy()` to `stopped`.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SandboxState(enum.StrEnum):
+    CREATING = "creating"
+    READY = "ready"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_ms: int
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    size: int
+    mode: str
+    checksum: str
+
+
+@dataclass(frozen=True)
+class WorkspaceState:
+    """Every regular file under /workspace, keyed by its path relative to /workspace."""
+
+    captured_at: str
+    files: Mapping[str, FileInfo]
+
+
+@dataclass(frozen=True)
+class WorkspaceDiff:
+    added: list[str]
+    removed: list[str]
+    modified: list[str]
+
+    @property
+    def written(self) -> list[str]:
+        """Paths the run created, changed or deleted."""
+        return sorted({*self.added, *self.removed, *self.modified})
+
+
+@dataclass(frozen=True)
+class ServiceEndpoint:
+    name: str
+    kind: str
+    host: str
+    port: int | None
+    ready: bool
+    image: str
+    url: str = ""
+
+
+@dataclass
+class BootEvent:
+    """A step of the boot pipeline, reported to progress displays."""
+
+    sandbox_id: str
+    step: str
+    detail: str = ""
+    elapsed_ms: int = 0
+
+
+BootListener = Callable[[BootEvent], None]
+
+
+class SandboxError(Exception):
+    """Base of sandbox failures; raised by backends, caught by the engine which records an `error`."""
+
+
+class SandboxBootError(SandboxError):
+    """Raised by `SandboxBackend.create` when a step of the boot pipeline fails.
+
+    `step` names the pipeline step (image, network, services, fixtures, setup, snapshot) and `output`
+    keeps what the failing step printed. The sandbox is already destroyed when this is raised.
+    """
+
+    def __init__(self, sandbox_id: str, step: str, message: str, output: str = "") -> None:
+        super().__init__(f"sandbox {sandbox_id} failed at {step}: {message}")
+        self.sandbox_id = sandbox_id
+        self.step = step
+        self.output = output
+
+
+class Sandbox(abc.ABC):
+    id: str
+    state: SandboxState
+    services: dict[str, ServiceEndpoint]
+    labels: dict[str, str]
+
+    @abc.abstractmethod
+    def exec(
+        self,
+        command: str | Sequence[str],
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str = "/workspace",
+    ) -> ExecResult:
+        """Run a command in the agent container (a string runs with `sh -c`)."""
+
+    @abc.abstractmethod
+    def service_exec(self, service: str, command: Sequence[str], *, timeout: float = 30.0) -> ExecResult:
+        """Run a command inside a service's container (e.g. psql for an `sql` check)."""
+
+    @abc.abstractmethod
+    def read_file(self, path: str) -> bytes:
+        """Raises FileNotFoundError when the path does not exist."""
+
+    @abc.abstractmethod
+    def write_file(self, path: str, content: bytes, mode: int = 0o644) -> None: ...
+
+    @abc.abstractmethod
+    def delete_file(self, path: str) -> None: ...
+
+    @abc.abstractmethod
+    def copy_in(self, local_dir: str, dest: str) -> None:
+        """Copy a local directory's contents into the sandbox at `dest`."""
+
+    @abc.abstractmethod
+    def state(self) -> WorkspaceState: ...
+
+    @abc.abstractmethod
+    def diff(self) -> WorkspaceDiff:
+        """Changes under /workspace since the before-run snapshot taken at boot."""
+
+    @abc.abstractmethod
+    def destroy(self) -> None:
+        """Remove every container and the network; idempotent."""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "services": {
+                name: {"host": s.host, "port": s.port, "ready": s.ready} for name, s in self.services.items()
+            },
+            "metadata": dict(self.labels),
+        }
+
+
+@dataclass
+class SandboxPlan:
+    """Everything a backend needs to boot one sandbox, resolved from a spec by the engine."""
+
+    spec_id: str
+    run_id: str
+    image: str
+    """The agent image (already built with setup baked in)."""
+    services: list[Any] = field(default_factory=list)
+    """`services.ServicePlan` entries."""
+    fixtures: list[Any] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    cpu: float = 2.0
+    memory_bytes: int = 2 * 1024**3
+    timeout_s: float = 600.0
+    egress_allowed: bool = True
+    spec_dir: str = "."
+    agent_dir: str | None = None
+    owner: str = ""
+    keep: bool = False
+    sandbox_id: str | None = None
+
+
+class SandboxBackend(abc.ABC):
+    @abc.abstractmethod
+    def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> Sandbox: ...
+
+    @abc.abstractmethod
+    def reap(self, *, only_expired: bool = False) -> list[str]:
+        """Remove leftover containers and networks of this backend; returns what was removed."""
