@@ -1,5 +1,7 @@
 """Sandboxes: one interface, a Docker backend."""
 
+from ._docker import DockerBackend, DockerSandbox, FixtureError, connect, workspace_path
+from ._images import ImageError, ImageResolver, ResolvedImage
 from ._base import (
     BootEvent,
     BootListener,
@@ -17,6 +19,14 @@ from ._base import (
 )
 
 __all__ = [
+    "DockerBackend",
+    "DockerSandbox",
+    "FixtureError",
+    "ImageError",
+    "ImageResolver",
+    "ResolvedImage",
+    "connect",
+    "workspace_path",
     "BootEvent",
     "BootListener",
     "ExecResult",

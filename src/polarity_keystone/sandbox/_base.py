@@ -123,6 +123,10 @@ class Sandbox(abc.ABC):
         """Run a command inside a service's container (e.g. psql for an `sql` check)."""
 
     @abc.abstractmethod
+    def service_put_file(self, service: str, path: str, content: bytes) -> None:
+        """Place a file inside a service's container (e.g. an SQL script for psql -f)."""
+
+    @abc.abstractmethod
     def read_file(self, path: str) -> bytes:
         """Raises FileNotFoundError when the path does not exist."""
 
@@ -137,7 +141,7 @@ class Sandbox(abc.ABC):
         """Copy a local directory's contents into the sandbox at `dest`."""
 
     @abc.abstractmethod
-    def state(self) -> WorkspaceState: ...
+    def workspace_state(self) -> WorkspaceState: ...
 
     @abc.abstractmethod
     def diff(self) -> WorkspaceDiff:
@@ -186,5 +190,6 @@ class SandboxBackend(abc.ABC):
     def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> Sandbox: ...
 
     @abc.abstractmethod
-    def reap(self, *, only_expired: bool = False) -> list[str]:
-        """Remove leftover containers and networks of this backend; returns what was removed."""
+    def reap(self, *, everything: bool = False) -> list[str]:
+        """Remove orphaned sandboxes (owner gone or expired; all of them with `everything`);
+        returns the ids of the sandboxes removed."""

@@ -1,0 +1,29 @@
+"""Backing services: one module per kind, chosen by `type` or by the image name."""
+
+from ..spec._models import Service
+from ._base import ExecProbe, LogLine, Readiness, ServiceKind, ServicePlan
+from .postgres import Postgres, SqlError
+from .redis import Redis
+
+KINDS: list[ServiceKind] = [Postgres(), Redis()]
+GENERIC = ServiceKind()
+
+
+def kind_of(service: Service) -> ServiceKind:
+    """The service's kind; any image that is neither Postgres nor Redis runs as a generic container."""
+    return next((kind for kind in KINDS if kind.matches(service)), GENERIC)
+
+
+__all__ = [
+    "GENERIC",
+    "KINDS",
+    "ExecProbe",
+    "LogLine",
+    "Postgres",
+    "Readiness",
+    "Redis",
+    "ServiceKind",
+    "ServicePlan",
+    "SqlError",
+    "kind_of",
+]

@@ -1,0 +1,399 @@
+"""The Docker backend: a private network per sandbox, service containers, one agent container.
+
+Boot time is dominated by container start, so every container of a sandbox is created and started
+concurrently, readiness is read from log lines where the image prints one (no probe process), and
+nothing is published on the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import secrets
+import shlex
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.models.networks import Network
+
+from ..services import ExecProbe, LogLine, ServicePlan
+from . import _labels as labels
+from ._archive import first_file, tar_directory, tar_files
+from ._reaper import reap
+from ._base import (
+    BootEvent,
+    BootListener,
+    ExecResult,
+    FileInfo,
+    Sandbox,
+    SandboxBackend,
+    SandboxBootError,
+    SandboxError,
+    SandboxPlan,
+    SandboxState,
+    ServiceEndpoint,
+    WorkspaceDiff,
+    WorkspaceState,
+)
+
+WORKSPACE = "/workspace"
+READINESS_TIMEOUT_S = 60.0
+_TIMEOUT_EXIT = 124
+
+Fixture = Callable[[Sandbox], None]
+"""A fixture step applied during boot; raises to fail the boot with its output."""
+
+
+class FixtureError(Exception):
+    """Raised by a fixture step; `output` is what the failing step printed."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
+
+
+def workspace_path(path: str) -> str:
+    """An absolute path in the sandbox; relative paths are under /workspace."""
+    return posixpath.normpath(posixpath.join(WORKSPACE, path))
+
+
+def _decode(data: bytes | None) -> str:
+    return (data or b"").decode("utf-8", errors="replace")
+
+
+class DockerSandbox(Sandbox):
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        sandbox_id: str,
+        sandbox_labels: dict[str, str],
+        network: Network,
+    ) -> None:
+        self._client = client
+        self.id = sandbox_id
+        self.labels = sandbox_labels
+        self.state = SandboxState.CREATING
+        self.services = {}
+        self.network = network
+        self.agent: Container | None = None
+        self.service_containers: dict[str, Container] = {}
+        self._baseline: WorkspaceState | None = None
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    # --- commands and files ------------------------------------------------------------------
+
+    def _agent(self) -> Container:
+        if self.agent is None or self.state in (SandboxState.STOPPED, SandboxState.ERROR):
+            raise SandboxError(f"sandbox {self.id} is {self.state.value}")
+        return self.agent
+
+    def exec(
+        self,
+        command: str | Sequence[str],
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str = WORKSPACE,
+    ) -> ExecResult:
+        agent = self._agent()
+        if self.state is SandboxState.READY:
+            self.state = SandboxState.RUNNING
+        return _exec(agent, command, timeout=timeout, env=env, workdir=workdir)
+
+    def service_exec(self, service: str, command: Sequence[str], *, timeout: float = 30.0) -> ExecResult:
+        return _exec(self._service(service), command, timeout=timeout)
+
+    def service_put_file(self, service: str, path: str, content: bytes) -> None:
+        self._service(service).put_archive("/", tar_files({path: content}))
+
+    def _service(self, name: str) -> Container:
+        try:
+            return self.service_containers[name]
+        except KeyError:
+            raise SandboxError(f"sandbox {self.id} has no service {name!r}") from None
+
+    def read_file(self, path: str) -> bytes:
+        try:
+            chunks, _ = self._agent().get_archive(workspace_path(path))
+        except docker.errors.NotFound:
+            raise FileNotFoundError(path) from None
+        return first_file(chunks)
+
+    def write_file(self, path: str, content: bytes, mode: int = 0o644) -> None:
+        target = workspace_path(path)
+        self._agent().put_archive("/", tar_files({target: content}, {target: mode}))
+
+    def delete_file(self, path: str) -> None:
+        result = self.exec(["rm", "-f", "--", workspace_path(path)])
+        if result.exit_code != 0:
+            raise SandboxError(f"could not delete {path}: {result.stderr.strip()}")
+
+    def copy_in(self, local_dir: str, dest: str) -> None:
+        target = workspace_path(dest)
+        agent = self._agent()
+        _exec(agent, ["mkdir", "-p", target])
+        agent.put_archive(target, tar_directory(local_dir))
+
+    # --- state and diff ----------------------------------------------------------------------
+
+    def workspace_state(self) -> WorkspaceState:
+        # One exec: sizes and modes from find, checksums from sha256sum, NUL-separated for odd names.
+        script = (
+            "cd /workspace && find . -xdev -type f -printf '%P\\0%s\\0%m\\0' && printf '\\001' && "
+            "find . -xdev -type f -print0 | xargs -0 -r sha256sum -z"
+        )
+        result = _exec(self._agent(), ["sh", "-c", script])
+        if result.exit_code != 0:
+            raise SandboxError(f"could not read the workspace state: {result.stderr.strip()}")
+        listing, _, sums = result.stdout.partition("\x01")
+        fields = listing.split("\0")
+        checksums = {}
+        for line in sums.split("\0"):
+            if line:
+                digest, _, name = line.partition("  ")
+                checksums[name.removeprefix("./")] = digest
+        files = {
+            fields[i]: FileInfo(size=int(fields[i + 1]), mode=fields[i + 2], checksum=checksums.get(fields[i], ""))
+            for i in range(0, len(fields) - 2, 3)
+        }
+        return WorkspaceState(captured_at=datetime.now(UTC).isoformat(), files=files)
+
+    def snapshot(self) -> None:
+        self._baseline = self.workspace_state()
+
+    def diff(self) -> WorkspaceDiff:
+        if self._baseline is None:
+            raise SandboxError(f"sandbox {self.id} has no before-run snapshot")
+        before, after = self._baseline.files, self.workspace_state().files
+        return WorkspaceDiff(
+            added=sorted(set(after) - set(before)),
+            removed=sorted(set(before) - set(after)),
+            modified=sorted(p for p in set(before) & set(after) if before[p] != after[p]),
+        )
+
+    # --- teardown ----------------------------------------------------------------------------
+
+    def expire_after(self, seconds: float) -> None:
+        """Destroy the sandbox when `resources.timeout` runs out, whatever the engine is doing."""
+        self._timer = threading.Timer(seconds, self.destroy)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def destroy(self) -> None:
+        with self._lock:
+            if self.state is SandboxState.STOPPED:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+            containers = [c for c in [self.agent, *self.service_containers.values()] if c is not None]
+            with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
+                list(pool.map(_remove_container, containers))
+            with contextlib.suppress(docker.errors.NotFound):
+                self.network.remove()
+            if self.state is not SandboxState.ERROR:
+                self.state = SandboxState.STOPPED
+
+
+def _remove_container(container: Container) -> None:
+    with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+        container.remove(force=True, v=True)
+
+
+def _exec(
+    container: Container,
+    command: str | Sequence[str],
+    *,
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+    workdir: str | None = None,
+) -> ExecResult:
+    argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
+    if timeout is not None:
+        # coreutils' timeout kills the whole command; -k makes sure a process ignoring TERM dies too.
+        argv = ["timeout", "-k", "2", f"{timeout:.3f}", *argv]
+    started = time.monotonic()
+    try:
+        result = container.exec_run(argv, demux=True, environment=dict(env or {}), workdir=workdir)
+    except docker.errors.APIError as exc:
+        raise SandboxError(f"exec in {container.name} failed: {exc.explanation or exc}") from exc
+    elapsed = time.monotonic() - started
+    stdout, stderr = result.output if result.output else (b"", b"")
+    code = int(result.exit_code if result.exit_code is not None else -1)
+    timed_out = timeout is not None and code in (_TIMEOUT_EXIT, 137) and elapsed >= timeout * 0.99
+    return ExecResult(
+        exit_code=code,
+        stdout=_decode(stdout),
+        stderr=_decode(stderr),
+        duration_ms=int(elapsed * 1000),
+        timed_out=timed_out,
+    )
+
+
+class DockerBackend(SandboxBackend):
+    """Boots sandboxes on the local Docker engine (or whatever DOCKER_HOST names)."""
+
+    def __init__(self, client: docker.DockerClient | None = None, *, owner: str | None = None) -> None:
+        self.client = client or connect()
+        self.owner = owner or labels.owner_id()
+
+    def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> DockerSandbox:
+        sandbox_id = plan.sandbox_id or f"sb-{secrets.token_hex(6)}"
+        started = time.monotonic()
+
+        def emit(step: str, detail: str = "") -> None:
+            if on_event is not None:
+                on_event(BootEvent(sandbox_id, step, detail, int((time.monotonic() - started) * 1000)))
+
+        sandbox_labels = labels.sandbox_labels(sandbox_id, plan.run_id, plan.spec_id, plan.timeout_s, self.owner)
+        try:
+            network = self.client.networks.create(
+                f"keystone-{sandbox_id}", driver="bridge", internal=not plan.egress_allowed, labels=sandbox_labels
+            )
+        except docker.errors.APIError as exc:
+            raise SandboxBootError(sandbox_id, "network", str(exc.explanation or exc)) from exc
+        sandbox = DockerSandbox(self.client, sandbox_id, sandbox_labels, network)
+        emit("network", network.name or "")
+        try:
+            self._boot(sandbox, plan, emit)
+        except SandboxBootError:
+            sandbox.state = SandboxState.ERROR
+            if not plan.keep:
+                sandbox.destroy()
+            raise
+        except BaseException:
+            sandbox.destroy()
+            raise
+        sandbox.state = SandboxState.READY
+        sandbox.expire_after(plan.timeout_s)
+        emit("ready")
+        return sandbox
+
+    def _boot(self, sandbox: DockerSandbox, plan: SandboxPlan, emit: Callable[[str, str], None]) -> None:
+        jobs: list[Callable[[], None]] = [lambda: self._start_agent(sandbox, plan)]
+        jobs += [lambda s=service: self._start_service(sandbox, s) for service in plan.services]
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            for future in [pool.submit(job) for job in jobs]:
+                future.result()
+        emit("services", ", ".join(f"{s.name} ready" for s in plan.services))
+        for index, fixture in enumerate(plan.fixtures):
+            try:
+                fixture(sandbox)
+            except FixtureError as exc:
+                raise SandboxBootError(sandbox.id, "fixtures", f"fixture {index + 1}: {exc}", exc.output) from exc
+            except SandboxError as exc:
+                raise SandboxBootError(sandbox.id, "fixtures", f"fixture {index + 1}: {exc}") from exc
+        if plan.fixtures:
+            emit("fixtures", f"{len(plan.fixtures)} applied")
+        try:
+            sandbox.snapshot()
+        except SandboxError as exc:
+            raise SandboxBootError(sandbox.id, "snapshot", str(exc)) from exc
+        emit("snapshot")
+
+    def _run(self, sandbox: DockerSandbox, name: str, image: str, alias: str, **kwargs: object) -> Container:
+        try:
+            return self.client.containers.run(
+                image,
+                detach=True,
+                name=f"keystone-{sandbox.id}-{name}",
+                network=sandbox.network.name,
+                networking_config={
+                    sandbox.network.name: self.client.api.create_endpoint_config(aliases=[alias])
+                },
+                **kwargs,
+            )
+        except docker.errors.APIError as exc:
+            raise SandboxBootError(sandbox.id, "services", f"{name}: {exc.explanation or exc}") from exc
+
+    def _start_agent(self, sandbox: DockerSandbox, plan: SandboxPlan) -> None:
+        sandbox.agent = self._run(
+            sandbox,
+            "agent",
+            plan.image,
+            "agent",
+            command=["sleep", "infinity"],
+            init=True,
+            working_dir=WORKSPACE,
+            environment=plan.env,
+            labels={**sandbox.labels, labels.ROLE: "agent"},
+            hostname="sandbox",
+            nano_cpus=int(plan.cpu * 1e9),
+            mem_limit=plan.memory_bytes,
+            security_opt=["no-new-privileges"],
+        )
+        if plan.agent_dir:
+            _exec(sandbox.agent, ["mkdir", "-p", "/opt/agent"])
+            sandbox.agent.put_archive("/opt/agent", tar_directory(plan.agent_dir))
+
+    def _start_service(self, sandbox: DockerSandbox, service: ServicePlan) -> None:
+        spec = service.spec
+        command = shlex.split(spec.command) if isinstance(spec.command, str) else spec.command
+        container = self._run(
+            sandbox,
+            service.name,
+            service.image,
+            service.name,
+            command=command,
+            environment=service.env,
+            labels={**sandbox.labels, labels.ROLE: "service", labels.SERVICE: service.name},
+        )
+        sandbox.service_containers[service.name] = container
+        self._wait_ready(sandbox, service, container)
+        port = service.kind.port(spec)
+        sandbox.services[service.name] = ServiceEndpoint(
+            name=service.name,
+            kind=service.kind.name,
+            host=service.name,
+            port=port,
+            ready=True,
+            image=service.image,
+            url=service.kind.url(spec),
+        )
+
+    def _wait_ready(self, sandbox: DockerSandbox, service: ServicePlan, container: Container) -> None:
+        readiness = service.kind.readiness(service.spec, service.local_image)
+        deadline = time.monotonic() + READINESS_TIMEOUT_S
+        while True:
+            if isinstance(readiness, LogLine):
+                if readiness.text in _decode(container.logs()):
+                    return
+            elif isinstance(readiness, ExecProbe):
+                if _exec(container, ["sh", "-c", readiness.command], timeout=10).exit_code == 0:
+                    return
+            container.reload()
+            if container.status in ("exited", "dead"):
+                raise SandboxBootError(
+                    sandbox.id, "services", f"service {service.name!r} exited during start-up",
+                    _decode(container.logs(tail=50)),
+                )
+            if readiness is None:
+                if container.status == "running":
+                    return
+            elif time.monotonic() > deadline:
+                raise SandboxBootError(
+                    sandbox.id, "services", f"service {service.name!r} not ready after {READINESS_TIMEOUT_S:.0f}s",
+                    _decode(container.logs(tail=50)),
+                )
+            time.sleep(0.02 if isinstance(readiness, LogLine) else 0.1)
+
+    def reap(self, *, everything: bool = False) -> list[str]:
+        return reap(self.client, everything=everything)
+
+
+def connect() -> docker.DockerClient:
+    """A client for the local engine; raises SandboxError with the fix when no engine answers."""
+    try:
+        client = docker.from_env(timeout=120, max_pool_size=64)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise SandboxError(
+            f"no Docker engine answers ({exc}); start one, e.g. `scripts/setup-docker`, or set DOCKER_HOST"
+        ) from exc
+    return client

@@ -1,0 +1,154 @@
+"""Image resolution: pull what a spec names, fall back to Keystone's local images, bake `setup`.
+
+Images Keystone builds itself are tagged by the hash of their build context and carry that hash as a
+label, so an unchanged Dockerfile is never rebuilt and a changed one always is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+from dataclasses import dataclass
+from importlib import resources
+
+import docker
+import docker.errors
+
+from ..spec._models import Setup
+from ._archive import tar_files
+
+LOCAL_REPO = "keystone-local"
+SETUP_REPO = "keystone-setup"
+CONTEXT_LABEL = "keystone.context-hash"
+
+# Canonical public images -> the local image that stands in for them when they cannot be pulled.
+_FALLBACKS = {
+    "postgres": "postgres",
+    "postgis/postgis": "postgres",
+    "redis": "redis",
+    "ubuntu": "base",
+    "debian": "base",
+    "python": "base",
+    "buildpack-deps": "base",
+}
+
+
+class ImageError(Exception):
+    """Raised when an image can be neither found, pulled, substituted nor built; the engine reports
+    it as an infrastructure error of the sandbox, not as an agent failure."""
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    requested: str
+    ref: str
+    """What the container is created from."""
+    digest: str
+    """The image ID (sha256:...), recorded in the run fingerprint."""
+    note: str = ""
+    """Set when a local image stands in for the requested one; shown in the run output."""
+
+
+def _repository(ref: str) -> str:
+    name = ref.split("@", 1)[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    return name.removeprefix("docker.io/").removeprefix("library/")
+
+
+def _hash_tree(files: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()
+
+
+def _local_context(name: str) -> dict[str, bytes]:
+    folder = resources.files("polarity_keystone.sandbox") / "dockerfiles" / name
+    return {entry.name: entry.read_bytes() for entry in folder.iterdir() if entry.is_file()}
+
+
+class ImageResolver:
+    """Resolves and builds images for one Docker engine; safe to share between threads."""
+
+    def __init__(self, client: docker.DockerClient, *, allow_pull: bool = True) -> None:
+        self._client = client
+        self._allow_pull = allow_pull
+        self._lock = threading.Lock()
+        self._resolved: dict[str, ResolvedImage] = {}
+
+    def resolve(self, ref: str) -> ResolvedImage:
+        with self._lock:
+            if ref not in self._resolved:
+                self._resolved[ref] = self._resolve(ref)
+            return self._resolved[ref]
+
+    def local(self, name: str) -> ResolvedImage:
+        """Keystone's own image `name` (postgres, redis, base), built if its context changed."""
+        context = _local_context(name)
+        tag = f"{LOCAL_REPO}/{name}:{_hash_tree(context)[:16]}"
+        return ResolvedImage(requested=tag, ref=tag, digest=self._build(tag, context))
+
+    def bake_setup(self, base: ResolvedImage, setup: Setup) -> ResolvedImage:
+        """The base image with `setup.packages`, `setup.files` and `setup.commands` baked in, built once per
+        distinct setup (and base image) instead of once per sandbox."""
+        if not (setup.packages or setup.commands or setup.files):
+            return base
+        lines = [f"FROM {base.ref}", "USER root", "WORKDIR /workspace"]
+        files: dict[str, bytes] = {}
+        if setup.packages:
+            packages = " ".join(sorted(set(setup.packages)))
+            lines.append(
+                "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
+                f"--no-install-recommends {packages} && rm -rf /var/lib/apt/lists/*"
+            )
+        for index, item in enumerate(setup.files):
+            files[f"file-{index}"] = item.content.encode()
+            lines.append(f"COPY file-{index} {json.dumps(item.path)}")
+            lines.append(f"RUN chmod {item.mode:o} {json.dumps(item.path)}")
+        lines.extend(f"RUN {json.dumps(['sh', '-c', command])}" for command in setup.commands)
+        files["Dockerfile"] = ("\n".join(lines) + "\n").encode()
+        tag = f"{SETUP_REPO}:{_hash_tree({**files, 'base': base.digest.encode()})[:16]}"
+        return ResolvedImage(requested=base.requested, ref=tag, digest=self._build(tag, files), note=base.note)
+
+    def _resolve(self, ref: str) -> ResolvedImage:
+        image = self._present(ref)
+        if image is None and self._allow_pull:
+            try:
+                image = self._client.images.pull(ref)
+            except docker.errors.APIError:
+                image = None
+        if image is not None:
+            return ResolvedImage(requested=ref, ref=ref, digest=str(image.id))
+        fallback = _FALLBACKS.get(_repository(ref).split(":")[0])
+        if fallback is None:
+            raise ImageError(
+                f"image {ref!r} is not present and could not be pulled; pull or build it first "
+                f"(docker pull {ref}), or use one of the images Keystone can stand in for: "
+                + ", ".join(sorted(_FALLBACKS))
+            )
+        local = self.local(fallback)
+        note = f"{ref} cannot be pulled here; using Keystone's local image {local.ref} in its place"
+        return ResolvedImage(requested=ref, ref=local.ref, digest=local.digest, note=note)
+
+    def _present(self, ref: str) -> docker.models.images.Image | None:
+        try:
+            return self._client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            return None
+
+    def _build(self, tag: str, context: dict[str, bytes]) -> str:
+        existing = self._present(tag)
+        if existing is not None:
+            return str(existing.id)
+        try:
+            image, _ = self._client.images.build(
+                fileobj=io.BytesIO(tar_files(context, {n: 0o755 for n in context if n.endswith(".sh")})), custom_context=True, tag=tag, rm=True, forcerm=True,
+                labels={CONTEXT_LABEL: tag.rsplit(":", 1)[1], "keystone.managed": "true"},
+            )
+        except (docker.errors.BuildError, docker.errors.APIError) as exc:
+            log = "".join(str(chunk.get("stream", "")) for chunk in getattr(exc, "build_log", []) or [])
+            raise ImageError(f"building {tag} failed: {exc}\n{log[-4000:]}") from exc
+        return str(image.id)
