@@ -79,8 +79,11 @@ class ReplicaResult(_Result):
     agent_stderr: str = ""
     invariants: list[InvariantResult] = Field(default_factory=list)
     forbidden_checks: list[ForbiddenCheckResult] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    """Why the replica failed (gates, threshold, forbidden rules, timeout); empty when it passed."""
     reproducer: Reproducer | None = None
     error: str | None = None
+    """Why the replica could not be evaluated (status `error`)."""
     cost: CostInfo | None = None
 
 

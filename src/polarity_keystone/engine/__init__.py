@@ -1,0 +1,18 @@
+"""The engine: prepares a spec, runs replicas × matrix in fresh sandboxes, aggregates and replays."""
+
+from ._experiment import ProgressListener, RunOptions, run_experiment, scenarios_of
+from ._prepare import PreparedSpec, prepare
+from ._replay import FingerprintMismatch, replay
+from ._secrets import SecretError
+
+__all__ = [
+    "FingerprintMismatch",
+    "PreparedSpec",
+    "ProgressListener",
+    "RunOptions",
+    "SecretError",
+    "prepare",
+    "replay",
+    "run_experiment",
+    "scenarios_of",
+]

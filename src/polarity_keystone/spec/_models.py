@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from ._units import Duration, Size
 
@@ -43,7 +51,9 @@ class Agent(_Block):
     @model_validator(mode="after")
     def _cli_needs_command(self) -> Agent:
         if self.type == "cli" and not self.command:
-            raise ValueError("an agent of type 'cli' needs a `command`, e.g. command: python3 /opt/agent/agent.py")
+            raise ValueError(
+                "an agent of type 'cli' needs a `command`, e.g. command: python3 /opt/agent/agent.py"
+            )
         return self
 
 
@@ -106,7 +116,9 @@ class DriftFixture(_Block):
     type: Literal["drift"]
 
 
-Fixture = Annotated[SqlFixture | DirectoryFixture | GitRepoFixture | DriftFixture, Field(discriminator="type")]
+Fixture = Annotated[
+    SqlFixture | DirectoryFixture | GitRepoFixture | DriftFixture, Field(discriminator="type")
+]
 
 
 # --- services ------------------------------------------------------------------------------------
@@ -257,17 +269,8 @@ class SqlCheck(_Block):
     type: Literal["sql"]
     service: str
     query: str
-    equals: Any = Field(default=None, alias="equals")
-    expected: Any = None
-    """The Python SDK's alias for `equals`."""
-
-    @model_validator(mode="after")
-    def _fold_alias(self) -> SqlCheck:
-        if self.expected is not None:
-            if self.equals is not None:
-                raise ValueError("give `equals` or its alias `expected`, not both")
-            self.equals, self.expected = self.expected, None
-        return self
+    equals: Any = Field(validation_alias=AliasChoices("equals", "expected"))
+    """The expected value (required: `equals: null` expects NULL). The Python SDK writes `expected`."""
 
 
 class CustomCheck(_Block):

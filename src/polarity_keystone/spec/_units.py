@@ -29,7 +29,9 @@ def parse_duration(value: Any) -> float:
         text = value.strip()
         parts = _DURATION_PART.findall(text)
         if not parts or "".join(n + u for n, u in parts) != text:
-            raise ValueError(f"invalid duration {value!r}: use a number with a unit, e.g. '30s', '5m', '1h30m'")
+            raise ValueError(
+                f"invalid duration {value!r}: use a number with a unit, e.g. '30s', '5m', '1h30m'"
+            )
         seconds = sum(float(n) * _DURATION_SECONDS[u] for n, u in parts)
     else:
         raise ValueError(f"expected a duration such as '30s' or '5m', got {type(value).__name__}")
@@ -66,7 +68,9 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
 """A duration in seconds; serialised back to the spec's notation."""
 
 Size = Annotated[int, BeforeValidator(parse_size)]

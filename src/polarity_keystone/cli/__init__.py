@@ -1,0 +1,200 @@
+"""The `ks` command line: `eval run`, `spec validate`, `replay`, `cleanup`, `images build`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from .._version import __version__
+from ..engine import FingerprintMismatch, RunOptions, prepare, replay, run_experiment
+from ..results import RunResults
+from ..sandbox import DockerBackend, ImageError, ImageResolver, SandboxError
+from ..spec import LoadedSpec, SpecError, load_spec
+from . import _exit
+from ._output import dump_json, write_json
+from ._progress import ConsoleProgress
+from ._report import print_replica_failure, print_run
+
+err = Console(stderr=True, highlight=False)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _param(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ks", description="Keystone: eval runtime for AI agents.")
+    parser.add_argument("--version", action="version", version=f"ks {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    eval_ = commands.add_parser("eval", help="run specs").add_subparsers(dest="eval_command", required=True)
+    run = eval_.add_parser("run", help="run spec files in fresh Docker sandboxes and score them")
+    run.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
+    run.add_argument("--replicas", type=_positive, help="replicas per scenario (default: parallelism.replicas)")
+    run.add_argument("--concurrency", type=_positive, help="sandboxes at once (default: 4, capped by the spec)")
+    run.add_argument("--seed", type=int, help="experiment seed; replica seeds derive from it")
+    run.add_argument("--json", action="store_true", help="print RunResults JSON on stdout")
+    run.add_argument("--output", "-o", type=Path, help="write RunResults JSON to this file")
+    run.add_argument("--keep", action="store_true", help="leave sandboxes running after the run")
+
+    spec = commands.add_parser("spec", help="work with spec files").add_subparsers(dest="spec_command", required=True)
+    validate = spec.add_parser("validate", help="check spec files; errors name file, line and field")
+    validate.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
+
+    rep = commands.add_parser("replay", help="re-create a failing replica's sandbox from its seed and re-run it")
+    rep.add_argument("spec", type=Path, metavar="SPEC")
+    rep.add_argument("--seed", type=int, required=True)
+    rep.add_argument("--replica", type=int, default=0)
+    rep.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE")
+    rep.add_argument("--fingerprint", help="the failing run's fingerprint; a mismatch refuses to replay")
+    rep.add_argument("--force", action="store_true", help="replay even if the spec or images changed")
+    rep.add_argument("--keep", action="store_true", help="leave the sandbox up and print how to get a shell")
+    rep.add_argument("--json", action="store_true", help="print the replica result as JSON on stdout")
+
+    cleanup = commands.add_parser("cleanup", help="remove leftover sandboxes (containers and networks)")
+    cleanup.add_argument("--all", action="store_true", help="remove every Keystone sandbox, not only orphans")
+
+    images = commands.add_parser("images", help="Keystone's local images").add_subparsers(dest="images_command",
+                                                                                           required=True)
+    images.add_parser("build", help="build the local postgres, redis and base images (cached by content hash)")
+    return parser
+
+
+def _load_all(paths: Sequence[Path]) -> list[LoadedSpec] | None:
+    loaded, failed = [], False
+    for path in paths:
+        try:
+            loaded.append(load_spec(path))
+        except SpecError as exc:
+            failed = True
+            for issue in exc.issues:
+                err.print(issue.format(), markup=False, highlight=False)
+    return None if failed else loaded
+
+
+def _backend() -> DockerBackend:
+    backend = DockerBackend()
+    backend.reap()
+    return backend
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    loaded = _load_all(args.specs)
+    if loaded is None:
+        return _exit.INVALID_INPUT
+    for item in loaded:
+        err.print(f"[green]ok[/] {item.path}")
+    return _exit.PASSED
+
+
+def cmd_eval_run(args: argparse.Namespace) -> int:
+    loaded = _load_all(args.specs)
+    if loaded is None:
+        return _exit.INVALID_INPUT
+    backend = _backend()
+    resolver = ImageResolver(backend.client)
+    runs: list[RunResults] = []
+    for item in loaded:
+        err.print(f"[bold]{item.spec.id}[/] preparing images…")
+        prepared = prepare(item, resolver)
+        options = RunOptions(replicas=args.replicas, concurrency=args.concurrency, seed=args.seed, keep=args.keep)
+        with ConsoleProgress(err, item.spec.id) as progress:
+            runs.append(run_experiment(prepared, backend, options, progress))
+        print_run(err, runs[-1])
+    document = runs[0] if len(runs) == 1 else runs
+    if args.output:
+        write_json(args.output, document)
+        err.print(f"results written to {args.output}")
+    if args.json:
+        sys.stdout.write(dump_json(document) + "\n")
+    return _exit.for_statuses(s.status for run in runs for s in run.scenarios)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    loaded = _load_all([args.spec])
+    if loaded is None:
+        return _exit.INVALID_INPUT
+    backend = _backend()
+    prepared = prepare(loaded[0], ImageResolver(backend.client))
+    try:
+        result = replay(
+            prepared, backend, seed=args.seed, replica=args.replica, parameters=dict(args.param),
+            fingerprint=args.fingerprint, force=args.force, keep=args.keep,
+        )
+    except FingerprintMismatch as exc:
+        err.print(f"[red]refusing to replay:[/] {exc}")
+        return _exit.INVALID_INPUT
+    if result.status == "pass":
+        err.print(f"[green]✓ replica passed[/] (seed {result.seed}, sandbox {result.sandbox_id})")
+    else:
+        print_replica_failure(err, prepared.spec.id, result)
+    if args.keep and result.sandbox_id:
+        err.print(
+            f"\nsandbox {result.sandbox_id} is still running. Get a shell in it:\n"
+            f"  docker exec -it -w /workspace keystone-{result.sandbox_id}-agent bash\n"
+            f"Remove it with: ks cleanup --all"
+        )
+    if args.json:
+        sys.stdout.write(dump_json(result) + "\n")
+    return _exit.for_statuses([result.status])
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    removed = DockerBackend().reap(everything=args.all)
+    err.print(f"removed {len(removed)} sandbox(es)" + (": " + ", ".join(removed) if removed else ""))
+    return _exit.PASSED
+
+
+def cmd_images_build(args: argparse.Namespace) -> int:
+    resolver = ImageResolver(DockerBackend().client)
+    for name in ("base", "postgres", "redis"):
+        image = resolver.local(name)
+        err.print(f"{name}: {image.ref}")
+    return _exit.PASSED
+
+
+_COMMANDS = {
+    ("eval", "run"): cmd_eval_run,
+    ("spec", "validate"): cmd_validate,
+    ("replay", None): cmd_replay,
+    ("cleanup", None): cmd_cleanup,
+    ("images", "build"): cmd_images_build,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad flags already; keep --help / --version at 0
+        return int(exc.code or 0)
+    sub = getattr(args, f"{args.command}_command", None)
+    handler = _COMMANDS[(args.command, sub)]
+    try:
+        return handler(args)
+    except (SandboxError, ImageError) as exc:
+        err.print(f"[red]infrastructure error:[/] {exc}")
+        return _exit.INFRASTRUCTURE
+    except KeyboardInterrupt:
+        err.print("interrupted; leftover sandboxes are removed by the next run or `ks cleanup`")
+        return 130
+
+
+def run() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Fold replica results into scenario results and run metrics (statuses, pass rates, intervals, pass^k)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ..results import ReplicaResult, RunMetrics, RunResults, ScenarioResult
+from ._stats import pass_hat_k, percentile, scenario_status, wilson_interval
+
+
+def _representative(replicas: list[ReplicaResult]) -> ReplicaResult:
+    """The replica a scenario shows: the first erroring, else the first failing, else the first."""
+    for status in ("error", "fail"):
+        for replica in replicas:
+            if replica.status == status:
+                return replica
+    return replicas[0]
+
+
+def aggregate_scenario(
+    spec_id: str, scenario_id: str, parameters: dict[str, Any], replicas: list[ReplicaResult]
+) -> ScenarioResult:
+    replicas = sorted(replicas, key=lambda r: r.replica)
+    shown = _representative(replicas)
+    judged = [r for r in replicas if r.status != "error"]
+    passed = sum(r.status == "pass" for r in judged)
+    return ScenarioResult(
+        scenario_id=scenario_id,
+        spec_id=spec_id,
+        sandbox_id=shown.sandbox_id,
+        status=scenario_status([r.status for r in replicas]),
+        parameters=parameters,
+        wall_ms=shown.wall_ms,
+        exit_code=shown.exit_code,
+        tool_calls=shown.tool_calls,
+        composite_score=sum(r.composite_score for r in replicas) / len(replicas),
+        agent_output=shown.agent_output,
+        agent_stderr=shown.agent_stderr,
+        invariants=shown.invariants,
+        forbidden_checks=shown.forbidden_checks,
+        reproducer=shown.reproducer,
+        error=shown.error,
+        cost=shown.cost,
+        replicas_total=len(replicas),
+        replicas_passed=passed,
+        pass_rate=passed / len(judged) if judged else 0.0,
+        pass_rate_ci=wilson_interval(passed, len(judged)),
+        replicas=replicas,
+    )
+
+
+def aggregate_run(
+    *,
+    spec_id: str,
+    experiment_id: str,
+    seed: int,
+    scenarios: list[ScenarioResult],
+    fingerprint: dict[str, Any],
+    spec_file: str,
+    k: int,
+) -> RunResults:
+    replicas = [r for s in scenarios for r in s.replicas]
+    judged = [r for r in replicas if r.status != "error"]
+    passed = sum(r.status == "pass" for r in judged)
+    walls = [float(r.wall_ms) for r in replicas]
+    counts = [(s.replicas_passed, sum(r.status != "error" for r in s.replicas)) for s in scenarios]
+    hat_k = [pass_hat_k(passes, n, k) for passes, n in counts if n > 0]
+    metrics = RunMetrics(
+        pass_rate=passed / len(judged) if judged else 0.0,
+        pass_rate_ci=wilson_interval(passed, len(judged)),
+        mean_wall_ms=sum(walls) / len(walls) if walls else 0.0,
+        p95_wall_ms=percentile(walls, 95),
+        side_effect_violations=sum(c.violated for r in replicas for c in r.forbidden_checks),
+        pass_hat_k=sum(hat_k) / len(hat_k) if hat_k else 0.0,
+        k=k,
+        mean_boot_ms=sum(r.boot_ms for r in replicas) / len(replicas) if replicas else 0.0,
+    )
+    return RunResults(
+        ran_at=datetime.now(UTC).isoformat(),
+        spec_id=spec_id,
+        experiment_id=experiment_id,
+        seed=seed,
+        total_scenarios=len(scenarios),
+        passed=sum(s.status == "pass" for s in scenarios),
+        failed=sum(s.status == "fail" for s in scenarios),
+        flaky=sum(s.status == "flaky" for s in scenarios),
+        errors=sum(s.status == "error" for s in scenarios),
+        metrics=metrics,
+        scenarios=scenarios,
+        fingerprint=fingerprint,
+        spec_file=spec_file,
+    )

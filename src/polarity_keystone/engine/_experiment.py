@@ -1,0 +1,107 @@
+"""Run an experiment: every scenario (matrix cell) times its replicas, in fresh sandboxes, with
+bounded concurrency and per-replica seeds derived from one experiment seed."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..results import ReplicaResult, RunResults
+from ..sandbox import BootEvent, SandboxBackend
+from ._aggregate import aggregate_run, aggregate_scenario
+from ._prepare import PreparedSpec
+from ._replica import ReplicaJob, run_replica
+from ._seeds import new_experiment_seed, replica_seed
+
+DEFAULT_CONCURRENCY = 4
+
+
+class ProgressListener(Protocol):
+    """Receives progress while an experiment runs; called from worker threads."""
+
+    def started(self, total_replicas: int, notes: list[str]) -> None: ...
+
+    def boot(self, event: BootEvent) -> None: ...
+
+    def replica_done(self, scenario_id: str, result: ReplicaResult) -> None: ...
+
+
+@dataclass
+class RunOptions:
+    replicas: int | None = None
+    """Overrides `parallelism.replicas`."""
+    concurrency: int | None = None
+    """Overrides `parallelism.concurrency` / `resources.concurrency_limit`."""
+    seed: int | None = None
+    experiment_id: str | None = None
+    keep: bool = False
+
+
+def scenarios_of(matrix: dict[str, list[Any]], spec_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The cartesian product of the matrix as (scenario_id, parameters); one scenario without a matrix."""
+    if not matrix:
+        return [(spec_id, {})]
+    axes = sorted(matrix)
+    cells = []
+    for values in itertools.product(*(matrix[axis] for axis in axes)):
+        parameters = dict(zip(axes, values, strict=True))
+        label = ",".join(f"{axis}={parameters[axis]}" for axis in axes)
+        cells.append((f"{spec_id}[{label}]", parameters))
+    return cells
+
+
+def concurrency_for(prepared: PreparedSpec, options: RunOptions) -> int:
+    spec = prepared.spec
+    limit = spec.resources.concurrency_limit
+    wanted = options.concurrency or spec.parallelism.concurrency or DEFAULT_CONCURRENCY
+    return max(1, min(wanted, limit) if limit else wanted)
+
+
+def run_experiment(
+    prepared: PreparedSpec,
+    backend: SandboxBackend,
+    options: RunOptions,
+    progress: ProgressListener | None = None,
+) -> RunResults:
+    spec = prepared.spec
+    seed = options.seed if options.seed is not None else new_experiment_seed()
+    experiment_id = options.experiment_id or f"exp-{secrets.token_hex(6)}"
+    replicas = options.replicas or spec.parallelism.replicas
+    cells = scenarios_of(spec.parallelism.matrix, spec.id)
+    jobs = [
+        ReplicaJob(experiment_id, scenario_id, index, replica_seed(seed, scenario_id, index), parameters)
+        for scenario_id, parameters in cells
+        for index in range(replicas)
+    ]
+    if progress is not None:
+        progress.started(len(jobs), prepared.notes)
+    on_boot: Callable[[BootEvent], None] | None = progress.boot if progress else None
+
+    def work(job: ReplicaJob) -> ReplicaResult:
+        result = run_replica(prepared, backend, job, keep=options.keep, on_boot=on_boot)
+        if progress is not None:
+            progress.replica_done(job.scenario_id, result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=concurrency_for(prepared, options)) as pool:
+        results = list(pool.map(work, jobs))
+    scenarios = [
+        aggregate_scenario(
+            spec.id, scenario_id, parameters,
+            [r for job, r in zip(jobs, results, strict=True) if job.scenario_id == scenario_id],
+        )
+        for scenario_id, parameters in cells
+    ]
+    return aggregate_run(
+        spec_id=spec.id,
+        experiment_id=experiment_id,
+        seed=seed,
+        scenarios=scenarios,
+        fingerprint=prepared.fingerprint,
+        spec_file=str(prepared.loaded.path or ""),
+        k=replicas,
+    )

@@ -1,0 +1,155 @@
+"""Turn a validated spec into what sandboxes boot from: images (resolved and baked once per run),
+service plans, fixture steps, the agent's environment and the run fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..sandbox import FixtureError, ImageResolver, ResolvedImage, Sandbox, SandboxPlan
+from ..services import ServicePlan, SqlError, kind_of, postgres
+from ..spec import LoadedSpec
+from ..spec._models import DirectoryFixture, SqlFixture
+from ._secrets import Redactor, interpolate, resolve_secrets
+
+TASK_FILE = "/keystone/task.md"
+
+
+def _digest_dir(path: Path) -> str:
+    digest = hashlib.sha256()
+    for root, dirs, files in sorted(os.walk(path)):
+        dirs.sort()
+        for name in sorted(files):
+            file = Path(root) / name
+            digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes())
+    return "sha256:" + digest.hexdigest()
+
+
+@dataclass
+class PreparedSpec:
+    loaded: LoadedSpec
+    agent_image: ResolvedImage
+    service_images: dict[str, ResolvedImage]
+    agent_dir: Path | None
+    notes: list[str] = field(default_factory=list)
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> Any:
+        return self.loaded.spec
+
+    @property
+    def fingerprint_id(self) -> str:
+        """A short hash of the fingerprint, carried by replay commands."""
+        canonical = json.dumps(self.fingerprint, sort_keys=True).encode()
+        return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def prepare(loaded: LoadedSpec, resolver: ImageResolver) -> PreparedSpec:
+    """Resolve and build every image the spec needs; raises ImageError when one cannot be had."""
+    spec = loaded.spec
+    base = resolver.resolve(spec.base)
+    agent_image = resolver.bake_setup(base, spec.setup)
+    service_images = {s.name: resolver.resolve(s.image or "") for s in spec.services}
+    notes = [image.note for image in [base, *service_images.values()] if image.note]
+    agent_dir = (loaded.spec_dir / spec.agent.path).resolve() if spec.agent.path else None
+    fingerprint = {
+        "keystone": __version__,
+        "spec_id": spec.id,
+        "spec_version": spec.version,
+        "spec_sha256": loaded.sha256,
+        "agent_image": agent_image.digest,
+        "service_images": {name: image.digest for name, image in sorted(service_images.items())},
+        "agent_digest": _digest_dir(agent_dir) if agent_dir else "",
+    }
+    return PreparedSpec(loaded, agent_image, service_images, agent_dir, list(dict.fromkeys(notes)), fingerprint)
+
+
+@dataclass
+class ReplicaPlan:
+    sandbox: SandboxPlan
+    agent_env: dict[str, str]
+    redact: Redactor
+
+
+def plan_replica(
+    prepared: PreparedSpec,
+    *,
+    run_id: str,
+    scenario_id: str,
+    replica: int,
+    seed: int,
+    parameters: dict[str, Any],
+    secret_overrides: dict[str, str] | None = None,
+    keep: bool = False,
+) -> ReplicaPlan:
+    """Everything one replica's sandbox and agent need; secrets are resolved here (raises SecretError)."""
+    spec = prepared.spec
+    values = resolve_secrets(spec.secrets, seed, secret_overrides)
+    services = []
+    service_env: dict[str, str] = {}
+    for service in spec.services:
+        image = prepared.service_images[service.name]
+        kind = kind_of(service)
+        env = {key: interpolate(value, values) for key, value in service.env.items()}
+        services.append(ServicePlan(service, kind, image.ref, env, local_image=bool(image.note)))
+        service_env.update(kind.agent_env(service))
+    agent_env = {
+        **{key: interpolate(value, values) for key, value in spec.setup.env.items()},
+        **service_env,
+        **values,
+        **{key: interpolate(value, values) for key, value in spec.agent.env.items()},
+        **{key: str(value) for key, value in parameters.items()},
+        "KEYSTONE_TASK": spec.task.prompt,
+        "KEYSTONE_TASK_FILE": TASK_FILE,
+        "KEYSTONE_SEED": str(seed),
+        "KEYSTONE_REPLICA": str(replica),
+        "KEYSTONE_SCENARIO_ID": scenario_id,
+        "KEYSTONE_PARAMETERS": json.dumps(parameters, sort_keys=True),
+        "PYTHONHASHSEED": str(seed % 4294967296),
+        "WORKSPACE": "/workspace",
+    }
+    sandbox = SandboxPlan(
+        spec_id=spec.id,
+        run_id=run_id,
+        image=prepared.agent_image.ref,
+        services=services,
+        fixtures=[_fixture_step(prepared, fixture) for fixture in spec.fixtures],
+        env={key: interpolate(value, values) for key, value in spec.setup.env.items()},
+        cpu=spec.resources.cpu,
+        memory_bytes=spec.resources.memory,
+        timeout_s=spec.resources.timeout,
+        egress_allowed=spec.network.egress.default == "allow",
+        spec_dir=str(prepared.loaded.spec_dir),
+        agent_dir=str(prepared.agent_dir) if prepared.agent_dir else None,
+        keep=keep,
+    )
+    return ReplicaPlan(sandbox, agent_env, Redactor(values))
+
+
+def _fixture_step(prepared: PreparedSpec, fixture: Any) -> Any:
+    spec_dir = prepared.loaded.spec_dir
+    if isinstance(fixture, SqlFixture):
+        service = next(s for s in prepared.spec.services if s.name == fixture.service)
+        sql = fixture.sql if fixture.sql is not None else (spec_dir / str(fixture.file)).read_text()
+
+        def apply_sql(sandbox: Sandbox) -> None:
+            try:
+                postgres.run_sql(sandbox, service, sql)
+            except SqlError as exc:
+                raise FixtureError(str(exc), exc.output) from exc
+
+        return apply_sql
+    if isinstance(fixture, DirectoryFixture):
+        source = str((spec_dir / fixture.source).resolve())
+
+        def copy_directory(sandbox: Sandbox) -> None:
+            sandbox.copy_in(source, fixture.path)
+
+        return copy_directory
+    raise FixtureError(f"fixture type {fixture.type!r} is not supported yet")

@@ -1,0 +1,124 @@
+"""Run one replica end to end: boot a fresh sandbox, run the agent, score what it left behind."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..results import ReplicaResult, Reproducer
+from ..sandbox import BootListener, Sandbox, SandboxBackend, SandboxBootError, SandboxError
+from ..scoring import CheckContext, RunRecord, check_forbidden, run_check, score_run
+from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
+from ._secrets import SecretError
+
+OUTPUT_LIMIT = 64_000
+
+
+@dataclass
+class ReplicaJob:
+    run_id: str
+    scenario_id: str
+    replica: int
+    seed: int
+    parameters: dict[str, Any]
+
+
+def replay_command(prepared: PreparedSpec, job: ReplicaJob) -> str:
+    path = prepared.loaded.path
+    spec_file = "SPEC" if path is None else os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+    parts = ["ks", "replay", spec_file, "--seed", str(job.seed), "--replica", str(job.replica)]
+    for key, value in sorted(job.parameters.items()):
+        parts += ["--param", f"{key}={value}"]
+    parts += ["--fingerprint", prepared.fingerprint_id]
+    return shlex.join(parts)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= OUTPUT_LIMIT else text[-OUTPUT_LIMIT:]
+
+
+def run_replica(
+    prepared: PreparedSpec,
+    backend: SandboxBackend,
+    job: ReplicaJob,
+    *,
+    keep: bool = False,
+    on_boot: BootListener | None = None,
+    on_sandbox: Callable[[Sandbox], None] | None = None,
+) -> ReplicaResult:
+    """Never raises for a failure inside the sandbox: boot and infrastructure failures become a result
+    with status `error`, agent failures a result with status `fail`."""
+    started = time.monotonic()
+    result = ReplicaResult(replica=job.replica, seed=job.seed, status="error")
+    try:
+        plan = plan_replica(
+            prepared, run_id=job.run_id, scenario_id=job.scenario_id, replica=job.replica, seed=job.seed,
+            parameters=job.parameters, keep=keep,
+        )
+    except SecretError as exc:
+        result.error = str(exc)
+        return _finish(prepared, job, result, started)
+    sandbox: Sandbox | None = None
+    try:
+        sandbox = backend.create(plan.sandbox, on_boot)
+        result.sandbox_id = sandbox.id
+        result.boot_ms = int((time.monotonic() - started) * 1000)
+        if on_sandbox is not None:
+            on_sandbox(sandbox)
+        _run_and_score(prepared, sandbox, plan, result)
+    except SandboxBootError as exc:
+        result.sandbox_id = exc.sandbox_id
+        result.error = plan.redact(f"{exc}\n{exc.output}".strip())
+    except SandboxError as exc:
+        result.status, result.error = "error", plan.redact(str(exc))
+    finally:
+        if sandbox is not None and not keep:
+            sandbox.destroy()
+    return _finish(prepared, job, result, started)
+
+
+def _run_and_score(prepared: PreparedSpec, sandbox: Sandbox, plan: ReplicaPlan, result: ReplicaResult) -> None:
+    spec = prepared.spec
+    task = spec.task.prompt + (f"\n\n{spec.task.context}" if spec.task.context else "")
+    sandbox.write_file(TASK_FILE, task.encode())
+    timeout = min(spec.agent.timeout or spec.resources.timeout, spec.resources.timeout)
+    agent_started = time.monotonic()
+    run = sandbox.exec(str(spec.agent.command), timeout=timeout, env=plan.agent_env)
+    result.agent_ms = int((time.monotonic() - agent_started) * 1000)
+    result.exit_code = run.exit_code
+    result.timed_out = run.timed_out
+    result.agent_output = _clip(plan.redact(run.stdout))
+    result.agent_stderr = _clip(plan.redact(run.stderr))
+
+    services = {service.name: service for service in spec.services}
+    context = CheckContext(sandbox, services, prepared.loaded.spec_dir, result.agent_output, plan.redact)
+    result.invariants = [run_check(name, invariant, context) for name, invariant in spec.invariants.items()]
+    result.forbidden_checks = check_forbidden(spec.forbidden, RunRecord(diff=sandbox.diff()))
+    verdict = score_run(result.invariants, result.forbidden_checks, spec.scoring.pass_threshold)
+    result.composite_score = verdict.composite_score
+    passed = verdict.passed and not run.timed_out
+    result.status = "pass" if passed else "fail"
+    reasons = list(verdict.reasons)
+    if run.timed_out:
+        reasons.insert(0, f"agent timed out after {timeout:g}s")
+    result.reasons = [] if passed else reasons
+
+
+def _finish(prepared: PreparedSpec, job: ReplicaJob, result: ReplicaResult, started: float) -> ReplicaResult:
+    result.wall_ms = int((time.monotonic() - started) * 1000)
+    if result.status != "pass":
+        result.reproducer = Reproducer(
+            spec_file=str(prepared.loaded.path or ""),
+            seed=job.seed,
+            scenario_id=job.scenario_id,
+            parameters=job.parameters,
+            command=replay_command(prepared, job),
+            replica=job.replica,
+            fingerprint=prepared.fingerprint,
+        )
+    return result

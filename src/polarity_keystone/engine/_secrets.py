@@ -1,0 +1,77 @@
+"""Resolve the spec's `secrets` on the caller's machine and keep their values out of every output."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..spec._models import Secret
+
+_TEMPLATE = re.compile(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+class SecretError(Exception):
+    """Raised when a secret cannot be resolved; names the secret and its source. Input error (exit 2)."""
+
+
+def resolve_secrets(declared: list[Secret], seed: int, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for secret in declared:
+        value = _resolve(secret, seed)
+        if value:
+            values[secret.name] = value
+    values.update(overrides or {})
+    return values
+
+
+def _resolve(secret: Secret, seed: int) -> str | None:
+    if secret.from_ is not None:
+        if secret.from_.startswith("static://"):
+            return secret.from_.removeprefix("static://")
+        if secret.from_ == "generated":
+            # Derived from the seed so a replay gets the same value.
+            return hashlib.sha256(f"{seed}/{secret.name}".encode()).hexdigest()
+        raise SecretError(f"secret {secret.name}: unknown `from` {secret.from_!r} (use static://VALUE or generated)")
+    source = secret.source or "env"
+    kind, _, arg = source.partition(":")
+    if kind == "env":
+        return os.environ.get(arg or secret.name)
+    if kind == "file":
+        try:
+            return Path(arg).expanduser().read_text().strip()
+        except OSError as exc:
+            raise SecretError(f"secret {secret.name}: cannot read {arg}: {exc.strerror}") from exc
+    if kind == "command":
+        done = subprocess.run(["sh", "-c", arg], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise SecretError(f"secret {secret.name}: command exited {done.returncode}")
+        return done.stdout.strip()
+    raise SecretError(f'unknown secret source "{source}" for {secret.name} (use env, env:NAME, file:PATH, command:CMD)')
+
+
+def interpolate(text: str, values: Mapping[str, str]) -> str:
+    """Replace `{{ secrets.NAME }}`; an undeclared or unresolved name is an error, never an empty string."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise SecretError(f"{{{{ secrets.{name} }}}} is used but secret {name} is not declared or has no value")
+        return values[name]
+
+    return _TEMPLATE.sub(substitute, text)
+
+
+class Redactor:
+    """Replaces every secret value with `***` (longest first, so overlapping values stay hidden)."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = sorted({v for v in values.values() if len(v) >= 4}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self._values:
+            text = text.replace(value, "***")
+        return text

@@ -1,0 +1,110 @@
+"""Rules that span several fields, checked once the spec has its shape.
+
+Each of these would otherwise surface mid-run (a fixture naming a service that never starts, a
+missing agent directory, a matrix axis overwriting `KEYSTONE_SEED`); catching them at load time
+gives the author a line number instead of a failed sandbox.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from pathlib import Path
+
+from ._errors import SpecIssue
+from ._models import CustomCheck, DirectoryFixture, Spec, SqlCheck, SqlFixture
+from ._source import DataPath, SourceMap
+
+_RESERVED_ENV_PREFIX = "KEYSTONE_"
+"""Env vars Keystone sets for the agent; a matrix axis of that name would silently lose."""
+
+
+def semantic_issues(spec: Spec, source: SourceMap, spec_dir: Path) -> list[SpecIssue]:
+    return [
+        *_duplicate_services(spec, source),
+        *_undeclared_services(spec, source),
+        *_missing_paths(spec, source, spec_dir),
+        *_all_weights_zero(spec, source),
+        *_reserved_axes(spec, source),
+    ]
+
+
+def _duplicate_services(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
+    first: dict[str, int] = {}
+    for index, service in enumerate(spec.services):
+        if service.name in first:
+            yield source.issue(
+                ("services", index, "name"),
+                f"service name `{service.name}` is already used by services[{first[service.name]}]",
+                "service names are DNS aliases on the sandbox network and must be unique",
+            )
+        else:
+            first[service.name] = index
+
+
+def _undeclared_services(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
+    declared = list(dict.fromkeys(service.name for service in spec.services))
+    users: list[tuple[DataPath, str]] = [
+        (("fixtures", index, "service"), fixture.service)
+        for index, fixture in enumerate(spec.fixtures)
+        if isinstance(fixture, SqlFixture)
+    ]
+    users += [
+        (("invariants", name, "check", "service"), invariant.check.service)
+        for name, invariant in spec.invariants.items()
+        if isinstance(invariant.check, SqlCheck)
+    ]
+    for path, name in users:
+        if name not in declared:
+            close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+            if close:
+                hint = f"did you mean `{close[0]}`?"
+            elif declared:
+                hint = f"declared services: {', '.join(declared)}"
+            else:
+                hint = "declare it under `services:`, e.g. `- {name: db, image: \"postgres:16\"}`"
+            yield source.issue(path, f"service `{name}` is not declared in `services`", hint)
+
+
+def _missing_paths(spec: Spec, source: SourceMap, spec_dir: Path) -> Iterator[SpecIssue]:
+    """Local files and directories the spec ships into the sandbox, relative to the spec."""
+    wanted: list[tuple[DataPath, str | None, bool]] = [(("agent", "path"), spec.agent.path, True)]
+    for index, fixture in enumerate(spec.fixtures):
+        if isinstance(fixture, SqlFixture):
+            wanted.append((("fixtures", index, "file"), fixture.file, False))
+        elif isinstance(fixture, DirectoryFixture):
+            wanted.append((("fixtures", index, "source"), fixture.source, True))
+    for name, invariant in spec.invariants.items():
+        if isinstance(invariant.check, CustomCheck):
+            wanted.append((("invariants", name, "check", "script"), invariant.check.script, False))
+    for path, value, is_dir in wanted:
+        if value is None:
+            continue
+        target = spec_dir / value
+        kind = "directory" if is_dir else "file"
+        if not target.exists():
+            message = f"{kind} `{value}` does not exist (looked for {target})"
+        elif target.is_dir() != is_dir:
+            message = f"`{value}` is not a {kind} ({target})"
+        else:
+            continue
+        yield source.issue(path, message, f"paths are relative to the spec's directory, {spec_dir}")
+
+
+def _all_weights_zero(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
+    if spec.invariants and all(invariant.weight == 0 for invariant in spec.invariants.values()):
+        yield source.issue(
+            ("invariants",),
+            "every invariant has weight 0, so the composite score is undefined",
+            "give at least one invariant a positive weight (the default is 1.0)",
+        )
+
+
+def _reserved_axes(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
+    for axis in spec.parallelism.matrix:
+        if axis.startswith(_RESERVED_ENV_PREFIX):
+            yield source.issue(
+                ("parallelism", "matrix", axis),
+                f"matrix axis `{axis}` collides with the env vars Keystone sets ({_RESERVED_ENV_PREFIX}*)",
+                "rename the axis; it is exported to the agent as an env var of the same name",
+            )

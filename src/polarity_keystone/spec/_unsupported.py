@@ -1,0 +1,132 @@
+"""Spec features this Keystone version parses but cannot run yet, as one table.
+
+They are errors, never silently ignored: a `forbidden` rule that is not enforced would let a run
+pass that should fail. Shipping a feature means deleting its row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import SpecIssue
+from ._models import Secret, SecretScope, Spec
+from ._source import DataPath, SourceMap
+
+_Finder = Callable[[Spec], Iterator[DataPath]]
+
+
+@dataclass(frozen=True)
+class _Feature:
+    what: str
+    """How the message names the feature, e.g. "`forbidden.sql`" or "agent type `paragon`"."""
+    coming_with: str
+    find: _Finder
+    """Where a spec uses the feature (one path per use)."""
+    fix: str = "remove it or run on a newer version"
+
+
+def _given(*attributes: str) -> _Finder:
+    """The key, if the spec gives it at all: an empty `forbidden` list is still a rule."""
+    return _when(attributes, lambda value: value is not None)
+
+
+def _enabled(*attributes: str) -> _Finder:
+    """The key, if it is true or non-empty: `audit.x: false` or `allow: []` asks for nothing new."""
+    return _when(attributes, bool)
+
+
+def _when(attributes: tuple[str, ...], used: Callable[[Any], bool]) -> _Finder:
+    def find(spec: Spec) -> Iterator[DataPath]:
+        value: Any = spec
+        for attribute in attributes:
+            value = getattr(value, attribute)
+        if used(value):
+            yield attributes
+
+    return find
+
+
+def _agent_type(kind: str) -> _Finder:
+    def find(spec: Spec) -> Iterator[DataPath]:
+        if spec.agent.type == kind:
+            yield ("agent", "type")
+
+    return find
+
+
+def _item_type(collection: str, kind: str) -> _Finder:
+    """Each `fixtures[i].type` / `services[i].type` equal to `kind`."""
+
+    def find(spec: Spec) -> Iterator[DataPath]:
+        for index, item in enumerate(getattr(spec, collection)):
+            if item.type == kind:
+                yield (collection, index, "type")
+
+    return find
+
+
+def _check_type(kind: str) -> _Finder:
+    def find(spec: Spec) -> Iterator[DataPath]:
+        for name, invariant in spec.invariants.items():
+            if invariant.check.type == kind:
+                yield ("invariants", name, "check", "type")
+
+    return find
+
+
+def _secret_file_templates(spec: Spec) -> Iterator[DataPath]:
+    for index, secret in enumerate(spec.secrets):
+        if _has_file_template(secret):
+            yield ("secrets", index, "scope", "file_template")
+
+
+def _has_file_template(secret: Secret) -> bool:
+    return isinstance(secret.scope, SecretScope) and secret.scope.file_template is not None
+
+
+_CLI_FIX = "use `type: cli` with a `command` that runs your agent, or run on a newer version"
+_AUDIT = "the audit log"
+_MOCK = "the built-in HTTP mock"
+
+_FEATURES: tuple[_Feature, ...] = (
+    _Feature("agent type `paragon`", "the hosted Paragon agent", _agent_type("paragon"), _CLI_FIX),
+    _Feature("agent type `snapshot`", "agent snapshots", _agent_type("snapshot"), _CLI_FIX),
+    _Feature("`extends`", "spec inheritance", _given("extends")),
+    _Feature("the `git_repo` fixture", "git fixtures", _item_type("fixtures", "git_repo")),
+    _Feature("the `drift` fixture", "adversarial drift", _item_type("fixtures", "drift")),
+    _Feature("service type `http_mock`", _MOCK, _item_type("services", "http_mock")),
+    _Feature("the `http_mock_assertions` check", _MOCK, _check_type("http_mock_assertions")),
+    _Feature("the `llm_as_judge` check", "LLM judges", _check_type("llm_as_judge")),
+    _Feature("`secrets[].scope.file_template`", "secret files", _secret_file_templates),
+    _Feature(
+        "`network.egress.allow`", "the egress proxy", _enabled("network", "egress", "allow"),
+        "drop the allow list: `default: deny` alone (no network) or `default: allow` are supported",
+    ),
+    _Feature("`network.ingress.allow`", "ingress rules", _enabled("network", "ingress", "allow")),
+    _Feature("`network.dns_overrides`", "the sandbox DNS", _enabled("network", "dns_overrides")),
+    _Feature("`audit.db_writes`", _AUDIT, _enabled("audit", "db_writes")),
+    _Feature("`audit.http_calls`", _AUDIT, _enabled("audit", "http_calls")),
+    _Feature("`audit.commands`", _AUDIT, _enabled("audit", "commands")),
+    _Feature("`forbidden.db_writes_outside`", _AUDIT, _given("forbidden", "db_writes_outside")),
+    _Feature("`forbidden.http_except`", _AUDIT, _given("forbidden", "http_except")),
+    _Feature("`forbidden.secrets_in_logs`", "log redaction checks", _given("forbidden", "secrets_in_logs")),
+    _Feature("`forbidden.commands`", _AUDIT, _given("forbidden", "commands")),
+    _Feature("`forbidden.sql`", _AUDIT, _given("forbidden", "sql")),
+    _Feature("`forbidden.tool_calls`", "agent traces", _given("forbidden", "tool_calls")),
+)
+
+
+def unsupported_features(spec: Spec, source: SourceMap | None = None) -> list[SpecIssue]:
+    """One issue per use of a feature this version cannot run; lines come from `source` if given."""
+    source = source or SourceMap("<spec>")
+    return [
+        source.issue(
+            path,
+            f"{feature.what} is not supported yet by this Keystone version"
+            f" (coming with {feature.coming_with}); {feature.fix}",
+        )
+        for feature in _FEATURES
+        for path in feature.find(spec)
+    ]

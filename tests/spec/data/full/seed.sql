@@ -1,0 +1,1 @@
+CREATE TABLE refunds (customer_id int, amount_cents int);
