@@ -45,18 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
     eval_ = commands.add_parser("eval", help="run specs").add_subparsers(dest="eval_command", required=True)
     run = eval_.add_parser("run", help="run spec files in fresh Docker sandboxes and score them")
     run.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
-    run.add_argument("--replicas", type=_positive, help="replicas per scenario (default: parallelism.replicas)")
-    run.add_argument("--concurrency", type=_positive, help="sandboxes at once (default: 4, capped by the spec)")
+    run.add_argument(
+        "--replicas", type=_positive, help="replicas per scenario (default: parallelism.replicas)"
+    )
+    run.add_argument(
+        "--concurrency", type=_positive, help="sandboxes at once (default: 4, capped by the spec)"
+    )
     run.add_argument("--seed", type=int, help="experiment seed; replica seeds derive from it")
     run.add_argument("--json", action="store_true", help="print RunResults JSON on stdout")
     run.add_argument("--output", "-o", type=Path, help="write RunResults JSON to this file")
     run.add_argument("--keep", action="store_true", help="leave sandboxes running after the run")
 
-    spec = commands.add_parser("spec", help="work with spec files").add_subparsers(dest="spec_command", required=True)
+    spec = commands.add_parser("spec", help="work with spec files").add_subparsers(
+        dest="spec_command", required=True
+    )
     validate = spec.add_parser("validate", help="check spec files; errors name file, line and field")
     validate.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
 
-    rep = commands.add_parser("replay", help="re-create a failing replica's sandbox from its seed and re-run it")
+    rep = commands.add_parser(
+        "replay", help="re-create a failing replica's sandbox from its seed and re-run it"
+    )
     rep.add_argument("spec", type=Path, metavar="SPEC")
     rep.add_argument("--seed", type=int, required=True)
     rep.add_argument("--replica", type=int, default=0)
@@ -69,9 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup = commands.add_parser("cleanup", help="remove leftover sandboxes (containers and networks)")
     cleanup.add_argument("--all", action="store_true", help="remove every Keystone sandbox, not only orphans")
 
-    images = commands.add_parser("images", help="Keystone's local images").add_subparsers(dest="images_command",
-                                                                                           required=True)
-    images.add_parser("build", help="build the local postgres, redis and base images (cached by content hash)")
+    images = commands.add_parser("images", help="Keystone's local images").add_subparsers(
+        dest="images_command", required=True
+    )
+    images.add_parser(
+        "build", help="build the local postgres, redis and base images (cached by content hash)"
+    )
     return parser
 
 
@@ -112,7 +123,9 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     for item in loaded:
         err.print(f"[bold]{item.spec.id}[/] preparing images…")
         prepared = prepare(item, resolver)
-        options = RunOptions(replicas=args.replicas, concurrency=args.concurrency, seed=args.seed, keep=args.keep)
+        options = RunOptions(
+            replicas=args.replicas, concurrency=args.concurrency, seed=args.seed, keep=args.keep
+        )
         with ConsoleProgress(err, item.spec.id) as progress:
             runs.append(run_experiment(prepared, backend, options, progress))
         print_run(err, runs[-1])
@@ -133,8 +146,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     prepared = prepare(loaded[0], ImageResolver(backend.client))
     try:
         result = replay(
-            prepared, backend, seed=args.seed, replica=args.replica, parameters=dict(args.param),
-            fingerprint=args.fingerprint, force=args.force, keep=args.keep,
+            prepared,
+            backend,
+            seed=args.seed,
+            replica=args.replica,
+            parameters=dict(args.param),
+            fingerprint=args.fingerprint,
+            force=args.force,
+            keep=args.keep,
         )
     except FingerprintMismatch as exc:
         err.print(f"[red]refusing to replay:[/] {exc}")

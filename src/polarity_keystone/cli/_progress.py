@@ -38,8 +38,13 @@ class ConsoleProgress:
             self._console.print(f"[yellow]note:[/] {note}")
         if self._console.is_terminal:
             self._bar = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=self._console, transient=True,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                console=self._console,
+                transient=True,
             )
             self._task = self._bar.add_task(self._label, total=total_replicas, status="")
             self._bar.start()

@@ -17,7 +17,9 @@ def _interval(low: float, high: float) -> str:
 
 
 def print_run(console: Console, results: RunResults) -> None:
-    table = Table(title=f"{results.spec_id} · {results.experiment_id} · seed {results.seed}", title_justify="left")
+    table = Table(
+        title=f"{results.spec_id} · {results.experiment_id} · seed {results.seed}", title_justify="left"
+    )
     for column in ("scenario", "status", "pass rate (95% CI)", "replicas", "composite", "mean wall"):
         table.add_column(column, justify="right" if column not in ("scenario", "status") else "left")
     for scenario in results.scenarios:
@@ -47,8 +49,10 @@ def print_run(console: Console, results: RunResults) -> None:
 
 def print_replica_failure(console: Console, scenario_id: str, replica: ReplicaResult) -> None:
     style = _STYLE[replica.status]
-    console.print(f"\n[{style}]✗ {escape(scenario_id)} replica {replica.replica} ({replica.status})[/] "
-                  f"sandbox {replica.sandbox_id} seed {replica.seed}")
+    console.print(
+        f"\n[{style}]✗ {escape(scenario_id)} replica {replica.replica} ({replica.status})[/] "
+        f"sandbox {replica.sandbox_id} seed {replica.seed}"
+    )
     if replica.error:
         console.print(f"  error: {escape(replica.error)}")
     # Reasons already name failed gates and forbidden violations; add the other failing invariants.

@@ -1,4 +1,4 @@
-"""The engine: prepares a spec, runs replicas × matrix in fresh sandboxes, aggregates and replays."""
+"""The engine: prepares a spec, runs replicas x matrix in fresh sandboxes, aggregates and replays."""
 
 from ._experiment import ProgressListener, RunOptions, run_experiment, scenarios_of
 from ._prepare import PreparedSpec, prepare

@@ -91,7 +91,9 @@ def run_experiment(
         results = list(pool.map(work, jobs))
     scenarios = [
         aggregate_scenario(
-            spec.id, scenario_id, parameters,
+            spec.id,
+            scenario_id,
+            parameters,
             [r for job, r in zip(jobs, results, strict=True) if job.scenario_id == scenario_id],
         )
         for scenario_id, parameters in cells

@@ -67,7 +67,9 @@ def prepare(loaded: LoadedSpec, resolver: ImageResolver) -> PreparedSpec:
         "service_images": {name: image.digest for name, image in sorted(service_images.items())},
         "agent_digest": _digest_dir(agent_dir) if agent_dir else "",
     }
-    return PreparedSpec(loaded, agent_image, service_images, agent_dir, list(dict.fromkeys(notes)), fingerprint)
+    return PreparedSpec(
+        loaded, agent_image, service_images, agent_dir, list(dict.fromkeys(notes)), fingerprint
+    )
 
 
 @dataclass

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from ..results import ReplicaResult
-from collections.abc import Callable
-
 from ..sandbox import BootListener, Sandbox, SandboxBackend
 from ._experiment import scenarios_of
 from ._prepare import PreparedSpec
@@ -41,9 +40,13 @@ def replay(
     spec = prepared.spec
     cells = scenarios_of(spec.parallelism.matrix, spec.id)
     as_text = {key: str(value) for key, value in parameters.items()}
-    cell = next(((sid, params) for sid, params in cells if {k: str(v) for k, v in params.items()} == as_text), None)
+    cell = next(
+        ((sid, params) for sid, params in cells if {k: str(v) for k, v in params.items()} == as_text), None
+    )
     if cell is None:
         wanted = ", ".join(f"--param {k}=..." for k in sorted(spec.parallelism.matrix)) or "no --param"
-        raise FingerprintMismatch(f"parameters {parameters} are not a cell of this spec's matrix (expected {wanted})")
+        raise FingerprintMismatch(
+            f"parameters {parameters} are not a cell of this spec's matrix (expected {wanted})"
+        )
     job = ReplicaJob(f"replay-{secrets.token_hex(4)}", cell[0], replica, seed, cell[1])
     return run_replica(prepared, backend, job, keep=keep, on_boot=on_boot, on_sandbox=on_sandbox)

@@ -30,7 +30,9 @@ class ReplicaJob:
 
 def replay_command(prepared: PreparedSpec, job: ReplicaJob) -> str:
     path = prepared.loaded.path
-    spec_file = "SPEC" if path is None else os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+    spec_file = (
+        "SPEC" if path is None else os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+    )
     parts = ["ks", "replay", spec_file, "--seed", str(job.seed), "--replica", str(job.replica)]
     for key, value in sorted(job.parameters.items()):
         parts += ["--param", f"{key}={value}"]
@@ -57,8 +59,13 @@ def run_replica(
     result = ReplicaResult(replica=job.replica, seed=job.seed, status="error")
     try:
         plan = plan_replica(
-            prepared, run_id=job.run_id, scenario_id=job.scenario_id, replica=job.replica, seed=job.seed,
-            parameters=job.parameters, keep=keep,
+            prepared,
+            run_id=job.run_id,
+            scenario_id=job.scenario_id,
+            replica=job.replica,
+            seed=job.seed,
+            parameters=job.parameters,
+            keep=keep,
         )
     except SecretError as exc:
         result.error = str(exc)
@@ -82,7 +89,9 @@ def run_replica(
     return _finish(prepared, job, result, started)
 
 
-def _run_and_score(prepared: PreparedSpec, sandbox: Sandbox, plan: ReplicaPlan, result: ReplicaResult) -> None:
+def _run_and_score(
+    prepared: PreparedSpec, sandbox: Sandbox, plan: ReplicaPlan, result: ReplicaResult
+) -> None:
     spec = prepared.spec
     task = spec.task.prompt + (f"\n\n{spec.task.context}" if spec.task.context else "")
     sandbox.write_file(TASK_FILE, task.encode())

@@ -18,7 +18,9 @@ class SecretError(Exception):
     """Raised when a secret cannot be resolved; names the secret and its source. Input error (exit 2)."""
 
 
-def resolve_secrets(declared: list[Secret], seed: int, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+def resolve_secrets(
+    declared: list[Secret], seed: int, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
     values: dict[str, str] = {}
     for secret in declared:
         value = _resolve(secret, seed)
@@ -35,7 +37,9 @@ def _resolve(secret: Secret, seed: int) -> str | None:
         if secret.from_ == "generated":
             # Derived from the seed so a replay gets the same value.
             return hashlib.sha256(f"{seed}/{secret.name}".encode()).hexdigest()
-        raise SecretError(f"secret {secret.name}: unknown `from` {secret.from_!r} (use static://VALUE or generated)")
+        raise SecretError(
+            f"secret {secret.name}: unknown `from` {secret.from_!r} (use static://VALUE or generated)"
+        )
     source = secret.source or "env"
     kind, _, arg = source.partition(":")
     if kind == "env":
@@ -50,7 +54,9 @@ def _resolve(secret: Secret, seed: int) -> str | None:
         if done.returncode != 0:
             raise SecretError(f"secret {secret.name}: command exited {done.returncode}")
         return done.stdout.strip()
-    raise SecretError(f'unknown secret source "{source}" for {secret.name} (use env, env:NAME, file:PATH, command:CMD)')
+    raise SecretError(
+        f'unknown secret source "{source}" for {secret.name} (use env, env:NAME, file:PATH, command:CMD)'
+    )
 
 
 def interpolate(text: str, values: Mapping[str, str]) -> str:
@@ -59,7 +65,9 @@ def interpolate(text: str, values: Mapping[str, str]) -> str:
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in values:
-            raise SecretError(f"{{{{ secrets.{name} }}}} is used but secret {name} is not declared or has no value")
+            raise SecretError(
+                f"{{{{ secrets.{name} }}}} is used but secret {name} is not declared or has no value"
+            )
         return values[name]
 
     return _TEMPLATE.sub(substitute, text)

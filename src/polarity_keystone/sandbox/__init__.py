@@ -1,7 +1,5 @@
 """Sandboxes: one interface, a Docker backend."""
 
-from ._docker import DockerBackend, DockerSandbox, FixtureError, connect, workspace_path
-from ._images import ImageError, ImageResolver, ResolvedImage
 from ._base import (
     BootEvent,
     BootListener,
@@ -17,20 +15,20 @@ from ._base import (
     WorkspaceDiff,
     WorkspaceState,
 )
+from ._docker import DockerBackend, DockerSandbox, FixtureError, connect, workspace_path
+from ._images import ImageError, ImageResolver, ResolvedImage
 
 __all__ = [
+    "BootEvent",
+    "BootListener",
     "DockerBackend",
     "DockerSandbox",
+    "ExecResult",
+    "FileInfo",
     "FixtureError",
     "ImageError",
     "ImageResolver",
     "ResolvedImage",
-    "connect",
-    "workspace_path",
-    "BootEvent",
-    "BootListener",
-    "ExecResult",
-    "FileInfo",
     "Sandbox",
     "SandboxBackend",
     "SandboxBootError",
@@ -40,4 +38,6 @@ __all__ = [
     "ServiceEndpoint",
     "WorkspaceDiff",
     "WorkspaceState",
+    "connect",
+    "workspace_path",
 ]

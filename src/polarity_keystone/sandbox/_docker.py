@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 
 import docker
 import docker.errors
@@ -25,7 +26,6 @@ from docker.models.networks import Network
 from ..services import ExecProbe, LogLine, ServicePlan
 from . import _labels as labels
 from ._archive import first_file, tar_directory, tar_files
-from ._reaper import reap
 from ._base import (
     BootEvent,
     BootListener,
@@ -41,6 +41,7 @@ from ._base import (
     WorkspaceDiff,
     WorkspaceState,
 )
+from ._reaper import reap
 
 WORKSPACE = "/workspace"
 READINESS_TIMEOUT_S = 60.0
@@ -160,7 +161,9 @@ class DockerSandbox(Sandbox):
                 digest, _, name = line.partition("  ")
                 checksums[name.removeprefix("./")] = digest
         files = {
-            fields[i]: FileInfo(size=int(fields[i + 1]), mode=fields[i + 2], checksum=checksums.get(fields[i], ""))
+            fields[i]: FileInfo(
+                size=int(fields[i + 1]), mode=fields[i + 2], checksum=checksums.get(fields[i], "")
+            )
             for i in range(0, len(fields) - 2, 3)
         }
         return WorkspaceState(captured_at=datetime.now(UTC).isoformat(), files=files)
@@ -199,6 +202,19 @@ class DockerSandbox(Sandbox):
                 self.network.remove()
             if self.state is not SandboxState.ERROR:
                 self.state = SandboxState.STOPPED
+
+
+def _probe(container: Container, readiness: LogLine | ExecProbe | None) -> bool:
+    """One readiness probe; refreshes `container.status` so a crashed service is noticed."""
+    if isinstance(readiness, LogLine) and readiness.text in _decode(container.logs()):
+        return True
+    if (
+        isinstance(readiness, ExecProbe)
+        and _exec(container, ["sh", "-c", readiness.command], timeout=10).exit_code == 0
+    ):
+        return True
+    container.reload()
+    return readiness is None and container.status == "running"
 
 
 def _remove_container(container: Container) -> None:
@@ -251,10 +267,15 @@ class DockerBackend(SandboxBackend):
             if on_event is not None:
                 on_event(BootEvent(sandbox_id, step, detail, int((time.monotonic() - started) * 1000)))
 
-        sandbox_labels = labels.sandbox_labels(sandbox_id, plan.run_id, plan.spec_id, plan.timeout_s, self.owner)
+        sandbox_labels = labels.sandbox_labels(
+            sandbox_id, plan.run_id, plan.spec_id, plan.timeout_s, self.owner
+        )
         try:
             network = self.client.networks.create(
-                f"keystone-{sandbox_id}", driver="bridge", internal=not plan.egress_allowed, labels=sandbox_labels
+                f"keystone-{sandbox_id}",
+                driver="bridge",
+                internal=not plan.egress_allowed,
+                labels=sandbox_labels,
             )
         except docker.errors.APIError as exc:
             raise SandboxBootError(sandbox_id, "network", str(exc.explanation or exc)) from exc
@@ -276,8 +297,8 @@ class DockerBackend(SandboxBackend):
         return sandbox
 
     def _boot(self, sandbox: DockerSandbox, plan: SandboxPlan, emit: Callable[[str, str], None]) -> None:
-        jobs: list[Callable[[], None]] = [lambda: self._start_agent(sandbox, plan)]
-        jobs += [lambda s=service: self._start_service(sandbox, s) for service in plan.services]
+        jobs: list[Callable[[], None]] = [partial(self._start_agent, sandbox, plan)]
+        jobs += [partial(self._start_service, sandbox, service) for service in plan.services]
         with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
             for future in [pool.submit(job) for job in jobs]:
                 future.result()
@@ -286,7 +307,9 @@ class DockerBackend(SandboxBackend):
             try:
                 fixture(sandbox)
             except FixtureError as exc:
-                raise SandboxBootError(sandbox.id, "fixtures", f"fixture {index + 1}: {exc}", exc.output) from exc
+                raise SandboxBootError(
+                    sandbox.id, "fixtures", f"fixture {index + 1}: {exc}", exc.output
+                ) from exc
             except SandboxError as exc:
                 raise SandboxBootError(sandbox.id, "fixtures", f"fixture {index + 1}: {exc}") from exc
         if plan.fixtures:
@@ -295,7 +318,7 @@ class DockerBackend(SandboxBackend):
             sandbox.snapshot()
         except SandboxError as exc:
             raise SandboxBootError(sandbox.id, "snapshot", str(exc)) from exc
-        emit("snapshot")
+        emit("snapshot", "")
 
     def _run(self, sandbox: DockerSandbox, name: str, image: str, alias: str, **kwargs: object) -> Container:
         try:
@@ -360,28 +383,20 @@ class DockerBackend(SandboxBackend):
     def _wait_ready(self, sandbox: DockerSandbox, service: ServicePlan, container: Container) -> None:
         readiness = service.kind.readiness(service.spec, service.local_image)
         deadline = time.monotonic() + READINESS_TIMEOUT_S
-        while True:
-            if isinstance(readiness, LogLine):
-                if readiness.text in _decode(container.logs()):
-                    return
-            elif isinstance(readiness, ExecProbe):
-                if _exec(container, ["sh", "-c", readiness.command], timeout=10).exit_code == 0:
-                    return
-            container.reload()
+        while not _probe(container, readiness):
             if container.status in ("exited", "dead"):
-                raise SandboxBootError(
-                    sandbox.id, "services", f"service {service.name!r} exited during start-up",
-                    _decode(container.logs(tail=50)),
-                )
-            if readiness is None:
-                if container.status == "running":
-                    return
+                problem = "exited during start-up"
             elif time.monotonic() > deadline:
-                raise SandboxBootError(
-                    sandbox.id, "services", f"service {service.name!r} not ready after {READINESS_TIMEOUT_S:.0f}s",
-                    _decode(container.logs(tail=50)),
-                )
-            time.sleep(0.02 if isinstance(readiness, LogLine) else 0.1)
+                problem = f"not ready after {READINESS_TIMEOUT_S:.0f}s"
+            else:
+                time.sleep(0.02 if isinstance(readiness, LogLine) else 0.1)
+                continue
+            raise SandboxBootError(
+                sandbox.id,
+                "services",
+                f"service {service.name!r} {problem}",
+                _decode(container.logs(tail=50)),
+            )
 
     def reap(self, *, everything: bool = False) -> list[str]:
         return reap(self.client, everything=everything)

@@ -111,7 +111,9 @@ class ImageResolver:
         lines.extend(f"RUN {json.dumps(['sh', '-c', command])}" for command in setup.commands)
         files["Dockerfile"] = ("\n".join(lines) + "\n").encode()
         tag = f"{SETUP_REPO}:{_hash_tree({**files, 'base': base.digest.encode()})[:16]}"
-        return ResolvedImage(requested=base.requested, ref=tag, digest=self._build(tag, files), note=base.note)
+        return ResolvedImage(
+            requested=base.requested, ref=tag, digest=self._build(tag, files), note=base.note
+        )
 
     def _resolve(self, ref: str) -> ResolvedImage:
         image = self._present(ref)
@@ -145,7 +147,11 @@ class ImageResolver:
             return str(existing.id)
         try:
             image, _ = self._client.images.build(
-                fileobj=io.BytesIO(tar_files(context, {n: 0o755 for n in context if n.endswith(".sh")})), custom_context=True, tag=tag, rm=True, forcerm=True,
+                fileobj=io.BytesIO(tar_files(context, {n: 0o755 for n in context if n.endswith(".sh")})),
+                custom_context=True,
+                tag=tag,
+                rm=True,
+                forcerm=True,
                 labels={CONTEXT_LABEL: tag.rsplit(":", 1)[1], "keystone.managed": "true"},
             )
         except (docker.errors.BuildError, docker.errors.APIError) as exc:

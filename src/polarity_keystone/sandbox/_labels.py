@@ -43,7 +43,9 @@ def owner_alive(owner: str) -> bool:
     return _start_ticks(int(pid)) == ticks
 
 
-def sandbox_labels(sandbox_id: str, run_id: str, spec_id: str, timeout_s: float, owner: str) -> dict[str, str]:
+def sandbox_labels(
+    sandbox_id: str, run_id: str, spec_id: str, timeout_s: float, owner: str
+) -> dict[str, str]:
     return {
         MANAGED: "true",
         SANDBOX: sandbox_id,

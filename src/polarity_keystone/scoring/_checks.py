@@ -186,7 +186,11 @@ def _custom(check: CustomCheck, ctx: CheckContext) -> Outcome:
         command = f"{check.interpreter} {target}"
     assert command is not None  # the model requires command or script
     result = ctx.sandbox.exec(command, timeout=check.timeout)
-    evidence: dict[str, Any] = {"command": command, "exit_code": result.exit_code, "stderr": _excerpt(result.stderr)}
+    evidence: dict[str, Any] = {
+        "command": command,
+        "exit_code": result.exit_code,
+        "stderr": _excerpt(result.stderr),
+    }
     lines = [line for line in result.stdout.strip().splitlines() if line.strip()]
     try:
         verdict = json.loads(lines[-1]) if lines else None
@@ -194,7 +198,7 @@ def _custom(check: CustomCheck, ctx: CheckContext) -> Outcome:
         verdict = None
     if not isinstance(verdict, dict) or "passed" not in verdict:
         message = (
-            "custom check must print a JSON object such as {\"passed\": true, \"score\": 1.0, \"message\": \"...\"} "
+            'custom check must print a JSON object such as {"passed": true, "score": 1.0, "message": "..."} '
             f"as its last line; it printed {_excerpt(result.stdout)!r} and exited {result.exit_code}"
         )
         return Outcome(False, message, {**evidence, "stdout": _excerpt(result.stdout)})

@@ -60,7 +60,9 @@ def _allowed(path: str, prefixes: list[str]) -> bool:
 def _file_writes_outside(prefixes: list[str], record: RunRecord) -> ForbiddenCheckResult:
     outside = [path for path in record.diff.written if not _allowed(path, prefixes)]
     if not outside:
-        return ForbiddenCheckResult(rule="file_writes_outside", violated=False, details="no writes outside the allowlist")
+        return ForbiddenCheckResult(
+            rule="file_writes_outside", violated=False, details="no writes outside the allowlist"
+        )
     shown = ", ".join(outside[:10]) + (f" and {len(outside) - 10} more" if len(outside) > 10 else "")
     return ForbiddenCheckResult(
         rule="file_writes_outside",

@@ -62,7 +62,9 @@ def run_sql(sandbox: Sandbox, service: Service, sql: str) -> ExecResult:
     """Run a script (a fixture) in one transaction; raises SqlError with psql's output on failure."""
     path = "/tmp/keystone-fixture.sql"
     sandbox.service_put_file(service.name, path, sql.encode())
-    result = sandbox.service_exec(service.name, _psql(service, "--single-transaction", "-f", path), timeout=300)
+    result = sandbox.service_exec(
+        service.name, _psql(service, "--single-transaction", "-f", path), timeout=300
+    )
     if result.exit_code != 0:
         raise SqlError(f"SQL on service {service.name!r} failed", (result.stderr or result.stdout).strip())
     return result
@@ -71,7 +73,8 @@ def run_sql(sandbox: Sandbox, service: Service, sql: str) -> ExecResult:
 def query(sandbox: Sandbox, service: Service, sql: str) -> list[list[str | None]]:
     """Rows of a query as text (NULL as None), read through psql's unaligned output."""
     result = sandbox.service_exec(
-        service.name, _psql(service, "-A", "-t", "-F", "\x1f", "-R", "\x1e", "-P", "null=\x1dNULL\x1d", "-c", sql)
+        service.name,
+        _psql(service, "-A", "-t", "-F", "\x1f", "-R", "\x1e", "-P", "null=\x1dNULL\x1d", "-c", sql),
     )
     if result.exit_code != 0:
         raise SqlError(f"query on service {service.name!r} failed", (result.stderr or result.stdout).strip())

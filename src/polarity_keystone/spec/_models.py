@@ -61,7 +61,7 @@ def _octal_mode(value: Any) -> Any:
     """File modes are written as in chmod: `644`, `"0755"`; YAML would read 644 as decimal."""
     text = str(value)
     if isinstance(value, bool) or not re.fullmatch(r"0?[0-7]{3,4}", text):
-        raise ValueError(f"mode {value!r} must be an octal file mode such as 644 or \"0755\"")
+        raise ValueError(f'mode {value!r} must be an octal file mode such as 644 or "0755"')
     return int(text, 8)
 
 

@@ -62,7 +62,7 @@ def _undeclared_services(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
             elif declared:
                 hint = f"declared services: {', '.join(declared)}"
             else:
-                hint = "declare it under `services:`, e.g. `- {name: db, image: \"postgres:16\"}`"
+                hint = 'declare it under `services:`, e.g. `- {name: db, image: "postgres:16"}`'
             yield source.issue(path, f"service `{name}` is not declared in `services`", hint)
 
 

@@ -101,7 +101,9 @@ _FEATURES: tuple[_Feature, ...] = (
     _Feature("the `llm_as_judge` check", "LLM judges", _check_type("llm_as_judge")),
     _Feature("`secrets[].scope.file_template`", "secret files", _secret_file_templates),
     _Feature(
-        "`network.egress.allow`", "the egress proxy", _enabled("network", "egress", "allow"),
+        "`network.egress.allow`",
+        "the egress proxy",
+        _enabled("network", "egress", "allow"),
         "drop the allow list: `default: deny` alone (no network) or `default: allow` are supported",
     ),
     _Feature("`network.ingress.allow`", "ingress rules", _enabled("network", "ingress", "allow")),

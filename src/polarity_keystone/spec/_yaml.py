@@ -44,7 +44,6 @@ def read_yaml(text: str, file: str) -> tuple[dict[str, Any], SourceMap]:
     return data, SourceMap(file, positions)
 
 
-
 def _position(mark: yaml.Mark) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
@@ -76,7 +75,10 @@ def _index(
             if key in first_line:
                 duplicates.append(
                     SpecIssue(
-                        file, line, column, dotted((*path, key)),
+                        file,
+                        line,
+                        column,
+                        dotted((*path, key)),
                         f"duplicate key `{key}` (first set at line {first_line[key]})",
                         "YAML keeps only the last value; remove or rename one of them",
                     )
