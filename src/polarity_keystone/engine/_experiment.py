@@ -8,13 +8,15 @@ import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from ..results import ReplicaResult, RunResults
 from ..sandbox import BootEvent, SandboxBackend
 from ._aggregate import aggregate_run, aggregate_scenario
+from ._pool import WarmPool
 from ._prepare import PreparedSpec
-from ._replica import ReplicaJob, run_replica
+from ._replica import BootSandbox, ReplicaJob, run_replica
 from ._seeds import new_experiment_seed, replica_seed
 
 DEFAULT_CONCURRENCY = 4
@@ -61,6 +63,11 @@ def concurrency_for(prepared: PreparedSpec, options: RunOptions) -> int:
     return max(1, min(wanted, limit) if limit else wanted)
 
 
+def _poolable(prepared: PreparedSpec, replicas: int) -> bool:
+    """Replicas of a scenario boot identical sandboxes unless a secret is generated from each seed."""
+    return replicas > 1 and not any(secret.from_ == "generated" for secret in prepared.spec.secrets)
+
+
 def run_experiment(
     prepared: PreparedSpec,
     backend: SandboxBackend,
@@ -80,15 +87,27 @@ def run_experiment(
     if progress is not None:
         progress.started(len(jobs), prepared.notes)
     on_boot: Callable[[BootEvent], None] | None = progress.boot if progress else None
+    concurrency = concurrency_for(prepared, options)
+    pool = WarmPool(backend, depth=concurrency, on_boot=on_boot) if _poolable(prepared, replicas) else None
+    for scenario_id, _ in cells:
+        if pool is not None:
+            pool.expect(scenario_id, replicas)
 
     def work(job: ReplicaJob) -> ReplicaResult:
-        result = run_replica(prepared, backend, job, keep=options.keep, on_boot=on_boot)
+        boot: BootSandbox = backend.create
+        if pool is not None:
+            boot = partial(pool.acquire, job.scenario_id)
+        result = run_replica(prepared, boot, job, keep=options.keep, on_boot=on_boot)
         if progress is not None:
             progress.replica_done(job.scenario_id, result)
         return result
 
-    with ThreadPoolExecutor(max_workers=concurrency_for(prepared, options)) as pool:
-        results = list(pool.map(work, jobs))
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency) as workers:
+            results = list(workers.map(work, jobs))
+    finally:
+        if pool is not None:
+            pool.close()
     scenarios = [
         aggregate_scenario(
             spec.id,

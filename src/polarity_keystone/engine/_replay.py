@@ -49,4 +49,4 @@ def replay(
             f"parameters {parameters} are not a cell of this spec's matrix (expected {wanted})"
         )
     job = ReplicaJob(f"replay-{secrets.token_hex(4)}", cell[0], replica, seed, cell[1])
-    return run_replica(prepared, backend, job, keep=keep, on_boot=on_boot, on_sandbox=on_sandbox)
+    return run_replica(prepared, backend.create, job, keep=keep, on_boot=on_boot, on_sandbox=on_sandbox)

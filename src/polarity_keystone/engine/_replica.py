@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from ..results import ReplicaResult, Reproducer
-from ..sandbox import BootListener, Sandbox, SandboxBackend, SandboxBootError, SandboxError
+from ..sandbox import BootListener, Sandbox, SandboxBootError, SandboxError, SandboxPlan
 from ..scoring import CheckContext, RunRecord, check_forbidden, run_check, score_run
 from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
 from ._secrets import SecretError
 
 OUTPUT_LIMIT = 64_000
+
+BootSandbox = Callable[[SandboxPlan, BootListener | None], Sandbox]
+"""Where a replica gets its ready sandbox: `SandboxBackend.create`, or a warm pool."""
 
 
 @dataclass
@@ -46,7 +49,7 @@ def _clip(text: str) -> str:
 
 def run_replica(
     prepared: PreparedSpec,
-    backend: SandboxBackend,
+    boot: BootSandbox,
     job: ReplicaJob,
     *,
     keep: bool = False,
@@ -72,7 +75,7 @@ def run_replica(
         return _finish(prepared, job, result, started)
     sandbox: Sandbox | None = None
     try:
-        sandbox = backend.create(plan.sandbox, on_boot)
+        sandbox = boot(plan.sandbox, on_boot)
         result.sandbox_id = sandbox.id
         result.boot_ms = int((time.monotonic() - started) * 1000)
         if on_sandbox is not None:

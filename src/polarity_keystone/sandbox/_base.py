@@ -148,6 +148,10 @@ class Sandbox(abc.ABC):
         """Changes under /workspace since the before-run snapshot taken at boot."""
 
     @abc.abstractmethod
+    def expire_after(self, seconds: float) -> None:
+        """Destroy the sandbox automatically `seconds` from now (replacing any earlier deadline)."""
+
+    @abc.abstractmethod
     def destroy(self) -> None:
         """Remove every container and the network; idempotent."""
 

@@ -185,6 +185,8 @@ class DockerSandbox(Sandbox):
 
     def expire_after(self, seconds: float) -> None:
         """Destroy the sandbox when `resources.timeout` runs out, whatever the engine is doing."""
+        if self._timer is not None:
+            self._timer.cancel()
         self._timer = threading.Timer(seconds, self.destroy)
         self._timer.daemon = True
         self._timer.start()

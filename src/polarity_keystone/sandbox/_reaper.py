@@ -26,12 +26,13 @@ def reap(client: docker.DockerClient, *, everything: bool = False) -> list[str]:
     """Remove orphaned sandboxes (every Keystone sandbox with `everything`); returns the sandbox ids."""
     selector = {"label": f"{labels.MANAGED}=true"}
     removed: set[str] = set()
-    for container in client.containers.list(all=True, filters=selector):
-        container_labels = container.labels or {}
+    # Sparse listing: no per-container inspect, which would race with sandboxes being destroyed.
+    for container in client.containers.list(all=True, filters=selector, sparse=True):
+        container_labels = container.attrs.get("Labels") or {}
         if _orphaned(container_labels, everything):
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 container.remove(force=True, v=True)
-            removed.add(container_labels.get(labels.SANDBOX, container.name or ""))
+            removed.add(container_labels.get(labels.SANDBOX, container.id or ""))
     for network in client.networks.list(filters=selector):
         network_labels = network.attrs.get("Labels") or {}
         if _orphaned(network_labels, everything):

@@ -1,0 +1,49 @@
+"""The warm pool boots replicas' sandboxes ahead without wasting any or leaving any behind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from polarity_keystone.engine import PreparedSpec, RunOptions, run_experiment
+from polarity_keystone.sandbox import BootListener, DockerBackend, DockerSandbox, SandboxPlan
+
+pytestmark = pytest.mark.docker
+
+SPEC = """
+version: 1
+id: pool-check
+base: ubuntu:24.04
+task: {prompt: "write ok.txt"}
+agent: {type: cli, command: "echo ok > ok.txt"}
+invariants:
+  ok: {check: {type: file_exists, path: ok.txt}}
+"""
+
+
+class CountingBackend(DockerBackend):
+    def __init__(self, inner: DockerBackend) -> None:
+        super().__init__(inner.client, owner=inner.owner)
+        self.created: list[str] = []
+
+    def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> DockerSandbox:
+        sandbox = super().create(plan, on_event)
+        self.created.append(sandbox.id)
+        return sandbox
+
+
+def test_pool_boots_exactly_one_sandbox_per_replica_and_cleans_up(
+    backend: DockerBackend, prepared_from: Callable[..., PreparedSpec]
+) -> None:
+    counting = CountingBackend(backend)
+    results = run_experiment(
+        prepared_from(SPEC), counting, RunOptions(replicas=5, concurrency=2, experiment_id="exp-pooltest")
+    )
+
+    replicas = results.scenarios[0].replicas
+    assert [r.status for r in replicas] == ["pass"] * 5
+    assert len(counting.created) == 5, "the pool must not boot sandboxes nobody uses"
+    assert len({r.sandbox_id for r in replicas}) == 5, "every replica gets its own fresh sandbox"
+    leftovers = backend.client.containers.list(all=True, filters={"label": "keystone.run-id=exp-pooltest"})
+    assert leftovers == []
