@@ -15,6 +15,7 @@ from ..engine import FingerprintMismatch, RunOptions, prepare, replay, run_exper
 from ..results import RunResults
 from ..sandbox import DockerBackend, ImageError, ImageResolver, SandboxError
 from ..spec import LoadedSpec, SpecError, load_spec
+from ..spec._units import format_duration
 from . import _exit
 from ._output import dump_json, write_json
 from ._progress import ConsoleProgress
@@ -166,7 +167,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         err.print(
             f"\nsandbox {result.sandbox_id} is still running. Get a shell in it:\n"
             f"  docker exec -it -w /workspace keystone-{result.sandbox_id}-agent bash\n"
-            f"Remove it with: ks cleanup --all"
+            f"It is removed when resources.timeout ({format_duration(prepared.spec.resources.timeout)}) "
+            "runs out, or now with: ks cleanup --all"
         )
     if args.json:
         sys.stdout.write(dump_json(result) + "\n")

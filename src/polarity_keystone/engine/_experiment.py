@@ -102,10 +102,12 @@ def run_experiment(
             progress.replica_done(job.scenario_id, result)
         return result
 
+    workers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="keystone-replica")
     try:
-        with ThreadPoolExecutor(max_workers=concurrency) as workers:
-            results = list(workers.map(work, jobs))
+        results = list(workers.map(work, jobs))
     finally:
+        # On Ctrl-C, replicas not started yet are dropped; running ones finish and destroy their sandboxes.
+        workers.shutdown(wait=True, cancel_futures=True)
         if pool is not None:
             pool.close()
     scenarios = [

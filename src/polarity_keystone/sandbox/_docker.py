@@ -270,7 +270,7 @@ class DockerBackend(SandboxBackend):
                 on_event(BootEvent(sandbox_id, step, detail, int((time.monotonic() - started) * 1000)))
 
         sandbox_labels = labels.sandbox_labels(
-            sandbox_id, plan.run_id, plan.spec_id, plan.timeout_s, self.owner
+            sandbox_id, plan.run_id, plan.spec_id, plan.timeout_s, self.owner, plan.keep
         )
         try:
             network = self.client.networks.create(

@@ -18,6 +18,7 @@ OWNER = "keystone.owner"
 EXPIRES = "keystone.expires-at"
 ROLE = "keystone.role"
 SERVICE = "keystone.service"
+KEEP = "keystone.keep"
 
 
 def _start_ticks(pid: int) -> str | None:
@@ -44,9 +45,10 @@ def owner_alive(owner: str) -> bool:
 
 
 def sandbox_labels(
-    sandbox_id: str, run_id: str, spec_id: str, timeout_s: float, owner: str
+    sandbox_id: str, run_id: str, spec_id: str, timeout_s: float, owner: str, keep: bool = False
 ) -> dict[str, str]:
     return {
+        KEEP: "true" if keep else "false",
         MANAGED: "true",
         SANDBOX: sandbox_id,
         RUN: run_id,

@@ -1,7 +1,8 @@
 """Removes the containers and networks of sandboxes nobody owns any more.
 
 A sandbox is an orphan when the engine process that created it is gone (killed, crashed) or when
-its `keystone.expires-at` has passed. Engines reap at start-up; `ks cleanup` reaps on demand.
+its `keystone.expires-at` has passed. A sandbox kept on purpose (`--keep`) outlives its engine and
+is removed only once it expires. Engines reap at start-up; `ks cleanup` reaps on demand.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from . import _labels as labels
 
 
 def _orphaned(resource_labels: dict[str, str], everything: bool) -> bool:
-    return (
-        everything
-        or labels.expired(resource_labels)
-        or not labels.owner_alive(resource_labels.get(labels.OWNER, ""))
-    )
+    if everything or labels.expired(resource_labels):
+        return True
+    kept = resource_labels.get(labels.KEEP) == "true"
+    return not kept and not labels.owner_alive(resource_labels.get(labels.OWNER, ""))
 
 
 def reap(client: docker.DockerClient, *, everything: bool = False) -> list[str]:
