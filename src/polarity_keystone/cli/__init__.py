@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from .._version import __version__
-from ..engine import FingerprintMismatch, RunOptions, prepare, replay, run_experiment
+from ..engine import FingerprintMismatch, RunOptions, SecretError, prepare, replay, run_experiment
 from ..results import RunResults
 from ..sandbox import DockerBackend, ImageError, ImageResolver, SandboxError
 from ..spec import LoadedSpec, SpecError, load_spec
@@ -21,7 +21,8 @@ from ._output import dump_json, write_json
 from ._progress import ConsoleProgress
 from ._report import print_replica_failure, print_run
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+"""Soft wrap: spec errors and replay commands stay on one line, copyable, in any terminal or CI log."""
 
 
 def _positive(text: str) -> int:
@@ -208,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _COMMANDS[(args.command, sub)]
     try:
         return handler(args)
+    except SecretError as exc:
+        err.print(f"[red]invalid secrets:[/] {exc}")
+        return _exit.INVALID_INPUT
     except (SandboxError, ImageError) as exc:
         err.print(f"[red]infrastructure error:[/] {exc}")
         return _exit.INFRASTRUCTURE

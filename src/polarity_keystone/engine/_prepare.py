@@ -15,7 +15,7 @@ from ..sandbox import FixtureError, ImageResolver, ResolvedImage, Sandbox, Sandb
 from ..services import ServicePlan, SqlError, kind_of, postgres
 from ..spec import LoadedSpec
 from ..spec._models import DirectoryFixture, SqlFixture
-from ._secrets import Redactor, interpolate, resolve_secrets
+from ._secrets import Redactor, generated, interpolate, resolve_fixed
 
 TASK_FILE = "/keystone/task.md"
 
@@ -38,6 +38,8 @@ class PreparedSpec:
     agent_dir: Path | None
     notes: list[str] = field(default_factory=list)
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    """Resolved secret values except the per-seed generated ones; never persisted."""
 
     @property
     def spec(self) -> Any:
@@ -51,8 +53,10 @@ class PreparedSpec:
 
 
 def prepare(loaded: LoadedSpec, resolver: ImageResolver) -> PreparedSpec:
-    """Resolve and build every image the spec needs; raises ImageError when one cannot be had."""
+    """Resolve secrets and build every image the spec needs; raises SecretError (invalid input) or
+    ImageError (infrastructure) when something cannot be had."""
     spec = loaded.spec
+    secrets = resolve_fixed(spec.secrets)
     base = resolver.resolve(spec.base)
     agent_image = resolver.bake_setup(base, spec.setup)
     service_images = {s.name: resolver.resolve(s.image or "") for s in spec.services}
@@ -67,9 +71,13 @@ def prepare(loaded: LoadedSpec, resolver: ImageResolver) -> PreparedSpec:
         "service_images": {name: image.digest for name, image in sorted(service_images.items())},
         "agent_digest": _digest_dir(agent_dir) if agent_dir else "",
     }
-    return PreparedSpec(
-        loaded, agent_image, service_images, agent_dir, list(dict.fromkeys(notes)), fingerprint
+    prepared = PreparedSpec(
+        loaded, agent_image, service_images, agent_dir, list(dict.fromkeys(notes)), fingerprint, secrets
     )
+    # A dry run of one replica's plan surfaces every `{{ secrets.X }}` that cannot be filled now, as
+    # invalid input, instead of as an error in each replica.
+    plan_replica(prepared, run_id="check", scenario_id=spec.id, replica=0, seed=0, parameters={})
+    return prepared
 
 
 @dataclass
@@ -87,12 +95,11 @@ def plan_replica(
     replica: int,
     seed: int,
     parameters: dict[str, Any],
-    secret_overrides: dict[str, str] | None = None,
     keep: bool = False,
 ) -> ReplicaPlan:
     """Everything one replica's sandbox and agent need; secrets are resolved here (raises SecretError)."""
     spec = prepared.spec
-    values = resolve_secrets(spec.secrets, seed, secret_overrides)
+    values = {**prepared.secrets, **generated(spec.secrets, seed)}
     services = []
     service_env: dict[str, str] = {}
     for service in spec.services:
@@ -100,7 +107,7 @@ def plan_replica(
         kind = kind_of(service)
         env = {key: interpolate(value, values) for key, value in service.env.items()}
         services.append(ServicePlan(service, kind, image.ref, env, local_image=bool(image.note)))
-        service_env.update(kind.agent_env(service))
+        service_env.update(kind.agent_env(service.model_copy(update={"env": env})))
     agent_env = {
         **{key: interpolate(value, values) for key, value in spec.setup.env.items()},
         **service_env,

@@ -18,25 +18,30 @@ class SecretError(Exception):
     """Raised when a secret cannot be resolved; names the secret and its source. Input error (exit 2)."""
 
 
-def resolve_secrets(
-    declared: list[Secret], seed: int, overrides: Mapping[str, str] | None = None
-) -> dict[str, str]:
+def resolve_fixed(declared: list[Secret]) -> dict[str, str]:
+    """Every secret but the generated ones, resolved once per run (a `command:` source may call a vault);
+    empty or unset values are skipped, as the Keystone SDKs do."""
     values: dict[str, str] = {}
     for secret in declared:
-        value = _resolve(secret, seed)
+        value = None if secret.from_ == "generated" else _resolve(secret)
         if value:
             values[secret.name] = value
-    values.update(overrides or {})
     return values
 
 
-def _resolve(secret: Secret, seed: int) -> str | None:
+def generated(declared: list[Secret], seed: int) -> dict[str, str]:
+    """`from: generated` secrets, derived from the replica's seed so a replay gets the same values."""
+    return {
+        secret.name: hashlib.sha256(f"{seed}/{secret.name}".encode()).hexdigest()
+        for secret in declared
+        if secret.from_ == "generated"
+    }
+
+
+def _resolve(secret: Secret) -> str | None:
     if secret.from_ is not None:
         if secret.from_.startswith("static://"):
             return secret.from_.removeprefix("static://")
-        if secret.from_ == "generated":
-            # Derived from the seed so a replay gets the same value.
-            return hashlib.sha256(f"{seed}/{secret.name}".encode()).hexdigest()
         raise SecretError(
             f"secret {secret.name}: unknown `from` {secret.from_!r} (use static://VALUE or generated)"
         )

@@ -45,6 +45,8 @@ from ._reaper import reap
 
 WORKSPACE = "/workspace"
 READINESS_TIMEOUT_S = 60.0
+GENERIC_SETTLE_S = 0.5
+"""A service with no readiness signal must stay up this long: one that crashes at start is an error."""
 _TIMEOUT_EXIT = 124
 
 Fixture = Callable[[Sandbox], None]
@@ -384,8 +386,12 @@ class DockerBackend(SandboxBackend):
 
     def _wait_ready(self, sandbox: DockerSandbox, service: ServicePlan, container: Container) -> None:
         readiness = service.kind.readiness(service.spec, service.local_image)
-        deadline = time.monotonic() + READINESS_TIMEOUT_S
-        while not _probe(container, readiness):
+        started = time.monotonic()
+        deadline = started + READINESS_TIMEOUT_S
+        while not (
+            _probe(container, readiness)
+            and (readiness is not None or time.monotonic() - started >= GENERIC_SETTLE_S)
+        ):
             if container.status in ("exited", "dead"):
                 problem = "exited during start-up"
             elif time.monotonic() > deadline:

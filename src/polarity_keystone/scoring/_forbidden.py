@@ -48,9 +48,16 @@ def check_forbidden(forbidden: Forbidden, record: RunRecord) -> list[ForbiddenCh
     return results
 
 
+def _relative(prefix: str) -> str:
+    """`/workspace/src/` and `src/` name the same place, as everywhere else in a spec."""
+    if prefix == "/workspace" or prefix.startswith("/workspace/"):
+        prefix = prefix.removeprefix("/workspace")
+    return prefix.strip("/")
+
+
 def _allowed(path: str, prefixes: list[str]) -> bool:
     for prefix in prefixes:
-        clean = prefix.strip("/")
+        clean = _relative(prefix)
         if clean in ("", ".") or path == clean or path.startswith(clean.rstrip("/") + "/"):
             return True
     return False

@@ -19,6 +19,10 @@ _RESERVED_ENV_PREFIX = "KEYSTONE_"
 """Env vars Keystone sets for the agent; a matrix axis of that name would silently lose."""
 
 
+_AGENT_ALIAS = "agent"
+"""The agent container's name on the sandbox network."""
+
+
 def semantic_issues(spec: Spec, source: SourceMap, spec_dir: Path) -> list[SpecIssue]:
     return [
         *_duplicate_services(spec, source),
@@ -32,7 +36,13 @@ def semantic_issues(spec: Spec, source: SourceMap, spec_dir: Path) -> list[SpecI
 def _duplicate_services(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
     first: dict[str, int] = {}
     for index, service in enumerate(spec.services):
-        if service.name in first:
+        if service.name == _AGENT_ALIAS:
+            yield source.issue(
+                ("services", index, "name"),
+                f"service name `{_AGENT_ALIAS}` is reserved for the agent's own container",
+                "rename the service, e.g. `agent-api`",
+            )
+        elif service.name in first:
             yield source.issue(
                 ("services", index, "name"),
                 f"service name `{service.name}` is already used by services[{first[service.name]}]",

@@ -1,0 +1,68 @@
+"""Helpers shared by the Docker-backed sandbox tests: Keystone's own local images (always present, no
+pull), service plans, and a look at what a sandbox left on the engine."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import docker
+import pytest
+from docker.models.containers import Container
+from docker.models.networks import Network
+
+from polarity_keystone.sandbox import ImageResolver
+from polarity_keystone.sandbox import _labels as labels
+from polarity_keystone.services import ServicePlan, kind_of
+from polarity_keystone.spec._models import Service
+
+
+@pytest.fixture(scope="session")
+def base_image(resolver: ImageResolver) -> str:
+    """Keystone's agent base image (python3, psql, redis-cli), built once if its context changed."""
+    return resolver.local("base").ref
+
+
+@pytest.fixture(scope="session")
+def service_plan(resolver: ImageResolver) -> Callable[[Service], ServicePlan]:
+    """A plan running a Postgres/Redis spec service on Keystone's local image, like the engine does
+    when the canonical image cannot be pulled."""
+
+    def make(service: Service) -> ServicePlan:
+        kind = kind_of(service)
+        image = resolver.local(kind.local_image).ref if kind.local_image else str(service.image)
+        return ServicePlan(spec=service, kind=kind, image=image, env=dict(service.env), local_image=True)
+
+    return make
+
+
+@pytest.fixture
+def run_id() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Leftovers:
+    containers: list[Container]
+    networks: list[Network]
+
+    def __bool__(self) -> bool:
+        return bool(self.containers or self.networks)
+
+
+def leftovers(client: docker.DockerClient, label: str, value: str) -> Leftovers:
+    """Every container (running or not) and network carrying `label=value`."""
+    selector = {"label": f"{label}={value}"}
+    containers = client.containers.list(all=True, filters=selector, ignore_removed=True)
+    return Leftovers(containers, client.networks.list(filters=selector))
+
+
+@pytest.fixture(scope="session")
+def of_run() -> Callable[[docker.DockerClient, str], Leftovers]:
+    return lambda client, run: leftovers(client, labels.RUN, run)
+
+
+@pytest.fixture(scope="session")
+def of_sandbox() -> Callable[[docker.DockerClient, str], Leftovers]:
+    return lambda client, sandbox_id: leftovers(client, labels.SANDBOX, sandbox_id)
