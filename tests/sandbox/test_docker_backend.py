@@ -329,7 +329,8 @@ def test_two_sandboxes_cannot_see_each_others_services(
     for name in (f"keystone-{isolated.id}-db", f"keystone-{isolated.id}-agent"):
         lookup = sandbox.exec(["getent", "hosts", name], timeout=20)
         assert lookup.exit_code != 0, lookup.stdout
-    theirs = backend.client.containers.get(f"keystone-{isolated.id}-db")
+    # Their db listens in their agent's network namespace (see split_services): that address is theirs.
+    theirs = backend.client.containers.get(f"keystone-{isolated.id}-agent")
     their_ip = theirs.attrs["NetworkSettings"]["Networks"][isolated.network.name]["IPAddress"]
     ours = sandbox.exec(["getent", "hosts", "db"]).stdout.split()[0]
     assert ours != their_ip

@@ -14,9 +14,9 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
-from functools import partial
+from typing import Any
 
 import docker
 import docker.errors
@@ -208,6 +208,27 @@ class DockerSandbox(Sandbox):
                 self.state = SandboxState.STOPPED
 
 
+def split_services(services: list[ServicePlan]) -> tuple[list[ServicePlan], list[ServicePlan]]:
+    """(pod, bridged): services that can share the agent's network namespace, and the rest.
+
+    Joining the agent's namespace skips a network endpoint per container, the largest part of a
+    service's start here; the agent still reaches the service by name (a hosts entry, and a network
+    alias on the agent for bridged services). Only a service whose ports are known and free can join;
+    one with unknown ports, or a second service on a taken port, runs on the network under its alias.
+    """
+    pod: list[ServicePlan] = []
+    bridged: list[ServicePlan] = []
+    taken: set[int] = set()
+    for service in services:
+        ports = set(service.spec.ports) or {p for p in [service.kind.default_port] if p is not None}
+        if ports and not ports & taken:
+            pod.append(service)
+            taken |= ports
+        else:
+            bridged.append(service)
+    return pod, bridged
+
+
 def _probe(container: Container, readiness: LogLine | ExecProbe | None) -> bool:
     """One readiness probe; refreshes `container.status` so a crashed service is noticed."""
     if isinstance(readiness, LogLine) and readiness.text in _decode(container.logs()):
@@ -301,10 +322,17 @@ class DockerBackend(SandboxBackend):
         return sandbox
 
     def _boot(self, sandbox: DockerSandbox, plan: SandboxPlan, emit: Callable[[str, str], None]) -> None:
-        jobs: list[Callable[[], None]] = [partial(self._start_agent, sandbox, plan)]
-        jobs += [partial(self._start_service, sandbox, service) for service in plan.services]
-        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-            for future in [pool.submit(job) for job in jobs]:
+        pod, bridged = split_services(plan.services)
+        with ThreadPoolExecutor(max_workers=len(plan.services) + 2) as pool:
+            futures = [pool.submit(self._start_service, sandbox, service, None) for service in bridged]
+            try:
+                agent = self._start_agent(sandbox, plan, pod)
+            finally:
+                wait(futures)  # never leave a half-started service behind an agent that failed
+            futures += [pool.submit(self._start_service, sandbox, service, agent) for service in pod]
+            if plan.agent_dir:
+                futures.append(pool.submit(self._copy_agent, agent, plan.agent_dir))
+            for future in futures:
                 future.result()
         emit("services", ", ".join(f"{s.name} ready" for s in plan.services))
         for index, fixture in enumerate(plan.fixtures):
@@ -324,52 +352,62 @@ class DockerBackend(SandboxBackend):
             raise SandboxBootError(sandbox.id, "snapshot", str(exc)) from exc
         emit("snapshot", "")
 
-    def _run(self, sandbox: DockerSandbox, name: str, image: str, alias: str, **kwargs: object) -> Container:
+    def _run(
+        self, sandbox: DockerSandbox, name: str, image: str, aliases: list[str] | None, **kwargs: Any
+    ) -> Container:
+        """Start a container on the sandbox network under `aliases`, or, with `aliases=None`, inside the
+        agent container's network namespace (`kwargs` then carries that `network_mode`)."""
+        if aliases is not None:
+            kwargs["network"] = sandbox.network.name
+            kwargs["networking_config"] = {
+                sandbox.network.name: self.client.api.create_endpoint_config(aliases=aliases)
+            }
         try:
             return self.client.containers.run(
-                image,
-                detach=True,
-                name=f"keystone-{sandbox.id}-{name}",
-                network=sandbox.network.name,
-                networking_config={
-                    sandbox.network.name: self.client.api.create_endpoint_config(aliases=[alias])
-                },
-                **kwargs,
+                image, detach=True, name=f"keystone-{sandbox.id}-{name}", **kwargs
             )
         except docker.errors.APIError as exc:
             raise SandboxBootError(sandbox.id, "services", f"{name}: {exc.explanation or exc}") from exc
 
-    def _start_agent(self, sandbox: DockerSandbox, plan: SandboxPlan) -> None:
+    def _start_agent(self, sandbox: DockerSandbox, plan: SandboxPlan, pod: list[ServicePlan]) -> Container:
+        names = [service.name for service in pod]
         sandbox.agent = self._run(
             sandbox,
             "agent",
             plan.image,
-            "agent",
+            ["agent", *names],
             command=["sleep", "infinity"],
             init=True,
             working_dir=WORKSPACE,
             environment=plan.env,
             labels={**sandbox.labels, labels.ROLE: "agent"},
             hostname="sandbox",
+            extra_hosts={name: "127.0.0.1" for name in names},
             nano_cpus=int(plan.cpu * 1e9),
             mem_limit=plan.memory_bytes,
             security_opt=["no-new-privileges"],
         )
-        if plan.agent_dir:
-            _exec(sandbox.agent, ["mkdir", "-p", "/opt/agent"])
-            sandbox.agent.put_archive("/opt/agent", tar_directory(plan.agent_dir))
+        return sandbox.agent
 
-    def _start_service(self, sandbox: DockerSandbox, service: ServicePlan) -> None:
+    @staticmethod
+    def _copy_agent(agent: Container, agent_dir: str) -> None:
+        _exec(agent, ["mkdir", "-p", "/opt/agent"])
+        agent.put_archive("/opt/agent", tar_directory(agent_dir))
+
+    def _start_service(self, sandbox: DockerSandbox, service: ServicePlan, pod_of: Container | None) -> None:
+        """Start a service in the agent's network namespace (`pod_of`), or on the network by its alias."""
         spec = service.spec
         command = shlex.split(spec.command) if isinstance(spec.command, str) else spec.command
+        placement: dict[str, Any] = {"network_mode": f"container:{pod_of.id}"} if pod_of is not None else {}
         container = self._run(
             sandbox,
             service.name,
             service.image,
-            service.name,
+            None if pod_of is not None else [service.name],
             command=command,
             environment=service.env,
             labels={**sandbox.labels, labels.ROLE: "service", labels.SERVICE: service.name},
+            **placement,
         )
         sandbox.service_containers[service.name] = container
         self._wait_ready(sandbox, service, container)
