@@ -37,7 +37,14 @@ import docker
 import docker.errors
 
 from polarity_keystone import __version__ as keystone_version
-from polarity_keystone.sandbox import BootEvent, DockerBackend, ImageResolver, SandboxError, SandboxPlan
+from polarity_keystone.sandbox import (
+    BootEvent,
+    DockerBackend,
+    FixtureStep,
+    ImageResolver,
+    SandboxError,
+    SandboxPlan,
+)
 from polarity_keystone.sandbox._labels import OWNER
 from polarity_keystone.services import ServicePlan, kind_of, postgres
 from polarity_keystone.spec import Service
@@ -146,7 +153,9 @@ def install_signal_handlers() -> None:
     def interrupt(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored (`cmd &`)
+    signal.signal(
+        signal.SIGINT, signal.default_int_handler
+    )  # also when started with SIGINT ignored (`cmd &`)
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGHUP, interrupt)
 
@@ -166,21 +175,28 @@ def machine_facts(client: docker.DockerClient, owner: str) -> None:
     # Low-level listing: no per-container inspect, which races with other people's containers going away.
     others = [c for c in client.api.containers() if (c.get("Labels") or {}).get(OWNER) != owner]
     try:
-        import testcontainers  # noqa: F401
         from importlib.metadata import version as dist_version
 
+        import testcontainers  # noqa: F401
+
         tc_version = dist_version("testcontainers")
-    except Exception:  # noqa: BLE001
+    except Exception:
         tc_version = "not installed"
     out("== machine ==")
-    out(f"  nproc                    {len(os.sched_getaffinity(0))} (os.cpu_count {os.cpu_count()}; engine NCPU {info.get('NCPU')})")
+    out(
+        f"  nproc                    {len(os.sched_getaffinity(0))} (os.cpu_count {os.cpu_count()}; engine NCPU {info.get('NCPU')})"
+    )
     out(f"  cpu                      {cpu_model or platform.machine()}")
     out(f"  memory (engine)          {info.get('MemTotal', 0) / 1024**3:.1f} GiB")
-    out(f"  docker server            {version.get('Version')} (API {version.get('ApiVersion')}), "
-        f"storage driver {info.get('Driver')}, cgroup {info.get('CgroupVersion', '?')}")
+    out(
+        f"  docker server            {version.get('Version')} (API {version.get('ApiVersion')}), "
+        f"storage driver {info.get('Driver')}, cgroup {info.get('CgroupVersion', '?')}"
+    )
     out(f"  kernel / os              {info.get('KernelVersion')} / {info.get('OperatingSystem')}")
-    out(f"  python                   {platform.python_version()}, docker SDK {docker.__version__}, "
-        f"keystone {keystone_version}, testcontainers {tc_version}")
+    out(
+        f"  python                   {platform.python_version()}, docker SDK {docker.__version__}, "
+        f"keystone {keystone_version}, testcontainers {tc_version}"
+    )
     out(f"  other running containers {len(others)} at start (not ours; they share the engine and CPUs)")
     out(f"  load average             {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min, at start)")
     out()
@@ -189,7 +205,9 @@ def machine_facts(client: docker.DockerClient, owner: str) -> None:
 # --- 1. bare sandbox ---------------------------------------------------------------------------
 
 
-def bench_bare(backend: DockerBackend, resolver: ImageResolver, cleanup: Cleanup, runs: int, warmup: int) -> dict[str, Any]:
+def bench_bare(
+    backend: DockerBackend, resolver: ImageResolver, cleanup: Cleanup, runs: int, warmup: int
+) -> dict[str, Any]:
     image = resolver.resolve("ubuntu:24.04")
     out(f"== 1. bare sandbox (agent container only; image {image.ref}) ==")
     ready: list[float] = []
@@ -205,7 +223,7 @@ def bench_bare(backend: DockerBackend, resolver: ImageResolver, cleanup: Cleanup
             sandbox.destroy()
             gone = time.perf_counter()
             cleanup.untrack(sandbox)
-        except Exception as exc:  # noqa: BLE001 - a figure, not a test: count it and go on
+        except Exception as exc:
             failures.append(f"{type(exc).__name__}: {exc}")
             continue
         if index >= warmup:
@@ -243,8 +261,11 @@ def bench_services(
     failures: list[str] = []
     for index in range(warmup + runs):
         plan = SandboxPlan(
-            spec_id="bench", run_id=f"{BENCH_ID}-svc-{index}", image=agent_image,
-            services=plans, fixtures=[fixture],
+            spec_id="bench",
+            run_id=f"{BENCH_ID}-svc-{index}",
+            image=agent_image,
+            services=plans,
+            fixtures=[FixtureStep(fixture, "sql fixture", touches_workspace=False)],
         )
         events: list[BootEvent] = []
         try:
@@ -255,7 +276,7 @@ def bench_services(
             sandbox.destroy()
             gone = time.perf_counter()
             cleanup.untrack(sandbox)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             failures.append(f"{type(exc).__name__}: {exc}")
             continue
         if index < warmup:
@@ -271,7 +292,9 @@ def bench_services(
     out(line("destroy", teardown))
     out("  boot steps (BootEvent, medians in ms):   step took   elapsed since create")
     for step in [s for s in STEPS if s in cumulative] + [s for s in cumulative if s not in STEPS]:
-        out(f"    {step:<10} {statistics.median(durations[step]):>29.0f}   {statistics.median(cumulative[step]):>20.0f}")
+        out(
+            f"    {step:<10} {statistics.median(durations[step]):>29.0f}   {statistics.median(cumulative[step]):>20.0f}"
+        )
     for failure in failures[:3]:
         out(f"  failure: {failure[:300]}")
     out()
@@ -290,7 +313,11 @@ def configure_testcontainers(client: docker.DockerClient, poll_interval: float |
         config.sleep_time = poll_interval
     notes.append(
         f"wait-strategy poll interval {config.sleep_time:g} s"
-        + (" (set with --tc-poll-interval)" if poll_interval is not None else " (testcontainers default, TC_POOLING_INTERVAL)")
+        + (
+            " (set with --tc-poll-interval)"
+            if poll_interval is not None
+            else " (testcontainers default, TC_POOLING_INTERVAL)"
+        )
     )
     if config.ryuk_disabled:
         notes.append("Ryuk disabled by the environment (TESTCONTAINERS_RYUK_DISABLED)")
@@ -315,8 +342,13 @@ def configure_testcontainers(client: docker.DockerClient, poll_interval: float |
 
 
 def bench_testcontainers(
-    client: docker.DockerClient, resolver: ImageResolver, cleanup: Cleanup, runs: int, warmup: int,
-    modes: list[str], poll_interval: float | None,
+    client: docker.DockerClient,
+    resolver: ImageResolver,
+    cleanup: Cleanup,
+    runs: int,
+    warmup: int,
+    modes: list[str],
+    poll_interval: float | None,
 ) -> dict[str, Any]:
     notes = configure_testcontainers(client, poll_interval)
     from testcontainers.community.postgres import PostgresContainer
@@ -327,14 +359,31 @@ def bench_testcontainers(
     pg_ref, redis_ref = resolver.resolve("postgres:16").ref, resolver.resolve("redis:7").ref
     out(f"== 3. testcontainers-python on the same local images ({pg_ref}, {redis_ref}) ==")
     out("  PostgresContainer(image=...) + RedisContainer(image=...) with their own wait strategies")
-    out("  (Postgres: psql 'select version()' exec probe; Redis: PING from the host through the published port),")
-    out(f"  then the same SQL as the Keystone fixture via `docker exec psql`; stop() is timed as teardown.")
+    out(
+        "  (Postgres: psql 'select version()' exec probe; Redis: PING from the host through the published port),"
+    )
+    out("  then the same SQL as the Keystone fixture via `docker exec psql`; stop() is timed as teardown.")
     for note in notes:
         out(f"  {note}")
 
     def sql(pg: Any) -> None:
-        result = pg.exec(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-                          "-U", pg.username, "-d", pg.dbname, "-c", FIXTURE_SQL])
+        result = pg.exec(
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                pg.username,
+                "-d",
+                pg.dbname,
+                "-c",
+                FIXTURE_SQL,
+            ]
+        )
         if result.exit_code != 0:
             raise RuntimeError(f"psql failed: {result.output!r}")
 
@@ -374,13 +423,15 @@ def bench_testcontainers(
         for index in range(warmup + runs):
             try:
                 took, stop = one_run(mode)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 failures.append(f"{type(exc).__name__}: {exc}")
                 continue
             if index >= warmup:
                 ready.append(took)
                 teardown.append(stop)
-        label = "Postgres then Redis, sequential" if mode == "sequential" else "Postgres and Redis concurrently"
+        label = (
+            "Postgres then Redis, sequential" if mode == "sequential" else "Postgres and Redis concurrently"
+        )
         out(f"  [{mode}] {label}:")
         out(line("start -> both ready + SQL done", ready, len(failures)))
         out(line("stop", teardown))
@@ -402,7 +453,7 @@ def run_in_thread(work: Callable[[], Any]) -> Any:
     def target() -> None:
         try:
             box["value"] = work()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             box["error"] = exc
 
     thread = threading.Thread(target=target, daemon=True)
@@ -435,7 +486,12 @@ def bench_replicas(
         errors = [r for r in done if r.status == "error"]
         boot = [r.boot_ms for r in done if r.status != "error"]
         mean_boot = statistics.fmean(boot) if boot else float("nan")
-        figures[concurrency] = {"wall": wall, "per_min": len(done) / wall * 60, "passed": passed, "boot_ms": mean_boot}
+        figures[concurrency] = {
+            "wall": wall,
+            "per_min": len(done) / wall * 60,
+            "passed": passed,
+            "boot_ms": mean_boot,
+        }
         out(
             f"  concurrency {concurrency}: wall {wall:6.2f} s   {len(done) / wall * 60:5.1f} replicas/min   "
             f"pass {passed}/{len(done)}   errors {len(errors)}   mean boot_ms {mean_boot:.0f}   "
@@ -456,40 +512,63 @@ def summary(figures: dict[str, Any]) -> None:
     services = figures.get("services")
     tc = figures.get("testcontainers", {})
     if bare and bare["ready"]:
-        out(f"  bare sandbox ready              p50 {fmt_s(pct(bare['ready'], 50))}  p95 {fmt_s(pct(bare['ready'], 95))}"
-            f"  teardown p50 {fmt_s(pct(bare['teardown'], 50))}")
+        out(
+            f"  bare sandbox ready              p50 {fmt_s(pct(bare['ready'], 50))}  p95 {fmt_s(pct(bare['ready'], 95))}"
+            f"  teardown p50 {fmt_s(pct(bare['teardown'], 50))}"
+        )
     ks_p50 = float("nan")
     if services and services["ready"]:
         ks_p50 = pct(services["ready"], 50)
-        out(f"  pg+redis+fixture ready          p50 {fmt_s(ks_p50)}  p95 {fmt_s(pct(services['ready'], 95))}"
-            f"  teardown p50 {fmt_s(pct(services['teardown'], 50))}   (target p50 <= {TARGET_READY_S} s)")
+        out(
+            f"  pg+redis+fixture ready          p50 {fmt_s(ks_p50)}  p95 {fmt_s(pct(services['ready'], 95))}"
+            f"  teardown p50 {fmt_s(pct(services['teardown'], 50))}   (target p50 <= {TARGET_READY_S} s)"
+        )
     for mode in ("sequential", "concurrent"):
         if mode in tc and tc[mode]["ready"]:
             tc_p50 = pct(tc[mode]["ready"], 50)
             ratio = tc_p50 / ks_p50 if ks_p50 == ks_p50 and ks_p50 > 0 else float("nan")
-            out(f"  testcontainers ({mode:<10})    p50 {fmt_s(tc_p50)}  p95 {fmt_s(pct(tc[mode]['ready'], 95))}"
-                f"  ratio tc_p50/keystone_p50 {ratio:5.2f}x   (target >= {TARGET_SPEEDUP:g}x)")
+            out(
+                f"  testcontainers ({mode:<10})    p50 {fmt_s(tc_p50)}  p95 {fmt_s(pct(tc[mode]['ready'], 95))}"
+                f"  ratio tc_p50/keystone_p50 {ratio:5.2f}x   (target >= {TARGET_SPEEDUP:g}x)"
+            )
     for note in tc.get("notes", []):
         out(f"    testcontainers: {note}")
     for concurrency, row in figures.get("replicas", {}).items():
-        out(f"  refund-agent x{row.get('n', 0):<3} concurrency {concurrency}  wall {row['wall']:6.2f} s  "
-            f"{row['per_min']:5.1f} replicas/min  pass {row['passed']}/{row.get('n', 0)}  mean boot {row['boot_ms']:.0f} ms")
+        out(
+            f"  refund-agent x{row.get('n', 0):<3} concurrency {concurrency}  wall {row['wall']:6.2f} s  "
+            f"{row['per_min']:5.1f} replicas/min  pass {row['passed']}/{row.get('n', 0)}  mean boot {row['boot_ms']:.0f} ms"
+        )
 
 
 # --- main --------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=10, help="measured runs per section (default 10)")
-    parser.add_argument("--warmup", type=int, default=1, help="unmeasured warm-up runs per section (default 1)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="unmeasured warm-up runs per section (default 1)"
+    )
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
-    parser.add_argument("--tc-mode", choices=("sequential", "concurrent", "both"), default="both",
-                        help="how testcontainers starts the two containers (default both)")
-    parser.add_argument("--tc-poll-interval", type=float, default=None,
-                        help="override testcontainers' wait-strategy poll interval (default: its own, 1 s)")
-    parser.add_argument("--replica-runs", default="2,4",
-                        help="engine concurrencies to run, comma list, or 'none' to skip (default 2,4)")
+    parser.add_argument(
+        "--tc-mode",
+        choices=("sequential", "concurrent", "both"),
+        default="both",
+        help="how testcontainers starts the two containers (default both)",
+    )
+    parser.add_argument(
+        "--tc-poll-interval",
+        type=float,
+        default=None,
+        help="override testcontainers' wait-strategy poll interval (default: its own, 1 s)",
+    )
+    parser.add_argument(
+        "--replica-runs",
+        default="2,4",
+        help="engine concurrencies to run, comma list, or 'none' to skip (default 2,4)",
+    )
     parser.add_argument("--replicas", type=int, default=20, help="replicas per engine run (default 20)")
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -514,7 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     started = time.perf_counter()
     try:
-        out(f"keystone boot benchmark {BENCH_ID}: {args.runs} measured runs after {args.warmup} warm-up run(s) each")
+        out(
+            f"keystone boot benchmark {BENCH_ID}: {args.runs} measured runs after {args.warmup} warm-up run(s) each"
+        )
         out()
         machine_facts(client, backend.owner)
         if "bare" in args.sections:

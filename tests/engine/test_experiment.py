@@ -504,7 +504,7 @@ def test_a_failing_sql_fixture_is_an_error_not_a_failure(prepared_from: PrepareF
     (replica,) = scenario.replicas
     assert replica.status == "error"
     assert replica.error is not None
-    assert "fixture 2" in replica.error
+    assert "sql fixture on db (inline)" in replica.error, "the error names the failing fixture"
     assert "fixtures" in replica.error
     assert 'relation "no_such_table" does not exist' in replica.error
     assert replica.exit_code is None  # the agent never ran

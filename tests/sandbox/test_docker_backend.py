@@ -22,6 +22,7 @@ from polarity_keystone.sandbox import (
     DockerBackend,
     DockerSandbox,
     FixtureError,
+    FixtureStep,
     Sandbox,
     SandboxBootError,
     SandboxError,
@@ -78,7 +79,7 @@ def booted(backend: DockerBackend, base_image: str, service_plan: PlanService) -
         run_id=run_id,
         image=base_image,
         services=[service_plan(DB), service_plan(CACHE)],
-        fixtures=[_seed],
+        fixtures=[FixtureStep(_seed, "seed: rows and workspace files")],
         env={"KS_GREETING": "hello"},
         cpu=CPU,
         memory_bytes=MEMORY,
@@ -475,7 +476,7 @@ def _boot_failure(backend: DockerBackend, plan: SandboxPlan) -> SandboxBootError
     pytest.fail(f"sandbox {sandbox.id} booted although its plan must fail")
 
 
-def _sql_fixture(sql: str) -> Callable[[Sandbox], None]:
+def _sql_fixture(sql: str, label: str) -> FixtureStep:
     """The engine's wrapping of an `sql` fixture (engine/_prepare.py)."""
 
     def apply(sandbox: Sandbox) -> None:
@@ -484,7 +485,7 @@ def _sql_fixture(sql: str) -> Callable[[Sandbox], None]:
         except SqlError as exc:
             raise FixtureError(str(exc), exc.output) from exc
 
-    return apply
+    return FixtureStep(apply, label, touches_workspace=False)
 
 
 def test_a_failing_sql_fixture_fails_boot_at_fixtures_and_leaves_nothing(
@@ -496,11 +497,14 @@ def test_a_failing_sql_fixture_fails_boot_at_fixtures_and_leaves_nothing(
         run_id=run_id,
         image=base_image,
         services=[service_plan(DB)],
-        fixtures=[_sql_fixture("create table fine(id int);"), _sql_fixture("create tabel oops(id int);")],
+        fixtures=[
+            _sql_fixture("create table fine(id int);", "sql fixture on db (schema.sql)"),
+            _sql_fixture("create tabel oops(id int);", "sql fixture on db (inline)"),
+        ],
     )
     failure = _boot_failure(backend, plan)
     assert failure.step == "fixtures"
-    assert "fixture 2" in str(failure)
+    assert "sql fixture on db (inline)" in str(failure), "the error names the failing fixture"
     assert "syntax error" in failure.output
     assert "tabel" in failure.output
     assert failure.sandbox_id.startswith("sb-")
@@ -515,10 +519,16 @@ def test_a_fixture_raising_fixture_error_fails_boot_with_its_output(
 
     run_id = _run_id()
     failure = _boot_failure(
-        backend, SandboxPlan(spec_id="bad-fixture", run_id=run_id, image=base_image, fixtures=[broken])
+        backend,
+        SandboxPlan(
+            spec_id="bad-fixture",
+            run_id=run_id,
+            image=base_image,
+            fixtures=[FixtureStep(broken, "directory fixture data -> data")],
+        ),
     )
     assert failure.step == "fixtures"
-    assert "fixture 1: seeding failed" in str(failure)
+    assert "directory fixture data -> data: seeding failed" in str(failure)
     assert failure.output == "line 3: bad row"
     assert not of_run(backend.client, run_id)
 

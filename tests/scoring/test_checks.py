@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from polarity_keystone.results import InvariantResult
-from polarity_keystone.sandbox import DockerBackend, DockerSandbox, ImageResolver, SandboxPlan
+from polarity_keystone.sandbox import DockerBackend, DockerSandbox, FixtureStep, ImageResolver, SandboxPlan
 from polarity_keystone.scoring import CheckContext, run_check, supported_checks
 from polarity_keystone.services import ServicePlan, kind_of, postgres
 from polarity_keystone.spec._models import Invariant, Service
@@ -56,7 +56,7 @@ def sandbox(backend: DockerBackend, resolver: ImageResolver) -> Iterator[DockerS
         run_id=f"test-{uuid.uuid4().hex[:10]}",
         image=resolver.local("base").ref,
         services=[ServicePlan(DB, kind_of(DB), resolver.local("postgres").ref, local_image=True)],
-        fixtures=[_seed],
+        fixtures=[FixtureStep(_seed, "seed")],
     )
     sandbox = backend.create(plan)
     try:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from polarity_keystone.results import ForbiddenCheckResult
-from polarity_keystone.sandbox import DockerBackend, DockerSandbox, ImageResolver, SandboxPlan
+from polarity_keystone.sandbox import DockerBackend, DockerSandbox, FixtureStep, ImageResolver, SandboxPlan
 from polarity_keystone.scoring import RunRecord, check_forbidden, supported_rules
 from polarity_keystone.spec._models import Forbidden
 
@@ -38,7 +38,7 @@ def module_sandbox(backend: DockerBackend, resolver: ImageResolver) -> Iterator[
         spec_id="forbidden",
         run_id=f"test-{uuid.uuid4().hex[:10]}",
         image=resolver.local("base").ref,
-        fixtures=[_seed],
+        fixtures=[FixtureStep(_seed, "seed")],
     )
     sandbox = backend.create(plan)
     try:

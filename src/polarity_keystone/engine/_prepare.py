@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..sandbox import FixtureError, ImageResolver, ResolvedImage, Sandbox, SandboxPlan
+from ..sandbox import FixtureError, FixtureStep, ImageResolver, ResolvedImage, Sandbox, SandboxPlan
 from ..services import ServicePlan, SqlError, kind_of, postgres
 from ..spec import LoadedSpec
-from ..spec._models import DirectoryFixture, SqlFixture
+from ..spec._models import DirectoryFixture, Fixture, Service, SqlFixture
 from ._secrets import Redactor, generated, interpolate, resolve_fixed
 
 TASK_FILE = "/keystone/task.md"
@@ -85,6 +85,8 @@ class ReplicaPlan:
     sandbox: SandboxPlan
     agent_env: dict[str, str]
     redact: Redactor
+    services: dict[str, Service]
+    """The spec's services with secrets filled into their env (credentials for fixtures and checks)."""
 
 
 def plan_replica(
@@ -100,14 +102,15 @@ def plan_replica(
     """Everything one replica's sandbox and agent need; secrets are resolved here (raises SecretError)."""
     spec = prepared.spec
     values = {**prepared.secrets, **generated(spec.secrets, seed)}
-    services = []
+    services: dict[str, Service] = {}
+    plans = []
     service_env: dict[str, str] = {}
-    for service in spec.services:
-        image = prepared.service_images[service.name]
-        kind = kind_of(service)
-        env = {key: interpolate(value, values) for key, value in service.env.items()}
-        services.append(ServicePlan(service, kind, image.ref, env, local_image=bool(image.note)))
-        service_env.update(kind.agent_env(service.model_copy(update={"env": env})))
+    for declared in spec.services:
+        env = {key: interpolate(value, values) for key, value in declared.env.items()}
+        service = services[declared.name] = declared.model_copy(update={"env": env})
+        image, kind = prepared.service_images[service.name], kind_of(service)
+        plans.append(ServicePlan(service, kind, image.ref, env, local_image=bool(image.note)))
+        service_env.update(kind.agent_env(service))
     agent_env = {
         **{key: interpolate(value, values) for key, value in spec.setup.env.items()},
         **service_env,
@@ -127,24 +130,22 @@ def plan_replica(
         spec_id=spec.id,
         run_id=run_id,
         image=prepared.agent_image.ref,
-        services=services,
-        fixtures=[_fixture_step(prepared, fixture) for fixture in spec.fixtures],
+        services=plans,
+        fixtures=[_fixture_step(prepared.loaded.spec_dir, services, fixture) for fixture in spec.fixtures],
         env={key: interpolate(value, values) for key, value in spec.setup.env.items()},
         cpu=spec.resources.cpu,
         memory_bytes=spec.resources.memory,
         timeout_s=spec.resources.timeout,
         egress_allowed=spec.network.egress.default == "allow",
-        spec_dir=str(prepared.loaded.spec_dir),
         agent_dir=str(prepared.agent_dir) if prepared.agent_dir else None,
         keep=keep,
     )
-    return ReplicaPlan(sandbox, agent_env, Redactor(values))
+    return ReplicaPlan(sandbox, agent_env, Redactor(values), services)
 
 
-def _fixture_step(prepared: PreparedSpec, fixture: Any) -> Any:
-    spec_dir = prepared.loaded.spec_dir
+def _fixture_step(spec_dir: Path, services: dict[str, Service], fixture: Fixture) -> FixtureStep:
     if isinstance(fixture, SqlFixture):
-        service = next(s for s in prepared.spec.services if s.name == fixture.service)
+        service = services[fixture.service]
         sql = fixture.sql if fixture.sql is not None else (spec_dir / str(fixture.file)).read_text()
 
         def apply_sql(sandbox: Sandbox) -> None:
@@ -153,12 +154,13 @@ def _fixture_step(prepared: PreparedSpec, fixture: Any) -> Any:
             except SqlError as exc:
                 raise FixtureError(str(exc), exc.output) from exc
 
-        return apply_sql
+        origin = fixture.file or "inline"
+        return FixtureStep(apply_sql, f"sql fixture on {service.name} ({origin})", touches_workspace=False)
     if isinstance(fixture, DirectoryFixture):
         source = str((spec_dir / fixture.source).resolve())
 
         def copy_directory(sandbox: Sandbox) -> None:
             sandbox.copy_in(source, fixture.path)
 
-        return copy_directory
+        return FixtureStep(copy_directory, f"directory fixture {fixture.source} -> {fixture.path}")
     raise FixtureError(f"fixture type {fixture.type!r} is not supported yet")

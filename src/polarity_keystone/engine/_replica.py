@@ -107,8 +107,7 @@ def _run_and_score(
     result.agent_output = _clip(plan.redact(run.stdout))
     result.agent_stderr = _clip(plan.redact(run.stderr))
 
-    services = {service.name: service for service in spec.services}
-    context = CheckContext(sandbox, services, prepared.loaded.spec_dir, result.agent_output, plan.redact)
+    context = CheckContext(sandbox, plan.services, prepared.loaded.spec_dir, result.agent_output, plan.redact)
     result.invariants = [run_check(name, invariant, context) for name, invariant in spec.invariants.items()]
     result.forbidden_checks = check_forbidden(spec.forbidden, RunRecord(diff=sandbox.diff()))
     verdict = score_run(result.invariants, result.forbidden_checks, spec.scoring.pass_threshold)

@@ -5,6 +5,8 @@ from ._base import (
     BootListener,
     ExecResult,
     FileInfo,
+    FixtureError,
+    FixtureStep,
     Sandbox,
     SandboxBackend,
     SandboxBootError,
@@ -15,7 +17,7 @@ from ._base import (
     WorkspaceDiff,
     WorkspaceState,
 )
-from ._docker import DockerBackend, DockerSandbox, FixtureError, connect, workspace_path
+from ._docker import DockerBackend, DockerSandbox, connect, split_services, workspace_path
 from ._images import ImageError, ImageResolver, ResolvedImage
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "ExecResult",
     "FileInfo",
     "FixtureError",
+    "FixtureStep",
     "ImageError",
     "ImageResolver",
     "ResolvedImage",
@@ -39,5 +42,6 @@ __all__ = [
     "WorkspaceDiff",
     "WorkspaceState",
     "connect",
+    "split_services",
     "workspace_path",
 ]

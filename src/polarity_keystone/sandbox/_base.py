@@ -119,7 +119,14 @@ class Sandbox(abc.ABC):
         """Run a command in the agent container (a string runs with `sh -c`)."""
 
     @abc.abstractmethod
-    def service_exec(self, service: str, command: Sequence[str], *, timeout: float = 30.0) -> ExecResult:
+    def service_exec(
+        self,
+        service: str,
+        command: Sequence[str],
+        *,
+        timeout: float = 30.0,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
         """Run a command inside a service's container (e.g. psql for an `sql` check)."""
 
     @abc.abstractmethod
@@ -166,6 +173,26 @@ class Sandbox(abc.ABC):
         }
 
 
+class FixtureError(Exception):
+    """Raised by a fixture step; `output` is what the failing step printed. The backend turns it into
+    a SandboxBootError at step `fixtures`."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
+
+
+@dataclass(frozen=True)
+class FixtureStep:
+    """One fixture applied during boot, in order; `apply` raises FixtureError to fail the boot."""
+
+    apply: Callable[[Sandbox], None]
+    label: str = "fixture"
+    """Names the fixture in errors, e.g. `sql fixture on db (fixtures/schema.sql)`."""
+    touches_workspace: bool = True
+    """False lets the backend take the before-run snapshot while the fixture runs."""
+
+
 @dataclass
 class SandboxPlan:
     """Everything a backend needs to boot one sandbox, resolved from a spec by the engine."""
@@ -176,13 +203,12 @@ class SandboxPlan:
     """The agent image (already built with setup baked in)."""
     services: list[Any] = field(default_factory=list)
     """`services.ServicePlan` entries."""
-    fixtures: list[Any] = field(default_factory=list)
+    fixtures: list[FixtureStep] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     cpu: float = 2.0
     memory_bytes: int = 2 * 1024**3
     timeout_s: float = 600.0
     egress_allowed: bool = True
-    spec_dir: str = "."
     agent_dir: str | None = None
     owner: str = ""
     keep: bool = False

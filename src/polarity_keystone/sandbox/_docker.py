@@ -31,6 +31,8 @@ from ._base import (
     BootListener,
     ExecResult,
     FileInfo,
+    FixtureError,
+    FixtureStep,
     Sandbox,
     SandboxBackend,
     SandboxBootError,
@@ -48,17 +50,6 @@ READINESS_TIMEOUT_S = 60.0
 GENERIC_SETTLE_S = 0.5
 """A service with no readiness signal must stay up this long: one that crashes at start is an error."""
 _TIMEOUT_EXIT = 124
-
-Fixture = Callable[[Sandbox], None]
-"""A fixture step applied during boot; raises to fail the boot with its output."""
-
-
-class FixtureError(Exception):
-    """Raised by a fixture step; `output` is what the failing step printed."""
-
-    def __init__(self, message: str, output: str = "") -> None:
-        super().__init__(message)
-        self.output = output
 
 
 def workspace_path(path: str) -> str:
@@ -110,8 +101,15 @@ class DockerSandbox(Sandbox):
             self.state = SandboxState.RUNNING
         return _exec(agent, command, timeout=timeout, env=env, workdir=workdir)
 
-    def service_exec(self, service: str, command: Sequence[str], *, timeout: float = 30.0) -> ExecResult:
-        return _exec(self._service(service), command, timeout=timeout)
+    def service_exec(
+        self,
+        service: str,
+        command: Sequence[str],
+        *,
+        timeout: float = 30.0,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        return _exec(self._service(service), command, timeout=timeout, env=env)
 
     def service_put_file(self, service: str, path: str, content: bytes) -> None:
         self._service(service).put_archive("/", tar_files({path: content}))
@@ -206,6 +204,22 @@ class DockerSandbox(Sandbox):
                 self.network.remove()
             if self.state is not SandboxState.ERROR:
                 self.state = SandboxState.STOPPED
+
+
+def _apply(sandbox: DockerSandbox, fixture: FixtureStep) -> None:
+    try:
+        fixture.apply(sandbox)
+    except FixtureError as exc:
+        raise SandboxBootError(sandbox.id, "fixtures", f"{fixture.label}: {exc}", exc.output) from exc
+    except SandboxError as exc:
+        raise SandboxBootError(sandbox.id, "fixtures", f"{fixture.label}: {exc}") from exc
+
+
+def _snapshot(sandbox: DockerSandbox) -> None:
+    try:
+        sandbox.snapshot()
+    except SandboxError as exc:
+        raise SandboxBootError(sandbox.id, "snapshot", str(exc)) from exc
 
 
 def split_services(services: list[ServicePlan]) -> tuple[list[ServicePlan], list[ServicePlan]]:
@@ -332,24 +346,18 @@ class DockerBackend(SandboxBackend):
             futures += [pool.submit(self._start_service, sandbox, service, agent) for service in pod]
             if plan.agent_dir:
                 futures.append(pool.submit(self._copy_agent, agent, plan.agent_dir))
+            # The workspace is final once the agent started, unless a fixture writes into it: then the
+            # snapshot overlaps service readiness and the fixtures instead of following them.
+            early_snapshot = not any(fixture.touches_workspace for fixture in plan.fixtures)
+            snapshot = pool.submit(_snapshot, sandbox) if early_snapshot else None
             for future in futures:
                 future.result()
-        emit("services", ", ".join(f"{s.name} ready" for s in plan.services))
-        for index, fixture in enumerate(plan.fixtures):
-            try:
-                fixture(sandbox)
-            except FixtureError as exc:
-                raise SandboxBootError(
-                    sandbox.id, "fixtures", f"fixture {index + 1}: {exc}", exc.output
-                ) from exc
-            except SandboxError as exc:
-                raise SandboxBootError(sandbox.id, "fixtures", f"fixture {index + 1}: {exc}") from exc
-        if plan.fixtures:
-            emit("fixtures", f"{len(plan.fixtures)} applied")
-        try:
-            sandbox.snapshot()
-        except SandboxError as exc:
-            raise SandboxBootError(sandbox.id, "snapshot", str(exc)) from exc
+            emit("services", ", ".join(f"{s.name} ready" for s in plan.services))
+            for fixture in plan.fixtures:
+                _apply(sandbox, fixture)
+            if plan.fixtures:
+                emit("fixtures", f"{len(plan.fixtures)} applied")
+            (snapshot or pool.submit(_snapshot, sandbox)).result()
         emit("snapshot", "")
 
     def _run(

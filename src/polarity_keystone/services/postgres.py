@@ -58,13 +58,21 @@ def _psql(service: Service, *args: str) -> list[str]:
     return ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", user, "-d", db, *args]
 
 
+_ENV_SQL_LIMIT = 100_000
+"""Below this size a script travels in the exec's environment (one round trip); above, as a file."""
+
+
 def run_sql(sandbox: Sandbox, service: Service, sql: str) -> ExecResult:
     """Run a script (a fixture) in one transaction; raises SqlError with psql's output on failure."""
-    path = "/tmp/keystone-fixture.sql"
-    sandbox.service_put_file(service.name, path, sql.encode())
-    result = sandbox.service_exec(
-        service.name, _psql(service, "--single-transaction", "-f", path), timeout=300
-    )
+    single = ["--single-transaction", "-f"]
+    if len(sql.encode()) < _ENV_SQL_LIMIT:
+        script = 'printf "%s" "$KEYSTONE_SQL" | exec "$@"'
+        command = ["sh", "-c", script, "sh", *_psql(service, *single, "-")]
+        result = sandbox.service_exec(service.name, command, timeout=300, env={"KEYSTONE_SQL": sql})
+    else:
+        path = "/tmp/keystone-fixture.sql"
+        sandbox.service_put_file(service.name, path, sql.encode())
+        result = sandbox.service_exec(service.name, _psql(service, *single, path), timeout=300)
     if result.exit_code != 0:
         raise SqlError(f"SQL on service {service.name!r} failed", (result.stderr or result.stdout).strip())
     return result
