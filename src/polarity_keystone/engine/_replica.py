@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import time
@@ -11,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ..results import ReplicaResult, Reproducer
-from ..sandbox import BootListener, Sandbox, SandboxBootError, SandboxError, SandboxPlan
+from ..sandbox import BootListener, Sandbox, SandboxBootError, SandboxError, SandboxPlan, WorkspaceDiff
 from ..scoring import CheckContext, RunRecord, check_forbidden, run_check, score_run
 from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
 from ._secrets import SecretError
 
 OUTPUT_LIMIT = 64_000
+LOG_FILE_LIMIT = 1024 * 1024
 
 BootSandbox = Callable[[SandboxPlan, BootListener | None], Sandbox]
 """Where a replica gets its ready sandbox: `SandboxBackend.create`, or a warm pool."""
@@ -109,7 +111,10 @@ def _run_and_score(
 
     context = CheckContext(sandbox, plan.services, prepared.loaded.spec_dir, result.agent_output, plan.redact)
     result.invariants = [run_check(name, invariant, context) for name, invariant in spec.invariants.items()]
-    result.forbidden_checks = check_forbidden(spec.forbidden, RunRecord(diff=sandbox.diff()))
+    diff = sandbox.diff()
+    logs = {"agent_output": run.stdout, "agent_stderr": run.stderr, **_log_files(sandbox, diff)}
+    record = RunRecord(diff=diff, logs=logs, leaked=plan.redact.leaked)
+    result.forbidden_checks = check_forbidden(spec.forbidden, record)
     verdict = score_run(result.invariants, result.forbidden_checks, spec.scoring.pass_threshold)
     result.composite_score = verdict.composite_score
     passed = verdict.passed and not run.timed_out
@@ -118,6 +123,16 @@ def _run_and_score(
     if run.timed_out:
         reasons.insert(0, f"agent timed out after {timeout:g}s")
     result.reasons = [] if passed else reasons
+
+
+def _log_files(sandbox: Sandbox, diff: WorkspaceDiff) -> dict[str, str]:
+    """The `*.log` files the run created or changed in the workspace, by path (first MiB of each)."""
+    logs = {}
+    for path in [*diff.added, *diff.modified]:
+        if path.endswith(".log"):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                logs[path] = sandbox.read_file(path)[:LOG_FILE_LIMIT].decode("utf-8", errors="replace")
+    return logs
 
 
 def _finish(prepared: PreparedSpec, job: ReplicaJob, result: ReplicaResult, started: float) -> ReplicaResult:

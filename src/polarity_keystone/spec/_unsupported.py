@@ -113,7 +113,6 @@ _FEATURES: tuple[_Feature, ...] = (
     _Feature("`audit.commands`", _AUDIT, _enabled("audit", "commands")),
     _Feature("`forbidden.db_writes_outside`", _AUDIT, _given("forbidden", "db_writes_outside")),
     _Feature("`forbidden.http_except`", _AUDIT, _given("forbidden", "http_except")),
-    _Feature("`forbidden.secrets_in_logs`", "log redaction checks", _given("forbidden", "secrets_in_logs")),
     _Feature("`forbidden.commands`", _AUDIT, _given("forbidden", "commands")),
     _Feature("`forbidden.sql`", _AUDIT, _given("forbidden", "sql")),
     _Feature("`forbidden.tool_calls`", "agent traces", _given("forbidden", "tool_calls")),
