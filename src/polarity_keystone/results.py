@@ -61,56 +61,49 @@ class CostInfo(_Result):
     estimated_usd: float = 0.0
 
 
-class ReplicaResult(_Result):
+class RunOutcome(_Result):
+    """What one run in one sandbox produced: the per-run keys of the reference's ScenarioResult."""
+
+    sandbox_id: str = ""
+    wall_ms: int = 0
+    exit_code: int | None = None
+    tool_calls: int = 0
+    composite_score: float = 0.0
+    agent_output: str = ""
+    agent_stderr: str = ""
+    invariants: list[InvariantResult] = Field(default_factory=list)
+    forbidden_checks: list[ForbiddenCheckResult] = Field(default_factory=list)
+    reproducer: Reproducer | None = None
+    error: str | None = None
+    """Why the run could not be evaluated (status `error`)."""
+    cost: CostInfo | None = None
+
+
+class ReplicaResult(RunOutcome):
     """One run of a scenario in one fresh sandbox."""
 
     replica: int
     seed: int
-    sandbox_id: str = ""
     status: ReplicaStatus
-    wall_ms: int = 0
     boot_ms: int = 0
     agent_ms: int = 0
-    exit_code: int | None = None
     timed_out: bool = False
-    tool_calls: int = 0
-    composite_score: float = 0.0
-    agent_output: str = ""
-    agent_stderr: str = ""
-    invariants: list[InvariantResult] = Field(default_factory=list)
-    forbidden_checks: list[ForbiddenCheckResult] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
     """Why the replica failed (gates, threshold, forbidden rules, timeout); empty when it passed."""
-    reproducer: Reproducer | None = None
-    error: str | None = None
-    """Why the replica could not be evaluated (status `error`)."""
-    cost: CostInfo | None = None
 
 
-class ScenarioResult(_Result):
+class ScenarioResult(RunOutcome):
     """One scenario (a matrix cell of a spec) aggregated over its replicas.
 
-    The per-run keys of the reference (`sandbox_id`, `wall_ms`, `agent_output`, `invariants`, ...)
-    describe a representative replica: the first failing or erroring one, else the first.
+    The per-run keys (those of `RunOutcome`) describe a representative replica: the first erroring
+    one, else the first failing one, else the first; `composite_score` is the mean over replicas.
     """
 
     scenario_id: str
     spec_id: str = ""
-    sandbox_id: str = ""
     status: ScenarioStatus
     parameters: dict[str, Any] = Field(default_factory=dict)
-    wall_ms: int = 0
-    exit_code: int | None = None
-    tool_calls: int = 0
-    composite_score: float = 0.0
-    agent_output: str = ""
-    agent_stderr: str = ""
-    invariants: list[InvariantResult] = Field(default_factory=list)
-    forbidden_checks: list[ForbiddenCheckResult] = Field(default_factory=list)
     trace_file: str = ""
-    reproducer: Reproducer | None = None
-    error: str | None = None
-    cost: CostInfo | None = None
     replicas_total: int = 0
     replicas_passed: int = 0
     pass_rate: float = 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ..results import ReplicaResult, RunMetrics, RunResults, ScenarioResult
+from ..results import ReplicaResult, RunMetrics, RunOutcome, RunResults, ScenarioResult
 from ._stats import pass_hat_k, percentile, scenario_status, wilson_interval
 
 
@@ -25,23 +25,14 @@ def aggregate_scenario(
     shown = _representative(replicas)
     judged = [r for r in replicas if r.status != "error"]
     passed = sum(r.status == "pass" for r in judged)
+    outcome = {field: getattr(shown, field) for field in RunOutcome.model_fields}
+    outcome["composite_score"] = sum(r.composite_score for r in replicas) / len(replicas)
     return ScenarioResult(
+        **outcome,
         scenario_id=scenario_id,
         spec_id=spec_id,
-        sandbox_id=shown.sandbox_id,
         status=scenario_status([r.status for r in replicas]),
         parameters=parameters,
-        wall_ms=shown.wall_ms,
-        exit_code=shown.exit_code,
-        tool_calls=shown.tool_calls,
-        composite_score=sum(r.composite_score for r in replicas) / len(replicas),
-        agent_output=shown.agent_output,
-        agent_stderr=shown.agent_stderr,
-        invariants=shown.invariants,
-        forbidden_checks=shown.forbidden_checks,
-        reproducer=shown.reproducer,
-        error=shown.error,
-        cost=shown.cost,
         replicas_total=len(replicas),
         replicas_passed=passed,
         pass_rate=passed / len(judged) if judged else 0.0,

@@ -24,6 +24,7 @@ from ..spec._models import (
     Service,
     SqlCheck,
 )
+from ._registry import Registry
 
 EXCERPT = 2000
 
@@ -48,19 +49,9 @@ class Outcome:
 
 
 CheckFn = Callable[[Any, CheckContext], Outcome]
-_CHECKS: dict[str, CheckFn] = {}
-
-
-def register(check_type: str) -> Callable[[CheckFn], CheckFn]:
-    def decorator(fn: CheckFn) -> CheckFn:
-        _CHECKS[check_type] = fn
-        return fn
-
-    return decorator
-
-
-def supported_checks() -> list[str]:
-    return sorted(_CHECKS)
+_CHECKS: Registry[CheckFn] = Registry()
+register = _CHECKS.register
+supported_checks = _CHECKS.names
 
 
 def _excerpt(text: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from ..results import ForbiddenCheckResult
 from ..sandbox import WorkspaceDiff
 from ..spec._models import Forbidden
+from ._registry import Registry
 
 
 @dataclass
@@ -23,19 +24,9 @@ class RunRecord:
 
 
 RuleFn = Callable[[Any, RunRecord], ForbiddenCheckResult]
-_RULES: dict[str, RuleFn] = {}
-
-
-def register(rule: str) -> Callable[[RuleFn], RuleFn]:
-    def decorator(fn: RuleFn) -> RuleFn:
-        _RULES[rule] = fn
-        return fn
-
-    return decorator
-
-
-def supported_rules() -> list[str]:
-    return sorted(_RULES)
+_RULES: Registry[RuleFn] = Registry()
+register = _RULES.register
+supported_rules = _RULES.names
 
 
 def check_forbidden(forbidden: Forbidden, record: RunRecord) -> list[ForbiddenCheckResult]:

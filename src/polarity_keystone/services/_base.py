@@ -31,9 +31,14 @@ class ServiceKind:
     default_port: int | None = None
     local_image: str | None = None
     """Keystone's local image that stands in for this kind's canonical image."""
+    images: frozenset[str] = frozenset()
+    """Image names (without registry, namespace or tag) that run this kind when `type` is not given."""
 
     def matches(self, service: Service) -> bool:
-        return service.type == self.name
+        if service.type:
+            return service.type == self.name
+        repository = (service.image or "").split("@")[0].rsplit(":", 1)[0]
+        return repository.rsplit("/", 1)[-1] in self.images
 
     def readiness(self, service: Service, local: bool) -> Readiness:
         """How to wait for the service; `local` tells whether Keystone's own image runs it."""

@@ -21,12 +21,7 @@ class Postgres(ServiceKind):
     name = "postgres"
     default_port = 5432
     local_image = "postgres"
-
-    def matches(self, service: Service) -> bool:
-        if service.type:
-            return service.type == self.name
-        repo = (service.image or "").split("@")[0].rsplit(":", 1)[0]
-        return repo.rsplit("/", 1)[-1] in {"postgres", "postgis", "pgvector"}
+    images = frozenset({"postgres", "postgis", "pgvector"})
 
     def readiness(self, service: Service, local: bool) -> Readiness:
         if service.wait_for:

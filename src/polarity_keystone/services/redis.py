@@ -10,12 +10,7 @@ class Redis(ServiceKind):
     name = "redis"
     default_port = 6379
     local_image = "redis"
-
-    def matches(self, service: Service) -> bool:
-        if service.type:
-            return service.type == self.name
-        repo = (service.image or "").split("@")[0].rsplit(":", 1)[0]
-        return repo.rsplit("/", 1)[-1] in {"redis", "valkey", "redis-stack-server"}
+    images = frozenset({"redis", "valkey", "redis-stack-server"})
 
     def readiness(self, service: Service, local: bool) -> Readiness:
         if service.wait_for:
