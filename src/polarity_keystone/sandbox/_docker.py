@@ -13,7 +13,7 @@ import secrets
 import shlex
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
@@ -112,7 +112,8 @@ class DockerSandbox(Sandbox):
         return _exec(self._service(service), command, timeout=timeout, env=env)
 
     def service_put_file(self, service: str, path: str, content: bytes) -> None:
-        self._service(service).put_archive("/", tar_files({path: content}))
+        with _engine_errors(f"writing {path} in service {service!r}"):
+            self._service(service).put_archive("/", tar_files({path: content}))
 
     def _service(self, name: str) -> Container:
         try:
@@ -122,14 +123,16 @@ class DockerSandbox(Sandbox):
 
     def read_file(self, path: str) -> bytes:
         try:
-            chunks, _ = self._agent().get_archive(workspace_path(path))
+            with _engine_errors(f"reading {path}"):
+                chunks, _ = self._agent().get_archive(workspace_path(path))
+                return first_file(chunks)
         except docker.errors.NotFound:
             raise FileNotFoundError(path) from None
-        return first_file(chunks)
 
     def write_file(self, path: str, content: bytes, mode: int = 0o644) -> None:
         target = workspace_path(path)
-        self._agent().put_archive("/", tar_files({target: content}, {target: mode}))
+        with _engine_errors(f"writing {path}"):
+            self._agent().put_archive("/", tar_files({target: content}, {target: mode}))
 
     def delete_file(self, path: str) -> None:
         result = self.exec(["rm", "-f", "--", workspace_path(path)])
@@ -140,7 +143,8 @@ class DockerSandbox(Sandbox):
         target = workspace_path(dest)
         agent = self._agent()
         _exec(agent, ["mkdir", "-p", target])
-        agent.put_archive(target, tar_directory(local_dir))
+        with _engine_errors(f"copying {local_dir} to {target}"):
+            agent.put_archive(target, tar_directory(local_dir))
 
     # --- state and diff ----------------------------------------------------------------------
 
@@ -256,6 +260,18 @@ def _probe(container: Container, readiness: LogLine | ExecProbe | None) -> bool:
     return readiness is None and container.status == "running"
 
 
+@contextlib.contextmanager
+def _engine_errors(doing: str) -> Iterator[None]:
+    """Docker API failures (a container gone, the engine restarting) as SandboxError, which the engine
+    records as an `error` result; NotFound passes through for callers that give it a meaning."""
+    try:
+        yield
+    except docker.errors.NotFound:
+        raise
+    except docker.errors.APIError as exc:
+        raise SandboxError(f"{doing} failed: {exc.explanation or exc}") from exc
+
+
 def _remove_container(container: Container) -> None:
     with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
         container.remove(force=True, v=True)
@@ -321,7 +337,12 @@ class DockerBackend(SandboxBackend):
         sandbox = DockerSandbox(self.client, sandbox_id, sandbox_labels, network)
         emit("network", network.name or "")
         try:
-            self._boot(sandbox, plan, emit)
+            try:
+                self._boot(sandbox, plan, emit)
+            except SandboxBootError:
+                raise
+            except (SandboxError, docker.errors.DockerException) as exc:
+                raise SandboxBootError(sandbox_id, "boot", str(exc)) from exc
         except SandboxBootError:
             sandbox.state = SandboxState.ERROR
             if not plan.keep:
@@ -400,7 +421,8 @@ class DockerBackend(SandboxBackend):
     @staticmethod
     def _copy_agent(agent: Container, agent_dir: str) -> None:
         _exec(agent, ["mkdir", "-p", "/opt/agent"])
-        agent.put_archive("/opt/agent", tar_directory(agent_dir))
+        with _engine_errors(f"copying the agent from {agent_dir}"):
+            agent.put_archive("/opt/agent", tar_directory(agent_dir))
 
     def _start_service(self, sandbox: DockerSandbox, service: ServicePlan, pod_of: Container | None) -> None:
         """Start a service in the agent's network namespace (`pod_of`), or on the network by its alias."""
