@@ -90,6 +90,9 @@ class ReplicaResult(RunOutcome):
     timed_out: bool = False
     reasons: list[str] = Field(default_factory=list)
     """Why the replica failed (gates, threshold, forbidden rules, timeout); empty when it passed."""
+    audit: list[dict[str, Any]] = Field(default_factory=list)
+    """The audit log: commands run through the sandbox, files written, SQL statements and rows written
+    per table (when the spec audits databases), each a JSON object with a `type`."""
 
 
 class ScenarioResult(RunOutcome):

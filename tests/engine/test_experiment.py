@@ -86,7 +86,11 @@ def test_refund_agent_passes_with_postgres_redis_fixtures_and_sql_checks(example
         "other_orders_untouched": True,
         "note_written": True,
     }
-    assert [(c.rule, c.violated) for c in scenario.forbidden_checks] == [("file_writes_outside", False)]
+    assert [(c.rule, c.violated) for c in scenario.forbidden_checks] == [
+        ("db_writes_outside", False),
+        ("file_writes_outside", False),
+        ("sql", False),
+    ]
     assert "refunded order 1042: 4999 cents" in scenario.agent_output
     # Two replicas, two fresh databases: each refunded the order once (refund_recorded counts rows).
     assert len({r.sandbox_id for r in scenario.replicas}) == 2

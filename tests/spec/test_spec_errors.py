@@ -177,10 +177,10 @@ def test_the_valid_base_spec_loads() -> None:
             id="all weights zero",
         ),
         pytest.param(
-            VALID + "forbidden:\n  db_writes_outside: [refunds]\n",
+            VALID + "forbidden:\n  http_except: [stripe]\n",
             18,
-            "forbidden.db_writes_outside",
-            "`forbidden.db_writes_outside` is not supported yet by this Keystone version"
+            "forbidden.http_except",
+            "`forbidden.http_except` is not supported yet by this Keystone version"
             " (coming with the audit log); remove it or run on a newer version",
             None,
             id="unsupported rule",
@@ -267,7 +267,7 @@ def test_supported_network_and_forbidden_settings_are_not_flagged() -> None:
         ("fixtures:\n  - {type: git_repo, url: https://example.com/r.git}\n", "fixtures[0].type"),
         ("secrets:\n  - {name: KEY, scope: {file_template: ~/.ssh/id}}\n", "secrets[0].scope.file_template"),
         ("network:\n  egress: {default: deny, allow: [api.example.com]}\n", "network.egress.allow"),
-        ("audit:\n  db_writes: true\n", "audit.db_writes"),
+        ("audit:\n  http_calls: true\n", "audit.http_calls"),
         ("forbidden:\n  commands: []\n", "forbidden.commands"),
     ],
 )

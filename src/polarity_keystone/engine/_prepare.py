@@ -15,6 +15,7 @@ from ..sandbox import FixtureError, FixtureStep, ImageResolver, ResolvedImage, S
 from ..services import ServicePlan, SqlError, kind_of, postgres
 from ..spec import LoadedSpec
 from ..spec._models import DirectoryFixture, Fixture, Service, SqlFixture
+from ._db_audit import audited, needs_db_audit
 from ._secrets import Redactor, generated, interpolate, resolve_fixed
 
 TASK_FILE = "/keystone/task.md"
@@ -59,7 +60,7 @@ def prepare(loaded: LoadedSpec, resolver: ImageResolver) -> PreparedSpec:
     secrets = resolve_fixed(spec.secrets)
     base = resolver.resolve(spec.base)
     agent_image = resolver.bake_setup(base, spec.setup)
-    service_images = {s.name: resolver.resolve(s.image or "") for s in spec.services}
+    service_images = {s.name: _service_image(s, resolver) for s in spec.services}
     notes = [image.note for image in [base, *service_images.values()] if image.note]
     agent_dir = (loaded.spec_dir / spec.agent.path).resolve() if spec.agent.path else None
     fingerprint = {
@@ -78,6 +79,15 @@ def prepare(loaded: LoadedSpec, resolver: ImageResolver) -> PreparedSpec:
     # invalid input, instead of as an error in each replica.
     plan_replica(prepared, run_id="check", scenario_id=spec.id, replica=0, seed=0, parameters={})
     return prepared
+
+
+def _service_image(service: Service, resolver: ImageResolver) -> ResolvedImage:
+    """The image a service runs: the one it names, or Keystone's own for a kind that needs none
+    (`type: http_mock`, the built-in mock)."""
+    kind = kind_of(service)
+    if not service.image and kind.local_image:
+        return resolver.local(kind.local_image)
+    return resolver.resolve(service.image or "")
 
 
 @dataclass
@@ -108,8 +118,18 @@ def plan_replica(
     for declared in spec.services:
         env = {key: interpolate(value, values) for key, value in declared.env.items()}
         service = services[declared.name] = declared.model_copy(update={"env": env})
+        if needs_db_audit(spec):
+            service = services[declared.name] = audited(service)
         image, kind = prepared.service_images[service.name], kind_of(service)
-        plans.append(ServicePlan(service, kind, image.ref, env, local_image=bool(image.note)))
+        plans.append(
+            ServicePlan(
+                service,
+                kind,
+                image.ref,
+                {**env, **kind.container_env(service)},
+                local_image=bool(image.note) or not declared.image,
+            )
+        )
         service_env.update(kind.agent_env(service))
     agent_env = {
         **{key: interpolate(value, values) for key, value in spec.setup.env.items()},

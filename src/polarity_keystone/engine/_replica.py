@@ -14,6 +14,8 @@ from typing import Any
 from ..results import ReplicaResult, Reproducer
 from ..sandbox import BootListener, Sandbox, SandboxBootError, SandboxError, SandboxPlan, WorkspaceDiff
 from ..scoring import CheckContext, RunRecord, check_forbidden, run_check, score_run
+from ._audit import audit_events
+from ._db_audit import DbAudit, needs_db_audit
 from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
 from ._secrets import SecretError
 
@@ -101,9 +103,14 @@ def _run_and_score(
     task = spec.task.prompt + (f"\n\n{spec.task.context}" if spec.task.context else "")
     sandbox.write_file(TASK_FILE, task.encode())
     timeout = min(spec.agent.timeout or spec.resources.timeout, spec.resources.timeout)
+    db_audit = DbAudit.start(sandbox, plan.services) if needs_db_audit(spec) else None
     agent_started = time.monotonic()
     run = sandbox.exec(str(spec.agent.command), timeout=timeout, env=plan.agent_env)
     result.agent_ms = int((time.monotonic() - agent_started) * 1000)
+    # What the agent did is read before any check runs: checks may write files or query databases too.
+    diff = sandbox.diff()
+    writes, statements = db_audit.finish() if db_audit else ([], [])
+    result.audit = audit_events(str(spec.agent.command), run, diff, writes, statements, plan.redact)
     result.exit_code = run.exit_code
     result.timed_out = run.timed_out
     result.agent_output = _clip(plan.redact(run.stdout))
@@ -111,10 +118,9 @@ def _run_and_score(
 
     context = CheckContext(sandbox, plan.services, prepared.loaded.spec_dir, result.agent_output, plan.redact)
     result.invariants = [run_check(name, invariant, context) for name, invariant in spec.invariants.items()]
-    diff = sandbox.diff()
     logs = {"agent_output": run.stdout, "agent_stderr": run.stderr, **_log_files(sandbox, diff)}
-    record = RunRecord(diff=diff, logs=logs, leaked=plan.redact.leaked)
-    result.forbidden_checks = check_forbidden(spec.forbidden, record)
+    record = RunRecord(diff, logs, plan.redact.leaked, writes, statements)
+    result.forbidden_checks = check_forbidden(spec.forbidden, record, plan.redact)
     verdict = score_run(result.invariants, result.forbidden_checks, spec.scoring.pass_threshold)
     result.composite_score = verdict.composite_score
     passed = verdict.passed and not run.timed_out

@@ -130,6 +130,10 @@ class Sandbox(abc.ABC):
         """Run a command inside a service's container (e.g. psql for an `sql` check)."""
 
     @abc.abstractmethod
+    def service_logs(self, service: str, since: float) -> str:
+        """What a service's container printed since `since` (a UNIX time), stdout and stderr."""
+
+    @abc.abstractmethod
     def service_put_file(self, service: str, path: str, content: bytes) -> None:
         """Place a file inside a service's container (e.g. an SQL script for psql -f)."""
 

@@ -111,6 +111,10 @@ class DockerSandbox(Sandbox):
     ) -> ExecResult:
         return _exec(self._service(service), command, timeout=timeout, env=env)
 
+    def service_logs(self, service: str, since: float) -> str:
+        with _engine_errors(f"reading the logs of service {service!r}"):
+            return _decode(self._service(service).logs(since=since))
+
     def service_put_file(self, service: str, path: str, content: bytes) -> None:
         with _engine_errors(f"writing {path} in service {service!r}"):
             self._service(service).put_archive("/", tar_files({path: content}))

@@ -3,6 +3,7 @@
 from ._checks import CheckContext, Outcome, register, run_check, supported_checks
 from ._composite import Verdict, score_run
 from ._forbidden import RunRecord, check_forbidden, supported_rules
+from ._http_mock import json_subset
 
 __all__ = [
     "CheckContext",
@@ -10,6 +11,7 @@ __all__ = [
     "RunRecord",
     "Verdict",
     "check_forbidden",
+    "json_subset",
     "register",
     "run_check",
     "score_run",

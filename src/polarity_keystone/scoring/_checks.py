@@ -24,6 +24,7 @@ from ..spec._models import (
     Service,
     SqlCheck,
 )
+from ._evidence import redact_all
 from ._registry import Registry
 
 EXCERPT = 2000
@@ -79,19 +80,8 @@ def run_check(name: str, invariant: Invariant, ctx: CheckContext) -> InvariantRe
         score=score,
         message=message,
         reason="" if outcome.passed else message,
-        evidence=_redact_all(outcome.evidence, ctx.redact),
+        evidence=redact_all(outcome.evidence, ctx.redact),
     )
-
-
-def _redact_all(value: Any, redact: Callable[[str], str]) -> Any:
-    """Redact every string in the evidence itself (not its JSON text, where escaping hides values)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {redact(str(key)): _redact_all(item, redact) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact_all(item, redact) for item in value]
-    return value
 
 
 def _read_text(ctx: CheckContext, path: str) -> str | None:

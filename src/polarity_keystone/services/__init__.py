@@ -2,10 +2,11 @@
 
 from ..spec._models import Service
 from ._base import ExecProbe, LogLine, Readiness, ServiceKind, ServicePlan
+from .http_mock import HttpMock
 from .postgres import Postgres, SqlError
 from .redis import Redis
 
-KINDS: list[ServiceKind] = [Postgres(), Redis()]
+KINDS: list[ServiceKind] = [Postgres(), Redis(), HttpMock()]
 GENERIC = ServiceKind()
 
 
@@ -18,6 +19,7 @@ __all__ = [
     "GENERIC",
     "KINDS",
     "ExecProbe",
+    "HttpMock",
     "LogLine",
     "Postgres",
     "Readiness",

@@ -51,6 +51,10 @@ class ServiceKind:
         port = self.port(service)
         return f"{service.name}:{port}" if port else service.name
 
+    def container_env(self, service: Service) -> dict[str, str]:
+        """Environment the service's own container gets on top of the spec's `env` (its config)."""
+        return {}
+
     def agent_env(self, service: Service) -> dict[str, str]:
         """Environment the agent gets for this service: `<NAME>_HOST` / `<NAME>_PORT` (+ kind extras)."""
         prefix = service.name.upper().replace("-", "_")

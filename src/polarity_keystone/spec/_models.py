@@ -7,10 +7,12 @@ them) and rejected by `unsupported_features` with a clear message.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -132,11 +134,49 @@ Fixture = Annotated[
 # --- services ------------------------------------------------------------------------------------
 
 
+def _json_body(value: Any) -> Any:
+    """`response: {id: ch_1}` (a YAML mapping or list) is sent as its JSON text."""
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
+def _http_status(value: int) -> int:
+    if not 100 <= value <= 599:
+        raise ValueError(f"{value} is not an HTTP status code (100-599)")
+    return value
+
+
+def _http_method(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z]+|\*", value):
+        raise ValueError(f"method {value!r} must be an HTTP method such as GET or POST, or `*`")
+    return value.upper()
+
+
+def _url_path(value: str) -> str:
+    if not value.startswith(("/", "*")):
+        raise ValueError(f"path {value!r} must start with `/`, e.g. /v1/charges")
+    return value
+
+
+HttpStatus = Annotated[int, AfterValidator(_http_status)]
+HttpMethod = Annotated[str, AfterValidator(_http_method)]
+UrlPath = Annotated[str, AfterValidator(_url_path)]
+
+
 class MockRoute(_Block):
-    method: str = "GET"
-    path: str
-    response: str = ""
-    status: int = 200
+    """One route of an `http_mock` service: `{method, path, response, status, headers}`.
+
+    The first route (in order) whose method and path match a request answers it. `method` is
+    case-insensitive; `*` (or `ANY`) matches every method. `path` is matched without the query string:
+    literal text must be equal, `{name}` matches one non-empty segment (`/v1/charges/{id}`) and `*`
+    matches anything, slashes included (`/v1/*`). `response` is the body; a mapping or list is sent as
+    JSON, and a body that is a JSON object or array gets `Content-Type: application/json` unless
+    `headers` sets a content type.
+    """
+
+    method: HttpMethod = "GET"
+    path: UrlPath
+    response: Annotated[str, BeforeValidator(_json_body)] = ""
+    status: HttpStatus = 200
     headers: dict[str, str] = Field(default_factory=dict)
 
 
@@ -150,8 +190,11 @@ class Service(_Block):
     wait_for: str | None = None
     """A shell command run inside the service container; readiness waits until it exits 0."""
     record: bool = False
-    default_response: int = 404
+    """`http_mock` only: record every request, for `http_mock_assertions` checks."""
+    default_response: HttpStatus = 404
+    """`http_mock` only: the status of a request no route matches."""
     routes: list[MockRoute] = Field(default_factory=list)
+    """`http_mock` only: the mock's routes, first match wins."""
 
     @field_validator("name")
     @classmethod
@@ -164,6 +207,8 @@ class Service(_Block):
     def _needs_image(self) -> Service:
         if self.type != "http_mock" and not self.image:
             raise ValueError("a service needs an `image` (e.g. postgres:16) unless it has type: http_mock")
+        if self.type != "http_mock" and (self.routes or self.record):
+            raise ValueError("`routes` and `record` only apply to a service with type: http_mock")
         return self
 
 
@@ -297,9 +342,86 @@ class CustomCheck(_Block):
         return self
 
 
-class HttpMockAssertionsCheck(_Block):
-    model_config = ConfigDict(extra="allow")
+class MockRequestAssertion(_Block):
+    """Which recorded requests of an `http_mock` service to count, and how many there must be.
+
+    The filters narrow the requests; every filter given must hold: `method` (case-insensitive),
+    `path` (the same patterns as routes: `{name}`, `*`; the query string is not part of it), `query`
+    (a subset of the query parameters), `headers` (a subset, names case-insensitive; the value `*`
+    only asks that the header is present), `body_contains` (a substring of the raw body) and `json`
+    (a subset of the JSON body: mappings may hold more keys, lists must match item by item, scalars
+    must be equal). Then the count: `called: true` (the default) asks for at least one match and
+    `called: false` for none; `count` asks for exactly that many, `min_count` / `max_count` for bounds.
+    """
+
+    method: HttpMethod | None = None
+    path: UrlPath | None = None
+    query: dict[str, str] | None = None
+    headers: dict[str, str] | None = None
+    body_contains: str | None = None
+    json_: Any = Field(default=None, alias="json")
+    called: bool = True
+    count: int | None = Field(default=None, ge=0)
+    min_count: int | None = Field(default=None, ge=0)
+    max_count: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent_counts(self) -> MockRequestAssertion:
+        if self.count is not None and (self.min_count is not None or self.max_count is not None):
+            raise ValueError("give either `count` or `min_count`/`max_count`, not both")
+        if self.min_count is not None and self.max_count is not None and self.min_count > self.max_count:
+            raise ValueError(f"min_count {self.min_count} is greater than max_count {self.max_count}")
+        if not self.called and any(n for n in (self.count, self.min_count) if n):
+            raise ValueError("`called: false` contradicts a positive `count`/`min_count`")
+        return self
+
+    def bounds(self) -> tuple[int, int | None]:
+        """(least, most) matching requests allowed; `most` None means no upper bound."""
+        if not self.called:
+            return 0, 0
+        if self.count is not None:
+            return self.count, self.count
+        if self.min_count is None and self.max_count is None:
+            return 1, None
+        return self.min_count or 0, self.max_count
+
+
+class HttpMockAssertionsCheck(MockRequestAssertion):
+    """Was the `http_mock` service `service` (which needs `record: true`) called the right way?
+
+    Either one assertion as flat fields (see `MockRequestAssertion`)::
+
+        check: {type: http_mock_assertions, service: stripe-mock, method: POST, path: /v1/charges,
+                json: {amount: 4999}, count: 1}
+
+    or several under `assertions`, all of which must hold::
+
+        check:
+          type: http_mock_assertions
+          service: stripe-mock
+          assertions:
+            - {method: POST, path: /v1/charges, count: 1}
+            - {path: /v1/refunds, called: false}
+    """
+
     type: Literal["http_mock_assertions"]
+    service: str
+    assertions: list[MockRequestAssertion] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _flat_or_list(self) -> HttpMockAssertionsCheck:
+        flat = set(MockRequestAssertion.model_fields) & self.model_fields_set
+        if self.assertions and flat:
+            names = ", ".join(f"`{MockRequestAssertion.model_fields[n].alias or n}`" for n in sorted(flat))
+            raise ValueError(f"put {names} inside one of the `assertions`, or drop `assertions`")
+        return self
+
+    def all_assertions(self) -> list[MockRequestAssertion]:
+        """The assertions to evaluate: the list, or the flat fields as one."""
+        if self.assertions:
+            return self.assertions
+        fields = {name: getattr(self, name) for name in MockRequestAssertion.model_fields}
+        return [MockRequestAssertion.model_construct(**fields)]
 
 
 class LlmAsJudgeCheck(_Block):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ._errors import SpecIssue
-from ._models import CustomCheck, DirectoryFixture, Spec, SqlCheck, SqlFixture
+from ._models import CustomCheck, DirectoryFixture, HttpMockAssertionsCheck, Spec, SqlCheck, SqlFixture
 from ._source import DataPath, SourceMap
 
 _RESERVED_ENV_PREFIX = "KEYSTONE_"
@@ -27,6 +27,7 @@ def semantic_issues(spec: Spec, source: SourceMap, spec_dir: Path) -> list[SpecI
     return [
         *_duplicate_services(spec, source),
         *_undeclared_services(spec, source),
+        *_unrecorded_mocks(spec, source),
         *_missing_paths(spec, source, spec_dir),
         *_all_weights_zero(spec, source),
         *_reserved_axes(spec, source),
@@ -62,7 +63,7 @@ def _undeclared_services(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
     users += [
         (("invariants", name, "check", "service"), invariant.check.service)
         for name, invariant in spec.invariants.items()
-        if isinstance(invariant.check, SqlCheck)
+        if isinstance(invariant.check, SqlCheck | HttpMockAssertionsCheck)
     ]
     for path, name in users:
         if name not in declared:
@@ -74,6 +75,30 @@ def _undeclared_services(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
             else:
                 hint = 'declare it under `services:`, e.g. `- {name: db, image: "postgres:16"}`'
             yield source.issue(path, f"service `{name}` is not declared in `services`", hint)
+
+
+def _unrecorded_mocks(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
+    """`http_mock_assertions` reads the requests a mock recorded: it needs an http_mock with `record`."""
+    services = {service.name: (index, service) for index, service in enumerate(spec.services)}
+    for name, invariant in spec.invariants.items():
+        check = invariant.check
+        if not isinstance(check, HttpMockAssertionsCheck) or check.service not in services:
+            continue
+        index, service = services[check.service]
+        path = ("invariants", name, "check", "service")
+        if service.type != "http_mock":
+            yield source.issue(
+                path,
+                f"service `{service.name}` is not an http_mock service; http_mock_assertions reads the"
+                " requests recorded by Keystone's built-in mock",
+                f"give services[{index}] `type: http_mock` and `record: true`",
+            )
+        elif not service.record:
+            yield source.issue(
+                path,
+                f"http_mock service `{service.name}` does not record requests, so there is nothing to check",
+                f"add `record: true` to services[{index}]",
+            )
 
 
 def _missing_paths(spec: Spec, source: SourceMap, spec_dir: Path) -> Iterator[SpecIssue]:

@@ -88,7 +88,6 @@ def _has_file_template(secret: Secret) -> bool:
 
 _CLI_FIX = "use `type: cli` with a `command` that runs your agent, or run on a newer version"
 _AUDIT = "the audit log"
-_MOCK = "the built-in HTTP mock"
 
 _FEATURES: tuple[_Feature, ...] = (
     _Feature("agent type `paragon`", "the hosted Paragon agent", _agent_type("paragon"), _CLI_FIX),
@@ -96,8 +95,6 @@ _FEATURES: tuple[_Feature, ...] = (
     _Feature("`extends`", "spec inheritance", _given("extends")),
     _Feature("the `git_repo` fixture", "git fixtures", _item_type("fixtures", "git_repo")),
     _Feature("the `drift` fixture", "adversarial drift", _item_type("fixtures", "drift")),
-    _Feature("service type `http_mock`", _MOCK, _item_type("services", "http_mock")),
-    _Feature("the `http_mock_assertions` check", _MOCK, _check_type("http_mock_assertions")),
     _Feature("the `llm_as_judge` check", "LLM judges", _check_type("llm_as_judge")),
     _Feature("`secrets[].scope.file_template`", "secret files", _secret_file_templates),
     _Feature(
@@ -108,13 +105,10 @@ _FEATURES: tuple[_Feature, ...] = (
     ),
     _Feature("`network.ingress.allow`", "ingress rules", _enabled("network", "ingress", "allow")),
     _Feature("`network.dns_overrides`", "the sandbox DNS", _enabled("network", "dns_overrides")),
-    _Feature("`audit.db_writes`", _AUDIT, _enabled("audit", "db_writes")),
     _Feature("`audit.http_calls`", _AUDIT, _enabled("audit", "http_calls")),
     _Feature("`audit.commands`", _AUDIT, _enabled("audit", "commands")),
-    _Feature("`forbidden.db_writes_outside`", _AUDIT, _given("forbidden", "db_writes_outside")),
     _Feature("`forbidden.http_except`", _AUDIT, _given("forbidden", "http_except")),
     _Feature("`forbidden.commands`", _AUDIT, _given("forbidden", "commands")),
-    _Feature("`forbidden.sql`", _AUDIT, _given("forbidden", "sql")),
     _Feature("`forbidden.tool_calls`", "agent traces", _given("forbidden", "tool_calls")),
 )
 

@@ -2,7 +2,9 @@
 # Starts PostgreSQL, applies the official image's POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB
 # conventions, then prints the readiness marker Keystone waits for.
 set -e
-postgres -D "$PGDATA" -c unix_socket_directories=/run/postgresql &
+# Extra server options come as the command, like the official image's `postgres -c name=value`.
+if [ "${1:-}" = postgres ]; then shift; fi
+postgres -D "$PGDATA" -c unix_socket_directories=/run/postgresql "$@" &
 pid=$!
 until pg_isready -q -h /run/postgresql; do sleep 0.02; done
 user=${POSTGRES_USER:-postgres}

@@ -1,0 +1,91 @@
+"""The built-in HTTP mock (`type: http_mock`): Keystone's own image, configured from the spec's routes,
+recording every request for `http_mock_assertions` checks.
+
+The server itself is `sandbox/dockerfiles/http_mock/mock.py` (standard library only, so it runs on a
+bare Debian image); it reads the JSON this module writes into `KEYSTONE_MOCK_CONFIG`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..sandbox._base import Sandbox, SandboxError
+from ..spec._models import Service
+from ._base import ExecProbe, LogLine, Readiness, ServiceKind
+
+READY_MARKER = "keystone: http_mock ready"
+CONFIG_ENV = "KEYSTONE_MOCK_CONFIG"
+RECORD_PATH = "/var/lib/keystone-mock/requests.jsonl"
+"""Inside the mock's container: one JSON object per request, in arrival order."""
+
+
+class HttpMock(ServiceKind):
+    name = "http_mock"
+    default_port = 80
+    local_image = "http_mock"
+
+    def readiness(self, service: Service, local: bool) -> Readiness:
+        if service.wait_for:
+            return ExecProbe(service.wait_for)
+        return LogLine(READY_MARKER)
+
+    def url(self, service: Service) -> str:
+        port = self.port(service)
+        return f"http://{service.name}" + ("" if port == 80 else f":{port}")
+
+    def agent_env(self, service: Service) -> dict[str, str]:
+        env = super().agent_env(service)
+        env[f"{service.name.upper().replace('-', '_')}_URL"] = self.url(service)
+        return env
+
+    def container_env(self, service: Service) -> dict[str, str]:
+        return {CONFIG_ENV: config_json(service, self.port(service) or self.default_port)}
+
+
+def config_json(service: Service, port: int) -> str:
+    """The server's configuration: the routes as declared, the fallback status, whether to record."""
+    config = {
+        "port": port,
+        "default_response": service.default_response,
+        "record": service.record,
+        "record_path": RECORD_PATH,
+        "routes": [route.model_dump() for route in service.routes],
+    }
+    return json.dumps(config, sort_keys=True)
+
+
+def compile_path(pattern: str) -> re.Pattern[str]:
+    """A route or assertion path as a regex: `{name}` is one non-empty segment, `*` any characters
+    (slashes too), everything else literal. The same rule as the server's (mock.py)."""
+    parts = []
+    for token in re.split(r"(\{[^/{}]+\}|\*)", pattern):
+        if token == "*":
+            parts.append(".*")
+        elif token.startswith("{") and token.endswith("}"):
+            parts.append("[^/]+")
+        else:
+            parts.append(re.escape(token))
+    return re.compile("".join(parts))
+
+
+def recorded_requests(sandbox: Sandbox, service: Service) -> list[dict[str, Any]]:
+    """Every request the mock recorded, oldest first; raises SandboxError if the log cannot be read
+    (the service does not record, or is gone)."""
+    if not service.record:
+        raise SandboxError(f"http_mock service {service.name!r} does not record requests (set record: true)")
+    result = sandbox.service_exec(service.name, ["cat", RECORD_PATH], timeout=30)
+    if result.exit_code != 0:
+        output = (result.stderr or result.stdout).strip()
+        raise SandboxError(f"cannot read the requests recorded by {service.name!r}: {output}")
+    requests = []
+    for line in result.stdout.splitlines():
+        if line.strip():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a request still being written
+            if isinstance(entry, dict):
+                requests.append(entry)
+    return requests
