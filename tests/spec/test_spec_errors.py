@@ -264,8 +264,7 @@ def test_supported_network_and_forbidden_settings_are_not_flagged() -> None:
     ("extra", "field"),
     [
         ("extends: base.yaml\n", "extends"),
-        ("fixtures:\n  - {type: git_repo, url: https://example.com/r.git}\n", "fixtures[0].type"),
-        ("secrets:\n  - {name: KEY, scope: {file_template: ~/.ssh/id}}\n", "secrets[0].scope.file_template"),
+        ("fixtures:\n  - {type: drift}\n", "fixtures[0].type"),
         ("network:\n  egress: {default: deny, allow: [api.example.com]}\n", "network.egress.allow"),
         ("audit:\n  http_calls: true\n", "audit.http_calls"),
         ("forbidden:\n  commands: []\n", "forbidden.commands"),

@@ -13,7 +13,7 @@ from rich.console import Console
 from .._version import __version__
 from ..engine import FingerprintMismatch, RunOptions, SecretError, prepare, replay, run_experiment
 from ..results import RunResults
-from ..sandbox import DockerBackend, ImageError, ImageResolver, SandboxError
+from ..sandbox import DockerBackend, FixtureError, ImageError, ImageResolver, SandboxError
 from ..spec import LoadedSpec, SpecError, load_spec
 from ..spec._units import format_duration
 from . import _exit
@@ -214,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit.INVALID_INPUT
     except (SandboxError, ImageError) as exc:
         err.print(f"[red]infrastructure error:[/] {exc}")
+        return _exit.INFRASTRUCTURE
+    except FixtureError as exc:
+        err.print(f"[red]fixture could not be prepared:[/] {exc}\n{exc.output}")
         return _exit.INFRASTRUCTURE
     except KeyboardInterrupt:
         err.print("interrupted; leftover sandboxes are removed by the next run or `ks cleanup`")

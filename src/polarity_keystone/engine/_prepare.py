@@ -14,9 +14,10 @@ from .._version import __version__
 from ..sandbox import FixtureError, FixtureStep, ImageResolver, ResolvedImage, Sandbox, SandboxPlan
 from ..services import ServicePlan, SqlError, kind_of, postgres
 from ..spec import LoadedSpec
-from ..spec._models import DirectoryFixture, Fixture, Service, SqlFixture
+from ..spec._models import DirectoryFixture, Fixture, GitRepoFixture, Service, SqlFixture
 from ._db_audit import audited, needs_db_audit
-from ._secrets import Redactor, generated, interpolate, resolve_fixed
+from ._git_fixture import GitCheckout
+from ._secrets import Redactor, generated, in_env, interpolate, resolve_fixed, secret_files
 
 TASK_FILE = "/keystone/task.md"
 
@@ -41,6 +42,8 @@ class PreparedSpec:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     """Resolved secret values except the per-seed generated ones; never persisted."""
+    git_checkouts: dict[int, GitCheckout] = field(default_factory=dict)
+    """The `git_repo` fixtures by position, each cloned once for every replica."""
 
     @property
     def spec(self) -> Any:
@@ -54,8 +57,8 @@ class PreparedSpec:
 
 
 def prepare(loaded: LoadedSpec, resolver: ImageResolver) -> PreparedSpec:
-    """Resolve secrets and build every image the spec needs; raises SecretError (invalid input) or
-    ImageError (infrastructure) when something cannot be had."""
+    """Resolve secrets, clone git fixtures and build every image the spec needs; raises SecretError
+    (invalid input), FixtureError or ImageError (infrastructure) when something cannot be had."""
     spec = loaded.spec
     secrets = resolve_fixed(spec.secrets)
     base = resolver.resolve(spec.base)
@@ -63,6 +66,11 @@ def prepare(loaded: LoadedSpec, resolver: ImageResolver) -> PreparedSpec:
     service_images = {s.name: _service_image(s, resolver) for s in spec.services}
     notes = [image.note for image in [base, *service_images.values()] if image.note]
     agent_dir = (loaded.spec_dir / spec.agent.path).resolve() if spec.agent.path else None
+    checkouts = {
+        index: GitCheckout(fixture, loaded.spec_dir)
+        for index, fixture in enumerate(spec.fixtures)
+        if isinstance(fixture, GitRepoFixture)
+    }
     fingerprint = {
         "keystone": __version__,
         "spec_id": spec.id,
@@ -71,9 +79,17 @@ def prepare(loaded: LoadedSpec, resolver: ImageResolver) -> PreparedSpec:
         "agent_image": agent_image.digest,
         "service_images": {name: image.digest for name, image in sorted(service_images.items())},
         "agent_digest": _digest_dir(agent_dir) if agent_dir else "",
+        "git_commits": {str(index): checkout.commit for index, checkout in checkouts.items()},
     }
     prepared = PreparedSpec(
-        loaded, agent_image, service_images, agent_dir, list(dict.fromkeys(notes)), fingerprint, secrets
+        loaded,
+        agent_image,
+        service_images,
+        agent_dir,
+        list(dict.fromkeys(notes)),
+        fingerprint,
+        secrets,
+        checkouts,
     )
     # A dry run of one replica's plan surfaces every `{{ secrets.X }}` that cannot be filled now, as
     # invalid input, instead of as an error in each replica.
@@ -134,7 +150,7 @@ def plan_replica(
     agent_env = {
         **{key: interpolate(value, values) for key, value in spec.setup.env.items()},
         **service_env,
-        **values,
+        **in_env(spec.secrets, values),
         **{key: interpolate(value, values) for key, value in spec.agent.env.items()},
         **{key: str(value) for key, value in parameters.items()},
         "KEYSTONE_TASK": spec.task.prompt,
@@ -151,7 +167,13 @@ def plan_replica(
         run_id=run_id,
         image=prepared.agent_image.ref,
         services=plans,
-        fixtures=[_fixture_step(prepared.loaded.spec_dir, services, fixture) for fixture in spec.fixtures],
+        fixtures=_secret_file_steps(secret_files(spec.secrets, values))
+        + [
+            prepared.git_checkouts[index].step()
+            if index in prepared.git_checkouts
+            else _fixture_step(prepared.loaded.spec_dir, services, fixture)
+            for index, fixture in enumerate(spec.fixtures)
+        ],
         env={key: interpolate(value, values) for key, value in spec.setup.env.items()},
         cpu=spec.resources.cpu,
         memory_bytes=spec.resources.memory,
@@ -161,6 +183,18 @@ def plan_replica(
         keep=keep,
     )
     return ReplicaPlan(sandbox, agent_env, Redactor(values), services)
+
+
+def _secret_file_steps(files: dict[str, str]) -> list[FixtureStep]:
+    """Secret files are written first, as boot step 1 of the pipeline (resolve secrets) prescribes."""
+    if not files:
+        return []
+
+    def write(sandbox: Sandbox) -> None:
+        for path, content in files.items():
+            sandbox.write_file(path, content.encode(), 0o600)
+
+    return [FixtureStep(write, f"secret files {sorted(files)}")]
 
 
 def _fixture_step(spec_dir: Path, services: dict[str, Service], fixture: Fixture) -> FixtureStep:

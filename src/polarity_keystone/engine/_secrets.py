@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..spec._models import Secret
+from ..spec._models import Secret, SecretScope
 
 _TEMPLATE = re.compile(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -62,6 +62,24 @@ def _resolve(secret: Secret) -> str | None:
     raise SecretError(
         f'unknown secret source "{source}" for {secret.name} (use env, env:NAME, file:PATH, command:CMD)'
     )
+
+
+def in_env(declared: list[Secret], values: Mapping[str, str]) -> dict[str, str]:
+    """The secrets the agent gets as environment variables: all but those scoped `env: false`."""
+    hidden = {s.name for s in declared if isinstance(s.scope, SecretScope) and not s.scope.env}
+    return {name: value for name, value in values.items() if name not in hidden}
+
+
+def secret_files(declared: list[Secret], values: Mapping[str, str]) -> dict[str, str]:
+    """`scope.file_template` secrets as {path in the sandbox: content}; `~` is the agent's home (/root).
+    Content ends with a newline, which key files such as SSH keys need."""
+    files = {}
+    for secret in declared:
+        if isinstance(secret.scope, SecretScope) and secret.scope.file_template and secret.name in values:
+            path = secret.scope.file_template
+            path = "/root" + path[1:] if path.startswith("~") else path
+            files[path] = values[secret.name].rstrip("\n") + "\n"
+    return files
 
 
 def interpolate(text: str, values: Mapping[str, str]) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import SpecIssue
-from ._models import Secret, SecretScope, Spec
+from ._models import Spec
 from ._source import DataPath, SourceMap
 
 _Finder = Callable[[Spec], Iterator[DataPath]]
@@ -76,16 +76,6 @@ def _check_type(kind: str) -> _Finder:
     return find
 
 
-def _secret_file_templates(spec: Spec) -> Iterator[DataPath]:
-    for index, secret in enumerate(spec.secrets):
-        if _has_file_template(secret):
-            yield ("secrets", index, "scope", "file_template")
-
-
-def _has_file_template(secret: Secret) -> bool:
-    return isinstance(secret.scope, SecretScope) and secret.scope.file_template is not None
-
-
 _CLI_FIX = "use `type: cli` with a `command` that runs your agent, or run on a newer version"
 _AUDIT = "the audit log"
 
@@ -93,10 +83,8 @@ _FEATURES: tuple[_Feature, ...] = (
     _Feature("agent type `paragon`", "the hosted Paragon agent", _agent_type("paragon"), _CLI_FIX),
     _Feature("agent type `snapshot`", "agent snapshots", _agent_type("snapshot"), _CLI_FIX),
     _Feature("`extends`", "spec inheritance", _given("extends")),
-    _Feature("the `git_repo` fixture", "git fixtures", _item_type("fixtures", "git_repo")),
     _Feature("the `drift` fixture", "adversarial drift", _item_type("fixtures", "drift")),
     _Feature("the `llm_as_judge` check", "LLM judges", _check_type("llm_as_judge")),
-    _Feature("`secrets[].scope.file_template`", "secret files", _secret_file_templates),
     _Feature(
         "`network.egress.allow`",
         "the egress proxy",
