@@ -184,7 +184,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 def cmd_images_build(args: argparse.Namespace) -> int:
     resolver = ImageResolver(DockerBackend().client)
-    for name in ("base", "postgres", "redis", "http_mock"):
+    for name in ("base", "postgres", "redis", "http_mock", "s3"):
         image = resolver.local(name)
         err.print(f"{name}: {image.ref}")
     return _exit.PASSED

@@ -12,9 +12,9 @@ from typing import Any
 
 from .._version import __version__
 from ..sandbox import FixtureError, FixtureStep, ImageResolver, ResolvedImage, Sandbox, SandboxPlan
-from ..services import ServicePlan, SqlError, kind_of, postgres
+from ..services import S3Error, ServicePlan, SqlError, kind_of, postgres, s3
 from ..spec import LoadedSpec
-from ..spec._models import DirectoryFixture, Fixture, GitRepoFixture, Service, SqlFixture
+from ..spec._models import DirectoryFixture, Fixture, GitRepoFixture, S3Fixture, Service, SqlFixture
 from ._db_audit import audited, needs_db_audit
 from ._git_fixture import GitCheckout
 from ._secrets import Redactor, generated, in_env, interpolate, resolve_fixed, secret_files
@@ -62,7 +62,10 @@ def prepare(loaded: LoadedSpec, resolver: ImageResolver) -> PreparedSpec:
     spec = loaded.spec
     secrets = resolve_fixed(spec.secrets)
     base = resolver.resolve(spec.base)
-    agent_image = resolver.bake_setup(base, spec.setup)
+    setup = spec.setup
+    if spec.determinism.clock is not None:
+        setup = setup.model_copy(update={"packages": [*setup.packages, "faketime"]})
+    agent_image = resolver.bake_setup(base, setup)
     service_images = {s.name: _service_image(s, resolver) for s in spec.services}
     notes = [image.note for image in [base, *service_images.values()] if image.note]
     agent_dir = (loaded.spec_dir / spec.agent.path).resolve() if spec.agent.path else None
@@ -217,4 +220,25 @@ def _fixture_step(spec_dir: Path, services: dict[str, Service], fixture: Fixture
             sandbox.copy_in(source, fixture.path)
 
         return FixtureStep(copy_directory, f"directory fixture {fixture.source} -> {fixture.path}")
+    if isinstance(fixture, S3Fixture):
+        return _s3_fixture_step(spec_dir, services[fixture.service], fixture)
     raise FixtureError(f"fixture type {fixture.type!r} is not supported yet")
+
+
+def _s3_fixture_step(spec_dir: Path, service: Service, fixture: S3Fixture) -> FixtureStep:
+    """Create the bucket and upload the inline objects, then the files of `source` under `prefix`."""
+
+    def upload(sandbox: Sandbox) -> None:
+        objects = {key: content.encode() for key, content in fixture.objects.items()}
+        if fixture.source is not None:
+            root = spec_dir / fixture.source
+            for file in sorted(path for path in root.rglob("*") if path.is_file()):
+                objects[fixture.prefix + file.relative_to(root).as_posix()] = file.read_bytes()
+        try:
+            s3.put_objects(sandbox, service, fixture.bucket, objects)
+        except S3Error as exc:
+            raise FixtureError(str(exc), exc.output) from exc
+
+    origin = f"{fixture.source} -> " if fixture.source is not None else ""
+    target = f"s3://{fixture.bucket}/{fixture.prefix}"
+    return FixtureStep(upload, f"s3 fixture on {service.name} ({origin}{target})", touches_workspace=False)

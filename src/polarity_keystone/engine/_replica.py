@@ -8,12 +8,14 @@ import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from ..results import ReplicaResult, Reproducer
 from ..sandbox import BootListener, Sandbox, SandboxBootError, SandboxError, SandboxPlan, WorkspaceDiff
 from ..scoring import CheckContext, RunRecord, check_forbidden, run_check, score_run
+from ..spec import Spec
 from ._audit import audit_events
 from ._db_audit import DbAudit, needs_db_audit
 from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
@@ -105,7 +107,7 @@ def _run_and_score(
     timeout = min(spec.agent.timeout or spec.resources.timeout, spec.resources.timeout)
     db_audit = DbAudit.start(sandbox, plan.services) if needs_db_audit(spec) else None
     agent_started = time.monotonic()
-    run = sandbox.exec(str(spec.agent.command), timeout=timeout, env=plan.agent_env)
+    run = sandbox.exec(agent_command(spec), timeout=timeout, env=plan.agent_env)
     result.agent_ms = int((time.monotonic() - agent_started) * 1000)
     # What the agent did is read before any check runs: checks may write files or query databases too.
     diff = sandbox.diff()
@@ -129,6 +131,21 @@ def _run_and_score(
     if run.timed_out:
         reasons.insert(0, f"agent timed out after {timeout:g}s")
     result.reasons = [] if passed else reasons
+
+
+def agent_command(spec: Spec) -> str | list[str]:
+    """The agent's command, under `faketime` when the spec fixes the clock: frozen at `clock`, or as an
+    offset from now, which every process the agent starts shares (a start time would restart per process)."""
+    command = str(spec.agent.command)
+    clock = spec.determinism.clock
+    if clock is None:
+        return command
+    clock = clock if clock.tzinfo else clock.replace(tzinfo=UTC)
+    if spec.determinism.clock_runs:
+        fake = f"{clock.timestamp() - time.time():+.0f}"
+    else:
+        fake = clock.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return ["env", "TZ=UTC", "faketime", "-f", fake, "sh", "-c", command]
 
 
 def _log_files(sandbox: Sandbox, diff: WorkspaceDiff) -> dict[str, str]:

@@ -9,9 +9,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
+import sys
+import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -32,6 +37,22 @@ _FALLBACKS = {
     "debian": "base",
     "python": "base",
     "buildpack-deps": "base",
+    "minio/minio": "s3",
+    "bitnami/minio": "s3",
+    "localstack/localstack": "s3",
+    "adobe/s3mock": "s3",
+    "motoserver/moto": "s3",
+}
+
+WHEELS_FILE = "wheels.txt"
+"""A local image whose context has this file gets `wheels/`: the pinned wheels it lists, downloaded on
+the host (a build has no HTTPS to PyPI). The tag hashes the file, so nothing is fetched for an image
+that already exists."""
+WHEELS_PYTHON = "3.11"
+"""The CPython the wheels are for: Debian bookworm's python3, the base of every local image."""
+_PLATFORMS = {
+    "x86_64": ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64"),
+    "aarch64": ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64"),
 }
 
 
@@ -65,6 +86,30 @@ def _hash_tree(files: dict[str, bytes]) -> str:
     return digest.hexdigest()
 
 
+def download_wheels(requirements: bytes, architecture: str) -> dict[str, bytes]:
+    """`wheels/<file>` for every pinned requirement (no dependency resolution: the list is complete),
+    binary wheels for CPython 3.11 on `architecture` (x86_64 or aarch64), fetched with the host's pip."""
+    platforms = _PLATFORMS.get({"amd64": "x86_64", "arm64": "aarch64"}.get(architecture, architecture))
+    if platforms is None:
+        raise ImageError(f"no wheels for the engine's architecture {architecture!r} (x86_64 or aarch64)")
+    with tempfile.TemporaryDirectory(prefix="keystone-wheels-") as folder:
+        listing = Path(folder) / WHEELS_FILE
+        listing.write_bytes(requirements)
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"]
+        command += ["--python-version", WHEELS_PYTHON, "--implementation", "cp"]
+        for platform in (*platforms, "any"):
+            command += ["--platform", platform]
+        command += ["-d", str(Path(folder) / "wheels"), "-r", str(listing)]
+        try:
+            subprocess.run(command, check=True, capture_output=True, text=True, timeout=900)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+            output = str(getattr(exc, "stderr", "") or getattr(exc, "output", "") or exc)
+            raise ImageError(f"downloading the wheels in {WHEELS_FILE} failed: {output[-4000:]}") from exc
+        return {
+            f"wheels/{path.name}": path.read_bytes() for path in sorted((Path(folder) / "wheels").iterdir())
+        }
+
+
 def _local_context(name: str) -> dict[str, bytes]:
     folder = resources.files("polarity_keystone.sandbox") / "dockerfiles" / name
     return {entry.name: entry.read_bytes() for entry in folder.iterdir() if entry.is_file()}
@@ -89,7 +134,14 @@ class ImageResolver:
         """Keystone's own image `name` (postgres, redis, base), built if its context changed."""
         context = _local_context(name)
         tag = f"{LOCAL_REPO}/{name}:{_hash_tree(context)[:16]}"
-        return ResolvedImage(requested=tag, ref=tag, digest=self._build(tag, context))
+        extra: Callable[[], dict[str, bytes]] | None = None
+        if WHEELS_FILE in context:
+            requirements = context[WHEELS_FILE]
+            extra = lambda: download_wheels(requirements, self._architecture())  # noqa: E731
+        return ResolvedImage(requested=tag, ref=tag, digest=self._build(tag, context, extra))
+
+    def _architecture(self) -> str:
+        return str(self._client.info().get("Architecture", "x86_64"))
 
     def bake_setup(self, base: ResolvedImage, setup: Setup) -> ResolvedImage:
         """The base image with `setup.packages`, `setup.files` and `setup.commands` baked in, built once per
@@ -141,10 +193,16 @@ class ImageResolver:
         except docker.errors.ImageNotFound:
             return None
 
-    def _build(self, tag: str, context: dict[str, bytes]) -> str:
+    def _build(
+        self, tag: str, context: dict[str, bytes], extra: Callable[[], dict[str, bytes]] | None = None
+    ) -> str:
+        """Build `context` as `tag` unless that image exists; `extra` adds files (downloaded wheels) to
+        the context only when a build actually happens, and is not part of the tag."""
         existing = self._present(tag)
         if existing is not None:
             return str(existing.id)
+        if extra is not None:
+            context = {**context, **extra()}
         try:
             image, _ = self._client.images.build(
                 fileobj=io.BytesIO(tar_files(context, {n: 0o755 for n in context if n.endswith(".sh")})),

@@ -4,6 +4,8 @@ from ._checks import CheckContext, Outcome, register, run_check, supported_check
 from ._composite import Verdict, score_run
 from ._forbidden import RunRecord, check_forbidden, supported_rules
 from ._http_mock import json_subset
+from ._llm_judge import parse_verdict
+from ._s3 import _s3_object as _s3_object  # registers `s3_object`
 
 __all__ = [
     "CheckContext",
@@ -12,6 +14,7 @@ __all__ = [
     "Verdict",
     "check_forbidden",
     "json_subset",
+    "parse_verdict",
     "register",
     "run_check",
     "score_run",

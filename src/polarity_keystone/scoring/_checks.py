@@ -47,6 +47,8 @@ class Outcome:
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
     score: float | None = None
+    skipped: bool = False
+    """The check could not be evaluated here (e.g. no judge key): never passed, left out of the score."""
 
 
 CheckFn = Callable[[Any, CheckContext], Outcome]
@@ -74,12 +76,13 @@ def run_check(name: str, invariant: Invariant, ctx: CheckContext) -> InvariantRe
     message = ctx.redact(outcome.message)
     return InvariantResult(
         name=name,
-        passed=outcome.passed,
+        passed=outcome.passed and not outcome.skipped,
+        skipped=outcome.skipped,
         gate=invariant.gate,
         weight=invariant.weight,
         score=score,
         message=message,
-        reason="" if outcome.passed else message,
+        reason="" if outcome.passed and not outcome.skipped else message,
         evidence=redact_all(outcome.evidence, ctx.redact),
     )
 

@@ -5,8 +5,9 @@ from ._base import ExecProbe, LogLine, Readiness, ServiceKind, ServicePlan
 from .http_mock import HttpMock
 from .postgres import Postgres, SqlError
 from .redis import Redis
+from .s3 import S3, S3Error
 
-KINDS: list[ServiceKind] = [Postgres(), Redis(), HttpMock()]
+KINDS: list[ServiceKind] = [Postgres(), Redis(), HttpMock(), S3()]
 GENERIC = ServiceKind()
 
 
@@ -18,12 +19,14 @@ def kind_of(service: Service) -> ServiceKind:
 __all__ = [
     "GENERIC",
     "KINDS",
+    "S3",
     "ExecProbe",
     "HttpMock",
     "LogLine",
     "Postgres",
     "Readiness",
     "Redis",
+    "S3Error",
     "ServiceKind",
     "ServicePlan",
     "SqlError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -126,8 +127,35 @@ class DriftFixture(_Block):
     type: Literal["drift"]
 
 
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _bucket_name(value: str) -> str:
+    if not _BUCKET.fullmatch(value) or ".." in value:
+        raise ValueError(
+            f"bucket {value!r} is not a valid S3 bucket name: 3-63 lowercase letters, digits, '.' and '-',"
+            " starting and ending with a letter or digit"
+        )
+    return value
+
+
+BucketName = Annotated[str, AfterValidator(_bucket_name)]
+
+
+class S3Fixture(_Block):
+    """Objects in a bucket of an `s3` service: inline `objects` (key -> text) and/or the files of a
+    local directory `source` (relative to the spec), uploaded under `prefix`. The bucket is created."""
+
+    type: Literal["s3"]
+    service: str
+    bucket: BucketName
+    objects: dict[str, str] = Field(default_factory=dict)
+    source: str | None = None
+    prefix: str = ""
+
+
 Fixture = Annotated[
-    SqlFixture | DirectoryFixture | GitRepoFixture | DriftFixture, Field(discriminator="type")
+    SqlFixture | DirectoryFixture | GitRepoFixture | DriftFixture | S3Fixture, Field(discriminator="type")
 ]
 
 
@@ -183,7 +211,7 @@ class MockRoute(_Block):
 class Service(_Block):
     name: str
     image: str | None = None
-    type: Literal["", "postgres", "redis", "http_mock", "generic"] = ""
+    type: Literal["", "postgres", "redis", "http_mock", "s3", "generic"] = ""
     env: dict[str, str] = Field(default_factory=dict)
     ports: list[int] = Field(default_factory=list)
     command: str | list[str] | None = None
@@ -205,8 +233,10 @@ class Service(_Block):
 
     @model_validator(mode="after")
     def _needs_image(self) -> Service:
-        if self.type != "http_mock" and not self.image:
-            raise ValueError("a service needs an `image` (e.g. postgres:16) unless it has type: http_mock")
+        if self.type not in ("http_mock", "s3") and not self.image:
+            raise ValueError(
+                "a service needs an `image` (e.g. postgres:16) unless it has type: http_mock or type: s3"
+            )
         if self.type != "http_mock" and (self.routes or self.record):
             raise ValueError("`routes` and `record` only apply to a service with type: http_mock")
         return self
@@ -424,9 +454,87 @@ class HttpMockAssertionsCheck(MockRequestAssertion):
         return [MockRequestAssertion.model_construct(**fields)]
 
 
+JUDGE_TEXT_CAP = 4096
+"""Characters allowed in `criteria` and in each rubric entry: they go into every judge prompt."""
+
+_JUDGE_INPUT = re.compile(
+    r"^(?:agent_output|stdout|workspace|file:.+|(?P<service>[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)"
+    r"\.last_request(?:\.body)?)$"
+)
+
+
+class JudgeRubric(_Block):
+    """What a passing and a failing answer look like, shown to the judge."""
+
+    pass_: str | None = Field(default=None, alias="pass", max_length=JUDGE_TEXT_CAP)
+    fail: str | None = Field(default=None, max_length=JUDGE_TEXT_CAP)
+
+
+class S3ObjectCheck(_Block):
+    """An object in a bucket of an `s3` service: it exists (or, with `exists: false`, does not), and its
+    text `contains` a substring, `equals` a value exactly, or matches the regular expression `pattern`."""
+
+    type: Literal["s3_object"]
+    service: str
+    bucket: BucketName
+    key: str = Field(min_length=1)
+    exists: bool = True
+    contains: str | None = None
+    equals: str | None = None
+    pattern: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> S3ObjectCheck:
+        content = [name for name in ("contains", "equals", "pattern") if getattr(self, name) is not None]
+        if not self.exists and content:
+            raise ValueError(f"`exists: false` contradicts `{content[0]}`: an absent object has no content")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"`pattern` is not a valid regular expression: {exc}") from exc
+        return self
+
+
 class LlmAsJudgeCheck(_Block):
-    model_config = ConfigDict(extra="allow")
+    """Does a language model rate the input above `pass_threshold`? The score is the judge's, in [0, 1].
+
+    `input_from` selects what the judge reads: `agent_output` (the default) or `stdout`, the agent's
+    stdout; `workspace`, every text file under /workspace (capped); `file:<path>`, one workspace file;
+    `<service>.last_request.body` or `<service>.last_request`, the last request an `http_mock` service
+    with `record: true` received (its body, or method, path, headers and body). Provider keys come
+    from the environment of the machine running Keystone, never from the spec.
+    """
+
     type: Literal["llm_as_judge"]
+    criteria: str = Field(min_length=1, max_length=JUDGE_TEXT_CAP)
+    model: str = Field(default="paragon-fast", min_length=1)
+    input_from: str = "agent_output"
+    rubric: JudgeRubric | None = None
+    prompt_template: str | None = None
+    """Replaces the whole prompt; `{criteria}`, `{input}` and `{rubric}` are substituted."""
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    pass_threshold: float = Field(default=0.5, ge=0, le=1)
+    template_key: str | None = None
+    """Emitted by the SDK's preset judges; accepted, not used."""
+    provider: Literal["openai", "anthropic"] | None = None
+    """Default: `anthropic` for `claude*` models, else an OpenAI-compatible Chat Completions API."""
+
+    @field_validator("input_from")
+    @classmethod
+    def _known_selector(cls, value: str) -> str:
+        if not _JUDGE_INPUT.match(value):
+            raise ValueError(
+                f"input_from {value!r} is not a selector: use agent_output, stdout, workspace,"
+                " file:<path>, <service>.last_request.body or <service>.last_request"
+            )
+        return value
+
+    @property
+    def input_service(self) -> str | None:
+        """The http_mock service `input_from` reads, if it reads one."""
+        match = _JUDGE_INPUT.match(self.input_from)
+        return match.group("service") if match and not self.input_from.startswith("file:") else None
 
 
 Check = Annotated[
@@ -437,6 +545,7 @@ Check = Annotated[
     | SqlCheck
     | CustomCheck
     | HttpMockAssertionsCheck
+    | S3ObjectCheck
     | LlmAsJudgeCheck,
     Field(discriminator="type"),
 ]
@@ -454,6 +563,17 @@ class Invariant(_Block):
 
 class Scoring(_Block):
     pass_threshold: float = Field(default=1.0, ge=0, le=1)
+
+
+class Determinism(_Block):
+    """What the reference calls "frozen clock, seeded RNG, static DNS": seeds always reach the agent
+    (`KEYSTONE_SEED`, `PYTHONHASHSEED`); a fixed clock needs `faketime`, which Keystone adds to the
+    agent image (Debian/Ubuntu bases)."""
+
+    clock: datetime | None = None
+    """The wall-clock time the agent sees, e.g. `2025-01-01T09:00:00Z` (naive times are UTC)."""
+    clock_runs: bool = False
+    """False: time stands still at `clock`. True: it starts at `clock` and runs."""
 
 
 class Parallelism(_Block):
@@ -491,6 +611,7 @@ class Spec(_Block):
     invariants: dict[str, Invariant] = Field(min_length=1)
     scoring: Scoring = Field(default_factory=Scoring)
     parallelism: Parallelism = Field(default_factory=Parallelism)
+    determinism: Determinism = Field(default_factory=Determinism)
 
     @field_validator("id")
     @classmethod

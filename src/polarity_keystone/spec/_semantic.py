@@ -12,7 +12,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ._errors import SpecIssue
-from ._models import CustomCheck, DirectoryFixture, HttpMockAssertionsCheck, Spec, SqlCheck, SqlFixture
+from ._models import (
+    CustomCheck,
+    DirectoryFixture,
+    HttpMockAssertionsCheck,
+    LlmAsJudgeCheck,
+    S3Fixture,
+    S3ObjectCheck,
+    Spec,
+    SqlCheck,
+    SqlFixture,
+)
 from ._source import DataPath, SourceMap
 
 _RESERVED_ENV_PREFIX = "KEYSTONE_"
@@ -28,6 +38,7 @@ def semantic_issues(spec: Spec, source: SourceMap, spec_dir: Path) -> list[SpecI
         *_duplicate_services(spec, source),
         *_undeclared_services(spec, source),
         *_unrecorded_mocks(spec, source),
+        *_non_s3_services(spec, source),
         *_missing_paths(spec, source, spec_dir),
         *_all_weights_zero(spec, source),
         *_reserved_axes(spec, source),
@@ -58,13 +69,14 @@ def _undeclared_services(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
     users: list[tuple[DataPath, str]] = [
         (("fixtures", index, "service"), fixture.service)
         for index, fixture in enumerate(spec.fixtures)
-        if isinstance(fixture, SqlFixture)
+        if isinstance(fixture, SqlFixture | S3Fixture)
     ]
     users += [
         (("invariants", name, "check", "service"), invariant.check.service)
         for name, invariant in spec.invariants.items()
-        if isinstance(invariant.check, SqlCheck | HttpMockAssertionsCheck)
+        if isinstance(invariant.check, SqlCheck | HttpMockAssertionsCheck | S3ObjectCheck)
     ]
+    users += [(path, name) for path, name, _ in _mock_readers(spec)]
     for path, name in users:
         if name not in declared:
             close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
@@ -80,16 +92,19 @@ def _undeclared_services(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
 def _unrecorded_mocks(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
     """`http_mock_assertions` reads the requests a mock recorded: it needs an http_mock with `record`."""
     services = {service.name: (index, service) for index, service in enumerate(spec.services)}
-    for name, invariant in spec.invariants.items():
-        check = invariant.check
-        if not isinstance(check, HttpMockAssertionsCheck) or check.service not in services:
+    readers: list[tuple[DataPath, str, str]] = [
+        (("invariants", name, "check", "service"), invariant.check.service, "http_mock_assertions")
+        for name, invariant in spec.invariants.items()
+        if isinstance(invariant.check, HttpMockAssertionsCheck)
+    ]
+    for path, service_name, reader in [*readers, *_mock_readers(spec)]:
+        if service_name not in services:
             continue
-        index, service = services[check.service]
-        path = ("invariants", name, "check", "service")
+        index, service = services[service_name]
         if service.type != "http_mock":
             yield source.issue(
                 path,
-                f"service `{service.name}` is not an http_mock service; http_mock_assertions reads the"
+                f"service `{service.name}` is not an http_mock service; {reader} reads the"
                 " requests recorded by Keystone's built-in mock",
                 f"give services[{index}] `type: http_mock` and `record: true`",
             )
@@ -101,13 +116,47 @@ def _unrecorded_mocks(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
             )
 
 
+def _non_s3_services(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
+    """`s3` fixtures and `s3_object` checks talk to the S3 API: their service must be an s3 service."""
+    from ..services import S3, kind_of  # the services package imports the spec models
+
+    services = {service.name: (index, service) for index, service in enumerate(spec.services)}
+    users: list[tuple[DataPath, str, str]] = [
+        (("fixtures", index, "service"), fixture.service, "an s3 fixture")
+        for index, fixture in enumerate(spec.fixtures)
+        if isinstance(fixture, S3Fixture)
+    ]
+    users += [
+        (("invariants", name, "check", "service"), invariant.check.service, "an s3_object check")
+        for name, invariant in spec.invariants.items()
+        if isinstance(invariant.check, S3ObjectCheck)
+    ]
+    for path, name, user in users:
+        if name in services and not isinstance(kind_of(services[name][1]), S3):
+            index = services[name][0]
+            yield source.issue(
+                path,
+                f"service `{name}` is not an s3 service; {user} needs one",
+                f"give services[{index}] `type: s3` (Keystone's local S3 server) or an S3 image such as"
+                " minio/minio",
+            )
+
+
+def _mock_readers(spec: Spec) -> Iterator[tuple[DataPath, str, str]]:
+    """`llm_as_judge` checks whose `input_from` reads an http_mock's last request."""
+    for name, invariant in spec.invariants.items():
+        check = invariant.check
+        if isinstance(check, LlmAsJudgeCheck) and check.input_service is not None:
+            yield ("invariants", name, "check", "input_from"), check.input_service, "llm_as_judge"
+
+
 def _missing_paths(spec: Spec, source: SourceMap, spec_dir: Path) -> Iterator[SpecIssue]:
     """Local files and directories the spec ships into the sandbox, relative to the spec."""
     wanted: list[tuple[DataPath, str | None, bool]] = [(("agent", "path"), spec.agent.path, True)]
     for index, fixture in enumerate(spec.fixtures):
         if isinstance(fixture, SqlFixture):
             wanted.append((("fixtures", index, "file"), fixture.file, False))
-        elif isinstance(fixture, DirectoryFixture):
+        elif isinstance(fixture, DirectoryFixture | S3Fixture):
             wanted.append((("fixtures", index, "source"), fixture.source, True))
     for name, invariant in spec.invariants.items():
         if isinstance(invariant.check, CustomCheck):

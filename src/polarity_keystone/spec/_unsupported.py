@@ -84,7 +84,6 @@ _FEATURES: tuple[_Feature, ...] = (
     _Feature("agent type `snapshot`", "agent snapshots", _agent_type("snapshot"), _CLI_FIX),
     _Feature("`extends`", "spec inheritance", _given("extends")),
     _Feature("the `drift` fixture", "adversarial drift", _item_type("fixtures", "drift")),
-    _Feature("the `llm_as_judge` check", "LLM judges", _check_type("llm_as_judge")),
     _Feature(
         "`network.egress.allow`",
         "the egress proxy",
