@@ -185,6 +185,14 @@ def test_the_valid_base_spec_loads() -> None:
             None,
             id="unsupported rule",
         ),
+        pytest.param(
+            VALID + "forbidden:\n  sql: ['(unclosed']\n",
+            18,
+            "forbidden.sql[0]",
+            "not a valid regular expression",
+            None,
+            id="bad regular expression",
+        ),
     ],
 )
 def test_each_problem_is_reported_at_its_line_and_field(

@@ -116,8 +116,8 @@ def test_an_s3_image_is_an_s3_service_without_a_type() -> None:
         pytest.param(
             "      contains: total\n",
             "      pattern: '(unclosed'\n",
-            22,
-            "invariants.written.check",
+            27,
+            "invariants.written.check.pattern",
             "not a valid regular expression",
             id="bad pattern",
         ),

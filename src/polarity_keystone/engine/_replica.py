@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shlex
 import time
@@ -142,7 +143,7 @@ def agent_command(spec: Spec) -> str | list[str]:
         return command
     clock = clock if clock.tzinfo else clock.replace(tzinfo=UTC)
     if spec.determinism.clock_runs:
-        fake = f"{clock.timestamp() - time.time():+.0f}"
+        fake = f"{math.ceil(clock.timestamp() - time.time()):+d}"  # never before `clock`
     else:
         fake = clock.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     return ["env", "TZ=UTC", "faketime", "-f", fake, "sh", "-c", command]

@@ -7,8 +7,12 @@ bare Debian image); it reads the JSON this module writes into `KEYSTONE_MOCK_CON
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+from collections.abc import Callable
+from importlib import resources
+from types import ModuleType
 from typing import Any
 
 from ..sandbox._base import Sandbox, SandboxError
@@ -56,18 +60,19 @@ def config_json(service: Service, port: int) -> str:
     return json.dumps(config, sort_keys=True)
 
 
-def compile_path(pattern: str) -> re.Pattern[str]:
-    """A route or assertion path as a regex: `{name}` is one non-empty segment, `*` any characters
-    (slashes too), everything else literal. The same rule as the server's (mock.py)."""
-    parts = []
-    for token in re.split(r"(\{[^/{}]+\}|\*)", pattern):
-        if token == "*":
-            parts.append(".*")
-        elif token.startswith("{") and token.endswith("}"):
-            parts.append("[^/]+")
-        else:
-            parts.append(re.escape(token))
-    return re.compile("".join(parts))
+def _load_server_module() -> ModuleType:
+    """The mock server's own module (it runs in the container, stdlib only), so the path rules used
+    by assertions are the very ones the server matched routes with."""
+    source = resources.files("polarity_keystone.sandbox") / "dockerfiles" / "http_mock" / "mock.py"
+    spec = importlib.util.spec_from_loader("keystone_http_mock_server", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    exec(compile(source.read_text(), str(source), "exec"), module.__dict__)
+    return module
+
+
+compile_path: Callable[[str], re.Pattern[str]] = _load_server_module().compile_path
+"""A route or assertion path as a regex: `{name}` is one segment, `*` anything (slashes too)."""
 
 
 def recorded_requests(sandbox: Sandbox, service: Service) -> list[dict[str, Any]]:

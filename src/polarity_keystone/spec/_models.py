@@ -159,6 +159,18 @@ Fixture = Annotated[
 ]
 
 
+def _valid_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from exc
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_valid_regex)]
+"""A regular expression (Python syntax), checked when the spec loads."""
+
+
 # --- services ------------------------------------------------------------------------------------
 
 
@@ -301,9 +313,9 @@ class Forbidden(_Block):
     http_except: list[str] | None = None
     secrets_in_logs: Literal["deny", "allow"] | None = None
     file_writes_outside: list[str] | None = None
-    commands: list[str] | None = None
+    commands: list[Regex] | None = None
     """Regular expressions over the commands run in the sandbox."""
-    sql: list[str] | None = None
+    sql: list[Regex] | None = None
     """Regular expressions over the SQL statements the agent sent."""
     tool_calls: list[str] | None = None
     """Tool names (or regular expressions) the agent must not call, from its trace."""
@@ -327,17 +339,12 @@ class FileContentCheck(_Block):
     path: str
     contains: str | None = None
     not_contains: str | None = None
-    pattern: str | None = None
+    pattern: Regex | None = None
 
     @model_validator(mode="after")
     def _something_to_check(self) -> FileContentCheck:
         if self.contains is None and self.not_contains is None and self.pattern is None:
             raise ValueError("file_content needs at least one of `contains`, `not_contains` or `pattern`")
-        if self.pattern is not None:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"`pattern` is not a valid regular expression: {exc}") from exc
         return self
 
 
@@ -481,18 +488,13 @@ class S3ObjectCheck(_Block):
     exists: bool = True
     contains: str | None = None
     equals: str | None = None
-    pattern: str | None = None
+    pattern: Regex | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> S3ObjectCheck:
         content = [name for name in ("contains", "equals", "pattern") if getattr(self, name) is not None]
         if not self.exists and content:
             raise ValueError(f"`exists: false` contradicts `{content[0]}`: an absent object has no content")
-        if self.pattern is not None:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"`pattern` is not a valid regular expression: {exc}") from exc
         return self
 
 
