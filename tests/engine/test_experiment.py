@@ -545,3 +545,22 @@ def test_results_round_trip_through_json(example, run: RunSpec) -> None:
 
     assert again == results
     assert json.loads(results.model_dump_json())["scenarios"][0]["forbidden_checks"][0]["violated"] is True
+
+
+def test_a_run_past_resources_timeout_is_an_error_that_says_so(prepared_from, run: RunSpec) -> None:
+    spec = """
+version: 1
+id: overtime
+base: ubuntu:24.04
+task: {prompt: "take your time"}
+agent: {type: cli, command: "sleep 30", timeout: 1m}
+resources: {timeout: 3s}
+invariants:
+  ok: {check: {type: command_exit, command: "true"}}
+"""
+    results = run(prepared_from(spec), replicas=1, seed=1)
+
+    (replica,) = results.scenarios[0].replicas
+    assert replica.status == "error"
+    assert replica.error is not None and "resources.timeout" in replica.error
+    assert replica.wall_ms < 20_000

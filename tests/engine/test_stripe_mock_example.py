@@ -64,6 +64,17 @@ def test_the_stripe_mock_example_passes(example: Callable[[str], PreparedSpec], 
     for replica in scenario.replicas:
         charged = next(i for i in replica.invariants if i.name == "charged_once")
         assert charged.evidence["requests"] == ["POST /v1/charges -> 200"]
+        # The audit log carries the call too, read before any check ran.
+        calls = [e for e in replica.audit if e["type"] == "http_call"]
+        assert calls == [
+            {
+                "type": "http_call",
+                "service": "stripe-mock",
+                "method": "POST",
+                "path": "/v1/charges",
+                "status": 200,
+            }
+        ]
 
 
 def test_an_agent_that_charges_twice_fails_with_the_requests_as_evidence(

@@ -440,7 +440,7 @@ def test_the_resources_timeout_destroys_the_sandbox(
             time.sleep(0.2)
         assert sandbox.state is SandboxState.STOPPED
         assert not of_sandbox(backend.client, sandbox.id)
-        with pytest.raises(SandboxError):
+        with pytest.raises(SandboxError, match=r"reached its timeout \(2s, resources.timeout\)"):
             sandbox.exec("true")
     finally:
         sandbox.destroy()

@@ -16,6 +16,7 @@ from typing import Any
 from ..results import ReplicaResult, Reproducer
 from ..sandbox import BootListener, Sandbox, SandboxBootError, SandboxError, SandboxPlan, WorkspaceDiff
 from ..scoring import CheckContext, RunRecord, check_forbidden, run_check, score_run
+from ..services import http_mock, kind_of
 from ..spec import Spec
 from ._audit import audit_events
 from ._db_audit import DbAudit, needs_db_audit
@@ -113,7 +114,15 @@ def _run_and_score(
     # What the agent did is read before any check runs: checks may write files or query databases too.
     diff = sandbox.diff()
     writes, statements = db_audit.finish() if db_audit else ([], [])
-    result.audit = audit_events(str(spec.agent.command), run, diff, writes, statements, plan.redact)
+    http_calls = [
+        (service.name, request)
+        for service in plan.services.values()
+        if kind_of(service).name == "http_mock" and service.record
+        for request in http_mock.recorded_requests(sandbox, service)
+    ]
+    result.audit = audit_events(
+        str(spec.agent.command), run, diff, writes, statements, http_calls, plan.redact
+    )
     result.exit_code = run.exit_code
     result.timed_out = run.timed_out
     result.agent_output = _clip(plan.redact(run.stdout))

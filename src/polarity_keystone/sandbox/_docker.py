@@ -79,11 +79,18 @@ class DockerSandbox(Sandbox):
         self.service_containers: dict[str, Container] = {}
         self._baseline: WorkspaceState | None = None
         self._timer: threading.Timer | None = None
+        self.expired_after: float | None = None
+        """Set when `resources.timeout` destroyed the sandbox, so later calls say why it is gone."""
         self._lock = threading.Lock()
 
     # --- commands and files ------------------------------------------------------------------
 
     def _agent(self) -> Container:
+        if self.expired_after is not None:
+            raise SandboxError(
+                f"sandbox {self.id} reached its timeout ({self.expired_after:g}s, resources.timeout) "
+                "and was destroyed"
+            )
         if self.agent is None or self.state in (SandboxState.STOPPED, SandboxState.ERROR):
             raise SandboxError(f"sandbox {self.id} is {self.state.value}")
         return self.agent
@@ -195,9 +202,13 @@ class DockerSandbox(Sandbox):
         """Destroy the sandbox when `resources.timeout` runs out, whatever the engine is doing."""
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = threading.Timer(seconds, self.destroy)
+        self._timer = threading.Timer(seconds, self._expire, [seconds])
         self._timer.daemon = True
         self._timer.start()
+
+    def _expire(self, seconds: float) -> None:
+        self.expired_after = seconds
+        self.destroy()
 
     def destroy(self) -> None:
         with self._lock:
