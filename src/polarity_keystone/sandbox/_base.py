@@ -162,6 +162,11 @@ class Sandbox(abc.ABC):
     def expire_after(self, seconds: float) -> None:
         """Destroy the sandbox automatically `seconds` from now (replacing any earlier deadline)."""
 
+    def network_log(self) -> list[dict[str, Any]]:
+        """Every network attempt the gateway saw (DNS lookups, HTTP requests, tunnels, TLS connections),
+        oldest first; empty when the sandbox runs without a network policy."""
+        return []
+
     @abc.abstractmethod
     def destroy(self) -> None:
         """Remove every container and the network; idempotent."""
@@ -197,6 +202,18 @@ class FixtureStep:
     """False lets the backend take the before-run snapshot while the fixture runs."""
 
 
+@dataclass(frozen=True)
+class NetworkPolicy:
+    """Egress of a sandbox, enforced by a gateway container: the sandbox network has no route out, and
+    the gateway (DNS + HTTP proxy + TLS pass-through) lets through only what the policy allows."""
+
+    default_allow: bool
+    allow: tuple[str, ...] = ()
+    """Host names and globs (`*.example.com`) let through when the default denies."""
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    """Host name -> sandbox service that answers for it (`api.stripe.com` -> `stripe`)."""
+
+
 @dataclass
 class SandboxPlan:
     """Everything a backend needs to boot one sandbox, resolved from a spec by the engine."""
@@ -213,6 +230,10 @@ class SandboxPlan:
     memory_bytes: int = 2 * 1024**3
     timeout_s: float = 600.0
     egress_allowed: bool = True
+    network: NetworkPolicy | None = None
+    """When set, egress goes through the gateway (`egress_allowed` is then ignored)."""
+    gateway_image: str | None = None
+    """Keystone's gateway image; with it the backend also keeps sandboxes away from the host."""
     agent_dir: str | None = None
     owner: str = ""
     keep: bool = False

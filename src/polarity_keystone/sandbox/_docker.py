@@ -14,7 +14,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 
 from ..services import ExecProbe, LogLine, ServicePlan
+from . import _gateway as gateway
 from . import _labels as labels
 from ._archive import first_file, tar_directory, tar_files
 from ._base import (
@@ -33,6 +34,7 @@ from ._base import (
     FileInfo,
     FixtureError,
     FixtureStep,
+    NetworkPolicy,
     Sandbox,
     SandboxBackend,
     SandboxBootError,
@@ -43,6 +45,7 @@ from ._base import (
     WorkspaceDiff,
     WorkspaceState,
 )
+from ._isolation import bridge_name, guard_host
 from ._reaper import reap
 
 WORKSPACE = "/workspace"
@@ -77,6 +80,7 @@ class DockerSandbox(Sandbox):
         self.network = network
         self.agent: Container | None = None
         self.service_containers: dict[str, Container] = {}
+        self.gateway: Container | None = None
         self._baseline: WorkspaceState | None = None
         self._timer: threading.Timer | None = None
         self.expired_after: float | None = None
@@ -196,6 +200,12 @@ class DockerSandbox(Sandbox):
             modified=sorted(p for p in set(before) & set(after) if before[p] != after[p]),
         )
 
+    def network_log(self) -> list[dict[str, Any]]:
+        if self.gateway is None:
+            return []
+        result = _exec(self.gateway, ["cat", gateway.LOG_PATH])
+        return gateway.parse_log(result.stdout) if result.exit_code == 0 else []
+
     # --- teardown ----------------------------------------------------------------------------
 
     def expire_after(self, seconds: float) -> None:
@@ -216,7 +226,8 @@ class DockerSandbox(Sandbox):
                 return
             if self._timer is not None:
                 self._timer.cancel()
-            containers = [c for c in [self.agent, *self.service_containers.values()] if c is not None]
+            every = [self.agent, self.gateway, *self.service_containers.values()]
+            containers = [c for c in every if c is not None]
             with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
                 list(pool.map(_remove_container, containers))
             with contextlib.suppress(docker.errors.NotFound):
@@ -273,6 +284,27 @@ def _probe(container: Container, readiness: LogLine | ExecProbe | None) -> bool:
         return True
     container.reload()
     return readiness is None and container.status == "running"
+
+
+def _wait_ready(
+    sandbox_id: str, name: str, container: Container, readiness: LogLine | ExecProbe | None
+) -> None:
+    started = time.monotonic()
+    deadline = started + READINESS_TIMEOUT_S
+    while not (
+        _probe(container, readiness)
+        and (readiness is not None or time.monotonic() - started >= GENERIC_SETTLE_S)
+    ):
+        if container.status in ("exited", "dead"):
+            problem = "exited during start-up"
+        elif time.monotonic() > deadline:
+            problem = f"not ready after {READINESS_TIMEOUT_S:.0f}s"
+        else:
+            time.sleep(0.02 if isinstance(readiness, LogLine) else 0.1)
+            continue
+        raise SandboxBootError(
+            sandbox_id, "services", f"service {name!r} {problem}", _decode(container.logs(tail=50))
+        )
 
 
 @contextlib.contextmanager
@@ -341,12 +373,17 @@ class DockerBackend(SandboxBackend):
             sandbox_id, plan.run_id, plan.spec_id, plan.timeout_s, self.owner, plan.keep
         )
         try:
+            if plan.gateway_image:
+                guard_host(self.client, plan.gateway_image)
             network = self.client.networks.create(
                 f"keystone-{sandbox_id}",
                 driver="bridge",
-                internal=not plan.egress_allowed,
+                internal=plan.network is not None or not plan.egress_allowed,
                 labels=sandbox_labels,
+                options={"com.docker.network.bridge.name": bridge_name(sandbox_id)},
             )
+        except SandboxError as exc:
+            raise SandboxBootError(sandbox_id, "isolation", str(exc)) from exc
         except docker.errors.APIError as exc:
             raise SandboxBootError(sandbox_id, "network", str(exc.explanation or exc)) from exc
         sandbox = DockerSandbox(self.client, sandbox_id, sandbox_labels, network)
@@ -373,12 +410,19 @@ class DockerBackend(SandboxBackend):
 
     def _boot(self, sandbox: DockerSandbox, plan: SandboxPlan, emit: Callable[[str, str], None]) -> None:
         pod, bridged = split_services(plan.services)
-        with ThreadPoolExecutor(max_workers=len(plan.services) + 2) as pool:
+        with ThreadPoolExecutor(max_workers=len(plan.services) + 4) as pool:
             futures = [pool.submit(self._start_service, sandbox, service, None) for service in bridged]
+            gateway_up = None
+            if plan.network is not None:
+                gateway_up = pool.submit(self._start_gateway, sandbox, plan.network, plan)
+                futures.append(gateway_up)
             try:
                 agent = self._start_agent(sandbox, plan, pod)
-            finally:
+            except BaseException:
                 wait(futures)  # never leave a half-started service behind an agent that failed
+                raise
+            if gateway_up is not None:
+                futures.append(pool.submit(self._point_resolver, sandbox, agent, gateway_up))
             futures += [pool.submit(self._start_service, sandbox, service, agent) for service in pod]
             if plan.agent_dir:
                 futures.append(pool.submit(self._copy_agent, agent, plan.agent_dir))
@@ -413,8 +457,45 @@ class DockerBackend(SandboxBackend):
         except docker.errors.APIError as exc:
             raise SandboxBootError(sandbox.id, "services", f"{name}: {exc.explanation or exc}") from exc
 
+    def _start_gateway(self, sandbox: DockerSandbox, policy: NetworkPolicy, plan: SandboxPlan) -> Container:
+        """The gateway starts on Docker's default bridge (its way out) and joins the sandbox network,
+        where the agent's DNS and proxy point at it."""
+        assert plan.gateway_image is not None
+        subnet = sandbox.network.attrs["IPAM"]["Config"][0]["Subnet"]
+        with _engine_errors("starting the network gateway"):
+            container = self.client.containers.create(
+                plan.gateway_image,
+                name=f"keystone-{sandbox.id}-gateway",
+                environment={
+                    "KEYSTONE_GATEWAY_CONFIG": gateway.gateway_config(policy, plan.services, subnet)
+                },
+                labels={**sandbox.labels, labels.ROLE: "gateway"},
+                extra_hosts={"host.docker.internal": "host-gateway"},
+                security_opt=["no-new-privileges"],
+            )
+            sandbox.gateway = container
+            sandbox.network.connect(container, aliases=[gateway.ALIAS])
+            container.start()
+        _wait_ready(sandbox.id, "gateway", container, LogLine(gateway.READY_MARKER))
+        return container
+
+    @staticmethod
+    def _point_resolver(sandbox: DockerSandbox, agent: Container, gateway_up: Future[Container]) -> None:
+        """The agent (and every service in its namespace) resolves names through the gateway."""
+        container = gateway_up.result()
+        container.reload()
+        address = container.attrs["NetworkSettings"]["Networks"][sandbox.network.name]["IPAddress"]
+        # resolv.conf is a bind mount: it can be written, not replaced.
+        script = f"printf '%s' {shlex.quote(gateway.resolv_conf(address))} > /etc/resolv.conf"
+        result = _exec(agent, ["sh", "-c", script])
+        if result.exit_code != 0:
+            raise SandboxError(
+                f"pointing the agent's resolver at the gateway failed: {result.stderr.strip()}"
+            )
+
     def _start_agent(self, sandbox: DockerSandbox, plan: SandboxPlan, pod: list[ServicePlan]) -> Container:
         names = [service.name for service in pod]
+        env = {**plan.env, **(gateway.proxy_env(plan.services) if plan.network is not None else {})}
         sandbox.agent = self._run(
             sandbox,
             "agent",
@@ -423,7 +504,7 @@ class DockerBackend(SandboxBackend):
             command=["sleep", "infinity"],
             init=True,
             working_dir=WORKSPACE,
-            environment=plan.env,
+            environment=env,
             labels={**sandbox.labels, labels.ROLE: "agent"},
             hostname="sandbox",
             extra_hosts={name: "127.0.0.1" for name in names},
@@ -455,7 +536,9 @@ class DockerBackend(SandboxBackend):
             **placement,
         )
         sandbox.service_containers[service.name] = container
-        self._wait_ready(sandbox, service, container)
+        _wait_ready(
+            sandbox.id, service.name, container, service.kind.readiness(service.spec, service.local_image)
+        )
         port = service.kind.port(spec)
         sandbox.services[service.name] = ServiceEndpoint(
             name=service.name,
@@ -466,28 +549,6 @@ class DockerBackend(SandboxBackend):
             image=service.image,
             url=service.kind.url(spec),
         )
-
-    def _wait_ready(self, sandbox: DockerSandbox, service: ServicePlan, container: Container) -> None:
-        readiness = service.kind.readiness(service.spec, service.local_image)
-        started = time.monotonic()
-        deadline = started + READINESS_TIMEOUT_S
-        while not (
-            _probe(container, readiness)
-            and (readiness is not None or time.monotonic() - started >= GENERIC_SETTLE_S)
-        ):
-            if container.status in ("exited", "dead"):
-                problem = "exited during start-up"
-            elif time.monotonic() > deadline:
-                problem = f"not ready after {READINESS_TIMEOUT_S:.0f}s"
-            else:
-                time.sleep(0.02 if isinstance(readiness, LogLine) else 0.1)
-                continue
-            raise SandboxBootError(
-                sandbox.id,
-                "services",
-                f"service {service.name!r} {problem}",
-                _decode(container.logs(tail=50)),
-            )
 
     def reap(self, *, everything: bool = False) -> list[str]:
         return reap(self.client, everything=everything)

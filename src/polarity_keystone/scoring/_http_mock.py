@@ -3,6 +3,7 @@ ones each assertion describes, keeping the matching requests and the whole reque
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from typing import Any
 from urllib.parse import parse_qs
@@ -71,7 +72,7 @@ def matches(assertion: MockRequestAssertion, request: dict[str, Any]) -> bool:
         headers = {str(name).lower(): str(value) for name, value in (request.get("headers") or {}).items()}
         for name, value in assertion.headers.items():
             actual = headers.get(name.lower())
-            if actual is None or (value != "*" and actual != value):
+            if actual is None or not fnmatch.fnmatchcase(actual, value):
                 return False
     body = str(request.get("body", ""))
     if assertion.body_contains is not None and assertion.body_contains not in body:

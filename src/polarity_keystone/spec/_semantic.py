@@ -32,6 +32,9 @@ _RESERVED_ENV_PREFIX = "KEYSTONE_"
 _AGENT_ALIAS = "agent"
 """The agent container's name on the sandbox network."""
 
+_INTERNAL_SUFFIX = ".services.internal"
+"""`stripe.services.internal` names the service `stripe`, as in the reference's network examples."""
+
 
 def semantic_issues(spec: Spec, source: SourceMap, spec_dir: Path) -> list[SpecIssue]:
     return [
@@ -77,6 +80,14 @@ def _undeclared_services(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
         if isinstance(invariant.check, SqlCheck | HttpMockAssertionsCheck | S3ObjectCheck)
     ]
     users += [(path, name) for path, name, _ in _mock_readers(spec)]
+    users += [
+        (("network", "dns_overrides", host), target.lower().removesuffix(_INTERNAL_SUFFIX))
+        for host, target in spec.network.dns_overrides.items()
+    ]
+    users += [
+        (("forbidden", "http_except", index), name.lower().removesuffix(_INTERNAL_SUFFIX))
+        for index, name in enumerate(spec.forbidden.http_except or [])
+    ]
     for path, name in users:
         if name not in declared:
             close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)

@@ -1,0 +1,59 @@
+"""What the Docker backend tells the gateway container and the agent about a sandbox's network policy.
+
+The gateway program itself is `dockerfiles/gateway/gateway.py`; this module builds its configuration,
+the agent's proxy environment and resolver, and reads back its log.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..services import ServicePlan
+from ._base import NetworkPolicy
+
+ALIAS = "keystone-gateway"
+PROXY_PORT = 3128
+LOG_PATH = "/var/log/keystone/gateway.jsonl"
+READY_MARKER = "keystone: gateway ready"
+
+
+def gateway_config(policy: NetworkPolicy, services: list[ServicePlan], subnet: str) -> str:
+    ports = {service.name: service.kind.port(service.spec) for service in services}
+    return json.dumps(
+        {
+            "default": "allow" if policy.default_allow else "deny",
+            "allow": list(policy.allow),
+            "overrides": dict(policy.overrides),
+            "services": {"agent": None, **ports},
+            "subnet": subnet,
+            "log": LOG_PATH,
+        }
+    )
+
+
+def proxy_env(services: list[ServicePlan]) -> dict[str, str]:
+    """Proxy variables for clients that honour them (curl, requests, httpx, pip, ...); sandbox names
+    stay direct. Clients that ignore them still go through the gateway by DNS (ports 80 and 443)."""
+    proxy = f"http://{ALIAS}:{PROXY_PORT}"
+    direct = ",".join(
+        ["localhost", "127.0.0.1", "agent", ALIAS, ".services.internal", *(s.name for s in services)]
+    )
+    env = {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "NO_PROXY": direct}
+    return {**env, **{name.lower(): value for name, value in env.items()}}
+
+
+def resolv_conf(gateway_ip: str) -> str:
+    return f"nameserver {gateway_ip}\noptions ndots:0\n"
+
+
+def parse_log(text: str) -> list[dict[str, Any]]:
+    events = []
+    for line in text.splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by the gateway's end
+        if isinstance(event, dict):
+            events.append(event)
+    return events
