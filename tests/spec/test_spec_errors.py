@@ -177,13 +177,21 @@ def test_the_valid_base_spec_loads() -> None:
             id="all weights zero",
         ),
         pytest.param(
-            VALID + "forbidden:\n  http_except: [stripe]\n",
+            VALID + "forbidden:\n  tool_calls: [deploy]\n",
             18,
-            "forbidden.http_except",
-            "`forbidden.http_except` is not supported yet by this Keystone version"
-            " (coming with the audit log); remove it or run on a newer version",
+            "forbidden.tool_calls",
+            "`forbidden.tool_calls` is not supported yet by this Keystone version"
+            " (coming with agent traces); remove it or run on a newer version",
             None,
             id="unsupported rule",
+        ),
+        pytest.param(
+            VALID + "network:\n  dns_overrides:\n    api.stripe.com: strpe.services.internal\n",
+            19,
+            "network.dns_overrides.api.stripe.com",
+            "service `strpe` is not declared in `services`",
+            None,
+            id="override to an undeclared service",
         ),
         pytest.param(
             VALID + "forbidden:\n  sql: ['(unclosed']\n",
@@ -263,7 +271,10 @@ def test_an_unreadable_file_is_a_spec_error(tmp_path: Path) -> None:
 
 
 def test_supported_network_and_forbidden_settings_are_not_flagged() -> None:
-    text = VALID + "network:\n  egress: {default: deny}\nforbidden:\n  file_writes_outside: [src/]\n"
+    text = VALID + (
+        "network:\n  egress: {default: deny, allow: ['*.example.com']}\naudit:\n  http_calls: true\n"
+        "forbidden:\n  file_writes_outside: [src/]\n"
+    )
 
     assert unsupported_features(parse_spec(text).spec) == []
 
@@ -273,9 +284,8 @@ def test_supported_network_and_forbidden_settings_are_not_flagged() -> None:
     [
         ("extends: base.yaml\n", "extends"),
         ("fixtures:\n  - {type: drift}\n", "fixtures[0].type"),
-        ("network:\n  egress: {default: deny, allow: [api.example.com]}\n", "network.egress.allow"),
-        ("audit:\n  http_calls: true\n", "audit.http_calls"),
-        ("forbidden:\n  commands: []\n", "forbidden.commands"),
+        ("network:\n  ingress: {allow: [{from: host, to_port: 3000}]}\n", "network.ingress.allow"),
+        ("forbidden:\n  tool_calls: [deploy]\n", "forbidden.tool_calls"),
     ],
 )
 def test_unsupported_features_are_errors_not_ignored(extra: str, field: str) -> None:
