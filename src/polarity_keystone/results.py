@@ -93,6 +93,8 @@ class ReplicaResult(RunOutcome):
     audit: list[dict[str, Any]] = Field(default_factory=list)
     """The audit log: commands run through the sandbox, files written, SQL statements and rows written
     per table (when the spec audits databases), each a JSON object with a `type`."""
+    service_state: dict[str, Any] = Field(default_factory=dict)
+    """With `audit.service_state`: per service, the items the agent added, removed and changed."""
 
 
 class ScenarioResult(RunOutcome):

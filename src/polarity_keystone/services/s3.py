@@ -73,7 +73,7 @@ from botocore.exceptions import ClientError
 request = json.load(open(sys.argv[1])) if len(sys.argv) > 1 else json.loads(sys.stdin.read())
 s3 = boto3.client("s3", endpoint_url=request["endpoint"], aws_access_key_id=request["key_id"],
                   aws_secret_access_key=request["secret"], region_name=request["region"])
-op, bucket = request["op"], request["bucket"]
+op, bucket = request["op"], request.get("bucket")
 def missing(error):
     return error.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchBucket", "404")
 if op == "put":
@@ -97,6 +97,16 @@ elif op == "get":
         if not missing(error):
             raise
         print(json.dumps({"content": None}))
+elif op == "inventory":
+    objects, truncated = {}, False
+    for entry in s3.list_buckets().get("Buckets", []):
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=entry["Name"])
+        for item in (item for page in pages for item in page.get("Contents", [])):
+            if len(objects) >= request["limit"]:
+                truncated = True
+                break
+            objects[f"{entry['Name']}/{item['Key']}"] = f"{item['ETag'].strip(chr(34))}:{item['Size']}"
+    print(json.dumps({"objects": objects, "truncated": truncated}))
 elif op == "list":
     try:
         page = s3.list_objects_v2(Bucket=bucket, MaxKeys=request["limit"])
@@ -166,3 +176,9 @@ def list_keys(
     if answer["keys"] is None:
         return None
     return [str(key) for key in answer["keys"]], bool(answer["truncated"])
+
+
+def inventory(sandbox: Sandbox, service: Service, limit: int) -> tuple[dict[str, str], bool]:
+    """({"bucket/key": "etag:size"} for every object, whether more than `limit` exist)."""
+    answer = _call(sandbox, service, {"op": "inventory", "limit": limit})
+    return {str(key): str(value) for key, value in answer["objects"].items()}, bool(answer["truncated"])

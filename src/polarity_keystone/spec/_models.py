@@ -306,6 +306,8 @@ class Audit(_Block):
     http_calls: bool = False
     file_writes: bool = False
     commands: bool = False
+    service_state: bool = False
+    """Snapshot Postgres rows, Redis keys and S3 objects before and after the agent (a Keystone extension)."""
 
 
 class Forbidden(_Block):
