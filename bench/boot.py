@@ -7,6 +7,7 @@
 Sections (each its own function):
   1. bare      create->ready (and teardown) of a sandbox with only the agent container;
   2. services  create->ready of a sandbox with Postgres + Redis + one SQL fixture, with per-step medians;
+  2b. gateway  the same with a network policy, so egress goes through Keystone's gateway container;
   3. testcontainers  the same readiness with testcontainers-python on the same local images;
   4. replicas  wall time of N replicas of examples/refund-agent/refund.yaml through the engine.
 
@@ -42,6 +43,7 @@ from polarity_keystone.sandbox import (
     DockerBackend,
     FixtureStep,
     ImageResolver,
+    NetworkPolicy,
     SandboxError,
     SandboxPlan,
 )
@@ -54,7 +56,8 @@ REFUND_SPEC = ROOT / "examples" / "refund-agent" / "refund.yaml"
 BENCH_ID = f"bench-{secrets.token_hex(4)}"
 FIXTURE_SQL = "CREATE TABLE t(id int); INSERT INTO t VALUES (1)"
 STEPS = ("network", "services", "fixtures", "snapshot", "ready")
-SECTIONS = ("bare", "services", "testcontainers", "replicas")
+SECTIONS = ("bare", "services", "gateway", "testcontainers", "replicas")
+GATEWAY_POLICY = NetworkPolicy(default_allow=False, overrides={"api.stripe.com": "cache"})
 TARGET_READY_S = 0.8
 TARGET_SPEEDUP = 3.0
 
@@ -202,75 +205,23 @@ def machine_facts(client: docker.DockerClient, owner: str) -> None:
     out()
 
 
-# --- 1. bare sandbox ---------------------------------------------------------------------------
+# --- 1. bare sandbox; 2. Postgres + Redis + fixture (with or without the network gateway) ---------
 
 
-def bench_bare(
-    backend: DockerBackend, resolver: ImageResolver, cleanup: Cleanup, runs: int, warmup: int
+def time_boots(
+    backend: DockerBackend, cleanup: Cleanup, plan_for: Callable[[int], SandboxPlan], runs: int, warmup: int
 ) -> dict[str, Any]:
-    image = resolver.resolve("ubuntu:24.04")
-    out(f"== 1. bare sandbox (agent container only; image {image.ref}) ==")
-    ready: list[float] = []
-    teardown: list[float] = []
-    failures: list[str] = []
-    for index in range(warmup + runs):
-        plan = SandboxPlan(spec_id="bench", run_id=f"{BENCH_ID}-bare-{index}", image=image.ref)
-        try:
-            started = time.perf_counter()
-            sandbox = backend.create(plan)
-            booted = time.perf_counter()
-            cleanup.track(sandbox)
-            sandbox.destroy()
-            gone = time.perf_counter()
-            cleanup.untrack(sandbox)
-        except Exception as exc:
-            failures.append(f"{type(exc).__name__}: {exc}")
-            continue
-        if index >= warmup:
-            ready.append(booted - started)
-            teardown.append(gone - booted)
-    out(line("create -> ready", ready, len(failures)))
-    out(line("destroy", teardown))
-    for failure in failures[:3]:
-        out(f"  failure: {failure[:300]}")
-    out()
-    return {"ready": ready, "teardown": teardown}
-
-
-# --- 2. Postgres + Redis + fixture -------------------------------------------------------------
-
-
-def bench_services(
-    backend: DockerBackend, resolver: ImageResolver, cleanup: Cleanup, runs: int, warmup: int
-) -> dict[str, Any]:
-    db, cache = Service(name="db", image="postgres:16"), Service(name="cache", image="redis:7")
-    plans = [
-        ServicePlan(spec=s, kind=kind_of(s), image=resolver.resolve(s.image or "").ref, local_image=True)
-        for s in (db, cache)
-    ]
-
-    def fixture(sandbox: Any) -> Any:
-        return postgres.run_sql(sandbox, db, FIXTURE_SQL)
-
-    agent_image = resolver.resolve("ubuntu:24.04").ref
-    out(f"== 2. sandbox with Postgres + Redis + 1 SQL fixture ({', '.join(p.image for p in plans)}) ==")
+    """create->ready and destroy of `warmup + runs` sandboxes, one at a time; boot steps per run."""
     ready: list[float] = []
     teardown: list[float] = []
     cumulative: dict[str, list[float]] = defaultdict(list)
     durations: dict[str, list[float]] = defaultdict(list)
     failures: list[str] = []
     for index in range(warmup + runs):
-        plan = SandboxPlan(
-            spec_id="bench",
-            run_id=f"{BENCH_ID}-svc-{index}",
-            image=agent_image,
-            services=plans,
-            fixtures=[FixtureStep(fixture, "sql fixture", touches_workspace=False)],
-        )
         events: list[BootEvent] = []
         try:
             started = time.perf_counter()
-            sandbox = backend.create(plan, on_event=events.append)
+            sandbox = backend.create(plan_for(index), on_event=events.append)
             booted = time.perf_counter()
             cleanup.track(sandbox)
             sandbox.destroy()
@@ -290,7 +241,8 @@ def bench_services(
             previous = event.elapsed_ms
     out(line("create -> ready", ready, len(failures)))
     out(line("destroy", teardown))
-    out("  boot steps (BootEvent, medians in ms):   step took   elapsed since create")
+    if cumulative:
+        out("  boot steps (BootEvent, medians in ms):   step took   elapsed since create")
     for step in [s for s in STEPS if s in cumulative] + [s for s in cumulative if s not in STEPS]:
         out(
             f"    {step:<10} {statistics.median(durations[step]):>29.0f}   {statistics.median(cumulative[step]):>20.0f}"
@@ -299,6 +251,61 @@ def bench_services(
         out(f"  failure: {failure[:300]}")
     out()
     return {"ready": ready, "teardown": teardown}
+
+
+def bench_bare(
+    backend: DockerBackend, resolver: ImageResolver, cleanup: Cleanup, runs: int, warmup: int
+) -> dict[str, Any]:
+    image = resolver.resolve("ubuntu:24.04")
+    out(f"== 1. bare sandbox (agent container only; image {image.ref}) ==")
+    return time_boots(
+        backend,
+        cleanup,
+        lambda index: SandboxPlan(spec_id="bench", run_id=f"{BENCH_ID}-bare-{index}", image=image.ref),
+        runs,
+        warmup,
+    )
+
+
+def bench_services(
+    backend: DockerBackend,
+    resolver: ImageResolver,
+    cleanup: Cleanup,
+    runs: int,
+    warmup: int,
+    network: NetworkPolicy | None = None,
+) -> dict[str, Any]:
+    """With `network`, egress goes through the gateway container (deny, one DNS override)."""
+    db, cache = Service(name="db", image="postgres:16"), Service(name="cache", image="redis:7")
+    plans = [
+        ServicePlan(spec=s, kind=kind_of(s), image=resolver.resolve(s.image or "").ref, local_image=True)
+        for s in (db, cache)
+    ]
+
+    def fixture(sandbox: Any) -> Any:
+        return postgres.run_sql(sandbox, db, FIXTURE_SQL)
+
+    agent_image = resolver.resolve("ubuntu:24.04").ref
+    gateway = resolver.local("gateway").ref
+    number, extra = ("2b", " + network gateway") if network else ("2", "")
+    out(
+        f"== {number}. sandbox with Postgres + Redis + 1 SQL fixture{extra} ({', '.join(p.image for p in plans)}) =="
+    )
+    return time_boots(
+        backend,
+        cleanup,
+        lambda index: SandboxPlan(
+            spec_id="bench",
+            run_id=f"{BENCH_ID}-svc-{index}",
+            image=agent_image,
+            services=plans,
+            fixtures=[FixtureStep(fixture, "sql fixture", touches_workspace=False)],
+            network=network,
+            gateway_image=gateway,
+        ),
+        runs,
+        warmup,
+    )
 
 
 # --- 3. testcontainers-python ------------------------------------------------------------------
@@ -523,6 +530,12 @@ def summary(figures: dict[str, Any]) -> None:
             f"  pg+redis+fixture ready          p50 {fmt_s(ks_p50)}  p95 {fmt_s(pct(services['ready'], 95))}"
             f"  teardown p50 {fmt_s(pct(services['teardown'], 50))}   (target p50 <= {TARGET_READY_S} s)"
         )
+    gateway = figures.get("gateway")
+    if gateway and gateway["ready"]:
+        out(
+            f"  ... with the network gateway    p50 {fmt_s(pct(gateway['ready'], 50))}  p95 {fmt_s(pct(gateway['ready'], 95))}"
+            f"  teardown p50 {fmt_s(pct(gateway['teardown'], 50))}   (target p50 <= {TARGET_READY_S} s)"
+        )
     for mode in ("sequential", "concurrent"):
         if mode in tc and tc[mode]["ready"]:
             tc_p50 = pct(tc[mode]["ready"], 50)
@@ -602,6 +615,10 @@ def main(argv: list[str] | None = None) -> int:
             figures["bare"] = bench_bare(backend, resolver, cleanup, args.runs, args.warmup)
         if "services" in args.sections:
             figures["services"] = bench_services(backend, resolver, cleanup, args.runs, args.warmup)
+        if "gateway" in args.sections:
+            figures["gateway"] = bench_services(
+                backend, resolver, cleanup, args.runs, args.warmup, network=GATEWAY_POLICY
+            )
         if "testcontainers" in args.sections:
             modes = ["sequential", "concurrent"] if args.tc_mode == "both" else [args.tc_mode]
             figures["testcontainers"] = bench_testcontainers(

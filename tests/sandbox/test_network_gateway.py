@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -104,7 +105,8 @@ def test_a_denied_host_is_unreachable_every_way_and_each_attempt_is_logged(guard
     assert by_name.startswith("FAILED URLError")
     assert resolved.exit_code != 0
     log = [e for e in guarded.network_log() if e.get("host") == "example.com"]
-    assert {"kind": "http", "method": "GET", "path": "/secret-path", "allowed": False}.items() <= log[0].items()
+    expected = {"kind": "http", "method": "GET", "path": "/secret-path", "allowed": False}
+    assert expected.items() <= log[0].items()
     assert any(e["kind"] == "dns" and e["allowed"] is False for e in log)
 
 
@@ -137,5 +139,33 @@ def test_a_sandbox_with_open_egress_still_cannot_reach_the_host(
         bridge_ip = sandbox.network.attrs["IPAM"]["Config"][0]["Gateway"]
         assert _python(sandbox, CONNECT, bridge_ip, str(host_server), proxy=False).startswith("FAILED")
         assert sandbox.network_log() == []
+    finally:
+        sandbox.destroy()
+
+
+def test_the_host_reaches_only_the_declared_ingress_port(
+    backend: DockerBackend, base_image: str, gateway_image: str
+) -> None:
+    plan = SandboxPlan(
+        spec_id="ingress",
+        run_id="test-ingress",
+        image=base_image,
+        network=NetworkPolicy(default_allow=False, ingress=(3000,)),
+        gateway_image=gateway_image,
+    )
+    sandbox = backend.create(plan)
+    try:
+        sandbox.exec("echo dev server > index.html")
+        for port in (3000, 3001):
+            sandbox.exec(f"nohup python3 -m http.server {port} >/dev/null 2>&1 &")
+        sandbox.exec("sleep 0.5")
+
+        assert list(sandbox.ingress) == [3000]
+        host, port = sandbox.ingress[3000].split(":")
+        assert host == "127.0.0.1"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=10) as response:
+            assert response.read() == b"dev server\n"
+        assert sandbox.describe()["ingress"] == {"3000": sandbox.ingress[3000]}
+        assert {"kind": "ingress", "port": 3000, "allowed": True}.items() <= sandbox.network_log()[-1].items()
     finally:
         sandbox.destroy()

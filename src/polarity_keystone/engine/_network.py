@@ -24,7 +24,8 @@ def service_name(target: str) -> str:
 def network_policy(spec: Spec) -> NetworkPolicy | None:
     network = spec.network
     if not (
-        network.egress.allow
+        network.ingress.allow
+        or network.egress.allow
         or network.dns_overrides
         or spec.audit.http_calls
         or spec.forbidden.http_except is not None
@@ -34,6 +35,7 @@ def network_policy(spec: Spec) -> NetworkPolicy | None:
         default_allow=network.egress.default == "allow",
         allow=tuple(network.egress.allow),
         overrides={host.lower(): service_name(target) for host, target in network.dns_overrides.items()},
+        ingress=tuple(dict.fromkeys(rule.to_port for rule in network.ingress.allow)),
     )
 
 

@@ -12,6 +12,7 @@ import abc
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 
@@ -171,6 +172,9 @@ class Sandbox(abc.ABC):
     def destroy(self) -> None:
         """Remove every container and the network; idempotent."""
 
+    ingress: Mapping[int, str] = MappingProxyType({})
+    """Agent port -> `127.0.0.1:<host port>` where the host reaches it (`network.ingress.allow`)."""
+
     def describe(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -178,6 +182,7 @@ class Sandbox(abc.ABC):
             "services": {
                 name: {"host": s.host, "port": s.port, "ready": s.ready} for name, s in self.services.items()
             },
+            "ingress": {str(port): address for port, address in self.ingress.items()},
             "metadata": dict(self.labels),
         }
 
@@ -212,6 +217,8 @@ class NetworkPolicy:
     """Host names and globs (`*.example.com`) let through when the default denies."""
     overrides: Mapping[str, str] = field(default_factory=dict)
     """Host name -> sandbox service that answers for it (`api.stripe.com` -> `stripe`)."""
+    ingress: tuple[int, ...] = ()
+    """Agent ports the host may reach (published on 127.0.0.1 through the gateway)."""
 
 
 @dataclass

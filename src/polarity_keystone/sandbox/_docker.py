@@ -472,11 +472,19 @@ class DockerBackend(SandboxBackend):
                 labels={**sandbox.labels, labels.ROLE: "gateway"},
                 extra_hosts={"host.docker.internal": "host-gateway"},
                 security_opt=["no-new-privileges"],
+                ports={f"{listen}/tcp": ("127.0.0.1", None) for listen in gateway.ingress_ports(policy)},
             )
             sandbox.gateway = container
             sandbox.network.connect(container, aliases=[gateway.ALIAS])
             container.start()
         _wait_ready(sandbox.id, "gateway", container, LogLine(gateway.READY_MARKER))
+        if policy.ingress:
+            container.reload()
+            published = container.attrs["NetworkSettings"]["Ports"]
+            sandbox.ingress = {
+                port: f"127.0.0.1:{published[f'{listen}/tcp'][0]['HostPort']}"
+                for listen, port in gateway.ingress_ports(policy).items()
+            }
         return container
 
     @staticmethod

@@ -16,6 +16,14 @@ ALIAS = "keystone-gateway"
 PROXY_PORT = 3128
 LOG_PATH = "/var/log/keystone/gateway.jsonl"
 READY_MARKER = "keystone: gateway ready"
+INGRESS_BASE_PORT = 20000
+"""The gateway listens for ingress to agent port N on INGRESS_BASE_PORT + i, so an agent port may be any
+port, 80 and 443 included."""
+
+
+def ingress_ports(policy: NetworkPolicy) -> dict[int, int]:
+    """Gateway port -> agent port."""
+    return {INGRESS_BASE_PORT + index: port for index, port in enumerate(policy.ingress)}
 
 
 def gateway_config(policy: NetworkPolicy, services: list[ServicePlan], subnet: str) -> str:
@@ -27,6 +35,7 @@ def gateway_config(policy: NetworkPolicy, services: list[ServicePlan], subnet: s
             "overrides": dict(policy.overrides),
             "services": {"agent": None, **ports},
             "subnet": subnet,
+            "ingress": {str(listen): port for listen, port in ingress_ports(policy).items()},
             "log": LOG_PATH,
         }
     )

@@ -386,11 +386,12 @@ class MockRequestAssertion(_Block):
 
     The filters narrow the requests; every filter given must hold: `method` (case-insensitive),
     `path` (the same patterns as routes: `{name}`, `*`; the query string is not part of it), `query`
-    (a subset of the query parameters), `headers` (a subset, names case-insensitive; values are globs, so
-    `*` only asks that the header is present and `Bearer *` that it starts with "Bearer "), `body_contains` (a substring of the raw body) and `json`
-    (a subset of the JSON body: mappings may hold more keys, lists must match item by item, scalars
-    must be equal). Then the count: `called: true` (the default) asks for at least one match and
-    `called: false` for none; `count` asks for exactly that many, `min_count` / `max_count` for bounds.
+    (a subset of the query parameters), `headers` (a subset, names case-insensitive; values are
+    globs, so `*` only asks that the header is present and `Bearer *` that it starts with "Bearer "),
+    `body_contains` (a substring of the raw body) and `json` (a subset of the JSON body: mappings may
+    hold more keys, lists must match item by item, scalars must be equal). Then the count: `called:
+    true` (the default) asks for at least one match and `called: false` for none; `count` asks for
+    exactly that many, `min_count` / `max_count` for bounds.
     """
 
     method: HttpMethod | None = None

@@ -33,6 +33,7 @@ import struct
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -274,6 +275,15 @@ class Gateway:
         await writer.drain()
         await _splice((reader, writer), upstream)
 
+    async def ingress(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
+        """A connection from the host (through the port Docker published) to the agent's `port`."""
+        upstream = await self._open(Route(True, "agent", "agent", port))
+        self.log.write(kind="ingress", port=port, allowed=True, status=None if upstream else 502)
+        if upstream is None:
+            writer.close()
+            return
+        await _splice((reader, writer), upstream)
+
     async def tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.from_sandbox(writer.get_extra_info("peername")[0]):
             writer.close()
@@ -330,7 +340,8 @@ def _address_in(subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
 
 
 async def main() -> None:
-    gateway = Gateway(json.loads(os.environ.get("KEYSTONE_GATEWAY_CONFIG", "{}")))
+    config = json.loads(os.environ.get("KEYSTONE_GATEWAY_CONFIG", "{}"))
+    gateway = Gateway(config)
     loop = asyncio.get_running_loop()
     await loop.create_datagram_endpoint(lambda: DnsServer(gateway), local_addr=("0.0.0.0", 53))
     servers = [
@@ -338,6 +349,10 @@ async def main() -> None:
         await asyncio.start_server(lambda r, w: gateway.http(r, w, 3128), "0.0.0.0", 3128, limit=HEAD_LIMIT),
         await asyncio.start_server(gateway.tls, "0.0.0.0", 443),
     ]
+    for listen, port in config.get("ingress", {}).items():
+        servers.append(
+            await asyncio.start_server(partial(gateway.ingress, port=port), "0.0.0.0", int(listen))
+        )
     print(READY_MARKER, flush=True)
     await asyncio.gather(*(server.serve_forever() for server in servers))
 
