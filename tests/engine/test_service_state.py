@@ -15,7 +15,8 @@ pytestmark = pytest.mark.docker
 AGENT = """
 import boto3, os, subprocess
 def sql(text):
-    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", os.environ["DB_URL"], "-c", text], check=True)
+    psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", os.environ["DB_URL"]]
+    subprocess.run(psql + ["-c", text], check=True)
 sql("UPDATE orders SET status = 'refunded' WHERE id = 1")
 sql("DELETE FROM orders WHERE id = 2")
 sql("INSERT INTO orders VALUES (3, 'new'); INSERT INTO audit_log VALUES ('refund 1')")

@@ -69,7 +69,10 @@ def test_the_stripe_mock_example_passes(example: Callable[[str], PreparedSpec], 
         assert calls == [
             {
                 "type": "http_call",
+                "source": "mock",
                 "service": "stripe-mock",
+                "host": "stripe-mock",
+                "allowed": True,
                 "method": "POST",
                 "path": "/v1/charges",
                 "status": 200,

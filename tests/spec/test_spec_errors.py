@@ -177,13 +177,13 @@ def test_the_valid_base_spec_loads() -> None:
             id="all weights zero",
         ),
         pytest.param(
-            VALID + "forbidden:\n  tool_calls: [deploy]\n",
+            VALID + "fixtures:\n  - {type: drift}\n",
             18,
-            "forbidden.tool_calls",
-            "`forbidden.tool_calls` is not supported yet by this Keystone version"
-            " (coming with agent traces); remove it or run on a newer version",
+            "fixtures[0].type",
+            "the `drift` fixture is not supported yet by this Keystone version"
+            " (coming with adversarial drift); remove it or run on a newer version",
             None,
-            id="unsupported rule",
+            id="unsupported feature",
         ),
         pytest.param(
             VALID + "network:\n  dns_overrides:\n    api.stripe.com: strpe.services.internal\n",
@@ -284,8 +284,6 @@ def test_supported_network_and_forbidden_settings_are_not_flagged() -> None:
     [
         ("extends: base.yaml\n", "extends"),
         ("fixtures:\n  - {type: drift}\n", "fixtures[0].type"),
-        ("network:\n  ingress: {allow: [{from: host, to_port: 3000}]}\n", "network.ingress.allow"),
-        ("forbidden:\n  tool_calls: [deploy]\n", "forbidden.tool_calls"),
     ],
 )
 def test_unsupported_features_are_errors_not_ignored(extra: str, field: str) -> None:

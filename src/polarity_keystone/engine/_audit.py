@@ -1,13 +1,16 @@
-"""The run's audit log: one event per command run through the sandbox, file written, database write
-or statement, and HTTP call received by a recording mock; secret values redacted."""
+"""The run's audit log: one event per command run through the sandbox (or, with `audit.commands`,
+started by the agent), file written, database write or statement, HTTP call (through the network
+gateway or received by a recording mock) and DNS lookup; secret values redacted."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..sandbox import ExecResult, WorkspaceDiff
 from ..services.postgres_audit import TableWrite
+from ._execlog import ExecutedCommand
+from ._network import HttpCall
 
 AuditEvent = dict[str, Any]
 
@@ -18,30 +21,42 @@ def audit_events(
     diff: WorkspaceDiff,
     writes: list[TableWrite],
     statements: list[tuple[str, str]],
-    http_calls: list[tuple[str, dict[str, Any]]],
+    http_calls: list[HttpCall],
+    lookups: list[dict[str, Any]],
     redact: Callable[[str], str],
+    agent_commands: Sequence[ExecutedCommand] = (),
 ) -> list[AuditEvent]:
+    """`command` is the agent command Keystone ran (source `keystone`); `agent_commands` what the agent
+    ran itself, from the command log (source `agent`)."""
     events: list[AuditEvent] = [
         {
             "type": "command",
+            "source": "keystone",
             "command": redact(command),
             "exit_code": run.exit_code,
             "duration_ms": run.duration_ms,
             "timed_out": run.timed_out,
         }
     ]
+    events += [
+        {
+            "type": "command",
+            "source": "agent",
+            "command": redact(executed.line),
+            "argv": [redact(arg) for arg in executed.argv],
+            "cwd": redact(executed.cwd),
+            "pid": executed.pid,
+            "ppid": executed.ppid,
+            "ts": executed.ts,
+        }
+        for executed in agent_commands
+    ]
     events += [{"type": "sql", "service": service, "statement": redact(sql)} for service, sql in statements]
     events += [{"type": "db_write", "service": w.service, "table": w.table, "rows": w.rows} for w in writes]
     events += [
-        {
-            "type": "http_call",
-            "service": service,
-            "method": request.get("method"),
-            "path": redact(str(request.get("path", ""))),
-            "status": request.get("status"),
-        }
-        for service, request in http_calls
+        {"type": "http_call", **call, "path": redact(str(call.get("path") or ""))} for call in http_calls
     ]
+    events += [{"type": "dns", **lookup} for lookup in lookups]
     for change, paths in (("added", diff.added), ("modified", diff.modified), ("removed", diff.removed)):
         events += [{"type": "file_write", "path": path, "change": change} for path in paths]
     return events

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,11 @@ from ..services import S3Error, ServicePlan, SqlError, kind_of, postgres, s3
 from ..spec import LoadedSpec
 from ..spec._models import DirectoryFixture, Fixture, GitRepoFixture, S3Fixture, Service, SqlFixture
 from ._db_audit import audited, needs_db_audit
+from ._execlog import logged_env, needs_command_log, with_command_log
 from ._git_fixture import GitCheckout
+from ._network import network_policy
 from ._secrets import Redactor, generated, in_env, interpolate, resolve_fixed, secret_files
+from ._trace import TRACE_FILE
 
 TASK_FILE = "/keystone/task.md"
 
@@ -44,6 +48,8 @@ class PreparedSpec:
     """Resolved secret values except the per-seed generated ones; never persisted."""
     git_checkouts: dict[int, GitCheckout] = field(default_factory=dict)
     """The `git_repo` fixtures by position, each cloned once for every replica."""
+    gateway_image: str | None = None
+    """Keystone's network gateway, which also keeps sandboxes away from the host (see sandbox/_isolation)."""
 
     @property
     def spec(self) -> Any:
@@ -56,16 +62,21 @@ class PreparedSpec:
         return hashlib.sha256(canonical).hexdigest()[:16]
 
 
-def prepare(loaded: LoadedSpec, resolver: ImageResolver) -> PreparedSpec:
+def prepare(
+    loaded: LoadedSpec, resolver: ImageResolver, provided_secrets: Mapping[str, str] | None = None
+) -> PreparedSpec:
     """Resolve secrets, clone git fixtures and build every image the spec needs; raises SecretError
-    (invalid input), FixtureError or ImageError (infrastructure) when something cannot be had."""
+    (invalid input), FixtureError or ImageError (infrastructure) when something cannot be had.
+    `provided_secrets` (sent by a client with its request) win over the spec's declared sources."""
     spec = loaded.spec
-    secrets = resolve_fixed(spec.secrets)
+    secrets = resolve_fixed(spec.secrets, provided_secrets)
     base = resolver.resolve(spec.base)
     setup = spec.setup
     if spec.determinism.clock is not None:
         setup = setup.model_copy(update={"packages": [*setup.packages, "faketime"]})
     agent_image = resolver.bake_setup(base, setup)
+    if needs_command_log(spec):
+        agent_image = with_command_log(resolver, agent_image)
     service_images = {s.name: _service_image(s, resolver) for s in spec.services}
     notes = [image.note for image in [base, *service_images.values()] if image.note]
     agent_dir = (loaded.spec_dir / spec.agent.path).resolve() if spec.agent.path else None
@@ -93,6 +104,7 @@ def prepare(loaded: LoadedSpec, resolver: ImageResolver) -> PreparedSpec:
         fingerprint,
         secrets,
         checkouts,
+        resolver.local("gateway").ref,
     )
     # A dry run of one replica's plan surfaces every `{{ secrets.X }}` that cannot be filled now, as
     # invalid input, instead of as an error in each replica.
@@ -158,6 +170,7 @@ def plan_replica(
         **{key: str(value) for key, value in parameters.items()},
         "KEYSTONE_TASK": spec.task.prompt,
         "KEYSTONE_TASK_FILE": TASK_FILE,
+        "KEYSTONE_TRACE_FILE": TRACE_FILE,
         "KEYSTONE_SEED": str(seed),
         "KEYSTONE_REPLICA": str(replica),
         "KEYSTONE_SCENARIO_ID": scenario_id,
@@ -165,6 +178,8 @@ def plan_replica(
         "PYTHONHASHSEED": str(seed % 4294967296),
         "WORKSPACE": "/workspace",
     }
+    if needs_command_log(spec):
+        agent_env = logged_env(agent_env)
     sandbox = SandboxPlan(
         spec_id=spec.id,
         run_id=run_id,
@@ -182,6 +197,8 @@ def plan_replica(
         memory_bytes=spec.resources.memory,
         timeout_s=spec.resources.timeout,
         egress_allowed=spec.network.egress.default == "allow",
+        network=network_policy(spec),
+        gateway_image=prepared.gateway_image,
         agent_dir=str(prepared.agent_dir) if prepared.agent_dir else None,
         keep=keep,
     )

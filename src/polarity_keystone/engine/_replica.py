@@ -20,8 +20,12 @@ from ..services import http_mock, kind_of
 from ..spec import Spec
 from ._audit import audit_events
 from ._db_audit import DbAudit, needs_db_audit
+from ._execlog import needs_command_log, read_commands
+from ._network import gateway_calls, mock_calls
 from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
 from ._secrets import SecretError
+from ._state import capture, state_changes
+from ._trace import read_trace, tool_call_events, tool_calls
 
 OUTPUT_LIMIT = 64_000
 LOG_FILE_LIMIT = 1024 * 1024
@@ -108,21 +112,39 @@ def _run_and_score(
     sandbox.write_file(TASK_FILE, task.encode())
     timeout = min(spec.agent.timeout or spec.resources.timeout, spec.resources.timeout)
     db_audit = DbAudit.start(sandbox, plan.services) if needs_db_audit(spec) else None
-    agent_started = time.monotonic()
+    state_before = capture(sandbox, plan.services) if spec.audit.service_state else {}
+    agent_started, agent_started_at = time.monotonic(), time.time()
     run = sandbox.exec(agent_command(spec), timeout=timeout, env=plan.agent_env)
     result.agent_ms = int((time.monotonic() - agent_started) * 1000)
     # What the agent did is read before any check runs: checks may write files or query databases too.
     diff = sandbox.diff()
+    agent_commands = read_commands(sandbox, str(spec.agent.command)) if needs_command_log(spec) else []
     writes, statements = db_audit.finish() if db_audit else ([], [])
-    http_calls = [
-        (service.name, request)
-        for service in plan.services.values()
-        if kind_of(service).name == "http_mock" and service.record
-        for request in http_mock.recorded_requests(sandbox, service)
-    ]
-    result.audit = audit_events(
-        str(spec.agent.command), run, diff, writes, statements, http_calls, plan.redact
+    calls = tool_calls(read_trace(sandbox))
+    if state_before:
+        result.service_state = state_changes(state_before, capture(sandbox, plan.services), plan.redact)
+    through_gateway, lookups = gateway_calls(sandbox.network_log(), since=agent_started_at)
+    http_calls = through_gateway + mock_calls(
+        [
+            (service.name, request)
+            for service in plan.services.values()
+            if kind_of(service).name == "http_mock" and service.record
+            for request in http_mock.recorded_requests(sandbox, service)
+        ]
     )
+    result.audit = audit_events(
+        str(spec.agent.command),
+        run,
+        diff,
+        writes,
+        statements,
+        http_calls,
+        lookups,
+        plan.redact,
+        agent_commands=agent_commands,
+    )
+    result.audit += tool_call_events(calls, plan.redact)
+    result.tool_calls = len(calls)
     result.exit_code = run.exit_code
     result.timed_out = run.timed_out
     result.agent_output = _clip(plan.redact(run.stdout))
@@ -131,7 +153,16 @@ def _run_and_score(
     context = CheckContext(sandbox, plan.services, prepared.loaded.spec_dir, result.agent_output, plan.redact)
     result.invariants = [run_check(name, invariant, context) for name, invariant in spec.invariants.items()]
     logs = {"agent_output": run.stdout, "agent_stderr": run.stderr, **_log_files(sandbox, diff)}
-    record = RunRecord(diff, logs, plan.redact.leaked, writes, statements)
+    record = RunRecord(
+        diff,
+        logs,
+        plan.redact.leaked,
+        writes,
+        statements,
+        http_calls,
+        commands=[executed.line for executed in agent_commands],
+        tool_calls=calls,
+    )
     result.forbidden_checks = check_forbidden(spec.forbidden, record, plan.redact)
     verdict = score_run(result.invariants, result.forbidden_checks, spec.scoring.pass_threshold)
     result.composite_score = verdict.composite_score

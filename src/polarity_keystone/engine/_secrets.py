@@ -18,12 +18,14 @@ class SecretError(Exception):
     """Raised when a secret cannot be resolved; names the secret and its source. Input error (exit 2)."""
 
 
-def resolve_fixed(declared: list[Secret]) -> dict[str, str]:
+def resolve_fixed(declared: list[Secret], provided: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every secret but the generated ones, resolved once per run (a `command:` source may call a vault);
-    empty or unset values are skipped, as the Keystone SDKs do."""
+    empty or unset values are skipped, as the Keystone SDKs do. `provided` values (secrets a client sent
+    to the server with its request) win over the declared source."""
+    provided = provided or {}
     values: dict[str, str] = {}
     for secret in declared:
-        value = None if secret.from_ == "generated" else _resolve(secret)
+        value = None if secret.from_ == "generated" else provided.get(secret.name) or _resolve(secret)
         if value:
             values[secret.name] = value
     return values

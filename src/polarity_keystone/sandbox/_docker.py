@@ -360,6 +360,7 @@ class DockerBackend(SandboxBackend):
     def __init__(self, client: docker.DockerClient | None = None, *, owner: str | None = None) -> None:
         self.client = client or connect()
         self.owner = owner or labels.owner_id()
+        self._host_guarded = False
 
     def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> DockerSandbox:
         sandbox_id = plan.sandbox_id or f"sb-{secrets.token_hex(6)}"
@@ -373,8 +374,9 @@ class DockerBackend(SandboxBackend):
             sandbox_id, plan.run_id, plan.spec_id, plan.timeout_s, self.owner, plan.keep
         )
         try:
-            if plan.gateway_image:
+            if plan.gateway_image and not self._host_guarded:
                 guard_host(self.client, plan.gateway_image)
+                self._host_guarded = True
             network = self.client.networks.create(
                 f"keystone-{sandbox_id}",
                 driver="bridge",

@@ -161,7 +161,19 @@ class ImageResolver:
             lines.append(f"COPY file-{index} {json.dumps(item.path)}")
             lines.append(f"RUN chmod {item.mode:o} {json.dumps(item.path)}")
         lines.extend(f"RUN {json.dumps(['sh', '-c', command])}" for command in setup.commands)
-        files["Dockerfile"] = ("\n".join(lines) + "\n").encode()
+        return self._derive(base, lines, files)
+
+    def add_local_files(self, base: ResolvedImage, source: str, paths: dict[str, str]) -> ResolvedImage:
+        """`base` with files of Keystone's local image `source` copied in (its path -> the path in the new
+        image), modes kept: a layer built once per base, so sandboxes get the files at no boot cost."""
+        local = self.local(source)
+        lines = [f"FROM {base.ref}"]
+        lines += [f"COPY --from={local.ref} {json.dumps([src, dest])}" for src, dest in sorted(paths.items())]
+        return self._derive(base, lines, {})  # the source's tag, in `lines`, names its content
+
+    def _derive(self, base: ResolvedImage, lines: list[str], files: dict[str, bytes]) -> ResolvedImage:
+        """An image built on `base` from Dockerfile `lines` and context `files`, tagged by their hash."""
+        files = {**files, "Dockerfile": ("\n".join(lines) + "\n").encode()}
         tag = f"{SETUP_REPO}:{_hash_tree({**files, 'base': base.digest.encode()})[:16]}"
         return ResolvedImage(
             requested=base.requested, ref=tag, digest=self._build(tag, files), note=base.note

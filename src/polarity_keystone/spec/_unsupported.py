@@ -28,21 +28,13 @@ class _Feature:
 
 
 def _given(*attributes: str) -> _Finder:
-    """The key, if the spec gives it at all: an empty `forbidden` list is still a rule."""
-    return _when(attributes, lambda value: value is not None)
+    """The key, if the spec gives it at all."""
 
-
-def _enabled(*attributes: str) -> _Finder:
-    """The key, if it is true or non-empty: `audit.x: false` or `allow: []` asks for nothing new."""
-    return _when(attributes, bool)
-
-
-def _when(attributes: tuple[str, ...], used: Callable[[Any], bool]) -> _Finder:
     def find(spec: Spec) -> Iterator[DataPath]:
         value: Any = spec
         for attribute in attributes:
             value = getattr(value, attribute)
-        if used(value):
+        if value is not None:
             yield attributes
 
     return find
@@ -77,26 +69,12 @@ def _check_type(kind: str) -> _Finder:
 
 
 _CLI_FIX = "use `type: cli` with a `command` that runs your agent, or run on a newer version"
-_AUDIT = "the audit log"
 
 _FEATURES: tuple[_Feature, ...] = (
     _Feature("agent type `paragon`", "the hosted Paragon agent", _agent_type("paragon"), _CLI_FIX),
     _Feature("agent type `snapshot`", "agent snapshots", _agent_type("snapshot"), _CLI_FIX),
     _Feature("`extends`", "spec inheritance", _given("extends")),
     _Feature("the `drift` fixture", "adversarial drift", _item_type("fixtures", "drift")),
-    _Feature(
-        "`network.egress.allow`",
-        "the egress proxy",
-        _enabled("network", "egress", "allow"),
-        "drop the allow list: `default: deny` alone (no network) or `default: allow` are supported",
-    ),
-    _Feature("`network.ingress.allow`", "ingress rules", _enabled("network", "ingress", "allow")),
-    _Feature("`network.dns_overrides`", "the sandbox DNS", _enabled("network", "dns_overrides")),
-    _Feature("`audit.http_calls`", _AUDIT, _enabled("audit", "http_calls")),
-    _Feature("`audit.commands`", _AUDIT, _enabled("audit", "commands")),
-    _Feature("`forbidden.http_except`", _AUDIT, _given("forbidden", "http_except")),
-    _Feature("`forbidden.commands`", _AUDIT, _given("forbidden", "commands")),
-    _Feature("`forbidden.tool_calls`", "agent traces", _given("forbidden", "tool_calls")),
 )
 
 
