@@ -29,6 +29,10 @@ class Conflict(StoreError):
     """A uniqueness or state rule would be broken (e.g. an idempotency key reused with another body)."""
 
 
+class InvalidCursor(StoreError):
+    """A pagination cursor this store did not issue, or issued for another listing (a client error)."""
+
+
 @dataclass(frozen=True)
 class ApiKeyRecord:
     id: str
@@ -186,7 +190,8 @@ class Store(abc.ABC):
         status: str | None = None,
         metadata: dict[str, str] | None = None,
     ) -> Page[ExperimentRecord]:
-        """Newest first; `metadata` keeps experiments whose metadata has all the given key/values."""
+        """Newest first (by created_at, then id); `metadata` keeps experiments whose metadata has all the
+        given key/values (string values, compared exactly)."""
 
     @abc.abstractmethod
     def update_experiment(self, experiment_id: str, **changes: Any) -> ExperimentRecord:
@@ -208,7 +213,8 @@ class Store(abc.ABC):
         """Idempotent on (experiment_id, scenario_id, replica_index)."""
 
     @abc.abstractmethod
-    def replicas(self, experiment_id: str) -> list[ReplicaRecord]: ...
+    def replicas(self, experiment_id: str) -> list[ReplicaRecord]:
+        """Ordered by scenario id, then replica index."""
 
     # -- sandboxes
     @abc.abstractmethod
@@ -219,7 +225,9 @@ class Store(abc.ABC):
     def get_sandbox(self, sandbox_id: str) -> SandboxRecord: ...
 
     @abc.abstractmethod
-    def list_sandboxes(self, *, owner: str | None, include_destroyed: bool = False) -> list[SandboxRecord]: ...
+    def list_sandboxes(
+        self, *, owner: str | None, include_destroyed: bool = False
+    ) -> list[SandboxRecord]: ...
 
     # -- trace events reported by agents
     @abc.abstractmethod
@@ -248,7 +256,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def finish_idempotent(
         self, owner: str, key: str, status_code: int, body: bytes, content_type: str
-    ) -> None: ...
+    ) -> None:
+        """Record the response of a pending claim; a no-op when the claim is gone (expired or abandoned)."""
 
     @abc.abstractmethod
     def abandon_idempotent(self, owner: str, key: str) -> None:

@@ -1,0 +1,57 @@
+"""What the server persists: one `Store` interface, SQLite (embedded default) and Postgres behind it.
+
+    StoreError          raised by store methods for requests that cannot succeed as asked
+    ├── NotFound        unknown id (or a deleted spec)
+    ├── Conflict        a uniqueness or state rule would be broken
+    └── InvalidCursor   a pagination cursor the store did not issue
+
+The server turns these into HTTP errors in its one error handler.
+"""
+
+from ._base import (
+    ApiKeyRecord,
+    Conflict,
+    EventRecord,
+    ExperimentRecord,
+    ExperimentStatus,
+    IdempotencyRecord,
+    InvalidCursor,
+    NotFound,
+    Page,
+    ReplicaRecord,
+    SandboxRecord,
+    SandboxStateName,
+    SpecRecord,
+    Store,
+    StoreError,
+)
+from ._migrations import MIGRATIONS, Migration
+from ._open import open_store
+from ._postgres import PostgresStore
+from ._sql import IDEMPOTENCY_TTL, Clock
+from ._sqlite import SqliteStore
+
+__all__ = [
+    "IDEMPOTENCY_TTL",
+    "MIGRATIONS",
+    "ApiKeyRecord",
+    "Clock",
+    "Conflict",
+    "EventRecord",
+    "ExperimentRecord",
+    "ExperimentStatus",
+    "IdempotencyRecord",
+    "InvalidCursor",
+    "Migration",
+    "NotFound",
+    "Page",
+    "PostgresStore",
+    "ReplicaRecord",
+    "SandboxRecord",
+    "SandboxStateName",
+    "SpecRecord",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "open_store",
+]

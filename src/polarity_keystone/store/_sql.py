@@ -1,0 +1,412 @@
+"""The store written once in SQL; `SqliteStore` and `PostgresStore` supply connections and a dialect.
+
+Concurrency rules the SQL relies on:
+- a state change is one conditional `UPDATE ... RETURNING` (`transition_experiment`), and claims are
+  `INSERT ... ON CONFLICT DO NOTHING` (`begin_idempotent`, `add_replica`): the database decides the race;
+- `put_spec` reads the latest version then inserts the next: a concurrent upload makes the insert
+  break the primary key, and the upload is retried against the new latest version;
+- events are appended under a lock, so ids commit in increasing order and a reader resuming after id
+  `n` never misses an event that commits later with a smaller id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from ._base import (
+    ApiKeyRecord,
+    Conflict,
+    EventRecord,
+    ExperimentRecord,
+    IdempotencyRecord,
+    NotFound,
+    Page,
+    ReplicaRecord,
+    SandboxRecord,
+    SpecRecord,
+    Store,
+)
+from ._codec import decode, decode_cursor, encode, encode_cursor, from_row, timestamp, to_row, utc
+from ._dialect import DbConnection, Dialect, Session, insert_sql
+from ._migrations import migrate
+from ._pool import ConnectionPool
+
+Clock = Callable[[], datetime]
+T = TypeVar("T")
+C = TypeVar("C", bound=DbConnection)
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+EVENTS_LOCK = 0x4B53_0002
+_RACE_ATTEMPTS = 5
+_EXPERIMENT_CHANGES = frozenset(
+    {"status", "progress", "results", "error", "started_at", "finished_at", "options", "metadata"}
+)
+_UNFINISHED = ("queued", "running")
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlStore(Store, Generic[C]):
+    def __init__(self, dialect: Dialect, pool: ConnectionPool[C], now: Clock) -> None:
+        """Applies missing migrations. `now` is the clock for every time the store stamps itself (tests
+        pass one they can move); `applied_migrations` lists the migrations this opening applied."""
+        self._dialect = dialect
+        self._pool = pool
+        self._now: Clock = lambda: utc(now())
+        try:
+            with self._write() as session:
+                self.applied_migrations = migrate(session, dialect, self._now())
+        except BaseException:
+            pool.close()
+            raise
+
+    def close(self) -> None:
+        self._pool.close()
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[Session]:
+        # A pooled connection whose server went away (a database restart) fails on BEGIN, before anything
+        # ran: the pool drops it and the transaction starts again on another connection.
+        for attempt in itertools.count():
+            with self._pool.connection() as connection:
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(begin, ())
+                except self._dialect.stale_connection_errors:
+                    if attempt >= self._pool.size:
+                        raise
+                    continue
+                try:
+                    yield Session(cursor, self._dialect)
+                except BaseException:
+                    # The error that got here is the one to report; a connection the rollback fails
+                    # on is dropped by the pool.
+                    with contextlib.suppress(Exception):
+                        connection.rollback()
+                    raise
+                connection.commit()
+                return
+
+    def _read(self) -> AbstractContextManager[Session]:
+        return self._transaction(self._dialect.begin_read)
+
+    def _write(self) -> AbstractContextManager[Session]:
+        return self._transaction(self._dialect.begin_write)
+
+    def _retry_races(self, attempt: Callable[[], T]) -> T:
+        """Run `attempt` again when a concurrent writer made it raise Conflict."""
+        for _ in range(_RACE_ATTEMPTS - 1):
+            try:
+                return attempt()
+            except Conflict:
+                continue
+        return attempt()
+
+    # -- API keys
+    def add_api_key(self, record: ApiKeyRecord) -> None:
+        with self._write() as session:
+            session.run(*insert_sql("api_keys", to_row(record)))
+
+    def api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        with self._read() as session:
+            row = session.one("SELECT * FROM api_keys WHERE key_hash = ?", (key_hash,))
+        return from_row(ApiKeyRecord, row) if row else None
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        with self._read() as session:
+            rows = session.all("SELECT * FROM api_keys ORDER BY created_at, id")
+        return [from_row(ApiKeyRecord, row) for row in rows]
+
+    def revoke_api_key(self, key_id: str) -> None:
+        with self._write() as session:
+            if not session.run("UPDATE api_keys SET revoked = TRUE WHERE id = ?", (key_id,)):
+                raise NotFound(f"no API key {key_id!r}")
+
+    # -- specs
+    def put_spec(self, spec_id: str, yaml_text: str, sha256: str) -> SpecRecord:
+        def attempt() -> SpecRecord:
+            with self._write() as session:
+                latest = session.one(
+                    "SELECT * FROM specs WHERE id = ? ORDER BY version DESC LIMIT 1", (spec_id,)
+                )
+                if latest and not latest["deleted"] and latest["sha256"] == sha256:
+                    return from_row(SpecRecord, latest)
+                version = latest["version"] + 1 if latest else 1
+                record = SpecRecord(spec_id, version, yaml_text, sha256, self._now())
+                session.run(*insert_sql("specs", to_row(record)))
+                return record
+
+        return self._retry_races(attempt)
+
+    def get_spec(self, spec_id: str, version: int | None = None) -> SpecRecord:
+        with self._read() as session:
+            if version is None:
+                row = session.one(
+                    "SELECT * FROM specs WHERE id = ? ORDER BY version DESC LIMIT 1", (spec_id,)
+                )
+            else:
+                row = session.one("SELECT * FROM specs WHERE id = ? AND version = ?", (spec_id, version))
+        if row is None or row["deleted"]:
+            raise NotFound(f"no spec {spec_id!r}" + ("" if version is None else f" version {version}"))
+        return from_row(SpecRecord, row)
+
+    def list_specs(self, *, cursor: str | None, limit: int) -> Page[SpecRecord]:
+        where = ["NOT s.deleted", "s.version = (SELECT MAX(v.version) FROM specs v WHERE v.id = s.id)"]
+        params: list[Any] = []
+        if cursor is not None:
+            where.append("s.id > ?")
+            params.extend(decode_cursor(cursor, "specs", 1))
+        with self._read() as session:
+            rows = session.all(
+                f"SELECT s.* FROM specs s WHERE {' AND '.join(where)} ORDER BY s.id LIMIT ?",
+                (*params, limit + 1),
+            )
+        return _page(
+            [from_row(SpecRecord, row) for row in rows], limit, lambda spec: encode_cursor("specs", [spec.id])
+        )
+
+    def delete_spec(self, spec_id: str) -> None:
+        with self._write() as session:
+            if not session.run("UPDATE specs SET deleted = TRUE WHERE id = ? AND NOT deleted", (spec_id,)):
+                raise NotFound(f"no spec {spec_id!r}")
+
+    # -- experiments
+    def add_experiment(self, record: ExperimentRecord) -> None:
+        with self._write() as session:
+            session.run(*insert_sql("experiments", to_row(record)))
+
+    def get_experiment(self, experiment_id: str) -> ExperimentRecord:
+        with self._read() as session:
+            row = session.one("SELECT * FROM experiments WHERE id = ?", (experiment_id,))
+        if row is None:
+            raise NotFound(f"no experiment {experiment_id!r}")
+        return from_row(ExperimentRecord, row)
+
+    def list_experiments(
+        self,
+        *,
+        cursor: str | None,
+        limit: int,
+        spec_id: str | None = None,
+        status: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Page[ExperimentRecord]:
+        """The cursor is the last item's (created_at, id), so experiments added meanwhile never shift
+        later pages."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("spec_id", spec_id), ("status", status)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        for key, value in (metadata or {}).items():
+            where.append(self._dialect.metadata_has)
+            params.extend((key, value))
+        if cursor is not None:
+            where.append("(created_at, id) < (?, ?)")
+            params.extend(decode_cursor(cursor, "experiments", 2))
+        condition = f"WHERE {' AND '.join(where)}" if where else ""
+        with self._read() as session:
+            rows = session.all(
+                f"SELECT * FROM experiments {condition} ORDER BY created_at DESC, id DESC LIMIT ?",
+                (*params, limit + 1),
+            )
+        return _page(
+            [from_row(ExperimentRecord, row) for row in rows],
+            limit,
+            lambda item: encode_cursor("experiments", [timestamp(item.created_at), item.id]),
+        )
+
+    def update_experiment(self, experiment_id: str, **changes: Any) -> ExperimentRecord:
+        with self._write() as session:
+            assignments, params = _assignments(changes)
+            row = session.one(
+                f"UPDATE experiments SET {assignments} WHERE id = ? RETURNING *", (*params, experiment_id)
+            )
+        if row is None:
+            raise NotFound(f"no experiment {experiment_id!r}")
+        return from_row(ExperimentRecord, row)
+
+    def transition_experiment(
+        self, experiment_id: str, from_statuses: tuple[str, ...], to_status: str, **changes: Any
+    ) -> ExperimentRecord | None:
+        assignments, params = _assignments({**changes, "status": to_status})
+        with self._write() as session:
+            row = None
+            if from_statuses:
+                row = session.one(
+                    f"UPDATE experiments SET {assignments} "
+                    f"WHERE id = ? AND status IN ({_marks(from_statuses)}) RETURNING *",
+                    (*params, experiment_id, *from_statuses),
+                )
+            if row is None:
+                if session.one("SELECT id FROM experiments WHERE id = ?", (experiment_id,)) is None:
+                    raise NotFound(f"no experiment {experiment_id!r}")
+                return None
+        return from_row(ExperimentRecord, row)
+
+    def unfinished_experiments(self) -> list[ExperimentRecord]:
+        with self._read() as session:
+            rows = session.all(
+                f"SELECT * FROM experiments WHERE status IN ({_marks(_UNFINISHED)}) ORDER BY created_at, id",
+                _UNFINISHED,
+            )
+        return [from_row(ExperimentRecord, row) for row in rows]
+
+    def add_replica(self, record: ReplicaRecord) -> None:
+        """The first result stored for a replica stays; adding it again changes nothing."""
+        with self._write() as session:
+            session.run(
+                *insert_sql(
+                    "replicas",
+                    to_row(record),
+                    "ON CONFLICT (experiment_id, scenario_id, replica_index) DO NOTHING",
+                )
+            )
+
+    def replicas(self, experiment_id: str) -> list[ReplicaRecord]:
+        with self._read() as session:
+            rows = session.all(
+                "SELECT * FROM replicas WHERE experiment_id = ? ORDER BY scenario_id, replica_index",
+                (experiment_id,),
+            )
+        return [from_row(ReplicaRecord, row) for row in rows]
+
+    # -- sandboxes
+    def put_sandbox(self, record: SandboxRecord) -> None:
+        row = to_row(record)
+        replace = ", ".join(f"{column} = excluded.{column}" for column in row if column != "id")
+        with self._write() as session:
+            session.run(*insert_sql("sandboxes", row, f"ON CONFLICT (id) DO UPDATE SET {replace}"))
+
+    def get_sandbox(self, sandbox_id: str) -> SandboxRecord:
+        with self._read() as session:
+            row = session.one("SELECT * FROM sandboxes WHERE id = ?", (sandbox_id,))
+        if row is None:
+            raise NotFound(f"no sandbox {sandbox_id!r}")
+        return from_row(SandboxRecord, row)
+
+    def list_sandboxes(self, *, owner: str | None, include_destroyed: bool = False) -> list[SandboxRecord]:
+        where = ["1 = 1"]
+        params: list[Any] = []
+        if owner is not None:
+            where.append("owner = ?")
+            params.append(owner)
+        if not include_destroyed:
+            where.append("state <> 'destroyed'")
+        with self._read() as session:
+            rows = session.all(
+                f"SELECT * FROM sandboxes WHERE {' AND '.join(where)} ORDER BY created_at, id", params
+            )
+        return [from_row(SandboxRecord, row) for row in rows]
+
+    # -- trace events
+    def add_trace_events(self, sandbox_id: str | None, owner: str, events: list[dict[str, Any]]) -> int:
+        created_at = timestamp(self._now())
+        with self._write() as session:
+            for event in events:
+                values = {"sandbox_id": sandbox_id, "owner": owner, "data": encode("data", event)}
+                session.run(*insert_sql("trace_events", {**values, "created_at": created_at}))
+        return len(events)
+
+    def trace_events(self, sandbox_id: str) -> list[dict[str, Any]]:
+        with self._read() as session:
+            rows = session.all(
+                "SELECT data FROM trace_events WHERE sandbox_id = ? ORDER BY id", (sandbox_id,)
+            )
+        return [decode("data", row["data"]) for row in rows]
+
+    # -- events
+    def append_event(self, stream: str, type: str, data: dict[str, Any]) -> EventRecord:
+        created_at = self._now()
+        values = {
+            "stream": stream,
+            "type": type,
+            "data": encode("data", data),
+            "created_at": timestamp(created_at),
+        }
+        with self._write() as session:
+            session.lock(EVENTS_LOCK)
+            [row] = session.all(*insert_sql("events", values, "RETURNING id"))
+        return EventRecord(row["id"], stream, type, data, created_at)
+
+    def events_after(self, stream: str, after_id: int, limit: int = 500) -> list[EventRecord]:
+        with self._read() as session:
+            rows = session.all(
+                "SELECT * FROM events WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
+                (stream, after_id, limit),
+            )
+        return [from_row(EventRecord, row) for row in rows]
+
+    # -- idempotency
+    def begin_idempotent(
+        self, owner: str, key: str, method: str, path: str, body_hash: str
+    ) -> IdempotencyRecord | None:
+        def attempt() -> IdempotencyRecord | None:
+            now = self._now()
+            claim = IdempotencyRecord(owner, key, method, path, body_hash, "pending", now)
+            with self._write() as session:
+                session.run(
+                    "DELETE FROM idempotency WHERE created_at < ?", (timestamp(now - IDEMPOTENCY_TTL),)
+                )
+                claimed = session.one(
+                    *insert_sql(
+                        "idempotency", to_row(claim), "ON CONFLICT (owner, key) DO NOTHING RETURNING key"
+                    )
+                )
+                if claimed:
+                    return None
+                existing = session.one("SELECT * FROM idempotency WHERE owner = ? AND key = ?", (owner, key))
+            if existing is None:
+                raise Conflict("the claim holding this key was dropped meanwhile")  # retried
+            return from_row(IdempotencyRecord, existing)
+
+        return self._retry_races(attempt)
+
+    def finish_idempotent(
+        self, owner: str, key: str, status_code: int, body: bytes, content_type: str
+    ) -> None:
+        with self._write() as session:
+            session.run(
+                "UPDATE idempotency SET state = 'done', status_code = ?, response_body = ?, content_type = ? "
+                "WHERE owner = ? AND key = ? AND state = 'pending'",
+                (status_code, body, content_type, owner, key),
+            )
+
+    def abandon_idempotent(self, owner: str, key: str) -> None:
+        with self._write() as session:
+            session.run(
+                "DELETE FROM idempotency WHERE owner = ? AND key = ? AND state = 'pending'", (owner, key)
+            )
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _assignments(changes: dict[str, Any]) -> tuple[str, list[Any]]:
+    """`col = ?, ...` and its parameters for an experiment's changeable fields."""
+    unknown = sorted(set(changes) - _EXPERIMENT_CHANGES)
+    if unknown:
+        raise TypeError(f"experiments have no changeable field {', '.join(unknown)}")
+    if not changes:
+        return "id = id", []
+    return ", ".join(f"{name} = ?" for name in changes), [
+        encode(name, value) for name, value in changes.items()
+    ]
+
+
+def _page(items: list[T], limit: int, position: Callable[[T], str]) -> Page[T]:
+    """The first `limit` of `items` (fetched one over), with a cursor when more follow."""
+    if limit < 1:
+        raise ValueError(f"a page holds at least one item, not {limit}")
+    if len(items) <= limit:
+        return Page(items, None)
+    return Page(items[:limit], position(items[limit - 1]))
