@@ -286,6 +286,10 @@ def _probe(container: Container, readiness: LogLine | ExecProbe | None) -> bool:
     return readiness is None and container.status == "running"
 
 
+def _gateway_ready(sandbox_id: str, gateway_up: Future[Container]) -> None:
+    _wait_ready(sandbox_id, "gateway", gateway_up.result(), LogLine(gateway.READY_MARKER))
+
+
 def _wait_ready(
     sandbox_id: str, name: str, container: Container, readiness: LogLine | ExecProbe | None
 ) -> None:
@@ -417,7 +421,7 @@ class DockerBackend(SandboxBackend):
             gateway_up = None
             if plan.network is not None:
                 gateway_up = pool.submit(self._start_gateway, sandbox, plan.network, plan)
-                futures.append(gateway_up)
+                futures.append(pool.submit(_gateway_ready, sandbox.id, gateway_up))
             try:
                 agent = self._start_agent(sandbox, plan, pod)
             except BaseException:
@@ -479,21 +483,18 @@ class DockerBackend(SandboxBackend):
             sandbox.gateway = container
             sandbox.network.connect(container, aliases=[gateway.ALIAS])
             container.start()
-        _wait_ready(sandbox.id, "gateway", container, LogLine(gateway.READY_MARKER))
-        if policy.ingress:
-            container.reload()
-            published = container.attrs["NetworkSettings"]["Ports"]
-            sandbox.ingress = {
-                port: f"127.0.0.1:{published[f'{listen}/tcp'][0]['HostPort']}"
-                for listen, port in gateway.ingress_ports(policy).items()
-            }
+            container.reload()  # its address and published ports; readiness is waited for on its own
+        published = container.attrs["NetworkSettings"]["Ports"]
+        sandbox.ingress = {
+            port: f"127.0.0.1:{published[f'{listen}/tcp'][0]['HostPort']}"
+            for listen, port in gateway.ingress_ports(policy).items()
+        }
         return container
 
     @staticmethod
     def _point_resolver(sandbox: DockerSandbox, agent: Container, gateway_up: Future[Container]) -> None:
         """The agent (and every service in its namespace) resolves names through the gateway."""
         container = gateway_up.result()
-        container.reload()
         address = container.attrs["NetworkSettings"]["Networks"][sandbox.network.name]["IPAddress"]
         # resolv.conf is a bind mount: it can be written, not replaced.
         script = f"printf '%s' {shlex.quote(gateway.resolv_conf(address))} > /etc/resolv.conf"
