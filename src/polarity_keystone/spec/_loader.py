@@ -49,9 +49,10 @@ def load_spec(path: str | Path) -> LoadedSpec:
     return _load(text, raw, file, absolute, absolute.parent)
 
 
-def parse_spec(text: str, filename: str = "<string>") -> LoadedSpec:
-    """Validate spec text that is not (or not yet) a file; relative paths resolve from the cwd."""
-    return _load(text, text.encode("utf-8"), filename, None, Path.cwd())
+def parse_spec(text: str, filename: str = "<string>", spec_dir: Path | None = None) -> LoadedSpec:
+    """Validate spec text that is not (or not yet) a file; relative paths resolve from `spec_dir`
+    (the cwd when None), e.g. where a spec uploaded to the server came from."""
+    return _load(text, text.encode("utf-8"), filename, None, spec_dir or Path.cwd())
 
 
 def _load(text: str, raw: bytes, file: str, path: Path | None, spec_dir: Path) -> LoadedSpec:

@@ -20,7 +20,10 @@ _SKELETON_HINT = "a spec starts with `version: 1`, `id`, `base`, `task`, `agent`
 
 def read_yaml(text: str, file: str) -> tuple[dict[str, Any], SourceMap]:
     """The spec's top-level mapping and where each of its keys sits; `SpecError` otherwise."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters before any parsing
+        raise SpecError([SpecIssue(file, None, None, "", f"invalid YAML: {exc}")]) from None
     try:
         node = loader.get_single_node()
         if node is None:

@@ -1,0 +1,130 @@
+"""`create_app`: the FastAPI application of one Keystone server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
+
+from .._version import __version__
+from ._context import ServerContext
+from ._deps import storable_parameters
+from ._errors import install_error_handlers
+from ._idempotency import IdempotencyMiddleware
+from ._models import WebhookEvent
+from ._request_id import RequestIdMiddleware
+from ._routes_experiments import router as experiments
+from ._routes_health import router as health
+from ._routes_runs import router as runs
+from ._routes_sandboxes import router as sandboxes
+from ._routes_specs import router as specs
+from ._settings import ServerSettings
+
+DESCRIPTION = """\
+Keystone runs each agent task in an isolated Docker sandbox next to real backing services, scores the run
+against invariants and forbidden rules, and repeats it in fresh sandboxes to measure non-determinism.
+
+Errors are `{error, message, request_id, details?}`. Every response carries `X-Request-ID`. POSTs accept
+`Idempotency-Key`: the same key and body within 24 h returns the stored response (`Idempotent-Replayed:
+true`); the same key with another body is 409. Lists page with `{items, next_cursor, count}`.
+"""
+
+_HEADERS = [
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": "Makes the POST safely retryable: the response is stored for 24 hours.",
+        "schema": {"type": "string", "maxLength": 255},
+    },
+    {
+        "name": "X-Request-ID",
+        "in": "header",
+        "required": False,
+        "description": "Echoed on the response; generated when absent.",
+        "schema": {"type": "string"},
+    },
+]
+
+
+_IDEMPOTENCY_CONFLICT = {
+    "description": "The Idempotency-Key was used with another request, or that request is still running",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+}
+
+
+def _document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with our error contract: validation failures are 400 (never 422) and POSTs
+    document Idempotency-Key (and its 409)."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            webhooks=app.webhooks.routes,
+        )
+        for operations in document.get("paths", {}).values():
+            for method, operation in operations.items():
+                operation.get("responses", {}).pop("422", None)
+                if method == "post":
+                    operation["parameters"] = [*operation.get("parameters", []), *_HEADERS]
+                    operation["responses"].setdefault("409", _IDEMPOTENCY_CONFLICT)
+        schemas = document.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """The app, with its store opened and recovered (experiments a previous process left running are
+    marked `interrupted`). Call `close_app` when done if the app's lifespan does not run (in-process
+    ASGI transports); under uvicorn the lifespan closes it."""
+    context = ServerContext(settings)
+    try:
+        context.recover()
+    except BaseException:
+        context.close()
+        raise
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(context.close)
+
+    app = FastAPI(
+        title="Keystone REST API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.keystone = context
+    install_error_handlers(app)
+    app.include_router(health)
+    for router in (specs, experiments, runs, sandboxes):
+        app.include_router(router, dependencies=[Depends(storable_parameters)])
+
+    @app.webhooks.post("run.completed")
+    def run_completed(body: WebhookEvent) -> None:
+        """Sent when an experiment or a run reaches a terminal state; signed in `Keystone-Signature`."""
+
+    @app.webhooks.post("replica.completed")
+    def replica_completed(body: WebhookEvent) -> None:
+        """Sent when a replica suite reaches a terminal state; signed in `Keystone-Signature`."""
+
+    app.add_middleware(IdempotencyMiddleware, store=context.store, wait_s=settings.idempotency_wait_s)
+    app.add_middleware(RequestIdMiddleware)
+    app.openapi = lambda: _document(app)  # type: ignore[method-assign]
+    return app
+
+
+def close_app(app: FastAPI) -> None:
+    """Stop the app's experiments and sandboxes and close its store; idempotent."""
+    context: ServerContext = app.state.keystone
+    context.close()

@@ -1,0 +1,418 @@
+"""Request and response bodies of the REST API (they make the OpenAPI document).
+
+Requests ignore unknown fields and responses allow extra ones, so clients and servers of different
+versions keep working together.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..results import RunResults
+
+T = TypeVar("T")
+Duration = str | float
+"""`"10m"`, `"30s"`, `"1h"` or a number of seconds."""
+MAX_SEED = 2**63 - 1
+MAX_VERSION = 2**31 - 1
+"""Larger numbers cannot name a stored version (and no database column holds them)."""
+
+
+def unstorable_text(value: Any) -> str | None:
+    """Why `value` (a JSON value, keys included) cannot be stored as text, or None: no store keeps a NUL
+    character, and a lone surrogate is not UTF-8."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "text may not contain NUL characters"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "text must be valid Unicode (no lone surrogates)"
+        return None
+    items = (
+        [*value.keys(), *value.values()]
+        if isinstance(value, dict)
+        else value
+        if isinstance(value, list)
+        else []
+    )
+    return next((reason for item in items if (reason := unstorable_text(item))), None)
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        reason = unstorable_text(data)
+        if reason:
+            raise ValueError(reason)
+        return data
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorBody(_Response):
+    error: str = Field(description="Stable machine-readable error code.")
+    message: str = Field(description="Human-readable explanation.")
+    request_id: str = Field(description="The request's X-Request-ID.")
+    details: dict[str, Any] | None = None
+
+
+class Health(_Response):
+    status: str
+    version: str
+
+
+class Page(_Response, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+    count: int
+
+
+# --- specs -----------------------------------------------------------------------------------------
+
+
+class SpecUpload(_Request):
+    """The JSON form of an upload (the raw YAML body is the usual one)."""
+
+    yaml: str
+    name: str | None = None
+
+
+class SpecOut(_Response):
+    id: str
+    version: int
+    name: str
+    description: str
+    yaml: str
+    sha256: str
+    created_at: datetime
+
+
+# --- experiments -----------------------------------------------------------------------------------
+
+
+class ExperimentCreate(_Request):
+    name: str = Field(min_length=1, max_length=200)
+    spec_id: str = Field(min_length=1)
+    spec_version: int | None = Field(default=None, ge=1, le=MAX_VERSION, description="Default: the latest.")
+    secrets: dict[str, str] = Field(default_factory=dict, description="Never stored; used by the run.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Free tags (repo, branch, commit...).")
+    replicas: int | None = Field(default=None, ge=1, le=1000, description="Overrides parallelism.replicas.")
+    concurrency: int | None = Field(default=None, ge=1, le=64, description="Sandboxes at once.")
+    seed: int | None = Field(
+        default=None, ge=0, le=MAX_SEED, description="Experiment seed (random if absent)."
+    )
+
+
+class ExperimentOut(_Response):
+    id: str
+    name: str
+    spec_id: str
+    spec_version: int
+    status: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    progress: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class ExperimentResults(RunResults):
+    """RunResults (partial while the experiment runs) plus the experiment's status and progress."""
+
+    id: str
+    name: str
+    status: str
+    spec_version: int
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    progress: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class CompareRequest(_Request):
+    baseline_id: str
+    candidate_id: str
+
+
+class MetricComparison(_Response):
+    name: str
+    baseline: float
+    candidate: float
+    delta: float
+    direction: Literal["better", "worse", "same"]
+    p_value: float | None = None
+
+
+class ScenarioComparison(_Response):
+    scenario_id: str
+    baseline_pass_rate: float | None
+    candidate_pass_rate: float | None
+    p_value: float | None
+    regressed: bool
+
+
+class Comparison(_Response):
+    baseline_id: str
+    candidate_id: str
+    metrics: list[MetricComparison]
+    regressed: bool
+    regressions: list[str]
+    summary: str
+    scenarios: list[ScenarioComparison] = Field(default_factory=list)
+
+
+class ToolStats(_Response):
+    count: int
+    mean_ms: float
+    error_rate: float
+
+
+class MetricsSummary(_Response):
+    total_runs: int
+    pass_rate: float
+    total_cost_usd: float
+    mean_cost_per_run_usd: float
+    mean_wall_ms: float
+    p95_wall_ms: float
+    total_tool_calls: int
+    tool_success_rate: float
+
+
+class TrendPoint(_Response):
+    run_id: str
+    ts: datetime | None
+    pass_rate: float | None = None
+    cost_usd: float | None = None
+
+
+class ExperimentMetrics(_Response):
+    experiment_id: str
+    summary: MetricsSummary
+    tool_breakdown: dict[str, ToolStats]
+    cost_trend: list[TrendPoint]
+    pass_rate_trend: list[TrendPoint]
+
+
+# --- sandboxes -------------------------------------------------------------------------------------
+
+
+class SandboxCreate(_Request):
+    spec_id: str = Field(min_length=1)
+    spec_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    timeout: Duration | None = Field(default=None, description='e.g. "10m"; default: resources.timeout.')
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict, description="Never stored; used by the boot.")
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+
+
+class ServiceInfo(_Response):
+    host: str
+    port: int | None
+    ready: bool
+
+
+class SandboxOut(_Response):
+    id: str
+    spec_id: str
+    state: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    services: dict[str, ServiceInfo] = Field(default_factory=dict)
+
+
+class CommandRequest(_Request):
+    command: str = Field(min_length=1)
+    timeout: Duration | None = Field(default=None, description='e.g. "30s"; default: no limit.')
+    background: bool = False
+
+
+class CommandResult(_Response):
+    command: str
+    stdout: str
+    stderr: str
+    exit_code: int
+    duration_ms: int
+    timed_out: bool = False
+    background: bool = False
+
+
+class FileWrite(_Request):
+    path: str = Field(min_length=1, description="Relative to /workspace (`/workspace/x` is `x`).")
+    content: str
+    encoding: Literal["utf-8", "base64"] = "utf-8"
+
+
+class FileWritten(_Response):
+    path: str
+    size: int
+
+
+class FileInfo(_Response):
+    size: int
+    mode: str
+    checksum: str
+
+
+class StateSnapshot(_Response):
+    sandbox_id: str
+    captured_at: str
+    files: dict[str, FileInfo]
+
+
+class StateDiff(_Response):
+    sandbox_id: str
+    added: list[str]
+    removed: list[str]
+    modified: list[str]
+
+
+class TimeoutRequest(_Request):
+    timeout: Duration = Field(description='New time left from now, e.g. "10m".')
+
+
+class TraceIngest(_Request):
+    events: list[dict[str, Any]] = Field(max_length=10_000)
+
+
+class TraceAccepted(_Response):
+    accepted: int
+
+
+class TraceMetrics(_Response):
+    total_tool_calls: int
+    tool_success_rate: float
+    mean_duration_ms: float
+    p95_duration_ms: float
+    tool_breakdown: dict[str, ToolStats]
+
+
+class Trace(_Response):
+    sandbox_id: str
+    events: list[dict[str, Any]]
+    metrics: TraceMetrics
+
+
+# --- documented error statuses ---------------------------------------------------------------------
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed request or validation failure",
+    401: "Missing or invalid API key",
+    403: "The key may not touch this resource (sandbox tokens reach only their own sandbox)",
+    404: "Not found",
+    409: "Resource in the wrong state, or an Idempotency-Key reused with another request",
+    413: "Body too large",
+    415: "Unsupported content type",
+    429: "Rate limited; retry after Retry-After seconds",
+    500: "Server error, or a sandbox that could not boot",
+    503: "At capacity; retry after Retry-After seconds",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: each status with the error body (and Retry-After on 429/503)."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in (400, 401, 429, *statuses):
+        entry: dict[str, Any] = {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[status]}
+        if status in (429, 503):
+            entry["headers"] = _RETRY_AFTER
+        documented[status] = entry
+    return documented
+
+
+class WebhookEvent(_Response):
+    id: str
+    type: str = Field(description="`run.completed`")
+    created_at: datetime
+    data: dict[str, Any] = Field(description="The experiment: id, name, spec_id, status, counts, metadata.")
+
+
+# --- runs and replica suites (seed 002) ------------------------------------------------------------
+
+Seed = int | str
+"""A seed as the seed document writes it (a string) or as a number; the string holds the number."""
+
+
+class RunCreate(_Request):
+    spec_id: str = Field(min_length=1)
+    spec_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    sandbox_id: str | None = Field(
+        default=None, description="Not supported: a run always boots a fresh sandbox."
+    )
+    seed: Seed | None = Field(default=None, description="Replay this seed (from a previous run).")
+    inputs: dict[str, Any] | None = Field(
+        default=None, description="The matrix cell to run (its parameters)."
+    )
+    secrets: dict[str, str] = Field(default_factory=dict, description="Never stored; used by the run.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunReplay(_Request):
+    secrets: dict[str, str] = Field(default_factory=dict, description="Never stored; used by the run.")
+
+
+class RunInvariant(_Response):
+    invariant_id: str
+    name: str
+    status: Literal["passed", "failed", "skipped"]
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+RunStatus = Literal["queued", "running", "passed", "failed", "errored"]
+SuiteStatus = Literal["running", "complete", "errored"]
+
+
+class RunOut(_Response):
+    id: str
+    sandbox_id: str = Field(description="Empty until the run's sandbox boots.")
+    spec_id: str
+    status: RunStatus
+    score: float | None = None
+    invariant_results: list[RunInvariant] = Field(default_factory=list)
+    seed: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    duration_ms: int | None = None
+    error: str | None = None
+    created_at: datetime
+
+
+class ReplicaSuiteCreate(_Request):
+    spec_id: str = Field(min_length=1)
+    spec_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    n_replicas: int = Field(ge=2, le=1000)
+    inputs: dict[str, Any] | None = Field(default=None, description="Run only this matrix cell.")
+    concurrency: int | None = Field(default=None, ge=1, le=64)
+    seed: int | None = Field(
+        default=None, ge=0, le=MAX_SEED, description="The suite's seed (random if absent)."
+    )
+    secrets: dict[str, str] = Field(default_factory=dict, description="Never stored; used by the run.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReplicaSuiteOut(_Response):
+    id: str
+    run_id: str = Field(description="The experiment that runs the suite (the suite's own id).")
+    spec_id: str
+    n_replicas: int
+    status: SuiteStatus
+    passed: int
+    failed: int
+    errored: int
+    failure_rate: float
+    seeds: list[str] = Field(description="One per replica; POST /v1/runs with a seed re-runs that replica.")
+    error: str | None = None
+    created_at: datetime

@@ -1,0 +1,205 @@
+"""`/v1/experiments`: create, list, get RunResults with progress, run, compare, stream; and
+`/v1/metrics/experiments/{id}`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+
+from ..results import RunResults
+from ..store import ExperimentRecord
+from ._context import ServerContext
+from ._deps import Context, LiveKey
+from ._errors import WrongState
+from ._events import experiment_event_ends, experiment_stream, last_event_id, sse_response
+from ._models import (
+    CompareRequest,
+    Comparison,
+    ExperimentCreate,
+    ExperimentMetrics,
+    ExperimentOut,
+    ExperimentResults,
+    Page,
+    error_responses,
+)
+from ._planning import Plan, record_experiment
+from ._results import compare, experiment_metrics, results_so_far
+from ._runner import TERMINAL
+
+router = APIRouter(tags=["Experiments"])
+
+METADATA_PREFIX = "metadata."
+HISTORY = 20
+"""How many of a spec's experiments the metrics trends cover."""
+
+
+def experiment_out(record: ExperimentRecord) -> ExperimentOut:
+    return ExperimentOut(
+        id=record.id,
+        name=record.name,
+        spec_id=record.spec_id,
+        spec_version=record.spec_version,
+        status=record.status,
+        created_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        metadata=record.metadata,
+        options=record.options,
+        progress=record.progress,
+        error=record.error,
+    )
+
+
+@router.post(
+    "/v1/experiments",
+    status_code=201,
+    response_model=ExperimentOut,
+    summary="Create an experiment",
+    responses=error_responses(403, 404, 409),
+)
+def create_experiment(body: ExperimentCreate, context: Context, caller: LiveKey) -> ExperimentOut:
+    plan = Plan(
+        name=body.name,
+        spec_id=body.spec_id,
+        spec_version=body.spec_version,
+        metadata=body.metadata,
+        secrets=body.secrets,
+        replicas=body.replicas,
+        concurrency=body.concurrency,
+        seed=body.seed,
+    )
+    return experiment_out(record_experiment(context, caller.id, plan))
+
+
+@router.get(
+    "/v1/experiments",
+    response_model=Page[ExperimentOut],
+    summary="List experiments, newest first",
+    description="Filter by `spec_id`, `status` and metadata tags as `?metadata.<key>=<value>`.",
+    responses=error_responses(403),
+)
+def list_experiments(
+    request: Request,
+    context: Context,
+    _: LiveKey,
+    spec_id: str | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page[ExperimentOut]:
+    metadata = {
+        key.removeprefix(METADATA_PREFIX): value
+        for key, value in request.query_params.items()
+        if key.startswith(METADATA_PREFIX) and len(key) > len(METADATA_PREFIX)
+    }
+    page = context.store.list_experiments(
+        cursor=cursor, limit=limit, spec_id=spec_id, status=status, metadata=metadata or None
+    )
+    items = [experiment_out(record) for record in page.items]
+    return Page[ExperimentOut](items=items, next_cursor=page.next_cursor, count=len(items))
+
+
+def _results(context: ServerContext, record: ExperimentRecord) -> dict[str, Any]:
+    replicas = [] if record.results is not None else context.store.replicas(record.id)
+    return results_so_far(record, replicas)
+
+
+@router.get(
+    "/v1/experiments/{experiment_id}",
+    response_model=ExperimentResults,
+    summary="Get RunResults (partial while running) with status and progress",
+    responses=error_responses(403, 404),
+)
+def get_experiment(experiment_id: str, context: Context, _: LiveKey) -> Response:
+    record = context.store.get_experiment(experiment_id)
+    document = {
+        **_results(context, record),
+        **experiment_out(record).model_dump(mode="json", exclude={"options"}),
+    }
+    # Built as JSON directly: results can be large, and they were validated when they were stored.
+    return Response(json.dumps(document), media_type="application/json")
+
+
+@router.post(
+    "/v1/experiments/{experiment_id}/run",
+    status_code=202,
+    response_model=ExperimentOut,
+    summary="Run the experiment (enqueued; returns at once)",
+    responses=error_responses(403, 404, 409, 503),
+)
+def run_experiment(experiment_id: str, request: Request, context: Context, caller: LiveKey) -> ExperimentOut:
+    record = context.store.get_experiment(experiment_id)
+    return experiment_out(context.runner.start(record, caller.id, context.base_url(request)))
+
+
+def _finished_results(context: ServerContext, experiment_id: str) -> RunResults:
+    record = context.store.get_experiment(experiment_id)
+    if record.status not in TERMINAL:
+        raise WrongState(f"experiment {experiment_id} is {record.status}; compare needs finished experiments")
+    return RunResults.model_validate(_results(context, record))
+
+
+@router.post(
+    "/v1/experiments/compare",
+    response_model=Comparison,
+    summary="Compare a candidate experiment with a baseline",
+    responses=error_responses(403, 404, 409),
+)
+def compare_experiments(body: CompareRequest, context: Context, _: LiveKey) -> dict[str, Any]:
+    baseline = _finished_results(context, body.baseline_id)
+    candidate = _finished_results(context, body.candidate_id)
+    return compare(baseline, candidate)
+
+
+@router.get(
+    "/v1/experiments/{experiment_id}/stream",
+    summary="Stream experiment events (SSE)",
+    description=(
+        "Server-Sent Events: `id:`, `event:` (progress, replica_done, done, error) and `data: {json}`. "
+        "Resume with `Last-Event-ID`; the stream ends after `done` or `error`."
+    ),
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        **error_responses(403, 404),
+    },
+)
+async def stream_experiment(
+    experiment_id: str,
+    context: Context,
+    _: LiveKey,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id_query: Annotated[int | None, Query(alias="last_event_id", ge=0, le=2**62)] = None,
+) -> StreamingResponse:
+    await run_in_threadpool(context.store.get_experiment, experiment_id)
+    events = context.bus.follow(
+        experiment_stream(experiment_id),
+        last_event_id(last_event_id_header, last_event_id_query),
+        experiment_event_ends,
+        context.settings.stream_timeout_s,
+    )
+    return sse_response(events, lambda event: (event.type, {"type": event.type, **event.data}))
+
+
+@router.get(
+    "/v1/metrics/experiments/{experiment_id}",
+    response_model=ExperimentMetrics,
+    summary="Aggregate metrics of one experiment",
+    responses=error_responses(403, 404),
+)
+def metrics(experiment_id: str, context: Context, _: LiveKey) -> dict[str, Any]:
+    record = context.store.get_experiment(experiment_id)
+    results = RunResults.model_validate(_results(context, record))
+    events = [
+        event
+        for scenario in results.scenarios
+        for replica in scenario.replicas
+        if replica.sandbox_id
+        for event in context.store.trace_events(replica.sandbox_id)
+    ]
+    history = context.store.list_experiments(cursor=None, limit=HISTORY, spec_id=record.spec_id).items
+    return experiment_metrics(record, results, events, history)

@@ -1,0 +1,308 @@
+"""`/v1/sandboxes`: boot from a spec, list, get, destroy; commands, files, state, diff, trace, timeout
+extension and the lifecycle event stream. Sandbox tokens reach only their own sandbox's endpoints."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import posixpath
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+
+from ..sandbox import Sandbox, SandboxError
+from ..spec import parse_duration
+from ..store import SandboxRecord
+from ._context import ServerContext
+from ._deps import Context, LiveKey, SandboxScoped
+from ._errors import InvalidRequest, NotFoundError, WrongState
+from ._events import last_event_id, sandbox_event_ends, sandbox_stream, sse_response
+from ._models import (
+    CommandRequest,
+    CommandResult,
+    Duration,
+    FileWrite,
+    FileWritten,
+    Page,
+    SandboxCreate,
+    SandboxOut,
+    StateDiff,
+    StateSnapshot,
+    TimeoutRequest,
+    Trace,
+    TraceAccepted,
+    TraceIngest,
+    error_responses,
+)
+from ._results import trace_metrics
+from ._sandbox_manager import BootRequest
+
+router = APIRouter(prefix="/v1/sandboxes", tags=["Sandboxes"])
+T = TypeVar("T")
+
+WORKSPACE = "/workspace"
+MAX_TIMEOUT_S = 24 * 3600.0
+MAX_FILE_BYTES = 32 * 1024 * 1024
+
+
+def sandbox_out(record: SandboxRecord) -> SandboxOut:
+    return SandboxOut(
+        **{key: value for key, value in record.info.items() if key != "services"},
+        id=record.id,
+        spec_id=record.spec_id,
+        state=record.state,
+        created_at=record.created_at,
+        expires_at=record.expires_at,
+        metadata=record.metadata,
+        services=record.info.get("services", {}),
+    )
+
+
+def seconds(value: Duration | None, what: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        parsed = parse_duration(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"{what}: {exc}") from None
+    if parsed > MAX_TIMEOUT_S:
+        raise InvalidRequest(f"{what}: at most 24h")
+    return parsed
+
+
+def workspace_relative(path: str) -> str:
+    """`/workspace/x` and `x` are the same file; `..` and paths outside the workspace are refused."""
+    if "\x00" in path:
+        raise InvalidRequest("the path contains a NUL character", code="invalid_path")
+    if path == WORKSPACE or path.startswith(WORKSPACE + "/"):
+        path = path[len(WORKSPACE) :]
+    elif path.startswith("/"):
+        raise InvalidRequest(f"{path!r} is outside {WORKSPACE}", code="invalid_path")
+    relative = path.lstrip("/")
+    if ".." in relative.split("/"):
+        raise InvalidRequest(f"{path!r}: path traversal (..) is not allowed", code="invalid_path")
+    normal = posixpath.normpath(relative) if relative else ""
+    if normal in ("", "."):
+        raise InvalidRequest("the path names the workspace itself, not a file", code="invalid_path")
+    return normal
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SandboxOut,
+    summary="Create a sandbox from a spec (returns once ready)",
+    responses=error_responses(403, 404, 500, 503),
+)
+def create_sandbox(body: SandboxCreate, request: Request, context: Context, caller: LiveKey) -> SandboxOut:
+    spec = context.store.get_spec(body.spec_id, body.spec_version)
+    loaded = context.specs.load(spec.id, spec.version, context.specs.source_dir(spec))
+    boot = BootRequest(
+        owner=caller.id,
+        loaded=loaded,
+        spec_version=spec.version,
+        timeout_s=seconds(body.timeout, "timeout"),
+        metadata=body.metadata,
+        provided_secrets=body.secrets,
+        seed=body.seed,
+        base_url=context.base_url(request),
+    )
+    return sandbox_out(context.sandboxes.create(boot))
+
+
+@router.get(
+    "", response_model=Page[SandboxOut], summary="List live sandboxes", responses=error_responses(403)
+)
+def list_sandboxes(context: Context, _: LiveKey) -> Page[SandboxOut]:
+    items = [sandbox_out(record) for record in context.store.list_sandboxes(owner=None)]
+    return Page[SandboxOut](items=items, next_cursor=None, count=len(items))
+
+
+@router.get(
+    "/{sandbox_id}", response_model=SandboxOut, summary="Get a sandbox", responses=error_responses(403, 404)
+)
+def get_sandbox(sandbox_id: str, context: Context, _: SandboxScoped) -> SandboxOut:
+    return sandbox_out(context.store.get_sandbox(sandbox_id))
+
+
+@router.delete(
+    "/{sandbox_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Destroy a sandbox",
+    responses=error_responses(403, 404),
+)
+def destroy_sandbox(sandbox_id: str, context: Context, _: SandboxScoped) -> Response:
+    context.sandboxes.destroy(sandbox_id, reason="destroyed through the API")
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{sandbox_id}/commands",
+    response_model=CommandResult,
+    summary="Run a shell command in the sandbox",
+    responses=error_responses(403, 404, 409),
+)
+def run_command(sandbox_id: str, body: CommandRequest, context: Context, _: SandboxScoped) -> dict[str, Any]:
+    timeout = seconds(body.timeout, "timeout")
+    return context.sandboxes.run_command(sandbox_id, body.command, timeout, body.background)
+
+
+def _sandbox_call(sandbox_id: str, context: ServerContext, action: str, call: Callable[[Sandbox], T]) -> T:
+    """`call` on the live sandbox, its failures as API errors (404 no such file, 409 sandbox gone)."""
+    live = context.sandboxes.live(sandbox_id)
+    try:
+        return call(live.sandbox)
+    except FileNotFoundError:
+        raise NotFoundError(f"no file {action} in sandbox {sandbox_id}") from None
+    except IsADirectoryError:
+        raise InvalidRequest(f"{action} is a directory, not a file", code="invalid_path") from None
+    except SandboxError as exc:
+        raise WrongState(live.redact(str(exc)), code="sandbox_not_running") from exc
+
+
+@router.post(
+    "/{sandbox_id}/files",
+    status_code=201,
+    response_model=FileWritten,
+    summary="Write a file (path relative to /workspace)",
+    responses=error_responses(403, 404, 409, 413),
+)
+def write_file(sandbox_id: str, body: FileWrite, context: Context, _: SandboxScoped) -> FileWritten:
+    path = workspace_relative(body.path)
+    if body.encoding == "base64":
+        try:
+            content = base64.b64decode(body.content, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequest("content is not valid base64") from None
+    else:
+        content = body.content.encode()
+    if len(content) > MAX_FILE_BYTES:
+        raise InvalidRequest(f"a file may be at most {MAX_FILE_BYTES} bytes", code="payload_too_large")
+    _sandbox_call(sandbox_id, context, path, lambda sandbox: sandbox.write_file(path, content))
+    context.sandboxes.file_event(sandbox_id, "write", path)
+    return FileWritten(path=path, size=len(content))
+
+
+@router.get(
+    "/{sandbox_id}/files/{path:path}",
+    response_class=Response,
+    summary="Read a file (raw bytes)",
+    responses={
+        200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        **error_responses(403, 404, 409),
+    },
+)
+def read_file(sandbox_id: str, path: str, context: Context, _: SandboxScoped) -> Response:
+    relative = workspace_relative(path)
+    content = _sandbox_call(sandbox_id, context, relative, lambda sandbox: sandbox.read_file(relative))
+    return Response(content, media_type="application/octet-stream")
+
+
+@router.delete(
+    "/{sandbox_id}/files/{path:path}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a file",
+    responses=error_responses(403, 404, 409),
+)
+def delete_file(sandbox_id: str, path: str, context: Context, _: SandboxScoped) -> Response:
+    relative = workspace_relative(path)
+    _sandbox_call(sandbox_id, context, relative, lambda sandbox: sandbox.delete_file(relative))
+    context.sandboxes.file_event(sandbox_id, "delete", relative)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{sandbox_id}/state",
+    response_model=StateSnapshot,
+    summary="Workspace snapshot (files with size, mode, checksum)",
+    responses=error_responses(403, 404, 409),
+)
+def state(sandbox_id: str, context: Context, _: SandboxScoped) -> dict[str, Any]:
+    snapshot = _sandbox_call(sandbox_id, context, "state", lambda sandbox: sandbox.workspace_state())
+    files = {path: vars(info) for path, info in snapshot.files.items()}
+    return {"sandbox_id": sandbox_id, "captured_at": snapshot.captured_at, "files": files}
+
+
+@router.get(
+    "/{sandbox_id}/diff",
+    response_model=StateDiff,
+    summary="What changed in the workspace since boot",
+    responses=error_responses(403, 404, 409),
+)
+def diff(sandbox_id: str, context: Context, _: SandboxScoped) -> StateDiff:
+    changes = _sandbox_call(sandbox_id, context, "diff", lambda sandbox: sandbox.diff())
+    return StateDiff(
+        sandbox_id=sandbox_id, added=changes.added, removed=changes.removed, modified=changes.modified
+    )
+
+
+@router.post(
+    "/{sandbox_id}/trace",
+    response_model=TraceAccepted,
+    summary="Ingest trace events (agents report tool calls)",
+    responses=error_responses(403, 404),
+)
+def ingest_trace(
+    sandbox_id: str, body: TraceIngest, context: Context, caller: SandboxScoped
+) -> TraceAccepted:
+    context.store.get_sandbox(sandbox_id)
+    return TraceAccepted(accepted=context.store.add_trace_events(sandbox_id, caller.id, body.events))
+
+
+@router.get(
+    "/{sandbox_id}/trace",
+    response_model=Trace,
+    summary="Trace events and tool-call metrics",
+    responses=error_responses(403, 404),
+)
+def get_trace(sandbox_id: str, context: Context, _: SandboxScoped) -> dict[str, Any]:
+    context.store.get_sandbox(sandbox_id)
+    events = context.store.trace_events(sandbox_id)
+    return {"sandbox_id": sandbox_id, "events": events, "metrics": trace_metrics(events)}
+
+
+@router.post(
+    "/{sandbox_id}/timeout",
+    response_model=SandboxOut,
+    summary="Extend or reset the sandbox's timeout (from now)",
+    responses=error_responses(403, 404, 409),
+)
+def extend_timeout(sandbox_id: str, body: TimeoutRequest, context: Context, _: SandboxScoped) -> SandboxOut:
+    new_timeout = seconds(body.timeout, "timeout")
+    assert new_timeout is not None
+    return sandbox_out(context.sandboxes.extend(sandbox_id, new_timeout))
+
+
+@router.get(
+    "/{sandbox_id}/events",
+    summary="Stream lifecycle events (SSE)",
+    description=(
+        "Events `status` (boot steps, state changes), `command` and `file`; "
+        "the stream ends when the sandbox is destroyed."
+    ),
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        **error_responses(403, 404),
+    },
+)
+async def events(
+    sandbox_id: str,
+    context: Context,
+    _: SandboxScoped,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id_query: Annotated[int | None, Query(alias="last_event_id", ge=0, le=2**62)] = None,
+) -> StreamingResponse:
+    await run_in_threadpool(context.store.get_sandbox, sandbox_id)
+    followed = context.bus.follow(
+        sandbox_stream(sandbox_id),
+        last_event_id(last_event_id_header, last_event_id_query),
+        sandbox_event_ends,
+        context.settings.stream_timeout_s,
+    )
+    return sse_response(followed, lambda event: (event.type, {"event_type": event.type, "data": event.data}))

@@ -1,0 +1,132 @@
+"""`/v1/specs`: upload (raw YAML, auto-versioned by the spec's `id`), list, get, delete."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from ..store import SpecRecord
+from ._deps import Context, LiveKey
+from ._errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from ._models import MAX_VERSION, Page, SpecOut, SpecUpload, error_responses
+
+router = APIRouter(prefix="/v1/specs", tags=["Specs"])
+
+MAX_SPEC_BYTES = 1024 * 1024
+YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml", "text/plain")
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The spec YAML as the raw body (or, as in the OpenAPI seed, JSON `{yaml, name?}`).",
+        "content": {
+            **{media: {"schema": {"type": "string"}} for media in YAML_TYPES[:3]},
+            "application/json": {"schema": SpecUpload.model_json_schema()},
+        },
+    }
+}
+
+
+@functools.lru_cache(maxsize=1024)
+def _description(yaml_text: str) -> str:
+    document = yaml.safe_load(yaml_text)
+    value = document.get("description") if isinstance(document, dict) else None
+    return str(value) if value is not None else ""
+
+
+def spec_out(record: SpecRecord) -> SpecOut:
+    return SpecOut(
+        id=record.id,
+        version=record.version,
+        name=record.id,
+        description=_description(record.yaml),
+        yaml=record.yaml,
+        sha256=record.sha256,
+        created_at=record.created_at,
+    )
+
+
+def _spec_text(content_type: str, body: bytes) -> str:
+    if len(body) > MAX_SPEC_BYTES:
+        raise PayloadTooLarge(f"a spec may be at most {MAX_SPEC_BYTES} bytes")
+    media = content_type.split(";")[0].strip().lower()
+    if media == "application/json":
+        try:
+            return SpecUpload.model_validate(json.loads(body)).yaml
+        except (ValueError, ValidationError) as exc:
+            raise InvalidRequest(f'a JSON upload is {{"yaml": "<spec text>"}}: {exc}') from None
+    if media and media not in YAML_TYPES:
+        raise UnsupportedMediaType(f"send the spec as application/x-yaml or text/yaml, not {media}")
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"the spec is not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SpecOut,
+    summary="Upload a YAML spec",
+    openapi_extra=_UPLOAD_BODY,
+    responses=error_responses(403, 409, 413, 415),
+)
+async def upload_spec(
+    request: Request,
+    context: Context,
+    _: LiveKey,
+    source_dir: Annotated[
+        str | None,
+        Query(description="Embedded mode: the absolute directory the spec's relative paths are in."),
+    ] = None,
+    filename: Annotated[
+        str, Query(max_length=500, description="Names the file in error messages.")
+    ] = "spec.yaml",
+) -> SpecOut:
+    text = _spec_text(request.headers.get("content-type", ""), await request.body())
+    record, _loaded = await run_in_threadpool(context.specs.upload, text, filename, source_dir)
+    return spec_out(record)
+
+
+@router.get(
+    "",
+    response_model=Page[SpecOut],
+    summary="List specs (latest version of each)",
+    responses=error_responses(403),
+)
+def list_specs(
+    context: Context,
+    _: LiveKey,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page[SpecOut]:
+    page = context.store.list_specs(cursor=cursor, limit=limit)
+    items = [spec_out(record) for record in page.items]
+    return Page[SpecOut](items=items, next_cursor=page.next_cursor, count=len(items))
+
+
+@router.get("/{spec_id}", response_model=SpecOut, summary="Get a spec", responses=error_responses(403, 404))
+def get_spec(
+    spec_id: str,
+    context: Context,
+    _: LiveKey,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+) -> SpecOut:
+    return spec_out(context.store.get_spec(spec_id, version))
+
+
+@router.delete(
+    "/{spec_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a spec",
+    responses=error_responses(403, 404),
+)
+def delete_spec(spec_id: str, context: Context, _: LiveKey) -> Response:
+    context.store.delete_spec(spec_id)
+    return Response(status_code=204)

@@ -1,0 +1,445 @@
+"""Experiments run on a worker pool inside the server process, through the engine.
+
+`POST /v1/experiments/{id}/run` admits the experiment (a global and a per-key limit on experiments
+queued or running; over either, 503 + Retry-After), moves it `created -> queued` atomically and returns;
+a worker moves it to `running` and calls `engine.run_experiment` (for a run, `engine.replay` of its one
+seed, so a run can be re-created exactly). Each replica is stored the moment it
+finishes and announced on the experiment's event stream; the final RunResults go into the experiment.
+
+Secrets sent with `POST /v1/experiments` are held in this process's memory until the run starts, and
+are never written to the store, an event or a response. So an experiment whose server restarted between
+create and run cannot run (409: create it again), and a restart never resumes an experiment: at start-up
+every experiment left queued or running is marked `interrupted`, keeping the replicas that finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from ..engine import (
+    FingerprintMismatch,
+    PreparedSpec,
+    RunOptions,
+    SecretError,
+    replay,
+    run_experiment,
+    scenarios_of,
+)
+from ..engine._aggregate import aggregate_run, aggregate_scenario
+from ..results import ReplicaResult, RunResults
+from ..sandbox import (
+    BootEvent,
+    BootListener,
+    FixtureError,
+    ImageError,
+    Sandbox,
+    SandboxBackend,
+    SandboxError,
+    SandboxPlan,
+)
+from ..spec import LoadedSpec, SpecError
+from ..store import ExperimentRecord, ReplicaRecord, Store
+from ._engine import LazyEngine
+from ._errors import AtCapacity, WrongState
+from ._events import EventBus, experiment_stream
+from ._sandbox_manager import SandboxManager, new_sandbox_id
+from ._spec_sources import SpecSources
+from ._webhooks import WebhookSender
+
+log = logging.getLogger("polarity_keystone.server")
+
+RETRY_AFTER_S = 10
+TERMINAL = ("completed", "failed", "cancelled", "interrupted")
+RUN, REPLICA_SUITE = "run", "replica_suite"
+"""`options["kind"]` of the experiments behind `/v1/runs` and `/v1/replicas` (seed 002): a run is one
+replica with a known seed, a replica suite N replicas; anything else is a plain experiment."""
+COMPLETED_WEBHOOK = {REPLICA_SUITE: "replica.completed"}
+
+
+class _Stopped(Exception):
+    """The server is stopping; the experiment ends `interrupted`."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _ReplicaSandboxes(SandboxBackend):
+    """The real backend, plus what the server adds to each replica's sandbox: a record, a `ks_sb_` token
+    in the agent's environment, and lifecycle events on the sandbox's stream."""
+
+    def __init__(
+        self, inner: SandboxBackend, manager: SandboxManager, experiment_id: str, owner: str, base_url: str
+    ) -> None:
+        self._inner = inner
+        self._manager = manager
+        self._experiment_id = experiment_id
+        self._owner = owner
+        self._base_url = base_url
+        self._up: dict[str, Sandbox] = {}
+        self._lock = threading.Lock()
+
+    def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> Sandbox:
+        sandbox_id = new_sandbox_id()
+        metadata = {"experiment_id": self._experiment_id}
+        identity = self._manager.admit(sandbox_id, self._owner, plan.spec_id, self._base_url, metadata)
+        plan = replace(plan, sandbox_id=sandbox_id, env={**plan.env, **identity})
+        try:
+            sandbox = self._inner.create(plan, on_event)
+        except BaseException as exc:
+            self._manager.retire(sandbox_id, "error", str(exc) if isinstance(exc, SandboxError) else "")
+            raise
+        with self._lock:
+            self._up[sandbox_id] = sandbox
+        self._manager.booted(sandbox, {"experiment_id": self._experiment_id}, None)
+        return sandbox
+
+    def reap(self, *, everything: bool = False) -> list[str]:
+        return self._inner.reap(everything=everything)
+
+    def retire(self, sandbox_id: str) -> None:
+        with self._lock:
+            self._up.pop(sandbox_id, None)
+        self._manager.retire(sandbox_id)
+
+    def retire_all(self) -> None:
+        with self._lock:
+            ids = list(self._up)
+        for sandbox_id in ids:
+            self.retire(sandbox_id)
+
+    def destroy_all(self) -> None:
+        """Stop what runs now (the server is stopping): the replicas end at once."""
+        with self._lock:
+            sandboxes = list(self._up.values())
+        for sandbox in sandboxes:
+            sandbox.destroy()
+
+
+class _Progress:
+    """The engine's ProgressListener for one experiment: stores replicas, counts, publishes events."""
+
+    def __init__(
+        self, runner: ExperimentRunner, experiment_id: str, sandboxes: _ReplicaSandboxes, *, details: bool
+    ) -> None:
+        self._runner = runner
+        self._details = details
+        """Also publish each invariant's result (the events of a run's stream)."""
+        self._id = experiment_id
+        self._stream = experiment_stream(experiment_id)
+        self._sandboxes = sandboxes
+        self._counts = {"total": 0, "done": 0, "passed": 0, "failed": 0, "errors": 0}
+        self._notes: list[str] = []
+        self._lock = threading.Lock()
+
+    def started(self, total_replicas: int, notes: list[str]) -> None:
+        with self._lock:
+            self._counts["total"] = total_replicas
+            self._notes = notes
+            self._save()
+
+    def boot(self, event: BootEvent) -> None:
+        self._runner.sandboxes.on_boot(event)
+
+    def replica_done(self, scenario_id: str, result: ReplicaResult) -> None:
+        if self._runner.stopping:
+            raise _Stopped()  # a replica cut short by the shutdown is no result
+        store = self._runner.store
+        store.add_replica(
+            ReplicaRecord(self._id, scenario_id, result.replica, result.model_dump(mode="json"), now())
+        )
+        with self._lock:
+            self._counts["done"] += 1
+            key = {"pass": "passed", "fail": "failed"}.get(result.status, "errors")
+            self._counts[key] += 1
+            self._save()
+        self._runner.bus.publish(
+            self._stream,
+            "replica_done",
+            {
+                "scenario_id": scenario_id,
+                "replica": result.replica,
+                "status": result.status,
+                "seed": result.seed,
+                "sandbox_id": result.sandbox_id,
+                "wall_ms": result.wall_ms,
+                "composite_score": result.composite_score,
+                "error": result.error,
+            },
+        )
+        if self._details:
+            for invariant in result.invariants:
+                status = "skipped" if invariant.skipped else "passed" if invariant.passed else "failed"
+                self._runner.bus.publish(
+                    self._stream,
+                    "invariant_result",
+                    {
+                        "invariant_id": invariant.name,
+                        "name": invariant.name,
+                        "status": status,
+                        "score": invariant.score,
+                    },
+                )
+        if result.sandbox_id:
+            self._sandboxes.retire(result.sandbox_id)
+
+    def _save(self) -> None:
+        """Under the lock, so a slower thread never overwrites newer counts."""
+        progress = {**self._counts, "notes": self._notes, "status": "running"}
+        self._runner.store.update_experiment(self._id, progress=progress)
+        self._runner.bus.publish(self._stream, "progress", progress)
+
+
+class ExperimentRunner:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        engine: LazyEngine,
+        sandboxes: SandboxManager,
+        specs: SpecSources,
+        webhooks: WebhookSender,
+        *,
+        max_concurrent: int,
+        per_key: int,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.sandboxes = sandboxes
+        self._engine = engine
+        self._specs = specs
+        self._webhooks = webhooks
+        self._max_concurrent = max_concurrent
+        self._per_key = per_key
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_concurrent, thread_name_prefix="keystone-experiment"
+        )
+        self._active: dict[str, str] = {}
+        """experiment id -> the key that started it, while queued or running here."""
+        self._running: dict[str, _ReplicaSandboxes] = {}
+        self._secrets: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def hold_secrets(self, experiment_id: str, secrets: dict[str, str]) -> None:
+        """Keep the secrets sent at create time, in memory only, for the run."""
+        if secrets:
+            with self._lock:
+                self._secrets[experiment_id] = dict(secrets)
+
+    def start(self, record: ExperimentRecord, owner: str, base_url: str) -> ExperimentRecord:
+        """Admit and enqueue the experiment; returns it `queued`. Raises WrongState when it is not
+        `created` (or its secrets were lost in a restart) and AtCapacity when a limit is reached."""
+        if record.status != "created":
+            raise WrongState(
+                f"experiment {record.id} is {record.status}; only a created experiment can run "
+                "(create a new one to run again)"
+            )
+        with self._lock:
+            if record.options.get("secret_names") and record.id not in self._secrets:
+                raise WrongState(
+                    f"the secrets sent with experiment {record.id} are gone (the server restarted since it "
+                    "was created, and secrets are never stored); create the experiment again",
+                    code="secrets_unavailable",
+                )
+            mine = Counter(self._active.values())[owner]
+            if len(self._active) >= self._max_concurrent:
+                raise AtCapacity(
+                    f"at capacity: {self._max_concurrent} experiments are queued or running on this server",
+                    retry_after=RETRY_AFTER_S,
+                )
+            if mine >= self._per_key:
+                raise AtCapacity(
+                    f"at capacity: this key already has {self._per_key} experiments queued or running",
+                    retry_after=RETRY_AFTER_S,
+                )
+            if self.stopping:
+                raise AtCapacity("the server is stopping", retry_after=RETRY_AFTER_S)
+            self._active[record.id] = owner
+        queued = self.store.transition_experiment(record.id, ("created",), "queued")
+        if queued is None:
+            with self._lock:
+                self._active.pop(record.id, None)
+            current = self.store.get_experiment(record.id)
+            raise WrongState(f"experiment {record.id} is {current.status}; only a created experiment can run")
+        with self._lock:
+            secrets = self._secrets.pop(record.id, {})
+        self.bus.publish(experiment_stream(record.id), "progress", {**queued.progress, "status": "queued"})
+        self._executor.submit(self._execute, queued, owner, secrets, base_url)
+        return queued
+
+    def _execute(self, record: ExperimentRecord, owner: str, secrets: dict[str, str], base_url: str) -> None:
+        try:
+            self._run(record, owner, secrets, base_url)
+        except Exception:
+            log.exception("experiment %s: the worker failed", record.id)
+        finally:
+            with self._lock:
+                self._active.pop(record.id, None)
+                self._running.pop(record.id, None)
+
+    def _run(self, record: ExperimentRecord, owner: str, secrets: dict[str, str], base_url: str) -> None:
+        running = self.store.transition_experiment(record.id, ("queued",), "running", started_at=now())
+        if running is None:
+            return
+        options = running.options
+        self.bus.publish(experiment_stream(record.id), "progress", {**running.progress, "status": "running"})
+        sandboxes: _ReplicaSandboxes | None = None
+        try:
+            loaded = _planned_cells(
+                self._specs.load(running.spec_id, running.spec_version, options.get("source_dir")), options
+            )
+            prepared = self._engine.prepare(loaded, secrets)
+            sandboxes = _ReplicaSandboxes(self._engine.backend(), self.sandboxes, record.id, owner, base_url)
+            with self._lock:
+                self._running[record.id] = sandboxes
+            if self.stopping:
+                raise _Stopped()
+            progress = _Progress(self, record.id, sandboxes, details=options.get("kind") == RUN)
+            if options.get("kind") == RUN:
+                results = _run_one(prepared, sandboxes, record.id, options, progress)
+            else:
+                run_options = RunOptions(
+                    replicas=options.get("replicas"),
+                    concurrency=options.get("concurrency"),
+                    seed=options.get("seed"),
+                    experiment_id=record.id,
+                )
+                results = run_experiment(prepared, sandboxes, run_options, progress)
+        except _Stopped:
+            self.finish(record.id, "interrupted", error="the server stopped before the experiment finished")
+        except (SpecError, SecretError, FingerprintMismatch) as exc:
+            self.finish(record.id, "failed", error=f"invalid input: {exc}")
+        except (ImageError, FixtureError, SandboxError) as exc:
+            self.finish(record.id, "failed", error=f"infrastructure error: {exc}")
+        except Exception as exc:
+            log.exception("experiment %s failed", record.id)
+            self.finish(record.id, "failed", error=f"internal error ({type(exc).__name__})")
+        else:
+            self.finish(record.id, "completed", results=results)
+        finally:
+            if sandboxes is not None:
+                sandboxes.retire_all()
+
+    def finish(
+        self, experiment_id: str, status: str, *, results: RunResults | None = None, error: str | None = None
+    ) -> ExperimentRecord:
+        """Record the terminal state, end the event stream and send the webhook."""
+        record = self.store.get_experiment(experiment_id)
+        progress = {**record.progress, "status": status}
+        changes: dict[str, Any] = {"finished_at": now(), "progress": progress, "error": error}
+        if results is not None:
+            changes["results"] = results.model_dump(mode="json")
+        record = self.store.update_experiment(experiment_id, status=status, **changes)
+        summary = terminal_summary(record)
+        self.bus.publish(
+            experiment_stream(experiment_id), "done" if status == "completed" else "error", summary
+        )
+        self._webhooks.send(COMPLETED_WEBHOOK.get(record.options.get("kind", ""), "run.completed"), summary)
+        return record
+
+    def recover(self) -> None:
+        """At start-up: nothing runs yet, so whatever the store says is queued or running was cut off."""
+        for record in self.store.unfinished_experiments():
+            kept = len(self.store.replicas(record.id))
+            moved = self.store.transition_experiment(record.id, ("queued", "running"), "interrupted")
+            if moved is not None:
+                self.finish(
+                    record.id,
+                    "interrupted",
+                    error=f"the server stopped before it finished; kept {kept} finished replica(s)",
+                )
+
+    def close(self) -> None:
+        """Stop: running replicas are cut short (their sandboxes destroyed) and the experiments end
+        `interrupted`, keeping every replica that finished before."""
+        self._stopping.set()
+        with self._lock:
+            running = list(self._running.values())
+        for sandboxes in running:
+            sandboxes.destroy_all()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            left = list(self._active)
+            self._active.clear()
+        for experiment_id in left:  # queued jobs the executor cancelled
+            if self.store.transition_experiment(experiment_id, ("queued",), "interrupted") is not None:
+                self.finish(
+                    experiment_id, "interrupted", error="the server stopped before the experiment started"
+                )
+
+
+def _planned_cells(loaded: LoadedSpec, options: dict[str, Any]) -> LoadedSpec:
+    """The spec with its matrix narrowed to the cells the plan kept (a run or a suite of one cell)."""
+    spec = loaded.spec
+    matrix = spec.parallelism.matrix
+    cells = options["scenarios"]
+    if not matrix or len(cells) == len(scenarios_of(matrix, spec.id)):
+        return loaded
+    narrowed = {axis: list(dict.fromkeys(cell["parameters"][axis] for cell in cells)) for axis in matrix}
+    parallelism = spec.parallelism.model_copy(update={"matrix": narrowed})
+    return replace(loaded, spec=spec.model_copy(update={"parallelism": parallelism}))
+
+
+def _run_one(
+    prepared: PreparedSpec,
+    backend: SandboxBackend,
+    experiment_id: str,
+    options: dict[str, Any],
+    progress: _Progress,
+) -> RunResults:
+    """A run: one replica of the chosen matrix cell with a known seed (new, or the seed of the run it
+    replays), so `seed` in its results is the replica's own seed."""
+    cell = options["scenarios"][0]
+    seed = int(options["replica_seed"])
+    progress.started(1, prepared.notes)
+    result = replay(
+        prepared, backend, seed=seed, parameters=cell["parameters"], fingerprint=None, on_boot=progress.boot
+    )
+    progress.replica_done(cell["scenario_id"], result)
+    spec_id = prepared.spec.id
+    scenario = aggregate_scenario(spec_id, cell["scenario_id"], cell["parameters"], [result])
+    return aggregate_run(
+        spec_id=spec_id,
+        experiment_id=experiment_id,
+        seed=seed,
+        scenarios=[scenario],
+        fingerprint=prepared.fingerprint,
+        spec_file="",
+        k=1,
+    )
+
+
+def terminal_summary(record: ExperimentRecord) -> dict[str, Any]:
+    """What a terminal event and the completion webhook say about an experiment."""
+    results = record.results or {}
+    scenarios = results.get("scenarios") or []
+    return {
+        "experiment_id": record.id,
+        "kind": record.options.get("kind", "experiment"),
+        "name": record.name,
+        "spec_id": record.spec_id,
+        "status": record.status,
+        "error": record.error,
+        "total_scenarios": results.get("total_scenarios"),
+        "passed": results.get("passed"),
+        "failed": results.get("failed"),
+        "flaky": results.get("flaky"),
+        "errors": results.get("errors"),
+        "pass_rate": (results.get("metrics") or {}).get("pass_rate"),
+        "score": sum(s.get("composite_score", 0.0) for s in scenarios) / len(scenarios)
+        if scenarios
+        else None,
+        "metadata": record.metadata,
+        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+    }

@@ -1,0 +1,286 @@
+"""Sandboxes the server booted: those of `POST /v1/sandboxes`, kept live here until destroyed or timed
+out, and those of experiment replicas, which the engine destroys itself.
+
+Every sandbox gets a `ks_sb_` token, passed to its agent with KEYSTONE_SANDBOX_ID and KEYSTONE_BASE_URL,
+revoked when the sandbox goes away. Lifecycle changes are published on the sandbox's event stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..engine._prepare import TASK_FILE, plan_replica
+from ..engine._secrets import Redactor
+from ..sandbox import (
+    BootEvent,
+    FixtureError,
+    ImageError,
+    Sandbox,
+    SandboxBootError,
+    SandboxError,
+    SandboxPlan,
+)
+from ..spec import LoadedSpec
+from ..store import NotFound, SandboxRecord, SandboxStateName, Store
+from ._engine import LazyEngine
+from ._errors import AtCapacity, SandboxFailed, WrongState
+from ._events import EventBus, sandbox_stream
+from ._keys import create_sandbox_token
+
+EXPIRY_BACKSTOP_S = 60.0
+"""The backend's own timer fires this much after ours, only if ours somehow did not."""
+FINAL_STATES = ("destroyed", "error")
+
+
+def new_sandbox_id() -> str:
+    return f"sb-{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True)
+class BootRequest:
+    """What `POST /v1/sandboxes` asks for."""
+
+    owner: str
+    loaded: LoadedSpec
+    spec_version: int
+    timeout_s: float | None
+    metadata: dict[str, Any]
+    provided_secrets: dict[str, str]
+    """Never stored; they win over the spec's declared sources."""
+    seed: int | None
+    base_url: str
+
+
+@dataclass
+class LiveSandbox:
+    sandbox: Sandbox
+    owner: str
+    env: dict[str, str]
+    """What commands run with: the spec's agent environment plus the KEYSTONE_* identity."""
+    redact: Redactor
+    timer: threading.Timer | None = None
+
+
+class SandboxManager:
+    def __init__(self, store: Store, bus: EventBus, engine: LazyEngine, max_per_key: int) -> None:
+        self._store = store
+        self._bus = bus
+        self._engine = engine
+        self._max_per_key = max_per_key
+        self._live: dict[str, LiveSandbox] = {}
+        self._tokens: dict[str, str] = {}
+        """sandbox id -> the id of its `ks_sb_` token, revoked when the sandbox goes away."""
+        self._booting: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    # --- identity and lifecycle records, shared with experiment replicas ---------------------------
+
+    def admit(
+        self, sandbox_id: str, owner: str, spec_id: str, base_url: str, metadata: dict[str, Any]
+    ) -> dict[str, str]:
+        """Record a sandbox about to boot and issue its token; returns the environment that tells its
+        agent who it is and where the server is."""
+        token, key = create_sandbox_token(self._store, sandbox_id)
+        with self._lock:
+            self._tokens[sandbox_id] = key.id
+        self._store.put_sandbox(
+            SandboxRecord(sandbox_id, spec_id, "creating", owner, datetime.now(UTC), None, metadata, {})
+        )
+        return {
+            "KEYSTONE_SANDBOX_ID": sandbox_id,
+            "POLARITY_SANDBOX_ID": sandbox_id,
+            "KEYSTONE_API_KEY": token,
+            "KEYSTONE_BASE_URL": base_url,
+        }
+
+    def on_boot(self, event: BootEvent) -> None:
+        self._bus.publish(
+            sandbox_stream(event.sandbox_id),
+            "status",
+            {"step": event.step, "detail": event.detail, "elapsed_ms": event.elapsed_ms},
+        )
+
+    def booted(self, sandbox: Sandbox, extra: dict[str, Any], expires_at: datetime | None) -> SandboxRecord:
+        record = self._store.get_sandbox(sandbox.id)
+        described = sandbox.describe()
+        info = {**record.info, **extra, "services": described["services"]}
+        record = replace(record, state="ready", info=info, expires_at=expires_at)
+        self._store.put_sandbox(record)
+        self._bus.publish(sandbox_stream(sandbox.id), "status", {"state": "ready"})
+        return record
+
+    def retire(self, sandbox_id: str, state: SandboxStateName = "destroyed", reason: str = "") -> None:
+        """The sandbox is gone (or never came up): revoke its token, record and announce the final state."""
+        with self._lock:
+            key_id = self._tokens.pop(sandbox_id, None)
+        if key_id is not None:
+            self._store.revoke_api_key(key_id)
+        try:
+            record = self._store.get_sandbox(sandbox_id)
+        except NotFound:
+            return
+        if record.state in FINAL_STATES:
+            return
+        self._store.put_sandbox(replace(record, state=state))
+        data = {"state": state, **({"reason": reason} if reason else {})}
+        self._bus.publish(sandbox_stream(sandbox_id), "status", data)
+
+    # --- sandboxes created through the API ----------------------------------------------------------
+
+    def create(self, request: BootRequest) -> SandboxRecord:
+        """Boot a sandbox from the spec and return its record once ready. Raises AtCapacity, SecretError
+        (invalid input) or SandboxFailed (it could not boot)."""
+        owner = request.owner
+        with self._lock:
+            live = sum(1 for item in self._live.values() if item.owner == owner)
+            if live + self._booting[owner] >= self._max_per_key:
+                raise AtCapacity(
+                    f"at capacity: this key already has {self._max_per_key} live sandboxes; destroy one "
+                    "or retry later",
+                    retry_after=5,
+                )
+            self._booting[owner] += 1
+        try:
+            return self._boot(request)
+        finally:
+            with self._lock:
+                self._booting[owner] -= 1
+
+    def _boot(self, request: BootRequest) -> SandboxRecord:
+        owner, loaded = request.owner, request.loaded
+        spec = loaded.spec
+        try:
+            prepared = self._engine.prepare(loaded, request.provided_secrets)
+        except (SandboxError, ImageError, FixtureError) as exc:
+            raise SandboxFailed(str(exc), details={"step": "prepare"}) from exc
+        seed = request.seed if request.seed is not None else secrets.randbits(31)
+        sandbox_id = new_sandbox_id()
+        identity = self.admit(sandbox_id, owner, spec.id, request.base_url, request.metadata)
+        plan = plan_replica(
+            prepared, run_id=f"api-{sandbox_id}", scenario_id=spec.id, replica=0, seed=seed, parameters={}
+        )
+        timeout = request.timeout_s or spec.resources.timeout
+        sandbox_plan: SandboxPlan = replace(
+            plan.sandbox, sandbox_id=sandbox_id, env={**plan.sandbox.env, **identity}, timeout_s=timeout
+        )
+        try:
+            sandbox = self._engine.backend().create(sandbox_plan, self.on_boot)
+            sandbox.write_file(TASK_FILE, spec.task.prompt.encode())
+        except SandboxBootError as exc:
+            self.retire(sandbox_id, "error", plan.redact(str(exc)))
+            details = {"sandbox_id": sandbox_id, "step": exc.step, "output": plan.redact(exc.output)}
+            raise SandboxFailed(plan.redact(str(exc)), details=details) from exc
+        except SandboxError as exc:
+            self.retire(sandbox_id, "error", plan.redact(str(exc)))
+            raise SandboxFailed(plan.redact(str(exc)), details={"sandbox_id": sandbox_id}) from exc
+        live = LiveSandbox(sandbox, owner, {**plan.agent_env, **identity}, plan.redact)
+        with self._lock:
+            self._live[sandbox_id] = live
+        expires_at = self._schedule_expiry(sandbox_id, live, timeout)
+        info = {
+            "spec_version": request.spec_version,
+            "seed": seed,
+            "image": sandbox_plan.image,
+            "timeout_s": timeout,
+        }
+        return self.booted(sandbox, info, expires_at)
+
+    def _schedule_expiry(self, sandbox_id: str, live: LiveSandbox, seconds: float) -> datetime:
+        if live.timer is not None:
+            live.timer.cancel()
+        live.timer = threading.Timer(seconds, self._expire, [sandbox_id])
+        live.timer.daemon = True
+        live.timer.start()
+        live.sandbox.expire_after(seconds + EXPIRY_BACKSTOP_S)
+        return datetime.now(UTC) + timedelta(seconds=seconds)
+
+    def _expire(self, sandbox_id: str) -> None:
+        with contextlib.suppress(Exception):
+            self.destroy(sandbox_id, reason="timeout")
+
+    def live(self, sandbox_id: str) -> LiveSandbox:
+        """The running sandbox; NotFoundError if unknown, WrongState if it is gone."""
+        with self._lock:
+            live = self._live.get(sandbox_id)
+        if live is None:
+            record = self._store.get_sandbox(sandbox_id)
+            raise WrongState(f"sandbox {sandbox_id} is {record.state}", code="sandbox_not_running")
+        return live
+
+    def destroy(self, sandbox_id: str, reason: str = "") -> None:
+        with self._lock:
+            live = self._live.pop(sandbox_id, None)
+        if live is None:
+            self._store.get_sandbox(sandbox_id)  # NotFound for an unknown id
+        else:
+            if live.timer is not None:
+                live.timer.cancel()
+            live.sandbox.destroy()
+        self.retire(sandbox_id, "destroyed", reason)
+
+    def extend(self, sandbox_id: str, seconds: float) -> SandboxRecord:
+        live = self.live(sandbox_id)
+        expires_at = self._schedule_expiry(sandbox_id, live, seconds)
+        record = self._store.get_sandbox(sandbox_id)
+        record = replace(record, expires_at=expires_at, info={**record.info, "timeout_s": seconds})
+        self._store.put_sandbox(record)
+        self._bus.publish(
+            sandbox_stream(sandbox_id), "status", {"step": "timeout", "expires_at": expires_at.isoformat()}
+        )
+        return record
+
+    def run_command(
+        self, sandbox_id: str, command: str, timeout_s: float | None, background: bool
+    ) -> dict[str, Any]:
+        live = self.live(sandbox_id)
+        first = live.sandbox.state.value == "ready"
+        argv = ["sh", "-c", 'nohup sh -c "$1" >/dev/null 2>&1 &', "sh", command] if background else command
+        try:
+            result = live.sandbox.exec(argv, timeout=timeout_s, env=live.env)
+        except SandboxError as exc:
+            raise WrongState(live.redact(str(exc)), code="sandbox_not_running") from exc
+        if first:
+            record = self._store.get_sandbox(sandbox_id)
+            self._store.put_sandbox(replace(record, state="running"))
+        shown = live.redact(command)
+        self._bus.publish(
+            sandbox_stream(sandbox_id),
+            "command",
+            {"command": shown, "exit_code": result.exit_code, "duration_ms": result.duration_ms},
+        )
+        return {
+            "command": shown,
+            "stdout": live.redact(result.stdout),
+            "stderr": live.redact(result.stderr),
+            "exit_code": result.exit_code,
+            "duration_ms": result.duration_ms,
+            "timed_out": result.timed_out,
+            "background": background,
+        }
+
+    def file_event(self, sandbox_id: str, action: str, path: str) -> None:
+        self._bus.publish(sandbox_stream(sandbox_id), "file", {"action": action, "path": path})
+
+    # --- start-up and shut-down -------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """At start-up nothing is live: sandboxes recorded as up belonged to a previous process (whose
+        containers the reaper removes); mark them destroyed and revoke every sandbox token."""
+        for record in self._store.list_sandboxes(owner=None):
+            self.retire(record.id, "destroyed", "the server restarted")
+        for key in self._store.list_api_keys():
+            if key.kind == "sandbox" and not key.revoked:
+                self._store.revoke_api_key(key.id)
+
+    def close(self) -> None:
+        with self._lock:
+            ids = list(self._live)
+        for sandbox_id in ids:
+            with contextlib.suppress(Exception):
+                self.destroy(sandbox_id, reason="the server stopped")

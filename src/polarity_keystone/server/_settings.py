@@ -1,0 +1,56 @@
+"""How one server runs: built by the caller (`ks serve`, the embedded mode, a test) and passed down,
+never read from an import-time global."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..sandbox import DockerBackend
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    store_url: str
+    """`sqlite:///abs/path.db` (embedded default) or `postgresql://...` (shared server)."""
+    auth_required: bool = True
+    """False lets requests without a key through as the local user (embedded mode on 127.0.0.1);
+    a key that is sent is still checked, so sandbox tokens keep their scope."""
+    allow_local_paths: bool = False
+    """Embedded mode: spec uploads may name `source_dir`, the directory their relative paths
+    (agent.path, fixture files) live in on this machine."""
+    spec_root: Path | None = None
+    """Where a spec's relative paths resolve when its upload names no `source_dir`; the server's
+    working directory when None."""
+    backend_factory: Callable[[], DockerBackend] = DockerBackend
+    """Called once, on the first request that needs sandboxes, so an API-only server needs no engine."""
+    max_concurrent_experiments: int = 4
+    """Experiments queued or running at once on this server; more are refused with 503."""
+    per_key_concurrency: int = 2
+    """Experiments queued or running at once per API key; more are refused with 503."""
+    max_sandboxes_per_key: int = 10
+    """Live sandboxes per API key (`POST /v1/sandboxes`); more are refused with 503."""
+    read_rate: float = 100.0
+    """Read requests (GET, HEAD) per second per key, with a burst of the same size."""
+    write_rate: float = 10.0
+    """Write requests per second per key, with a burst of the same size."""
+    webhook_url: str | None = None
+    """Receives `run.completed` when an experiment finishes, signed with `webhook_secret`."""
+    webhook_secret: str | None = None
+    public_url: str | None = None
+    """The base URL agents inside sandboxes reach this server at (their KEYSTONE_BASE_URL); the URL of
+    the request that started the sandbox when None."""
+    idempotency_wait_s: float = 300.0
+    """How long a duplicate POST waits for the first one (same Idempotency-Key) to finish."""
+    stream_timeout_s: float = 3600.0
+    """An SSE stream closes after this long even without a terminal event."""
+
+    def __post_init__(self) -> None:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("webhook_url needs webhook_secret: receivers must be able to verify signatures")
+        for name in ("max_concurrent_experiments", "per_key_concurrency", "max_sandboxes_per_key"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.read_rate <= 0 or self.write_rate <= 0:
+            raise ValueError("read_rate and write_rate must be positive")
