@@ -1,5 +1,37 @@
 """Keystone: an open, self-hostable eval runtime for AI agents."""
 
 from ._version import __version__
+from .sdk import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    Keystone,
+    KeystoneError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+    traced,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "InternalServerError",
+    "Keystone",
+    "KeystoneError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "__version__",
+    "traced",
+]

@@ -1,0 +1,104 @@
+"""`ks serve` (a shared Keystone server) and `ks keys create` (an API key for it)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from rich.console import Console
+
+from ..store import Store, open_store
+from . import _exit
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DEFAULT_PORT = 8000
+
+
+def default_store_url() -> str:
+    """KEYSTONE_STORE_URL, else SQLite in `.keystone/keystone.db` under the working directory."""
+    return os.environ.get("KEYSTONE_STORE_URL") or f"sqlite://{Path('.keystone').resolve() / 'keystone.db'}"
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser("serve", help="run a Keystone server (REST API) for the SDK, CLI and CI gate")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
+    _store_option(serve)
+    serve.add_argument(
+        "--public-url", help="the URL agents in sandboxes reach this server at (default: the request's)"
+    )
+
+    keys = commands.add_parser("keys", help="API keys of a Keystone server").add_subparsers(
+        dest="keys_command", required=True
+    )
+    create = keys.add_parser("create", help="create an API key and print it (shown once)")
+    create.add_argument("name", help="who or what the key is for, e.g. ci-github")
+    _store_option(create)
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="sqlite:///abs/path.db or postgresql://... "
+        "(default: $KEYSTONE_STORE_URL, else .keystone/keystone.db)",
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn  # imported late: the other commands need no web server
+
+    from ..server import ServerSettings, create_app
+
+    store_url = args.store or default_store_url()
+    store = _open_store(store_url)
+    if store is None:
+        return _exit.INVALID_INPUT
+    try:
+        has_keys = any(key.kind == "live" and not key.revoked for key in store.list_api_keys())
+    finally:
+        store.close()
+    if not has_keys:
+        hint = f"ks keys create NAME --store {_shown(store_url)}"
+        err.print(f"[yellow]no API key yet:[/] create one with `{hint}`")
+    settings = ServerSettings(store_url=store_url, public_url=args.public_url)
+    err.print(f"Keystone server on http://{args.host}:{args.port} (store {_shown(store_url)})")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return _exit.PASSED
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from ..server import create_api_key
+
+    store = _open_store(args.store or default_store_url())
+    if store is None:
+        return _exit.INVALID_INPUT
+    try:
+        key, record = create_api_key(store, args.name)
+    finally:
+        store.close()
+    err.print(f"created API key {record.id} ({record.name}); it is shown only this once:")
+    sys.stdout.write(key + "\n")
+    return _exit.PASSED
+
+
+def _open_store(store_url: str) -> Store | None:
+    try:
+        return open_store(store_url)
+    except ValueError as exc:
+        err.print(f"[red]invalid --store:[/] {exc}")
+        return None
+
+
+def _shown(store_url: str) -> str:
+    """The store URL without its password, fit for a terminal or a log."""
+    parts = urlsplit(store_url)
+    if parts.password is None:
+        return store_url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

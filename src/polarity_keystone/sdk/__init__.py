@@ -1,0 +1,105 @@
+"""The Python SDK: `Keystone`, the client of a Keystone server (remote, or embedded with `Keystone.local()`).
+
+    ks = Keystone()                                  # KEYSTONE_API_KEY, KEYSTONE_BASE_URL
+    ks.specs.create(Path("spec.yaml").read_text())
+    exp = ks.experiments.create("baseline", "fix-failing-test", spec_path="spec.yaml")
+    results = ks.experiments.run_and_wait(exp.id)
+
+Compatible with seed 001's client for the services `sandboxes`, `specs` and `experiments`.
+"""
+
+from ..results import (
+    CostInfo,
+    ForbiddenCheckResult,
+    InvariantResult,
+    Reproducer,
+    RunMetrics,
+    RunResults,
+    ScenarioResult,
+)
+from ._client import Keystone
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    KeystoneError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from ._experiments import ExperimentService
+from ._models import (
+    CommandResult,
+    Comparison,
+    Experiment,
+    ExperimentMetrics,
+    ExperimentResults,
+    FileInfo,
+    MetricComparison,
+    MetricsSummary,
+    Sandbox,
+    SandboxTrace,
+    ServiceInfo,
+    Spec,
+    StateDiff,
+    StateSnapshot,
+    ToolStats,
+    TraceEvent,
+)
+from ._sandboxes import SandboxService
+from ._secrets import collect_declared_secrets_from_file
+from ._specs import SpecService
+from ._sse import StreamEvent
+from ._tracing import Span, SpanScope, traced
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CommandResult",
+    "Comparison",
+    "ConflictError",
+    "CostInfo",
+    "Experiment",
+    "ExperimentMetrics",
+    "ExperimentResults",
+    "ExperimentService",
+    "FileInfo",
+    "ForbiddenCheckResult",
+    "InternalServerError",
+    "InvariantResult",
+    "Keystone",
+    "KeystoneError",
+    "MetricComparison",
+    "MetricsSummary",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Reproducer",
+    "RunMetrics",
+    "RunResults",
+    "Sandbox",
+    "SandboxService",
+    "SandboxTrace",
+    "ScenarioResult",
+    "ServiceInfo",
+    "ServiceUnavailableError",
+    "Span",
+    "SpanScope",
+    "Spec",
+    "SpecService",
+    "StateDiff",
+    "StateSnapshot",
+    "StreamEvent",
+    "ToolStats",
+    "TraceEvent",
+    "collect_declared_secrets_from_file",
+    "traced",
+]

@@ -1,0 +1,112 @@
+"""`Keystone`, the client: one HTTP connection pool shared by its services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from . import _config
+from ._errors import KeystoneError
+from ._experiments import ExperimentService
+from ._http import HttpClient
+from ._models import Sandbox
+from ._retry import RetryPolicy
+from ._sandboxes import SandboxService
+from ._specs import SpecService
+from ._tracing import Tracer, set_tracer
+
+
+class Keystone:
+    """A client of one Keystone server.
+
+    `api_key` and `base_url` fall back to KEYSTONE_API_KEY and KEYSTONE_BASE_URL. `timeout` is per
+    request, in seconds; failed requests are retried up to `max_retries` times (connection errors, 429,
+    5xx). `transport` replaces the network, e.g. with an in-process app in tests.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = _config.DEFAULT_TIMEOUT,
+        *,
+        max_retries: int = RetryPolicy.max_retries,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = _config.base_url(base_url).rstrip("/")
+        self._api_key = _config.api_key(api_key)
+        self._http = HttpClient(
+            base_url=self.base_url,
+            api_key=self._api_key,
+            timeout=timeout,
+            retry=RetryPolicy(max_retries=max_retries),
+            transport=transport,
+        )
+        self.sandboxes = SandboxService(self._http)
+        self.specs = SpecService(self._http)
+        self.experiments = ExperimentService(self._http)
+        self._on_close: list[Callable[[], None]] = []
+
+    @classmethod
+    def from_sandbox(cls) -> tuple[Keystone, Sandbox]:
+        """Inside a sandbox: the client Keystone configured for the agent, and the agent's sandbox
+        (with its services). Raises KeystoneError outside a sandbox (no KEYSTONE_SANDBOX_ID)."""
+        sandbox_id = _config.sandbox_id()
+        if sandbox_id is None:
+            raise KeystoneError("KEYSTONE_SANDBOX_ID is not set: not running inside a Keystone sandbox")
+        client = cls()
+        try:
+            return client, client.sandboxes.get(sandbox_id)
+        except BaseException:
+            client.close()
+            raise
+
+    @classmethod
+    def local(cls, path: str | Path = ".keystone", *, timeout: float = _config.DEFAULT_TIMEOUT) -> Keystone:
+        """Start an embedded server in this process (127.0.0.1, SQLite in `<path>/keystone.db`, local
+        Docker) and return a client bound to it; closing the client stops the server."""
+        from ._embedded import start_embedded_server  # imported late: it pulls in the server and engine
+
+        server = start_embedded_server(Path(path))
+        try:
+            client = cls(api_key=server.api_key, base_url=server.base_url, timeout=timeout)
+        except BaseException:
+            server.stop()
+            raise
+        client._on_close.append(server.stop)
+        return client
+
+    def health(self) -> dict[str, Any]:
+        """`GET /health`, e.g. {"status": "ok"}."""
+        data = self._http.json("GET", "/health")
+        return data if isinstance(data, dict) else {"status": data}
+
+    def init_tracing(self, sandbox_id: str | None = None) -> bool:
+        """Send `@traced` spans of this process to `sandbox_id` (default: KEYSTONE_SANDBOX_ID) through
+        this client. Returns False, and leaves tracing off, without a sandbox id or an API key."""
+        sandbox_id = sandbox_id or _config.sandbox_id()
+        if not (sandbox_id and self._api_key):
+            set_tracer(None)
+            return False
+        set_tracer(Tracer(self.sandboxes, sandbox_id))
+        return True
+
+    def close(self) -> None:
+        self._http.close()
+        while self._on_close:
+            self._on_close.pop()()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Keystone(base_url={self.base_url!r})"

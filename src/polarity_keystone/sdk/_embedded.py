@@ -1,0 +1,58 @@
+"""Embedded mode: a Keystone server in this process, for `Keystone.local()` (and the CLI and the gate when
+no server is configured) — the same API and code path as a shared server, with no set-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..server import ServerSettings, create_api_key, serve_in_thread
+from ..store import open_store
+
+DB_FILE = "keystone.db"
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    base_url: str
+    api_key: str
+    stop: Callable[[], None]
+    """Stops the server and revokes its key, so no credential outlives the process that used it."""
+
+
+def start_embedded_server(directory: Path) -> EmbeddedServer:
+    """Serve on 127.0.0.1 (a free port) from SQLite in `directory/keystone.db`, with a fresh API key.
+    Specs uploaded to it may name their local `source_dir`: server and caller share the file system."""
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# Keystone's embedded server state (Keystone.local)\n*\n")
+    store_url = f"sqlite://{directory / DB_FILE}"
+    store = open_store(store_url)
+    try:
+        key, record = create_api_key(store, "embedded server (Keystone.local)")
+    finally:
+        store.close()
+
+    def revoke_key() -> None:
+        store = open_store(store_url)
+        try:
+            store.revoke_api_key(record.id)
+        finally:
+            store.close()
+
+    try:
+        running = serve_in_thread(ServerSettings(store_url=store_url, allow_local_paths=True))
+    except BaseException:
+        revoke_key()
+        raise
+
+    def stop() -> None:
+        try:
+            running.stop()
+        finally:
+            revoke_key()
+
+    return EmbeddedServer(running.url, key, stop)

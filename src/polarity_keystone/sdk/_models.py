@@ -1,0 +1,189 @@
+"""Typed responses of the Keystone API (seed 001's dataclasses, as pydantic models).
+
+Every model keeps fields it does not know (`extra="allow"`), so a newer server never breaks an older
+SDK, and has `from_dict` as in seed 001. Run results reuse `polarity_keystone.results`, the shapes the
+engine writes, so a result read through the API is the same object a local run produces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..results import RunResults
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "interrupted"})
+"""Experiment statuses after which nothing changes any more."""
+
+
+class KeystoneModel(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        return cls.model_validate(data)
+
+
+class ServiceInfo(KeystoneModel):
+    """How the agent reaches one service of its sandbox: `db` -> host "db", port 5432."""
+
+    host: str = ""
+    port: int | None = None
+    ready: bool = False
+
+
+class Sandbox(KeystoneModel):
+    id: str
+    spec_id: str = ""
+    state: str = ""
+    """creating, ready, running, error or destroyed."""
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    services: dict[str, ServiceInfo] = Field(default_factory=dict)
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _services_by_name(cls, value: Any) -> Any:
+        """The OpenAPI seed lists services as bare names; the REST reference maps name -> info."""
+        if isinstance(value, list):
+            return {str(name): {"host": str(name)} for name in value}
+        return value
+
+
+class CommandResult(KeystoneModel):
+    command: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int | None = None
+    duration_ms: int = 0
+
+
+class FileInfo(KeystoneModel):
+    size: int = 0
+    mode: str | int | None = None
+    checksum: str = ""
+
+
+class StateSnapshot(KeystoneModel):
+    sandbox_id: str = ""
+    captured_at: datetime | None = None
+    files: dict[str, FileInfo] = Field(default_factory=dict)
+    processes: list[dict[str, Any]] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class StateDiff(KeystoneModel):
+    """What changed in the workspace since the sandbox became ready."""
+
+    sandbox_id: str = ""
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    modified: list[str] = Field(default_factory=list)
+
+
+class Spec(KeystoneModel):
+    id: str
+    version: int = 1
+    description: str = ""
+    name: str | None = None
+    created_at: datetime | None = None
+
+
+class Experiment(KeystoneModel):
+    id: str
+    name: str = ""
+    spec_id: str = ""
+    status: str = ""
+    """created, queued, running, completed, failed, cancelled or interrupted."""
+    created_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExperimentResults(RunResults, KeystoneModel):
+    """`GET /v1/experiments/{id}`: the RunResults so far, plus where the run stands."""
+
+    ran_at: str = ""
+    seed: int = 0
+    status: str = ""
+    progress: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Done, by the server's status, or else by seed 001's rule (every scenario has a verdict)."""
+        if self.status:
+            return self.status in TERMINAL_STATUSES
+        counted = self.passed + self.failed + self.flaky + self.errors
+        return self.total_scenarios > 0 and counted >= self.total_scenarios
+
+
+class MetricComparison(KeystoneModel):
+    name: str
+    baseline: float | None = None
+    candidate: float | None = None
+    delta: float | None = None
+    direction: str = "same"
+    """better, worse or same."""
+
+
+class Comparison(KeystoneModel):
+    baseline_id: str
+    candidate_id: str
+    regressed: bool = False
+    regressions: list[str] = Field(default_factory=list)
+    metrics: list[MetricComparison] = Field(default_factory=list)
+
+
+class MetricsSummary(KeystoneModel):
+    total_runs: int = 0
+    pass_rate: float = 0.0
+    total_cost_usd: float = 0.0
+    mean_cost_per_run_usd: float = 0.0
+    mean_wall_ms: float = 0.0
+    p95_wall_ms: float = 0.0
+    total_tool_calls: int = 0
+    tool_success_rate: float = 0.0
+
+
+class ToolStats(KeystoneModel):
+    count: int = 0
+    mean_ms: float = 0.0
+    error_rate: float = 0.0
+
+
+class ExperimentMetrics(KeystoneModel):
+    experiment_id: str
+    summary: MetricsSummary = Field(default_factory=MetricsSummary)
+    tool_breakdown: dict[str, ToolStats] = Field(default_factory=dict)
+    cost_trend: list[dict[str, Any]] = Field(default_factory=list)
+    pass_rate_trend: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class TraceEvent(KeystoneModel):
+    """One thing an agent did (an LLM call, a tool call, ...), as reported to the sandbox's trace."""
+
+    ts: datetime | None = None
+    event_type: str = "tool_call"
+    tool: str = ""
+    phase: str = "complete"
+    """start, end, complete or invoked."""
+    duration_ms: float | None = None
+    status: str = "ok"
+    error_type: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    root_span_id: str | None = None
+    input: Any = None
+    output: Any = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SandboxTrace(KeystoneModel):
+    """`GET /v1/sandboxes/{id}/trace`: the events and their aggregate metrics."""
+
+    events: list[TraceEvent] = Field(default_factory=list)
+    metrics: dict[str, Any] = Field(default_factory=dict)

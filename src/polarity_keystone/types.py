@@ -1,0 +1,48 @@
+"""Seed 001's `polarity_keystone.types`: the SDK's response models and its error base, under the import
+path existing Keystone SDK users already write."""
+
+from .sdk import (
+    CommandResult,
+    Comparison,
+    CostInfo,
+    Experiment,
+    ExperimentMetrics,
+    ExperimentResults,
+    ForbiddenCheckResult,
+    InvariantResult,
+    KeystoneError,
+    Reproducer,
+    RunMetrics,
+    RunResults,
+    Sandbox,
+    SandboxTrace,
+    ScenarioResult,
+    ServiceInfo,
+    Spec,
+    StateDiff,
+    StateSnapshot,
+    TraceEvent,
+)
+
+__all__ = [
+    "CommandResult",
+    "Comparison",
+    "CostInfo",
+    "Experiment",
+    "ExperimentMetrics",
+    "ExperimentResults",
+    "ForbiddenCheckResult",
+    "InvariantResult",
+    "KeystoneError",
+    "Reproducer",
+    "RunMetrics",
+    "RunResults",
+    "Sandbox",
+    "SandboxTrace",
+    "ScenarioResult",
+    "ServiceInfo",
+    "Spec",
+    "StateDiff",
+    "StateSnapshot",
+    "TraceEvent",
+]

@@ -1,0 +1,148 @@
+"""Real servers for the SDK tests (imported by them; this directory is on sys.path under pytest's default
+import mode): the Keystone app in-process or on a socket, and any ASGI app on uvicorn."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from polarity_keystone import Keystone
+from polarity_keystone.server import ServerSettings, close_app, create_api_key, create_app, serve_in_thread
+from polarity_keystone.store import Store, open_store
+
+SPEC = """\
+version: 1
+id: {id}
+description: {description}
+base: "ubuntu:24.04"
+task: {{prompt: "write a.txt"}}
+agent: {{type: cli, command: "{command}"}}
+secrets:
+  - name: SDK_TEST_TOKEN
+invariants:
+  wrote_a:
+    gate: true
+    check: {{type: file_exists, path: a.txt}}
+parallelism: {{replicas: {replicas}}}
+"""
+
+
+def spec_yaml(
+    spec_id: str = "sdk-spec",
+    *,
+    description: str = "an SDK test",
+    command: str = "echo a > a.txt",
+    replicas: int = 1,
+) -> str:
+    return SPEC.format(id=spec_id, description=description, command=command, replicas=replicas)
+
+
+class SyncASGITransport(httpx.BaseTransport):
+    """httpx's ASGITransport (async only) driven from synchronous code through an anyio portal: the
+    app runs in-process, in the portal's event loop. Responses are complete once returned."""
+
+    def __init__(self, app: Any, portal: BlockingPortal) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self._portal = portal
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._portal.call(self._send, request)
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        forwarded = httpx.Request(
+            request.method, request.url, headers=request.headers, content=request.read()
+        )
+        response = await self._inner.handle_async_request(forwarded)
+        raw = b"".join([chunk async for chunk in response.aiter_raw()])
+        return httpx.Response(response.status_code, headers=response.headers, stream=httpx.ByteStream(raw))
+
+
+@dataclass
+class KeystoneServer:
+    """A Keystone server under test: its store (for keys and test set-up) and clients of it."""
+
+    store: Store
+    base_url: str
+    transport: httpx.BaseTransport | None
+    key: str
+    _clients: list[Keystone] = field(default_factory=list)
+
+    def new_key(self, name: str = "test") -> str:
+        return create_api_key(self.store, name)[0]
+
+    def client(self, api_key: str | None = None, **options: Any) -> Keystone:
+        client = Keystone(
+            api_key=api_key or self.key, base_url=self.base_url, transport=self.transport, **options
+        )
+        self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+        self.store.close()
+
+
+@contextmanager
+def keystone_in_process(store_url: str, **settings: Any) -> Iterator[KeystoneServer]:
+    """The app called in-process (no socket) through `SyncASGITransport`."""
+    app = create_app(ServerSettings(store_url=store_url, **settings))
+    server = _server(store_url, "http://keystone.test", None)
+    try:
+        with start_blocking_portal() as portal:
+            server.transport = SyncASGITransport(app, portal)
+            yield server
+    finally:
+        server.close()
+        close_app(app)
+
+
+@contextmanager
+def keystone_on_socket(store_url: str, **settings: Any) -> Iterator[KeystoneServer]:
+    """The app on uvicorn on a free 127.0.0.1 port (`serve_in_thread`), for streams and env-built clients."""
+    with serve_in_thread(ServerSettings(store_url=store_url, **settings)) as running:
+        server = _server(store_url, running.url, None)
+        try:
+            yield server
+        finally:
+            server.close()
+
+
+def _server(store_url: str, base_url: str, transport: httpx.BaseTransport | None) -> KeystoneServer:
+    store = open_store(store_url)
+    return KeystoneServer(store, base_url, transport, create_api_key(store, "sdk tests")[0])
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """`with serve_app(asgi_app) as base_url:`; the server stops at the end of the block."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
