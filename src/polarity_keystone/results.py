@@ -7,6 +7,9 @@ keys so that results written by a newer Keystone still load.
 
 from __future__ import annotations
 
+import os
+import shlex
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -149,3 +152,20 @@ class RunResults(_Result):
     scenarios: list[ScenarioResult] = Field(default_factory=list)
     fingerprint: dict[str, Any] = Field(default_factory=dict)
     spec_file: str = ""
+
+
+SERVER_REPLAY = "ks replay SPEC "
+"""How replay commands start in results a server produced: it knows uploaded text, not files."""
+
+
+def name_spec_file(results: RunResults, path: Path) -> None:
+    """Put the spec file a client ran into results a server produced, so their replay commands run as
+    printed (from the working directory: relative to it when the file is under it)."""
+    shown = os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
+    results.spec_file = results.spec_file or shown
+    for scenario in results.scenarios:
+        for outcome in [scenario, *scenario.replicas]:
+            if outcome.reproducer is not None and outcome.reproducer.command.startswith(SERVER_REPLAY):
+                command = outcome.reproducer.command.removeprefix(SERVER_REPLAY)
+                outcome.reproducer.command = f"ks replay {shlex.quote(shown)} {command}"
+                outcome.reproducer.spec_file = shown

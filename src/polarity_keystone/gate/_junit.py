@@ -1,0 +1,91 @@
+"""JUnit XML (with the junit-xml package): a testsuite per spec, a testcase per scenario.
+
+regressed / threshold failed -> failure, error -> error, inconclusive -> skipped, passed -> pass. The
+message names what went wrong; the body lists each invariant and forbidden rule with its counts, so a CI
+test tab shows why without opening the report. The suite-level test (all scenarios together) is its own
+testsuite when there is one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from junit_xml import TestCase, TestSuite, to_xml_report_string
+
+from ..engine._secrets import Redactor
+from ._summary import LABELS, clip, rate_text
+from ._verdict import GateVerdict, Outcome, ScenarioVerdict, Test
+
+SUITE_NAME = "keystone-gate"
+
+
+def _details(scenario: ScenarioVerdict) -> str:
+    lines = [f"pass rate {rate_text(scenario.candidate)}"]
+    if scenario.comparison is not None:
+        lines.append(f"baseline {rate_text(scenario.comparison.baseline)}")
+    lines += [
+        f"invariant {s.name}{' (gate)' if s.gate else ''}: {rate_text(s.candidate)}"
+        + (f", baseline {rate_text(s.baseline)}" if s.baseline else "")
+        for s in scenario.invariants
+    ]
+    lines += [
+        f"forbidden {f.rule}: violated in {f.violated} of {f.total} replicas" for f in scenario.forbidden
+    ]
+    lines += scenario.reasons
+    if scenario.replay:
+        lines.append(f"replay: {scenario.replay}")
+    return "\n".join(lines)
+
+
+def _mark(case: TestCase, outcome: Outcome, message: str, output: str) -> None:
+    if outcome in ("regressed", "threshold_failed"):
+        case.add_failure_info(message=message, output=output, failure_type=outcome)
+    elif outcome == "error":
+        case.add_error_info(message=message, output=output, error_type="error")
+    elif outcome == "inconclusive":
+        case.add_skipped_info(message=message, output=output)
+
+
+def _case(scenario: ScenarioVerdict) -> TestCase:
+    details = _details(scenario)
+    case = TestCase(
+        scenario.scenario_id,
+        classname=scenario.spec_id,
+        stdout=details if scenario.outcome == "passed" else None,
+    )
+    message = clip(scenario.reasons[0]) if scenario.reasons else LABELS[scenario.outcome]
+    _mark(case, scenario.outcome, message, details)
+    return case
+
+
+def _suite_case(test: Test, outcome: Outcome) -> TestCase:
+    text = (
+        f"all scenarios: {rate_text(test.baseline)} -> {rate_text(test.candidate)}, "
+        f"p={test.p_value:.3g} (adjusted {test.p_adjusted:.3g})"
+    )
+    if test.replicas_needed:
+        text += f"; about {test.replicas_needed} replicas per scenario would tell"
+    case = TestCase("suite pass rate", classname=SUITE_NAME, stdout=text if outcome == "passed" else None)
+    _mark(case, outcome, clip(text), text)
+    return case
+
+
+def render_junit(verdict: GateVerdict) -> str:
+    suites = []
+    for spec in verdict.specs:
+        cases = [_case(scenario) for scenario in spec.scenarios]
+        problems = [*spec.errors, *spec.reasons]
+        if problems or not cases:
+            case = TestCase("spec", classname=spec.spec_id)
+            own: Outcome = "error" if spec.errors or not cases else "threshold_failed"
+            _mark(case, own, clip(problems[0]) if problems else "no scenario ran", "\n".join(problems))
+            cases.append(case)
+        suites.append(TestSuite(spec.spec_id, cases, properties={"experiment_id": spec.experiment_id}))
+    if verdict.suite is not None and len(verdict.scenarios()) > 1:
+        suites.append(TestSuite(SUITE_NAME, [_suite_case(verdict.suite, verdict.suite_outcome)]))
+    return str(to_xml_report_string(suites, prettyprint=True, encoding="utf-8"))
+
+
+def write_junit(path: Path, verdict: GateVerdict, redact: Redactor) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(redact(render_junit(verdict)), encoding="utf-8")

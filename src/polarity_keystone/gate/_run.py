@@ -1,0 +1,378 @@
+"""`ks gate` from inputs to exit code, through the SDK only (an embedded server when none is configured).
+
+1. Check everything that costs nothing: inputs, spec files, secrets, the baseline file.
+2. Connect and check the API key (`GET /v1/specs`) before anything runs; fetch a server-side baseline;
+   refuse a baseline of another spec version before a sandbox boots.
+3. Post the "running…" comment; per spec: upload it, find this job attempt's experiment or create one
+   (tagged with repo, branch, commit and CI run; Idempotency-Key derived from the CI run, so a re-run of
+   the same attempt never makes a second one), run it, follow it (SSE, resumed; or polling), fetch results.
+4. Decide, write every report and the comment, then return the exit code.
+
+An infrastructure failure while experiments run (the server went away, the timeout ran out) does not
+abort: it becomes the verdict `error` for the specs it hit, so the reports still say what happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+
+from ..cli import _exit
+from ..engine import SecretError
+from ..engine._secrets import Redactor
+from ..results import RunResults, name_spec_file
+from ..sdk import (
+    APIConnectionError,
+    AuthenticationError,
+    ConflictError,
+    Experiment,
+    Keystone,
+    KeystoneError,
+    PermissionDeniedError,
+    StreamEvent,
+    collect_declared_secrets_from_file,
+)
+from ..spec import LoadedSpec, SpecError, load_spec
+from ._baseline import Baselines, from_branch, from_experiment, from_file
+from ._ci import CiContext, detect
+from ._comments import CommentError, Marker, StickyComment, thread_for
+from ._inputs import GateConfig, GateInputError, parse_baseline
+from ._publish import publish
+from ._report import GateReport, ReportError, read_report
+from ._summary import LABELS, headline, running
+from ._verdict import GateVerdict, Policy, SpecRun, decide
+
+EMBEDDED_DIR = Path(".keystone")
+"""Where the embedded server keeps its SQLite store (relative to the working directory)."""
+POLL_INTERVAL_S = 2.0
+
+
+class GateInfrastructureError(Exception):
+    """Raised before any experiment runs when the server cannot be reached or started; exit 3."""
+
+
+def expand_specs(patterns: Sequence[str]) -> list[Path]:
+    paths: list[Path] = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = [Path(m) for m in sorted(glob.glob(pattern, recursive=True)) if Path(m).is_file()]
+        else:
+            matches = [Path(pattern)] if Path(pattern).is_file() else []
+        if not matches:
+            raise GateInputError(f"invalid specs (--specs / KEYSTONE_SPECS): {pattern!r} matches no file")
+        paths += [path for path in matches if path not in paths]
+    return paths
+
+
+def load_specs(paths: Sequence[Path], err: Console) -> list[LoadedSpec]:
+    loaded, failed = [], False
+    for path in paths:
+        try:
+            loaded.append(load_spec(path))
+        except SpecError as exc:
+            failed = True
+            for issue in exc.issues:
+                err.print(issue.format(), markup=False, highlight=False)
+    if failed:
+        raise GateInputError("invalid specs: the files above have errors")
+    seen: dict[str, Path] = {}
+    for item, path in zip(loaded, paths, strict=True):
+        if item.spec.id in seen:
+            raise GateInputError(
+                f"invalid specs: {seen[item.spec.id]} and {path} both have id {item.spec.id}"
+            )
+        seen[item.spec.id] = path
+    return loaded
+
+
+def idempotency_key(run_key: str, spec_id: str) -> str:
+    """Stable for one CI job attempt and spec; short and free of characters a header would mind."""
+    return "ks-gate-" + hashlib.sha256(f"{run_key}\0{spec_id}".encode()).hexdigest()[:40]
+
+
+def uploaded_sha256(item: LoadedSpec) -> str:
+    """The spec hash the server will record for the uploaded text (its run fingerprint's spec_sha256)."""
+    return hashlib.sha256(item.text.encode("utf-8")).hexdigest()
+
+
+class _Progress:
+    """Prints one line per finished replica and per status change, from the experiment's events."""
+
+    def __init__(self, err: Console, spec_id: str) -> None:
+        self.err = err
+        self.spec_id = spec_id
+        self.status = ""
+
+    def __call__(self, event: StreamEvent) -> None:
+        data = event.data
+        if event.event == "replica_done":
+            self.err.print(
+                f"  [{self.spec_id}] {data.get('scenario_id')} replica {data.get('replica')}: "
+                f"{data.get('status')} ({data.get('wall_ms', 0)} ms)",
+                markup=False,
+            )
+        elif event.event == "progress" and data.get("status") and data.get("status") != self.status:
+            self.status = str(data["status"])
+            self.err.print(
+                f"  [{self.spec_id}] {self.status} ({data.get('done', 0)}/{data.get('total', '?')} replicas)",
+                markup=False,
+            )
+
+
+class Gate:
+    def __init__(self, config: GateConfig, environ: Mapping[str, str], err: Console, out: TextIO) -> None:
+        self.config = config
+        self.environ = environ
+        self.err = err
+        self.out = out
+        self.ci = _context(config, environ)
+        self.policy = Policy.from_config(config)
+        self.redact = Redactor(_named(config.secrets()))
+
+    # -- entry points -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        if self.config.from_results is not None:
+            return self._report_earlier(self.config.from_results)
+        loaded = load_specs(expand_specs(self.config.specs), self.err)
+        spec_secrets: list[str] = []
+        for item in loaded:
+            assert item.path is not None  # loaded from files
+            spec_secrets += collect_declared_secrets_from_file(item.path).values()
+        self.redact = Redactor(_named([*self.config.secrets(), *spec_secrets]))
+        spec_ids = [item.spec.id for item in loaded]
+        baseline = parse_baseline(self.config.baseline)
+        baselines = (
+            from_file(Path(baseline[1]), spec_ids) if baseline and baseline[0] == "file" else Baselines()
+        )
+        with self._connect() as ks:
+            if baseline and baseline[0] == "experiment":
+                baselines = from_experiment(ks, baseline[1], spec_ids)
+            elif baseline and baseline[0] == "branch":
+                baselines = from_branch(ks, baseline[1], spec_ids, self.ci)
+            self._refuse_changed_specs(loaded, baselines)
+            with self._sticky() as sticky:
+                if sticky is not None:
+                    self._comment(sticky, running(spec_ids, self.ci.run_url))
+                runs = self._run_all(ks, loaded, baselines)
+                verdict = decide(runs, self.policy)
+                candidates = [run.candidate for run in runs if run.candidate is not None]
+                report = GateReport(verdict=verdict, ci=self.ci, runs=candidates)
+                publish(report, self.config, sticky, self.redact, self.environ, self.err, self.out)
+        self._print(verdict)
+        return verdict.exit_code
+
+    def _report_earlier(self, path: Path) -> int:
+        """The fork-safe second step: publish a verdict decided by an earlier gate, running nothing.
+        The file comes from an untrusted run, so only its data is used, under the original job's marker:
+        the PR is the one this job names (pr-number, from a trusted source), never the file's, and the
+        file's links are dropped."""
+        report = read_report(path)
+        report.ci = report.ci.model_copy(update={"run_url": "", "project_url": "", "api_url": ""})
+        with self._sticky(Marker.for_run(report.ci)) as sticky:
+            publish(report, self.config, sticky, self.redact, self.environ, self.err, self.out)
+        self._print(report.verdict)
+        return report.verdict.exit_code
+
+    # -- server -------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[Keystone]:
+        url = self.config.server_url
+        try:
+            ks = Keystone(api_key=self.config.api_key, base_url=url) if url else Keystone.local(EMBEDDED_DIR)
+        except (KeystoneError, OSError, RuntimeError) as exc:
+            raise GateInfrastructureError(f"could not start the embedded Keystone server: {exc}") from exc
+        where = url or f"the embedded server ({ks.base_url})"
+        self.err.print(f"Keystone server: {where}", markup=False)
+        try:
+            try:
+                ks.specs.list(limit=1)
+            except (AuthenticationError, PermissionDeniedError) as exc:
+                raise GateInputError(
+                    f"invalid api-key (KEYSTONE_API_KEY): {where} refused it: {exc.message}"
+                ) from None
+            except APIConnectionError as exc:
+                raise GateInfrastructureError(f"cannot reach {where}: {exc.message}") from None
+            yield ks
+        finally:
+            ks.close()
+
+    def _refuse_changed_specs(self, loaded: Sequence[LoadedSpec], baselines: Baselines) -> None:
+        """A baseline of another spec version is refused before anything runs (when it can be known
+        now); other fingerprint differences are judged with the results."""
+        if self.policy.allow_fingerprint_mismatch:
+            return
+        for item in loaded:
+            base = baselines.runs.get(item.spec.id)
+            before = base.fingerprint.get("spec_sha256") if base is not None else None
+            if before and before != uploaded_sha256(item):
+                raise GateInputError(
+                    f"invalid baseline for {item.spec.id}: it ran another version of the spec "
+                    f"({baselines.sources[item.spec.id]}: spec_sha256 {str(before)[:12]}…, now "
+                    f"{uploaded_sha256(item)[:12]}…); set allow-fingerprint-mismatch to compare anyway, or "
+                    "baseline: none"
+                )
+
+    # -- experiments --------------------------------------------------------------------------------
+
+    def _run_all(self, ks: Keystone, loaded: Sequence[LoadedSpec], baselines: Baselines) -> list[SpecRun]:
+        deadline = time.monotonic() + self.config.timeout
+        runs: list[SpecRun] = []
+        lost: str | None = None
+        for item in loaded:
+            spec_id = item.spec.id
+            if lost is not None:
+                runs.append(_spec_run(spec_id, baselines, None, f"not run: {lost}"))
+                continue
+            try:
+                candidate, problem = self._run_spec(ks, item, deadline)
+            except APIConnectionError as exc:
+                lost = f"lost the Keystone server: {exc.message}"
+                candidate, problem = None, lost
+            except KeystoneError as exc:
+                candidate, problem = None, f"the Keystone server refused the run: {exc.message}"
+            runs.append(_spec_run(spec_id, baselines, candidate, problem))
+        return runs
+
+    def _run_spec(self, ks: Keystone, item: LoadedSpec, deadline: float) -> tuple[RunResults, str | None]:
+        spec_id = item.spec.id
+        embedded = not self.config.server_url
+        spec = ks.specs.create(item.text, source_dir=item.spec_dir if embedded else None)
+        experiment = self._experiment(ks, item, spec.id)
+        self.err.print(
+            f"[{spec_id}] experiment {experiment.id} ({experiment.status or 'created'})", markup=False
+        )
+        key = idempotency_key(self.ci.run_key, spec_id) + "-run" if self.ci.run_key else None
+        with contextlib.suppress(ConflictError):  # already queued, running or finished
+            ks.experiments.run(experiment.id, idempotency_key=key)
+        problem = None
+        try:
+            results = ks.experiments.wait(
+                experiment.id,
+                timeout=max(1.0, deadline - time.monotonic()),
+                stream=self.config.follow == "stream",
+                poll_interval=POLL_INTERVAL_S,
+                on_event=_Progress(self.err, spec_id),
+            )
+        except TimeoutError:
+            results = ks.experiments.get(experiment.id)
+            problem = f"did not finish within the timeout ({self.config.timeout:g}s)"
+        if problem is None and results.status and results.status != "completed":
+            problem = f"experiment {experiment.id} {results.status}: {results.error or 'no results'}"
+        assert item.path is not None  # loaded from files
+        name_spec_file(results, item.path)
+        return results, problem
+
+    def _experiment(self, ks: Keystone, item: LoadedSpec, spec_id: str) -> Experiment:
+        """This job attempt's experiment of the spec: found by its CI-run tag, else created with an
+        Idempotency-Key derived from the run (so even concurrent duplicates make one)."""
+        run_key = self.ci.run_key
+        if run_key:
+            found = ks.experiments.list(spec_id=spec_id, metadata={"ci_run": run_key}, limit=1)
+            if found:
+                self.err.print(
+                    f"[{spec_id}] this job attempt already has experiment {found[0].id}: reusing it",
+                    markup=False,
+                )
+                return found[0]
+        ci = self.ci
+        name = f"gate {spec_id} {ci.branch or 'local'}" + (f"@{ci.commit[:8]}" if ci.commit else "")
+        assert item.path is not None  # loaded from files
+        return ks.experiments.create(
+            name,
+            spec_id,
+            spec_path=item.path,
+            metadata=ci.tags(),
+            replicas=self.config.replicas,
+            concurrency=self.config.concurrency,
+            seed=self.config.seed,
+            idempotency_key=idempotency_key(run_key, spec_id) if run_key else None,
+        )
+
+    # -- comment and console ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _sticky(self, marker: Marker | None = None) -> Iterator[StickyComment | None]:
+        """The job's comment on its PR/MR (`self.ci`, with pr-number applied), or None: no PR, no token,
+        or comment: off."""
+        thread = None
+        if self.config.comment != "off":
+            thread = thread_for(self.ci, self.config.comment_token)
+        if thread is None:
+            yield None
+            return
+        sticky = StickyComment(thread, marker or Marker.for_run(self.ci), self.config.comment)
+        try:
+            yield sticky
+        finally:
+            sticky.close()
+
+    def _comment(self, sticky: StickyComment, body: str) -> None:
+        try:
+            sticky.post(body)
+        except CommentError as exc:
+            self.err.print(f"could not write the PR/MR comment: {self.redact(str(exc))}", markup=False)
+
+    def _print(self, verdict: GateVerdict) -> None:
+        self.err.print(self.redact(headline(verdict)), markup=False)
+        for scenario in verdict.scenarios():
+            if scenario.outcome != "passed":
+                self.err.print(
+                    f"  {LABELS[scenario.outcome]}: {scenario.spec_id} / {scenario.scenario_id}", markup=False
+                )
+                for reason in scenario.reasons:
+                    self.err.print(f"    {self.redact(reason)}", markup=False)
+        for spec in verdict.specs:
+            for problem in [*spec.errors, *spec.reasons]:
+                self.err.print(f"  {spec.spec_id}: {self.redact(problem)}", markup=False)
+        self.err.print(f"exit code {verdict.exit_code}", markup=False)
+
+
+def _spec_run(
+    spec_id: str, baselines: Baselines, candidate: RunResults | None, problem: str | None
+) -> SpecRun:
+    return SpecRun(
+        spec_id,
+        candidate,
+        baselines.runs.get(spec_id),
+        baselines.sources.get(spec_id, ""),
+        problem,
+        tuple(baselines.notes.get(spec_id, [])),
+    )
+
+
+def _named(values: Sequence[str]) -> dict[str, str]:
+    return {f"secret-{index}": value for index, value in enumerate(values)}
+
+
+def _context(config: GateConfig, environ: Mapping[str, str]) -> CiContext:
+    ci = detect(environ)
+    updates: dict[str, object] = {}
+    if config.run_key:
+        updates["run_key"] = config.run_key
+    if config.pr_number:
+        updates["pr_number"] = config.pr_number
+    return ci.model_copy(update=updates) if updates else ci
+
+
+def run_gate(config: GateConfig, environ: Mapping[str, str], err: Console, out: TextIO) -> int:
+    """The exit code of one gate run; input and early infrastructure errors are printed here."""
+    try:
+        return Gate(config, environ, err, out).run()
+    except (GateInputError, ReportError, SecretError) as exc:
+        err.print(f"invalid input: {exc}", markup=False)
+        return _exit.INVALID_INPUT
+    except GateInfrastructureError as exc:
+        err.print(f"infrastructure error: {exc}", markup=False)
+        return _exit.INFRASTRUCTURE
+    except KeystoneError as exc:  # the server failed a call before any experiment ran (e.g. a baseline's)
+        err.print(f"infrastructure error: the Keystone server failed: {exc.message}", markup=False)
+        return _exit.INFRASTRUCTURE

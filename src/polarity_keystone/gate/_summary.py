@@ -1,0 +1,151 @@
+"""The Markdown report: the GitHub job summary, the summary file, and the body of the PR/MR comment.
+
+Problems first (what blocked, with the numbers behind it and the command that replays a failure), the
+full table folded below. Text from runs (reasons quote agent output and check evidence) is escaped for
+tables and cut to a bounded length, so one chatty agent cannot break the layout or the comment limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ._report import GateReport
+from ._verdict import GateVerdict, Outcome, Rate, ScenarioVerdict, Test
+
+ICONS: dict[Outcome, str] = {
+    "passed": "✅",
+    "regressed": "❌",
+    "threshold_failed": "❌",
+    "inconclusive": "⚠️",
+    "error": "💥",
+}
+LABELS: dict[Outcome, str] = {
+    "passed": "passed",
+    "regressed": "regressed",
+    "threshold_failed": "threshold failed",
+    "inconclusive": "inconclusive",
+    "error": "error",
+}
+MAX_TEXT = 400
+"""Longest reason or note shown (characters)."""
+MAX_ROWS = 200
+"""Scenarios listed in the full table; the rest are counted."""
+MAX_BODY = 60_000
+"""GitHub refuses comments over 65,536 characters; GitLab notes allow 1,000,000."""
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cell(text: str) -> str:
+    return clip(text).replace("|", "\\|")
+
+
+def rate_text(rate: Rate | None) -> str:
+    return rate.describe() if rate is not None else "—"
+
+
+def headline(verdict: GateVerdict) -> str:
+    """One sentence: what the gate decided and why."""
+    scenarios = verdict.scenarios()
+    counted = {outcome: sum(s.outcome == outcome for s in scenarios) for outcome in LABELS}
+    parts = [f"{count} {LABELS[outcome]}" for outcome, count in counted.items() if count]
+    what = f"{len(scenarios)} scenario(s) in {len(verdict.specs)} spec(s)" + (
+        f": {', '.join(parts)}" if parts else ""
+    )
+    suite = verdict.suite if len(scenarios) > 1 else None  # with one scenario, the suite is that scenario
+    if verdict.suite_outcome == "regressed" and suite is not None:
+        what += f"; suite pass rate {suite.baseline.rate:.0%} -> {suite.candidate.rate:.0%} (significant)"
+    elif verdict.suite_outcome == "inconclusive" and suite is not None:
+        what += (
+            f"; suite pass rate {suite.baseline.rate:.0%} -> {suite.candidate.rate:.0%} is not significant, "
+            f"about {suite.replicas_needed} replicas per scenario would tell"
+        )
+    blocking = "" if verdict.exit_code or verdict.verdict == "passed" else " (not blocking)"
+    return f"Keystone gate {LABELS[verdict.verdict]}{blocking}: {what}"
+
+
+def _test_text(test: Test | None) -> str:
+    if test is None:
+        return "—"
+    return f"{-test.drop:+.0%} (p={test.p_value:.2g}, adj. {test.p_adjusted:.2g})"
+
+
+def _attention(scenarios: Iterable[ScenarioVerdict]) -> list[str]:
+    lines = []
+    for s in scenarios:
+        if s.outcome == "passed":
+            continue
+        lines.append(f"- {ICONS[s.outcome]} **{s.spec_id} / {s.scenario_id}** — {LABELS[s.outcome]}")
+        lines += [f"  - {clip(reason)}" for reason in s.reasons]
+        if s.replay and s.outcome != "inconclusive":
+            lines.append(f"  - replay a failure: `{clip(s.replay, 300)}`")
+    return lines
+
+
+def _scenario_table(scenarios: list[ScenarioVerdict]) -> list[str]:
+    lines = [
+        f"<details><summary>All scenarios ({len(scenarios)})</summary>",
+        "",
+        "| Scenario | Verdict | Pass rate | Baseline | Change |",
+        "|---|---|---|---|---|",
+    ]
+    for s in scenarios[:MAX_ROWS]:
+        baseline = s.comparison.baseline if s.comparison else None
+        lines.append(
+            f"| {cell(s.spec_id + ' / ' + s.scenario_id)} | {ICONS[s.outcome]} {LABELS[s.outcome]} | "
+            f"{rate_text(s.candidate)} | {rate_text(baseline)} | {_test_text(s.comparison)} |"
+        )
+    if len(scenarios) > MAX_ROWS:
+        lines.append(f"| … and {len(scenarios) - MAX_ROWS} more | | | | |")
+    return [*lines, "", "</details>"]
+
+
+def render(report: GateReport) -> str:
+    verdict = report.verdict
+    lines = [f"### {ICONS[verdict.verdict]} {clip(headline(verdict), 1000)}", ""]
+    lines += ["| Spec | Verdict | Pass rate | Baseline | Experiment |", "|---|---|---|---|---|"]
+    for spec in verdict.specs:
+        source = f" ({cell(spec.baseline_source)})" if spec.baseline_source else ""
+        experiment = cell(spec.experiment_id) or "—"
+        lines.append(
+            f"| {cell(spec.spec_id)} | {ICONS[spec.outcome]} {LABELS[spec.outcome]} | "
+            f"{rate_text(spec.candidate)} | {rate_text(spec.baseline)}{source} | {experiment} |"
+        )
+    if verdict.suite is not None and len(verdict.scenarios()) > 1:
+        suite = verdict.suite
+        lines += [
+            "",
+            f"**All scenarios together:** {rate_text(suite.baseline)} → {rate_text(suite.candidate)}, "
+            f"change {_test_text(suite)}: {LABELS[verdict.suite_outcome]}",
+        ]
+    problems = [f"- 💥 **{spec.spec_id}**: {clip(error)}" for spec in verdict.specs for error in spec.errors]
+    problems += [
+        f"- ❌ **{spec.spec_id}**: {clip(reason)}" for spec in verdict.specs for reason in spec.reasons
+    ]
+    problems += _attention(verdict.scenarios())
+    if problems:
+        lines += ["", "#### Needs attention", "", *problems]
+    lines += ["", *_scenario_table(verdict.scenarios())]
+    notes = [f"- {spec.spec_id}: {clip(note)}" for spec in verdict.specs for note in spec.notes]
+    if notes:
+        lines += ["", "<details><summary>Notes</summary>", "", *notes, "", "</details>"]
+    policy = verdict.policy
+    settings = (
+        f"alpha {policy.get('alpha')}, min-effect {policy.get('min_effect')}, "
+        f"correction {policy.get('correction')}, inconclusive {policy.get('inconclusive')}, "
+        f"fail-on {','.join(policy.get('fail_on', [])) or 'none'}"
+    )
+    link = f" · [CI run]({report.ci.run_url})" if report.ci.run_url else ""
+    lines += ["", f"<sub>Keystone {report.keystone_version} · {settings}{link}</sub>"]
+    text = "\n".join(lines) + "\n"
+    if len(text) > MAX_BODY:
+        text = text[: MAX_BODY - 200] + "\n\n… (cut: the full report is in the job's artifacts)\n"
+    return text
+
+
+def running(specs: Iterable[str], run_url: str) -> str:
+    link = f" ([CI run]({run_url}))" if run_url else ""
+    return f"### ⏳ Keystone gate is running{link}\n\nSpecs: {', '.join(f'`{s}`' for s in specs)}\n"
