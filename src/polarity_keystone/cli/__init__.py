@@ -1,4 +1,4 @@
-"""The `ks` command line: `eval run`, `spec validate`, `replay`, `cleanup`, `images build`."""
+"""The `ks` command line: `eval run`, `spec validate`, `replay`, `cleanup`, `images build`, `gate`."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from .._version import __version__
 from ..engine import FingerprintMismatch, RunOptions, SecretError, prepare, replay, run_experiment
 from ..results import RunResults
 from ..sandbox import DockerBackend, FixtureError, ImageError, ImageResolver, SandboxError
+from ..sdk import KeystoneError
 from ..spec import LoadedSpec, SpecError, load_spec
 from ..spec._units import format_duration
-from . import _exit
+from . import _exit, _served, _server_commands
 from ._output import dump_json, write_json
 from ._progress import ConsoleProgress
 from ._report import print_replica_failure, print_run
@@ -83,7 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
         dest="images_command", required=True
     )
     images.add_parser(
-        "build", help="build the local postgres, redis and base images (cached by content hash)"
+        "build", help="build Keystone's local images: base, services, gateway (cached by content hash)"
+    )
+    _server_commands.add_parsers(commands)
+    from ..gate import add_arguments as add_gate_arguments  # imported late: the gate imports this package
+
+    add_gate_arguments(
+        commands.add_parser(
+            "gate",
+            help="CI gate: run specs, compare with a baseline, report, exit 0/1/2/3/4",
+            description="Every flag also reads its KEYSTONE_* environment variable (flag wins). Exit "
+            "codes: 0 passed, 1 regressed or threshold failed, 2 invalid input, 3 infrastructure error, "
+            "4 inconclusive.",
+        )
     )
     return parser
 
@@ -98,6 +111,17 @@ def _load_all(paths: Sequence[Path]) -> list[LoadedSpec] | None:
             for issue in exc.issues:
                 err.print(issue.format(), markup=False, highlight=False)
     return None if failed else loaded
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from ..gate import GateInputError, resolve, run_gate  # imported late: the gate imports this package
+
+    try:
+        config = resolve(args, os.environ)
+    except GateInputError as exc:
+        err.print(f"invalid input: {exc}", markup=False)
+        return _exit.INVALID_INPUT
+    return run_gate(config, os.environ, err, sys.stdout)
 
 
 def _backend() -> DockerBackend:
@@ -119,18 +143,10 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     loaded = _load_all(args.specs)
     if loaded is None:
         return _exit.INVALID_INPUT
-    backend = _backend()
-    resolver = ImageResolver(backend.client)
-    runs: list[RunResults] = []
-    for item in loaded:
-        err.print(f"[bold]{item.spec.id}[/] preparing images…")
-        prepared = prepare(item, resolver)
-        options = RunOptions(
-            replicas=args.replicas, concurrency=args.concurrency, seed=args.seed, keep=args.keep
-        )
-        with ConsoleProgress(err, item.spec.id) as progress:
-            runs.append(run_experiment(prepared, backend, options, progress))
-        print_run(err, runs[-1])
+    options = RunOptions(replicas=args.replicas, concurrency=args.concurrency, seed=args.seed, keep=args.keep)
+    runs = _run_direct(loaded, options) if args.keep else _served.run_all(loaded, err, options)
+    for results in runs:
+        print_run(err, results)
     document = runs[0] if len(runs) == 1 else runs
     if args.output:
         write_json(args.output, document)
@@ -138,6 +154,20 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(dump_json(document) + "\n")
     return _exit.for_statuses(s.status for run in runs for s in run.scenarios)
+
+
+def _run_direct(loaded: Sequence[LoadedSpec], options: RunOptions) -> list[RunResults]:
+    """`--keep` runs on the engine in this process: kept sandboxes are a local debugging aid, outside the
+    server's lifecycle (it destroys every replica's sandbox)."""
+    backend = _backend()
+    resolver = ImageResolver(backend.client)
+    runs = []
+    for item in loaded:
+        err.print(f"[bold]{item.spec.id}[/] preparing images…")
+        prepared = prepare(item, resolver)
+        with ConsoleProgress(err, item.spec.id) as progress:
+            runs.append(run_experiment(prepared, backend, options, progress))
+    return runs
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -171,6 +201,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"It is removed when resources.timeout ({format_duration(prepared.spec.resources.timeout)}) "
             "runs out, or now with: ks cleanup --all"
         )
+        if prepared.spec.network.ingress.allow:
+            err.print(f"Its ingress ports on this machine: docker port keystone-{result.sandbox_id}-gateway")
     if args.json:
         sys.stdout.write(dump_json(result) + "\n")
     return _exit.for_statuses([result.status])
@@ -184,7 +216,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 def cmd_images_build(args: argparse.Namespace) -> int:
     resolver = ImageResolver(DockerBackend().client)
-    for name in ("base", "postgres", "redis", "http_mock", "s3"):
+    for name in ("base", "postgres", "redis", "http_mock", "s3", "gateway", "execlog"):
         image = resolver.local(name)
         err.print(f"{name}: {image.ref}")
     return _exit.PASSED
@@ -196,6 +228,9 @@ _COMMANDS = {
     ("replay", None): cmd_replay,
     ("cleanup", None): cmd_cleanup,
     ("images", "build"): cmd_images_build,
+    ("serve", None): _server_commands.cmd_serve,
+    ("keys", "create"): _server_commands.cmd_keys_create,
+    ("gate", None): cmd_gate,
 }
 
 
@@ -212,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SecretError as exc:
         err.print(f"[red]invalid secrets:[/] {exc}")
         return _exit.INVALID_INPUT
-    except (SandboxError, ImageError) as exc:
+    except (SandboxError, ImageError, KeystoneError, _served.ServedRunError) as exc:
         err.print(f"[red]infrastructure error:[/] {exc}")
         return _exit.INFRASTRUCTURE
     except FixtureError as exc:

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..results import ReplicaResult
 from ..sandbox import BootEvent
+from ..sdk import StreamEvent
 
 
 class ConsoleProgress:
@@ -65,14 +66,31 @@ class ConsoleProgress:
                 self._bar.update(self._task, status=self._status())
 
     def replica_done(self, scenario_id: str, result: ReplicaResult) -> None:
+        self._finished(scenario_id, result.replica, result.status, result.wall_ms, result.sandbox_id)
+
+    def on_event(self, event: StreamEvent) -> None:
+        """The same display from a server's experiment stream (`progress`, `replica_done`)."""
+        data = event.data
+        if event.event == "progress" and not self._total and data.get("total"):
+            self.started(int(data["total"]), [str(note) for note in data.get("notes") or []])
+        elif event.event == "replica_done":
+            self._finished(
+                str(data.get("scenario_id")),
+                int(data.get("replica") or 0),
+                str(data.get("status")),
+                int(data.get("wall_ms") or 0),
+                str(data.get("sandbox_id") or ""),
+            )
+
+    def _finished(self, scenario_id: str, replica: int, status: str, wall_ms: int, sandbox_id: str) -> None:
         with self._lock:
-            self._booting.discard(result.sandbox_id)
-            self._counts[result.status] += 1
+            self._booting.discard(sandbox_id)
+            self._counts[status] = self._counts.get(status, 0) + 1
             self._done += 1
             if self._bar is not None:
                 self._bar.update(self._task, advance=1, status=self._status())
                 return
             self._console.print(
-                f"[{self._done}/{self._total}] {scenario_id} replica {result.replica}: "
-                f"{result.status} ({result.wall_ms / 1000:.1f}s)"
+                f"[{self._done}/{self._total}] {scenario_id} replica {replica}: "
+                f"{status} ({wall_ms / 1000:.1f}s)"
             )

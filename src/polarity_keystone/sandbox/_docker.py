@@ -567,10 +567,13 @@ class DockerBackend(SandboxBackend):
 
 def connect() -> docker.DockerClient:
     """A client for the local engine; raises SandboxError with the fix when no engine answers."""
+    client: docker.DockerClient | None = None
     try:
         client = docker.from_env(timeout=120, max_pool_size=64)
         client.ping()
     except docker.errors.DockerException as exc:
+        if client is not None:
+            client.close()  # its socket would otherwise outlive the failure
         raise SandboxError(
             f"no Docker engine answers ({exc}); start one, e.g. `scripts/setup-docker`, or set DOCKER_HOST"
         ) from exc

@@ -1,0 +1,66 @@
+"""`ks eval run` through a Keystone server: the one KEYSTONE_BASE_URL names, else an embedded one started
+in this process (SQLite under `.keystone/`, local Docker). The same API and code path as the SDK and the
+gate; the run is stored, so `GET /v1/experiments/<id>` serves it later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+
+from ..engine import RunOptions
+from ..results import RunResults, name_spec_file
+from ..sdk import Keystone
+from ..spec import LoadedSpec
+from ._progress import ConsoleProgress
+
+EMBEDDED_DIR = Path(".keystone")
+WAIT_LIMIT_S = 24 * 3600.0
+"""`ks eval run` waits as long as the run takes; the spec's own timeouts bound each replica."""
+
+
+class ServedRunError(Exception):
+    """The server could not run a spec (it failed or was cut short); an infrastructure error (exit 3)."""
+
+
+@contextmanager
+def connect(err: Console) -> Iterator[Keystone]:
+    base_url = os.environ.get("KEYSTONE_BASE_URL")
+    ks = Keystone(base_url=base_url) if base_url else Keystone.local(EMBEDDED_DIR)
+    err.print(f"[dim]Keystone server: {base_url or f'embedded ({ks.base_url}, store {EMBEDDED_DIR}/)'}[/]")
+    try:
+        yield ks
+    finally:
+        ks.close()
+
+
+def run_spec(ks: Keystone, item: LoadedSpec, err: Console, options: RunOptions) -> RunResults:
+    """Upload the spec (with its directory, when the server is this process), run it as an experiment
+    and wait for the results, showing progress from the experiment's stream."""
+    assert item.path is not None  # the CLI loads specs from files
+    embedded = not os.environ.get("KEYSTONE_BASE_URL")
+    spec = ks.specs.create(item.text, source_dir=item.spec_dir if embedded else None)
+    experiment = ks.experiments.create(
+        f"ks eval run {item.spec.id}",
+        spec.id,
+        spec_path=item.path,
+        replicas=options.replicas,
+        concurrency=options.concurrency,
+        seed=options.seed,
+    )
+    err.print(f"[bold]{item.spec.id}[/] experiment {experiment.id}")
+    with ConsoleProgress(err, item.spec.id) as progress:
+        results = ks.experiments.run_and_wait(experiment.id, timeout=WAIT_LIMIT_S, on_event=progress.on_event)
+    if results.status != "completed":
+        raise ServedRunError(f"experiment {experiment.id} {results.status}: {results.error or 'no results'}")
+    name_spec_file(results, item.path)
+    return RunResults.model_validate(results.model_dump(include=set(RunResults.model_fields)))
+
+
+def run_all(loaded: Sequence[LoadedSpec], err: Console, options: RunOptions) -> list[RunResults]:
+    with connect(err) as ks:
+        return [run_spec(ks, item, err, options) for item in loaded]
