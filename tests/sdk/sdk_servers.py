@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 import uvicorn
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+from anyio.from_thread import start_blocking_portal
+from asgi_sync import SyncASGITransport
 
 from polarity_keystone import Keystone
 from polarity_keystone.server import ServerSettings, close_app, create_api_key, create_app, serve_in_thread
@@ -43,26 +44,6 @@ def spec_yaml(
     replicas: int = 1,
 ) -> str:
     return SPEC.format(id=spec_id, description=description, command=command, replicas=replicas)
-
-
-class SyncASGITransport(httpx.BaseTransport):
-    """httpx's ASGITransport (async only) driven from synchronous code through an anyio portal: the
-    app runs in-process, in the portal's event loop. Responses are complete once returned."""
-
-    def __init__(self, app: Any, portal: BlockingPortal) -> None:
-        self._inner = httpx.ASGITransport(app=app)
-        self._portal = portal
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        return self._portal.call(self._send, request)
-
-    async def _send(self, request: httpx.Request) -> httpx.Response:
-        forwarded = httpx.Request(
-            request.method, request.url, headers=request.headers, content=request.read()
-        )
-        response = await self._inner.handle_async_request(forwarded)
-        raw = b"".join([chunk async for chunk in response.aiter_raw()])
-        return httpx.Response(response.status_code, headers=response.headers, stream=httpx.ByteStream(raw))
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import Api, MakeApi
+from server_api import Api, MakeApi
 
 from polarity_keystone.server._ratelimit import RateLimiter
 

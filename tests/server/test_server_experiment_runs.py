@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from conftest import Api, MakeApi, spec_yaml, sse_events, wait_until_finished
+from server_api import Api, MakeApi, spec_yaml, sse_events, wait_until_finished
 
 from polarity_keystone.server import close_app
 

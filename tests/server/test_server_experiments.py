@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import Api, MakeApi, spec_yaml, sse_events, unreachable_engine, wait_until_finished
+from server_api import Api, MakeApi, spec_yaml, sse_events, unreachable_engine, wait_until_finished
 
 from polarity_keystone.engine._aggregate import aggregate_run, aggregate_scenario
 from polarity_keystone.results import ReplicaResult

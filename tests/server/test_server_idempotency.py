@@ -6,7 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import Api, MakeApi, spec_yaml
+from server_api import Api, MakeApi, spec_yaml
 
 from polarity_keystone.server import hash_key
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import Api, MakeApi, spec_yaml, sse_events
+from server_api import Api, MakeApi, spec_yaml, sse_events
 
 pytestmark = pytest.mark.docker
 

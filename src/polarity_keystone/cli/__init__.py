@@ -15,9 +15,10 @@ from ..engine import FingerprintMismatch, RunOptions, SecretError, prepare, repl
 from ..results import RunResults
 from ..sandbox import DockerBackend, FixtureError, ImageError, ImageResolver, SandboxError
 from ..sdk import KeystoneError
-from ..spec import LoadedSpec, SpecError, load_spec
+from ..spec import LoadedSpec
 from ..spec._units import format_duration
 from . import _exit, _served, _server_commands
+from ._load import load_or_report
 from ._output import dump_json, write_json
 from ._progress import ConsoleProgress
 from ._report import print_replica_failure, print_run
@@ -101,18 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_all(paths: Sequence[Path]) -> list[LoadedSpec] | None:
-    loaded, failed = [], False
-    for path in paths:
-        try:
-            loaded.append(load_spec(path))
-        except SpecError as exc:
-            failed = True
-            for issue in exc.issues:
-                err.print(issue.format(), markup=False, highlight=False)
-    return None if failed else loaded
-
-
 def cmd_gate(args: argparse.Namespace) -> int:
     from ..gate import GateInputError, resolve, run_gate  # imported late: the gate imports this package
 
@@ -131,7 +120,7 @@ def _backend() -> DockerBackend:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    loaded = _load_all(args.specs)
+    loaded = load_or_report(args.specs, err)
     if loaded is None:
         return _exit.INVALID_INPUT
     for item in loaded:
@@ -140,7 +129,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_run(args: argparse.Namespace) -> int:
-    loaded = _load_all(args.specs)
+    loaded = load_or_report(args.specs, err)
     if loaded is None:
         return _exit.INVALID_INPUT
     options = RunOptions(replicas=args.replicas, concurrency=args.concurrency, seed=args.seed, keep=args.keep)
@@ -171,7 +160,7 @@ def _run_direct(loaded: Sequence[LoadedSpec], options: RunOptions) -> list[RunRe
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    loaded = _load_all([args.spec])
+    loaded = load_or_report([args.spec], err)
     if loaded is None:
         return _exit.INVALID_INPUT
     backend = _backend()

@@ -25,6 +25,7 @@ from typing import TextIO
 from rich.console import Console
 
 from ..cli import _exit
+from ..cli._load import load_or_report
 from ..engine import SecretError
 from ..engine._secrets import Redactor
 from ..results import RunResults, name_spec_file
@@ -39,7 +40,7 @@ from ..sdk import (
     StreamEvent,
     collect_declared_secrets_from_file,
 )
-from ..spec import LoadedSpec, SpecError, load_spec
+from ..spec import LoadedSpec
 from ._baseline import Baselines, from_branch, from_experiment, from_file
 from ._ci import CiContext, detect
 from ._comments import CommentError, Marker, StickyComment, thread_for
@@ -72,15 +73,8 @@ def expand_specs(patterns: Sequence[str]) -> list[Path]:
 
 
 def load_specs(paths: Sequence[Path], err: Console) -> list[LoadedSpec]:
-    loaded, failed = [], False
-    for path in paths:
-        try:
-            loaded.append(load_spec(path))
-        except SpecError as exc:
-            failed = True
-            for issue in exc.issues:
-                err.print(issue.format(), markup=False, highlight=False)
-    if failed:
+    loaded = load_or_report(paths, err)
+    if loaded is None:
         raise GateInputError("invalid specs: the files above have errors")
     seen: dict[str, Path] = {}
     for item, path in zip(loaded, paths, strict=True):
