@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ._context import ServerContext
 from ._errors import Forbidden, InvalidRequest, RateLimited, Unauthorized
+from ._events import last_event_id
 from ._keys import hash_key
 from ._models import unstorable_text
 
@@ -94,3 +95,14 @@ def sandbox_scoped(sandbox_id: str, principal: Authenticated) -> Principal:
 
 
 SandboxScoped = Annotated[Principal, Depends(sandbox_scoped)]
+
+
+def _resume_after(
+    header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    query: Annotated[int | None, Query(alias="last_event_id", ge=0, le=2**62)] = None,
+) -> int:
+    return last_event_id(header, query)
+
+
+ResumeAfter = Annotated[int, Depends(_resume_after)]
+"""The id of the last event a reconnecting stream client saw (0: from the start)."""

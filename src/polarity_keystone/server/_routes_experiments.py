@@ -6,16 +6,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from ..results import RunResults
 from ..store import ExperimentRecord
 from ._context import ServerContext
-from ._deps import Context, LiveKey
+from ._deps import Context, LiveKey, ResumeAfter
 from ._errors import WrongState
-from ._events import experiment_event_ends, experiment_stream, last_event_id, sse_response
+from ._events import experiment_event_ends, experiment_stream, sse_response
 from ._models import (
     CompareRequest,
     Comparison,
@@ -172,13 +172,12 @@ async def stream_experiment(
     experiment_id: str,
     context: Context,
     _: LiveKey,
-    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    last_event_id_query: Annotated[int | None, Query(alias="last_event_id", ge=0, le=2**62)] = None,
+    after: ResumeAfter,
 ) -> StreamingResponse:
     await run_in_threadpool(context.store.get_experiment, experiment_id)
     events = context.bus.follow(
         experiment_stream(experiment_id),
-        last_event_id(last_event_id_header, last_event_id_query),
+        after,
         experiment_event_ends,
         context.settings.stream_timeout_s,
     )

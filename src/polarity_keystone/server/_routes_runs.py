@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets as random_bits
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
@@ -18,9 +18,9 @@ from ..engine._seeds import SEED_BITS, replica_seed
 from ..results import InvariantResult, ReplicaResult, RunResults
 from ..store import EventRecord, ExperimentRecord
 from ._context import ServerContext
-from ._deps import Context, LiveKey
+from ._deps import Context, LiveKey, ResumeAfter
 from ._errors import AtCapacity, InvalidRequest, NotFoundError
-from ._events import Render, experiment_event_ends, experiment_stream, last_event_id, sse_response
+from ._events import Render, experiment_event_ends, experiment_stream, sse_response
 from ._models import (
     MAX_SEED,
     ReplicaSuiteCreate,
@@ -208,10 +208,8 @@ async def stream_run(
     run_id: str,
     context: Context,
     _: LiveKey,
-    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    last_event_id_query: Annotated[int | None, Query(alias="last_event_id", ge=0, le=2**62)] = None,
+    after: ResumeAfter,
 ) -> StreamingResponse:
-    after = last_event_id(last_event_id_header, last_event_id_query)
     return await _stream(context, run_id, RUN, after, _run_event)
 
 
@@ -296,10 +294,8 @@ async def stream_replica_suite(
     suite_id: str,
     context: Context,
     _: LiveKey,
-    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    last_event_id_query: Annotated[int | None, Query(alias="last_event_id", ge=0, le=2**62)] = None,
+    after: ResumeAfter,
 ) -> StreamingResponse:
-    after = last_event_id(last_event_id_header, last_event_id_query)
     return await _stream(
         context,
         suite_id,

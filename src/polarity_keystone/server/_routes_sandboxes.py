@@ -7,9 +7,9 @@ import base64
 import binascii
 import posixpath
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
@@ -17,9 +17,9 @@ from ..sandbox import Sandbox, SandboxError
 from ..spec import parse_duration
 from ..store import SandboxRecord
 from ._context import ServerContext
-from ._deps import Context, LiveKey, SandboxScoped
+from ._deps import Context, LiveKey, ResumeAfter, SandboxScoped
 from ._errors import InvalidRequest, NotFoundError, WrongState
-from ._events import last_event_id, sandbox_event_ends, sandbox_stream, sse_response
+from ._events import sandbox_event_ends, sandbox_stream, sse_response
 from ._models import (
     CommandRequest,
     CommandResult,
@@ -295,13 +295,12 @@ async def events(
     sandbox_id: str,
     context: Context,
     _: SandboxScoped,
-    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    last_event_id_query: Annotated[int | None, Query(alias="last_event_id", ge=0, le=2**62)] = None,
+    after: ResumeAfter,
 ) -> StreamingResponse:
     await run_in_threadpool(context.store.get_sandbox, sandbox_id)
     followed = context.bus.follow(
         sandbox_stream(sandbox_id),
-        last_event_id(last_event_id_header, last_event_id_query),
+        after,
         sandbox_event_ends,
         context.settings.stream_timeout_s,
     )
