@@ -154,6 +154,9 @@ class RunResults(_Result):
     spec_file: str = ""
 
 
+INVALID_INPUT_PREFIX = "invalid input:"
+"""How a server begins the error of an experiment that failed on its input (spec, secrets), so a client
+can tell it from an infrastructure failure."""
 SERVER_REPLAY = "ks replay SPEC "
 """How replay commands start in results a server produced: it knows uploaded text, not files."""
 

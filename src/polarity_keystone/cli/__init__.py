@@ -236,7 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SecretError as exc:
         err.print(f"[red]invalid secrets:[/] {exc}")
         return _exit.INVALID_INPUT
-    except (SandboxError, ImageError, KeystoneError, _served.ServedRunError) as exc:
+    except _served.ServedRunError as exc:
+        err.print(f"[red]{'invalid input' if exc.invalid_input else 'infrastructure error'}:[/] {exc}")
+        return _exit.INVALID_INPUT if exc.invalid_input else _exit.INFRASTRUCTURE
+    except (SandboxError, ImageError, KeystoneError) as exc:
         err.print(f"[red]infrastructure error:[/] {exc}")
         return _exit.INFRASTRUCTURE
     except FixtureError as exc:

@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ..engine import RunOptions
-from ..results import RunResults, name_spec_file
+from ..results import INVALID_INPUT_PREFIX, RunResults, name_spec_file
 from ..sdk import Keystone
 from ..spec import LoadedSpec
 from ._progress import ConsoleProgress
@@ -24,7 +24,12 @@ WAIT_LIMIT_S = 24 * 3600.0
 
 
 class ServedRunError(Exception):
-    """The server could not run a spec (it failed or was cut short); an infrastructure error (exit 3)."""
+    """The server could not run a spec: invalid input (exit 2) when its error says so, else an
+    infrastructure error (exit 3)."""
+
+    def __init__(self, message: str, *, invalid_input: bool) -> None:
+        super().__init__(message)
+        self.invalid_input = invalid_input
 
 
 @contextmanager
@@ -56,7 +61,11 @@ def run_spec(ks: Keystone, item: LoadedSpec, err: Console, options: RunOptions) 
     with ConsoleProgress(err, item.spec.id) as progress:
         results = ks.experiments.run_and_wait(experiment.id, timeout=WAIT_LIMIT_S, on_event=progress.on_event)
     if results.status != "completed":
-        raise ServedRunError(f"experiment {experiment.id} {results.status}: {results.error or 'no results'}")
+        error = results.error or "no results"
+        raise ServedRunError(
+            f"experiment {experiment.id} {results.status}: {error}",
+            invalid_input=error.startswith(INVALID_INPUT_PREFIX),
+        )
     name_spec_file(results, item.path)
     return RunResults.model_validate(results.model_dump(include=set(RunResults.model_fields)))
 

@@ -32,7 +32,7 @@ from ..engine import (
     scenarios_of,
 )
 from ..engine._aggregate import aggregate_run, aggregate_scenario
-from ..results import ReplicaResult, RunResults
+from ..results import INVALID_INPUT_PREFIX, ReplicaResult, RunResults
 from ..sandbox import (
     BootEvent,
     BootListener,
@@ -319,7 +319,7 @@ class ExperimentRunner:
         except _Stopped:
             self.finish(record.id, "interrupted", error="the server stopped before the experiment finished")
         except (SpecError, SecretError, FingerprintMismatch) as exc:
-            self.finish(record.id, "failed", error=f"invalid input: {exc}")
+            self.finish(record.id, "failed", error=f"{INVALID_INPUT_PREFIX} {exc}")
         except (ImageError, FixtureError, SandboxError) as exc:
             self.finish(record.id, "failed", error=f"infrastructure error: {exc}")
         except Exception as exc:
