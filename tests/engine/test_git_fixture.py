@@ -81,7 +81,8 @@ def test_the_repository_lands_in_the_sandbox_at_the_asked_revision(
 def test_a_commit_sha_can_be_checked_out(
     prepared_from: Callable[..., PreparedSpec], backend: DockerBackend, repo: dict[str, str]
 ) -> None:
-    prepared = prepared_from(SPEC.format(extra=f", branch: {repo['first'][:12]}"))
+    # Quoted, as a spec must: an unquoted sha of digits (or digits and one `e`) is a YAML number.
+    prepared = prepared_from(SPEC.format(extra=f", branch: '{repo['first'][:12]}'"))
 
     replica = run_experiment(prepared, backend, RunOptions(seed=1)).scenarios[0].replicas[0]
 

@@ -9,6 +9,7 @@ power cut can lose the last ones).
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,24 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
         connection.row_factory = _dict_row
-        connection.execute("PRAGMA journal_mode = WAL")
+        _enter_wal(connection)
         connection.execute("PRAGMA synchronous = NORMAL")
         return connection
+
+
+def _enter_wal(connection: sqlite3.Connection) -> None:
+    """Switching a new database to WAL needs it to itself, and SQLite answers "database is locked" at
+    once (no busy wait) while another connection is opening it too; the mode persists, so this only
+    waits on the first opens of a database."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _usable(connection: sqlite3.Connection) -> bool:
