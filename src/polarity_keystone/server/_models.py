@@ -334,6 +334,13 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return documented
 
 
+SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+    **error_responses(403, 404),
+}
+"""The `responses=` of a Server-Sent Events route."""
+
+
 class WebhookEvent(_Response):
     id: str
     type: str = Field(description="`run.completed`")

@@ -17,6 +17,7 @@ from ._deps import Context, LiveKey, ResumeAfter
 from ._errors import WrongState
 from ._events import experiment_event_ends, experiment_stream, sse_response
 from ._models import (
+    SSE_RESPONSES,
     CompareRequest,
     Comparison,
     ExperimentCreate,
@@ -163,10 +164,7 @@ def compare_experiments(body: CompareRequest, context: Context, _: LiveKey) -> d
         "Resume with `Last-Event-ID`; the stream ends after `done` or `error`."
     ),
     response_class=StreamingResponse,
-    responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
-        **error_responses(403, 404),
-    },
+    responses=SSE_RESPONSES,
 )
 async def stream_experiment(
     experiment_id: str,

@@ -23,6 +23,7 @@ from ._errors import AtCapacity, InvalidRequest, NotFoundError
 from ._events import Render, experiment_event_ends, experiment_stream, sse_response
 from ._models import (
     MAX_SEED,
+    SSE_RESPONSES,
     ReplicaSuiteCreate,
     ReplicaSuiteOut,
     RunCreate,
@@ -39,10 +40,6 @@ from ._results import results_so_far
 from ._runner import REPLICA_SUITE, RUN
 
 router = APIRouter(tags=["Runs"])
-SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
-    **error_responses(403, 404),
-}
 _ENDED = ("failed", "cancelled", "interrupted")
 
 

@@ -21,6 +21,7 @@ from ._deps import Context, LiveKey, ResumeAfter, SandboxScoped
 from ._errors import InvalidRequest, NotFoundError, WrongState
 from ._events import sandbox_event_ends, sandbox_stream, sse_response
 from ._models import (
+    SSE_RESPONSES,
     CommandRequest,
     CommandResult,
     Duration,
@@ -286,10 +287,7 @@ def extend_timeout(sandbox_id: str, body: TimeoutRequest, context: Context, _: S
         "the stream ends when the sandbox is destroyed."
     ),
     response_class=StreamingResponse,
-    responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
-        **error_responses(403, 404),
-    },
+    responses=SSE_RESPONSES,
 )
 async def events(
     sandbox_id: str,
