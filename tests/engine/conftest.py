@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_examples import EXAMPLES, RunSpec
 
 from polarity_keystone.engine import PreparedSpec, RunOptions, prepare, run_experiment
 from polarity_keystone.results import RunResults
 from polarity_keystone.sandbox import DockerBackend, ImageResolver
 from polarity_keystone.spec import load_spec
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-RunSpec = Callable[..., RunResults]
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from engine_examples import RunSpec
 
 from polarity_keystone.engine import PreparedSpec, prepare, scenarios_of
 from polarity_keystone.results import RunResults
@@ -19,7 +20,6 @@ from polarity_keystone.spec import load_spec
 pytestmark = pytest.mark.docker
 
 PrepareFrom = Callable[..., PreparedSpec]
-RunSpec = Callable[..., RunResults]
 FLAKY_SEED = 1
 """An experiment seed whose 10 flaky-example replicas are mixed (checked by the tests below)."""
 

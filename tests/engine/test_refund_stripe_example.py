@@ -10,16 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from engine_examples import EXAMPLES, RunSpec
 
 from polarity_keystone.engine import PreparedSpec, prepare
-from polarity_keystone.results import ReplicaResult, RunResults
+from polarity_keystone.results import ReplicaResult
 from polarity_keystone.sandbox import ImageResolver
 from polarity_keystone.spec import load_spec
 
 pytestmark = pytest.mark.docker
 
-RunSpec = Callable[..., RunResults]
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "refund-stripe"
+EXAMPLE = EXAMPLES / "refund-stripe"
 
 
 def _violations(replica: ReplicaResult) -> dict[str, dict[str, object]]:

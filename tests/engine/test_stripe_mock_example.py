@@ -10,18 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from engine_examples import EXAMPLES, RunSpec
 
 from polarity_keystone.engine import PreparedSpec, prepare
 from polarity_keystone.engine._prepare import plan_replica
-from polarity_keystone.results import RunResults
 from polarity_keystone.sandbox import ImageResolver
 from polarity_keystone.services import HttpMock, http_mock
 from polarity_keystone.spec import load_spec
 
 pytestmark = pytest.mark.docker
 
-RunSpec = Callable[..., RunResults]
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE = "stripe-mock/stripe.yaml"
 
 
