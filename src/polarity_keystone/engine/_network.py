@@ -9,16 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..sandbox import NetworkPolicy
-from ..spec._models import Spec
+from ..spec._models import Spec, service_name
 
-INTERNAL_SUFFIX = ".services.internal"
 HttpCall = dict[str, Any]
 """{source, service, host, method, path, status, allowed} — `service` None for hosts outside the sandbox."""
-
-
-def service_name(target: str) -> str:
-    """`stripe.services.internal` and `stripe` name the same service."""
-    return target.lower().removesuffix(INTERNAL_SUFFIX)
 
 
 def network_policy(spec: Spec) -> NetworkPolicy | None:

@@ -7,9 +7,9 @@ the agent's proxy environment and resolver, and reads back its log.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ..services import ServicePlan
+from ..spec._models import INTERNAL_SUFFIX
 from ._base import NetworkPolicy
 
 ALIAS = "keystone-gateway"
@@ -46,7 +46,7 @@ def proxy_env(services: list[ServicePlan]) -> dict[str, str]:
     stay direct. Clients that ignore them still go through the gateway by DNS (ports 80 and 443)."""
     proxy = f"http://{ALIAS}:{PROXY_PORT}"
     direct = ",".join(
-        ["localhost", "127.0.0.1", "agent", ALIAS, ".services.internal", *(s.name for s in services)]
+        ["localhost", "127.0.0.1", "agent", ALIAS, INTERNAL_SUFFIX, *(s.name for s in services)]
     )
     env = {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "NO_PROXY": direct}
     return {**env, **{name.lower(): value for name, value in env.items()}}
@@ -54,15 +54,3 @@ def proxy_env(services: list[ServicePlan]) -> dict[str, str]:
 
 def resolv_conf(gateway_ip: str) -> str:
     return f"nameserver {gateway_ip}\noptions ndots:0\n"
-
-
-def parse_log(text: str) -> list[dict[str, Any]]:
-    events = []
-    for line in text.splitlines():
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by the gateway's end
-        if isinstance(event, dict):
-            events.append(event)
-    return events

@@ -10,7 +10,7 @@ from typing import Any
 from ..results import ForbiddenCheckResult
 from ..sandbox import WorkspaceDiff
 from ..services.postgres_audit import TableWrite
-from ..spec._models import Forbidden
+from ..spec._models import Forbidden, service_name
 from ._evidence import redact_all
 from ._registry import Registry
 
@@ -189,7 +189,7 @@ def _forbidden_commands(patterns: list[str], record: RunRecord) -> ForbiddenChec
 
 @register("http_except")
 def _http_except(services: list[str], record: RunRecord) -> ForbiddenCheckResult:
-    allowed = {name.lower().removesuffix(".services.internal") for name in services}
+    allowed = {service_name(name) for name in services}
     outside = [call for call in record.http_calls if call.get("service") not in allowed]
     if not outside:
         return ForbiddenCheckResult(

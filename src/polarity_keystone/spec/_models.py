@@ -295,6 +295,15 @@ class Ingress(_Block):
     allow: list[IngressRule] = Field(default_factory=list)
 
 
+INTERNAL_SUFFIX = ".services.internal"
+
+
+def service_name(reference: str) -> str:
+    """The service a network name refers to: `stripe.services.internal` (the reference's network
+    examples) and `stripe` name the same service."""
+    return reference.lower().removesuffix(INTERNAL_SUFFIX)
+
+
 class Network(_Block):
     egress: Egress = Field(default_factory=Egress)
     ingress: Ingress = Field(default_factory=Ingress)

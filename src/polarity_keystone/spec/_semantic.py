@@ -22,6 +22,7 @@ from ._models import (
     Spec,
     SqlCheck,
     SqlFixture,
+    service_name,
 )
 from ._source import DataPath, SourceMap
 
@@ -31,9 +32,6 @@ _RESERVED_ENV_PREFIX = "KEYSTONE_"
 
 _AGENT_ALIAS = "agent"
 """The agent container's name on the sandbox network."""
-
-_INTERNAL_SUFFIX = ".services.internal"
-"""`stripe.services.internal` names the service `stripe`, as in the reference's network examples."""
 
 
 def semantic_issues(spec: Spec, source: SourceMap, spec_dir: Path) -> list[SpecIssue]:
@@ -81,11 +79,11 @@ def _undeclared_services(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
     ]
     users += [(path, name) for path, name, _ in _mock_readers(spec)]
     users += [
-        (("network", "dns_overrides", host), target.lower().removesuffix(_INTERNAL_SUFFIX))
+        (("network", "dns_overrides", host), service_name(target))
         for host, target in spec.network.dns_overrides.items()
     ]
     users += [
-        (("forbidden", "http_except", index), name.lower().removesuffix(_INTERNAL_SUFFIX))
+        (("forbidden", "http_except", index), service_name(name))
         for index, name in enumerate(spec.forbidden.http_except or [])
     ]
     for path, name in users:
@@ -108,10 +106,10 @@ def _unrecorded_mocks(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
         for name, invariant in spec.invariants.items()
         if isinstance(invariant.check, HttpMockAssertionsCheck)
     ]
-    for path, service_name, reader in [*readers, *_mock_readers(spec)]:
-        if service_name not in services:
+    for path, name, reader in [*readers, *_mock_readers(spec)]:
+        if name not in services:
             continue
-        index, service = services[service_name]
+        index, service = services[name]
         if service.type != "http_mock":
             yield source.issue(
                 path,
