@@ -33,8 +33,7 @@ class ServedRunError(Exception):
 
 
 @contextmanager
-def connect(err: Console) -> Iterator[Keystone]:
-    base_url = os.environ.get("KEYSTONE_BASE_URL")
+def connect(base_url: str | None, err: Console) -> Iterator[Keystone]:
     ks = Keystone(base_url=base_url) if base_url else Keystone.local(EMBEDDED_DIR)
     err.print(f"[dim]Keystone server: {base_url or f'embedded ({ks.base_url}, store {EMBEDDED_DIR}/)'}[/]")
     try:
@@ -43,11 +42,12 @@ def connect(err: Console) -> Iterator[Keystone]:
         ks.close()
 
 
-def run_spec(ks: Keystone, item: LoadedSpec, err: Console, options: RunOptions) -> RunResults:
+def run_spec(
+    ks: Keystone, item: LoadedSpec, err: Console, options: RunOptions, *, embedded: bool
+) -> RunResults:
     """Upload the spec (with its directory, when the server is this process), run it as an experiment
     and wait for the results, showing progress from the experiment's stream."""
     assert item.path is not None  # the CLI loads specs from files
-    embedded = not os.environ.get("KEYSTONE_BASE_URL")
     spec = ks.specs.create(item.text, source_dir=item.spec_dir if embedded else None)
     experiment = ks.experiments.create(
         f"ks eval run {item.spec.id}",
@@ -71,5 +71,6 @@ def run_spec(ks: Keystone, item: LoadedSpec, err: Console, options: RunOptions) 
 
 
 def run_all(loaded: Sequence[LoadedSpec], err: Console, options: RunOptions) -> list[RunResults]:
-    with connect(err) as ks:
-        return [run_spec(ks, item, err, options) for item in loaded]
+    base_url = os.environ.get("KEYSTONE_BASE_URL")
+    with connect(base_url, err) as ks:
+        return [run_spec(ks, item, err, options, embedded=not base_url) for item in loaded]

@@ -21,11 +21,11 @@ What the log cannot show:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._jsonl import json_objects
 from ..sandbox import ImageResolver, ResolvedImage, Sandbox, SandboxError
 from ..spec import Spec
 
@@ -97,8 +97,7 @@ def parse_log(text: str) -> list[ExecutedCommand]:
     """
     records: list[ExecutedCommand | None] = []
     last_exec: dict[int, int] = {}
-    for line in text.splitlines():
-        record = _json_object(line)
+    for record in json_objects(text):
         if "failed" in record:
             index = last_exec.pop(record.get("pid", -1), None)
             if index is not None:
@@ -111,14 +110,6 @@ def parse_log(text: str) -> list[ExecutedCommand]:
             last_exec[executed.pid] = len(records)
         records.append(executed)
     return sorted((executed for executed in records if executed is not None), key=lambda c: c.ts)
-
-
-def _json_object(line: str) -> dict[str, Any]:
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _command(record: dict[str, Any]) -> ExecutedCommand | None:

@@ -8,10 +8,10 @@ never part of the workspace diff. A `traced` span writes a `start` and an `end` 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+from .._jsonl import json_objects
 from ..sandbox import Sandbox
 
 TRACE_FILE = "/tmp/keystone-trace.jsonl"
@@ -22,15 +22,7 @@ def read_trace(sandbox: Sandbox) -> list[TraceEvent]:
     result = sandbox.exec(["cat", TRACE_FILE])
     if result.exit_code != 0:
         return []  # the agent reported nothing
-    events = []
-    for line in result.stdout.splitlines():
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-    return events
+    return json_objects(result.stdout)
 
 
 def tool_calls(events: list[TraceEvent]) -> list[TraceEvent]:

@@ -23,6 +23,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
 
+from .._jsonl import json_objects
 from ..services import ExecProbe, LogLine, ServicePlan
 from . import _gateway as gateway
 from . import _labels as labels
@@ -204,7 +205,7 @@ class DockerSandbox(Sandbox):
         if self.gateway is None:
             return []
         result = _exec(self.gateway, ["cat", gateway.LOG_PATH])
-        return gateway.parse_log(result.stdout) if result.exit_code == 0 else []
+        return json_objects(result.stdout) if result.exit_code == 0 else []
 
     # --- teardown ----------------------------------------------------------------------------
 
@@ -365,6 +366,7 @@ class DockerBackend(SandboxBackend):
         self.client = client or connect()
         self.owner = owner or labels.owner_id()
         self._host_guarded = False
+        """guard_host runs its container once per engine; this flag spares each boot the engine lookup."""
 
     def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> DockerSandbox:
         sandbox_id = plan.sandbox_id or f"sb-{secrets.token_hex(6)}"

@@ -15,6 +15,7 @@ from importlib import resources
 from types import ModuleType
 from typing import Any
 
+from .._jsonl import json_objects
 from ..sandbox._base import Sandbox, SandboxError
 from ..spec._models import Service
 from ._base import ExecProbe, LogLine, Readiness, ServiceKind
@@ -84,13 +85,4 @@ def recorded_requests(sandbox: Sandbox, service: Service) -> list[dict[str, Any]
     if result.exit_code != 0:
         output = (result.stderr or result.stdout).strip()
         raise SandboxError(f"cannot read the requests recorded by {service.name!r}: {output}")
-    requests = []
-    for line in result.stdout.splitlines():
-        if line.strip():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a request still being written
-            if isinstance(entry, dict):
-                requests.append(entry)
-    return requests
+    return json_objects(result.stdout)
