@@ -116,8 +116,10 @@ class Sandbox(abc.ABC):
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
         workdir: str = "/workspace",
+        user: str | None = None,
     ) -> ExecResult:
-        """Run a command in the agent container (a string runs with `sh -c`)."""
+        """Run a command in the agent container (a string runs with `sh -c`), as `user` (a name or
+        uid[:gid]) or, when None, as the container's own user."""
 
     @abc.abstractmethod
     def service_exec(

@@ -107,11 +107,12 @@ class DockerSandbox(Sandbox):
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
         workdir: str = WORKSPACE,
+        user: str | None = None,
     ) -> ExecResult:
         agent = self._agent()
         if self.state is SandboxState.READY:
             self.state = SandboxState.RUNNING
-        return _exec(agent, command, timeout=timeout, env=env, workdir=workdir)
+        return _exec(agent, command, timeout=timeout, env=env, workdir=workdir, user=user)
 
     def service_exec(
         self,
@@ -336,6 +337,7 @@ def _exec(
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
     workdir: str | None = None,
+    user: str | None = None,
 ) -> ExecResult:
     argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
     if timeout is not None:
@@ -343,7 +345,9 @@ def _exec(
         argv = ["timeout", "-k", "2", f"{timeout:.3f}", *argv]
     started = time.monotonic()
     try:
-        result = container.exec_run(argv, demux=True, environment=dict(env or {}), workdir=workdir)
+        result = container.exec_run(
+            argv, demux=True, environment=dict(env or {}), workdir=workdir, user=user or ""
+        )
     except docker.errors.APIError as exc:
         raise SandboxError(f"exec in {container.name} failed: {exc.explanation or exc}") from exc
     elapsed = time.monotonic() - started
