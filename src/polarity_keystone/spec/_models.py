@@ -8,6 +8,7 @@ them) and rejected by `unsupported_features` with a clear message.
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -23,7 +24,20 @@ from pydantic import (
     model_validator,
 )
 
-from ._units import Duration, Size
+from ._limits import (
+    MAX_FIXTURES,
+    MAX_ID_LENGTH,
+    MAX_INVARIANTS,
+    MAX_SCENARIOS,
+    MAX_SERVICES,
+    Cpu,
+    JsonData,
+    Memory,
+    SpecPath,
+    SqlValue,
+    Timeout,
+)
+from ._units import Size
 
 _KEBAB = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -45,10 +59,10 @@ class Agent(_Block):
     type: Literal["cli", "paragon", "snapshot"]
     command: str | None = None
     """`cli`: the shell command that runs the agent, from /workspace."""
-    path: str | None = None
+    path: SpecPath | None = None
     """`cli`: a local directory (relative to the spec) copied read-only to /opt/agent."""
     env: dict[str, str] = Field(default_factory=dict)
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     snapshot: str | None = None
 
     @model_validator(mode="after")
@@ -69,7 +83,7 @@ def _octal_mode(value: Any) -> Any:
 
 
 class SetupFile(_Block):
-    path: str
+    path: SpecPath
     content: str
     mode: Annotated[int, BeforeValidator(_octal_mode)] = 0o644
 
@@ -82,10 +96,10 @@ class Setup(_Block):
 
 
 class Resources(_Block):
-    cpu: float = Field(default=2.0, gt=0)
-    memory: Size = 2 * 1024**3
+    cpu: Cpu = 2.0
+    memory: Memory = 2 * 1024**3
     disk: Size | None = None
-    timeout: Duration = 600.0
+    timeout: Timeout = 600.0
     concurrency_limit: int | None = Field(default=None, ge=1)
 
 
@@ -96,7 +110,7 @@ class SqlFixture(_Block):
     type: Literal["sql"]
     service: str
     sql: str | None = None
-    file: str | None = None
+    file: SpecPath | None = None
     """A .sql file relative to the spec, instead of inline `sql`."""
 
     @model_validator(mode="after")
@@ -108,9 +122,9 @@ class SqlFixture(_Block):
 
 class DirectoryFixture(_Block):
     type: Literal["directory"]
-    source: str
+    source: SpecPath
     """A local directory, relative to the spec."""
-    path: str = "/workspace"
+    path: SpecPath = "/workspace"
     """Where it lands in the sandbox (relative paths are under /workspace)."""
 
 
@@ -119,7 +133,7 @@ class GitRepoFixture(_Block):
     url: str
     branch: str | None = None
     depth: int | None = Field(default=None, ge=1)
-    path: str = "/workspace"
+    path: SpecPath = "/workspace"
 
 
 class DriftFixture(_Block):
@@ -150,7 +164,7 @@ class S3Fixture(_Block):
     service: str
     bucket: BucketName
     objects: dict[str, str] = Field(default_factory=dict)
-    source: str | None = None
+    source: SpecPath | None = None
     prefix: str = ""
 
 
@@ -363,14 +377,14 @@ class CommandExitCheck(_Block):
     type: Literal["command_exit"]
     command: str
     exit_code: int = 0
-    timeout: Duration = 60.0
+    timeout: Timeout = 60.0
 
 
 class SqlCheck(_Block):
     type: Literal["sql"]
     service: str
     query: str
-    equals: Any = Field(validation_alias=AliasChoices("equals", "expected"))
+    equals: SqlValue = Field(validation_alias=AliasChoices("equals", "expected"))
     """The expected value (required: `equals: null` expects NULL). The Python SDK writes `expected`."""
 
 
@@ -378,10 +392,10 @@ class CustomCheck(_Block):
     type: Literal["custom"]
     command: str | None = None
     """A command run in the sandbox from /workspace; it prints `{"passed", "score", "message"}` as JSON."""
-    script: str | None = None
+    script: SpecPath | None = None
     """A local script (relative to the spec) copied into the sandbox and run with `interpreter`."""
     interpreter: str = "python3"
-    timeout: Duration = 60.0
+    timeout: Timeout = 60.0
 
     @model_validator(mode="after")
     def _one_source(self) -> CustomCheck:
@@ -408,7 +422,7 @@ class MockRequestAssertion(_Block):
     query: dict[str, str] | None = None
     headers: dict[str, str] | None = None
     body_contains: str | None = None
-    json_: Any = Field(default=None, alias="json")
+    json_: JsonData = Field(default=None, alias="json")
     called: bool = True
     count: int | None = Field(default=None, ge=0)
     min_count: int | None = Field(default=None, ge=0)
@@ -603,6 +617,9 @@ class Parallelism(_Block):
                 raise ValueError(f"matrix axis {axis!r} has no values")
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", axis):
                 raise ValueError(f"matrix axis {axis!r} must be an identifier (it becomes an env var)")
+        cells = math.prod(len(values) for values in value.values())
+        if cells > MAX_SCENARIOS:
+            raise ValueError(f"the matrix has {cells} cells (scenarios); the limit is {MAX_SCENARIOS}")
         return value
 
 
@@ -616,13 +633,13 @@ class Spec(_Block):
     agent: Agent
     setup: Setup = Field(default_factory=Setup)
     resources: Resources = Field(default_factory=Resources)
-    fixtures: list[Fixture] = Field(default_factory=list)
-    services: list[Service] = Field(default_factory=list)
+    fixtures: list[Fixture] = Field(default_factory=list, max_length=MAX_FIXTURES)
+    services: list[Service] = Field(default_factory=list, max_length=MAX_SERVICES)
     secrets: list[Annotated[Secret, BeforeValidator(_secret_from_string)]] = Field(default_factory=list)
     network: Network = Field(default_factory=Network)
     audit: Audit = Field(default_factory=Audit)
     forbidden: Forbidden = Field(default_factory=Forbidden)
-    invariants: dict[str, Invariant] = Field(min_length=1)
+    invariants: dict[str, Invariant] = Field(min_length=1, max_length=MAX_INVARIANTS)
     scoring: Scoring = Field(default_factory=Scoring)
     parallelism: Parallelism = Field(default_factory=Parallelism)
     determinism: Determinism = Field(default_factory=Determinism)
@@ -630,6 +647,8 @@ class Spec(_Block):
     @field_validator("id")
     @classmethod
     def _kebab_id(cls, value: str) -> str:
+        if len(value) > MAX_ID_LENGTH:
+            raise ValueError(f"id has {len(value)} characters; the limit is {MAX_ID_LENGTH}")
         if not _KEBAB.match(value):
             raise ValueError(f"id {value!r} must be kebab-case, e.g. 'refund-agent'")
         return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -28,12 +29,20 @@ _SIZE_FACTOR = {
 }
 
 
+def _finite(value: float) -> float:
+    """A YAML number as a float; `.inf` and integers too large for a float come out as infinity."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
 def parse_duration(value: Any) -> float:
     """Seconds from a Go-style duration (`5m`, `1h30m`, `250ms`) or a bare number of seconds."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as '30s', '5m' or '1h', not a boolean")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = _finite(value)
     elif isinstance(value, str):
         text = value.strip()
         parts = _DURATION_PART.findall(text)
@@ -44,6 +53,8 @@ def parse_duration(value: Any) -> float:
         seconds = sum(float(n) * _DURATION_SECONDS[u] for n, u in parts)
     else:
         raise ValueError(f"expected a duration such as '30s' or '5m', got {type(value).__name__}")
+    if not math.isfinite(seconds):
+        raise ValueError(f"a duration must be a finite number of seconds, got {value!r}")
     if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
     return seconds
@@ -54,14 +65,17 @@ def parse_size(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("expected a size such as '512Mi' or '2Gi', not a boolean")
     if isinstance(value, int | float):
-        size = int(value)
+        number = _finite(value)
     elif isinstance(value, str):
         match = _SIZE.match(value)
         if not match:
             raise ValueError(f"invalid size {value!r}: use a number with a unit, e.g. '512Mi', '2Gi', '1GB'")
-        size = int(float(match.group(1)) * _SIZE_FACTOR[(match.group(2) or "").lower()])
+        number = float(match.group(1)) * _SIZE_FACTOR[(match.group(2) or "").lower()]
     else:
         raise ValueError(f"expected a size such as '512Mi' or '2Gi', got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise ValueError(f"a size must be a finite number of bytes, got {value!r}")
+    size = int(number)
     if size <= 0:
         raise ValueError("a size must be greater than zero")
     return size
