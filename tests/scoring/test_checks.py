@@ -1,6 +1,6 @@
 """Invariant checks against a real sandbox (agent + Postgres): for each check type what passes, what
-fails, and what the result says and keeps as evidence so a failure explains itself; redaction of
-secrets from both."""
+fails, and what the result says and keeps as evidence so a failure explains itself; the engine's
+redaction pass over both."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from polarity_keystone.results import InvariantResult
+from polarity_keystone.engine import Redactor, redact_result
+from polarity_keystone.results import InvariantResult, ReplicaResult
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, FixtureStep, ImageResolver, SandboxPlan
 from polarity_keystone.scoring import CheckContext, run_check, supported_checks
 from polarity_keystone.services import ServicePlan, kind_of, postgres
@@ -342,24 +343,23 @@ def test_custom_script_does_not_touch_the_workspace(ctx: CheckContext, sandbox: 
 # --- redaction --------------------------------------------------------------------------------------
 
 
-def _redacting(ctx: CheckContext, secret: str) -> CheckContext:
-    return CheckContext(
-        ctx.sandbox, ctx.services, ctx.spec_dir, redact=lambda text: text.replace(secret, "***")
-    )
+def _redacted(result: InvariantResult, secret: str) -> InvariantResult:
+    """The check's result as it leaves a replica: through the engine's one redaction pass."""
+    replica = ReplicaResult(replica=0, seed=0, status="fail", invariants=[result])
+    (redacted,) = redact_result(replica, Redactor({"SECRET": secret})).invariants
+    return redacted
 
 
 def test_secrets_are_redacted_from_message_and_evidence(ctx: CheckContext) -> None:
-    redacting = _redacting(ctx, SECRET)
     results = [
-        check(redacting, type="file_content", path="config/token.txt", contains="nothing"),
-        check(
-            redacting, type="command_exit", command="cat config/token.txt; cat config/token.txt >&2; exit 1"
-        ),
-        check(redacting, type="custom", command=f"""echo '{{"passed": false, "message": "saw {SECRET}"}}'"""),
-        check(redacting, type="sql", service="db", query=f"select '{SECRET}'", equals="other"),
+        check(ctx, type="file_content", path="config/token.txt", contains="nothing"),
+        check(ctx, type="command_exit", command="cat config/token.txt; cat config/token.txt >&2; exit 1"),
+        check(ctx, type="custom", command=f"""echo '{{"passed": false, "message": "saw {SECRET}"}}'"""),
+        check(ctx, type="sql", service="db", query=f"select '{SECRET}'", equals="other"),
     ]
     for result in results:
-        dumped = result.model_dump_json()
+        assert SECRET in result.model_dump_json()  # checks see and keep the raw text
+        dumped = _redacted(result, SECRET).model_dump_json()
         assert SECRET not in dumped, dumped
         assert "***" in dumped
 
@@ -370,9 +370,8 @@ def test_secrets_with_quotes_backslashes_or_accents_are_redacted_from_evidence(
     """Passwords are the secrets most likely to contain `"`, `\\` or non-ASCII characters."""
     secret = 'pa"ss\\wörd-42'
     sandbox.write_file("config/password.txt", f"password={secret}\n".encode())
-    result = check(
-        _redacting(ctx, secret), type="file_content", path="config/password.txt", contains="nothing"
-    )
+    raw = check(ctx, type="file_content", path="config/password.txt", contains="nothing")
+    result = _redacted(raw, secret)
     assert secret not in result.message
     assert secret not in json.dumps(result.evidence, ensure_ascii=False)
     assert result.evidence["content"] == "password=***\n"

@@ -1,10 +1,12 @@
 """`forbidden.commands`: regular expressions over the command lines the agent ran. A match is a violation
-that quotes the command and the pattern (secret values redacted); no match passes."""
+that quotes the command and the pattern (raw: the engine redacts the finished result); no match passes."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from polarity_keystone.engine import Redactor, redact_result
+from polarity_keystone.results import ReplicaResult
 from polarity_keystone.sandbox import WorkspaceDiff
 from polarity_keystone.scoring import RunRecord, check_forbidden, supported_rules
 from polarity_keystone.spec._models import Forbidden
@@ -12,17 +14,8 @@ from polarity_keystone.spec._models import Forbidden
 NO_CHANGES = WorkspaceDiff(added=[], removed=[], modified=[])
 
 
-def check(
-    patterns: list[str], commands: list[str], redact: dict[str, str] | None = None
-) -> tuple[bool, str, dict[str, Any]]:
-    def redactor(text: str) -> str:
-        for value, mask in (redact or {}).items():
-            text = text.replace(value, mask)
-        return text
-
-    (result,) = check_forbidden(
-        Forbidden(commands=patterns), RunRecord(NO_CHANGES, commands=commands), redactor
-    )
+def check(patterns: list[str], commands: list[str]) -> tuple[bool, str, dict[str, Any]]:
+    (result,) = check_forbidden(Forbidden(commands=patterns), RunRecord(NO_CHANGES, commands=commands))
     assert result.rule == "commands"
     return result.violated, result.details, result.evidence
 
@@ -66,9 +59,13 @@ def test_no_match_passes_and_counts_the_commands() -> None:
 
 def test_secret_values_are_redacted_from_details_and_evidence() -> None:
     token = "sk_live_0123456789"
-    violated, details, evidence = check(
-        ["curl"], [f"curl -H 'Authorization: Bearer {token}' https://api.example.com"], {token: "***"}
+    (result,) = check_forbidden(
+        Forbidden(commands=["curl"]),
+        RunRecord(NO_CHANGES, commands=[f"curl -H 'Authorization: Bearer {token}' https://api.example.com"]),
     )
+    replica = ReplicaResult(replica=0, seed=0, status="fail", forbidden_checks=[result])
+    (redacted,) = redact_result(replica, Redactor({"TOKEN": token})).forbidden_checks
+    violated, details, evidence = redacted.violated, redacted.details, redacted.evidence
 
     assert violated
     assert token not in details

@@ -23,6 +23,7 @@ from ._db_audit import DbAudit, needs_db_audit
 from ._execlog import needs_command_log, read_commands
 from ._network import gateway_calls, mock_calls
 from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
+from ._redaction import Redactor, redact_result
 from ._secrets import SecretError
 from ._state import capture, state_changes
 from ._trace import read_trace, tool_call_events, tool_calls
@@ -84,7 +85,8 @@ def run_replica(
         )
     except SecretError as exc:
         result.error = str(exc)
-        return _finish(prepared, job, result, started)
+        # No plan, so no generated values yet: the fixed ones are all this message could hold.
+        return _finish(prepared, job, result, started, Redactor(prepared.secrets))
     sandbox: Sandbox | None = None
     try:
         sandbox = boot(plan.sandbox, on_boot)
@@ -95,13 +97,13 @@ def run_replica(
         _run_and_score(prepared, sandbox, plan, result)
     except SandboxBootError as exc:
         result.sandbox_id = exc.sandbox_id
-        result.error = plan.redact(f"{exc}\n{exc.output}".strip())
+        result.error = f"{exc}\n{exc.output}".strip()
     except SandboxError as exc:
-        result.status, result.error = "error", plan.redact(str(exc))
+        result.status, result.error = "error", str(exc)
     finally:
         if sandbox is not None and not keep:
             sandbox.destroy()
-    return _finish(prepared, job, result, started)
+    return _finish(prepared, job, result, started, plan.redact)
 
 
 def _run_and_score(
@@ -122,7 +124,7 @@ def _run_and_score(
     writes, statements = db_audit.finish() if db_audit else ([], [])
     calls = tool_calls(read_trace(sandbox))
     if state_before:
-        result.service_state = state_changes(state_before, capture(sandbox, plan.services), plan.redact)
+        result.service_state = state_changes(state_before, capture(sandbox, plan.services))
     through_gateway, lookups = gateway_calls(sandbox.network_log(), since=agent_started_at)
     http_calls = through_gateway + mock_calls(
         [
@@ -140,15 +142,14 @@ def _run_and_score(
         statements,
         http_calls,
         lookups,
-        plan.redact,
         agent_commands=agent_commands,
     )
-    result.audit += tool_call_events(calls, plan.redact)
+    result.audit += tool_call_events(calls)
     result.tool_calls = len(calls)
     result.exit_code = run.exit_code
     result.timed_out = run.timed_out
-    result.agent_output = _clip(plan.redact(run.stdout))
-    result.agent_stderr = _clip(plan.redact(run.stderr))
+    result.agent_output = _clip(run.stdout)
+    result.agent_stderr = _clip(run.stderr)
 
     context = CheckContext(sandbox, plan.services, prepared.loaded.spec_dir, result.agent_output, plan.redact)
     result.invariants = [run_check(name, invariant, context) for name, invariant in spec.invariants.items()]
@@ -163,7 +164,7 @@ def _run_and_score(
         commands=[executed.line for executed in agent_commands],
         tool_calls=calls,
     )
-    result.forbidden_checks = check_forbidden(spec.forbidden, record, plan.redact)
+    result.forbidden_checks = check_forbidden(spec.forbidden, record)
     verdict = score_run(result.invariants, result.forbidden_checks, spec.scoring.pass_threshold)
     result.composite_score = verdict.composite_score
     passed = verdict.passed and not run.timed_out
@@ -199,7 +200,10 @@ def _log_files(sandbox: Sandbox, diff: WorkspaceDiff) -> dict[str, str]:
     return logs
 
 
-def _finish(prepared: PreparedSpec, job: ReplicaJob, result: ReplicaResult, started: float) -> ReplicaResult:
+def _finish(
+    prepared: PreparedSpec, job: ReplicaJob, result: ReplicaResult, started: float, redact: Redactor
+) -> ReplicaResult:
+    """Complete the result, then redact it as a whole: the one place secret values leave a replica."""
     result.wall_ms = int((time.monotonic() - started) * 1000)
     if result.status != "pass":
         result.reproducer = Reproducer(
@@ -211,4 +215,4 @@ def _finish(prepared: PreparedSpec, job: ReplicaJob, result: ReplicaResult, star
             replica=job.replica,
             fingerprint=prepared.fingerprint,
         )
-    return result
+    return redact_result(result, redact)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..spec._models import Secret, SecretScope
+from ._redaction import Redactor as Redactor  # re-exported: the gate and server import it here
 
 _TEMPLATE = re.compile(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -96,23 +97,3 @@ def interpolate(text: str, values: Mapping[str, str]) -> str:
         return values[name]
 
     return _TEMPLATE.sub(substitute, text)
-
-
-class Redactor:
-    """Replaces every secret value with `***` (longest first, so overlapping values stay hidden)."""
-
-    MIN_LENGTH = 4
-    """Shorter values would redact ordinary text; they are not hidden, nor reported as leaks."""
-
-    def __init__(self, values: Mapping[str, str]) -> None:
-        self._names = {name: value for name, value in values.items() if len(value) >= self.MIN_LENGTH}
-        self._values = sorted(set(self._names.values()), key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for value in self._values:
-            text = text.replace(value, "***")
-        return text
-
-    def leaked(self, text: str) -> list[str]:
-        """Names of the secrets whose values appear in `text` (for `forbidden.secrets_in_logs`)."""
-        return sorted(name for name, value in self._names.items() if value in text)

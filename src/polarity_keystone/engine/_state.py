@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..sandbox import Sandbox
-from ..scoring._evidence import redact_all
 from ..services import kind_of
 from ..services.state import Snapshot, snapshot, state_diff
 from ..spec._models import Service
@@ -17,9 +16,5 @@ def capture(sandbox: Sandbox, services: Mapping[str, Service]) -> dict[str, Snap
     return {name: state for name, state in taken.items() if state is not None}
 
 
-def state_changes(
-    before: dict[str, Snapshot], after: dict[str, Snapshot], redact: Callable[[str], str]
-) -> dict[str, Any]:
-    return {
-        name: redact_all(state_diff(before[name], after[name]), redact) for name in before if name in after
-    }
+def state_changes(before: dict[str, Snapshot], after: dict[str, Snapshot]) -> dict[str, Any]:
+    return {name: state_diff(before[name], after[name]) for name in before if name in after}

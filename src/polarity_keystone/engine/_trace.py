@@ -8,7 +8,6 @@ never part of the workspace diff. A `traced` span writes a `start` and an `end` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from .._jsonl import json_objects
@@ -34,15 +33,15 @@ def tool_calls(events: list[TraceEvent]) -> list[TraceEvent]:
     ]
 
 
-def tool_call_events(calls: list[TraceEvent], redact: Callable[[str], str]) -> list[dict[str, Any]]:
-    """Audit events for the tool calls, with what the agent sent through `redact`."""
+def tool_call_events(calls: list[TraceEvent]) -> list[dict[str, Any]]:
+    """Audit events for the tool calls (the first 500 characters of what the agent sent)."""
     return [
         {
             "type": "tool_call",
             "tool": call.get("tool"),
             "status": call.get("status"),
             "duration_ms": call.get("duration_ms"),
-            "input": redact(str(call["input"]))[:500] if call.get("input") is not None else None,
+            "input": str(call["input"])[:500] if call.get("input") is not None else None,
         }
         for call in calls
     ]

@@ -24,7 +24,6 @@ from ..spec._models import (
     Service,
     SqlCheck,
 )
-from ._evidence import redact_all
 from ._registry import Registry
 
 EXCERPT = 2000
@@ -39,6 +38,8 @@ class CheckContext:
     spec_dir: Path
     agent_output: str = ""
     redact: Callable[[str], str] = lambda text: text
+    """For text a check sends out of Keystone (an LLM judge). What a check returns is raw: the engine
+    redacts the finished replica result as a whole."""
 
 
 @dataclass
@@ -73,7 +74,7 @@ def run_check(name: str, invariant: Invariant, ctx: CheckContext) -> InvariantRe
         except SandboxError as exc:
             outcome = Outcome(False, f"could not evaluate: {exc}")
     score = outcome.score if outcome.score is not None else (1.0 if outcome.passed else 0.0)
-    message = ctx.redact(outcome.message)
+    message = outcome.message
     return InvariantResult(
         name=name,
         passed=outcome.passed and not outcome.skipped,
@@ -83,7 +84,7 @@ def run_check(name: str, invariant: Invariant, ctx: CheckContext) -> InvariantRe
         score=score,
         message=message,
         reason="" if outcome.passed and not outcome.skipped else message,
-        evidence=redact_all(outcome.evidence, ctx.redact),
+        evidence=outcome.evidence,
     )
 
 

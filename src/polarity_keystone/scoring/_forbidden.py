@@ -11,7 +11,6 @@ from ..results import ForbiddenCheckResult
 from ..sandbox import WorkspaceDiff
 from ..services.postgres_audit import TableWrite
 from ..spec._models import Forbidden, service_name
-from ._evidence import redact_all
 from ._registry import Registry
 
 
@@ -41,11 +40,9 @@ register = _RULES.register
 supported_rules = _RULES.names
 
 
-def check_forbidden(
-    forbidden: Forbidden, record: RunRecord, redact: Callable[[str], str] = lambda text: text
-) -> list[ForbiddenCheckResult]:
-    """Evaluate every rule the spec sets (the spec loader has already rejected unsupported ones);
-    details and evidence quote what the agent did, so they pass through `redact`."""
+def check_forbidden(forbidden: Forbidden, record: RunRecord) -> list[ForbiddenCheckResult]:
+    """Evaluate every rule the spec sets (the spec loader has already rejected unsupported ones).
+    Details and evidence quote what the agent did, raw: the engine redacts the finished result."""
     results = []
     for rule, value in forbidden.model_dump(exclude_none=True, by_alias=True).items():
         fn = _RULES.get(rule)
@@ -55,8 +52,6 @@ def check_forbidden(
             )
         else:
             result = fn(value, record)
-        result.details = redact(result.details)
-        result.evidence = redact_all(result.evidence, redact)
         results.append(result)
     return results
 
