@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -30,6 +31,12 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     _store_option(serve)
     serve.add_argument(
         "--public-url", help="the URL agents in sandboxes reach this server at (default: the request's)"
+    )
+    serve.add_argument(
+        "--max-body-mib",
+        type=float,
+        metavar="MIB",
+        help="refuse request bodies larger than this with 413, before reading them (default: 8)",
     )
 
     keys = commands.add_parser("keys", help="API keys of a Keystone server").add_subparsers(
@@ -67,6 +74,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         hint = f"ks keys create NAME --store {_shown(store_url)}"
         err.print(f"[yellow]no API key yet:[/] create one with `{hint}`")
     settings = ServerSettings(store_url=store_url, public_url=args.public_url)
+    if args.max_body_mib is not None:
+        try:
+            settings = dataclasses.replace(settings, max_body_bytes=int(args.max_body_mib * 1024**2))
+        except ValueError as exc:
+            err.print(f"[red]invalid --max-body-mib:[/] {exc}")
+            return _exit.INVALID_INPUT
     err.print(f"Keystone server on http://{args.host}:{args.port} (store {_shown(store_url)})")
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     return _exit.PASSED

@@ -11,10 +11,12 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from .._version import __version__
+from ._auth import AuthenticationMiddleware
 from ._context import ServerContext
 from ._deps import storable_parameters
 from ._errors import install_error_handlers
 from ._idempotency import IdempotencyMiddleware
+from ._limits import BodyLimitMiddleware
 from ._models import WebhookEvent
 from ._request_id import RequestIdMiddleware
 from ._routes_experiments import router as experiments
@@ -81,6 +83,12 @@ def _document(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
+def _public_paths(app: FastAPI) -> set[str]:
+    """What a caller without a key may reach: the health probe, the OpenAPI document and its pages."""
+    documents = (app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url)
+    return {*(getattr(route, "path", "") for route in health.routes), *filter(None, documents)}
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
     """The app, with its store opened and recovered (experiments a previous process left running are
     marked `interrupted`). Call `close_app` when done if the app's lifespan does not run (in-process
@@ -118,7 +126,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def replica_completed(body: WebhookEvent) -> None:
         """Sent when a replica suite reaches a terminal state; signed in `Keystone-Signature`."""
 
+    # Outermost last: request id, then who is calling, then the body's bounds, all before anything
+    # (idempotency, FastAPI) reads the body.
     app.add_middleware(IdempotencyMiddleware, store=context.store, wait_s=settings.idempotency_wait_s)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuthenticationMiddleware, context=context, public_paths=_public_paths(app))
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _document(app)  # type: ignore[method-assign]
     return app

@@ -1,8 +1,8 @@
 """Dependencies of the routes, as `Annotated` aliases: the server context and who is calling.
 
-`Authenticated` checks the bearer key and takes a token from the caller's read or write bucket;
-`LiveKey` also refuses sandbox tokens (403), and `SandboxScoped` lets a sandbox token through only
-for the sandbox in the path.
+`Authenticated` is the caller `AuthenticationMiddleware` identified (and charged a token from its read
+or write bucket) before the body was read; `LiveKey` also refuses sandbox tokens (403), and
+`SandboxScoped` lets a sandbox token through only for the sandbox in the path.
 """
 
 from __future__ import annotations
@@ -14,14 +14,21 @@ from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ._context import ServerContext
-from ._errors import Forbidden, InvalidRequest, RateLimited, Unauthorized
+from ._errors import Forbidden, InvalidRequest, NotFoundError, RateLimited, Unauthorized
 from ._events import last_event_id
 from ._keys import hash_key
-from ._models import unstorable_text
+from ._models import MAX_ID_LENGTH, unstorable_text
 
 
 def storable_parameters(request: Request) -> None:
-    """Path and query values the store could not keep (a NUL character) are a 400, never a 500."""
+    """Path and query values the store could not keep (a NUL character) are a 400, never a 500; an id in
+    the path longer than any id can be names nothing (404), and is not echoed."""
+    for name, value in request.path_params.items():
+        if name.endswith("_id") and len(value) > MAX_ID_LENGTH:
+            resource = name.removesuffix("_id")
+            raise NotFoundError(
+                f"no {resource} has an id of {len(value)} characters (ids are at most {MAX_ID_LENGTH})"
+            )
     values = [*request.path_params.values(), *request.query_params.values(), *request.query_params.keys()]
     reason = unstorable_text(values)
     if reason:
@@ -55,24 +62,33 @@ bearer = HTTPBearer(
 )
 
 
-def authenticate(
-    request: Request,
-    context: Context,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
+def identify(context: ServerContext, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """Who sent the key (a store lookup); `Unauthorized` for a missing, unknown or revoked one."""
     if credentials is None:
         if context.settings.auth_required:
             raise Unauthorized("missing Authorization: Bearer <api key> header")
-        principal = LOCAL
-    else:
-        record = context.store.api_key_by_hash(hash_key(credentials.credentials))
-        if record is None or record.revoked:
-            raise Unauthorized("invalid or revoked API key")
-        principal = Principal(record.id, record.kind, record.sandbox_id)
-    kind = "read" if request.method in READS else "write"
+        return LOCAL
+    record = context.store.api_key_by_hash(hash_key(credentials.credentials))
+    if record is None or record.revoked:
+        raise Unauthorized("invalid or revoked API key")
+    return Principal(record.id, record.kind, record.sandbox_id)
+
+
+def charge(context: ServerContext, principal: Principal, method: str) -> None:
+    """Take one token from the caller's read or write bucket; `RateLimited` when it is empty."""
+    kind = "read" if method in READS else "write"
     wait = context.limiter.acquire(principal.id, kind)
     if wait:
         raise RateLimited(f"{kind} rate limit exceeded for this key", retry_after=wait)
+
+
+def authenticate(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller `AuthenticationMiddleware` admitted; `_credentials` is declared so that the OpenAPI
+    document names the bearer scheme on every route that needs a key."""
+    principal: Principal = request.state.principal
     return principal
 
 

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import Scope
 
 from ..engine import SecretError
 from ..spec import SpecError
@@ -93,6 +94,11 @@ def request_id_of(request: Request) -> str:
     return str(getattr(request.state, "request_id", ""))
 
 
+def scope_request_id(scope: Scope) -> str:
+    """The request id, for middleware that answers from the ASGI scope (no `Request` object yet)."""
+    return str(scope.get("state", {}).get("request_id", ""))
+
+
 def error_response(
     request_id: str,
     status_code: int,
@@ -107,6 +113,10 @@ def error_response(
     return JSONResponse(
         body, status_code=status_code, headers={**(headers or {}), "X-Request-ID": request_id}
     )
+
+
+def api_error_response(request_id: str, exc: ApiError) -> JSONResponse:
+    return error_response(request_id, exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
 def _spec_issues(exc: SpecError) -> list[dict[str, Any]]:
@@ -156,9 +166,7 @@ def _allowed_methods(request: Request) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return error_response(
-            request_id_of(request), exc.status_code, exc.code, exc.message, exc.details, exc.headers
-        )
+        return api_error_response(request_id_of(request), exc)
 
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return error_response(request_id_of(request), 404, "not_found", str(exc))

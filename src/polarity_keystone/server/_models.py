@@ -7,7 +7,7 @@ versions keep working together.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -19,6 +19,12 @@ Duration = str | float
 MAX_SEED = 2**63 - 1
 MAX_VERSION = 2**31 - 1
 """Larger numbers cannot name a stored version (and no database column holds them)."""
+MAX_ID_LENGTH = 128
+"""Of any id the API accepts; ids the server makes are far shorter, spec ids at most MAX_SPEC_ID_LENGTH."""
+MAX_SPEC_ID_LENGTH = 100
+"""What the spec loader accepts as a spec's `id`."""
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+SpecId = Annotated[str, Field(min_length=1, max_length=MAX_SPEC_ID_LENGTH)]
 
 
 def unstorable_text(value: Any) -> str | None:
@@ -101,7 +107,7 @@ class SpecOut(_Response):
 
 class ExperimentCreate(_Request):
     name: str = Field(min_length=1, max_length=200)
-    spec_id: str = Field(min_length=1)
+    spec_id: SpecId
     spec_version: int | None = Field(default=None, ge=1, le=MAX_VERSION, description="Default: the latest.")
     secrets: dict[str, str] = Field(default_factory=dict, description="Never stored; used by the run.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Free tags (repo, branch, commit...).")
@@ -143,8 +149,8 @@ class ExperimentResults(RunResults):
 
 
 class CompareRequest(_Request):
-    baseline_id: str
-    candidate_id: str
+    baseline_id: Id
+    candidate_id: Id
 
 
 class MetricComparison(_Response):
@@ -210,7 +216,7 @@ class ExperimentMetrics(_Response):
 
 
 class SandboxCreate(_Request):
-    spec_id: str = Field(min_length=1)
+    spec_id: SpecId
     spec_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
     timeout: Duration | None = Field(default=None, description='e.g. "10m"; default: resources.timeout.')
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -355,9 +361,9 @@ Seed = int | str
 
 
 class RunCreate(_Request):
-    spec_id: str = Field(min_length=1)
+    spec_id: SpecId
     spec_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
-    sandbox_id: str | None = Field(
+    sandbox_id: Id | None = Field(
         default=None, description="Not supported: a run always boots a fresh sandbox."
     )
     seed: Seed | None = Field(default=None, description="Replay this seed (from a previous run).")
@@ -398,7 +404,7 @@ class RunOut(_Response):
 
 
 class ReplicaSuiteCreate(_Request):
-    spec_id: str = Field(min_length=1)
+    spec_id: SpecId
     spec_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
     n_replicas: int = Field(ge=2, le=1000)
     inputs: dict[str, Any] | None = Field(default=None, description="Run only this matrix cell.")

@@ -3,10 +3,11 @@ never read from an import-time global."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine import SecretPolicy, check_operator_secret
 from ..sandbox import DockerBackend
 
 
@@ -21,8 +22,16 @@ class ServerSettings:
     """Embedded mode: spec uploads may name `source_dir`, the directory their relative paths
     (agent.path, fixture files) live in on this machine."""
     spec_root: Path | None = None
-    """Where a spec's relative paths resolve when its upload names no `source_dir`; the server's
-    working directory when None."""
+    """Where a spec's relative paths resolve, and stay, when its upload names no `source_dir`. None:
+    an embedded server uses its working directory; a shared one refuses specs that name local paths
+    (its working directory is not a spec root)."""
+    host_sources: bool = False
+    """Embedded mode (the local user's own server): a spec's `env:`, `file:` and `command:` secret
+    sources are read on this machine. False (a shared server): they are refused with 400 unless the
+    request carries the value or `operator_secrets` names the secret."""
+    operator_secrets: Mapping[str, str] = field(default_factory=dict)
+    """Secret name -> source (`env:VAR`, `file:PATH`, `command:CMD`) the operator allows for every run
+    (`ks serve --secret NAME=SOURCE`); never taken from a spec."""
     backend_factory: Callable[[], DockerBackend] = DockerBackend
     """Called once, on the first request that needs sandboxes, so an API-only server needs no engine."""
     max_concurrent_experiments: int = 4
@@ -45,6 +54,13 @@ class ServerSettings:
     """How long a duplicate POST waits for the first one (same Idempotency-Key) to finish."""
     stream_timeout_s: float = 3600.0
     """An SSE stream closes after this long even without a terminal event."""
+    max_body_bytes: int = 8 * 1024**2
+    """A request body larger than this is refused with 413 before it is read (a spec upload is further
+    capped at the spec loader's 1 MiB; a file written through the API counts with its base64 encoding)."""
+
+    @property
+    def secret_policy(self) -> SecretPolicy:
+        return SecretPolicy(self.host_sources, dict(self.operator_secrets))
 
     def __post_init__(self) -> None:
         if self.webhook_url and not self.webhook_secret:
@@ -52,5 +68,9 @@ class ServerSettings:
         for name in ("max_concurrent_experiments", "per_key_concurrency", "max_sandboxes_per_key"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        for name, source in self.operator_secrets.items():
+            check_operator_secret(name, source)
         if self.read_rate <= 0 or self.write_rate <= 0:
             raise ValueError("read_rate and write_rate must be positive")
+        if self.max_body_bytes < 1024:
+            raise ValueError("max_body_bytes must be at least 1024")
