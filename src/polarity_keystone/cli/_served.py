@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..engine import RunOptions
+from ..engine import RunOptions, host_kind
 from ..results import INVALID_INPUT_PREFIX, RunResults, name_spec_file
 from ..sdk import Keystone
 from ..spec import LoadedSpec
@@ -58,6 +58,9 @@ def run_spec(
         seed=options.seed,
     )
     err.print(f"[bold]{item.spec.id}[/] experiment {experiment.id}")
+    used = host_sources_line(item)
+    if used:
+        err.print(f"[dim]{used}[/]")
     with ConsoleProgress(err, item.spec.id) as progress:
         results = ks.experiments.run_and_wait(experiment.id, timeout=WAIT_LIMIT_S, on_event=progress.on_event)
     if results.status != "completed":
@@ -68,6 +71,15 @@ def run_spec(
         )
     name_spec_file(results, item.path)
     return RunResults.model_validate(results.model_dump(include=set(RunResults.model_fields)))
+
+
+def host_sources_line(item: LoadedSpec) -> str | None:
+    """Which of the spec's secrets were read on this machine (by the SDK, for the request), by name and
+    kind, never by value: `secrets from this machine: API_KEY (env), DB_PASS (command)`."""
+    used = [(secret.name, kind) for secret in item.spec.secrets if (kind := host_kind(secret)) is not None]
+    if not used:
+        return None
+    return "secrets from this machine: " + ", ".join(f"{name} ({kind})" for name, kind in used)
 
 
 def run_all(loaded: Sequence[LoadedSpec], err: Console, options: RunOptions) -> list[RunResults]:

@@ -33,6 +33,15 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--public-url", help="the URL agents in sandboxes reach this server at (default: the request's)"
     )
     serve.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="NAME=SOURCE",
+        help="allow a secret for every run, read on this machine: NAME=env:VAR, NAME=file:PATH or "
+        "NAME=command:CMD (repeatable). Specs never choose what the server reads; without this, a run "
+        "gets a secret only from its request",
+    )
+    serve.add_argument(
         "--max-body-mib",
         type=float,
         metavar="MIB",
@@ -62,6 +71,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from ..server import ServerSettings, create_app
 
+    operator_secrets = _operator_secrets(args.secret)
+    if operator_secrets is None:
+        return _exit.INVALID_INPUT
     store_url = args.store or default_store_url()
     store = _open_store(store_url)
     if store is None:
@@ -73,7 +85,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not has_keys:
         hint = f"ks keys create NAME --store {_shown(store_url)}"
         err.print(f"[yellow]no API key yet:[/] create one with `{hint}`")
-    settings = ServerSettings(store_url=store_url, public_url=args.public_url)
+    settings = ServerSettings(
+        store_url=store_url, public_url=args.public_url, operator_secrets=operator_secrets
+    )
+    if operator_secrets:
+        err.print(f"secrets allowed for every run: {', '.join(sorted(operator_secrets))}")
     if args.max_body_mib is not None:
         try:
             settings = dataclasses.replace(settings, max_body_bytes=int(args.max_body_mib * 1024**2))
@@ -98,6 +114,21 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     err.print(f"created API key {record.id} ({record.name}); it is shown only this once:")
     sys.stdout.write(key + "\n")
     return _exit.PASSED
+
+
+def _operator_secrets(values: list[str]) -> dict[str, str] | None:
+    """`--secret NAME=SOURCE` flags as a mapping; None (after saying why) when one is malformed."""
+    from ..engine import parse_operator_secret
+
+    allowed: dict[str, str] = {}
+    for value in values:
+        try:
+            name, source = parse_operator_secret(value)
+        except ValueError as exc:
+            err.print(f"[red]invalid --secret:[/] {exc}")
+            return None
+        allowed[name] = source
+    return allowed
 
 
 def _open_store(store_url: str) -> Store | None:

@@ -4,6 +4,13 @@ from ._experiment import ProgressListener, RunOptions, run_experiment, scenarios
 from ._prepare import PreparedSpec, prepare
 from ._redaction import Redactor, redact_result
 from ._replay import FingerprintMismatch, replay
+from ._secret_sources import (
+    SecretPolicy,
+    check_operator_secret,
+    host_kind,
+    parse_operator_secret,
+    require_available,
+)
 from ._secrets import SecretError
 
 __all__ = [
@@ -13,9 +20,14 @@ __all__ = [
     "Redactor",
     "RunOptions",
     "SecretError",
+    "SecretPolicy",
+    "check_operator_secret",
+    "host_kind",
+    "parse_operator_secret",
     "prepare",
     "redact_result",
     "replay",
+    "require_available",
     "run_experiment",
     "scenarios_of",
 ]

@@ -16,6 +16,8 @@ from ..spec._models import GitRepoFixture
 
 _SHA = re.compile(r"[0-9a-fA-F]{7,40}")
 _CLONE_TIMEOUT_S = 600
+_PROTOCOLS = "https:http:ssh:git:file"
+"""Transports a spec's URL may use; not `ext::`, which runs a command, nor any helper git may gain."""
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
@@ -26,7 +28,7 @@ def _git(*args: str, cwd: Path | None = None) -> str:
             capture_output=True,
             text=True,
             timeout=_CLONE_TIMEOUT_S,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": _PROTOCOLS},
         )
     except subprocess.TimeoutExpired as exc:
         raise FixtureError(f"git {args[0]} did not finish within {_CLONE_TIMEOUT_S}s") from exc
@@ -37,31 +39,25 @@ def _git(*args: str, cwd: Path | None = None) -> str:
     return done.stdout.strip()
 
 
-def _source(url: str, spec_dir: Path) -> str:
-    """A URL as given, or a local repository path (relative to the spec) as a file:// URL, which git
-    needs for `--depth` to apply."""
-    if "://" in url or re.match(r"^[\w.-]+@[\w.-]+:", url):
-        return url
-    return (spec_dir / url).resolve().as_uri()
-
-
 class GitCheckout:
     """A `git_repo` fixture cloned once per spec run, at preparation, so the run's fingerprint records
     the exact commit (a replay of a moved branch is refused); removed when the checkout is dropped."""
 
-    def __init__(self, fixture: GitRepoFixture, spec_dir: Path) -> None:
-        """Raises FixtureError with git's output when the repository or revision cannot be had."""
+    def __init__(self, fixture: GitRepoFixture, url: str) -> None:
+        """Clone `url`: the fixture's remote URL, or its local repository as a file:// URL once confined
+        to the spec's root by the caller. Raises FixtureError with git's output when the repository or
+        revision cannot be had."""
         self._fixture = fixture
         self.directory = Path(tempfile.mkdtemp(prefix="keystone-git-")) / "repo"
         weakref.finalize(self, shutil.rmtree, str(self.directory.parent), True)
-        url, branch, depth = _source(fixture.url, spec_dir), fixture.branch, fixture.depth
+        branch, depth = fixture.branch, fixture.depth
         if branch and _SHA.fullmatch(branch):
             # A commit cannot be cloned by name: clone, then check it out (depth cannot apply).
-            _git("clone", "--no-checkout", "--quiet", url, str(self.directory))
+            _git("clone", "--no-checkout", "--quiet", "--", url, str(self.directory))
             _git("checkout", "--quiet", branch, cwd=self.directory)
         else:
             options = [*(["--branch", branch] if branch else []), *(["--depth", str(depth)] if depth else [])]
-            _git("clone", "--quiet", *options, url, str(self.directory))
+            _git("clone", "--quiet", *options, "--", url, str(self.directory))
         self.commit = _git("rev-parse", "HEAD", cwd=self.directory)
 
     def step(self) -> FixtureStep:

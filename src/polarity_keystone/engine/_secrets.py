@@ -1,32 +1,32 @@
-"""Resolve the spec's `secrets` on the caller's machine and keep their values out of every output."""
+"""Resolve the spec's `secrets` (where from: see `_secret_sources`) and keep their values out of every
+output."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import subprocess
 from collections.abc import Mapping
-from pathlib import Path
 
 from ..spec._models import Secret, SecretScope
 from ._redaction import Redactor as Redactor  # re-exported: the gate and server import it here
+from ._secret_sources import LOCAL, SecretPolicy, read_source, require_available
+from ._secret_sources import SecretError as SecretError  # re-exported: the engine imports it here
 
 _TEMPLATE = re.compile(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
-class SecretError(Exception):
-    """Raised when a secret cannot be resolved; names the secret and its source. Input error (exit 2)."""
-
-
-def resolve_fixed(declared: list[Secret], provided: Mapping[str, str] | None = None) -> dict[str, str]:
+def resolve_fixed(
+    declared: list[Secret], provided: Mapping[str, str] | None = None, policy: SecretPolicy = LOCAL
+) -> dict[str, str]:
     """Every secret but the generated ones, resolved once per run (a `command:` source may call a vault);
     empty or unset values are skipped, as the Keystone SDKs do. `provided` values (secrets a client sent
-    to the server with its request) win over the declared source."""
+    to the server with its request) win, then the operator's sources of `policy`; the spec's own
+    sources are read only when `policy.host_sources` (else SecretError, see `require_available`)."""
     provided = provided or {}
+    require_available(declared, provided, policy)
     values: dict[str, str] = {}
     for secret in declared:
-        value = None if secret.from_ == "generated" else provided.get(secret.name) or _resolve(secret)
+        value = None if secret.from_ == "generated" else provided.get(secret.name) or _resolve(secret, policy)
         if value:
             values[secret.name] = value
     return values
@@ -41,30 +41,16 @@ def generated(declared: list[Secret], seed: int) -> dict[str, str]:
     }
 
 
-def _resolve(secret: Secret) -> str | None:
+def _resolve(secret: Secret, policy: SecretPolicy) -> str | None:
     if secret.from_ is not None:
         if secret.from_.startswith("static://"):
             return secret.from_.removeprefix("static://")
         raise SecretError(
             f"secret {secret.name}: unknown `from` {secret.from_!r} (use static://VALUE or generated)"
         )
-    source = secret.source or "env"
-    kind, _, arg = source.partition(":")
-    if kind == "env":
-        return os.environ.get(arg or secret.name)
-    if kind == "file":
-        try:
-            return Path(arg).expanduser().read_text().strip()
-        except OSError as exc:
-            raise SecretError(f"secret {secret.name}: cannot read {arg}: {exc.strerror}") from exc
-    if kind == "command":
-        done = subprocess.run(["sh", "-c", arg], capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            raise SecretError(f"secret {secret.name}: command exited {done.returncode}")
-        return done.stdout.strip()
-    raise SecretError(
-        f'unknown secret source "{source}" for {secret.name} (use env, env:NAME, file:PATH, command:CMD)'
-    )
+    if secret.name in policy.operator:
+        return read_source(secret.name, policy.operator[secret.name])
+    return read_source(secret.name, secret.source or "env")
 
 
 def in_env(declared: list[Secret], values: Mapping[str, str]) -> dict[str, str]:
@@ -73,14 +59,15 @@ def in_env(declared: list[Secret], values: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in values.items() if name not in hidden}
 
 
-def secret_files(declared: list[Secret], values: Mapping[str, str]) -> dict[str, str]:
-    """`scope.file_template` secrets as {path in the sandbox: content}; `~` is the agent's home (/root).
-    Content ends with a newline, which key files such as SSH keys need."""
+def secret_files(declared: list[Secret], values: Mapping[str, str], home: str) -> dict[str, str]:
+    """`scope.file_template` secrets as {path in the sandbox: content}; `~` is `home`, the agent user's
+    home (/home/agent by default, /root for `agent.user: root`). Content ends with a newline, which key
+    files such as SSH keys need."""
     files = {}
     for secret in declared:
         if isinstance(secret.scope, SecretScope) and secret.scope.file_template and secret.name in values:
             path = secret.scope.file_template
-            path = "/root" + path[1:] if path.startswith("~") else path
+            path = home + path[1:] if path.startswith("~") else path
             files[path] = values[secret.name].rstrip("\n") + "\n"
     return files
 

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tarfile
 from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from ..spec import LocalPathError, read_regular, tree
+from ._base import SandboxError
+
+Owner = tuple[int, int]
+"""(uid, gid) that extracted entries belong to: Docker extracts with the archive's numeric ids."""
 
 
-def tar_files(files: Mapping[str, bytes], modes: Mapping[str, int] | None = None) -> bytes:
+def tar_files(
+    files: Mapping[str, bytes], modes: Mapping[str, int] | None = None, owner: Owner = (0, 0)
+) -> bytes:
     """A tar of `files` (archive path -> content); parent directories are created on extraction."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
@@ -16,16 +26,40 @@ def tar_files(files: Mapping[str, bytes], modes: Mapping[str, int] | None = None
             info = tarfile.TarInfo(name.lstrip("/"))
             info.size = len(files[name])
             info.mode = (modes or {}).get(name, 0o644)
+            info.uid, info.gid = owner
             archive.addfile(info, io.BytesIO(files[name]))
     return buffer.getvalue()
 
 
-def tar_directory(local_dir: str) -> bytes:
-    """A tar of a local directory's contents (not the directory itself), symlinks kept as links."""
+def tar_directory(local_dir: str, owner: Owner = (0, 0)) -> bytes:
+    """A tar of a local directory's contents (not the directory itself), every entry owned by `owner`
+    (not by whoever owns the files on this machine). Symlinks are kept as links, never followed, so
+    one pointing out of the directory cannot copy what it points to; regular files are read without
+    blocking (see `read_regular`); a FIFO, device or socket raises SandboxError (the spec's checks
+    refuse them first; this catches a file swapped since)."""
+    try:
+        return _tar_tree(Path(local_dir), owner)
+    except LocalPathError as exc:
+        raise SandboxError(f"cannot copy {local_dir} into the sandbox: {exc.message}") from None
+
+
+def _tar_tree(local_dir: Path, owner: Owner) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for entry in sorted(os.listdir(local_dir)):
-            archive.add(os.path.join(local_dir, entry), arcname=entry)
+        for entry in tree(local_dir):
+            info = tarfile.TarInfo(entry.relative)
+            info.uid, info.gid = owner
+            info.mode = stat.S_IMODE(entry.mode)
+            info.mtime = int(entry.status.st_mtime)
+            content = None
+            if stat.S_ISDIR(entry.mode):
+                info.type = tarfile.DIRTYPE
+            elif stat.S_ISLNK(entry.mode):
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(entry.path)
+            else:
+                data = read_regular(entry.path)
+                info.size, content = len(data), io.BytesIO(data)
+            archive.addfile(info, content)
     return buffer.getvalue()
 
 

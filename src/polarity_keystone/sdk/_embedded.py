@@ -23,7 +23,9 @@ class EmbeddedServer:
 
 def start_embedded_server(directory: Path) -> EmbeddedServer:
     """Serve on 127.0.0.1 (a free port) from SQLite in `directory/keystone.db`, with a fresh API key.
-    Specs uploaded to it may name their local `source_dir`: server and caller share the file system."""
+    Specs uploaded to it may name their local `source_dir`, and their secrets may read this machine's
+    environment, files and commands: server and caller are the same local user, who trusts their own
+    specs (a shared server does not; see ServerSettings.host_sources)."""
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     ignore = directory / ".gitignore"
@@ -44,7 +46,8 @@ def start_embedded_server(directory: Path) -> EmbeddedServer:
             store.close()
 
     try:
-        running = serve_in_thread(ServerSettings(store_url=store_url, allow_local_paths=True))
+        settings = ServerSettings(store_url=store_url, allow_local_paths=True, host_sources=True)
+        running = serve_in_thread(settings)
     except BaseException:
         revoke_key()
         raise

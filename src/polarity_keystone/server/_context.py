@@ -23,7 +23,7 @@ class ServerContext:
         self.store = open_store(settings.store_url)
         self.bus = EventBus(self.store)
         self.limiter = RateLimiter(settings.read_rate, settings.write_rate)
-        self.engine = LazyEngine(settings.backend_factory)
+        self.engine = LazyEngine(settings.backend_factory, settings.secret_policy)
         self.specs = SpecSources(
             self.store, self.bus, allow_local_paths=settings.allow_local_paths, spec_root=settings.spec_root
         )

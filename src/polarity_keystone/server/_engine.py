@@ -6,14 +6,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 
-from ..engine import PreparedSpec, prepare
+from ..engine import PreparedSpec, SecretPolicy, prepare
 from ..sandbox import DockerBackend, ImageResolver
 from ..spec import LoadedSpec
 
 
 class LazyEngine:
-    def __init__(self, backend_factory: Callable[[], DockerBackend]) -> None:
+    def __init__(self, backend_factory: Callable[[], DockerBackend], secret_policy: SecretPolicy) -> None:
         self._factory = backend_factory
+        self._secret_policy = secret_policy
         self._lock = threading.Lock()
         self._backend: DockerBackend | None = None
         self._resolver: ImageResolver | None = None
@@ -31,7 +32,7 @@ class LazyEngine:
     def prepare(self, loaded: LoadedSpec, secrets: Mapping[str, str]) -> PreparedSpec:
         self.backend()
         assert self._resolver is not None
-        return prepare(loaded, self._resolver, secrets)
+        return prepare(loaded, self._resolver, secrets, self._secret_policy)
 
     @property
     def started(self) -> bool:

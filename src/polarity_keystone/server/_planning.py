@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..engine import scenarios_of
+from ..engine import require_available, scenarios_of
 from ..engine._seeds import new_experiment_seed
 from ..store import ExperimentRecord
 from ._context import ServerContext
@@ -41,10 +41,12 @@ class Plan:
 
 def record_experiment(context: ServerContext, owner: str, plan: Plan) -> ExperimentRecord:
     """Store a `created` experiment for `plan` and hold its secrets for the run. Raises NotFound for an
-    unknown spec, SpecError if it no longer validates, InvalidRequest for inputs that are no cell."""
+    unknown spec, SpecError if it no longer validates, SecretError for a secret the server may not
+    read (see SecretPolicy), InvalidRequest for inputs that are no cell."""
     spec = context.store.get_spec(plan.spec_id, plan.spec_version)
     source_dir = context.specs.source_dir(spec)
     loaded = context.specs.load(spec.id, spec.version, source_dir)
+    require_available(loaded.spec.secrets, plan.secrets, context.settings.secret_policy)
     cells = scenarios_of(loaded.spec.parallelism.matrix, loaded.spec.id)
     if plan.inputs is not None:
         wanted = {key: str(value) for key, value in plan.inputs.items()}

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
+from ..engine import require_available
 from ..sandbox import Sandbox, SandboxError
 from ..spec import parse_duration
 from ..store import SandboxRecord
@@ -101,6 +102,7 @@ def workspace_relative(path: str) -> str:
 def create_sandbox(body: SandboxCreate, request: Request, context: Context, caller: LiveKey) -> SandboxOut:
     spec = context.store.get_spec(body.spec_id, body.spec_version)
     loaded = context.specs.load(spec.id, spec.version, context.specs.source_dir(spec))
+    require_available(loaded.spec.secrets, body.secrets, context.settings.secret_policy)
     boot = BootRequest(
         owner=caller.id,
         loaded=loaded,

@@ -1,9 +1,11 @@
 """Uploaded specs, validated by the spec loader, and where their relative paths point.
 
-A spec's `agent.path` and fixture files are relative to the spec's directory. In embedded mode the
-client names that directory (`source_dir`) with the upload; it is recorded on the spec's upload log
-(stream `spec:<id>`, one `uploaded` event per upload with its version), so every later use of that
-version finds its files. Elsewhere relative paths resolve from the server's spec root.
+A spec's `agent.path` and fixture files are relative to the spec's directory, and confined to it. In
+embedded mode the client names that directory (`source_dir`) with the upload; it is recorded on the
+spec's upload log (stream `spec:<id>`, one `uploaded` event per upload with its version), so every later
+use of that version finds its files. Elsewhere relative paths resolve from the server's spec root; a
+shared server without one refuses every local path, since its working directory holds the server's
+own files, not the spec author's.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ class SpecSources:
         self._source_dirs: dict[tuple[str, int], str | None] = {}
         self._lock = threading.Lock()
 
+    def _parse(self, text: str, filename: str, source_dir: str | None) -> LoadedSpec:
+        """The spec validated against its root (SpecError): `source_dir` (embedded), the spec root, the
+        working directory of an embedded server, or none at all (a shared server without a spec root)."""
+        if source_dir is None and self._spec_root is None and not self._allow_local_paths:
+            return parse_spec(text, filename, local_paths=False)
+        return parse_spec(text, filename, self._spec_dir(source_dir))
+
     def _spec_dir(self, source_dir: str | None) -> Path:
         if source_dir is None:
             return self._spec_root or Path.cwd()
@@ -49,7 +58,7 @@ class SpecSources:
     def upload(self, text: str, filename: str, source_dir: str | None) -> tuple[SpecRecord, LoadedSpec]:
         """Validate (SpecError with every issue) and store a new version, or the latest one if the text
         is unchanged."""
-        loaded = parse_spec(text, filename, self._spec_dir(source_dir))
+        loaded = self._parse(text, filename, source_dir)
         record = self._store.put_spec(loaded.spec.id, text, loaded.sha256)
         self._bus.publish(
             spec_log(record.id),
@@ -79,4 +88,4 @@ class SpecSources:
     def load(self, spec_id: str, version: int | None, source_dir: str | None) -> LoadedSpec:
         """A stored spec, validated again against its files (which may have changed since the upload)."""
         record = self._store.get_spec(spec_id, version)
-        return parse_spec(record.yaml, f"{spec_id}.yaml", self._spec_dir(source_dir))
+        return self._parse(record.yaml, f"{spec_id}.yaml", source_dir)

@@ -44,6 +44,8 @@ from ._models import (
     SqlFixture,
     Task,
 )
+from ._paths import LocalPathError, PathKind, TreeEntry, confine, read_regular, tree
+from ._semantic import local_paths
 from ._units import parse_duration, parse_size
 from ._unsupported import unsupported_features
 
@@ -69,10 +71,12 @@ __all__ = [
     "Invariant",
     "LlmAsJudgeCheck",
     "LoadedSpec",
+    "LocalPathError",
     "MockRequestAssertion",
     "MockRoute",
     "Network",
     "Parallelism",
+    "PathKind",
     "Resources",
     "Scoring",
     "Secret",
@@ -86,9 +90,14 @@ __all__ = [
     "SqlCheck",
     "SqlFixture",
     "Task",
+    "TreeEntry",
+    "confine",
     "load_spec",
+    "local_paths",
     "parse_duration",
     "parse_size",
     "parse_spec",
+    "read_regular",
+    "tree",
     "unsupported_features",
 ]

@@ -49,16 +49,24 @@ def load_spec(path: str | Path) -> LoadedSpec:
     return _load(text, raw, file, absolute, absolute.parent)
 
 
-def parse_spec(text: str, filename: str = "<string>", spec_dir: Path | None = None) -> LoadedSpec:
+def parse_spec(
+    text: str, filename: str = "<string>", spec_dir: Path | None = None, *, local_paths: bool = True
+) -> LoadedSpec:
     """Validate spec text that is not (or not yet) a file; relative paths resolve from `spec_dir`
-    (the cwd when None), e.g. where a spec uploaded to the server came from."""
-    return _load(text, text.encode("utf-8"), filename, None, spec_dir or Path.cwd())
+    (the cwd when None), e.g. where a spec uploaded to the server came from, and stay inside it.
+    `local_paths=False` refuses every local path: the spec comes from someone who may not read the
+    files of the machine validating it (a shared server with no spec root)."""
+    raw = text.encode("utf-8", "surrogatepass")  # the YAML reader refuses surrogates, with a line
+    return _load(text, raw, filename, None, spec_dir or Path.cwd(), local_paths)
 
 
-def _load(text: str, raw: bytes, file: str, path: Path | None, spec_dir: Path) -> LoadedSpec:
+def _load(
+    text: str, raw: bytes, file: str, path: Path | None, spec_dir: Path, local_paths: bool = True
+) -> LoadedSpec:
     data, source = read_yaml(text, file)
     spec = validate(data, source)
-    issues = semantic_issues(spec, source, spec_dir) + unsupported_features(spec, source)
+    root = spec_dir if local_paths else None
+    issues = semantic_issues(spec, source, root) + unsupported_features(spec, source)
     if issues:
         raise SpecError(sorted(issues, key=lambda issue: (issue.line or 0, issue.column or 0)))
     return LoadedSpec(spec, path, text, hashlib.sha256(raw).hexdigest(), spec_dir)

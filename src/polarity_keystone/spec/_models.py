@@ -64,6 +64,9 @@ class Agent(_Block):
     env: dict[str, str] = Field(default_factory=dict)
     timeout: Timeout | None = None
     snapshot: str | None = None
+    user: str | None = Field(default=None, pattern=r"^([a-z_][a-z0-9_.-]{0,31}|[0-9]{1,9}(:[0-9]{1,9})?)$")
+    """Who the agent command runs as: by default Keystone's unprivileged `agent` user (uid 10001, home
+    /home/agent); `root` opts in to root, and a user name of the image or a `uid[:gid]` picks another."""
 
     @model_validator(mode="after")
     def _cli_needs_command(self) -> Agent:
@@ -99,8 +102,16 @@ class Resources(_Block):
     cpu: Cpu = 2.0
     memory: Memory = 2 * 1024**3
     disk: Size | None = None
+    """The agent container's writable layer (its whole file system); enforced with the storage driver's
+    quota, and refused at preparation by an engine that has none."""
     timeout: Timeout = 600.0
     concurrency_limit: int | None = Field(default=None, ge=1)
+    pids: int = Field(default=512, ge=32, le=65536)
+    """Keystone extension: at most this many processes and threads in the agent container (and in each
+    service container), so a fork bomb stops at the limit."""
+    runtime: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    """Keystone extension: the Docker runtime of the agent container, e.g. `runsc` (gVisor); by default
+    the server's (`ks serve --runtime`, KEYSTONE_RUNTIME), else the engine's default (runc)."""
 
 
 # --- fixtures ------------------------------------------------------------------------------------
@@ -126,6 +137,17 @@ class DirectoryFixture(_Block):
     """A local directory, relative to the spec."""
     path: SpecPath = "/workspace"
     """Where it lands in the sandbox (relative paths are under /workspace)."""
+
+
+_REMOTE_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
+_FILE_URL = "file://"
+
+
+def local_repository(url: str) -> str | None:
+    """The local path a `git_repo` url names (a path, or a file:// URL), or None for a remote URL."""
+    if url.lower().startswith(_FILE_URL):
+        return url[len(_FILE_URL) :]
+    return None if _REMOTE_URL.match(url) else url
 
 
 class GitRepoFixture(_Block):

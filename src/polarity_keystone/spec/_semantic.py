@@ -15,6 +15,7 @@ from ._errors import SpecIssue
 from ._models import (
     CustomCheck,
     DirectoryFixture,
+    GitRepoFixture,
     HttpMockAssertionsCheck,
     LlmAsJudgeCheck,
     S3Fixture,
@@ -22,8 +23,10 @@ from ._models import (
     Spec,
     SqlCheck,
     SqlFixture,
+    local_repository,
     service_name,
 )
+from ._paths import LocalPathError, PathKind, confine
 from ._source import DataPath, SourceMap
 
 _RESERVED_ENV_PREFIX = "KEYSTONE_"
@@ -34,13 +37,14 @@ _AGENT_ALIAS = "agent"
 """The agent container's name on the sandbox network."""
 
 
-def semantic_issues(spec: Spec, source: SourceMap, spec_dir: Path) -> list[SpecIssue]:
+def semantic_issues(spec: Spec, source: SourceMap, root: Path | None) -> list[SpecIssue]:
+    """`root` is where the spec's local paths must stay; None when it may not name local files."""
     return [
         *_duplicate_services(spec, source),
         *_undeclared_services(spec, source),
         *_unrecorded_mocks(spec, source),
         *_non_s3_services(spec, source),
-        *_missing_paths(spec, source, spec_dir),
+        *_local_paths(spec, source, root),
         *_all_weights_zero(spec, source),
         *_reserved_axes(spec, source),
     ]
@@ -159,29 +163,30 @@ def _mock_readers(spec: Spec) -> Iterator[tuple[DataPath, str, str]]:
             yield ("invariants", name, "check", "input_from"), check.input_service, "llm_as_judge"
 
 
-def _missing_paths(spec: Spec, source: SourceMap, spec_dir: Path) -> Iterator[SpecIssue]:
-    """Local files and directories the spec ships into the sandbox, relative to the spec."""
-    wanted: list[tuple[DataPath, str | None, bool]] = [(("agent", "path"), spec.agent.path, True)]
+def _local_paths(spec: Spec, source: SourceMap, root: Path | None) -> Iterator[SpecIssue]:
+    """Local files and directories the spec ships into the sandbox: inside the spec's root (see
+    `confine`); `root` None refuses them all, as a shared server without a spec root does."""
+    for path, value, kind in local_paths(spec):
+        try:
+            confine(root, value, kind)
+        except LocalPathError as exc:
+            yield source.issue(path, exc.message, exc.hint)
+
+
+def local_paths(spec: Spec) -> Iterator[tuple[DataPath, str, PathKind]]:
+    """Every path in `spec` that names something on the machine running it, with its field."""
+    if spec.agent.path is not None:
+        yield ("agent", "path"), spec.agent.path, "directory"
     for index, fixture in enumerate(spec.fixtures):
-        if isinstance(fixture, SqlFixture):
-            wanted.append((("fixtures", index, "file"), fixture.file, False))
-        elif isinstance(fixture, DirectoryFixture | S3Fixture):
-            wanted.append((("fixtures", index, "source"), fixture.source, True))
+        if isinstance(fixture, SqlFixture) and fixture.file is not None:
+            yield ("fixtures", index, "file"), fixture.file, "file"
+        elif isinstance(fixture, DirectoryFixture | S3Fixture) and fixture.source is not None:
+            yield ("fixtures", index, "source"), fixture.source, "directory"
+        elif isinstance(fixture, GitRepoFixture) and (local := local_repository(fixture.url)) is not None:
+            yield ("fixtures", index, "url"), local, "directory"
     for name, invariant in spec.invariants.items():
-        if isinstance(invariant.check, CustomCheck):
-            wanted.append((("invariants", name, "check", "script"), invariant.check.script, False))
-    for path, value, is_dir in wanted:
-        if value is None:
-            continue
-        target = spec_dir / value
-        kind = "directory" if is_dir else "file"
-        if not target.exists():
-            message = f"{kind} `{value}` does not exist (looked for {target})"
-        elif target.is_dir() != is_dir:
-            message = f"`{value}` is not a {kind} ({target})"
-        else:
-            continue
-        yield source.issue(path, message, f"paths are relative to the spec's directory, {spec_dir}")
+        if isinstance(invariant.check, CustomCheck) and invariant.check.script is not None:
+            yield ("invariants", name, "check", "script"), invariant.check.script, "file"
 
 
 def _all_weights_zero(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
