@@ -12,9 +12,14 @@ across lines or cut by output truncation), and values shorter than `Redactor.MIN
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, TypeVar, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from ..results import ReplicaResult
+
+Model = TypeVar("Model", bound=BaseModel)
 
 MASK = "***"
 
@@ -62,19 +67,31 @@ class Redactor:
         return sorted(name for name, value in self._names.items() if value in text)
 
 
-def redact_all(value: Any, redact: Callable[[str], str]) -> Any:
-    """Every string in a JSON-like value through `redact`, dict keys included (on the structure, not its
-    JSON text, where escaping would hide values with quotes, backslashes or non-ASCII characters)."""
+def redact_result(result: ReplicaResult, redact: Callable[[str], str]) -> ReplicaResult:
+    """The result with every string in it redacted: fields, extra keys, nested evidence and dict keys."""
+    return _redact_model(result, redact)
+
+
+def _redact_model(model: Model, redact: Callable[[str], str]) -> Model:
+    fields = type(model).model_fields
+    # A Literal field (a status) holds Keystone's own vocabulary, never what an agent wrote; redacting it
+    # (a secret `pass`) would make the result invalid.
+    fixed = {name for name, field in fields.items() if get_origin(field.annotation) is Literal}
+    data = {name: value if name in fixed else _redact(value, redact) for name, value in model}
+    return type(model).model_validate(data)
+
+
+def _redact(value: Any, redact: Callable[[str], str]) -> Any:
+    """Every string in `value` through `redact`, walked as a structure (not as JSON text, where escaping
+    would hide values with quotes, backslashes or non-ASCII characters)."""
+    if isinstance(value, BaseModel):
+        return _redact_model(value, redact)
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {redact_all(key, redact): redact_all(item, redact) for key, item in value.items()}
+        return {_redact(key, redact): _redact(item, redact) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [redact_all(item, redact) for item in value]
-    return value
-
-
-def redact_result(result: ReplicaResult, redact: Callable[[str], str]) -> ReplicaResult:
-    """The result with every string redacted: walked in its JSON form, so whatever it serialises to
-    (extra keys, nested evidence, values of any type in `Any` fields) has passed through `redact`."""
-    return ReplicaResult.model_validate(redact_all(result.model_dump(mode="json"), redact))
+        return [_redact(item, redact) for item in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return _redact(to_jsonable_python(value), redact)  # a Path, bytes, a set...: as it will be serialised

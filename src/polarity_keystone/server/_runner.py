@@ -25,6 +25,7 @@ from typing import Any
 from ..engine import (
     FingerprintMismatch,
     PreparedSpec,
+    Redactor,
     RunOptions,
     SecretError,
     replay,
@@ -75,9 +76,16 @@ class _ReplicaSandboxes(SandboxBackend):
     in the agent's environment, and lifecycle events on the sandbox's stream."""
 
     def __init__(
-        self, inner: SandboxBackend, manager: SandboxManager, experiment_id: str, owner: str, base_url: str
+        self,
+        inner: SandboxBackend,
+        manager: SandboxManager,
+        experiment_id: str,
+        owner: str,
+        base_url: str,
+        redact: Redactor,
     ) -> None:
         self._inner = inner
+        self._redact = redact
         self._manager = manager
         self._experiment_id = experiment_id
         self._owner = owner
@@ -93,7 +101,8 @@ class _ReplicaSandboxes(SandboxBackend):
         try:
             sandbox = self._inner.create(plan, on_event)
         except BaseException as exc:
-            self._manager.retire(sandbox_id, "error", str(exc) if isinstance(exc, SandboxError) else "")
+            reason = self._redact(str(exc)) if isinstance(exc, SandboxError) else ""
+            self._manager.retire(sandbox_id, "error", reason)
             raise
         with self._lock:
             self._up[sandbox_id] = sandbox
@@ -295,12 +304,16 @@ class ExperimentRunner:
         options = running.options
         self.bus.publish(experiment_stream(record.id), "progress", {**running.progress, "status": "running"})
         sandboxes: _ReplicaSandboxes | None = None
+        redact = Redactor(secrets)  # the run's error is stored and sent out: no secret value in it
         try:
             loaded = _planned_cells(
                 self._specs.load(running.spec_id, running.spec_version, options.get("source_dir")), options
             )
             prepared = self._engine.prepare(loaded, secrets)
-            sandboxes = _ReplicaSandboxes(self._engine.backend(), self.sandboxes, record.id, owner, base_url)
+            redact = Redactor(prepared.secrets)
+            sandboxes = _ReplicaSandboxes(
+                self._engine.backend(), self.sandboxes, record.id, owner, base_url, redact
+            )
             with self._lock:
                 self._running[record.id] = sandboxes
             if self.stopping:
@@ -319,9 +332,9 @@ class ExperimentRunner:
         except _Stopped:
             self.finish(record.id, "interrupted", error="the server stopped before the experiment finished")
         except (SpecError, SecretError, FingerprintMismatch) as exc:
-            self.finish(record.id, "failed", error=f"{INVALID_INPUT_PREFIX} {exc}")
+            self.finish(record.id, "failed", error=redact(f"{INVALID_INPUT_PREFIX} {exc}"))
         except (ImageError, FixtureError, SandboxError) as exc:
-            self.finish(record.id, "failed", error=f"infrastructure error: {exc}")
+            self.finish(record.id, "failed", error=redact(f"infrastructure error: {exc}"))
         except Exception as exc:
             log.exception("experiment %s failed", record.id)
             self.finish(record.id, "failed", error=f"internal error ({type(exc).__name__})")
