@@ -30,7 +30,7 @@ secrets:
     source: env:KS_TEST_DEPLOY_KEY
     scope: {env: false, file_template: ~/.ssh/deploy_key}
 invariants:
-  ok: {check: {type: command_exit, command: "test -s /root/.ssh/deploy_key"}}
+  ok: {check: {type: command_exit, command: "test -s /home/agent/.ssh/deploy_key"}}
 forbidden:
   file_writes_outside: []
 """

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from ..results import ReplicaResult, Reproducer
-from ..sandbox import BootListener, Sandbox, SandboxBootError, SandboxError, SandboxPlan, WorkspaceDiff
+from ..sandbox import (
+    BootListener,
+    Sandbox,
+    SandboxBootError,
+    SandboxError,
+    SandboxPlan,
+    SettleReport,
+    WorkspaceDiff,
+)
 from ..scoring import CheckContext, RunRecord, check_forbidden, run_check, score_run
 from ..services import http_mock, kind_of
 from ..spec import Spec
@@ -28,7 +36,9 @@ from ._secrets import SecretError
 from ._state import capture, state_changes
 from ._trace import read_trace, tool_call_events, tool_calls
 
-OUTPUT_LIMIT = 64_000
+AGENT_OUTPUT_LIMIT = 1024 * 1024
+"""Bytes of the agent's stdout, and of its stderr, that a replica keeps: the first and the last half MiB,
+with a line saying how much was cut between them. The result, the checks and `secrets_in_logs` see this."""
 LOG_FILE_LIMIT = 1024 * 1024
 
 BootSandbox = Callable[[SandboxPlan, BootListener | None], Sandbox]
@@ -54,10 +64,6 @@ def replay_command(prepared: PreparedSpec, job: ReplicaJob) -> str:
         parts += ["--param", f"{key}={value}"]
     parts += ["--fingerprint", prepared.fingerprint_id]
     return shlex.join(parts)
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= OUTPUT_LIMIT else text[-OUTPUT_LIMIT:]
 
 
 def run_replica(
@@ -99,7 +105,8 @@ def run_replica(
         result.sandbox_id = exc.sandbox_id
         result.error = f"{exc}\n{exc.output}".strip()
     except SandboxError as exc:
-        result.status, result.error = "error", str(exc)
+        limits = sandbox.limits_hit() if sandbox is not None else []
+        result.status, result.error = "error", "; ".join([str(exc), *limits])
     finally:
         if sandbox is not None and not keep:
             sandbox.destroy()
@@ -116,8 +123,18 @@ def _run_and_score(
     db_audit = DbAudit.start(sandbox, plan.services) if needs_db_audit(spec) else None
     state_before = capture(sandbox, plan.services) if spec.audit.service_state else {}
     agent_started, agent_started_at = time.monotonic(), time.time()
-    run = sandbox.exec(agent_command(spec), timeout=timeout, env=plan.agent_env)
+    user = plan.sandbox.agent_user
+    run = sandbox.exec(
+        agent_command(spec),
+        timeout=timeout,
+        env={"HOME": user.home, **plan.agent_env},
+        user=user.exec_user,
+        output_limit=AGENT_OUTPUT_LIMIT,
+    )
+    limits = sandbox.limits_hit()
     result.agent_ms = int((time.monotonic() - agent_started) * 1000)
+    # The audit closes once every process the agent started is gone, not when its command returns.
+    settled = sandbox.settle_agent(deadline=agent_started + timeout)
     # What the agent did is read before any check runs: checks may write files or query databases too.
     diff = sandbox.diff()
     agent_commands = read_commands(sandbox, str(spec.agent.command)) if needs_command_log(spec) else []
@@ -145,11 +162,12 @@ def _run_and_score(
         agent_commands=agent_commands,
     )
     result.audit += tool_call_events(calls)
+    result.audit += _leftover_events(settled)
     result.tool_calls = len(calls)
     result.exit_code = run.exit_code
     result.timed_out = run.timed_out
-    result.agent_output = _clip(run.stdout)
-    result.agent_stderr = _clip(run.stderr)
+    result.agent_output = run.stdout
+    result.agent_stderr = run.stderr
 
     context = CheckContext(sandbox, plan.services, prepared.loaded.spec_dir, result.agent_output, plan.redact)
     result.invariants = [run_check(name, invariant, context) for name, invariant in spec.invariants.items()]
@@ -169,10 +187,27 @@ def _run_and_score(
     result.composite_score = verdict.composite_score
     passed = verdict.passed and not run.timed_out
     result.status = "pass" if passed else "fail"
-    reasons = list(verdict.reasons)
+    reasons = [*limits, *verdict.reasons]
     if run.timed_out:
         reasons.insert(0, f"agent timed out after {timeout:g}s")
     result.reasons = [] if passed else reasons
+
+
+def _leftover_events(settled: SettleReport) -> list[dict[str, Any]]:
+    """One `process` audit event per process the agent left running after its command returned: it
+    `exited` on its own before the agent's deadline, or was `killed` there."""
+    killed = {process.pid: process for process in settled.killed}
+    left = {process.pid: process for process in settled.lingering} | killed
+    return [
+        {
+            "type": "process",
+            "pid": process.pid,
+            "name": process.name,
+            "outcome": "killed" if pid in killed else "exited",
+            "waited_ms": settled.waited_ms,
+        }
+        for pid, process in sorted(left.items())
+    ]
 
 
 def agent_command(spec: Spec) -> str | list[str]:

@@ -1,6 +1,9 @@
 """Sandboxes: one interface, a Docker backend."""
 
 from ._base import (
+    DEFAULT_AGENT,
+    ROOT,
+    AgentUser,
     BootEvent,
     BootListener,
     ExecResult,
@@ -15,13 +18,22 @@ from ._base import (
     SandboxPlan,
     SandboxState,
     ServiceEndpoint,
+    SettleReport,
     WorkspaceDiff,
     WorkspaceState,
 )
 from ._docker import DockerBackend, DockerSandbox, connect, split_services, workspace_path
-from ._images import ImageError, ImageResolver, ResolvedImage
+from ._hardening import disk_quota_problem, runtime_problem
+from ._images import ImageError, ImageResolver, ResolvedImage, UnknownUser
+from ._output import OUTPUT_LIMIT
+from ._processes import AgentProcess
 
 __all__ = [
+    "DEFAULT_AGENT",
+    "OUTPUT_LIMIT",
+    "ROOT",
+    "AgentProcess",
+    "AgentUser",
     "BootEvent",
     "BootListener",
     "DockerBackend",
@@ -41,9 +53,13 @@ __all__ = [
     "SandboxPlan",
     "SandboxState",
     "ServiceEndpoint",
+    "SettleReport",
+    "UnknownUser",
     "WorkspaceDiff",
     "WorkspaceState",
     "connect",
+    "disk_quota_problem",
+    "runtime_problem",
     "split_services",
     "workspace_path",
 ]

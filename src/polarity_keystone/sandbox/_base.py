@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ._output import OUTPUT_LIMIT
+from ._processes import AgentProcess
+
 
 class SandboxState(enum.StrEnum):
     CREATING = "creating"
@@ -26,11 +29,30 @@ class SandboxState(enum.StrEnum):
 
 @dataclass(frozen=True)
 class ExecResult:
+    """What a command did. `stdout` and `stderr` hold at most the exec's output limit each: when a stream
+    was longer, its head and tail are kept around a `[keystone: … of output cut here]` line."""
+
     exit_code: int
     stdout: str
     stderr: str
     duration_ms: int
     timed_out: bool = False
+    stdout_bytes: int = 0
+    """Bytes the command wrote to stdout, counting any that were cut."""
+    stderr_bytes: int = 0
+    truncated: bool = False
+    """True when the middle of stdout or stderr was cut to keep within the limit."""
+
+
+@dataclass(frozen=True)
+class SettleReport:
+    """How the agent's processes ended after its command returned (`Sandbox.settle_agent`)."""
+
+    lingering: tuple[AgentProcess, ...] = ()
+    """Processes still running when the command returned."""
+    killed: tuple[AgentProcess, ...] = ()
+    """Those still running at the deadline, stopped with SIGKILL."""
+    waited_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -117,9 +139,18 @@ class Sandbox(abc.ABC):
         env: Mapping[str, str] | None = None,
         workdir: str = "/workspace",
         user: str | None = None,
+        output_limit: int = OUTPUT_LIMIT,
     ) -> ExecResult:
         """Run a command in the agent container (a string runs with `sh -c`), as `user` (a name or
-        uid[:gid]) or, when None, as the container's own user."""
+        uid[:gid]) or, when None, as the container's own user. Of stdout and stderr each, at most
+        `output_limit` bytes are kept (head and tail), however much the command prints."""
+
+    @abc.abstractmethod
+    def settle_agent(self, deadline: float) -> SettleReport:
+        """Close the agent's run: wait until every process it started in the agent container has
+        exited, at the latest until `deadline` (a `time.monotonic()` value), then SIGKILL what is left.
+        Call it once the agent's command returned, before reading what the agent did: a process it left
+        behind could otherwise act after the audit."""
 
     @abc.abstractmethod
     def service_exec(
@@ -164,6 +195,11 @@ class Sandbox(abc.ABC):
     @abc.abstractmethod
     def expire_after(self, seconds: float) -> None:
         """Destroy the sandbox automatically `seconds` from now (replacing any earlier deadline)."""
+
+    def limits_hit(self) -> list[str]:
+        """A sentence per resource limit of the agent container that was hit so far (processes, memory),
+        for the replica's reasons; empty when none was or the backend cannot tell."""
+        return []
 
     def network_log(self) -> list[dict[str, Any]]:
         """Every network attempt the gateway saw (DNS lookups, HTTP requests, tunnels, TLS connections),
@@ -223,6 +259,31 @@ class NetworkPolicy:
     """Agent ports the host may reach (published on 127.0.0.1 through the gateway)."""
 
 
+@dataclass(frozen=True)
+class AgentUser:
+    """Who the agent command runs as; Keystone's own commands (snapshots, checks) stay root. Files the
+    sandbox places for the agent (fixtures, secret files, the task file) belong to this user."""
+
+    uid: int
+    gid: int
+    home: str
+
+    @property
+    def exec_user(self) -> str:
+        """The `docker exec --user` value: numeric, so it works in images with no passwd entry."""
+        return f"{self.uid}:{self.gid}"
+
+    @property
+    def is_root(self) -> bool:
+        return self.uid == 0
+
+
+ROOT = AgentUser(0, 0, "/root")
+DEFAULT_AGENT = AgentUser(10001, 10001, "/home/agent")
+"""Keystone's unprivileged `agent` user, baked into every agent image that does not opt out."""
+DEFAULT_PIDS = 512
+
+
 @dataclass
 class SandboxPlan:
     """Everything a backend needs to boot one sandbox, resolved from a spec by the engine."""
@@ -237,6 +298,15 @@ class SandboxPlan:
     env: dict[str, str] = field(default_factory=dict)
     cpu: float = 2.0
     memory_bytes: int = 2 * 1024**3
+    """The agent's memory; also the default of each service container."""
+    pids_limit: int = DEFAULT_PIDS
+    """Processes and threads in the agent container, and in each service container."""
+    disk_bytes: int | None = None
+    """The agent container's writable layer, through the storage driver's quota (see `disk_quota_problem`)."""
+    runtime: str | None = None
+    """The agent container's Docker runtime (e.g. `runsc`); None takes the backend's."""
+    agent_user: AgentUser = ROOT
+    """Owner of the files the sandbox places for the agent; the engine runs the agent as this user."""
     timeout_s: float = 600.0
     egress_allowed: bool = True
     network: NetworkPolicy | None = None

@@ -8,6 +8,7 @@ nothing is published on the host.
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
 import secrets
 import shlex
@@ -29,6 +30,8 @@ from . import _gateway as gateway
 from . import _labels as labels
 from ._archive import first_file, tar_directory, tar_files
 from ._base import (
+    ROOT,
+    AgentUser,
     BootEvent,
     BootListener,
     ExecResult,
@@ -43,10 +46,23 @@ from ._base import (
     SandboxPlan,
     SandboxState,
     ServiceEndpoint,
+    SettleReport,
     WorkspaceDiff,
     WorkspaceState,
 )
+from ._egress import egress_network
+from ._hardening import (
+    AGENT_CAPABILITIES,
+    AGENT_SYSCTLS,
+    LIMIT_EVENTS_COMMAND,
+    limits_from_events,
+    pids_exhausted,
+    runtime_problem,
+)
 from ._isolation import bridge_name, guard_host
+from ._output import OUTPUT_LIMIT, BoundedOutput
+from ._output import decode as _decode
+from ._processes import PROBE, AgentProcess, agent_processes
 from ._reaper import reap
 
 WORKSPACE = "/workspace"
@@ -54,15 +70,14 @@ READINESS_TIMEOUT_S = 60.0
 GENERIC_SETTLE_S = 0.5
 """A service with no readiness signal must stay up this long: one that crashes at start is an error."""
 _TIMEOUT_EXIT = 124
+KILL_ROUNDS = 20
+"""SIGKILL rounds before `settle_agent` gives up on a process tree that keeps forking."""
+RUNTIME_ENV = "KEYSTONE_RUNTIME"
 
 
 def workspace_path(path: str) -> str:
     """An absolute path in the sandbox; relative paths are under /workspace."""
     return posixpath.normpath(posixpath.join(WORKSPACE, path))
-
-
-def _decode(data: bytes | None) -> str:
-    return (data or b"").decode("utf-8", errors="replace")
 
 
 class DockerSandbox(Sandbox):
@@ -83,6 +98,10 @@ class DockerSandbox(Sandbox):
         self.service_containers: dict[str, Container] = {}
         self.gateway: Container | None = None
         self._baseline: WorkspaceState | None = None
+        self.agent_user: AgentUser = ROOT
+        """Owner of the files placed for the agent (fixtures, secret files, the task file)."""
+        self.limits: tuple[int, int] = (0, 0)
+        """The agent container's (pids, memory bytes) limits, named when one is hit."""
         self._timer: threading.Timer | None = None
         self.expired_after: float | None = None
         """Set when `resources.timeout` destroyed the sandbox, so later calls say why it is gone."""
@@ -108,11 +127,14 @@ class DockerSandbox(Sandbox):
         env: Mapping[str, str] | None = None,
         workdir: str = WORKSPACE,
         user: str | None = None,
+        output_limit: int = OUTPUT_LIMIT,
     ) -> ExecResult:
         agent = self._agent()
         if self.state is SandboxState.READY:
             self.state = SandboxState.RUNNING
-        return _exec(agent, command, timeout=timeout, env=env, workdir=workdir, user=user)
+        return _exec(
+            agent, command, timeout=timeout, env=env, workdir=workdir, user=user, output_limit=output_limit
+        )
 
     def service_exec(
         self,
@@ -149,7 +171,7 @@ class DockerSandbox(Sandbox):
     def write_file(self, path: str, content: bytes, mode: int = 0o644) -> None:
         target = workspace_path(path)
         with _engine_errors(f"writing {path}"):
-            self._agent().put_archive("/", tar_files({target: content}, {target: mode}))
+            self._agent().put_archive("/", tar_files({target: content}, {target: mode}, self._owner))
 
     def delete_file(self, path: str) -> None:
         result = self.exec(["rm", "-f", "--", workspace_path(path)])
@@ -159,9 +181,28 @@ class DockerSandbox(Sandbox):
     def copy_in(self, local_dir: str, dest: str) -> None:
         target = workspace_path(dest)
         agent = self._agent()
-        _exec(agent, ["mkdir", "-p", target])
+        _exec(agent, ["sh", "-c", 'mkdir -p "$1" && chown "$2" "$1"', "-", target, self.agent_user.exec_user])
         with _engine_errors(f"copying {local_dir} to {target}"):
-            agent.put_archive(target, tar_directory(local_dir))
+            agent.put_archive(target, tar_directory(local_dir, self._owner))
+
+    @property
+    def _owner(self) -> tuple[int, int]:
+        return self.agent_user.uid, self.agent_user.gid
+
+    def limits_hit(self) -> list[str]:
+        pids, memory = self.limits
+        try:
+            result = _exec(self._agent(), LIMIT_EVENTS_COMMAND)
+        except SandboxError:
+            result = None
+        if result is None or result.exit_code != 0:
+            # No process can start in a container whose pids are all taken: ask the engine instead.
+            with contextlib.suppress(SandboxError, docker.errors.APIError, KeyError, TypeError):
+                stats = self._agent().stats(stream=False, one_shot=True)
+                if int(stats["pids_stats"]["current"]) >= pids:
+                    return [pids_exhausted(pids)]
+            return []
+        return limits_from_events(result.stdout, pids, memory)
 
     # --- state and diff ----------------------------------------------------------------------
 
@@ -174,6 +215,11 @@ class DockerSandbox(Sandbox):
         result = _exec(self._agent(), ["sh", "-c", script])
         if result.exit_code != 0:
             raise SandboxError(f"could not read the workspace state: {result.stderr.strip()}")
+        if result.truncated:
+            raise SandboxError(
+                f"could not read the workspace state: its listing of {result.stdout_bytes} bytes is over "
+                f"Keystone's limit of {OUTPUT_LIMIT} (too many files under /workspace)"
+            )
         listing, _, sums = result.stdout.partition("\x01")
         fields = listing.split("\0")
         checksums = {}
@@ -207,6 +253,42 @@ class DockerSandbox(Sandbox):
             return []
         result = _exec(self.gateway, ["cat", gateway.LOG_PATH])
         return json_objects(result.stdout) if result.exit_code == 0 else []
+
+    # --- the agent's processes -----------------------------------------------------------------
+
+    def settle_agent(self, deadline: float) -> SettleReport:
+        started = time.monotonic()
+        lingering = left = self._agent_processes()
+        pause = 0.05
+        while left and time.monotonic() < deadline:
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 1.5, 1.0)
+            left = self._agent_processes()
+        killed = self._kill(left)
+        return SettleReport(tuple(lingering), tuple(killed), int((time.monotonic() - started) * 1000))
+
+    def _agent_processes(self) -> list[AgentProcess]:
+        # As root: the probe must see, and `_kill` signal, whatever user the agent ran as.
+        result = _exec(self._agent(), PROBE, user=ROOT.exec_user)
+        try:
+            return agent_processes(result.stdout)
+        except ValueError as exc:
+            problem = f"{exc} {result.stderr.strip()}".strip()
+            raise SandboxError(f"could not list the agent's processes: {problem}") from exc
+
+    def _kill(self, processes: list[AgentProcess]) -> list[AgentProcess]:
+        """SIGKILL the processes, and again whatever they started meanwhile, until none is left."""
+        killed: dict[int, AgentProcess] = {}
+        for _ in range(KILL_ROUNDS):
+            if not processes:
+                return list(killed.values())
+            killed.update((process.pid, process) for process in processes)
+            pids = [str(process.pid) for process in processes]
+            _exec(self._agent(), ["sh", "-c", 'kill -9 "$@" 2>/dev/null', "kill", *pids], user=ROOT.exec_user)
+            time.sleep(0.02)  # let init reap them
+            processes = self._agent_processes()
+        names = ", ".join(f"{process.name} (pid {process.pid})" for process in processes)
+        raise SandboxError(f"the agent's processes outlived {KILL_ROUNDS} rounds of SIGKILL: {names}")
 
     # --- teardown ----------------------------------------------------------------------------
 
@@ -338,39 +420,89 @@ def _exec(
     env: Mapping[str, str] | None = None,
     workdir: str | None = None,
     user: str | None = None,
+    output_limit: int = OUTPUT_LIMIT,
 ) -> ExecResult:
+    """Run `command` in `container`, reading its output as it arrives into a head-and-tail buffer of
+    `output_limit` bytes per stream: time linear and memory bounded in what the command prints (docker-py's
+    `exec_run(demux=True)` joins the frames of each stream one by one, quadratic in the output)."""
     argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
     if timeout is not None:
         # coreutils' timeout kills the whole command; -k makes sure a process ignoring TERM dies too.
         argv = ["timeout", "-k", "2", f"{timeout:.3f}", *argv]
+    api = container.client.api if container.client is not None else None
+    assert api is not None, "a container from a DockerClient"
+    stdout, stderr = BoundedOutput(output_limit), BoundedOutput(output_limit)
     started = time.monotonic()
     try:
-        result = container.exec_run(
-            argv, demux=True, environment=dict(env or {}), workdir=workdir, user=user or ""
-        )
+        exec_id = api.exec_create(
+            container.id, argv, environment=dict(env or {}), workdir=workdir, user=user or ""
+        )["Id"]
+        stream = api.exec_start(exec_id, stream=True, demux=True)
+        try:
+            for out, err in stream:
+                if out:
+                    stdout.write(out)
+                if err:
+                    stderr.write(err)
+        finally:
+            stream.close()
+        code = _exit_code(api, exec_id)
     except docker.errors.APIError as exc:
         raise SandboxError(f"exec in {container.name} failed: {exc.explanation or exc}") from exc
     elapsed = time.monotonic() - started
-    stdout, stderr = result.output if result.output else (b"", b"")
-    code = int(result.exit_code if result.exit_code is not None else -1)
     timed_out = timeout is not None and code in (_TIMEOUT_EXIT, 137) and elapsed >= timeout * 0.99
     return ExecResult(
         exit_code=code,
-        stdout=_decode(stdout),
-        stderr=_decode(stderr),
+        stdout=stdout.text(),
+        stderr=stderr.text(),
         duration_ms=int(elapsed * 1000),
         timed_out=timed_out,
+        stdout_bytes=stdout.total,
+        stderr_bytes=stderr.total,
+        truncated=bool(stdout.dropped or stderr.dropped),
     )
+
+
+def _exit_code(api: docker.APIClient, exec_id: str) -> int:
+    """The exit code of a finished exec. Its output stream can end a moment before the engine records
+    the exit; -1 when the engine never does (the container went away)."""
+    for _ in range(50):
+        state = api.exec_inspect(exec_id)
+        if not state["Running"] and state["ExitCode"] is not None:
+            return int(state["ExitCode"])
+        time.sleep(0.02)
+    return -1
 
 
 class DockerBackend(SandboxBackend):
     """Boots sandboxes on the local Docker engine (or whatever DOCKER_HOST names)."""
 
-    def __init__(self, client: docker.DockerClient | None = None, *, owner: str | None = None) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        owner: str | None = None,
+        runtime: str | None = None,
+        gateway_hosts: Mapping[str, str] | None = None,
+    ) -> None:
+        """`runtime` (default: $KEYSTONE_RUNTIME) runs every agent container under that Docker runtime,
+        e.g. `runsc` for gVisor, unless a plan names its own; SandboxError when it is not registered."""
         self.client = client or connect()
         self.owner = owner or labels.owner_id()
-        self._host_guarded = False
-        """guard_host runs its container once per engine; this flag spares each boot the engine lookup."""
+        self.runtime = runtime or os.environ.get(RUNTIME_ENV) or None
+        if self.runtime is not None:
+            problem = runtime_problem(self.client, self.runtime)
+            if problem is not None:
+                raise SandboxError(problem)
+        self.gateway_hosts = dict(
+            gateway.gateway_hosts(os.environ.get(gateway.HOSTS_VARIABLE, ""))
+            if gateway_hosts is None
+            else gateway_hosts
+        )
+        """Extra names the gateways resolve (like `--add-host`); default: $KEYSTONE_GATEWAY_HOSTS."""
+        self._host_addresses: tuple[str, ...] | None = None
+        """The host's addresses, which gateways refuse, from guard_host (which runs its container once
+        per engine); kept here to spare each boot the engine lookup."""
 
     def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> DockerSandbox:
         sandbox_id = plan.sandbox_id or f"sb-{secrets.token_hex(6)}"
@@ -384,9 +516,8 @@ class DockerBackend(SandboxBackend):
             sandbox_id, plan.run_id, plan.spec_id, plan.timeout_s, self.owner, plan.keep
         )
         try:
-            if plan.gateway_image and not self._host_guarded:
-                guard_host(self.client, plan.gateway_image)
-                self._host_guarded = True
+            if plan.gateway_image and self._host_addresses is None:
+                self._host_addresses = guard_host(self.client, plan.gateway_image)
             network = self.client.networks.create(
                 f"keystone-{sandbox_id}",
                 driver="bridge",
@@ -423,7 +554,7 @@ class DockerBackend(SandboxBackend):
     def _boot(self, sandbox: DockerSandbox, plan: SandboxPlan, emit: Callable[[str, str], None]) -> None:
         pod, bridged = split_services(plan.services)
         with ThreadPoolExecutor(max_workers=len(plan.services) + 4) as pool:
-            futures = [pool.submit(self._start_service, sandbox, service, None) for service in bridged]
+            futures = [pool.submit(self._start_service, sandbox, plan, service, None) for service in bridged]
             gateway_up = None
             if plan.network is not None:
                 gateway_up = pool.submit(self._start_gateway, sandbox, plan.network, plan)
@@ -435,9 +566,9 @@ class DockerBackend(SandboxBackend):
                 raise
             if gateway_up is not None:
                 futures.append(pool.submit(self._point_resolver, sandbox, agent, gateway_up))
-            futures += [pool.submit(self._start_service, sandbox, service, agent) for service in pod]
+            futures += [pool.submit(self._start_service, sandbox, plan, service, agent) for service in pod]
             if plan.agent_dir:
-                futures.append(pool.submit(self._copy_agent, agent, plan.agent_dir))
+                futures.append(pool.submit(self._copy_agent, agent, plan.agent_dir, plan.agent_user))
             # The workspace is final once the agent started, unless a fixture writes into it: then the
             # snapshot overlaps service readiness and the fixtures instead of following them.
             early_snapshot = not any(fixture.touches_workspace for fixture in plan.fixtures)
@@ -470,19 +601,25 @@ class DockerBackend(SandboxBackend):
             raise SandboxBootError(sandbox.id, "services", f"{name}: {exc.explanation or exc}") from exc
 
     def _start_gateway(self, sandbox: DockerSandbox, policy: NetworkPolicy, plan: SandboxPlan) -> Container:
-        """The gateway starts on Docker's default bridge (its way out) and joins the sandbox network,
-        where the agent's DNS and proxy point at it."""
+        """The gateway starts on Keystone's egress network (its way out, see `_egress.py`) and joins the
+        sandbox network, where the agent's DNS and proxy point at it."""
         assert plan.gateway_image is not None
-        subnet = sandbox.network.attrs["IPAM"]["Config"][0]["Subnet"]
+        ipam = sandbox.network.attrs["IPAM"]["Config"][0]
         with _engine_errors("starting the network gateway"):
+            egress = egress_network(self.client)
+            fence = gateway.Fence(
+                host=(*(self._host_addresses or ()), egress.gateway, *filter(None, [ipam.get("Gateway")])),
+                docker_networks=(egress.subnet,),
+                ingress_from=egress.gateway,
+            )
+            config = gateway.gateway_config(policy, plan.services, ipam["Subnet"], fence)
             container = self.client.containers.create(
                 plan.gateway_image,
                 name=f"keystone-{sandbox.id}-gateway",
-                environment={
-                    "KEYSTONE_GATEWAY_CONFIG": gateway.gateway_config(policy, plan.services, subnet)
-                },
+                environment={"KEYSTONE_GATEWAY_CONFIG": config},
                 labels={**sandbox.labels, labels.ROLE: "gateway"},
-                extra_hosts={"host.docker.internal": "host-gateway"},
+                network=egress.name,
+                extra_hosts=self.gateway_hosts or None,
                 security_opt=["no-new-privileges"],
                 ports={f"{listen}/tcp": ("127.0.0.1", None) for listen in gateway.ingress_ports(policy)},
             )
@@ -511,7 +648,10 @@ class DockerBackend(SandboxBackend):
             )
 
     def _start_agent(self, sandbox: DockerSandbox, plan: SandboxPlan, pod: list[ServicePlan]) -> Container:
+        """The agent container: no capability beyond `AGENT_CAPABILITIES`, no new privileges, limits on
+        CPU, memory (swap included), processes and (with `disk_bytes`) its writable layer."""
         names = [service.name for service in pod]
+        runtime = plan.runtime or self.runtime
         env = {**plan.env, **(gateway.proxy_env(plan.services) if plan.network is not None else {})}
         sandbox.agent = self._run(
             sandbox,
@@ -527,18 +667,31 @@ class DockerBackend(SandboxBackend):
             extra_hosts={name: "127.0.0.1" for name in names},
             nano_cpus=int(plan.cpu * 1e9),
             mem_limit=plan.memory_bytes,
+            memswap_limit=plan.memory_bytes,
+            pids_limit=plan.pids_limit,
+            cap_drop=["ALL"],
+            cap_add=list(AGENT_CAPABILITIES),
+            sysctls=AGENT_SYSCTLS,
             security_opt=["no-new-privileges"],
+            **({"runtime": runtime} if runtime else {}),
+            **({"storage_opt": {"size": str(plan.disk_bytes)}} if plan.disk_bytes else {}),
         )
+        sandbox.agent_user = plan.agent_user
+        sandbox.limits = (plan.pids_limit, plan.memory_bytes)
         return sandbox.agent
 
     @staticmethod
-    def _copy_agent(agent: Container, agent_dir: str) -> None:
+    def _copy_agent(agent: Container, agent_dir: str, user: AgentUser) -> None:
+        """/opt/agent belongs to root: the agent user reads and runs its code but cannot change it."""
         _exec(agent, ["mkdir", "-p", "/opt/agent"])
         with _engine_errors(f"copying the agent from {agent_dir}"):
-            agent.put_archive("/opt/agent", tar_directory(agent_dir))
+            agent.put_archive("/opt/agent", tar_directory(agent_dir, (0, user.gid)))
 
-    def _start_service(self, sandbox: DockerSandbox, service: ServicePlan, pod_of: Container | None) -> None:
-        """Start a service in the agent's network namespace (`pod_of`), or on the network by its alias."""
+    def _start_service(
+        self, sandbox: DockerSandbox, plan: SandboxPlan, service: ServicePlan, pod_of: Container | None
+    ) -> None:
+        """Start a service in the agent's network namespace (`pod_of`), or on the network by its alias,
+        with the agent's CPU, memory and pids limits: a busy or hostile service cannot take the host."""
         spec = service.spec
         command = shlex.split(spec.command) if isinstance(spec.command, str) else spec.command
         placement: dict[str, Any] = {"network_mode": f"container:{pod_of.id}"} if pod_of is not None else {}
@@ -550,6 +703,11 @@ class DockerBackend(SandboxBackend):
             command=command,
             environment=service.env,
             labels={**sandbox.labels, labels.ROLE: "service", labels.SERVICE: service.name},
+            nano_cpus=int(plan.cpu * 1e9),
+            mem_limit=plan.memory_bytes,
+            memswap_limit=plan.memory_bytes,
+            pids_limit=plan.pids_limit,
+            security_opt=["no-new-privileges"],
             **placement,
         )
         sandbox.service_containers[service.name] = container

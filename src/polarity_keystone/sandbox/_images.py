@@ -22,7 +22,8 @@ import docker
 import docker.errors
 
 from ..spec._models import Setup
-from ._archive import tar_files
+from ._archive import first_file, tar_files
+from ._base import DEFAULT_AGENT, ROOT, AgentUser
 
 LOCAL_REPO = "keystone-local"
 SETUP_REPO = "keystone-setup"
@@ -59,6 +60,11 @@ _PLATFORMS = {
 class ImageError(Exception):
     """Raised when an image can be neither found, pulled, substituted nor built; the engine reports
     it as an infrastructure error of the sandbox, not as an agent failure."""
+
+
+class UnknownUser(ValueError):
+    """Raised by `ImageResolver.for_agent` for an `agent.user` name the image does not have; the engine
+    turns it into a spec error (invalid input)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,11 @@ class ImageResolver:
         self._lock = threading.Lock()
         self._resolved: dict[str, ResolvedImage] = {}
 
+    @property
+    def client(self) -> docker.DockerClient:
+        """The engine this resolver builds on, also asked what it can enforce (runtimes, disk quotas)."""
+        return self._client
+
     def resolve(self, ref: str) -> ResolvedImage:
         with self._lock:
             if ref not in self._resolved:
@@ -162,6 +173,49 @@ class ImageResolver:
             lines.append(f"RUN chmod {item.mode:o} {json.dumps(item.path)}")
         lines.extend(f"RUN {json.dumps(['sh', '-c', command])}" for command in setup.commands)
         return self._derive(base, lines, files)
+
+    def for_agent(self, image: ResolvedImage, user: str | None) -> tuple[ResolvedImage, AgentUser]:
+        """`image` prepared for the agent user (`agent.user`; None is Keystone's unprivileged `agent`):
+        a layer, built once per image and user, that creates the default user, and gives the user
+        /workspace and its home. Raises UnknownUser for a name the image does not know."""
+        if user in ("root", "0", "0:0"):
+            return image, ROOT
+        agent = DEFAULT_AGENT if user is None else self._lookup_user(image, user)
+        owner = agent.exec_user
+        script = f"mkdir -p /workspace {agent.home} && chown -R {owner} /workspace {agent.home}"
+        if user is None:
+            entry = f"agent:x:{owner}:Keystone agent:{agent.home}:/bin/sh"
+            script = (
+                f"(grep -q '^agent:' /etc/passwd || echo '{entry}' >> /etc/passwd) && "
+                f"(grep -q '^agent:' /etc/group || echo 'agent:x:{agent.gid}:' >> /etc/group) && {script}"
+            )
+        return self._derive(image, [f"FROM {image.ref}", "USER root", f"RUN {script}"], {}), agent
+
+    def _lookup_user(self, image: ResolvedImage, user: str) -> AgentUser:
+        """uid, gid and home of `user` (a name, or uid[:gid]) from the image's /etc/passwd."""
+        name, _, group = user.partition(":")
+        entries = [line.split(":") for line in self._read(image, "/etc/passwd").splitlines()]
+        entry = next((e for e in entries if len(e) >= 6 and name in (e[0], e[2])), None)
+        if entry is None and not name.isdigit():
+            raise UnknownUser(
+                f"agent.user {user!r} is not a user of image {image.requested} (no /etc/passwd entry); "
+                "create it in setup.commands (e.g. `useradd -m NAME`), or give a numeric uid[:gid]"
+            )
+        uid = int(entry[2]) if entry else int(name)
+        gid = int(group) if group else int(entry[3]) if entry else uid
+        home = entry[5] if entry and entry[5] not in ("", "/") else f"/home/{uid}"
+        return AgentUser(uid, gid, home)
+
+    def _read(self, image: ResolvedImage, path: str) -> str:
+        """A file of `image`, read from a created (never started) container; empty when absent."""
+        container = self._client.containers.create(image.ref, ["true"])
+        try:
+            chunks, _ = container.get_archive(path)
+            return first_file(chunks).decode("utf-8", errors="replace")
+        except docker.errors.NotFound:
+            return ""
+        finally:
+            container.remove(force=True)
 
     def add_local_files(self, base: ResolvedImage, source: str, paths: dict[str, str]) -> ResolvedImage:
         """`base` with files of Keystone's local image `source` copied in (its path -> the path in the new
