@@ -55,6 +55,7 @@ from ._hardening import (
     AGENT_CAPABILITIES,
     AGENT_SYSCTLS,
     LIMIT_EVENTS_COMMAND,
+    container_stopped,
     limits_from_events,
     pids_exhausted,
     runtime_problem,
@@ -192,17 +193,20 @@ class DockerSandbox(Sandbox):
     def limits_hit(self) -> list[str]:
         pids, memory = self.limits
         try:
-            result = _exec(self._agent(), LIMIT_EVENTS_COMMAND)
-        except SandboxError:
-            result = None
-        if result is None or result.exit_code != 0:
-            # No process can start in a container whose pids are all taken: ask the engine instead.
-            with contextlib.suppress(SandboxError, docker.errors.APIError, KeyError, TypeError):
-                stats = self._agent().stats(stream=False, one_shot=True)
-                if int(stats["pids_stats"]["current"]) >= pids:
-                    return [pids_exhausted(pids)]
-            return []
-        return limits_from_events(result.stdout, pids, memory)
+            agent = self._agent()
+            with contextlib.suppress(SandboxError):
+                result = _exec(agent, LIMIT_EVENTS_COMMAND)
+                if result.exit_code == 0:
+                    return limits_from_events(result.stdout, pids, memory)
+            # No process could start: the container stopped, or every pid is taken. Ask the engine.
+            agent.reload()
+            if agent.status != "running":
+                return [container_stopped(agent.attrs["State"], pids, memory)]
+            if int(agent.stats(stream=False, one_shot=True)["pids_stats"]["current"]) >= pids:
+                return [pids_exhausted(pids)]
+        except (SandboxError, docker.errors.APIError, KeyError, TypeError, ValueError):
+            pass
+        return []
 
     # --- state and diff ----------------------------------------------------------------------
 
@@ -446,6 +450,7 @@ def _exec(
                     stderr.write(err)
         finally:
             stream.close()
+            stream._response.close()  # the stream shuts its socket; the response still holds the fd
         code = _exit_code(api, exec_id)
     except docker.errors.APIError as exc:
         raise SandboxError(f"exec in {container.name} failed: {exc.explanation or exc}") from exc
