@@ -22,9 +22,12 @@ KEEP = "keystone.keep"
 
 
 def _start_ticks(pid: int) -> str | None:
+    """When a live process started (clock ticks since boot); None when it is gone. A zombie (killed, its
+    parent has not waited for it yet) is gone: its sandboxes are orphans already."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[19]
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else fields[19]
     except (OSError, IndexError):
         return None
 

@@ -43,9 +43,11 @@ class ServerContext:
         self._lock = threading.Lock()
 
     def recover(self) -> None:
-        """Start-up: end what a previous process left running (see ExperimentRunner.recover)."""
+        """Start-up: end what a previous process left running (see ExperimentRunner.recover), in the
+        store now and on the Docker engine in the background (see LazyEngine.start_in_background)."""
         self.runner.recover()
         self.sandboxes.recover()
+        self.engine.start_in_background()
 
     def base_url(self, request: Request) -> str:
         """Where agents reach this server (their KEYSTONE_BASE_URL)."""
@@ -59,5 +61,6 @@ class ServerContext:
             self._closed = True
         self.runner.close()
         self.sandboxes.close()
+        self.engine.close()
         self.webhooks.close()
         self.store.close()

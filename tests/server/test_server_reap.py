@@ -1,0 +1,149 @@
+"""A `ks serve` killed with -9 leaves its sandboxes running; the next server on the machine removes them
+as it starts, before any request needs sandboxes (issue 9, finding 7). A real `ks serve` process on a
+temporary SQLite store, a real kill -9, a real Docker engine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import httpx
+import pytest
+from server_api import spec_yaml
+
+from polarity_keystone.sandbox import DockerBackend
+from polarity_keystone.sandbox import _labels as labels
+
+pytestmark = pytest.mark.docker
+
+START_TIMEOUT_S = 60.0
+REAP_TIMEOUT_S = 10.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _ks(*args: str) -> list[str]:
+    return [sys.executable, "-m", "polarity_keystone", *args]
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not within {timeout:g}s")
+        time.sleep(0.1)
+
+
+class Servers:
+    """`ks serve` processes on one store; every one still running is killed at the end."""
+
+    def __init__(self, store_url: str, workdir: Path) -> None:
+        self.store_url = store_url
+        self.workdir = workdir
+        self.started: list[subprocess.Popen[str]] = []
+
+    def start(self, port: int) -> subprocess.Popen[str]:
+        server = subprocess.Popen(
+            _ks("serve", "--port", str(port), "--store", self.store_url),
+            cwd=self.workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.started.append(server)
+        _wait_for(
+            lambda: _answers(port) or server.poll() is not None, START_TIMEOUT_S, "the server answering"
+        )
+        assert server.poll() is None, server.communicate()[0]
+        return server
+
+    def stop_all(self) -> None:
+        for server in self.started:
+            if server.poll() is None:
+                server.kill()
+            server.communicate()
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    made = Servers(f"sqlite:///{tmp_path / 'keystone.db'}", tmp_path)
+    yield made
+    made.stop_all()
+
+
+def _sandboxes_of(client: docker.DockerClient, pid: int) -> tuple[set[str], set[str]]:
+    """(containers, networks) of Keystone sandboxes whose owner is process `pid` of this host."""
+    owner = f"{socket.gethostname()}/{pid}/"
+    selector = {"label": f"{labels.MANAGED}=true"}
+    containers = {
+        container.name or ""
+        for container in client.containers.list(all=True, filters=selector, ignore_removed=True)
+        if container.labels.get(labels.OWNER, "").startswith(owner)
+    }
+    networks = {
+        network.name or ""
+        for network in client.networks.list(filters=selector)
+        if (network.attrs.get("Labels") or {}).get(labels.OWNER, "").startswith(owner)
+    }
+    return containers, networks
+
+
+def test_a_restarted_server_removes_the_sandboxes_of_the_one_killed_with_minus_9(
+    servers: Servers, backend: DockerBackend
+) -> None:
+    created = subprocess.run(
+        _ks("keys", "create", "test", "--store", servers.store_url),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key = created.stdout.strip()
+    port = _free_port()
+    first = servers.start(port)
+    api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"})
+    with api:
+        uploaded = api.post(
+            "/v1/specs",
+            content=spec_yaml("sleeper", command="sleep 300", replicas=2),
+            headers={"Content-Type": "application/x-yaml"},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        experiment = api.post("/v1/experiments", json={"name": "killed", "spec_id": "sleeper"}).json()
+        assert api.post(f"/v1/experiments/{experiment['id']}/run").status_code == 202
+        _wait_for(
+            lambda: len(_sandboxes_of(backend.client, first.pid)[1]) == 2, START_TIMEOUT_S, "two sandboxes"
+        )
+
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    left_containers, left_networks = _sandboxes_of(backend.client, first.pid)
+    assert left_containers and len(left_networks) == 2, "kill -9 leaves the sandboxes running"
+
+    second = servers.start(port)
+    _wait_for(
+        lambda: _sandboxes_of(backend.client, first.pid) == (set(), set()),
+        REAP_TIMEOUT_S,
+        "the killed server's containers and networks removed",
+    )
+    second.send_signal(signal.SIGINT)
+    log, _ = second.communicate(timeout=30)
+    assert "a stopped Keystone process left running" in log, log
