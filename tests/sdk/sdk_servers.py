@@ -36,6 +36,11 @@ parallelism: {{replicas: {replicas}}}
 """
 
 
+OPERATOR_SECRETS = {"SDK_TEST_TOKEN": "env:SDK_TEST_TOKEN"}
+"""The test servers are shared servers: the spec's secret reaches a run from the request, or from the
+operator's allow-list (`ks serve --secret`), never from the spec's own source."""
+
+
 def spec_yaml(
     spec_id: str = "sdk-spec",
     *,
@@ -75,7 +80,9 @@ class KeystoneServer:
 @contextmanager
 def keystone_in_process(store_url: str, **settings: Any) -> Iterator[KeystoneServer]:
     """The app called in-process (no socket) through `SyncASGITransport`."""
-    app = create_app(ServerSettings(store_url=store_url, **settings))
+    app = create_app(
+        ServerSettings(store_url=store_url, **{"operator_secrets": OPERATOR_SECRETS, **settings})
+    )
     server = _server(store_url, "http://keystone.test", None)
     try:
         with start_blocking_portal() as portal:
@@ -89,7 +96,9 @@ def keystone_in_process(store_url: str, **settings: Any) -> Iterator[KeystoneSer
 @contextmanager
 def keystone_on_socket(store_url: str, **settings: Any) -> Iterator[KeystoneServer]:
     """The app on uvicorn on a free 127.0.0.1 port (`serve_in_thread`), for streams and env-built clients."""
-    with serve_in_thread(ServerSettings(store_url=store_url, **settings)) as running:
+    with serve_in_thread(
+        ServerSettings(store_url=store_url, **{"operator_secrets": OPERATOR_SECRETS, **settings})
+    ) as running:
         server = _server(store_url, running.url, None)
         try:
             yield server

@@ -40,7 +40,7 @@ def test_create_returns_the_ready_sandbox_and_the_key_limit_holds(box: tuple[Api
     api, sandbox_id = box
 
     body = api.client.get(f"/v1/sandboxes/{sandbox_id}").json()
-    second = api.client.post("/v1/sandboxes", json={"spec_id": "box"})
+    second = api.client.post("/v1/sandboxes", json={"spec_id": "box", "secrets": {"BOX_TOKEN": SECRET}})
 
     assert body["id"] == sandbox_id and sandbox_id.startswith("sb-")
     assert (body["spec_id"], body["state"], body["metadata"], body["services"]) == (
@@ -162,7 +162,8 @@ def test_destroy_ends_the_event_stream_and_the_sandbox(box: tuple[Api, str]) -> 
 def test_a_sandbox_is_destroyed_when_its_timeout_runs_out(make_api: MakeApi) -> None:
     api = make_api()
     api.upload(SPEC)
-    sandbox_id = api.client.post("/v1/sandboxes", json={"spec_id": "box", "timeout": "1s"}).json()["id"]
+    created = {"spec_id": "box", "timeout": "1s", "secrets": {"BOX_TOKEN": SECRET}}
+    sandbox_id = api.client.post("/v1/sandboxes", json=created).json()["id"]
 
     deadline = time.monotonic() + 30
     while api.client.get(f"/v1/sandboxes/{sandbox_id}").json()["state"] != "destroyed":
@@ -181,7 +182,7 @@ def test_a_sandbox_that_cannot_boot_is_a_500_naming_the_step(make_api: MakeApi) 
     )
     api.upload(broken)
 
-    response = api.client.post("/v1/sandboxes", json={"spec_id": "broken"})
+    response = api.client.post("/v1/sandboxes", json={"spec_id": "broken", "secrets": {"BOX_TOKEN": SECRET}})
 
     assert response.status_code == 500
     body = response.json()
