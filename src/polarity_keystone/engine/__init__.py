@@ -4,6 +4,7 @@ from ._experiment import ProgressListener, RunOptions, run_experiment, scenarios
 from ._prepare import PreparedSpec, prepare
 from ._redaction import Redactor, redact_result
 from ._replay import FingerprintMismatch, replay
+from ._replica import AGENT_OUTPUT_LIMIT
 from ._secret_sources import (
     SecretPolicy,
     check_operator_secret,
@@ -14,6 +15,7 @@ from ._secret_sources import (
 from ._secrets import SecretError
 
 __all__ = [
+    "AGENT_OUTPUT_LIMIT",
     "FingerprintMismatch",
     "PreparedSpec",
     "ProgressListener",
