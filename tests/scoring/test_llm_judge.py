@@ -19,7 +19,8 @@ from typing import Any, cast
 
 import pytest
 
-from polarity_keystone.results import InvariantResult
+from polarity_keystone.engine import Redactor, redact_result
+from polarity_keystone.results import InvariantResult, ReplicaResult
 from polarity_keystone.sandbox import DockerBackend, ImageResolver, Sandbox, SandboxPlan
 from polarity_keystone.sandbox._base import FileInfo, WorkspaceState
 from polarity_keystone.scoring import CheckContext, parse_verdict, run_check, score_run, supported_checks
@@ -231,8 +232,10 @@ def test_secrets_are_redacted_before_they_reach_the_judge(fake: FakeModel) -> No
 
     assert SECRET not in json.dumps(fake.requests[-1].body)
     assert "STRIPE_KEY=[REDACTED:STRIPE_KEY]" in fake.prompt
-    assert SECRET not in result.model_dump_json()
     assert result.evidence["input"] == "STRIPE_KEY=[REDACTED:STRIPE_KEY]\nMODE=live\n"
+    # The judge's reply quoting it is redacted with the rest of the replica's result.
+    replica = ReplicaResult(replica=0, seed=0, status="pass", invariants=[result])
+    assert SECRET not in redact_result(replica, Redactor({"STRIPE_KEY": SECRET})).model_dump_json()
 
 
 def test_without_a_key_the_invariant_is_skipped_never_passed(
