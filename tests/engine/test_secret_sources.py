@@ -3,13 +3,15 @@ machine only when the server is theirs. A shared server never reads a source the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from engine_examples import RunSpec
 
 from polarity_keystone.cli import main
 from polarity_keystone.cli._served import host_sources_line
-from polarity_keystone.engine import SecretError, SecretPolicy, parse_operator_secret
+from polarity_keystone.engine import PreparedSpec, SecretError, SecretPolicy, parse_operator_secret
 from polarity_keystone.engine._prepare import _psql_errors
 from polarity_keystone.engine._secrets import resolve_fixed
 from polarity_keystone.spec import Secret, parse_spec
@@ -120,3 +122,31 @@ def test_a_failed_sql_fixture_reports_psqls_errors_without_the_scripts_text() ->
 
     assert shown == 'psql:<stdin>:1: ERROR:  syntax error at or near "root"'
     assert "hashedpassword" not in shown
+
+
+SQL_FILE_SPEC = """
+version: 1
+id: sql-file
+base: "debian:bookworm-slim"
+task: {prompt: "never runs"}
+agent: {type: cli, command: "true"}
+services: [{name: db, image: "postgres:16"}]
+fixtures:
+  - {type: sql, service: db, file: notes.sql}
+invariants:
+  ok: {check: {type: command_exit, command: "true"}}
+"""
+
+
+@pytest.mark.docker
+def test_a_sql_fixture_file_that_is_not_sql_fails_without_its_content_in_the_error(
+    prepared_from: Callable[..., PreparedSpec], run: RunSpec
+) -> None:
+    files = {"notes.sql": "root:x:0:0:host-password-1234:/root:/bin/bash\n"}
+
+    results = run(prepared_from(SQL_FILE_SPEC, files), seed=1)
+
+    (replica,) = results.scenarios[0].replicas
+    assert replica.status == "error" and replica.error is not None
+    assert "sql fixture on db (notes.sql)" in replica.error and "syntax error" in replica.error
+    assert "host-password-1234" not in replica.error
