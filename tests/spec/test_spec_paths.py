@@ -84,12 +84,16 @@ def test_paths_inside_the_root_load(root: Path) -> None:
         ("/etc", "is an absolute path"),
         ("../host-secret", "leads out of the spec's directory with `..`"),
         ("link-out", "leads out of the spec's directory through a symlink"),
+        ("dir-out/../host-secret", "leads out of the spec's directory through a symlink"),
     ],
 )
 def test_a_path_leaving_the_root_is_a_spec_error_at_its_line(
     root: Path, field: str, value: str, problem: str
 ) -> None:
     (root / "link-out").symlink_to(root.parent / "host-secret")
+    (root.parent / "outside").mkdir()
+    (root / "dir-out").symlink_to(root.parent / "outside")
+    (root / "host-secret").write_text("a decoy inside the root, which text normalisation would check\n")
 
     error = _load(root, **{field: value})
 

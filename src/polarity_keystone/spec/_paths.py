@@ -13,7 +13,7 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
 from ._errors import SpecError, SpecIssue
@@ -50,21 +50,22 @@ def confine(root: Path | None, value: str, kind: PathKind) -> Path:
             " clone them with a git_repo fixture, or ask the operator for a server with a spec root",
         )
     hint = f"paths are relative to the spec's directory, {root}, and stay inside it"
-    if PurePosixPath(value).is_absolute() or Path(value).is_absolute():
+    if Path(value).is_absolute():
         raise LocalPathError(f"`{value}` is an absolute path", hint)
     if "\x00" in value:
         raise LocalPathError("the path contains a NUL character", hint)
     real_root = root.resolve()
-    lexical = os.path.normpath(value)
-    if lexical == ".." or lexical.startswith("../"):
-        raise LocalPathError(f"`{value}` leads out of the spec's directory with `..`", hint)
-    target = (real_root / lexical).resolve()
+    # Resolved the way the OS opens it (a symlink before the `..` after it), never by normalising the
+    # text first, which would check a different file than the one later read.
+    target = (real_root / value).resolve()
     if not target.is_relative_to(real_root):
-        raise LocalPathError(f"`{value}` leads out of the spec's directory through a symlink", hint)
+        lexical = os.path.normpath(value)
+        how = "with `..`" if lexical == ".." or lexical.startswith("../") else "through a symlink"
+        raise LocalPathError(f"`{value}` leads out of the spec's directory {how}", hint)
     try:
         mode = target.stat().st_mode
     except OSError:
-        message = f"{kind} `{value}` does not exist (looked for {real_root / lexical})"
+        message = f"{kind} `{value}` does not exist (looked for {real_root / value})"
         raise LocalPathError(message, hint) from None
     _require(value, mode, kind, hint)
     if kind == "directory":
