@@ -4,15 +4,16 @@ pull), service plans, and a look at what a sandbox left on the engine."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import docker
 import pytest
 from docker.models.containers import Container
 from docker.models.networks import Network
+from outside_host import Outside, outside_namespace
 
-from polarity_keystone.sandbox import ImageResolver
+from polarity_keystone.sandbox import DockerBackend, ImageResolver
 from polarity_keystone.sandbox import _labels as labels
 from polarity_keystone.services import ServicePlan, kind_of
 from polarity_keystone.spec._models import Service
@@ -66,3 +67,23 @@ def of_run() -> Callable[[docker.DockerClient, str], Leftovers]:
 @pytest.fixture(scope="session")
 def of_sandbox() -> Callable[[docker.DockerClient, str], Leftovers]:
     return lambda client, sandbox_id: leftovers(client, labels.SANDBOX, sandbox_id)
+
+
+# --- a host "outside" the machine ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def outside(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outside]:
+    with outside_namespace(tmp_path_factory.mktemp("outside")) as host:
+        yield host
+
+
+@pytest.fixture(scope="session")
+def outside_backend(backend: DockerBackend, outside: Outside) -> DockerBackend:
+    """The session's engine, with gateways that resolve the `outside` names."""
+    return DockerBackend(backend.client, owner=backend.owner, gateway_hosts=outside.names)
+
+
+@pytest.fixture(scope="session")
+def gateway_image(resolver: ImageResolver) -> str:
+    return resolver.local("gateway").ref

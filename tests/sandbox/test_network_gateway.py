@@ -1,28 +1,25 @@
-"""The network policy, enforced for real: a sandbox behind the gateway reaches an allowed host, cannot
-reach a denied one (by proxy, directly, or by name), cannot reach the Docker host or its socket, and
-every attempt is in the gateway's log."""
+"""The network policy, enforced for real: a sandbox behind the gateway reaches an allowed host (by the
+proxy, a CONNECT tunnel, transparent HTTP and TLS pass-through), cannot reach a denied one any of those
+ways or by name, cannot reach the Docker host or its socket, and every attempt is in the gateway's log.
+
+The allowed hosts live in the `outside` namespace (conftest), so every test here can fail on a machine
+without internet only when the gateway is wrong."""
 
 from __future__ import annotations
 
 import http.server
-import socket
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from gateway_probes import direct, proxied, tunnelled
+from outside_host import Outside
 
-from polarity_keystone.sandbox import DockerBackend, DockerSandbox, ImageResolver, NetworkPolicy, SandboxPlan
+from polarity_keystone.sandbox import DockerBackend, DockerSandbox, NetworkPolicy, SandboxPlan
 
 pytestmark = pytest.mark.docker
-
-FETCH = """
-import sys, urllib.request
-try:
-    print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())
-except Exception as exc:
-    print(f"FAILED {type(exc).__name__}: {exc}")
-"""
 
 CONNECT = """
 import socket, sys
@@ -32,6 +29,21 @@ try:
 except OSError as exc:
     print(f"FAILED {exc}")
 """
+
+
+@pytest.fixture(scope="module")
+def guarded(outside_backend: DockerBackend, base_image: str, gateway_image: str) -> Iterator[DockerSandbox]:
+    """Default deny; `*.example.test` allowed by a wildcard."""
+    plan = SandboxPlan(
+        spec_id="network",
+        run_id="test-network",
+        image=base_image,
+        network=NetworkPolicy(default_allow=False, allow=("*.example.test",)),
+        gateway_image=gateway_image,
+    )
+    sandbox = outside_backend.create(plan)
+    yield sandbox
+    sandbox.destroy()
 
 
 class _Hello(http.server.BaseHTTPRequestHandler):
@@ -54,76 +66,105 @@ def host_server() -> Iterator[int]:
     server.server_close()
 
 
-@pytest.fixture(scope="module")
-def gateway_image(resolver: ImageResolver) -> str:
-    return resolver.local("gateway").ref
-
-
-@pytest.fixture(scope="module")
-def guarded(backend: DockerBackend, base_image: str, gateway_image: str) -> Iterator[DockerSandbox]:
-    plan = SandboxPlan(
-        spec_id="network",
-        run_id="test-network",
-        image=base_image,
-        network=NetworkPolicy(default_allow=False, allow=("host.docker.internal",)),
-        gateway_image=gateway_image,
-    )
-    sandbox = backend.create(plan)
-    yield sandbox
-    sandbox.destroy()
-
-
 def _python(sandbox: DockerSandbox, script: str, *args: str, proxy: bool = True) -> str:
     env = {} if proxy else {"HTTP_PROXY": "", "http_proxy": "", "HTTPS_PROXY": "", "https_proxy": ""}
     return sandbox.exec(["python3", "-c", script, *args], env=env, timeout=30).stdout.strip()
 
 
-def test_an_allowed_host_answers_and_the_call_is_logged(guarded: DockerSandbox, host_server: int) -> None:
-    url = f"http://host.docker.internal:{host_server}/report"
+def test_an_allowed_host_answers_through_the_proxy_and_the_call_is_logged(
+    guarded: DockerSandbox, outside: Outside
+) -> None:
+    answer = proxied(guarded, "http://api.example.test/report")
 
-    assert _python(guarded, FETCH, url) == "hello from the host"
-
-    calls = [e for e in guarded.network_log() if e["kind"] == "http" and e["host"] == "host.docker.internal"]
+    assert answer == f"outside http api.example.test at {outside.address}"
+    calls = [e for e in guarded.network_log() if e["kind"] == "http" and e["host"] == "api.example.test"]
     assert calls[-1] | {"ts": 0} == {
         "ts": 0,
         "kind": "http",
         "method": "GET",
-        "host": "host.docker.internal",
-        "port": host_server,
+        "host": "api.example.test",
+        "port": 80,
         "path": "/report",
         "allowed": True,
         "status": 200,
     }
 
 
-def test_a_denied_host_is_unreachable_every_way_and_each_attempt_is_logged(guarded: DockerSandbox) -> None:
-    through_proxy = _python(guarded, FETCH, "http://example.com/secret-path")
-    by_name = _python(guarded, FETCH, "http://example.com/", proxy=False)
-    resolved = guarded.exec(["getent", "hosts", "example.com"])
+def test_an_allowed_host_answers_every_other_way(guarded: DockerSandbox, outside: Outside) -> None:
+    """Transparent HTTP (the Host header), TLS pass-through (the SNI) and a CONNECT tunnel, to hosts a
+    wildcard allows: the TLS session is the outside server's own, end to end."""
+    answers = {
+        "transparent http": direct(guarded, "www.example.test", 80),
+        "transparent tls": direct(guarded, "api.example.test", 443, tls=True),
+        "connect, tls": tunnelled(guarded, "www.example.test", 443, tls=True),
+    }
 
-    assert through_proxy.startswith("FAILED HTTPError: HTTP Error 403")
-    assert by_name.startswith("FAILED URLError")
-    assert resolved.exit_code != 0
-    log = [e for e in guarded.network_log() if e.get("host") == "example.com"]
-    expected = {"kind": "http", "method": "GET", "path": "/secret-path", "allowed": False}
-    assert expected.items() <= log[0].items()
-    assert any(e["kind"] == "dns" and e["allowed"] is False for e in log)
+    assert answers == {
+        "transparent http": f"outside http www.example.test at {outside.address}",
+        "transparent tls": f"outside tls api.example.test at {outside.address}",
+        "connect, tls": f"outside tls www.example.test at {outside.address}",
+    }
+    logged = {(e["kind"], e["host"], e["allowed"]) for e in guarded.network_log()}
+    assert {
+        ("http", "www.example.test", True),
+        ("tls", "api.example.test", True),
+        ("connect", "www.example.test", True),
+    } <= logged
 
 
-def test_an_https_tunnel_to_a_denied_host_is_refused(guarded: DockerSandbox) -> None:
-    out = _python(guarded, FETCH, "https://example.com/")
+def test_a_host_the_wildcard_does_not_match_is_refused_every_way(
+    guarded: DockerSandbox, outside: Outside
+) -> None:
+    """`other.test` resolves (for the gateway) to the same outside server, so only the policy stops it."""
+    answers = {
+        "proxy": proxied(guarded, "http://other.test/secret-path"),
+        "connect": tunnelled(guarded, "other.test", 443, tls=True),
+        "transparent http": direct(guarded, "keystone-gateway", 80, name="other.test"),
+        "transparent tls": direct(guarded, "keystone-gateway", 443, name="other.test", tls=True),
+        "by name": direct(guarded, "other.test", 80),
+    }
 
-    assert out.startswith("FAILED")
-    assert any(e["kind"] == "connect" and e["allowed"] is False for e in guarded.network_log())
+    assert answers["proxy"] == "HTTP 403 keystone: egress to other.test is denied by the spec"
+    assert answers["connect"].startswith("REFUSED HTTP/1.1 403")
+    assert answers["transparent http"] == "keystone: egress to other.test is denied by the spec"
+    assert answers["transparent tls"].startswith("FAILED")
+    assert answers["by name"].startswith("FAILED gaierror")
+    assert not [hit for hit in outside.hits() if hit["host"] == "other.test"]
+    denied = {(e["kind"], e.get("path")) for e in guarded.network_log() if e.get("host") == "other.test"}
+    assert {("http", "/secret-path"), ("connect", None), ("tls", None), ("dns", None)} <= denied
+    assert all(e["allowed"] is False for e in guarded.network_log() if e.get("host") == "other.test")
+
+
+def test_an_ip_literal_in_the_allow_list_is_reachable_and_nothing_else_is(
+    outside_backend: DockerBackend, base_image: str, gateway_image: str, outside: Outside
+) -> None:
+    plan = SandboxPlan(
+        spec_id="network-literal",
+        run_id="test-network-literal",
+        image=base_image,
+        network=NetworkPolicy(default_allow=False, allow=(outside.address,)),
+        gateway_image=gateway_image,
+    )
+    sandbox = outside_backend.create(plan)
+    try:
+        by_address = proxied(sandbox, f"http://{outside.address}/")
+        by_name = proxied(sandbox, "http://api.example.test/")
+    finally:
+        sandbox.destroy()
+
+    assert by_address == f"outside http {outside.address} at {outside.address}"
+    assert by_name == "HTTP 403 keystone: egress to api.example.test is denied by the spec"
 
 
 def test_the_agent_cannot_reach_the_docker_host_or_its_socket(
-    guarded: DockerSandbox, host_server: int, backend: DockerBackend
+    guarded: DockerSandbox, host_server: int
 ) -> None:
     bridge_ip = guarded.network.attrs["IPAM"]["Config"][0]["Gateway"]
-    docker0_ip = backend.client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    # The default bridge's IPAM config has no gateway here: docker0's address comes from the interface.
+    docker0 = subprocess.run(["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True)
+    docker0_ip = docker0.stdout.split()[3].split("/")[0]
     # The host really serves on those addresses: the test process reaches itself through them.
-    socket.create_connection((docker0_ip, host_server), timeout=3).close()
+    urllib.request.urlopen(f"http://{docker0_ip}:{host_server}/", timeout=3).close()
 
     for address in (bridge_ip, docker0_ip):
         assert _python(guarded, CONNECT, address, str(host_server), proxy=False).startswith("FAILED")

@@ -6,11 +6,13 @@ the agent's proxy environment and resolver, and reads back its log.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+from dataclasses import dataclass
 
 from ..services import ServicePlan
 from ..spec._models import INTERNAL_SUFFIX
-from ._base import NetworkPolicy
+from ._base import NetworkPolicy, SandboxError
 
 ALIAS = "keystone-gateway"
 PROXY_PORT = 3128
@@ -19,6 +21,38 @@ READY_MARKER = "keystone: gateway ready"
 INGRESS_BASE_PORT = 20000
 """The gateway listens for ingress to agent port N on INGRESS_BASE_PORT + i, so an agent port may be any
 port, 80 and 443 included."""
+HOSTS_VARIABLE = "KEYSTONE_GATEWAY_HOSTS"
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What a gateway must never connect to, whatever the spec allows (enforced by the gateway's
+    destinations.py, together with loopback, link-local and the other ranges it refuses on its own)."""
+
+    host: tuple[str, ...]
+    """The Docker host's addresses."""
+    docker_networks: tuple[str, ...]
+    """Docker networks that belong to no single sandbox (the gateways' egress network)."""
+    ingress_from: str
+    """The only peer ingress ports serve: the address Docker's port forwarding connects from."""
+
+
+def gateway_hosts(value: str) -> dict[str, str]:
+    """Extra names for the gateway's resolver, like `docker run --add-host`, from the operator's
+    `KEYSTONE_GATEWAY_HOSTS="name=address,name=address"` (e.g. an internal mirror without public DNS);
+    raises SandboxError naming the bad entry."""
+    hosts: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        name, _, address = entry.partition("=")
+        try:
+            hosts[name.strip().lower()] = str(ipaddress.ip_address(address.strip()))
+        except ValueError:
+            raise SandboxError(
+                f"{HOSTS_VARIABLE}: {entry!r} is not name=address (e.g. mirror.internal=10.0.0.5)"
+            ) from None
+        if not name.strip():
+            raise SandboxError(f"{HOSTS_VARIABLE}: {entry!r} has no host name before '='")
+    return hosts
 
 
 def ingress_ports(policy: NetworkPolicy) -> dict[int, int]:
@@ -26,7 +60,7 @@ def ingress_ports(policy: NetworkPolicy) -> dict[int, int]:
     return {INGRESS_BASE_PORT + index: port for index, port in enumerate(policy.ingress)}
 
 
-def gateway_config(policy: NetworkPolicy, services: list[ServicePlan], subnet: str) -> str:
+def gateway_config(policy: NetworkPolicy, services: list[ServicePlan], subnet: str, fence: Fence) -> str:
     ports = {service.name: service.kind.port(service.spec) for service in services}
     return json.dumps(
         {
@@ -36,6 +70,9 @@ def gateway_config(policy: NetworkPolicy, services: list[ServicePlan], subnet: s
             "services": {"agent": None, **ports},
             "subnet": subnet,
             "ingress": {str(listen): port for listen, port in ingress_ports(policy).items()},
+            "host": list(fence.host),
+            "docker_networks": list(fence.docker_networks),
+            "ingress_from": [fence.ingress_from],
             "log": LOG_PATH,
         }
     )

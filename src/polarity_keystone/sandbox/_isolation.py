@@ -3,15 +3,21 @@
 An `--internal` network has no route out, but the host itself still answers on the network's bridge
 address (and on every other address it owns): a server on the host listening on 0.0.0.0 is reachable
 from the agent. Every sandbox network gets a bridge named `ks-…`, and one iptables rule on the host drops
-new connections arriving from any `ks+` interface. The rule is installed through a short-lived container
-(host network, NET_ADMIN) from the gateway image, with whichever iptables flavour holds Docker's own
-rules; it is idempotent and installed once per process.
+new connections arriving from any `ks+` interface (the gateways' shared egress network is one of them,
+see `_egress.py`); a second refuses what such an interface sends to link-local addresses (the cloud's
+metadata service), which is forwarded rather than delivered to the host. The rules are installed through
+a short-lived container (host network, NET_ADMIN) from the gateway image, with whichever iptables
+flavour holds Docker's own rules; they are idempotent and installed once per process. The same container
+reports the host's addresses, read from its interfaces (the engine's API does not list them, nor, here,
+docker0's address), so each gateway refuses them too: a port another container published on one of them
+is forwarded, not delivered to the host, and so escapes the INPUT rule.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import threading
 
 import docker
@@ -21,19 +27,34 @@ from ._base import SandboxError
 
 BRIDGE_PREFIX = "ks-"
 OPT_OUT = "KEYSTONE_ALLOW_HOST_ACCESS"
-_RULE = f"INPUT -i {BRIDGE_PREFIX}+ -m conntrack --ctstate NEW,INVALID -j DROP"
+_RULES = (
+    f"INPUT -i {BRIDGE_PREFIX}+ -m conntrack --ctstate NEW,INVALID -j DROP",
+    # Link-local (the cloud metadata service) for sandboxes with open egress and no gateway, too.
+    f"DOCKER-USER -i {BRIDGE_PREFIX}+ -d 169.254.0.0/16 -j REJECT",
+)
+_INSTALL = "\n".join(f"    $ipt -C {rule} 2>/dev/null || $ipt -I {rule} || exit 1" for rule in _RULES)
+_ADDRESSES_MARKER = "keystone host addresses:"
+_ADDRESSES = r"""
+import ipaddress, os, re
+with open("/proc/net/fib_trie") as trie:
+    found = re.findall(r"\|-- ([0-9.]+)\n\s+/32 host LOCAL", trie.read())
+if os.path.exists("/proc/net/if_inet6"):
+    with open("/proc/net/if_inet6") as table:
+        found += [str(ipaddress.IPv6Address(int(line.split()[0], 16))) for line in table]
+print(MARKER, *sorted(set(found)))
+""".replace("MARKER", repr(_ADDRESSES_MARKER))
 _SCRIPT = f"""
 for ipt in iptables-nft iptables-legacy; do
   if $ipt -S FORWARD 2>/dev/null | grep -q DOCKER; then
-    $ipt -C {_RULE} 2>/dev/null || $ipt -I {_RULE}
-    exit $?
+{_INSTALL}
+    exec python3 -c {shlex.quote(_ADDRESSES)}
   fi
 done
 echo "no iptables on this host holds Docker's rules" >&2
 exit 1
 """
 
-_guarded: set[str] = set()
+_guarded: dict[str, tuple[str, ...]] = {}
 _lock = threading.Lock()
 
 
@@ -42,29 +63,38 @@ def bridge_name(sandbox_id: str) -> str:
     return BRIDGE_PREFIX + hashlib.sha256(sandbox_id.encode()).hexdigest()[:12]
 
 
-def guard_host(client: docker.DockerClient, image: str) -> None:
-    """Install the host rule once per engine; raises SandboxError (with the way out) when it cannot."""
+def guard_host(client: docker.DockerClient, image: str) -> tuple[str, ...]:
+    """Install the host rule once per engine and return the host's addresses (none when the operator
+    opted out); raises SandboxError (with the way out) when it cannot."""
     if os.environ.get(OPT_OUT) == "1":
-        return
+        return ()
     engine = str(client.info().get("ID", ""))
     with _lock:
         if engine in _guarded:
-            return
+            return _guarded[engine]
         try:
-            client.containers.run(
+            output = client.containers.run(
                 image,
                 ["sh", "-c", _SCRIPT],
                 network_mode="host",
                 cap_add=["NET_ADMIN", "NET_RAW"],
                 remove=True,
-                stderr=True,
                 labels={"keystone.managed": "true"},
             )
         except docker.errors.ContainerError as exc:
             raise SandboxError(_failure(str(exc.stderr or exc))) from exc
         except docker.errors.APIError as exc:
             raise SandboxError(_failure(str(exc.explanation or exc))) from exc
-        _guarded.add(engine)
+        lines = _decode(output).splitlines()
+        reported = next((line for line in lines if line.startswith(_ADDRESSES_MARKER)), None)
+        if reported is None:
+            raise SandboxError(_failure(f"the host's addresses could not be read: {_decode(output)}"))
+        _guarded[engine] = tuple(reported.removeprefix(_ADDRESSES_MARKER).split())
+        return _guarded[engine]
+
+
+def _decode(output: object) -> str:
+    return output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
 
 
 def _failure(reason: str) -> str:

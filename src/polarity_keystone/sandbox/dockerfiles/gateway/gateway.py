@@ -1,7 +1,8 @@
 """Keystone's network gateway: the only way out of a sandbox whose spec sets a network policy.
 
 The sandbox network is `--internal` (no route out); this process runs in a container on that network and
-on Docker's default bridge, and serves the agent three ways, all through one policy:
+on Keystone's egress network (shared by every gateway, no traffic between them, none to the host), and
+serves the agent three ways, all through one policy:
 
 * DNS on :53 (the agent's resolv.conf points here). `dns_overrides` hosts and allowed external hosts
   resolve to this gateway; sandbox names (services, `<name>.services.internal`) go to Docker's embedded
@@ -11,13 +12,20 @@ on Docker's default bridge, and serves the agent three ways, all through one pol
 * TLS on :443 (transparent: the destination comes from the ClientHello's SNI; the bytes are passed
   through untouched, so only the host name is visible).
 
+Whatever the policy allows, the gateway connects only to addresses that destinations.py lets through
+(never the Docker host, another sandbox, loopback or link-local), checked after it resolved the name.
+Ingress ports (the host reaching the agent through a port Docker published on 127.0.0.1) accept only
+the address Docker's port forwarding connects from.
+
 Every attempt is one JSON line in the log file: DNS lookups, HTTP requests (method, host, path, status),
-CONNECT tunnels and TLS connections, each with `allowed` and, for hosts that lead to a sandbox service,
-`service`. Configuration is one JSON document in KEYSTONE_GATEWAY_CONFIG:
+CONNECT tunnels and TLS connections, each with `allowed` (and `reason` when the destination was refused)
+and, for hosts that lead to a sandbox service, `service`. Configuration is one JSON document in
+KEYSTONE_GATEWAY_CONFIG:
 
     {"default": "deny", "allow": ["*.example.com"], "subnet": "172.18.0.0/16",
      "overrides": {"api.stripe.com": "stripe"}, "services": {"stripe": 8080, "db": 5432},
-     "log": "/var/log/keystone/gateway.jsonl"}
+     "host": ["172.17.0.1", "192.0.2.2"], "docker_networks": ["172.20.0.0/16"],
+     "ingress": {"20000": 3000}, "ingress_from": ["172.20.0.1"], "log": "/var/log/keystone/gateway.jsonl"}
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+from destinations import Fence
+
 READY_MARKER = "keystone: gateway ready"
 EMBEDDED_DNS = ("127.0.0.11", 53)
 INTERNAL_SUFFIX = ".services.internal"
@@ -51,6 +61,16 @@ class Route:
     """The sandbox service the host leads to (an override or a service name), else None."""
     target_host: str
     target_port: int
+    named: bool = False
+    """The spec allows the host by name (a pattern with a literal part), which opens private ranges."""
+
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+def _names_hosts(pattern: str) -> bool:
+    """False for catch-alls such as `*` or `*.*`, which allow hosts without naming any."""
+    return bool(pattern.strip("*?."))
 
 
 class Policy:
@@ -76,8 +96,9 @@ class Policy:
         service = self.service_of(host)
         if service is not None:
             return Route(True, service, service, self.services.get(service) or port)
-        allowed = self.default_allow or any(fnmatch.fnmatch(host, pattern) for pattern in self.allow)
-        return Route(allowed, None, host, port)
+        matches = [pattern for pattern in self.allow if fnmatch.fnmatch(host, pattern)]
+        named = any(_names_hosts(pattern) for pattern in matches)
+        return Route(self.default_allow or bool(matches), None, host, port, named)
 
 
 class AuditLog:
@@ -206,17 +227,39 @@ class Gateway:
         self.log = AuditLog(config.get("log", "/var/log/keystone/gateway.jsonl"))
         self.subnet = ipaddress.ip_network(config["subnet"]) if config.get("subnet") else None
         self.address = _address_in(self.subnet) if self.subnet else "127.0.0.1"
+        self.fence = Fence.of(config.get("host", []), config.get("docker_networks", []), config.get("subnet"))
+        self.ingress_from = frozenset(config.get("ingress_from", []))
 
     def from_sandbox(self, peer: str) -> bool:
         return self.subnet is None or ipaddress.ip_address(peer) in self.subnet
 
-    async def _open(self, route: Route) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    async def _dial(self, route: Route) -> tuple[Streams | None, str | None]:
+        """(streams, None) when connected; (None, why) when every address the host resolves to is refused;
+        (None, None) when it does not resolve or does not answer. The connection goes to the address that
+        was checked: nothing resolves the name again in between."""
+        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.wait_for(
-                asyncio.open_connection(route.target_host, route.target_port), CONNECT_TIMEOUT_S
+            found = await asyncio.wait_for(
+                loop.getaddrinfo(route.target_host, route.target_port, type=socket.SOCK_STREAM),
+                CONNECT_TIMEOUT_S,
+            )
+        except (TimeoutError, OSError, UnicodeError):
+            return None, None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+        refusals = [
+            self.fence.refusal(address, service=route.service is not None, named=route.named)
+            for address in addresses
+        ]
+        permitted = [address for address, refusal in zip(addresses, refusals, strict=True) if refusal is None]
+        if not permitted:
+            return None, refusals[0] if refusals else None
+        try:
+            streams = await asyncio.wait_for(
+                asyncio.open_connection(permitted[0], route.target_port), CONNECT_TIMEOUT_S
             )
         except (TimeoutError, OSError):
-            return None
+            return None, None
+        return streams, None
 
     async def http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
         """Port 80 (transparent) and 3128 (proxy): one request per connection (`Connection: close`), so
@@ -244,7 +287,12 @@ class Gateway:
             await writer.drain()
             writer.close()
             return
-        upstream = await self._open(route)
+        upstream, refused = await self._dial(route)
+        if refused is not None:
+            self.log.write(**entry, allowed=False, reason=refused)
+            writer.write(_refusal(403, "Forbidden", f"keystone: {refused}\n"))
+            writer.close()
+            return
         if upstream is None:
             self.log.write(**entry, allowed=True, service=route.service, status=502)
             writer.write(_refusal(502, "Bad Gateway", f"keystone: {host} did not answer\n"))
@@ -264,11 +312,20 @@ class Gateway:
     async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: str) -> None:
         host, port = _split_host(target, 443)
         route = self.policy.route(host, port)
-        upstream = await self._open(route) if route.allowed else None
-        self.log.write(kind="connect", host=host, port=port, allowed=route.allowed, service=route.service)
+        upstream, refused = await self._dial(route) if route.allowed else (None, None)
+        allowed = route.allowed and refused is None
+        self.log.write(
+            kind="connect",
+            host=host,
+            port=port,
+            allowed=allowed,
+            service=route.service if allowed else None,
+            reason=refused,
+        )
         if upstream is None:
-            status = (403, "Forbidden") if not route.allowed else (502, "Bad Gateway")
-            writer.write(_refusal(*status, f"keystone: tunnel to {host}:{port} refused\n"))
+            status = (403, "Forbidden") if not allowed else (502, "Bad Gateway")
+            because = f": {refused}" if refused else ""
+            writer.write(_refusal(*status, f"keystone: tunnel to {host}:{port} refused{because}\n"))
             writer.close()
             return
         writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
@@ -276,8 +333,15 @@ class Gateway:
         await _splice((reader, writer), upstream)
 
     async def ingress(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
-        """A connection from the host (through the port Docker published) to the agent's `port`."""
-        upstream = await self._open(Route(True, "agent", "agent", port))
+        """A connection from the host (through the port Docker published) to the agent's `port`. Only the
+        address Docker's port forwarding connects from is served: never another container."""
+        peer = writer.get_extra_info("peername")[0]
+        if peer not in self.ingress_from:
+            reason = f"ingress from {peer} refused: only the host's own clients reach ingress ports"
+            self.log.write(kind="ingress", port=port, allowed=False, reason=reason)
+            writer.close()
+            return
+        upstream, _ = await self._dial(Route(True, "agent", "agent", port))
         self.log.write(kind="ingress", port=port, allowed=True, status=None if upstream else 502)
         if upstream is None:
             writer.close()
@@ -295,13 +359,15 @@ class Gateway:
             return
         host = _sni(hello) or ""
         route = self.policy.route(host, 443)
-        upstream = await self._open(route) if route.allowed and host else None
+        upstream, refused = await self._dial(route) if route.allowed and host else (None, None)
+        allowed = route.allowed and bool(host) and refused is None
         self.log.write(
             kind="tls",
             host=host or None,
             port=443,
-            allowed=route.allowed and bool(host),
-            service=route.service,
+            allowed=allowed,
+            service=route.service if allowed else None,
+            reason=refused,
         )
         if upstream is None:
             writer.close()

@@ -1,0 +1,68 @@
+"""The one network every gateway leaves through, shared by all sandboxes of an engine.
+
+Gateways used to sit on Docker's default bridge, where they could reach each other (and so the
+published ingress port of another sandbox) and the host. On this network they cannot: its bridge is
+named `ks-egress`, so the host rule of `_isolation.py` drops every new connection from a gateway to the
+host, and inter-container traffic is off (`enable_icc=false`), so no gateway reaches another. Traffic to
+the outside is routed and masqueraded as on any Docker bridge.
+
+The network is part of the engine's set-up, like the host rule: it is created on first use (by whichever
+process gets there first), is not a sandbox's, and carries no `keystone.managed` label, so the reaper
+leaves it alone. A pruned network is simply created again by the next sandbox.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+from docker.models.networks import Network
+
+from . import _labels as labels
+from ._isolation import BRIDGE_PREFIX
+
+NAME = "keystone-egress"
+BRIDGE = f"{BRIDGE_PREFIX}egress"
+ROLE = "egress"
+
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Egress:
+    name: str
+    subnet: str
+    gateway: str
+    """The bridge's address on the host: where Docker's port forwarding (ingress) connects from."""
+
+
+def egress_network(client: docker.DockerClient) -> Egress:
+    """The shared egress network, created if missing; safe to call from many threads and processes."""
+    with _lock:
+        try:
+            network = client.networks.get(NAME)
+        except docker.errors.NotFound:
+            network = _create(client)
+    config = network.attrs["IPAM"]["Config"][0]
+    return Egress(name=NAME, subnet=config["Subnet"], gateway=config["Gateway"])
+
+
+def _create(client: docker.DockerClient) -> Network:
+    try:
+        return client.networks.create(
+            NAME,
+            driver="bridge",
+            check_duplicate=True,
+            labels={labels.ROLE: ROLE},
+            options={
+                "com.docker.network.bridge.name": BRIDGE,
+                "com.docker.network.bridge.enable_icc": "false",
+            },
+        )
+    except docker.errors.APIError as exc:
+        try:  # another process created it first
+            return client.networks.get(NAME)
+        except docker.errors.NotFound:
+            raise exc from None
