@@ -131,10 +131,10 @@ def _run_and_score(
         user=user.exec_user,
         output_limit=AGENT_OUTPUT_LIMIT,
     )
-    limits = sandbox.limits_hit()
     result.agent_ms = int((time.monotonic() - agent_started) * 1000)
     # The audit closes once every process the agent started is gone, not when its command returns.
     settled = sandbox.settle_agent(deadline=agent_started + timeout)
+    limits = sandbox.limits_hit()
     # What the agent did is read before any check runs: checks may write files or query databases too.
     diff = sandbox.diff()
     agent_commands = read_commands(sandbox, str(spec.agent.command)) if needs_command_log(spec) else []
