@@ -8,6 +8,7 @@ are turned into a bare 500 by the request-id middleware, which logs the tracebac
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -133,15 +134,19 @@ def _spec_issues(exc: SpecError) -> list[dict[str, Any]]:
     ]
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    """FastAPI's errors without the offending input, which may carry secrets from the body."""
+MAX_REPORTED_ERRORS = 20
+"""A body with 100,000 wrong values gets the first few explained, not a response larger than itself."""
+
+
+def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """FastAPI's first errors without the offending input, which may carry secrets from the body."""
     return [
         {
             "loc": [str(part) for part in error.get("loc", ())],
             "message": error.get("msg", ""),
             "type": error.get("type", ""),
         }
-        for error in exc.errors()
+        for error in errors[:MAX_REPORTED_ERRORS]
     ]
 
 
@@ -189,9 +194,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = _validation_errors(exc)
+        found = exc.errors()
+        errors = _validation_errors(found)
         first = errors[0] if errors else {"loc": [], "message": "invalid request"}
         message = f"{'.'.join(first['loc'][1:] or first['loc']) or 'request'}: {first['message']}"
+        if len(found) > len(errors):
+            message += f" (and {len(found) - 1} more problems; the first {len(errors)} are listed)"
         return error_response(request_id_of(request), 400, "invalid_request", message, {"errors": errors})
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -356,7 +356,7 @@ class WebhookEvent(_Response):
 
 # --- runs and replica suites (seed 002) ------------------------------------------------------------
 
-Seed = int | str
+Seed = int | Annotated[str, Field(max_length=len(str(MAX_SEED)))]
 """A seed as the seed document writes it (a string) or as a number; the string holds the number."""
 
 
