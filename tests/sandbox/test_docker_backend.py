@@ -390,14 +390,6 @@ def test_egress_denied_makes_the_network_internal(
     assert _network_attrs(backend.client, sandbox)["Internal"] is False
 
 
-def test_egress_denied_agent_cannot_reach_outside(isolated: DockerSandbox) -> None:
-    probe = "import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)"
-    result = isolated.exec(["python3", "-c", probe], timeout=20)
-    assert result.exit_code != 0
-    assert not result.timed_out
-    assert result.duration_ms < 8_000
-
-
 # --- teardown ----------------------------------------------------------------------------------------
 
 
