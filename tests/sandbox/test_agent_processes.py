@@ -3,6 +3,7 @@ them until the deadline, then SIGKILL them, whoever they run as and whatever the
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Iterator
 
@@ -104,3 +105,33 @@ def test_settle_kills_every_process_at_the_deadline_whoever_it_runs_as_and_whate
     assert {"?", "sleep", "sh"} <= {process.name for process in report.killed}
     assert sandbox.settle_agent(deadline=time.monotonic()).lingering == (), "nothing survived"
     assert sandbox.exec("echo still up").stdout == "still up\n", "init and the container's command live on"
+
+
+BOMB = """
+import os
+while True:
+    try:
+        os.fork()
+    except OSError:
+        pass
+"""
+
+
+@pytest.mark.docker
+def test_settle_stops_a_fork_bomb_left_running(backend: DockerBackend, base_image: str) -> None:
+    plan = SandboxPlan(spec_id="settle", run_id="test-settle-bomb", image=base_image, pids_limit=128)
+    sandbox = backend.create(plan)
+    try:
+        # Each process forks for ever and shrugs off the failures once the pids limit is reached.
+        sandbox.exec(f"python3 -c {shlex.quote(BOMB)} > /dev/null 2>&1 &", user="10001:10001")
+        time.sleep(1)
+
+        started = time.monotonic()
+        report = sandbox.settle_agent(deadline=time.monotonic())
+
+        assert time.monotonic() - started < 30
+        assert len(report.killed) > 100, "the bomb filled the pids limit of 128"
+        assert sandbox.settle_agent(deadline=time.monotonic()).lingering == ()
+        assert sandbox.exec("echo still up").stdout == "still up\n"
+    finally:
+        sandbox.destroy()

@@ -71,8 +71,8 @@ READINESS_TIMEOUT_S = 60.0
 GENERIC_SETTLE_S = 0.5
 """A service with no readiness signal must stay up this long: one that crashes at start is an error."""
 _TIMEOUT_EXIT = 124
-KILL_ROUNDS = 20
-"""SIGKILL rounds before `settle_agent` gives up on a process tree that keeps forking."""
+KILL_ROUNDS = 50
+"""SIGSTOP rounds before `settle_agent` gives up on processes that keep starting new ones."""
 RUNTIME_ENV = "KEYSTONE_RUNTIME"
 
 
@@ -281,18 +281,31 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"could not list the agent's processes: {problem}") from exc
 
     def _kill(self, processes: list[AgentProcess]) -> list[AgentProcess]:
-        """SIGKILL the processes, and again whatever they started meanwhile, until none is left."""
-        killed: dict[int, AgentProcess] = {}
+        """Stop the processes (SIGSTOP), and whatever they started meanwhile, until no new one appears,
+        then SIGKILL them all. A stopped process cannot fork and keeps its PID, so even a fork bomb
+        runs out of room instead of refilling what each kill frees."""
+        stopped: dict[int, AgentProcess] = {}
         for _ in range(KILL_ROUNDS):
-            if not processes:
-                return list(killed.values())
-            killed.update((process.pid, process) for process in processes)
-            pids = [str(process.pid) for process in processes]
-            _exec(self._agent(), ["sh", "-c", 'kill -9 "$@" 2>/dev/null', "kill", *pids], user=ROOT.exec_user)
-            time.sleep(0.02)  # let init reap them
+            fresh = [process for process in processes if process.pid not in stopped]
+            if not fresh:
+                break
+            self._signal("STOP", fresh)
+            stopped.update((process.pid, process) for process in fresh)
             processes = self._agent_processes()
-        names = ", ".join(f"{process.name} (pid {process.pid})" for process in processes)
-        raise SandboxError(f"the agent's processes outlived {KILL_ROUNDS} rounds of SIGKILL: {names}")
+        else:
+            raise SandboxError(f"the agent's processes kept starting new ones through {KILL_ROUNDS} rounds")
+        if stopped:
+            self._signal("KILL", list(stopped.values()))
+            time.sleep(0.02)  # init reaps them
+            if left := self._agent_processes():
+                names = ", ".join(f"{process.name} (pid {process.pid})" for process in left)
+                raise SandboxError(f"the agent's processes outlived SIGKILL: {names}")
+        return list(stopped.values())
+
+    def _signal(self, signal: str, processes: list[AgentProcess]) -> None:
+        pids = [str(process.pid) for process in processes]
+        script = f'kill -{signal} "$@" 2>/dev/null; true'
+        _exec(self._agent(), ["sh", "-c", script, "kill", *pids], user=ROOT.exec_user)
 
     # --- teardown ----------------------------------------------------------------------------
 
