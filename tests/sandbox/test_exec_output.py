@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from polarity_keystone.engine import AGENT_OUTPUT_LIMIT, PreparedSpec, RunOptions, run_experiment
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, SandboxPlan
 from polarity_keystone.sandbox._output import BoundedOutput, cut_marker
 
@@ -116,3 +117,33 @@ def test_timeouts_and_exit_codes_are_unchanged_by_streaming(sandbox: DockerSandb
     assert (slow.timed_out, slow.exit_code, slow.stdout) == (True, 124, "started\n")
     assert slow.duration_ms < 10_000
     assert (failed.exit_code, failed.stdout, failed.stderr, failed.truncated) == (3, "out\n", "err\n", False)
+
+
+@pytest.mark.docker
+def test_a_replica_whose_agent_prints_200_mb_ends_in_seconds_keeping_head_and_tail(
+    prepared_from: Callable[..., PreparedSpec], backend: DockerBackend
+) -> None:
+    spec = f"""
+    version: 1
+    id: loud-agent
+    base: ubuntu:24.04
+    task: {{prompt: "talk"}}
+    agent:
+      type: cli
+      command: >-
+        echo first; {_print(200)}; echo; echo last
+      timeout: 120
+    invariants:
+      ok: {{check: {{type: command_exit, command: "true"}}}}
+    """
+    started = time.monotonic()
+    results = run_experiment(prepared_from(spec), backend, RunOptions(seed=1))
+    took = time.monotonic() - started
+
+    (replica,) = results.scenarios[0].replicas
+    assert (replica.status, replica.timed_out) == ("pass", False), replica.error or replica.reasons
+    assert took < 60, f"the replica took {took:.1f}s"
+    assert replica.agent_output.startswith("first\nxxx") and replica.agent_output.endswith("xxx\nlast\n")
+    assert "MB of output cut here]" in replica.agent_output
+    assert len(replica.agent_output) <= AGENT_OUTPUT_LIMIT + 100
+    assert replica.agent_stderr == "done\n"
