@@ -303,3 +303,22 @@ def test_without_a_gateway_egress_reaches_the_outside_only_when_allowed_and_neve
     else:
         assert outside_answer.startswith("FAILED")
     assert link_local_answer.startswith("FAILED")
+
+
+def test_gateways_share_one_egress_network_with_no_traffic_between_them_and_no_reaper_label(
+    backend: DockerBackend, open_box: DockerSandbox, neighbour: DockerSandbox
+) -> None:
+    egress = backend.client.networks.get("keystone-egress")
+
+    assert egress.attrs["Options"] == {
+        "com.docker.network.bridge.name": "ks-egress",
+        "com.docker.network.bridge.enable_icc": "false",
+    }
+    assert egress.attrs["Labels"] == {"keystone.role": "egress"}
+    for sandbox in (open_box, neighbour):
+        assert sandbox.gateway is not None
+        sandbox.gateway.reload()
+        assert set(sandbox.gateway.attrs["NetworkSettings"]["Networks"]) == {
+            egress.name,
+            sandbox.network.name,
+        }
