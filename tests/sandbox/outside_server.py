@@ -63,7 +63,7 @@ class Tls(socketserver.BaseRequestHandler):
         def remember(_sock: ssl.SSLObject, name: str | None, _context: ssl.SSLContext) -> None:
             names.append(name or "")
 
-        context.sni_callback = remember  # type: ignore[assignment]  # typeshed's signature is narrower
+        context.sni_callback = remember
         with context.wrap_socket(self.request, server_side=True) as stream:
             read_head(stream)
             local = stream.getsockname()[0]

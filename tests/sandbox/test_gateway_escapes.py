@@ -264,7 +264,7 @@ def test_ingress_serves_the_hosts_loopback_clients_only(open_box: DockerSandbox)
     assert from_the_host == b"agent server\n"
     assert from_the_agent in ("CLOSED", "FAILED ConnectionResetError: [Errno 104] Connection reset by peer")
     refused = [e for e in _refusals(open_box) if e["kind"] == "ingress"]
-    assert refused[-1]["reason"].endswith("refused: only the host's own clients reach ingress ports")
+    assert str(refused[-1]["reason"]).endswith("refused: only the host's own clients reach ingress ports")
 
 
 def test_sandbox_services_by_name_and_override_stay_reachable(open_box: DockerSandbox) -> None:

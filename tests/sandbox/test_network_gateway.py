@@ -197,8 +197,8 @@ def test_the_host_reaches_only_the_declared_ingress_port(
     sandbox = backend.create(plan)
     try:
         sandbox.exec("echo dev server > index.html")
-        for port in (3000, 3001):
-            sandbox.exec(f"nohup python3 -m http.server {port} >/dev/null 2>&1 &")
+        for agent_port in (3000, 3001):
+            sandbox.exec(f"nohup python3 -m http.server {agent_port} >/dev/null 2>&1 &")
         sandbox.exec("sleep 0.5")
 
         assert list(sandbox.ingress) == [3000]
