@@ -135,6 +135,24 @@ def test_the_agent_token_reaches_only_its_sandbox_and_dies_with_it(box: tuple[Ap
     assert agent.get(f"/v1/sandboxes/{sandbox_id}").status_code == 401
 
 
+def test_trace_events_an_agent_reports_are_stored_without_its_secrets(box: tuple[Api, str]) -> None:
+    """A tool name (or any text of an event) carrying the sandbox's secret is redacted before it is
+    stored, so neither the trace nor an experiment's tool breakdown shows the value."""
+    api, sandbox_id = box
+    token = (
+        api.client.post(f"/v1/sandboxes/{sandbox_id}/commands", json={"command": "printenv KEYSTONE_API_KEY"})
+        .json()["stdout"]
+        .strip()
+    )
+    event = {"event_type": "tool_call", "tool": SECRET, "phase": "end", "input": {SECRET: f"x{SECRET}y"}}
+
+    api.as_key(token).post(f"/v1/sandboxes/{sandbox_id}/trace", json={"events": [event]})
+
+    (stored,) = api.context.store.trace_events(sandbox_id)
+    assert stored == {"event_type": "tool_call", "tool": "***", "phase": "end", "input": {"***": "x***y"}}
+    assert SECRET not in api.client.get(f"/v1/sandboxes/{sandbox_id}/trace").text
+
+
 def test_destroy_ends_the_event_stream_and_the_sandbox(box: tuple[Api, str]) -> None:
     api, sandbox_id = box
     api.client.post(f"/v1/sandboxes/{sandbox_id}/commands", json={"command": "true"})

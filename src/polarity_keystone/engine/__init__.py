@@ -2,7 +2,7 @@
 
 from ._experiment import ProgressListener, RunOptions, run_experiment, scenarios_of
 from ._prepare import PreparedSpec, prepare
-from ._redaction import Redactor, redact_result
+from ._redaction import Redactor, redact_all, redact_result
 from ._replay import FingerprintMismatch, replay
 from ._replica import AGENT_OUTPUT_LIMIT
 from ._secret_sources import (
@@ -27,6 +27,7 @@ __all__ = [
     "host_kind",
     "parse_operator_secret",
     "prepare",
+    "redact_all",
     "redact_result",
     "replay",
     "require_available",

@@ -77,11 +77,11 @@ def _redact_model(model: Model, redact: Callable[[str], str]) -> Model:
     # A Literal field (a status) holds Keystone's own vocabulary, never what an agent wrote; redacting it
     # (a secret `pass`) would make the result invalid.
     fixed = {name for name, field in fields.items() if get_origin(field.annotation) is Literal}
-    data = {name: value if name in fixed else _redact(value, redact) for name, value in model}
+    data = {name: value if name in fixed else redact_all(value, redact) for name, value in model}
     return type(model).model_validate(data)
 
 
-def _redact(value: Any, redact: Callable[[str], str]) -> Any:
+def redact_all(value: Any, redact: Callable[[str], str]) -> Any:
     """Every string in `value` through `redact`, walked as a structure (not as JSON text, where escaping
     would hide values with quotes, backslashes or non-ASCII characters)."""
     if isinstance(value, BaseModel):
@@ -89,9 +89,9 @@ def _redact(value: Any, redact: Callable[[str], str]) -> Any:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {_redact(key, redact): _redact(item, redact) for key, item in value.items()}
+        return {redact_all(key, redact): redact_all(item, redact) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_redact(item, redact) for item in value]
+        return [redact_all(item, redact) for item in value]
     if value is None or isinstance(value, bool | int | float):
         return value
-    return _redact(to_jsonable_python(value), redact)  # a Path, bytes, a set...: as it will be serialised
+    return redact_all(to_jsonable_python(value), redact)  # a Path, bytes, a set...: as it will be serialised

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
-from ..engine import require_available
+from ..engine import redact_all, require_available
 from ..sandbox import Sandbox, SandboxError
 from ..spec import parse_duration
 from ..store import SandboxRecord
@@ -254,7 +254,9 @@ def ingest_trace(
     sandbox_id: str, body: TraceIngest, context: Context, caller: SandboxScoped
 ) -> TraceAccepted:
     context.store.get_sandbox(sandbox_id)
-    return TraceAccepted(accepted=context.store.add_trace_events(sandbox_id, caller.id, body.events))
+    # Stored, and shown in experiment metrics: no secret value of the sandbox, even as a tool name.
+    events = redact_all(body.events, context.sandboxes.redactor(sandbox_id))
+    return TraceAccepted(accepted=context.store.add_trace_events(sandbox_id, caller.id, events))
 
 
 @router.get(

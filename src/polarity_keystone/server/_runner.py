@@ -96,7 +96,9 @@ class _ReplicaSandboxes(SandboxBackend):
     def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> Sandbox:
         sandbox_id = new_sandbox_id()
         metadata = {"experiment_id": self._experiment_id}
-        identity = self._manager.admit(sandbox_id, self._owner, plan.spec_id, self._base_url, metadata)
+        identity = self._manager.admit(
+            sandbox_id, self._owner, plan.spec_id, self._base_url, metadata, self._redact
+        )
         plan = replace(plan, sandbox_id=sandbox_id, env={**plan.env, **identity})
         try:
             sandbox = self._inner.create(plan, on_event)

@@ -76,19 +76,28 @@ class SandboxManager:
         self._live: dict[str, LiveSandbox] = {}
         self._tokens: dict[str, str] = {}
         """sandbox id -> the id of its `ks_sb_` token, revoked when the sandbox goes away."""
+        self._redactors: dict[str, Redactor] = {}
+        """sandbox id -> the redactor of its secrets, for what its agent reports (trace events)."""
         self._booting: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     # --- identity and lifecycle records, shared with experiment replicas ---------------------------
 
     def admit(
-        self, sandbox_id: str, owner: str, spec_id: str, base_url: str, metadata: dict[str, Any]
+        self,
+        sandbox_id: str,
+        owner: str,
+        spec_id: str,
+        base_url: str,
+        metadata: dict[str, Any],
+        redact: Redactor,
     ) -> dict[str, str]:
         """Record a sandbox about to boot and issue its token; returns the environment that tells its
-        agent who it is and where the server is."""
+        agent who it is and where the server is. `redact` hides its secrets in what the agent reports."""
         token, key = create_sandbox_token(self._store, sandbox_id)
         with self._lock:
             self._tokens[sandbox_id] = key.id
+            self._redactors[sandbox_id] = redact
         self._store.put_sandbox(
             SandboxRecord(sandbox_id, spec_id, "creating", owner, datetime.now(UTC), None, metadata, {})
         )
@@ -119,6 +128,7 @@ class SandboxManager:
         """The sandbox is gone (or never came up): revoke its token, record and announce the final state."""
         with self._lock:
             key_id = self._tokens.pop(sandbox_id, None)
+            self._redactors.pop(sandbox_id, None)
         if key_id is not None:
             self._store.revoke_api_key(key_id)
         try:
@@ -161,10 +171,10 @@ class SandboxManager:
             raise SandboxFailed(str(exc), details={"step": "prepare"}) from exc
         seed = request.seed if request.seed is not None else secrets.randbits(31)
         sandbox_id = new_sandbox_id()
-        identity = self.admit(sandbox_id, owner, spec.id, request.base_url, request.metadata)
         plan = plan_replica(
             prepared, run_id=f"api-{sandbox_id}", scenario_id=spec.id, replica=0, seed=seed, parameters={}
         )
+        identity = self.admit(sandbox_id, owner, spec.id, request.base_url, request.metadata, plan.redact)
         timeout = request.timeout_s or spec.resources.timeout
         sandbox_plan: SandboxPlan = replace(
             plan.sandbox, sandbox_id=sandbox_id, env={**plan.sandbox.env, **identity}, timeout_s=timeout
@@ -203,6 +213,12 @@ class SandboxManager:
     def _expire(self, sandbox_id: str) -> None:
         with contextlib.suppress(Exception):
             self.destroy(sandbox_id, reason="timeout")
+
+    def redactor(self, sandbox_id: str) -> Redactor:
+        """The redactor of a sandbox this server booted and has not retired (else one that hides nothing:
+        a retired sandbox's token no longer reports anything)."""
+        with self._lock:
+            return self._redactors.get(sandbox_id, Redactor({}))
 
     def live(self, sandbox_id: str) -> LiveSandbox:
         """The running sandbox; NotFoundError if unknown, WrongState if it is gone."""
