@@ -431,3 +431,15 @@ def test_an_error_never_echoes_a_huge_input_or_lists_every_problem(api: Api) -> 
     assert "and 49999 more problems" in message
     assert len(many.json()["details"]["errors"]) == 20
     assert len(many.content) < 8192
+
+
+def test_the_limits_are_documented_and_the_spec_id_limit_is_the_loaders(api: Api) -> None:
+    from polarity_keystone.server._models import MAX_SPEC_ID_LENGTH
+    from polarity_keystone.spec._limits import MAX_ID_LENGTH
+
+    document = api.client.get("/openapi.json").json()
+
+    assert "larger than 8.0 MiB is refused unread (413)" in document["info"]["description"]
+    posts = [operations["post"] for operations in document["paths"].values() if "post" in operations]
+    assert all("413" in operation["responses"] for operation in posts)
+    assert MAX_SPEC_ID_LENGTH == MAX_ID_LENGTH

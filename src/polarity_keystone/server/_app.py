@@ -16,7 +16,7 @@ from ._context import ServerContext
 from ._deps import storable_parameters
 from ._errors import install_error_handlers
 from ._idempotency import IdempotencyMiddleware
-from ._limits import BodyLimitMiddleware
+from ._limits import MAX_JSON_DEPTH, BodyLimitMiddleware, describe_size
 from ._models import WebhookEvent
 from ._request_id import RequestIdMiddleware
 from ._routes_experiments import router as experiments
@@ -33,6 +33,10 @@ against invariants and forbidden rules, and repeats it in fresh sandboxes to mea
 Errors are `{error, message, request_id, details?}`. Every response carries `X-Request-ID`. POSTs accept
 `Idempotency-Key`: the same key and body within 24 h returns the stored response (`Idempotent-Replayed:
 true`); the same key with another body is 409. Lists page with `{items, next_cursor, count}`.
+"""
+LIMITS = """
+The key is checked before the body is read (401). A body larger than {size} is refused unread (413);
+JSON nested more than {depth} levels deep is 400.
 """
 
 _HEADERS = [
@@ -53,6 +57,10 @@ _HEADERS = [
 ]
 
 
+_TOO_LARGE = {
+    "description": "The body is larger than the server's limit",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+}
 _IDEMPOTENCY_CONFLICT = {
     "description": "The Idempotency-Key was used with another request, or that request is still running",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
@@ -61,7 +69,7 @@ _IDEMPOTENCY_CONFLICT = {
 
 def _document(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, with our error contract: validation failures are 400 (never 422) and POSTs
-    document Idempotency-Key (and its 409)."""
+    document Idempotency-Key (and its 409) and the body limit (413)."""
     if app.openapi_schema is None:
         document = get_openapi(
             title=app.title,
@@ -76,6 +84,7 @@ def _document(app: FastAPI) -> dict[str, Any]:
                 if method == "post":
                     operation["parameters"] = [*operation.get("parameters", []), *_HEADERS]
                     operation["responses"].setdefault("409", _IDEMPOTENCY_CONFLICT)
+                    operation["responses"].setdefault("413", _TOO_LARGE)
         schemas = document.get("components", {}).get("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
@@ -108,7 +117,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app = FastAPI(
         title="Keystone REST API",
         version=__version__,
-        description=DESCRIPTION,
+        description=DESCRIPTION
+        + LIMITS.format(size=describe_size(settings.max_body_bytes), depth=MAX_JSON_DEPTH),
         lifespan=lifespan,
         redoc_url=None,
     )
