@@ -129,7 +129,7 @@ def test_the_limit_is_a_setting_and_bodies_within_it_reach_the_route(make_api: M
     assert api.client.post("/v1/experiments", json=small).json()["error"] == "not_found"
     refused = api.client.post("/v1/experiments", json=large)
     assert_error(refused.status_code, refused.json(), 413, "payload_too_large")
-    assert "4096 bytes" in refused.json()["message"]
+    assert "4.0 KiB" in refused.json()["message"]
 
 
 def test_a_spec_upload_is_capped_at_the_spec_limit(api: Api) -> None:
@@ -174,10 +174,14 @@ def test_public_routes_need_no_key(api: Api) -> None:
 
 def test_the_rate_limit_refuses_before_the_body_is_parsed(make_api: MakeApi) -> None:
     api = make_api(write_rate=1)
-    invalid = {"content": b"{not json", "headers": {"Content-Type": "application/json"}}
 
-    assert api.client.post("/v1/experiments", **invalid).status_code == 400  # type: ignore[arg-type]
-    limited = api.client.post("/v1/experiments", **invalid)  # type: ignore[arg-type]
+    def post_invalid_json() -> httpx.Response:
+        return api.client.post(
+            "/v1/experiments", content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+
+    assert post_invalid_json().status_code == 400
+    limited = post_invalid_json()
 
     assert_error(limited.status_code, limited.json(), 429, "rate_limited")
     assert limited.headers["Retry-After"]
@@ -304,10 +308,10 @@ class Server:
         return int(kib) / 1024
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+@contextlib.contextmanager
+def ks_serve(directory: Path, *options: str) -> Iterator[Server]:
     """`ks serve` as its own process, on a free port, with a SQLite store and one API key."""
-    store_url = f"sqlite://{tmp_path / 'keystone.db'}"
+    store_url = f"sqlite://{directory / 'keystone.db'}"
     store = open_store(store_url)
     key, _ = create_api_key(store, "limits")
     store.close()
@@ -315,21 +319,29 @@ def server(tmp_path: Path) -> Iterator[Server]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "polarity_keystone", "serve", "--store", store_url, "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    process = subprocess.Popen(
+        [*command, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=directory
+    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{url}/health", timeout=1).raise_for_status()
-            break
-        except httpx.HTTPError:
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
             time.sleep(0.1)
-    else:
-        process.kill()
-        raise AssertionError("ks serve did not start in 30 s")
-    yield Server(url, key, process)
-    process.terminate()
-    process.wait(30)
+        else:
+            raise AssertionError("ks serve did not start in 30 s")
+        yield Server(url, key, process)
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with ks_serve(tmp_path) as running:
+        yield running
 
 
 def post_big(server: Server, key: str | None, chunked: bool) -> tuple[int, float]:
@@ -443,3 +455,15 @@ def test_the_limits_are_documented_and_the_spec_id_limit_is_the_loaders(api: Api
     posts = [operations["post"] for operations in document["paths"].values() if "post" in operations]
     assert all("413" in operation["responses"] for operation in posts)
     assert MAX_SPEC_ID_LENGTH == MAX_ID_LENGTH
+
+
+def test_ks_serve_takes_its_body_limit_from_max_body_mib(tmp_path: Path) -> None:
+    with ks_serve(tmp_path, "--max-body-mib", "0.5") as running:
+        response = httpx.post(
+            f"{running.url}/v1/experiments",
+            json={"name": "n", "spec_id": "s", "metadata": {"pad": "x" * 600_000}},
+            headers={"Authorization": f"Bearer {running.key}"},
+        )
+
+    message = assert_error(response.status_code, response.json(), 413, "payload_too_large")
+    assert "512.0 KiB" in message

@@ -28,7 +28,10 @@ discarding the rest of the body to keep it alive."""
 
 
 def describe_size(size: int) -> str:
-    return f"{size / 1024**2:.1f} MiB" if size >= 1024**2 else f"{size} bytes"
+    for unit, scale in (("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def json_depth(value: Any) -> int:
