@@ -335,6 +335,22 @@ def test_custom_script_is_copied_from_the_spec_dir(ctx: CheckContext) -> None:
     assert "all good, I think" in broken.message
 
 
+def test_a_custom_script_swapped_for_a_link_out_after_validation_is_not_read(
+    ctx: CheckContext, spec_dir: Path, tmp_path: Path
+) -> None:
+    """The spec was valid when it loaded; a script replaced later by a link to a host file must not
+    carry that file into the sandbox."""
+    host_file = tmp_path / "host-secret.txt"
+    host_file.write_text("print('host file')\n")
+    (spec_dir / "checks" / "swapped.py").symlink_to(host_file)
+
+    result = check(ctx, type="custom", script="checks/swapped.py")
+
+    assert_failed(result)
+    assert "leads out of the spec's directory" in result.message
+    assert "host file" not in result.message
+
+
 def test_custom_script_does_not_touch_the_workspace(ctx: CheckContext, sandbox: DockerSandbox) -> None:
     check(ctx, type="custom", script="checks/verify.py")
     assert not any(path.startswith("checks/") or "verify.py" in path for path in sandbox.diff().written)

@@ -12,7 +12,8 @@ from ..sandbox import NetworkPolicy
 from ..spec._models import Spec, service_name
 
 HttpCall = dict[str, Any]
-"""{source, service, host, method, path, status, allowed} — `service` None for hosts outside the sandbox."""
+"""{source, service, host, method, path, status, allowed, reason?} — `service` None for hosts outside the
+sandbox; `reason` says why the gateway refused a destination it would otherwise allow (e.g. the host)."""
 
 
 def network_policy(spec: Spec) -> NetworkPolicy | None:
@@ -45,8 +46,12 @@ def gateway_calls(log: list[dict[str, Any]], since: float) -> tuple[list[HttpCal
                 {"host": event.get("host"), "allowed": event.get("allowed"), "service": event.get("service")}
             )
             continue
+        if event.get("kind") == "ingress":  # the host calling the agent, not a call the agent made
+            continue
+        reason = {"reason": event["reason"]} if event.get("reason") else {}
         calls.append(
             {
+                **reason,
                 "source": f"gateway/{event.get('kind')}",
                 "service": event.get("service"),
                 "host": event.get("host"),

@@ -14,6 +14,7 @@ from typing import Any
 from ..results import InvariantResult
 from ..sandbox import Sandbox, SandboxError
 from ..services import SqlError, postgres
+from ..spec import LocalPathError, confine, read_regular
 from ..spec._models import (
     CommandExitCheck,
     CustomCheck,
@@ -178,7 +179,11 @@ def _custom(check: CustomCheck, ctx: CheckContext) -> Outcome:
     command = check.command
     if check.script is not None:
         target = f"/keystone/checks/{Path(check.script).name}"
-        ctx.sandbox.write_file(target, (ctx.spec_dir / check.script).read_bytes(), 0o755)
+        try:  # confined again here: the file may have changed since the spec was validated
+            script = read_regular(confine(ctx.spec_dir, check.script, "file"))
+        except LocalPathError as exc:
+            return Outcome(False, f"custom check script: {exc.message}", {"script": check.script})
+        ctx.sandbox.write_file(target, script, 0o755)
         command = f"{check.interpreter} {target}"
     assert command is not None  # the model requires command or script
     result = ctx.sandbox.exec(command, timeout=check.timeout)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..results import RunResults
+from ..spec import MAX_ID_LENGTH as MAX_SPEC_ID_LENGTH
 
 T = TypeVar("T")
 Duration = str | float
@@ -21,8 +22,6 @@ MAX_VERSION = 2**31 - 1
 """Larger numbers cannot name a stored version (and no database column holds them)."""
 MAX_ID_LENGTH = 128
 """Of any id the API accepts; ids the server makes are far shorter, spec ids at most MAX_SPEC_ID_LENGTH."""
-MAX_SPEC_ID_LENGTH = 100
-"""What the spec loader accepts as a spec's `id`."""
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 SpecId = Annotated[str, Field(min_length=1, max_length=MAX_SPEC_ID_LENGTH)]
 

@@ -6,11 +6,11 @@ import functools
 import json
 from typing import Annotated, Any
 
-import yaml
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from ..spec import MAX_SPEC_BYTES, SpecError, read_yaml
 from ..store import SpecRecord
 from ._deps import Context, LiveKey
 from ._errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
@@ -18,7 +18,6 @@ from ._models import MAX_VERSION, Page, SpecOut, SpecUpload, error_responses
 
 router = APIRouter(prefix="/v1/specs", tags=["Specs"])
 
-MAX_SPEC_BYTES = 1024 * 1024
 YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml", "text/plain")
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
@@ -34,8 +33,13 @@ _UPLOAD_BODY: dict[str, Any] = {
 
 @functools.lru_cache(maxsize=1024)
 def _description(yaml_text: str) -> str:
-    document = yaml.safe_load(yaml_text)
-    value = document.get("description") if isinstance(document, dict) else None
+    """The stored spec's description, read with the spec loader's limits (a stored text is not trusted
+    more than an uploaded one)."""
+    try:
+        document, _ = read_yaml(yaml_text, "spec")
+    except SpecError:
+        return ""
+    value = document.get("description")
     return str(value) if value is not None else ""
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..engine import AGENT_OUTPUT_LIMIT
 from ..engine._prepare import TASK_FILE, plan_replica
 from ..engine._secrets import Redactor
 from ..sandbox import (
@@ -258,7 +259,9 @@ class SandboxManager:
         first = live.sandbox.state.value == "ready"
         argv = ["sh", "-c", 'nohup sh -c "$1" >/dev/null 2>&1 &', "sh", command] if background else command
         try:
-            result = live.sandbox.exec(argv, timeout=timeout_s, env=live.env)
+            result = live.sandbox.exec(
+                argv, timeout=timeout_s, env=live.env, output_limit=AGENT_OUTPUT_LIMIT
+            )
         except SandboxError as exc:
             raise WrongState(live.redact(str(exc)), code="sandbox_not_running") from exc
         if first:

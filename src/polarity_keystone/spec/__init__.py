@@ -6,6 +6,7 @@ report problems the same way.
 """
 
 from ._errors import SpecError, SpecIssue
+from ._limits import MAX_ID_LENGTH
 from ._loader import LoadedSpec, load_spec, parse_spec
 from ._models import (
     Agent,
@@ -48,8 +49,11 @@ from ._paths import LocalPathError, PathKind, TreeEntry, confine, read_regular, 
 from ._semantic import local_paths
 from ._units import parse_duration, parse_size
 from ._unsupported import unsupported_features
+from ._yaml import MAX_SPEC_BYTES, read_yaml
 
 __all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_SPEC_BYTES",
     "Agent",
     "Audit",
     "Check",
@@ -98,6 +102,7 @@ __all__ = [
     "parse_size",
     "parse_spec",
     "read_regular",
+    "read_yaml",
     "tree",
     "unsupported_features",
 ]
