@@ -8,6 +8,7 @@ Sections (each its own function):
   1. bare      create->ready (and teardown) of a sandbox with only the agent container;
   2. services  create->ready of a sandbox with Postgres + Redis + one SQL fixture, with per-step medians;
   2b. gateway  the same with a network policy, so egress goes through Keystone's gateway container;
+  2c. gvisor   the bare sandbox with its agent container under gVisor (runsc), beside runc's;
   3. testcontainers  the same readiness with testcontainers-python on the same local images;
   4. replicas  wall time of N replicas of examples/refund-agent/refund.yaml through the engine.
 
@@ -46,6 +47,7 @@ from polarity_keystone.sandbox import (
     NetworkPolicy,
     SandboxError,
     SandboxPlan,
+    runtime_problem,
 )
 from polarity_keystone.sandbox._labels import OWNER
 from polarity_keystone.services import ServicePlan, kind_of, postgres
@@ -56,7 +58,7 @@ REFUND_SPEC = ROOT / "examples" / "refund-agent" / "refund.yaml"
 BENCH_ID = f"bench-{secrets.token_hex(4)}"
 FIXTURE_SQL = "CREATE TABLE t(id int); INSERT INTO t VALUES (1)"
 STEPS = ("network", "services", "fixtures", "snapshot", "ready")
-SECTIONS = ("bare", "services", "gateway", "testcontainers", "replicas")
+SECTIONS = ("bare", "services", "gateway", "gvisor", "testcontainers", "replicas")
 GATEWAY_POLICY = NetworkPolicy(default_allow=False, overrides={"api.stripe.com": "cache"})
 TARGET_READY_S = 0.8
 TARGET_SPEEDUP = 3.0
@@ -254,17 +256,35 @@ def time_boots(
 
 
 def bench_bare(
-    backend: DockerBackend, resolver: ImageResolver, cleanup: Cleanup, runs: int, warmup: int
+    backend: DockerBackend,
+    resolver: ImageResolver,
+    cleanup: Cleanup,
+    runs: int,
+    warmup: int,
+    runtime: str | None = None,
 ) -> dict[str, Any]:
     image = resolver.resolve("ubuntu:24.04")
-    out(f"== 1. bare sandbox (agent container only; image {image.ref}) ==")
+    under = f", runtime {runtime}" if runtime else ""
+    out(f"== {'2c. gvisor:' if runtime else '1.'} bare sandbox (agent container only; image {image.ref}{under}) ==")
     return time_boots(
         backend,
         cleanup,
-        lambda index: SandboxPlan(spec_id="bench", run_id=f"{BENCH_ID}-bare-{index}", image=image.ref),
+        lambda index: SandboxPlan(
+            spec_id="bench", run_id=f"{BENCH_ID}-bare-{index}", image=image.ref, runtime=runtime
+        ),
         runs,
         warmup,
     )
+
+
+def bench_gvisor(
+    backend: DockerBackend, resolver: ImageResolver, cleanup: Cleanup, runs: int, warmup: int
+) -> dict[str, Any] | None:
+    problem = runtime_problem(backend.client, "runsc")
+    if problem is not None:
+        out(f"== 2c. gvisor: skipped: {problem} ==\n")
+        return None
+    return bench_bare(backend, resolver, cleanup, runs, warmup, runtime="runsc")
 
 
 def bench_services(
@@ -536,6 +556,13 @@ def summary(figures: dict[str, Any]) -> None:
             f"  ... with the network gateway    p50 {fmt_s(pct(gateway['ready'], 50))}  p95 {fmt_s(pct(gateway['ready'], 95))}"
             f"  teardown p50 {fmt_s(pct(gateway['teardown'], 50))}   (target p50 <= {TARGET_READY_S} s)"
         )
+    gvisor = figures.get("gvisor")
+    if gvisor and gvisor["ready"]:
+        runc = f"runc p50 {fmt_s(pct(bare['ready'], 50))}" if bare and bare["ready"] else "runc not measured"
+        out(
+            f"  bare sandbox under gVisor       p50 {fmt_s(pct(gvisor['ready'], 50))}  p95 {fmt_s(pct(gvisor['ready'], 95))}"
+            f"  teardown p50 {fmt_s(pct(gvisor['teardown'], 50))}   ({runc})"
+        )
     for mode in ("sequential", "concurrent"):
         if mode in tc and tc[mode]["ready"]:
             tc_p50 = pct(tc[mode]["ready"], 50)
@@ -619,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
             figures["gateway"] = bench_services(
                 backend, resolver, cleanup, args.runs, args.warmup, network=GATEWAY_POLICY
             )
+        if "gvisor" in args.sections:
+            figures["gvisor"] = bench_gvisor(backend, resolver, cleanup, args.runs, args.warmup)
         if "testcontainers" in args.sections:
             modes = ["sequential", "concurrent"] if args.tc_mode == "both" else [args.tc_mode]
             figures["testcontainers"] = bench_testcontainers(

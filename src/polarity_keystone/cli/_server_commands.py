@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
 
 from ..store import Store, open_store
 from . import _exit
+
+if TYPE_CHECKING:
+    from ..sandbox import DockerBackend
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -40,6 +46,13 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="allow a secret for every run, read on this machine: NAME=env:VAR, NAME=file:PATH or "
         "NAME=command:CMD (repeatable). Specs never choose what the server reads; without this, a run "
         "gets a secret only from its request",
+    )
+    serve.add_argument(
+        "--runtime",
+        default=os.environ.get("KEYSTONE_RUNTIME") or None,
+        metavar="NAME",
+        help="Docker runtime of every agent container, e.g. runsc for gVisor (registered by "
+        "scripts/setup-docker); a spec's resources.runtime wins (default: $KEYSTONE_RUNTIME, else runc)",
     )
     serve.add_argument(
         "--max-body-mib",
@@ -96,9 +109,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except ValueError as exc:
             err.print(f"[red]invalid --max-body-mib:[/] {exc}")
             return _exit.INVALID_INPUT
+    if args.runtime:
+        backend_factory = _runtime_backend(args.runtime)
+        if backend_factory is None:
+            return _exit.INVALID_INPUT
+        settings = dataclasses.replace(settings, backend_factory=backend_factory)
+        err.print(f"agent containers run under the {args.runtime} runtime")
     err.print(f"Keystone server on http://{args.host}:{args.port} (store {_shown(store_url)})")
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     return _exit.PASSED
+
+
+def _runtime_backend(runtime: str) -> Callable[[], DockerBackend] | None:
+    """A backend factory for `--runtime`, once the engine confirmed it has that runtime (else None,
+    after saying why): a server that would fail every run must not start."""
+    from ..sandbox import DockerBackend, SandboxError, connect, runtime_problem
+
+    try:
+        client = connect()
+    except SandboxError as exc:
+        err.print(f"[red]--runtime {runtime}:[/] {exc}")
+        return None
+    try:
+        problem = runtime_problem(client, runtime)
+    finally:
+        client.close()
+    if problem is not None:
+        err.print(f"[red]invalid --runtime:[/] {problem}")
+        return None
+    return functools.partial(DockerBackend, runtime=runtime)
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:

@@ -185,7 +185,7 @@ def _run_and_score(
     result.forbidden_checks = check_forbidden(spec.forbidden, record)
     verdict = score_run(result.invariants, result.forbidden_checks, spec.scoring.pass_threshold)
     result.composite_score = verdict.composite_score
-    passed = verdict.passed and not run.timed_out
+    passed = verdict.passed and not run.timed_out and not limits
     result.status = "pass" if passed else "fail"
     reasons = [*limits, *verdict.reasons]
     if run.timed_out:

@@ -58,6 +58,17 @@ def pids_exhausted(pids_limit: int) -> str:
     )
 
 
+def container_stopped(state: dict[str, object], pids_limit: int, memory_bytes: int) -> str:
+    """Why the agent's container is gone mid-run, from Docker's `State`. Under gVisor the whole sandbox
+    ends when the agent exhausts its pids or memory limit (the limits bound the sandbox kernel itself)."""
+    how = "killed by the memory limit" if state.get("OOMKilled") else f"exit code {state.get('ExitCode')}"
+    return (
+        f"the agent's container stopped during the run ({how}): the agent exhausted its pids limit "
+        f"({pids_limit}, resources.pids) or its memory limit ({memory_bytes // 1024**2} MiB, "
+        "resources.memory), or ended the container's init"
+    )
+
+
 def runtime_problem(client: docker.DockerClient, runtime: str) -> str | None:
     """Why the engine cannot run containers with `runtime`, or None when it can."""
     registered = sorted((client.info().get("Runtimes") or {}).keys())
