@@ -111,8 +111,7 @@ def _probe_quota(client: docker.DockerClient, image: str) -> str | None:
         return (
             f"this Docker engine cannot cap a container's disk (storage driver {info.get('Driver')} on "
             f"{backing}: {exc.explanation or exc}); put Docker's data-root on XFS mounted with pquota "
-            "(scripts/setup-docker does this when it starts the engine with KEYSTONE_XFS_DATA_ROOT=1), "
-            "or remove resources.disk"
+            "(scripts/setup-docker does so when it starts a fresh engine), or remove resources.disk"
         )
     container.remove(force=True)
     return None
