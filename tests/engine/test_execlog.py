@@ -180,14 +180,32 @@ def test_an_agent_that_runs_nothing_forbidden_passes(
 def test_a_removed_log_is_an_error_not_an_empty_audit(
     prepared_from: Callable[..., PreparedSpec], backend: DockerBackend
 ) -> None:
+    """Only an agent that opted in to root can remove the log (/keystone belongs to root)."""
+    command = "'rm -f /keystone/execlog.jsonl; rm -rf build'"
+    as_root = FORBIDDING.replace("command: {command}}}", "command: {command}, user: root}}")
+    results = run_experiment(
+        prepared_from(as_root.format(command=command, token=TOKEN)), backend, RunOptions(seed=1)
+    )
+
+    replica = results.scenarios[0].replicas[0]
+    assert replica.status == "error"
+    assert "does not show the agent starting" in (replica.error or "")
+
+
+def test_the_unprivileged_agent_cannot_remove_its_command_log(
+    prepared_from: Callable[..., PreparedSpec], backend: DockerBackend
+) -> None:
     command = "'rm -f /keystone/execlog.jsonl; rm -rf build'"
     results = run_experiment(
         prepared_from(FORBIDDING.format(command=command, token=TOKEN)), backend, RunOptions(seed=1)
     )
 
     replica = results.scenarios[0].replicas[0]
-    assert replica.status == "error"
-    assert "does not show the agent starting" in (replica.error or "")
+    assert "Permission denied" in replica.agent_stderr
+    assert replica.status == "fail"
+    assert replica.forbidden_checks[0].evidence == {
+        "commands": [{"command": "rm -rf build", "pattern": "rm\\s+-rf"}]
+    }
 
 
 def test_commands_are_logged_under_a_fixed_clock_with_their_real_start_times(
