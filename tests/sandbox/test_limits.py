@@ -129,3 +129,18 @@ def test_agent_and_service_containers_carry_capability_and_resource_limits(
     assert (agent["PidsLimit"], agent["Memory"], agent["NanoCpus"]) == (200, 512 * 1024**2, 10**9)
     assert (service["PidsLimit"], service["Memory"], service["NanoCpus"]) == (200, 512 * 1024**2, 10**9)
     assert "no-new-privileges" in service["SecurityOpt"]
+
+
+@pytest.mark.docker
+def test_a_spec_cannot_trade_the_servers_runtime_for_its_own(
+    backend: DockerBackend, base_image: str, run_id: str
+) -> None:
+    """An operator who runs agents under gVisor keeps them there: an untrusted spec's
+    `resources.runtime: runc` does not take its agent back to the host kernel."""
+    gvisor = DockerBackend(backend.client, owner=backend.owner, runtime="runsc")
+    sandbox = gvisor.create(SandboxPlan(spec_id="runtime", run_id=run_id, image=base_image, runtime="runc"))
+    try:
+        assert sandbox.agent is not None
+        assert sandbox.agent.attrs["HostConfig"]["Runtime"] == "runsc"
+    finally:
+        sandbox.destroy()

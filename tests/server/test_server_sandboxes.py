@@ -72,6 +72,17 @@ def test_commands_run_with_the_agent_environment_and_secrets_redacted(box: tuple
     assert SECRET not in repr(api.context.store.events_after(f"sandbox:{sandbox_id}", 0))
 
 
+def test_commands_run_as_the_unprivileged_agent_user(box: tuple[Api, str]) -> None:
+    """A command sent over the API is the agent's, so it runs as the agent of a replica does."""
+    api, sandbox_id = box
+
+    who = api.client.post(f"/v1/sandboxes/{sandbox_id}/commands", json={"command": 'echo "$(id -u) $HOME"'})
+    passwd = api.client.post(f"/v1/sandboxes/{sandbox_id}/commands", json={"command": "echo x >> /etc/passwd"})
+
+    assert who.json()["stdout"] == "10001 /home/agent\n"
+    assert passwd.json()["exit_code"] != 0 and "Permission denied" in passwd.json()["stderr"]
+
+
 def test_files_round_trip_with_normalised_paths_and_traversal_refused(box: tuple[Api, str]) -> None:
     api, sandbox_id = box
     files = f"/v1/sandboxes/{sandbox_id}/files"

@@ -52,7 +52,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=os.environ.get("KEYSTONE_RUNTIME") or None,
         metavar="NAME",
         help="Docker runtime of every agent container, e.g. runsc for gVisor (registered by "
-        "scripts/setup-docker); a spec's resources.runtime wins (default: $KEYSTONE_RUNTIME, else runc)",
+        "scripts/setup-docker), whatever a spec's resources.runtime says (default: $KEYSTONE_RUNTIME, else "
+        "runc, or the spec's runtime)",
     )
     serve.add_argument(
         "--max-body-mib",

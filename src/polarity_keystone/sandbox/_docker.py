@@ -504,7 +504,9 @@ class DockerBackend(SandboxBackend):
         gateway_hosts: Mapping[str, str] | None = None,
     ) -> None:
         """`runtime` (default: $KEYSTONE_RUNTIME) runs every agent container under that Docker runtime,
-        e.g. `runsc` for gVisor, unless a plan names its own; SandboxError when it is not registered."""
+        e.g. `runsc` for gVisor, whatever a plan names (a spec's `resources.runtime` applies only where
+        the operator chose none, so an untrusted spec cannot leave gVisor); SandboxError when it is not
+        registered."""
         self.client = client or connect()
         self.owner = owner or labels.owner_id()
         self.runtime = runtime or os.environ.get(RUNTIME_ENV) or None
@@ -669,7 +671,7 @@ class DockerBackend(SandboxBackend):
         """The agent container: no capability beyond `AGENT_CAPABILITIES`, no new privileges, limits on
         CPU, memory (swap included), processes and (with `disk_bytes`) its writable layer."""
         names = [service.name for service in pod]
-        runtime = plan.runtime or self.runtime
+        runtime = self.runtime or plan.runtime  # the operator's runtime is never traded for a spec's
         env = {**plan.env, **(gateway.proxy_env(plan.services) if plan.network is not None else {})}
         sandbox.agent = self._run(
             sandbox,

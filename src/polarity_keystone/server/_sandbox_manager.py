@@ -19,6 +19,7 @@ from ..engine import AGENT_OUTPUT_LIMIT
 from ..engine._prepare import TASK_FILE, plan_replica
 from ..engine._secrets import Redactor
 from ..sandbox import (
+    AgentUser,
     BootEvent,
     FixtureError,
     ImageError,
@@ -65,6 +66,8 @@ class LiveSandbox:
     env: dict[str, str]
     """What commands run with: the spec's agent environment plus the KEYSTONE_* identity."""
     redact: Redactor
+    user: AgentUser
+    """Commands run as the spec's agent user, as the agent of a replica does (never root by default)."""
     timer: threading.Timer | None = None
 
 
@@ -190,7 +193,9 @@ class SandboxManager:
         except SandboxError as exc:
             self.retire(sandbox_id, "error", plan.redact(str(exc)))
             raise SandboxFailed(plan.redact(str(exc)), details={"sandbox_id": sandbox_id}) from exc
-        live = LiveSandbox(sandbox, owner, {**plan.agent_env, **identity}, plan.redact)
+        live = LiveSandbox(
+            sandbox, owner, {**plan.agent_env, **identity}, plan.redact, plan.sandbox.agent_user
+        )
         with self._lock:
             self._live[sandbox_id] = live
         expires_at = self._schedule_expiry(sandbox_id, live, timeout)
@@ -260,7 +265,11 @@ class SandboxManager:
         argv = ["sh", "-c", 'nohup sh -c "$1" >/dev/null 2>&1 &', "sh", command] if background else command
         try:
             result = live.sandbox.exec(
-                argv, timeout=timeout_s, env=live.env, output_limit=AGENT_OUTPUT_LIMIT
+                argv,
+                timeout=timeout_s,
+                env={"HOME": live.user.home, **live.env},
+                user=live.user.exec_user,
+                output_limit=AGENT_OUTPUT_LIMIT,
             )
         except SandboxError as exc:
             raise WrongState(live.redact(str(exc)), code="sandbox_not_running") from exc

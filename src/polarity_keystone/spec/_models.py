@@ -110,8 +110,8 @@ class Resources(_Block):
     """Keystone extension: at most this many processes and threads in the agent container (and in each
     service container), so a fork bomb stops at the limit."""
     runtime: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    """Keystone extension: the Docker runtime of the agent container, e.g. `runsc` (gVisor); by default
-    the server's (`ks serve --runtime`, KEYSTONE_RUNTIME), else the engine's default (runc)."""
+    """Keystone extension: the Docker runtime of the agent container, e.g. `runsc` (gVisor), where the
+    server sets none; a server's runtime (`ks serve --runtime`, KEYSTONE_RUNTIME) always wins."""
 
 
 # --- fixtures ------------------------------------------------------------------------------------
