@@ -76,8 +76,10 @@ def test_commands_run_as_the_unprivileged_agent_user(box: tuple[Api, str]) -> No
     """A command sent over the API is the agent's, so it runs as the agent of a replica does."""
     api, sandbox_id = box
 
-    who = api.client.post(f"/v1/sandboxes/{sandbox_id}/commands", json={"command": 'echo "$(id -u) $HOME"'})
-    passwd = api.client.post(f"/v1/sandboxes/{sandbox_id}/commands", json={"command": "echo x >> /etc/passwd"})
+    url = f"/v1/sandboxes/{sandbox_id}/commands"
+
+    who = api.client.post(url, json={"command": 'echo "$(id -u) $HOME"'})
+    passwd = api.client.post(url, json={"command": "echo x >> /etc/passwd"})
 
     assert who.json()["stdout"] == "10001 /home/agent\n"
     assert passwd.json()["exit_code"] != 0 and "Permission denied" in passwd.json()["stderr"]
