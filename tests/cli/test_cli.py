@@ -340,3 +340,9 @@ def test_validate_of_a_missing_file_exits_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "nope.yaml" in done.stderr
     assert "cannot read the spec" in done.stderr
+
+
+def test_ks_serve_refuses_a_spec_root_that_is_not_a_directory(tmp_path: Path) -> None:
+    store = f"sqlite://{tmp_path / 'k.db'}"
+
+    assert cli.main(["serve", "--spec-root", str(tmp_path / "missing"), "--store", store]) == 2

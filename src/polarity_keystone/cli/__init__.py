@@ -15,7 +15,7 @@ from ..engine import FingerprintMismatch, RunOptions, SecretError, prepare, repl
 from ..results import RunResults
 from ..sandbox import DockerBackend, FixtureError, ImageError, ImageResolver, SandboxError
 from ..sdk import KeystoneError
-from ..spec import LoadedSpec
+from ..spec import LoadedSpec, SpecError
 from ..spec._units import format_duration
 from . import _exit, _served, _server_commands
 from ._load import load_or_report
@@ -235,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except SecretError as exc:
         err.print(f"[red]invalid secrets:[/] {exc}")
+        return _exit.INVALID_INPUT
+    except SpecError as exc:  # found while preparing (a path swapped, an engine that cannot enforce)
+        for issue in exc.issues:
+            err.print(issue.format(), markup=False, highlight=False)
         return _exit.INVALID_INPUT
     except _served.ServedRunError as exc:
         err.print(f"[red]{'invalid input' if exc.invalid_input else 'infrastructure error'}:[/] {exc}")

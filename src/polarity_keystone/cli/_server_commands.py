@@ -39,6 +39,13 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--public-url", help="the URL agents in sandboxes reach this server at (default: the request's)"
     )
     serve.add_argument(
+        "--spec-root",
+        type=Path,
+        metavar="DIR",
+        help="the directory uploaded specs' local paths (agent.path, fixture files) resolve in, and may "
+        "not leave; without it, specs with local paths are refused",
+    )
+    serve.add_argument(
         "--secret",
         action="append",
         default=[],
@@ -99,8 +106,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not has_keys:
         hint = f"ks keys create NAME --store {_shown(store_url)}"
         err.print(f"[yellow]no API key yet:[/] create one with `{hint}`")
+    if args.spec_root is not None and not args.spec_root.is_dir():
+        err.print(f"[red]invalid --spec-root:[/] {args.spec_root} is not a directory")
+        return _exit.INVALID_INPUT
     settings = ServerSettings(
-        store_url=store_url, public_url=args.public_url, operator_secrets=operator_secrets
+        store_url=store_url,
+        public_url=args.public_url,
+        operator_secrets=operator_secrets,
+        spec_root=args.spec_root.resolve() if args.spec_root is not None else None,
     )
     if operator_secrets:
         err.print(f"secrets allowed for every run: {', '.join(sorted(operator_secrets))}")
