@@ -11,6 +11,7 @@ import docker
 import pytest
 from docker.models.containers import Container
 from docker.models.networks import Network
+from host_listener import HostServer, serve_on_every_address
 from outside_host import Outside, outside_namespace
 
 from polarity_keystone.sandbox import DockerBackend, ImageResolver
@@ -87,3 +88,12 @@ def outside_backend(backend: DockerBackend, outside: Outside) -> DockerBackend:
 @pytest.fixture(scope="session")
 def gateway_image(resolver: ImageResolver) -> str:
     return resolver.local("gateway").ref
+
+
+@pytest.fixture(scope="module")
+def host_server() -> Iterator[HostServer]:
+    """An HTTP server on every address of the machine running Docker."""
+    server = serve_on_every_address()
+    yield server
+    server.shutdown()
+    server.server_close()

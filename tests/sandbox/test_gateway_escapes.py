@@ -8,15 +8,14 @@ Real listeners wait at each destination (a server of this process on every host 
 
 from __future__ import annotations
 
-import http.server
 import json
 import subprocess
-import threading
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from gateway_probes import direct, proxied, tunnelled
+from host_listener import HostServer
 from outside_host import Outside
 
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, NetworkPolicy, SandboxPlan
@@ -27,33 +26,6 @@ pytestmark = pytest.mark.docker
 AGENT_PORT = 3000
 INGRESS_PORT = 20000
 """Where the gateway listens for ingress to the first declared agent port."""
-
-
-class _HostServer(http.server.ThreadingHTTPServer):
-    hits = 0
-
-
-class _Hello(http.server.BaseHTTPRequestHandler):
-    server: _HostServer
-
-    def do_GET(self) -> None:
-        self.server.hits += 1
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"hello from the host")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def host_server() -> Iterator[_HostServer]:
-    """An HTTP server on every address of the machine running Docker."""
-    server = _HostServer(("0.0.0.0", 0), _Hello)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def host_addresses() -> dict[str, str]:
@@ -108,7 +80,7 @@ def _refusals(sandbox: DockerSandbox) -> list[dict[str, object]]:
 
 
 def test_the_proxy_refuses_every_address_of_the_docker_host(
-    open_box: DockerSandbox, host_server: _HostServer
+    open_box: DockerSandbox, host_server: HostServer
 ) -> None:
     """Bridges of sandboxes that other processes created after this gateway started are not in its list
     of host addresses: they are refused as private ranges (and the host rule drops them anyway)."""
@@ -135,7 +107,7 @@ def test_the_proxy_refuses_every_address_of_the_docker_host(
 
 
 def test_connect_tunnels_to_the_docker_host_are_refused(
-    open_box: DockerSandbox, host_server: _HostServer
+    open_box: DockerSandbox, host_server: HostServer
 ) -> None:
     port = host_server.server_address[1]
     served = host_server.hits
@@ -146,7 +118,7 @@ def test_connect_tunnels_to_the_docker_host_are_refused(
 
 
 def test_host_docker_internal_does_not_lead_to_the_host(
-    open_box: DockerSandbox, host_server: _HostServer
+    open_box: DockerSandbox, host_server: HostServer
 ) -> None:
     port = host_server.server_address[1]
     served = host_server.hits

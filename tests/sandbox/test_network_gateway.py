@@ -7,14 +7,13 @@ without internet only when the gateway is wrong."""
 
 from __future__ import annotations
 
-import http.server
 import subprocess
-import threading
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from gateway_probes import direct, proxied, tunnelled
+from host_listener import HostServer
 from outside_host import Outside
 
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, NetworkPolicy, SandboxPlan
@@ -44,26 +43,6 @@ def guarded(outside_backend: DockerBackend, base_image: str, gateway_image: str)
     sandbox = outside_backend.create(plan)
     yield sandbox
     sandbox.destroy()
-
-
-class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"hello from the host")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def host_server() -> Iterator[int]:
-    """An HTTP server on every address of the machine running Docker."""
-    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), _Hello)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
 
 
 def _python(sandbox: DockerSandbox, script: str, *args: str, proxy: bool = True) -> str:
@@ -157,28 +136,28 @@ def test_an_ip_literal_in_the_allow_list_is_reachable_and_nothing_else_is(
 
 
 def test_the_agent_cannot_reach_the_docker_host_or_its_socket(
-    guarded: DockerSandbox, host_server: int
+    guarded: DockerSandbox, host_server: HostServer
 ) -> None:
     bridge_ip = guarded.network.attrs["IPAM"]["Config"][0]["Gateway"]
     # The default bridge's IPAM config has no gateway here: docker0's address comes from the interface.
     docker0 = subprocess.run(["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True)
     docker0_ip = docker0.stdout.split()[3].split("/")[0]
     # The host really serves on those addresses: the test process reaches itself through them.
-    urllib.request.urlopen(f"http://{docker0_ip}:{host_server}/", timeout=3).close()
+    urllib.request.urlopen(f"http://{docker0_ip}:{host_server.port}/", timeout=3).close()
 
     for address in (bridge_ip, docker0_ip):
-        assert _python(guarded, CONNECT, address, str(host_server), proxy=False).startswith("FAILED")
+        assert _python(guarded, CONNECT, address, str(host_server.port), proxy=False).startswith("FAILED")
     assert guarded.exec(["test", "-e", "/var/run/docker.sock"]).exit_code != 0
 
 
 def test_a_sandbox_with_open_egress_still_cannot_reach_the_host(
-    backend: DockerBackend, base_image: str, gateway_image: str, host_server: int
+    backend: DockerBackend, base_image: str, gateway_image: str, host_server: HostServer
 ) -> None:
     plan = SandboxPlan(spec_id="open", run_id="test-open", image=base_image, gateway_image=gateway_image)
     sandbox = backend.create(plan)
     try:
         bridge_ip = sandbox.network.attrs["IPAM"]["Config"][0]["Gateway"]
-        assert _python(sandbox, CONNECT, bridge_ip, str(host_server), proxy=False).startswith("FAILED")
+        assert _python(sandbox, CONNECT, bridge_ip, str(host_server.port), proxy=False).startswith("FAILED")
         assert sandbox.network_log() == []
     finally:
         sandbox.destroy()
