@@ -23,6 +23,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
+from docker.types.daemon import CancellableStream
 
 from .._jsonl import json_objects
 from ..services import ExecProbe, LogLine, ServicePlan
@@ -71,6 +72,9 @@ READINESS_TIMEOUT_S = 60.0
 GENERIC_SETTLE_S = 0.5
 """A service with no readiness signal must stay up this long: one that crashes at start is an error."""
 _TIMEOUT_EXIT = 124
+EXEC_GRACE_S = 10.0
+"""How long past its timeout a command's output stream may stay open before Keystone closes it itself: an
+engine whose container died under it (gVisor ending a sandbox at its pids limit) may never end it."""
 KILL_ROUNDS = 50
 """SIGSTOP rounds before `settle_agent` gives up on processes that keep starting new ones."""
 RUNTIME_ENV = "KEYSTONE_RUNTIME"
@@ -455,15 +459,12 @@ def _exec(
             container.id, argv, environment=dict(env or {}), workdir=workdir, user=user or ""
         )["Id"]
         stream = api.exec_start(exec_id, stream=True, demux=True)
-        try:
-            for out, err in stream:
-                if out:
-                    stdout.write(out)
-                if err:
-                    stderr.write(err)
-        finally:
-            stream.close()
-            stream._response.close()  # the stream shuts its socket; the response still holds the fd
+        deadline = timeout + EXEC_GRACE_S if timeout is not None else None
+        if not _drain(stream, stdout, stderr, deadline):
+            raise SandboxError(
+                f"a command in {container.name} did not end {EXEC_GRACE_S:g}s after its {timeout:g}s timeout "
+                "and its output was abandoned: the container stopped answering"
+            )
         code = _exit_code(api, exec_id)
     except docker.errors.APIError as exc:
         raise SandboxError(f"exec in {container.name} failed: {exc.explanation or exc}") from exc
@@ -479,6 +480,38 @@ def _exec(
         stderr_bytes=stderr.total,
         truncated=bool(stdout.dropped or stderr.dropped),
     )
+
+
+def _drain(
+    stream: CancellableStream, stdout: BoundedOutput, stderr: BoundedOutput, deadline_s: float | None
+) -> bool:
+    """Read a demultiplexed exec stream to its end; False when it was still open after `deadline_s`
+    seconds and was closed from here instead."""
+    abandoned = threading.Event()
+
+    def abandon() -> None:
+        abandoned.set()
+        stream.close()
+
+    watchdog = threading.Timer(deadline_s, abandon) if deadline_s is not None else None
+    if watchdog is not None:
+        watchdog.daemon = True
+        watchdog.start()
+    try:
+        for out, err in stream:
+            if out:
+                stdout.write(out)
+            if err:
+                stderr.write(err)
+    except OSError:
+        if not abandoned.is_set():
+            raise
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        stream.close()
+        stream._response.close()  # the stream shuts its socket; the response still holds the fd
+    return not abandoned.is_set()
 
 
 def _exit_code(api: docker.APIClient, exec_id: str) -> int:
