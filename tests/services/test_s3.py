@@ -14,6 +14,7 @@ from polarity_keystone.engine._prepare import _fixture_step
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, ImageResolver, SandboxPlan
 from polarity_keystone.sandbox._images import _FALLBACKS
 from polarity_keystone.services import S3, LogLine, ServicePlan, kind_of, s3
+from polarity_keystone.spec import LoadedSpec, load_spec
 from polarity_keystone.spec._models import S3Fixture, Service, Setup
 
 pytestmark = pytest.mark.docker
@@ -38,6 +39,16 @@ elif op == "create":  # outside us-east-1 S3 wants the region as the location co
     region = os.environ["AWS_DEFAULT_REGION"]
     client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
 """
+
+
+def _loaded_from(spec_dir: Path) -> LoadedSpec:
+    """A spec file in `spec_dir`, which is where the fixture's local `source` resolves."""
+    (spec_dir / "s3.yaml").write_text(
+        "version: 1\nid: s3\nbase: debian:bookworm-slim\ntask: {prompt: x}\n"
+        "agent: {type: cli, command: 'true'}\n"
+        "invariants: {ok: {check: {type: command_exit, command: 'true'}}}\n"
+    )
+    return load_spec(spec_dir / "s3.yaml")
 
 
 def plan_of(resolver: ImageResolver, service: Service) -> ServicePlan:
@@ -69,7 +80,7 @@ def sandbox(
         run_id=f"test-{uuid.uuid4().hex[:10]}",
         image=resolver.bake_setup(resolver.local("base"), Setup(packages=["python3-boto3"])).ref,
         services=[plan_of(resolver, STORE), plan_of(resolver, OTHER)],
-        fixtures=[_fixture_step(spec_dir, {"store": STORE}, fixture)],
+        fixtures=[_fixture_step(_loaded_from(spec_dir), 0, {"store": STORE}, fixture)],
     )
     sandbox = backend.create(plan)
     try:

@@ -61,7 +61,7 @@ from ._hardening import (
     pids_exhausted,
     runtime_problem,
 )
-from ._isolation import bridge_name, guard_host
+from ._isolation import HostGuard, bridge_name
 from ._output import OUTPUT_LIMIT, BoundedOutput
 from ._output import decode as _decode
 from ._processes import PROBE, AgentProcess, agent_processes
@@ -553,9 +553,8 @@ class DockerBackend(SandboxBackend):
             else gateway_hosts
         )
         """Extra names the gateways resolve (like `--add-host`); default: $KEYSTONE_GATEWAY_HOSTS."""
-        self._host_addresses: tuple[str, ...] | None = None
-        """The host's addresses, which gateways refuse, from guard_host (which runs its container once
-        per engine); kept here to spare each boot the engine lookup."""
+        self._host_guard = HostGuard()
+        """The host rules and the host's addresses, which gateways refuse."""
 
     def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> DockerSandbox:
         sandbox_id = plan.sandbox_id or f"sb-{secrets.token_hex(6)}"
@@ -569,8 +568,8 @@ class DockerBackend(SandboxBackend):
             sandbox_id, plan.run_id, plan.spec_id, plan.timeout_s, self.owner, plan.keep
         )
         try:
-            if plan.gateway_image and self._host_addresses is None:
-                self._host_addresses = guard_host(self.client, plan.gateway_image)
+            if plan.gateway_image:  # the host rules are in place before the first sandbox network
+                self._host_guard.addresses(self.client, plan.gateway_image)
             network = self.client.networks.create(
                 f"keystone-{sandbox_id}",
                 driver="bridge",
@@ -661,7 +660,11 @@ class DockerBackend(SandboxBackend):
         with _engine_errors("starting the network gateway"):
             egress = egress_network(self.client)
             fence = gateway.Fence(
-                host=(*(self._host_addresses or ()), egress.gateway, *filter(None, [ipam.get("Gateway")])),
+                host=(
+                    *self._host_guard.addresses(self.client, plan.gateway_image),
+                    egress.gateway,
+                    *filter(None, [ipam.get("Gateway")]),
+                ),
                 docker_networks=(egress.subnet,),
                 ingress_from=egress.gateway,
             )

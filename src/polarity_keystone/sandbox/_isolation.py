@@ -7,7 +7,8 @@ new connections arriving from any `ks+` interface (the gateways' shared egress n
 see `_egress.py`); a second refuses what such an interface sends to link-local addresses (the cloud's
 metadata service), which is forwarded rather than delivered to the host. The rules are installed through
 a short-lived container (host network, NET_ADMIN) from the gateway image, with whichever iptables
-flavour holds Docker's own rules; they are idempotent and installed once per process. The same container
+flavour holds Docker's own rules; they are idempotent, and each backend runs the container again now and
+then (`HostGuard`). The same container
 reports the host's addresses, read from its interfaces (the engine's API does not list them, nor, here,
 docker0's address), so each gateway refuses them too: a port another container published on one of them
 is forwarded, not delivered to the host, and so escapes the INPUT rule.
@@ -19,6 +20,7 @@ import hashlib
 import os
 import shlex
 import threading
+import time
 
 import docker
 import docker.errors
@@ -54,8 +56,6 @@ echo "no iptables on this host holds Docker's rules" >&2
 exit 1
 """
 
-_guarded: dict[str, tuple[str, ...]] = {}
-_lock = threading.Lock()
 
 
 def bridge_name(sandbox_id: str) -> str:
@@ -64,33 +64,48 @@ def bridge_name(sandbox_id: str) -> str:
 
 
 def guard_host(client: docker.DockerClient, image: str) -> tuple[str, ...]:
-    """Install the host rule once per engine and return the host's addresses (none when the operator
-    opted out); raises SandboxError (with the way out) when it cannot."""
+    """Install the host rules (idempotent) and return the host's addresses now (none when the operator
+    opted out); raises SandboxError (with the way out) when it cannot. Callers re-run it from time to
+    time (see `HostGuard`), since a host gains addresses while a server runs."""
     if os.environ.get(OPT_OUT) == "1":
         return ()
-    engine = str(client.info().get("ID", ""))
-    with _lock:
-        if engine in _guarded:
-            return _guarded[engine]
-        try:
-            output = client.containers.run(
-                image,
-                ["sh", "-c", _SCRIPT],
-                network_mode="host",
-                cap_add=["NET_ADMIN", "NET_RAW"],
-                remove=True,
-                labels={"keystone.managed": "true"},
-            )
-        except docker.errors.ContainerError as exc:
-            raise SandboxError(_failure(str(exc.stderr or exc))) from exc
-        except docker.errors.APIError as exc:
-            raise SandboxError(_failure(str(exc.explanation or exc))) from exc
-        lines = _decode(output).splitlines()
-        reported = next((line for line in lines if line.startswith(_ADDRESSES_MARKER)), None)
-        if reported is None:
-            raise SandboxError(_failure(f"the host's addresses could not be read: {_decode(output)}"))
-        _guarded[engine] = tuple(reported.removeprefix(_ADDRESSES_MARKER).split())
-        return _guarded[engine]
+    try:
+        output = client.containers.run(
+            image,
+            ["sh", "-c", _SCRIPT],
+            network_mode="host",
+            cap_add=["NET_ADMIN", "NET_RAW"],
+            remove=True,
+            labels={"keystone.managed": "true"},
+        )
+    except docker.errors.ContainerError as exc:
+        raise SandboxError(_failure(str(exc.stderr or exc))) from exc
+    except docker.errors.APIError as exc:
+        raise SandboxError(_failure(str(exc.explanation or exc))) from exc
+    lines = _decode(output).splitlines()
+    reported = next((line for line in lines if line.startswith(_ADDRESSES_MARKER)), None)
+    if reported is None:
+        raise SandboxError(_failure(f"the host's addresses could not be read: {_decode(output)}"))
+    return tuple(reported.removeprefix(_ADDRESSES_MARKER).split())
+
+
+class HostGuard:
+    """`guard_host` for one backend, run at its first boot and again once its answer is older than
+    `ttl_s`: the rules stay in place, and an address the host gained since (a new bridge, a VPN) is
+    refused by the gateways of later sandboxes, not only dropped by the kernel."""
+
+    def __init__(self, ttl_s: float = 60.0) -> None:
+        self.ttl_s = ttl_s
+        self._addresses: tuple[str, ...] = ()
+        self._read_at: float | None = None
+        self._lock = threading.Lock()
+
+    def addresses(self, client: docker.DockerClient, image: str) -> tuple[str, ...]:
+        with self._lock:
+            if self._read_at is None or time.monotonic() - self._read_at > self.ttl_s:
+                self._addresses = guard_host(client, image)
+                self._read_at = time.monotonic()
+            return self._addresses
 
 
 def _decode(output: object) -> str:
