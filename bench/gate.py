@@ -27,9 +27,9 @@ from pathlib import Path
 from rich.console import Console
 
 from polarity_keystone import Keystone
-from polarity_keystone.engine._secrets import Redactor
 from polarity_keystone.gate import GateReport, Policy, SpecRun, decide, read_report, resolve, run_gate
 from polarity_keystone.gate._publish import publish
+from polarity_keystone.secrets import Redactor
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from polarity_keystone.engine import Redactor, redact_result
 from polarity_keystone.engine._aggregate import aggregate_run, aggregate_scenario
 from polarity_keystone.gate import GateReport, Policy, SpecRun, decide
 from polarity_keystone.gate._junit import render_junit
 from polarity_keystone.gate._summary import render
 from polarity_keystone.results import ForbiddenCheckResult, InvariantResult, ReplicaResult, RunResults
+from polarity_keystone.secrets import Redactor, redact_result
 
 CJK = st.characters(min_codepoint=0x4E00, max_codepoint=0x4E05)
 """Characters no JSON syntax, field name, JUnit or Markdown template contains: a value made of them can

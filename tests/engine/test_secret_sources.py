@@ -7,13 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from engine_examples import RunSpec
+from tests.engine.engine_examples import RunSpec
 
 from polarity_keystone.cli import main
 from polarity_keystone.cli._served import host_sources_line
-from polarity_keystone.engine import PreparedSpec, SecretError, SecretPolicy, parse_operator_secret
+from polarity_keystone.engine import PreparedSpec
 from polarity_keystone.engine._prepare import _psql_errors
-from polarity_keystone.engine._secrets import resolve_fixed
+from polarity_keystone.secrets import SecretError, SecretPolicy, parse_operator_secret, resolve_fixed
 from polarity_keystone.spec import Secret, parse_spec
 
 SHARED = SecretPolicy()

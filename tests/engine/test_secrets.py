@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
-from polarity_keystone.engine import PreparedSpec, RunOptions, SecretError, replay, run_experiment
+from polarity_keystone.engine import PreparedSpec, RunOptions, replay, run_experiment
 from polarity_keystone.engine._prepare import plan_replica
-from polarity_keystone.engine._secrets import Redactor, generated, interpolate, resolve_fixed
 from polarity_keystone.sandbox import DockerBackend, Sandbox
+from polarity_keystone.secrets import Redactor, SecretError, generated, interpolate, resolve_fixed
 from polarity_keystone.spec import Secret
 
 pytestmark = pytest.mark.docker

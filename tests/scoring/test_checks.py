@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from polarity_keystone.engine import Redactor, redact_result
 from polarity_keystone.results import InvariantResult, ReplicaResult
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, FixtureStep, ImageResolver, SandboxPlan
 from polarity_keystone.scoring import CheckContext, run_check, supported_checks
+from polarity_keystone.secrets import Redactor, redact_result
 from polarity_keystone.services import ServicePlan, kind_of, postgres
 from polarity_keystone.spec._models import Invariant, Service
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from polarity_keystone.engine import Redactor, redact_result
 from polarity_keystone.results import ReplicaResult
 from polarity_keystone.sandbox import WorkspaceDiff
 from polarity_keystone.scoring import RunRecord, check_forbidden, supported_rules
+from polarity_keystone.secrets import Redactor, redact_result
 from polarity_keystone.spec._models import Forbidden
 
 NO_CHANGES = WorkspaceDiff(added=[], removed=[], modified=[])

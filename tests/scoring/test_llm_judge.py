@@ -19,12 +19,12 @@ from typing import Any, cast
 
 import pytest
 
-from polarity_keystone.engine import Redactor, redact_result
 from polarity_keystone.results import InvariantResult, ReplicaResult
 from polarity_keystone.sandbox import DockerBackend, ImageResolver, Sandbox, SandboxPlan
 from polarity_keystone.sandbox._base import FileInfo, WorkspaceState
 from polarity_keystone.scoring import CheckContext, parse_verdict, run_check, score_run, supported_checks
 from polarity_keystone.scoring import _judge_client as judge_client
+from polarity_keystone.secrets import Redactor, redact_result
 from polarity_keystone.services import ServicePlan, kind_of
 from polarity_keystone.spec._models import Invariant, Service
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from server_api import Api, MakeApi, spec_yaml
+from tests.server.server_api import Api, MakeApi, spec_yaml
 
 
 def _secret_spec(source: str) -> str:
@@ -73,7 +73,7 @@ def test_a_secret_sent_with_the_request_or_allowed_by_the_operator_is_accepted(
 
 
 def test_the_operator_source_is_read_instead_of_the_spec_source() -> None:
-    from polarity_keystone.engine._secrets import resolve_fixed
+    from polarity_keystone.secrets import resolve_fixed
     from polarity_keystone.server import ServerSettings
     from polarity_keystone.spec import Secret
 

@@ -10,15 +10,16 @@ from pathlib import Path
 
 from rich.console import Console
 
+from .. import exit_codes
 from .._version import __version__
-from ..engine import FingerprintMismatch, RunOptions, SecretError, prepare, replay, run_experiment
+from ..engine import FingerprintMismatch, RunOptions, prepare, replay, run_experiment
 from ..results import RunResults
 from ..sandbox import DockerBackend, FixtureError, ImageError, ImageResolver, SandboxError
 from ..sdk import KeystoneError
-from ..spec import LoadedSpec, SpecError
+from ..secrets import SecretError
+from ..spec import LoadedSpec, SpecError, load_specs
 from ..spec._units import format_duration
-from . import _exit, _served, _server_commands
-from ._load import load_or_report
+from . import _served, _server_commands
 from ._output import dump_json, write_json
 from ._progress import ConsoleProgress
 from ._report import print_replica_failure, print_run
@@ -109,7 +110,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         config = resolve(args, os.environ)
     except GateInputError as exc:
         err.print(f"invalid input: {exc}", markup=False)
-        return _exit.INVALID_INPUT
+        return exit_codes.INVALID_INPUT
     return run_gate(config, os.environ, err, sys.stdout)
 
 
@@ -120,18 +121,14 @@ def _backend() -> DockerBackend:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    loaded = load_or_report(args.specs, err)
-    if loaded is None:
-        return _exit.INVALID_INPUT
+    loaded = load_specs(args.specs)
     for item in loaded:
         err.print(f"[green]ok[/] {item.path}")
-    return _exit.PASSED
+    return exit_codes.PASSED
 
 
 def cmd_eval_run(args: argparse.Namespace) -> int:
-    loaded = load_or_report(args.specs, err)
-    if loaded is None:
-        return _exit.INVALID_INPUT
+    loaded = load_specs(args.specs)
     options = RunOptions(replicas=args.replicas, concurrency=args.concurrency, seed=args.seed, keep=args.keep)
     runs = _run_direct(loaded, options) if args.keep else _served.run_all(loaded, err, options)
     for results in runs:
@@ -142,7 +139,7 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
         err.print(f"results written to {args.output}")
     if args.json:
         sys.stdout.write(dump_json(document) + "\n")
-    return _exit.for_statuses(s.status for run in runs for s in run.scenarios)
+    return exit_codes.for_statuses(s.status for run in runs for s in run.scenarios)
 
 
 def _run_direct(loaded: Sequence[LoadedSpec], options: RunOptions) -> list[RunResults]:
@@ -160,9 +157,7 @@ def _run_direct(loaded: Sequence[LoadedSpec], options: RunOptions) -> list[RunRe
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    loaded = load_or_report([args.spec], err)
-    if loaded is None:
-        return _exit.INVALID_INPUT
+    loaded = load_specs([args.spec])
     backend = _backend()
     prepared = prepare(loaded[0], ImageResolver(backend.client))
     try:
@@ -178,7 +173,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     except FingerprintMismatch as exc:
         err.print(f"[red]refusing to replay:[/] {exc}")
-        return _exit.INVALID_INPUT
+        return exit_codes.INVALID_INPUT
     if result.status == "pass":
         err.print(f"[green]✓ replica passed[/] (seed {result.seed}, sandbox {result.sandbox_id})")
     else:
@@ -194,13 +189,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
             err.print(f"Its ingress ports on this machine: docker port keystone-{result.sandbox_id}-gateway")
     if args.json:
         sys.stdout.write(dump_json(result) + "\n")
-    return _exit.for_statuses([result.status])
+    return exit_codes.for_statuses([result.status])
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     removed = DockerBackend().reap(everything=args.all)
     err.print(f"removed {len(removed)} sandbox(es)" + (": " + ", ".join(removed) if removed else ""))
-    return _exit.PASSED
+    return exit_codes.PASSED
 
 
 def cmd_images_build(args: argparse.Namespace) -> int:
@@ -208,7 +203,7 @@ def cmd_images_build(args: argparse.Namespace) -> int:
     for name in ("base", "postgres", "redis", "http_mock", "s3", "gateway", "execlog"):
         image = resolver.local(name)
         err.print(f"{name}: {image.ref}")
-    return _exit.PASSED
+    return exit_codes.PASSED
 
 
 _COMMANDS = {
@@ -235,20 +230,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except SecretError as exc:
         err.print(f"[red]invalid secrets:[/] {exc}")
-        return _exit.INVALID_INPUT
-    except SpecError as exc:  # found while preparing (a path swapped, an engine that cannot enforce)
-        for issue in exc.issues:
-            err.print(issue.format(), markup=False, highlight=False)
-        return _exit.INVALID_INPUT
+        return exit_codes.INVALID_INPUT
+    except SpecError as exc:  # every issue of every file (or found while preparing: a path swapped)
+        err.print(str(exc), markup=False, highlight=False)
+        return exit_codes.INVALID_INPUT
     except _served.ServedRunError as exc:
         err.print(f"[red]{'invalid input' if exc.invalid_input else 'infrastructure error'}:[/] {exc}")
-        return _exit.INVALID_INPUT if exc.invalid_input else _exit.INFRASTRUCTURE
+        return exit_codes.INVALID_INPUT if exc.invalid_input else exit_codes.INFRASTRUCTURE
     except (SandboxError, ImageError, KeystoneError) as exc:
         err.print(f"[red]infrastructure error:[/] {exc}")
-        return _exit.INFRASTRUCTURE
+        return exit_codes.INFRASTRUCTURE
     except FixtureError as exc:
         err.print(f"[red]fixture could not be prepared:[/] {exc}\n{exc.output}")
-        return _exit.INFRASTRUCTURE
+        return exit_codes.INFRASTRUCTURE
     except KeyboardInterrupt:
         err.print("interrupted; leftover sandboxes are removed by the next run or `ks cleanup`")
         return 130

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..engine import RunOptions, host_kind
+from ..engine import RunOptions
 from ..results import INVALID_INPUT_PREFIX, RunResults, name_spec_file
 from ..sdk import Keystone
+from ..secrets import host_kind
 from ..spec import LoadedSpec
 from ._progress import ConsoleProgress
 

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
 
+from .. import exit_codes
 from ..store import Store, open_store
-from . import _exit
 
 if TYPE_CHECKING:
     from ..sandbox import DockerBackend
@@ -94,11 +94,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     operator_secrets = _operator_secrets(args.secret)
     if operator_secrets is None:
-        return _exit.INVALID_INPUT
+        return exit_codes.INVALID_INPUT
     store_url = args.store or default_store_url()
     store = _open_store(store_url)
     if store is None:
-        return _exit.INVALID_INPUT
+        return exit_codes.INVALID_INPUT
     try:
         has_keys = any(key.kind == "live" and not key.revoked for key in store.list_api_keys())
     finally:
@@ -108,7 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         err.print(f"[yellow]no API key yet:[/] create one with `{hint}`")
     if args.spec_root is not None and not args.spec_root.is_dir():
         err.print(f"[red]invalid --spec-root:[/] {args.spec_root} is not a directory")
-        return _exit.INVALID_INPUT
+        return exit_codes.INVALID_INPUT
     settings = ServerSettings(
         store_url=store_url,
         public_url=args.public_url,
@@ -122,16 +122,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings = dataclasses.replace(settings, max_body_bytes=int(args.max_body_mib * 1024**2))
         except ValueError as exc:
             err.print(f"[red]invalid --max-body-mib:[/] {exc}")
-            return _exit.INVALID_INPUT
+            return exit_codes.INVALID_INPUT
     if args.runtime:
         backend_factory = _runtime_backend(args.runtime)
         if backend_factory is None:
-            return _exit.INVALID_INPUT
+            return exit_codes.INVALID_INPUT
         settings = dataclasses.replace(settings, backend_factory=backend_factory)
         err.print(f"agent containers run under the {args.runtime} runtime")
     err.print(f"Keystone server on http://{args.host}:{args.port} (store {_shown(store_url)})")
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
-    return _exit.PASSED
+    return exit_codes.PASSED
 
 
 def _runtime_backend(runtime: str) -> Callable[[], DockerBackend] | None:
@@ -159,19 +159,19 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
     store = _open_store(args.store or default_store_url())
     if store is None:
-        return _exit.INVALID_INPUT
+        return exit_codes.INVALID_INPUT
     try:
         key, record = create_api_key(store, args.name)
     finally:
         store.close()
     err.print(f"created API key {record.id} ({record.name}); it is shown only this once:")
     sys.stdout.write(key + "\n")
-    return _exit.PASSED
+    return exit_codes.PASSED
 
 
 def _operator_secrets(values: list[str]) -> dict[str, str] | None:
     """`--secret NAME=SOURCE` flags as a mapping; None (after saying why) when one is malformed."""
-    from ..engine import parse_operator_secret
+    from ..secrets import parse_operator_secret
 
     allowed: dict[str, str] = {}
     for value in values:

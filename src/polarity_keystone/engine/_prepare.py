@@ -24,6 +24,16 @@ from ..sandbox import (
     Sandbox,
     SandboxPlan,
 )
+from ..secrets import (
+    LOCAL,
+    Redactor,
+    SecretPolicy,
+    generated,
+    in_env,
+    interpolate,
+    resolve_fixed,
+    secret_files,
+)
 from ..services import S3Error, ServicePlan, SqlError, kind_of, postgres, s3
 from ..spec import LoadedSpec, LocalPathError, PathKind, SpecError, confine, read_regular, tree
 from ..spec._models import (
@@ -40,8 +50,6 @@ from ._db_audit import audited, needs_db_audit
 from ._execlog import logged_env, needs_command_log, with_command_log
 from ._git_fixture import GitCheckout
 from ._network import network_policy
-from ._secret_sources import LOCAL, SecretPolicy
-from ._secrets import Redactor, generated, in_env, interpolate, resolve_fixed, secret_files
 from ._trace import TRACE_FILE
 
 TASK_FILE = "/keystone/task.md"

@@ -24,6 +24,7 @@ from ..sandbox import (
     WorkspaceDiff,
 )
 from ..scoring import CheckContext, RunRecord, check_forbidden, run_check, score_run
+from ..secrets import Redactor, SecretError, redact_result
 from ..services import http_mock, kind_of
 from ..spec import Spec
 from ._audit import audit_events
@@ -31,8 +32,6 @@ from ._db_audit import DbAudit, needs_db_audit
 from ._execlog import needs_command_log, read_commands
 from ._network import gateway_calls, mock_calls
 from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
-from ._redaction import Redactor, redact_result
-from ._secrets import SecretError
 from ._state import capture, state_changes
 from ._trace import read_trace, tool_call_events, tool_calls
 

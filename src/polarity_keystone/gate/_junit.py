@@ -12,7 +12,7 @@ from pathlib import Path
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
-from ..engine._secrets import Redactor
+from ..secrets import Redactor
 from ._summary import LABELS, clip, rate_text
 from ._verdict import GateVerdict, Outcome, ScenarioVerdict, Test
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from ..engine._secrets import Redactor
+from ..secrets import Redactor
 from ._summary import LABELS, clip, headline
 from ._verdict import GateVerdict
 

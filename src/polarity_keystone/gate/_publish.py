@@ -10,7 +10,7 @@ from typing import TextIO
 
 from rich.console import Console
 
-from ..engine._secrets import Redactor
+from ..secrets import Redactor
 from ._comments import CommentError, StickyComment
 from ._inputs import GateConfig
 from ._junit import write_junit

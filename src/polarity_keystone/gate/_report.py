@@ -16,8 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from .._version import __version__
-from ..engine._secrets import Redactor
 from ..results import RunResults
+from ..secrets import Redactor
 from ._ci import CiContext
 from ._verdict import GateVerdict
 

@@ -24,10 +24,7 @@ from typing import TextIO
 
 from rich.console import Console
 
-from ..cli import _exit
-from ..cli._load import load_or_report
-from ..engine import SecretError
-from ..engine._secrets import Redactor
+from .. import exit_codes
 from ..results import RunResults, name_spec_file
 from ..sdk import (
     APIConnectionError,
@@ -40,7 +37,8 @@ from ..sdk import (
     StreamEvent,
     collect_declared_secrets_from_file,
 )
-from ..spec import LoadedSpec
+from ..secrets import Redactor, SecretError
+from ..spec import LoadedSpec, SpecError, load_specs
 from ._baseline import Baselines, from_branch, from_experiment, from_file
 from ._ci import CiContext, detect
 from ._comments import CommentError, Marker, StickyComment, thread_for
@@ -72,10 +70,12 @@ def expand_specs(patterns: Sequence[str]) -> list[Path]:
     return paths
 
 
-def load_specs(paths: Sequence[Path], err: Console) -> list[LoadedSpec]:
-    loaded = load_or_report(paths, err)
-    if loaded is None:
-        raise GateInputError("invalid specs: the files above have errors")
+def _load_distinct_specs(paths: Sequence[Path], err: Console) -> list[LoadedSpec]:
+    try:
+        loaded = load_specs(paths)
+    except SpecError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise GateInputError("invalid specs: the files above have errors") from None
     seen: dict[str, Path] = {}
     for item, path in zip(loaded, paths, strict=True):
         if item.spec.id in seen:
@@ -135,7 +135,7 @@ class Gate:
     def run(self) -> int:
         if self.config.from_results is not None:
             return self._report_earlier(self.config.from_results)
-        loaded = load_specs(expand_specs(self.config.specs), self.err)
+        loaded = _load_distinct_specs(expand_specs(self.config.specs), self.err)
         spec_secrets: list[str] = []
         for item in loaded:
             assert item.path is not None  # loaded from files
@@ -363,10 +363,10 @@ def run_gate(config: GateConfig, environ: Mapping[str, str], err: Console, out: 
         return Gate(config, environ, err, out).run()
     except (GateInputError, ReportError, SecretError) as exc:
         err.print(f"invalid input: {exc}", markup=False)
-        return _exit.INVALID_INPUT
+        return exit_codes.INVALID_INPUT
     except GateInfrastructureError as exc:
         err.print(f"infrastructure error: {exc}", markup=False)
-        return _exit.INFRASTRUCTURE
+        return exit_codes.INFRASTRUCTURE
     except KeystoneError as exc:  # the server failed a call before any experiment ran (e.g. a baseline's)
         err.print(f"infrastructure error: the Keystone server failed: {exc.message}", markup=False)
-        return _exit.INFRASTRUCTURE
+        return exit_codes.INFRASTRUCTURE

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..cli import _exit
+from .. import exit_codes
 from ..engine._stats import (
     benjamini_hochberg,
     fisher_exact_one_sided,
@@ -576,10 +576,10 @@ def decide(runs: Sequence[SpecRun], policy: Policy) -> GateVerdict:
 
 def exit_code(verdict: Outcome, specs: Sequence[SpecVerdict], inconclusive_blocking: bool) -> int:
     if verdict in ("regressed", "threshold_failed"):
-        return _exit.FAILED
+        return exit_codes.FAILED
     if verdict == "error":
         refused_only = all(spec.refused for spec in specs if spec.outcome == "error")
-        return _exit.INVALID_INPUT if refused_only else _exit.INFRASTRUCTURE
+        return exit_codes.INVALID_INPUT if refused_only else exit_codes.INFRASTRUCTURE
     if verdict == "inconclusive":
-        return _exit.INCONCLUSIVE if inconclusive_blocking else _exit.PASSED
-    return _exit.PASSED
+        return exit_codes.INCONCLUSIVE if inconclusive_blocking else exit_codes.PASSED
+    return exit_codes.PASSED

@@ -8,8 +8,9 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 
-from ..engine import PreparedSpec, SecretPolicy, prepare
+from ..engine import PreparedSpec, prepare
 from ..sandbox import DockerBackend, ImageResolver, SandboxError
+from ..secrets import SecretPolicy
 from ..spec import LoadedSpec
 
 log = logging.getLogger("polarity_keystone.server")

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope
 
-from ..engine import SecretError
+from ..secrets import SecretError
 from ..spec import SpecError
 from ..store import Conflict, InvalidCursor, NotFound
 

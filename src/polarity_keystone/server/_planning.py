@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..engine import require_available, scenarios_of
+from ..engine import scenarios_of
 from ..engine._seeds import new_experiment_seed
+from ..secrets import require_available
 from ..store import ExperimentRecord
 from ._context import ServerContext
 from ._errors import InvalidRequest

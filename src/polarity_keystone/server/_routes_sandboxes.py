@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
-from ..engine import redact_all, require_available
 from ..sandbox import Sandbox, SandboxError
+from ..secrets import redact_all, require_available
 from ..spec import parse_duration
 from ..store import SandboxRecord
 from ._context import ServerContext

@@ -25,9 +25,7 @@ from typing import Any
 from ..engine import (
     FingerprintMismatch,
     PreparedSpec,
-    Redactor,
     RunOptions,
-    SecretError,
     replay,
     run_experiment,
     scenarios_of,
@@ -44,6 +42,7 @@ from ..sandbox import (
     SandboxError,
     SandboxPlan,
 )
+from ..secrets import Redactor, SecretError
 from ..spec import LoadedSpec, SpecError
 from ..store import ExperimentRecord, ReplicaRecord, Store
 from ._engine import LazyEngine

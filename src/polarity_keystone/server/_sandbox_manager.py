@@ -17,7 +17,6 @@ from typing import Any
 
 from ..engine import AGENT_OUTPUT_LIMIT
 from ..engine._prepare import TASK_FILE, plan_replica
-from ..engine._secrets import Redactor
 from ..sandbox import (
     AgentUser,
     BootEvent,
@@ -28,6 +27,7 @@ from ..sandbox import (
     SandboxError,
     SandboxPlan,
 )
+from ..secrets import Redactor
 from ..spec import LoadedSpec
 from ..store import NotFound, SandboxRecord, SandboxStateName, Store
 from ._engine import LazyEngine

@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine import SecretPolicy, check_operator_secret
 from ..sandbox import DockerBackend
+from ..secrets import SecretPolicy, check_operator_secret
 
 
 @dataclass(frozen=True)

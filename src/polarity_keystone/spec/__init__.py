@@ -7,7 +7,7 @@ report problems the same way.
 
 from ._errors import SpecError, SpecIssue
 from ._limits import MAX_ID_LENGTH
-from ._loader import LoadedSpec, load_spec, parse_spec
+from ._loader import LoadedSpec, load_spec, load_specs, parse_spec
 from ._models import (
     Agent,
     Audit,
@@ -97,6 +97,7 @@ __all__ = [
     "TreeEntry",
     "confine",
     "load_spec",
+    "load_specs",
     "local_paths",
     "parse_duration",
     "parse_size",

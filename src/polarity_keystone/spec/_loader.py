@@ -7,6 +7,7 @@ needs the previous one to succeed; within a stage every problem is collected, no
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,20 @@ def load_spec(path: str | Path) -> LoadedSpec:
         raise SpecError([SpecIssue(file, None, None, "", message)]) from None
     absolute = Path(path).resolve()
     return _load(text, raw, file, absolute, absolute.parent)
+
+
+def load_specs(paths: Sequence[str | Path]) -> list[LoadedSpec]:
+    """Load every file, or raise one `SpecError` with the issues of all of them (not only the first
+    broken file's), so a command reports everything wrong in one go."""
+    loaded, issues = [], []
+    for path in paths:
+        try:
+            loaded.append(load_spec(path))
+        except SpecError as exc:
+            issues += exc.issues
+    if issues:
+        raise SpecError(issues)
+    return loaded
 
 
 def parse_spec(

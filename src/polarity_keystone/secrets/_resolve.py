@@ -1,4 +1,4 @@
-"""Resolve the spec's `secrets` (where from: see `_secret_sources`) and keep their values out of every
+"""Resolve the spec's `secrets` (where from: see `_sources`) and keep their values out of every
 output."""
 
 from __future__ import annotations
@@ -7,10 +7,8 @@ import hashlib
 import re
 from collections.abc import Mapping
 
-from ..spec._models import Secret, SecretScope
-from ._redaction import Redactor as Redactor  # re-exported: the gate and server import it here
-from ._secret_sources import LOCAL, SecretPolicy, read_source, require_available
-from ._secret_sources import SecretError as SecretError  # re-exported: the engine imports it here
+from ..spec import Secret, SecretScope
+from ._sources import LOCAL, SecretError, SecretPolicy, read_source, require_available
 
 _TEMPLATE = re.compile(r"\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 

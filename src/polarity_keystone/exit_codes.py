@@ -1,4 +1,4 @@
-"""Exit codes shared by `ks eval run`, `ks replay` and (later) `ks gate`."""
+"""Exit codes of every `ks` command: one meaning per number, shared by the CLI and the gate."""
 
 from collections.abc import Iterable
 
