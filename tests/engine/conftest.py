@@ -6,12 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from engine_examples import EXAMPLES, RunSpec
 
 from polarity_keystone.engine import PreparedSpec, RunOptions, prepare, run_experiment
 from polarity_keystone.results import RunResults
 from polarity_keystone.sandbox import DockerBackend, ImageResolver
 from polarity_keystone.spec import load_spec
+from tests.engine.engine_examples import EXAMPLES, RunSpec
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable
 
 import pytest
-from engine_examples import RunSpec
 
 from polarity_keystone.engine import PreparedSpec, prepare, scenarios_of
 from polarity_keystone.results import RunResults
 from polarity_keystone.sandbox import ImageError, ImageResolver
 from polarity_keystone.spec import load_spec
+from tests.engine.engine_examples import RunSpec
 
 pytestmark = pytest.mark.docker
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.engine.engine_examples import RunSpec
 
 from polarity_keystone.cli import main
 from polarity_keystone.cli._served import host_sources_line
@@ -15,6 +14,7 @@ from polarity_keystone.engine import PreparedSpec
 from polarity_keystone.engine._prepare import _psql_errors
 from polarity_keystone.secrets import SecretError, SecretPolicy, parse_operator_secret, resolve_fixed
 from polarity_keystone.spec import Secret, parse_spec
+from tests.engine.engine_examples import RunSpec
 
 SHARED = SecretPolicy()
 

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from engine_examples import EXAMPLES, RunSpec
 
 from polarity_keystone.engine import PreparedSpec, prepare
 from polarity_keystone.engine._prepare import plan_replica
 from polarity_keystone.sandbox import ImageResolver
 from polarity_keystone.services import HttpMock, http_mock
 from polarity_keystone.spec import load_spec
+from tests.engine.engine_examples import EXAMPLES, RunSpec
 
 pytestmark = pytest.mark.docker
 

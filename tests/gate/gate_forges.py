@@ -1,5 +1,5 @@
 """A local GitHub + GitLab for the comment tests: the REST endpoints the gate uses, in memory, served by
-uvicorn on a real socket, recording every request (imported by the tests; this directory is on sys.path).
+uvicorn on a real socket, recording every request (imported by the tests).
 
 GitHub: `GET /user` (a PAT's login; 403 for the Actions token, as on github.com), issue comments of a PR
 (list with `Link` pagination, create, edit, delete). GitLab under `/api/v4`: `GET /user`, merge request

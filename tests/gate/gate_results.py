@@ -1,5 +1,5 @@
 """Build RunResults for the gate's tests with the engine's own aggregation: a scenario is a string of
-replica outcomes, `P` pass, `F` fail, `E` error (imported by the tests; this directory is on sys.path)."""
+replica outcomes, `P` pass, `F` fail, `E` error (imported by the tests)."""
 
 from __future__ import annotations
 

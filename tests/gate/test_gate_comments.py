@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from gate_forges import ACTIONS_TOKEN, Forge, running_forge
 
 from polarity_keystone.gate._comments import CommentError, GitHubThread, GitLabThread, Marker, StickyComment
+from tests.gate.gate_forges import ACTIONS_TOKEN, Forge, running_forge
 
 _OPEN: list[StickyComment] = []
 

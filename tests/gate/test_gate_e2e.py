@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gate_env import GateRun, gate, github_env
-from gate_forges import Forge, running_forge
 
 from polarity_keystone.server import ServerSettings, create_api_key, serve_in_thread
 from polarity_keystone.store import open_store
+from tests.gate.gate_env import GateRun, gate, github_env
+from tests.gate.gate_forges import Forge, running_forge
 
 pytestmark = pytest.mark.docker
 

@@ -7,7 +7,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from tests.gate.gate_results import run
 
 from polarity_keystone.gate import GateReport, Policy, ReportError, SpecRun, decide, read_report, read_runs
 from polarity_keystone.gate._junit import render_junit
@@ -21,6 +20,7 @@ from polarity_keystone.gate._outputs import (
 from polarity_keystone.gate._report import write_report
 from polarity_keystone.gate._summary import MAX_BODY, render
 from polarity_keystone.secrets import Redactor
+from tests.gate.gate_results import run
 
 NO_SECRETS = Redactor({})
 

@@ -8,15 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.gate.gate_env import gate, github_env
-from tests.gate.gate_forges import Forge, running_forge
-from tests.gate.gate_results import FINGERPRINT, run
 
 from polarity_keystone.gate import CiContext, GateReport, Policy, SpecRun, decide, detect, idempotency_key
 from polarity_keystone.gate._report import write_report
 from polarity_keystone.secrets import Redactor
 from polarity_keystone.server import ServerSettings, serve_in_thread
 from polarity_keystone.store import open_store
+from tests.gate.gate_env import gate, github_env
+from tests.gate.gate_forges import Forge, running_forge
+from tests.gate.gate_results import FINGERPRINT, run
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

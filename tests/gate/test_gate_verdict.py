@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from gate_results import FINGERPRINT, run
-
 from polarity_keystone.engine._stats import fisher_exact_one_sided, min_replicas_to_detect
-from polarity_keystone.gate import Policy, SpecRun, decide
 from polarity_keystone.gate._pooled import stratified_exact_one_sided
+
+from polarity_keystone.gate import Policy, SpecRun, decide
 from polarity_keystone.gate._verdict import MAX_REPLICAS_HINT
+from tests.gate.gate_results import FINGERPRINT, run
 
 BASE = run({"s": "P" * 10}, experiment_id="exp-base")
 

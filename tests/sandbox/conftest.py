@@ -11,13 +11,13 @@ import docker
 import pytest
 from docker.models.containers import Container
 from docker.models.networks import Network
-from host_listener import HostServer, serve_on_every_address
-from outside_host import Outside, outside_namespace
 
 from polarity_keystone.sandbox import DockerBackend, ImageResolver
 from polarity_keystone.sandbox import _labels as labels
 from polarity_keystone.services import ServicePlan, kind_of
 from polarity_keystone.spec._models import Service
+from tests.sandbox.host_listener import HostServer, serve_on_every_address
+from tests.sandbox.outside_host import Outside, outside_namespace
 
 
 @pytest.fixture(scope="session")

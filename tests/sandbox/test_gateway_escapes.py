@@ -14,12 +14,12 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from gateway_probes import direct, proxied, tunnelled
-from host_listener import HostServer
-from outside_host import Outside
 
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, NetworkPolicy, SandboxPlan
 from polarity_keystone.sandbox._isolation import bridge_name
+from tests.sandbox.gateway_probes import direct, proxied, tunnelled
+from tests.sandbox.host_listener import HostServer
+from tests.sandbox.outside_host import Outside
 
 pytestmark = pytest.mark.docker
 

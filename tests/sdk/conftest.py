@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sdk_servers import KeystoneServer, keystone_in_process, keystone_on_socket
+
+from tests.sdk.sdk_servers import KeystoneServer, keystone_in_process, keystone_on_socket
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Real servers for the SDK tests (imported by them; this directory is on sys.path under pytest's default
-import mode): the Keystone app in-process or on a socket, and any ASGI app on uvicorn."""
+"""Real servers for the SDK tests (imported by them): the Keystone app in-process or on a socket, and any
+ASGI app on uvicorn."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import uvicorn
 from anyio.from_thread import start_blocking_portal
-from asgi_sync import SyncASGITransport
 
 from polarity_keystone import Keystone
 from polarity_keystone.server import ServerSettings, close_app, create_api_key, create_app, serve_in_thread
 from polarity_keystone.store import Store, open_store
+from tests.asgi_sync import SyncASGITransport
 
 SPEC = """\
 version: 1

@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from sdk_servers import keystone_on_socket, spec_yaml
 
 from polarity_keystone import Keystone, NotFoundError, ServiceUnavailableError
 from polarity_keystone.sdk import StreamEvent
+from tests.sdk.sdk_servers import keystone_on_socket, spec_yaml
 
 pytestmark = pytest.mark.docker
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sdk_servers import KeystoneServer, keystone_in_process, spec_yaml
 
 from polarity_keystone import (
     APIStatusError,
@@ -27,6 +26,7 @@ from polarity_keystone import (
 from polarity_keystone.sdk import Experiment
 from polarity_keystone.sdk._errors import error_from_response
 from polarity_keystone.server import create_sandbox_token
+from tests.sdk.sdk_servers import KeystoneServer, keystone_in_process, spec_yaml
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sdk_servers import KeystoneServer
 
 from polarity_keystone import Keystone, KeystoneError, PermissionDeniedError, traced
 from polarity_keystone.sdk import _tracing
 from polarity_keystone.server import create_sandbox_token
 from polarity_keystone.store import SandboxRecord
+from tests.sdk.sdk_servers import KeystoneServer
 
 SANDBOX = "sb-agent"
 

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from sdk_servers import spec_yaml
 
 from polarity_keystone import APIConnectionError, AuthenticationError, Keystone
 from polarity_keystone.cli import main
 from polarity_keystone.store import open_store
+from tests.sdk.sdk_servers import spec_yaml
 
 
 def test_local_starts_a_server_with_sqlite_under_the_path_and_stops_it_on_close(tmp_path: Path) -> None:

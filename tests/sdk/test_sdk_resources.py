@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sdk_servers import KeystoneServer, spec_yaml
 
 from polarity_keystone import BadRequestError, ConflictError, Keystone, NotFoundError
 from polarity_keystone.sdk import Experiment, ExperimentResults, Spec, TraceEvent
 from polarity_keystone.store import SandboxRecord
+from tests.sdk.sdk_servers import KeystoneServer, spec_yaml
 
 
 def test_health(server: KeystoneServer) -> None:

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from sdk_servers import serve_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,6 +23,7 @@ from polarity_keystone import (
     ServiceUnavailableError,
 )
 from polarity_keystone.sdk._retry import RetryPolicy
+from tests.sdk.sdk_servers import serve_app
 
 EXPERIMENT = {"id": "exp-1", "name": "n", "spec_id": "s", "status": "created"}
 

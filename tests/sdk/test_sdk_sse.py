@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from sdk_servers import serve_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -14,6 +13,7 @@ from starlette.routing import Route
 from polarity_keystone import Keystone
 from polarity_keystone.sdk import StreamEvent
 from polarity_keystone.sdk._sse import RawEvent, parse_events
+from tests.sdk.sdk_servers import serve_app
 
 
 def test_parser_follows_the_event_stream_format() -> None:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sdk_servers import KeystoneServer, serve_app, spec_yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,6 +21,7 @@ from polarity_keystone import ConflictError, Keystone
 from polarity_keystone.results import RunResults, ScenarioResult
 from polarity_keystone.sdk import StreamEvent
 from polarity_keystone.store import SandboxRecord
+from tests.sdk.sdk_servers import KeystoneServer, serve_app, spec_yaml
 
 
 def _created(server: KeystoneServer) -> str:

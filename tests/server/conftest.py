@@ -7,8 +7,6 @@ from typing import Any
 
 import pytest
 from anyio.from_thread import start_blocking_portal
-from asgi_sync import SyncASGITransport
-from server_api import Api, MakeApi
 
 from polarity_keystone.server import (
     RunningServer,
@@ -18,6 +16,8 @@ from polarity_keystone.server import (
     create_app,
     serve_in_thread,
 )
+from tests.asgi_sync import SyncASGITransport
+from tests.server.server_api import Api, MakeApi
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from server_api import Api, MakeApi
 
 from polarity_keystone.server._ratelimit import RateLimiter
+from tests.server.server_api import Api, MakeApi
 
 REQUEST_ID = re.compile(r"req_[0-9a-f]{24}")
 

@@ -7,9 +7,9 @@ import json
 import time
 
 import pytest
-from server_api import Api, MakeApi, spec_yaml, sse_events, wait_until_finished
 
 from polarity_keystone.server import close_app
+from tests.server.server_api import Api, MakeApi, spec_yaml, sse_events, wait_until_finished
 
 pytestmark = pytest.mark.docker
 

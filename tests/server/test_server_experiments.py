@@ -7,11 +7,18 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from server_api import Api, MakeApi, spec_yaml, sse_events, unreachable_engine, wait_until_finished
 
 from polarity_keystone.engine._aggregate import aggregate_run, aggregate_scenario
 from polarity_keystone.results import ReplicaResult
 from polarity_keystone.store import ExperimentRecord, ReplicaRecord, Store
+from tests.server.server_api import (
+    Api,
+    MakeApi,
+    spec_yaml,
+    sse_events,
+    unreachable_engine,
+    wait_until_finished,
+)
 
 MATRIX = "{replicas: 3, matrix: {model: [small, large]}}"
 

@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 from anyio.from_thread import start_blocking_portal
-from asgi_sync import SyncASGITransport
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_api import spec_yaml, unreachable_engine
 
 from polarity_keystone.server import ServerSettings, close_app, create_api_key, create_app
+from tests.asgi_sync import SyncASGITransport
+from tests.server.server_api import spec_yaml, unreachable_engine
 
 MISSING = "fuzz-missing"
 """Every id the bodies and paths name: nothing with it exists, so no valid body starts real work."""

@@ -6,9 +6,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from server_api import Api, MakeApi, spec_yaml
-
 from polarity_keystone.server import hash_key
+from tests.server.server_api import Api, MakeApi, spec_yaml
 
 CREATE = {"name": "nightly", "spec_id": "hello"}
 

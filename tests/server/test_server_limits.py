@@ -20,10 +20,10 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from server_api import Api, MakeApi, spec_yaml
 
 from polarity_keystone.server import create_api_key
 from polarity_keystone.store import open_store
+from tests.server.server_api import Api, MakeApi, spec_yaml
 
 MiB = 1024**2
 

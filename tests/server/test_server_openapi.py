@@ -7,7 +7,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
-from server_api import Api, MakeApi, spec_yaml, unreachable_engine
+
+from tests.server.server_api import Api, MakeApi, spec_yaml, unreachable_engine
 
 SEED_PATHS = [  # the seed document's paths, under /v1
     "/health",

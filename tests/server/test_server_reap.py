@@ -17,10 +17,10 @@ from pathlib import Path
 import docker
 import httpx
 import pytest
-from server_api import MakeApi, spec_yaml
 
 from polarity_keystone.sandbox import DockerBackend, SandboxError
 from polarity_keystone.sandbox import _labels as labels
+from tests.server.server_api import MakeApi, spec_yaml
 
 pytestmark = pytest.mark.docker
 

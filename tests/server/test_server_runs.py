@@ -6,7 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from server_api import Api, MakeApi, spec_yaml, sse_events, unreachable_engine, wait_until_finished
+
+from tests.server.server_api import (
+    Api,
+    MakeApi,
+    spec_yaml,
+    sse_events,
+    unreachable_engine,
+    wait_until_finished,
+)
 
 MATRIX_SPEC = spec_yaml(command='echo "seed=$KEYSTONE_SEED size=$size"').replace(
     "{replicas: 1}", "{replicas: 1, matrix: {size: [s, l]}}"

@@ -9,7 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from server_api import Api, MakeApi, spec_yaml, sse_events
+
+from tests.server.server_api import Api, MakeApi, spec_yaml, sse_events
 
 pytestmark = pytest.mark.docker
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from tests.server.server_api import Api, MakeApi, spec_yaml
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from server_api import Api, MakeApi, spec_yaml
+from tests.server.server_api import Api, MakeApi, spec_yaml
 
 
 def test_an_upload_is_validated_stored_and_versioned_by_id(api: Api) -> None:

@@ -11,9 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
-from server_api import Api, MakeApi, spec_yaml, sse_events, unreachable_engine, wait_until_finished
 
 from polarity_keystone.server import SIGNATURE_HEADER, ServerSettings, sign_webhook, verify_webhook
+from tests.server.server_api import (
+    Api,
+    MakeApi,
+    spec_yaml,
+    sse_events,
+    unreachable_engine,
+    wait_until_finished,
+)
 
 
 def _created(api: Api) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from store_helpers import MovableClock
 
 from polarity_keystone.store import Store, open_store
+from tests.store.store_helpers import MovableClock
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Helpers shared by the store tests (a module of its own: test directories are not packages)."""
+"""Helpers shared by the store tests (imported by them; fixtures are in conftest.py)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import pytest
-from store_helpers import MovableClock
 
 from polarity_keystone.store import (
     ApiKeyRecord,
@@ -21,6 +20,7 @@ from polarity_keystone.store import (
     Store,
     open_store,
 )
+from tests.store.store_helpers import MovableClock
 
 T = TypeVar("T")
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

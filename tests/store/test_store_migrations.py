@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from store_helpers import query
 
 from polarity_keystone.store import MIGRATIONS, PostgresStore, SqliteStore, StoreError, open_store
+from tests.store.store_helpers import query
 
 
 def test_migrations_are_numbered_from_one_without_gaps() -> None:

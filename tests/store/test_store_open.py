@@ -8,9 +8,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from store_helpers import query
 
 from polarity_keystone.store import PostgresStore, SqliteStore, Store, StoreError, open_store
+from tests.store.store_helpers import query
 
 
 def open_small(store_url: str, pool_size: int) -> SqliteStore | PostgresStore:
