@@ -5,11 +5,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from polarity_keystone.engine._stats import fisher_exact_one_sided, min_replicas_to_detect
-from polarity_keystone.gate._pooled import stratified_exact_one_sided
 
+from polarity_keystone.analysis import MAX_REPLICAS_HINT, fisher_exact_one_sided, min_replicas_to_detect
 from polarity_keystone.gate import Policy, SpecRun, decide
-from polarity_keystone.gate._verdict import MAX_REPLICAS_HINT
 from tests.gate.gate_results import FINGERPRINT, run
 
 BASE = run({"s": "P" * 10}, experiment_id="exp-base")
@@ -168,22 +166,3 @@ def test_new_and_removed_scenarios_are_noted() -> None:
         "new scenario (no baseline yet): new",
         "scenario in the baseline but not run now: old",
     ]
-
-
-@pytest.mark.parametrize(
-    "counts", [(5, 5, 0, 5), (10, 10, 2, 10), (3, 7, 3, 4), (0, 4, 0, 4), (4, 4, 4, 4), (12, 20, 4, 9)]
-)
-def test_the_suite_test_of_one_scenario_is_fishers(counts: tuple[int, int, int, int]) -> None:
-    assert stratified_exact_one_sided([counts]) == pytest.approx(fisher_exact_one_sided(*counts), rel=1e-12)
-
-
-def test_the_suite_test_sums_the_strata_exactly() -> None:
-    """Two strata of (1 of 1 vs 0 of 1): each candidate count is 0 or 1 with probability 1/2 given the
-    margins, so P(total <= 0) = 1/4; an uninformative stratum changes nothing."""
-    assert stratified_exact_one_sided([(1, 1, 0, 1), (1, 1, 0, 1)]) == pytest.approx(0.25)
-    assert stratified_exact_one_sided(
-        [(1, 1, 0, 1), (1, 1, 0, 1), (3, 3, 2, 2), (0, 0, 1, 1)]
-    ) == pytest.approx(0.25)
-    assert stratified_exact_one_sided([]) == 1.0
-    symmetric = stratified_exact_one_sided([(2, 4, 2, 4)] * 5)  # each stratum symmetric around 2
-    assert 0.5 < symmetric < 0.75

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ..analysis import judged, pass_hat_k, percentile, scenario_status, wilson_interval
 from ..results import ReplicaResult, RunMetrics, RunOutcome, RunResults, ScenarioResult
-from ._stats import pass_hat_k, percentile, scenario_status, wilson_interval
 
 
 def _representative(replicas: list[ReplicaResult]) -> ReplicaResult:
@@ -23,8 +23,7 @@ def aggregate_scenario(
 ) -> ScenarioResult:
     replicas = sorted(replicas, key=lambda r: r.replica)
     shown = _representative(replicas)
-    judged = [r for r in replicas if r.status != "error"]
-    passed = sum(r.status == "pass" for r in judged)
+    counts = judged(r.status for r in replicas)
     outcome = {field: getattr(shown, field) for field in RunOutcome.model_fields}
     outcome["composite_score"] = sum(r.composite_score for r in replicas) / len(replicas)
     return ScenarioResult(
@@ -34,9 +33,9 @@ def aggregate_scenario(
         status=scenario_status([r.status for r in replicas]),
         parameters=parameters,
         replicas_total=len(replicas),
-        replicas_passed=passed,
-        pass_rate=passed / len(judged) if judged else 0.0,
-        pass_rate_ci=wilson_interval(passed, len(judged)),
+        replicas_passed=counts.passed,
+        pass_rate=counts.rate,
+        pass_rate_ci=wilson_interval(*counts),
         replicas=replicas,
     )
 
@@ -52,14 +51,13 @@ def aggregate_run(
     k: int,
 ) -> RunResults:
     replicas = [r for s in scenarios for r in s.replicas]
-    judged = [r for r in replicas if r.status != "error"]
-    passed = sum(r.status == "pass" for r in judged)
+    counts = judged(r.status for r in replicas)
     walls = [float(r.wall_ms) for r in replicas]
-    counts = [(s.replicas_passed, sum(r.status != "error" for r in s.replicas)) for s in scenarios]
-    hat_k = [pass_hat_k(passes, n, k) for passes, n in counts if n > 0]
+    per_scenario = [judged(r.status for r in s.replicas) for s in scenarios]
+    hat_k = [pass_hat_k(passed, total, k) for passed, total in per_scenario if total > 0]
     metrics = RunMetrics(
-        pass_rate=passed / len(judged) if judged else 0.0,
-        pass_rate_ci=wilson_interval(passed, len(judged)),
+        pass_rate=counts.rate,
+        pass_rate_ci=wilson_interval(*counts),
         mean_wall_ms=sum(walls) / len(walls) if walls else 0.0,
         p95_wall_ms=percentile(walls, 95),
         side_effect_violations=sum(c.violated for r in replicas for c in r.forbidden_checks),

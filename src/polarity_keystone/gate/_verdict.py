@@ -1,17 +1,15 @@
 """The gate's decision: compare candidate RunResults with baseline RunResults, scenario by scenario.
 
-Replicas are Bernoulli trials (DESIGN.md, "Statistics"). For every scenario present in both runs the
-one-sided Fisher exact test asks whether the candidate passes less often than the baseline; with two or
-more such scenarios one more hypothesis asks the same of the whole suite (`_pooled`). All of them form
-one family, corrected with Holm (family-wise error) or Benjamini-Hochberg (false discovery rate), so 30
-unchanged scenarios do not add up to a false alarm.
+Every scenario present in both runs (and evaluated in the candidate) goes, with all the others of the
+gate run, through the one regression decision of `analysis` (one-sided Fisher exact tests per scenario
+plus a stratified suite test, as one family corrected with Holm or Benjamini-Hochberg):
 
 * regressed: adjusted p-value <= alpha AND the pass rate dropped by at least `min_effect`;
-* inconclusive: the drop is at least `min_effect` and the data lean towards it (raw p <= SUGGESTIVE_P)
-  but it is not significant. For the suite this blocks (or not, per input) and says how many replicas
-  would tell; for one scenario among several it is shown only when the scenario alone would have been
-  significant (a warning: noise in one of 30 scenarios is expected, and blocking on it would undo the
-  correction);
+* inconclusive: the drop is at least `min_effect` and the data lean towards it but it is not
+  significant. For the suite this blocks (or not, per input) and says how many replicas would tell; for
+  one scenario among several it is shown only when the scenario alone would have been significant (a
+  warning: noise in one of 30 scenarios is expected, and blocking on it would undo the correction);
+* an improvement or no change is `passed`;
 * threshold_failed: an absolute rule broke: pass rate, cost, p95 wall time, a violated forbidden rule,
   a gate invariant failing in every replica (unless it also failed in the baseline);
 * error: something could not be evaluated (an errored replica, a lost experiment, a baseline that ran
@@ -23,40 +21,30 @@ applies; exit codes 1, 1, 3 (2 when the error is a refused baseline), 4 (0 when 
 
 from __future__ import annotations
 
-import functools
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from .. import exit_codes
-from ..engine._stats import (
-    benjamini_hochberg,
-    fisher_exact_one_sided,
-    holm_adjust,
-    min_replicas_to_detect,
+from ..analysis import (
+    MAX_REPLICAS_HINT,
+    Counts,
+    Decision,
+    RegressionPolicy,
+    TestResult,
+    decide_regressions,
+    judged,
     wilson_interval,
 )
 from ..results import RunOutcome, RunResults, ScenarioResult
 from ._inputs import FAIL_ON, GateConfig
-from ._pooled import Stratum, stratified_exact_one_sided
 
 VERDICT_SCHEMA_VERSION = 1
 
 Outcome = Literal["passed", "regressed", "threshold_failed", "inconclusive", "error"]
 PRECEDENCE: tuple[Outcome, ...] = ("regressed", "threshold_failed", "error", "inconclusive", "passed")
-
-POWER = 0.8
-"""The chance of detecting the drop that `replicas_needed` is computed for."""
-SUGGESTIVE_P = 0.25
-"""A drop not significant at alpha is `inconclusive` only when its raw p-value is at most this: the data
-lean towards a drop (odds of 3:1 or more that chance alone would show less). Without it, one 90% scenario
-with 5 replicas would read `inconclusive` in one run out of four, every time it lost one replica more
-than its baseline did."""
-MAX_REPLICAS_HINT = 200
-"""`replicas_needed` stops here ("200 or more"): beyond it more replicas are not the answer."""
 
 FINGERPRINT_MUST_MATCH = ("spec_id", "spec_sha256", "service_images")
 """What a baseline must share with the candidate to be comparable: the spec text and the services'
@@ -93,6 +81,18 @@ class Test(BaseModel):
     p_adjusted: float = 1.0
     replicas_needed: int | None = None
     """Replicas per scenario that would detect a drop this large (set when inconclusive)."""
+
+    @classmethod
+    def of(cls, result: TestResult) -> Test:
+        base_passed, base_total, cand_passed, cand_total = result.counts
+        return cls(
+            baseline=Rate.of(base_passed, base_total),
+            candidate=Rate.of(cand_passed, cand_total),
+            drop=result.drop,
+            p_value=result.p_value,
+            p_adjusted=result.p_adjusted,
+            replicas_needed=result.replicas_needed,
+        )
 
 
 class InvariantStat(BaseModel):
@@ -182,8 +182,9 @@ class Policy:
             inconclusive_blocking=config.inconclusive == "blocking",
         )
 
-    def adjust(self, p_values: Sequence[float]) -> list[float]:
-        return benjamini_hochberg(p_values) if self.correction == "bh" else holm_adjust(p_values)
+    @property
+    def regression(self) -> RegressionPolicy:
+        return RegressionPolicy(self.alpha, "bh" if self.correction == "bh" else "holm", self.min_effect)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -225,8 +226,7 @@ def _outcomes(scenario: ScenarioResult) -> list[RunOutcome]:
 
 def _rate(scenario: ScenarioResult) -> Rate:
     if scenario.replicas:
-        judged = _outcomes(scenario)
-        return Rate.of(sum(1 for r in scenario.replicas if r.status == "pass"), len(judged))
+        return Rate.of(*judged(r.status for r in scenario.replicas))
     return Rate.of(scenario.replicas_passed, scenario.replicas_total)
 
 
@@ -336,42 +336,21 @@ def _short(value: Any) -> str:
 # --- the family of tests ---------------------------------------------------------------------------
 
 
-@dataclass
-class _Hypothesis:
-    test: Test
-    scenario: ScenarioVerdict | None
-    """None for the suite-level hypothesis."""
-    strata: list[Stratum] = field(default_factory=list)
+_OUTCOMES: dict[Decision, Outcome] = {
+    "regressed": "regressed",
+    "inconclusive": "inconclusive",
+    "improved": "passed",
+    "unchanged": "passed",
+}
 
 
-@functools.lru_cache(maxsize=4096)
-def _replicas_needed(base_rate: float, drop: float, alpha: float) -> int:
-    return min_replicas_to_detect(base_rate, min(drop, base_rate), alpha, POWER, MAX_REPLICAS_HINT)
+@dataclass(frozen=True)
+class _Compared:
+    """A scenario that goes into the regression decision: its verdict (labelled once decided) and the
+    judged replicas of both runs."""
 
-
-def _needed(test: Test, alpha: float, scenarios: int) -> int:
-    """Replicas per scenario that would detect the observed drop at the strictest step of the correction
-    (alpha / family size); for the suite, the pooled requirement shared out over its scenarios."""
-    pooled = _replicas_needed(round(test.baseline.rate, 6), round(test.drop, 6), alpha)
-    return min(MAX_REPLICAS_HINT, math.ceil(pooled / scenarios))
-
-
-def _scenario_test(candidate: ScenarioResult, baseline: ScenarioResult, rate: Rate) -> _Hypothesis | None:
-    base = _rate(baseline)
-    if not base.total or not rate.total:
-        return None
-    p_value = fisher_exact_one_sided(base.passed, base.total, rate.passed, rate.total)
-    test = Test(baseline=base, candidate=rate, drop=base.rate - rate.rate, p_value=p_value)
-    return _Hypothesis(test, None, [(base.passed, base.total, rate.passed, rate.total)])
-
-
-def _suite_test(hypotheses: list[_Hypothesis]) -> _Hypothesis:
-    strata = [stratum for h in hypotheses for stratum in h.strata]
-    base = Rate.of(sum(s[0] for s in strata), sum(s[1] for s in strata))
-    cand = Rate.of(sum(s[2] for s in strata), sum(s[3] for s in strata))
-    drop = sum(h.test.drop for h in hypotheses) / len(hypotheses)
-    test = Test(baseline=base, candidate=cand, drop=drop, p_value=stratified_exact_one_sided(strata))
-    return _Hypothesis(test, None, strata)
+    verdict: ScenarioVerdict
+    counts: Counts
 
 
 def _worst(outcomes: Iterable[Outcome]) -> Outcome:
@@ -382,7 +361,7 @@ def _worst(outcomes: Iterable[Outcome]) -> Outcome:
 # --- the decision ----------------------------------------------------------------------------------
 
 
-def _spec_verdict(run: SpecRun, policy: Policy, hypotheses: list[_Hypothesis]) -> SpecVerdict:
+def _spec_verdict(run: SpecRun, policy: Policy, compared: list[_Compared]) -> SpecVerdict:
     candidate = run.candidate
     scenarios = candidate.scenarios if candidate is not None else []
     totals = [_rate(s) for s in scenarios]
@@ -418,7 +397,7 @@ def _spec_verdict(run: SpecRun, policy: Policy, hypotheses: list[_Hypothesis]) -
     before = {s.scenario_id: s for s in baseline.scenarios} if baseline is not None else {}
     for scenario, rate in zip(scenarios, totals, strict=True):
         verdict.scenarios.append(
-            _scenario_verdict(scenario, rate, before.get(scenario.scenario_id), policy, hypotheses)
+            _scenario_verdict(scenario, rate, before.get(scenario.scenario_id), policy, compared)
         )
     if baseline is not None:
         new = [s.scenario_id for s in scenarios if s.scenario_id not in before]
@@ -437,7 +416,7 @@ def _scenario_verdict(
     rate: Rate,
     baseline: ScenarioResult | None,
     policy: Policy,
-    hypotheses: list[_Hypothesis],
+    compared: list[_Compared],
 ) -> ScenarioVerdict:
     verdict = ScenarioVerdict(
         spec_id=scenario.spec_id,
@@ -453,10 +432,11 @@ def _scenario_verdict(
         verdict.outcome = "error"
         verdict.reasons.append(_error_reason(scenario))
         return verdict
-    if baseline is not None and (hypothesis := _scenario_test(scenario, baseline, rate)) is not None:
-        hypothesis.scenario = verdict
-        verdict.comparison = hypothesis.test
-        hypotheses.append(hypothesis)
+    if baseline is not None:
+        base = _rate(baseline)
+        counts = Counts(base.passed, base.total, rate.passed, rate.total)
+        if counts.comparable:
+            compared.append(_Compared(verdict, counts))
     verdict.reasons += _threshold_reasons(verdict, policy)
     if verdict.reasons:
         verdict.outcome = "threshold_failed"
@@ -482,48 +462,25 @@ def _spec_thresholds(verdict: SpecVerdict, policy: Policy) -> list[str]:
     return reasons
 
 
-def _test_outcome(test: Test, policy: Policy) -> Outcome:
-    if test.drop < policy.min_effect:
-        return "passed"
-    if test.p_adjusted <= policy.alpha:
-        return "regressed"
-    return "inconclusive" if test.p_value <= SUGGESTIVE_P else "passed"
-
-
-def _label(hypotheses: list[_Hypothesis], policy: Policy) -> tuple[Test | None, Outcome]:
-    """Adjust the family's p-values, label the scenarios, and return the suite's test and outcome
+def _label(compared: list[_Compared], policy: Policy) -> tuple[Test | None, Outcome]:
+    """Decide the scenarios compared as one family, label them, and return the suite's test and outcome
     (with one comparable scenario, the suite is that scenario)."""
-    suite = _suite_test(hypotheses) if len(hypotheses) >= 2 else None
-    family = hypotheses + ([suite] if suite is not None else [])
-    adjusted = policy.adjust([h.test.p_value for h in family])
-    strictest = policy.alpha / max(1, len(family))
-    for hypothesis, p_adjusted in zip(family, adjusted, strict=True):
-        hypothesis.test.p_adjusted = p_adjusted
-    for hypothesis in hypotheses:
-        test, verdict = hypothesis.test, hypothesis.scenario
-        assert verdict is not None  # every scenario hypothesis has its scenario
-        outcome = _test_outcome(test, policy)
-        if outcome == "regressed":
+    decided = decide_regressions([item.counts for item in compared], policy.regression)
+    for item, result in zip(compared, decided.scenarios, strict=True):
+        test, verdict = Test.of(result), item.verdict
+        verdict.comparison = test
+        if result.decision == "regressed":
             verdict.outcome = "regressed"
             verdict.reasons.insert(0, _regression_reason(verdict, test))
-        elif outcome == "inconclusive" and (test.p_value <= policy.alpha or suite is None):
-            test.replicas_needed = _needed(test, strictest, 1)
-            reason = _inconclusive_reason(test, single=suite is None)
+        elif result.decision == "inconclusive":
+            reason = _inconclusive_reason(test, single=len(compared) == 1)
             if verdict.outcome == "passed":
                 verdict.outcome = "inconclusive"
                 verdict.reasons.insert(0, reason)
             else:  # a broken threshold is what the scenario's first reason must say
                 verdict.reasons.append(reason)
-    if suite is None:
-        return (
-            (hypotheses[0].test, _test_outcome(hypotheses[0].test, policy))
-            if hypotheses
-            else (None, "passed")
-        )
-    outcome = _test_outcome(suite.test, policy)
-    if outcome == "inconclusive":
-        suite.test.replicas_needed = _needed(suite.test, strictest, len(hypotheses))
-    return suite.test, outcome
+    suite = Test.of(decided.suite) if decided.suite is not None else None
+    return suite, _OUTCOMES[decided.suite_decision]
 
 
 def _regression_reason(verdict: ScenarioVerdict, test: Test) -> str:
@@ -554,9 +511,9 @@ def _at_least(replicas: int | None) -> str:
 
 def decide(runs: Sequence[SpecRun], policy: Policy) -> GateVerdict:
     """The verdict over all specs of one gate run (see the module docstring)."""
-    hypotheses: list[_Hypothesis] = []
-    specs = [_spec_verdict(run, policy, hypotheses) for run in runs]
-    suite, suite_outcome = _label(hypotheses, policy)
+    compared: list[_Compared] = []
+    specs = [_spec_verdict(run, policy, compared) for run in runs]
+    suite, suite_outcome = _label(compared, policy)
     for spec in specs:
         own: Outcome = "error" if spec.errors else "threshold_failed" if spec.reasons else "passed"
         spec.outcome = _worst([own, *(s.outcome for s in spec.scenarios)])

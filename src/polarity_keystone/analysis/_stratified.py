@@ -6,7 +6,7 @@ pass rate changed) each scenario's candidate pass count, given that scenario's m
 hypergeometric, independently of the others, so the total candidate pass count T is their sum. The
 one-sided p-value is P(T <= observed), computed by convolving the per-scenario distributions. It is the
 exact form of the Cochran-Mantel-Haenszel test, and with one scenario it equals Fisher's exact test
-(`engine._stats.fisher_exact_one_sided`), which the tests check.
+(`fisher_exact_one_sided`), which the tests check.
 
 Why it matters: a 20-point drop in every scenario is invisible to any single scenario with 5 replicas
 (Fisher needs 30 or more per arm) but plain in 30 scenarios together.

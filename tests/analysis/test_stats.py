@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from polarity_keystone.engine._stats import (
+from polarity_keystone.analysis import (
     benjamini_hochberg,
     fisher_exact_one_sided,
     holm_adjust,

@@ -1,0 +1,49 @@
+"""Statistics over replicas, with no Docker and no HTTP: pass rates and their intervals, pass^k, exact
+tests, multiple-testing corrections, power, and the one regression decision that the engine, the
+server's compare endpoint, the SDK and the gate all use.
+
+Replicas of a scenario are treated as independent Bernoulli trials: each replica that produced a verdict
+either passed or failed, with an unknown per-scenario pass probability. Everything here follows from that
+assumption.
+"""
+
+from ._corrections import CORRECTIONS, Correction, adjust, benjamini_hochberg, holm_adjust
+from ._estimates import pass_hat_k, percentile, wilson_interval
+from ._fisher import fisher_exact_one_sided
+from ._power import min_replicas_to_detect
+from ._regression import (
+    MAX_REPLICAS_HINT,
+    Counts,
+    Decision,
+    RegressionPolicy,
+    Regressions,
+    TestResult,
+    decide_regressions,
+)
+from ._replicas import Judged, judged, scenario_status
+from ._stratified import Stratum, stratified_exact_one_sided
+
+__all__ = [
+    "CORRECTIONS",
+    "MAX_REPLICAS_HINT",
+    "Correction",
+    "Counts",
+    "Decision",
+    "Judged",
+    "RegressionPolicy",
+    "Regressions",
+    "Stratum",
+    "TestResult",
+    "adjust",
+    "benjamini_hochberg",
+    "decide_regressions",
+    "fisher_exact_one_sided",
+    "holm_adjust",
+    "judged",
+    "min_replicas_to_detect",
+    "pass_hat_k",
+    "percentile",
+    "scenario_status",
+    "stratified_exact_one_sided",
+    "wilson_interval",
+]
