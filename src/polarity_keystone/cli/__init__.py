@@ -13,12 +13,13 @@ from rich.console import Console
 from .. import exit_codes
 from .._version import __version__
 from ..engine import FingerprintMismatch, RunOptions, prepare, replay, run_experiment
+from ..gate import GateInputError, resolve, run_gate
+from ..gate import add_arguments as add_gate_arguments
 from ..results import RunResults
 from ..sandbox import DockerBackend, FixtureError, ImageError, ImageResolver, SandboxError
 from ..sdk import KeystoneError
 from ..secrets import SecretError
-from ..spec import LoadedSpec, SpecError, load_specs
-from ..spec._units import format_duration
+from ..spec import LoadedSpec, SpecError, format_duration, load_specs
 from . import _served, _server_commands
 from ._output import dump_json, write_json
 from ._progress import ConsoleProgress
@@ -89,8 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
         "build", help="build Keystone's local images: base, services, gateway (cached by content hash)"
     )
     _server_commands.add_parsers(commands)
-    from ..gate import add_arguments as add_gate_arguments  # imported late: the gate imports this package
-
     add_gate_arguments(
         commands.add_parser(
             "gate",
@@ -104,8 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from ..gate import GateInputError, resolve, run_gate  # imported late: the gate imports this package
-
     try:
         config = resolve(args, os.environ)
     except GateInputError as exc:

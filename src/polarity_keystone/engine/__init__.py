@@ -1,18 +1,27 @@
 """The engine: prepares a spec, runs replicas x matrix in fresh sandboxes, aggregates and replays."""
 
+from ._aggregate import aggregate_run, aggregate_scenario
 from ._experiment import ProgressListener, RunOptions, run_experiment, scenarios_of
-from ._prepare import PreparedSpec, prepare
+from ._prepare import TASK_FILE, PreparedSpec, plan_replica, prepare
 from ._replay import FingerprintMismatch, replay
 from ._replica import AGENT_OUTPUT_LIMIT
+from ._seeds import SEED_BITS, new_experiment_seed, replica_seed
 
 __all__ = [
     "AGENT_OUTPUT_LIMIT",
+    "SEED_BITS",
+    "TASK_FILE",
     "FingerprintMismatch",
     "PreparedSpec",
     "ProgressListener",
     "RunOptions",
+    "aggregate_run",
+    "aggregate_scenario",
+    "new_experiment_seed",
+    "plan_replica",
     "prepare",
     "replay",
+    "replica_seed",
     "run_experiment",
     "scenarios_of",
 ]

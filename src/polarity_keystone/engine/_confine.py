@@ -14,8 +14,7 @@ from ..sandbox import (
     disk_quota_problem,
     runtime_problem,
 )
-from ..spec import LoadedSpec, SpecError
-from ..spec._yaml import read_yaml
+from ..spec import LoadedSpec, SpecError, read_yaml
 
 
 def confined_agent_image(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from ..sandbox import Sandbox
 from ..services import kind_of
 from ..services.postgres_audit import AUDIT_COMMAND, TableWrite, statements_since, table_writes, write_counts
-from ..spec._models import Service, Spec
+from ..spec import Service, Spec
 
 
 def needs_db_audit(spec: Spec) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..sandbox import NetworkPolicy
-from ..spec._models import Spec, service_name
+from ..spec import Spec, service_name
 
 HttpCall = dict[str, Any]
 """{source, service, host, method, path, status, allowed, reason?} — `service` None for hosts outside the

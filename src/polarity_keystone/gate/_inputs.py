@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..spec._units import parse_duration
+from ..spec import parse_duration
 
 Kind = Literal["text", "list", "int", "float", "bool", "choice", "duration", "replicas"]
 

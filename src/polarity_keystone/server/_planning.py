@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..engine import scenarios_of
-from ..engine._seeds import new_experiment_seed
+from ..engine import new_experiment_seed, scenarios_of
 from ..secrets import require_available
 from ..store import ExperimentRecord
 from ._context import ServerContext

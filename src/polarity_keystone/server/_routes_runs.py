@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
-from ..engine._seeds import SEED_BITS, replica_seed
+from ..engine import SEED_BITS, replica_seed
 from ..results import InvariantResult, ReplicaResult, RunResults
 from ..store import EventRecord, ExperimentRecord
 from ._context import ServerContext

@@ -26,11 +26,12 @@ from ..engine import (
     FingerprintMismatch,
     PreparedSpec,
     RunOptions,
+    aggregate_run,
+    aggregate_scenario,
     replay,
     run_experiment,
     scenarios_of,
 )
-from ..engine._aggregate import aggregate_run, aggregate_scenario
 from ..results import INVALID_INPUT_PREFIX, ReplicaResult, RunResults
 from ..sandbox import (
     BootEvent,

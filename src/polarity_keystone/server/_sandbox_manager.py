@@ -15,8 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..engine import AGENT_OUTPUT_LIMIT
-from ..engine._prepare import TASK_FILE, plan_replica
+from ..engine import AGENT_OUTPUT_LIMIT, TASK_FILE, plan_replica
 from ..sandbox import (
     AgentUser,
     BootEvent,

@@ -9,6 +9,8 @@ from ._errors import SpecError, SpecIssue
 from ._limits import MAX_ID_LENGTH
 from ._loader import LoadedSpec, load_spec, load_specs, parse_spec
 from ._models import (
+    INTERNAL_SUFFIX,
+    JUDGE_TEXT_CAP,
     Agent,
     Audit,
     Check,
@@ -34,6 +36,8 @@ from ._models import (
     Network,
     Parallelism,
     Resources,
+    S3Fixture,
+    S3ObjectCheck,
     Scoring,
     Secret,
     SecretScope,
@@ -44,14 +48,20 @@ from ._models import (
     SqlCheck,
     SqlFixture,
     Task,
+    local_repository,
+    service_name,
 )
 from ._paths import LocalPathError, PathKind, TreeEntry, confine, read_regular, tree
 from ._semantic import local_paths
-from ._units import parse_duration, parse_size
+from ._service_kinds import KNOWN_IMAGES, service_kind
+from ._units import format_duration, parse_duration, parse_size
 from ._unsupported import unsupported_features
 from ._yaml import MAX_SPEC_BYTES, read_yaml
 
 __all__ = [
+    "INTERNAL_SUFFIX",
+    "JUDGE_TEXT_CAP",
+    "KNOWN_IMAGES",
     "MAX_ID_LENGTH",
     "MAX_SPEC_BYTES",
     "Agent",
@@ -82,6 +92,8 @@ __all__ = [
     "Parallelism",
     "PathKind",
     "Resources",
+    "S3Fixture",
+    "S3ObjectCheck",
     "Scoring",
     "Secret",
     "SecretScope",
@@ -96,14 +108,18 @@ __all__ = [
     "Task",
     "TreeEntry",
     "confine",
+    "format_duration",
     "load_spec",
     "load_specs",
     "local_paths",
+    "local_repository",
     "parse_duration",
     "parse_size",
     "parse_spec",
     "read_regular",
     "read_yaml",
+    "service_kind",
+    "service_name",
     "tree",
     "unsupported_features",
 ]
