@@ -14,10 +14,10 @@ from typing import Any, Protocol
 from ..results import ReplicaResult, RunResults
 from ..sandbox import BootEvent, SandboxBackend
 from ._aggregate import aggregate_run, aggregate_scenario
-from ._pool import WarmPool
 from ._prepare import PreparedSpec
 from ._replica import BootSandbox, ReplicaJob, run_replica
 from ._seeds import new_experiment_seed, replica_seed
+from ._warm_pool import WarmPool
 
 DEFAULT_CONCURRENCY = 4
 

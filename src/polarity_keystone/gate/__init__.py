@@ -4,8 +4,8 @@ baseline, write JUnit, a Markdown summary, outputs and one sticky PR/MR comment,
 from ._ci import CiContext, detect
 from ._comments import CommentError, GitHubThread, GitLabThread, Marker, StickyComment
 from ._inputs import INPUTS, GateConfig, GateInput, GateInputError, add_arguments, resolve
+from ._pipeline import Gate, GateInfrastructureError, idempotency_key, run_gate
 from ._report import REPORT_SCHEMA_VERSION, GateReport, ReportError, read_report, read_runs
-from ._run import Gate, GateInfrastructureError, idempotency_key, run_gate
 from ._verdict import GateVerdict, Policy, Rate, ScenarioVerdict, SpecRun, SpecVerdict, Test, decide
 
 __all__ = [

@@ -50,6 +50,8 @@ from ._models import (
     StateSnapshot,
     ToolStats,
     TraceEvent,
+    TraceMetrics,
+    TrendPoint,
 )
 from ._sandboxes import SandboxService
 from ._secrets import collect_declared_secrets_from_file
@@ -100,6 +102,8 @@ __all__ = [
     "StreamEvent",
     "ToolStats",
     "TraceEvent",
+    "TraceMetrics",
+    "TrendPoint",
     "collect_declared_secrets_from_file",
     "traced",
 ]

@@ -60,6 +60,8 @@ class CommandResult(KeystoneModel):
     stderr: str = ""
     exit_code: int | None = None
     duration_ms: int = 0
+    timed_out: bool = False
+    background: bool = False
 
 
 class FileInfo(KeystoneModel):
@@ -90,6 +92,7 @@ class Spec(KeystoneModel):
     version: int = 1
     description: str = ""
     name: str | None = None
+    yaml: str = ""
     created_at: datetime | None = None
 
 
@@ -99,8 +102,14 @@ class Experiment(KeystoneModel):
     spec_id: str = ""
     status: str = ""
     """created, queued, running, completed, failed, cancelled or interrupted."""
+    spec_version: int = 1
     created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    progress: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
 
 
 class ExperimentResults(RunResults, KeystoneModel):
@@ -155,12 +164,21 @@ class ToolStats(KeystoneModel):
     error_rate: float = 0.0
 
 
+class TrendPoint(KeystoneModel):
+    """One run of a metric's trend: the pass rate or cost it had."""
+
+    run_id: str = ""
+    ts: datetime | None = None
+    pass_rate: float | None = None
+    cost_usd: float | None = None
+
+
 class ExperimentMetrics(KeystoneModel):
     experiment_id: str
     summary: MetricsSummary = Field(default_factory=MetricsSummary)
     tool_breakdown: dict[str, ToolStats] = Field(default_factory=dict)
-    cost_trend: list[dict[str, Any]] = Field(default_factory=list)
-    pass_rate_trend: list[dict[str, Any]] = Field(default_factory=list)
+    cost_trend: list[TrendPoint] = Field(default_factory=list)
+    pass_rate_trend: list[TrendPoint] = Field(default_factory=list)
 
 
 class TraceEvent(KeystoneModel):
@@ -182,8 +200,19 @@ class TraceEvent(KeystoneModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class TraceMetrics(KeystoneModel):
+    """What a sandbox's trace adds up to: tool calls, their success rate and durations."""
+
+    total_tool_calls: int = 0
+    tool_success_rate: float = 0.0
+    mean_duration_ms: float = 0.0
+    p95_duration_ms: float = 0.0
+    tool_breakdown: dict[str, ToolStats] = Field(default_factory=dict)
+
+
 class SandboxTrace(KeystoneModel):
     """`GET /v1/sandboxes/{id}/trace`: the events and their aggregate metrics."""
 
+    sandbox_id: str = ""
     events: list[TraceEvent] = Field(default_factory=list)
-    metrics: dict[str, Any] = Field(default_factory=dict)
+    metrics: TraceMetrics = Field(default_factory=TraceMetrics)

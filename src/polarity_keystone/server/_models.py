@@ -11,6 +11,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..analysis import Correction, Decision
 from ..results import RunResults
 from ..spec import MAX_ID_LENGTH as MAX_SPEC_ID_LENGTH
 
@@ -150,6 +151,25 @@ class ExperimentResults(RunResults):
 class CompareRequest(_Request):
     baseline_id: Id
     candidate_id: Id
+    alpha: float | None = Field(
+        default=None, gt=0, le=0.5, description="Significance level after the correction. Default: 0.05."
+    )
+    correction: Correction | None = Field(
+        default=None,
+        description="Multiple-testing correction: holm (family-wise error) or bh (false discovery rate). "
+        "Default: holm.",
+    )
+    min_effect: float | None = Field(
+        default=None, ge=0, le=1, description="Smallest pass-rate change (0-1) that counts. Default: 0.1."
+    )
+
+
+class ComparisonPolicy(_Response):
+    """What the comparison used: the request's values, or the defaults (those of `ks gate`)."""
+
+    alpha: float
+    correction: Correction
+    min_effect: float
 
 
 class MetricComparison(_Response):
@@ -161,11 +181,30 @@ class MetricComparison(_Response):
     p_value: float | None = None
 
 
+class SuiteComparison(_Response):
+    """The test over all scenarios compared (with one scenario, that scenario's test)."""
+
+    baseline_pass_rate: float
+    candidate_pass_rate: float
+    drop: float = Field(description="Baseline minus candidate pass rate, the mean over the scenarios.")
+    p_value: float = Field(description="One-sided: the candidate passes less often.")
+    p_adjusted: float
+    decision: Decision
+    replicas_needed: int | None = Field(
+        default=None, description="Replicas per scenario that would decide (when inconclusive)."
+    )
+
+
 class ScenarioComparison(_Response):
     scenario_id: str
     baseline_pass_rate: float | None
     candidate_pass_rate: float | None
-    p_value: float | None
+    p_value: float | None = Field(description="One-sided Fisher exact test: the candidate passes less often.")
+    p_adjusted: float | None = None
+    decision: Decision | Literal["untested"] = Field(
+        default="untested", description="untested: the candidate's scenario errored, or a run has no verdict."
+    )
+    replicas_needed: int | None = None
     regressed: bool
 
 
@@ -176,6 +215,8 @@ class Comparison(_Response):
     regressed: bool
     regressions: list[str]
     summary: str
+    policy: ComparisonPolicy
+    suite: SuiteComparison | None = None
     scenarios: list[ScenarioComparison] = Field(default_factory=list)
 
 
@@ -274,7 +315,7 @@ class FileInfo(_Response):
 
 class StateSnapshot(_Response):
     sandbox_id: str
-    captured_at: str
+    captured_at: datetime
     files: dict[str, FileInfo]
 
 

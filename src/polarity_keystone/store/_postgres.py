@@ -7,8 +7,8 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.string import TextLoader
 
+from ._connections import ConnectionPool
 from ._dialect import Dialect
-from ._pool import ConnectionPool
 from ._sql import Clock, SqlStore, system_clock
 
 CONNECT_TIMEOUT_S = 10

@@ -32,9 +32,9 @@ from ._base import (
     Store,
 )
 from ._codec import decode, decode_cursor, encode, encode_cursor, from_row, timestamp, to_row, utc
+from ._connections import ConnectionPool
 from ._dialect import DbConnection, Dialect, Session, insert_sql
 from ._migrations import migrate
-from ._pool import ConnectionPool
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._connections import ConnectionPool
 from ._dialect import Dialect
-from ._pool import ConnectionPool
 from ._sql import Clock, SqlStore, system_clock
 
 BUSY_TIMEOUT_S = 30.0
