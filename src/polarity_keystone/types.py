@@ -1,4 +1,4 @@
-"""Seed 001's `polarity_keystone.types`: the SDK's response models and its error base, under the import
+"""The Keystone SDK's `polarity_keystone.types`: the SDK's response models and its error base, under the import
 path existing Keystone SDK users already write."""
 
 from .sdk import (

@@ -196,4 +196,4 @@ def test_an_unconfigured_client_uses_the_environment(monkeypatch: pytest.MonkeyP
     with Keystone(base_url="http://explicit:1") as ks:
         assert ks.base_url == "http://explicit:1"
     with Keystone() as ks:
-        assert ks.base_url == "https://keystone.polarity.so"  # seed 001's default
+        assert ks.base_url == "https://keystone.polarity.so"  # the Keystone SDK's default

@@ -1,6 +1,6 @@
 """The agent's own trace: tool calls it reports, read back after the run.
 
-Inside a sandbox run by the engine, an agent appends trace events (seed 001's TraceEvent shape:
+Inside a sandbox run by the engine, an agent appends trace events (the Keystone SDK's TraceEvent shape:
 `{"event_type": "tool_call", "tool": "refund", "phase": "end", "status": "ok", "duration_ms": 12}`), one
 JSON object per line, to the file named by KEYSTONE_TRACE_FILE. It lives outside /workspace, so it is
 never part of the workspace diff. A `traced` span writes a `start` and an `end` event: one call.

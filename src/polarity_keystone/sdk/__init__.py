@@ -5,7 +5,7 @@
     exp = ks.experiments.create("baseline", "fix-failing-test", spec_path="spec.yaml")
     results = ks.experiments.run_and_wait(exp.id)
 
-Compatible with seed 001's client for the services `sandboxes`, `specs` and `experiments`.
+Compatible with the Keystone Python SDK's client for the services `sandboxes`, `specs` and `experiments`.
 """
 
 from ..results import (

@@ -1,4 +1,5 @@
-"""Where the SDK finds its server and key when the caller does not say: the environment, as in seed 001.
+"""Where the SDK finds its server and key when the caller does not say: the environment, as the
+Keystone SDK does.
 
 Inside a sandbox Keystone injects KEYSTONE_SANDBOX_ID (newer name POLARITY_SANDBOX_ID),
 KEYSTONE_BASE_URL and KEYSTONE_API_KEY (a `ks_sb_` token scoped to that sandbox).

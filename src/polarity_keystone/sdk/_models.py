@@ -1,8 +1,9 @@
-"""Typed responses of the Keystone API (seed 001's dataclasses, as pydantic models).
+"""Typed responses of the Keystone API (the Keystone SDK's dataclasses, as pydantic models).
 
 Every model keeps fields it does not know (`extra="allow"`), so a newer server never breaks an older
-SDK, and has `from_dict` as in seed 001. Run results reuse `polarity_keystone.results`, the shapes the
-engine writes, so a result read through the API is the same object a local run produces.
+SDK, and has `from_dict` as the Keystone SDK's dataclasses do. Run results reuse
+`polarity_keystone.results`, the shapes the engine writes, so a result read through the API is the same
+object a local run produces.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Sandbox(KeystoneModel):
     @field_validator("services", mode="before")
     @classmethod
     def _services_by_name(cls, value: Any) -> Any:
-        """The OpenAPI seed lists services as bare names; the REST reference maps name -> info."""
+        """Keystone's OpenAPI document lists services as bare names; its REST docs map name -> info."""
         if isinstance(value, list):
             return {str(name): {"host": str(name)} for name in value}
         return value
@@ -123,7 +124,7 @@ class ExperimentResults(RunResults, KeystoneModel):
 
     @property
     def finished(self) -> bool:
-        """Done, by the server's status, or else by seed 001's rule (every scenario has a verdict)."""
+        """Done, by the server's status, or else by the Keystone SDK's rule (every scenario has a verdict)."""
         if self.status:
             return self.status in TERMINAL_STATUSES
         counted = self.passed + self.failed + self.flaky + self.errors

@@ -1,4 +1,4 @@
-"""Forwarding the secrets a spec declares, as seed 001's `spec_path=` does on create calls."""
+"""Forwarding the secrets a spec declares, as the Keystone SDK's `spec_path=` does on create calls."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`traced`: report an agent's tool calls to its sandbox's trace (seed 001's `@traced`).
+"""`traced`: report an agent's tool calls to its sandbox's trace (the Keystone SDK's `@traced`).
 
 Each span is reported when it ends as two `tool_call` events, `phase: start` and `phase: end`, sharing a
 `span_id` (with `parent_span_id` / `root_span_id` for nested spans), the end one carrying the duration,

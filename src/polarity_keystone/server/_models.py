@@ -394,7 +394,7 @@ class WebhookEvent(_Response):
     data: dict[str, Any] = Field(description="The experiment: id, name, spec_id, status, counts, metadata.")
 
 
-# --- runs and replica suites (seed 002) ------------------------------------------------------------
+# --- runs and replica suites (the Keystone REST API's /v1/runs and /v1/replicas) ---------------------
 
 Seed = int | Annotated[str, Field(max_length=len(str(MAX_SEED)))]
 """A seed as the seed document writes it (a string) or as a number; the string holds the number."""
