@@ -157,8 +157,22 @@ class ExperimentService:
         items = self._http.list_items("/v1/experiments", params=params, limit=limit)
         return [Experiment.from_dict(item) for item in items]
 
-    def compare(self, baseline_id: str, candidate_id: str) -> Comparison:
-        body = {"baseline_id": baseline_id, "candidate_id": candidate_id}
+    def compare(
+        self,
+        baseline_id: str,
+        candidate_id: str,
+        *,
+        alpha: float | None = None,
+        correction: str | None = None,
+        min_effect: float | None = None,
+    ) -> Comparison:
+        """Compare two finished experiments the way `ks gate` does: each scenario both ran, and the
+        suite, is regressed, improved, unchanged or inconclusive. `alpha` (0 < alpha <= 0.5),
+        `correction` (holm or bh) and `min_effect` (0 to 1) default on the server to those of `ks gate`;
+        the comparison says which it used."""
+        body: dict[str, Any] = {"baseline_id": baseline_id, "candidate_id": candidate_id}
+        policy = {"alpha": alpha, "correction": correction, "min_effect": min_effect}
+        body.update({key: value for key, value in policy.items() if value is not None})
         return Comparison.from_dict(self._http.json("POST", "/v1/experiments/compare", json=body))
 
     def metrics(self, experiment_id: str) -> ExperimentMetrics:

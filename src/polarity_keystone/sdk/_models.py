@@ -138,6 +138,43 @@ class MetricComparison(KeystoneModel):
     delta: float | None = None
     direction: str = "same"
     """better, worse or same."""
+    p_value: float | None = None
+    """For pass_rate: the suite test's one-sided p-value (the candidate passes less often)."""
+
+
+class ComparisonPolicy(KeystoneModel):
+    """What the server decided with: significance level, multiple-testing correction, smallest change."""
+
+    alpha: float
+    correction: str
+    """holm or bh."""
+    min_effect: float
+
+
+class SuiteComparison(KeystoneModel):
+    """The test over all scenarios compared (with one scenario, that scenario's test)."""
+
+    baseline_pass_rate: float
+    candidate_pass_rate: float
+    drop: float
+    p_value: float
+    p_adjusted: float
+    decision: str
+    """regressed, improved, unchanged or inconclusive."""
+    replicas_needed: int | None = None
+
+
+class ScenarioComparison(KeystoneModel):
+    scenario_id: str
+    baseline_pass_rate: float | None = None
+    candidate_pass_rate: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    decision: str = "untested"
+    """regressed, improved, unchanged, inconclusive, or untested (the candidate's scenario errored, or a
+    run has no verdict)."""
+    replicas_needed: int | None = None
+    regressed: bool = False
 
 
 class Comparison(KeystoneModel):
@@ -146,6 +183,11 @@ class Comparison(KeystoneModel):
     regressed: bool = False
     regressions: list[str] = Field(default_factory=list)
     metrics: list[MetricComparison] = Field(default_factory=list)
+    summary: str = ""
+    policy: ComparisonPolicy | None = None
+    """None from a server older than the per-request policy."""
+    suite: SuiteComparison | None = None
+    scenarios: list[ScenarioComparison] = Field(default_factory=list)
 
 
 class MetricsSummary(KeystoneModel):

@@ -7,15 +7,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from ..analysis import Counts, RegressionPolicy, TestResult, decide_regressions, judged, percentile
 from ..engine._aggregate import aggregate_run, aggregate_scenario
-from ..engine._stats import fisher_exact_one_sided, holm_adjust, percentile
 from ..results import ReplicaResult, RunResults, ScenarioResult
 from ..store import ExperimentRecord, ReplicaRecord
 
-ALPHA = 0.05
-"""Significance level of a pass-rate regression (one-sided Fisher exact test, Holm-adjusted per scenario)."""
-MIN_EFFECT = 0.05
-"""A pass-rate drop smaller than this is never called a regression, however significant."""
 UNFINISHED = ("failed", "cancelled", "interrupted")
 
 
@@ -86,24 +82,71 @@ _METRICS = (
 )
 
 
-def _judged(scenarios: Iterable[ScenarioResult]) -> tuple[int, int]:
-    replicas = [r for s in scenarios for r in s.replicas if r.status != "error"]
-    return sum(r.status == "pass" for r in replicas), len(replicas)
-
-
 def _direction(delta: float, higher_is_better: bool) -> str:
     if abs(delta) < 1e-12:
         return "same"
     return "better" if (delta > 0) == higher_is_better else "worse"
 
 
-def compare(baseline: RunResults, candidate: RunResults) -> dict[str, Any]:
-    """Metric deltas, and whether the candidate regressed: its pass rate is lower by at least
-    MIN_EFFECT with a one-sided Fisher p-value under ALPHA (overall, or for a scenario after Holm's
-    correction). A drop that is not significant is reported as inconclusive, never as a regression."""
-    base_pass, base_n = _judged(baseline.scenarios)
-    cand_pass, cand_n = _judged(candidate.scenarios)
-    overall_p = fisher_exact_one_sided(base_pass, base_n, cand_pass, cand_n)
+def _counts(baseline: ScenarioResult, candidate: ScenarioResult) -> Counts:
+    """The judged replicas of a scenario in both runs."""
+    return Counts(*judged(r.status for r in baseline.replicas), *judged(r.status for r in candidate.replicas))
+
+
+def _rate(passed: int, total: int) -> float | None:
+    return passed / total if total else None
+
+
+def _rates(counts: Counts) -> str:
+    base_passed, base_total, cand_passed, cand_total = counts
+    return f"from {base_passed / base_total:.2f} to {cand_passed / cand_total:.2f}"
+
+
+def _p(result: TestResult) -> str:
+    return f"p={result.p_value:.3g}, adjusted {result.p_adjusted:.3g}"
+
+
+def compare(baseline: RunResults, candidate: RunResults, policy: RegressionPolicy) -> dict[str, Any]:
+    """Metric deltas, and the regression decision of `analysis` (the one `ks gate` makes) for every
+    scenario both runs have and for the suite. A drop that is not significant is inconclusive, never a
+    regression; scenarios that cannot be tested are `untested` and left out of the family."""
+    before = {s.scenario_id: s for s in baseline.scenarios}
+    shared = [s for s in candidate.scenarios if s.scenario_id in before]
+    counts = {s.scenario_id: _counts(before[s.scenario_id], s) for s in shared}
+    # A scenario the candidate could not evaluate, or without verdicts in a run, cannot be tested.
+    tested = {s.scenario_id: counts[s.scenario_id] for s in shared if s.status != "error"}
+    tested = {sid: c for sid, c in tested.items() if c.comparable}
+    decided = decide_regressions(list(tested.values()), policy)
+    results = dict(zip(tested, decided.scenarios, strict=True))
+    suite = decided.suite
+    regressions = (
+        [f"pass_rate dropped {_rates(suite.counts)} ({_p(suite)})"]
+        if suite and suite.decision == "regressed"
+        else []
+    )
+    regressions += [
+        f"scenario {sid}: pass rate dropped {_rates(r.counts)} ({_p(r)})"
+        for sid, r in results.items()
+        if r.decision == "regressed"
+    ]
+    return {
+        "baseline_id": baseline.experiment_id,
+        "candidate_id": candidate.experiment_id,
+        "policy": {"alpha": policy.alpha, "correction": policy.correction, "min_effect": policy.min_effect},
+        "metrics": _metric_deltas(baseline, candidate, suite),
+        "regressed": bool(regressions),
+        "regressions": regressions,
+        "summary": _summary(regressions, suite, results),
+        "suite": _suite_row(suite) if suite is not None else None,
+        "scenarios": [
+            _scenario_row(s.scenario_id, counts[s.scenario_id], results.get(s.scenario_id)) for s in shared
+        ],
+    }
+
+
+def _metric_deltas(
+    baseline: RunResults, candidate: RunResults, suite: TestResult | None
+) -> list[dict[str, Any]]:
     metrics = []
     for name, higher_is_better in _METRICS:
         before = float(getattr(baseline.metrics, name))
@@ -115,61 +158,53 @@ def compare(baseline: RunResults, candidate: RunResults) -> dict[str, Any]:
                 "candidate": after,
                 "delta": after - before,
                 "direction": _direction(after - before, higher_is_better),
-                "p_value": overall_p if name == "pass_rate" else None,
+                "p_value": suite.p_value if name == "pass_rate" and suite is not None else None,
             }
         )
-    regressions = []
-    base_rate, cand_rate = baseline.metrics.pass_rate, candidate.metrics.pass_rate
-    if overall_p < ALPHA and base_rate - cand_rate >= MIN_EFFECT:
-        regressions.append(f"pass_rate dropped from {base_rate:.2f} to {cand_rate:.2f} (p={overall_p:.3g})")
-    scenarios = _compare_scenarios(baseline, candidate)
-    for row in scenarios:
-        if row["regressed"]:
-            regressions.append(
-                f"scenario {row['scenario_id']}: pass rate dropped from {row['baseline_pass_rate']:.2f} to "
-                f"{row['candidate_pass_rate']:.2f} (adjusted p={row['p_value']:.3g})"
-            )
+    return metrics
+
+
+def _summary(regressions: list[str], suite: TestResult | None, results: dict[str, TestResult]) -> str:
     if regressions:
-        summary = "regressed: " + "; ".join(regressions)
-    elif cand_rate < base_rate:
-        summary = (
-            f"inconclusive: pass rate {base_rate:.2f} -> {cand_rate:.2f} is within noise (p={overall_p:.3g})"
+        return "regressed: " + "; ".join(regressions)
+    if suite is None:
+        return "no scenario could be compared"
+    if suite.decision == "inconclusive":
+        return (
+            f"inconclusive: pass rate {_rates(suite.counts)} is not significant ({_p(suite)}); about "
+            f"{suite.replicas_needed} replicas per scenario would tell"
         )
-    else:
-        summary = "no regression"
+    doubtful = [sid for sid, r in results.items() if r.decision == "inconclusive"]
+    warning = f"; inconclusive alone: {', '.join(doubtful)}" if doubtful else ""
+    if suite.decision == "improved":
+        return f"improved: pass rate {_rates(suite.counts)} ({_p(suite)}){warning}"
+    return f"no regression{warning}"
+
+
+def _suite_row(suite: TestResult) -> dict[str, Any]:
+    base_passed, base_total, cand_passed, cand_total = suite.counts
     return {
-        "baseline_id": baseline.experiment_id,
-        "candidate_id": candidate.experiment_id,
-        "metrics": metrics,
-        "regressed": bool(regressions),
-        "regressions": regressions,
-        "summary": summary,
-        "scenarios": scenarios,
+        "baseline_pass_rate": base_passed / base_total,
+        "candidate_pass_rate": cand_passed / cand_total,
+        "drop": suite.drop,
+        "p_value": suite.p_value,
+        "p_adjusted": suite.p_adjusted,
+        "decision": suite.decision,
+        "replicas_needed": suite.replicas_needed,
     }
 
 
-def _compare_scenarios(baseline: RunResults, candidate: RunResults) -> list[dict[str, Any]]:
-    before = {s.scenario_id: s for s in baseline.scenarios}
-    after = {s.scenario_id: s for s in candidate.scenarios}
-    shared = sorted(set(before) & set(after))
-    counts = [(_judged([before[sid]]), _judged([after[sid]])) for sid in shared]
-    raw = [fisher_exact_one_sided(bp, bn, cp, cn) for (bp, bn), (cp, cn) in counts]
-    adjusted = holm_adjust(raw) if raw else []
-    rows = []
-    for sid, ((bp, bn), (cp, cn)), p in zip(shared, counts, adjusted, strict=True):
-        base_rate = bp / bn if bn else None
-        cand_rate = cp / cn if cn else None
-        drop = (base_rate or 0.0) - (cand_rate or 0.0)
-        rows.append(
-            {
-                "scenario_id": sid,
-                "baseline_pass_rate": base_rate,
-                "candidate_pass_rate": cand_rate,
-                "p_value": p,
-                "regressed": bool(bn and cn and p < ALPHA and drop >= MIN_EFFECT),
-            }
-        )
-    return rows
+def _scenario_row(scenario_id: str, counts: Counts, result: TestResult | None) -> dict[str, Any]:
+    return {
+        "scenario_id": scenario_id,
+        "baseline_pass_rate": _rate(counts.base_passed, counts.base_total),
+        "candidate_pass_rate": _rate(counts.cand_passed, counts.cand_total),
+        "p_value": result.p_value if result else None,
+        "p_adjusted": result.p_adjusted if result else None,
+        "decision": result.decision if result else "untested",
+        "replicas_needed": result.replicas_needed if result else None,
+        "regressed": result is not None and result.decision == "regressed",
+    }
 
 
 # --- traces and metrics ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
+from ..analysis import RegressionPolicy
 from ..results import RunResults
 from ..store import ExperimentRecord
 from ._context import ServerContext
@@ -148,12 +149,20 @@ def _finished_results(context: ServerContext, experiment_id: str) -> RunResults:
     "/v1/experiments/compare",
     response_model=Comparison,
     summary="Compare a candidate experiment with a baseline",
+    description="Decides every scenario both ran, and the suite, as `ks gate` does: regressed, improved, "
+    "unchanged or inconclusive, at `alpha` after the `correction`, for changes of at least `min_effect`.",
     responses=error_responses(403, 404, 409),
 )
 def compare_experiments(body: CompareRequest, context: Context, _: LiveKey) -> dict[str, Any]:
     baseline = _finished_results(context, body.baseline_id)
     candidate = _finished_results(context, body.candidate_id)
-    return compare(baseline, candidate)
+    defaults = RegressionPolicy()
+    policy = RegressionPolicy(
+        alpha=defaults.alpha if body.alpha is None else body.alpha,
+        correction=body.correction or defaults.correction,
+        min_effect=defaults.min_effect if body.min_effect is None else body.min_effect,
+    )
+    return compare(baseline, candidate, policy)
 
 
 @router.get(
