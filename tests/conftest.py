@@ -8,16 +8,19 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from docker.models.containers import Container
 from psycopg import sql
 
-from polarity_keystone.engine import PreparedSpec, prepare
+from polarity_keystone.engine import PreparedSpec, RunOptions, prepare, run_experiment
+from polarity_keystone.results import RunResults
 from polarity_keystone.sandbox import DockerBackend, ImageResolver
 from polarity_keystone.sandbox import _labels as labels
 from polarity_keystone.spec import load_spec
+from tests.examples.shipped_examples import EXAMPLES, RunSpec
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +60,27 @@ def prepared_from(resolver: ImageResolver, write_spec: WriteSpec) -> Callable[..
         return prepare(load_spec(write_spec(yaml_text, files)), resolver)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def example(resolver: ImageResolver) -> Callable[[str], PreparedSpec]:
+    """A shipped example, prepared: example("hello-world/hello.yaml")."""
+
+    def make(relative: str) -> PreparedSpec:
+        return prepare(load_spec(EXAMPLES / relative), resolver)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def run(backend: DockerBackend) -> RunSpec:
+    """run_experiment with small defaults: run(prepared, replicas=2, seed=7)."""
+
+    def execute(prepared: PreparedSpec, **options: Any) -> RunResults:
+        options.setdefault("concurrency", 4)
+        return run_experiment(prepared, backend, RunOptions(**options))
+
+    return execute
 
 
 POSTGRES_READY_TIMEOUT_S = 60

@@ -4,12 +4,8 @@ prints and the result files it writes, run in-process through `main` and as the 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import shutil
-import subprocess
-import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +14,13 @@ from rich.console import Console
 
 from polarity_keystone import cli
 from polarity_keystone._version import __version__
-from polarity_keystone.results import ReplicaResult, RunResults
+from polarity_keystone.engine import replica_seed
+from polarity_keystone.results import ReplicaResult
+from tests.examples.shipped_examples import EXAMPLES
+from tests.ks_command import REPO, run_ks
 
 pytestmark = pytest.mark.docker
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
 HELLO = EXAMPLES / "hello-world" / "hello.yaml"
 SLOPPY = EXAMPLES / "sloppy-agent" / "sloppy.yaml"
 FLAKY = EXAMPLES / "flaky-agent" / "flaky.yaml"
@@ -72,19 +69,6 @@ def ks(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
     return invoke
 
 
-def _ks_executable() -> str:
-    found = shutil.which("ks") or str(Path(sysconfig.get_path("scripts")) / "ks")
-    assert Path(found).exists(), "the `ks` console script is not installed"
-    return found
-
-
-def _run_ks(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "1000"}
-    return subprocess.run(
-        [_ks_executable(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=240, check=False
-    )
-
-
 # --- version and spec validate --------------------------------------------------------------------
 
 
@@ -96,7 +80,7 @@ def test_version(ks) -> None:
 
 
 def test_version_of_the_installed_script() -> None:
-    done = _run_ks(["--version"])
+    done = run_ks(["--version"])
 
     assert done.returncode == 0
     assert done.stdout.strip() == f"ks {__version__}"
@@ -137,7 +121,7 @@ def test_validate_as_a_subprocess_prints_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text(BROKEN_SPEC)
 
-    done = _run_ks(["spec", "validate", str(path)])
+    done = run_ks(["spec", "validate", str(path)])
 
     assert done.returncode == 2
     assert re.search(rf"{re.escape(str(path))}:8:\d+: invariants\.ok\.check", done.stderr)
@@ -148,39 +132,7 @@ def test_unknown_flags_exit_2(ks) -> None:
     assert ks("eval", "run", HELLO, "--no-such-flag").code == 2
 
 
-# --- eval run -------------------------------------------------------------------------------------
-
-
-def test_eval_run_of_hello_world_exits_0_and_writes_results(ks, tmp_path: Path) -> None:
-    output = tmp_path / "out" / "results.json"
-
-    result = ks("eval", "run", HELLO, "--output", output, "--seed", "3")
-
-    assert result.code == 0, result.err
-    assert result.out == ""  # the report goes to stderr; stdout is kept for --json
-    assert "hello-world" in result.err
-    assert f"results written to {output}" in result.err
-    document = json.loads(output.read_text())
-    assert document["schema_version"] == 1
-    assert document["spec_id"] == "hello-world"
-    assert document["seed"] == 3
-    assert document["passed"] == 1
-    results = RunResults.model_validate(document)
-    assert results.scenarios[0].status == "pass"
-    assert results.metrics.pass_rate == 1.0
-    assert list(output.parent.iterdir()) == [output]  # written atomically, no temp file left
-
-
-def test_eval_run_json_prints_results_on_stdout(ks) -> None:
-    result = ks("eval", "run", HELLO, "--json", "--replicas", "2", "--concurrency", "2")
-
-    assert result.code == 0, result.err
-    document = json.loads(result.out)
-    assert document["schema_version"] == 1
-    (scenario,) = document["scenarios"]
-    assert scenario["replicas_total"] == 2  # --replicas overrides the spec's parallelism.replicas
-    assert len(scenario["replicas"]) == 2
-    assert document["metrics"]["k"] == 2
+# --- eval run (the shipped examples' runs are in tests/examples) ---------------------------------
 
 
 def test_eval_run_of_several_specs_prints_a_json_list(ks, tmp_path: Path) -> None:
@@ -191,16 +143,6 @@ def test_eval_run_of_several_specs_prints_a_json_list(ks, tmp_path: Path) -> Non
 
     assert result.code == 0, result.err
     assert [run["spec_id"] for run in json.loads(result.out)] == ["hello-world", "tiny"]
-
-
-def test_eval_run_of_the_sloppy_example_exits_1(ks) -> None:
-    result = ks("eval", "run", SLOPPY, "--json")
-
-    assert result.code == 1
-    document = json.loads(result.out)
-    assert document["failed"] == 1
-    assert document["metrics"]["side_effect_violations"] == 1
-    assert "file_writes_outside" in result.err
 
 
 def test_eval_run_with_a_failing_fixture_exits_3(ks, tmp_path: Path) -> None:
@@ -290,7 +232,7 @@ def test_the_printed_replay_command_of_a_flaky_failure_fails_again(
 
     argv = shlex.split(printed[0])
     assert argv[:3] == ["ks", "replay", "examples/flaky-agent/flaky.yaml"]
-    done = _run_ks([*argv[1:], "--json"], cwd=REPO)
+    done = run_ks([*argv[1:], "--json"], cwd=REPO)
 
     assert done.returncode == 1, done.stderr
     replayed = ReplicaResult.model_validate_json(done.stdout)
@@ -300,8 +242,6 @@ def test_the_printed_replay_command_of_a_flaky_failure_fails_again(
 
 
 def test_replay_of_a_passing_seed_exits_0(ks) -> None:
-    from polarity_keystone.engine._seeds import replica_seed
-
     seed = replica_seed(1, "flaky-agent", 0)  # replica 0 of experiment seed 1 passes
     result = ks("replay", FLAKY, "--seed", str(seed), "--json")
 
@@ -328,14 +268,14 @@ def test_cleanup_exits_0(ks) -> None:
 
 
 def test_cleanup_as_a_subprocess() -> None:
-    done = _run_ks(["cleanup"])
+    done = run_ks(["cleanup"])
 
     assert done.returncode == 0, done.stderr
     assert "removed" in done.stderr
 
 
 def test_validate_of_a_missing_file_exits_2(tmp_path: Path) -> None:
-    done = _run_ks(["spec", "validate", str(tmp_path / "nope.yaml")])
+    done = run_ks(["spec", "validate", str(tmp_path / "nope.yaml")])
 
     assert done.returncode == 2
     assert "nope.yaml" in done.stderr

@@ -1,10 +1,9 @@
-"""run_experiment end to end in real Docker sandboxes: the examples, replicas and seeds, the matrix,
-scoring rules, what the agent is given, timeouts and boot failures."""
+"""run_experiment end to end in real Docker sandboxes: replicas and seeds, the matrix, scoring rules,
+what the agent is given, timeouts and boot failures (the shipped examples' own runs are in tests/examples)."""
 
 from __future__ import annotations
 
 import base64
-import json
 import random
 import time
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from polarity_keystone.engine import PreparedSpec, prepare, scenarios_of
 from polarity_keystone.results import RunResults
 from polarity_keystone.sandbox import ImageError, ImageResolver
 from polarity_keystone.spec import load_spec
-from tests.engine.engine_examples import RunSpec
+from tests.examples.shipped_examples import RunSpec
 
 pytestmark = pytest.mark.docker
 
@@ -31,88 +30,6 @@ def flaky_fails(seed: int) -> bool:
 
 def _replicas(results: RunResults) -> list:
     return [replica for scenario in results.scenarios for replica in scenario.replicas]
-
-
-# --- the shipped examples -----------------------------------------------------------------------
-
-
-def test_hello_world_passes_with_the_documented_result_shape(example, run: RunSpec) -> None:
-    prepared = example("hello-world/hello.yaml")
-
-    results = run(prepared, seed=11)
-
-    assert results.schema_version == 1
-    assert results.spec_id == "hello-world"
-    assert results.seed == 11
-    assert results.experiment_id
-    counts = (results.total_scenarios, results.passed, results.failed, results.flaky, results.errors)
-    assert counts == (1, 1, 0, 0, 0)
-    assert results.metrics.pass_rate == 1.0
-    assert results.metrics.side_effect_violations == 0
-    assert results.metrics.k == 1
-    assert results.fingerprint == prepared.fingerprint
-    assert results.spec_file.endswith("hello.yaml")
-    (scenario,) = results.scenarios
-    assert scenario.scenario_id == "hello-world"
-    assert scenario.status == "pass"
-    assert scenario.composite_score == 1.0
-    assert (scenario.replicas_total, scenario.replicas_passed) == (1, 1)
-    assert [(i.name, i.gate, i.weight, i.passed) for i in scenario.invariants] == [
-        ("hello_file_exists", True, 1.0, True),
-        ("hello_file_correct", False, 1.0, True),
-    ]
-    assert scenario.forbidden_checks == []
-    (replica,) = scenario.replicas
-    assert replica.status == "pass"
-    assert replica.exit_code == 0
-    assert replica.reasons == []
-    assert replica.reproducer is None
-    assert replica.error is None
-    assert "wrote hello.txt" in replica.agent_output
-    assert replica.wall_ms >= replica.agent_ms > 0
-
-
-def test_refund_agent_passes_with_postgres_redis_fixtures_and_sql_checks(example, run: RunSpec) -> None:
-    results = run(example("refund-agent/refund.yaml"), replicas=2, concurrency=2, seed=5)
-
-    assert results.passed == 1, [r.error or r.reasons for r in _replicas(results)]
-    (scenario,) = results.scenarios
-    assert scenario.status == "pass"
-    assert (scenario.replicas_total, scenario.replicas_passed) == (2, 2)
-    assert scenario.composite_score == 1.0
-    assert {i.name: i.passed for i in scenario.invariants} == {
-        "order_refunded": True,
-        "refund_recorded": True,
-        "other_orders_untouched": True,
-        "note_written": True,
-    }
-    assert [(c.rule, c.violated) for c in scenario.forbidden_checks] == [
-        ("db_writes_outside", False),
-        ("file_writes_outside", False),
-        ("sql", False),
-    ]
-    assert "refunded order 1042: 4999 cents" in scenario.agent_output
-    # Two replicas, two fresh databases: each refunded the order once (refund_recorded counts rows).
-    assert len({r.sandbox_id for r in scenario.replicas}) == 2
-
-
-def test_sloppy_agent_fails_on_its_forbidden_write_and_scores_zero(example, run: RunSpec) -> None:
-    results = run(example("sloppy-agent/sloppy.yaml"), seed=3)
-
-    (scenario,) = results.scenarios
-    assert scenario.status == "fail"
-    assert (results.passed, results.failed) == (0, 1)
-    # The invariant passed, yet the forbidden rule fails the run and forces the composite to 0.
-    assert [(i.name, i.passed) for i in scenario.invariants] == [("report_written", True)]
-    assert scenario.composite_score == 0.0
-    (rule,) = scenario.forbidden_checks
-    assert rule.rule == "file_writes_outside"
-    assert rule.violated
-    assert rule.evidence["paths"] == ["scratch.txt"]
-    assert results.metrics.side_effect_violations == 1
-    (replica,) = scenario.replicas
-    assert any("file_writes_outside" in reason for reason in replica.reasons)
-    assert replica.reproducer is not None
 
 
 # --- replicas, seeds and flakiness --------------------------------------------------------------
@@ -536,15 +453,6 @@ def test_an_image_that_cannot_be_had_fails_prepare(write_spec, resolver: ImageRe
 
     with pytest.raises(ImageError, match="nosuchimage-keystone:1"):
         prepare(load_spec(path), resolver)
-
-
-def test_results_round_trip_through_json(example, run: RunSpec) -> None:
-    results = run(example("sloppy-agent/sloppy.yaml"), seed=8)
-
-    again = RunResults.model_validate_json(results.model_dump_json())
-
-    assert again == results
-    assert json.loads(results.model_dump_json())["scenarios"][0]["forbidden_checks"][0]["violated"] is True
 
 
 def test_a_run_past_resources_timeout_is_an_error_that_says_so(prepared_from, run: RunSpec) -> None:

@@ -11,10 +11,10 @@ import pytest
 from polarity_keystone.cli import main
 from polarity_keystone.cli._served import host_sources_line
 from polarity_keystone.engine import PreparedSpec
-from polarity_keystone.engine._prepare import _psql_errors
+from polarity_keystone.engine._fixtures import psql_errors
 from polarity_keystone.secrets import SecretError, SecretPolicy, parse_operator_secret, resolve_fixed
 from polarity_keystone.spec import Secret, parse_spec
-from tests.engine.engine_examples import RunSpec
+from tests.examples.shipped_examples import RunSpec
 
 SHARED = SecretPolicy()
 
@@ -118,7 +118,7 @@ def test_a_failed_sql_fixture_reports_psqls_errors_without_the_scripts_text() ->
         "        ^\n"
     )
 
-    shown = _psql_errors(output)
+    shown = psql_errors(output)
 
     assert shown == 'psql:<stdin>:1: ERROR:  syntax error at or near "root"'
     assert "hashedpassword" not in shown

@@ -1,5 +1,5 @@
-"""Names shared by the engine tests (fixtures are in conftest.py): where the shipped examples live, and
-the type of the `run` fixture."""
+"""Names shared by the tests that run the shipped examples (the `example` and `run` fixtures are in
+tests/conftest.py): where the examples live, and the type of the `run` fixture."""
 
 from __future__ import annotations
 

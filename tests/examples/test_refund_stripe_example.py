@@ -15,7 +15,7 @@ from polarity_keystone.engine import PreparedSpec, prepare
 from polarity_keystone.results import ReplicaResult
 from polarity_keystone.sandbox import ImageResolver
 from polarity_keystone.spec import load_spec
-from tests.engine.engine_examples import EXAMPLES, RunSpec
+from tests.examples.shipped_examples import EXAMPLES, RunSpec
 
 pytestmark = pytest.mark.docker
 

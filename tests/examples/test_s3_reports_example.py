@@ -1,7 +1,7 @@
-"""The s3-reports example end to end: `minio/minio` falls back to Keystone's local S3 image (said so in
-the notes), `s3` fixtures seed the bucket, a boto3 agent writes its report object by name, and
-`s3_object` checks read it back; a copy whose agent writes a wrong report fails with the object as
-evidence."""
+"""The s3-reports example end to end: `minio/minio` falls back to Keystone's local S3 image where it
+cannot be pulled (said so in the notes), `s3` fixtures seed the bucket, a boto3 agent writes its report
+object by name, and `s3_object` checks read it back; a copy whose agent writes a wrong report fails
+with the object as evidence."""
 
 from __future__ import annotations
 
@@ -11,31 +11,43 @@ from pathlib import Path
 
 import pytest
 
-from polarity_keystone.engine import PreparedSpec, prepare
-from polarity_keystone.engine._prepare import plan_replica
-from polarity_keystone.sandbox import ImageResolver
-from polarity_keystone.services import S3
+from polarity_keystone.engine import PreparedSpec, plan_replica, prepare
+from polarity_keystone.sandbox import DockerBackend, ImageResolver
 from polarity_keystone.spec import load_spec
-from tests.engine.engine_examples import EXAMPLES, RunSpec
+from tests.examples.shipped_examples import EXAMPLES, RunSpec
 
 pytestmark = pytest.mark.docker
 
 EXAMPLE = "s3-reports/s3-reports.yaml"
 
 
-def test_minio_runs_on_keystones_local_s3_image_and_the_agent_gets_its_endpoint(
+def test_where_minio_cannot_be_pulled_keystones_local_s3_image_stands_in_and_says_so(
+    backend: DockerBackend, resolver: ImageResolver
+) -> None:
+    """A resolver that may not pull, asked for a tag no machine has: the fallback happens on every
+    machine, whether or not a registry answers."""
+    absent = "minio/minio:keystone-test-never-published"
+
+    image = ImageResolver(backend.client, allow_pull=False).resolve(absent)
+
+    assert image.ref == resolver.local("s3").ref
+    note = f"{absent} cannot be pulled here; using Keystone's local image {image.ref} in its place"
+    assert image.note == note
+
+
+def test_the_s3_service_runs_what_minio_resolves_to_and_the_agent_gets_its_endpoint(
     example: Callable[[str], PreparedSpec], resolver: ImageResolver
 ) -> None:
+    """`minio/minio` itself where it can be pulled, Keystone's local S3 image in its place (with a
+    note) where it cannot: the same spec either way."""
     prepared = example(EXAMPLE)
 
     image = prepared.service_images["s3"]
-    assert image.ref == resolver.local("s3").ref
-    note = f"minio/minio cannot be pulled here; using Keystone's local image {image.ref} in its place"
-    assert note in prepared.notes
+    assert image == resolver.resolve("minio/minio")
+    assert [note for note in prepared.notes if "minio/minio" in note] == [n for n in [image.note] if n]
     plan = plan_replica(prepared, run_id="t", scenario_id="s3-reports", replica=0, seed=1, parameters={})
     (service,) = plan.sandbox.services
-    assert isinstance(service.kind, S3)
-    assert service.local_image is True
+    assert (service.kind, service.image) == ("s3", image.ref)
     assert plan.agent_env["S3_URL"] == plan.agent_env["AWS_ENDPOINT_URL"] == "http://s3:9000"
     assert plan.agent_env["AWS_ACCESS_KEY_ID"] == "test"
     labels = [step.label for step in plan.sandbox.fixtures]

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from polarity_keystone.engine import PreparedSpec, prepare
-from polarity_keystone.engine._prepare import plan_replica
+from polarity_keystone.engine import PreparedSpec, plan_replica, prepare
 from polarity_keystone.sandbox import ImageResolver
-from polarity_keystone.services import HttpMock, http_mock
+from polarity_keystone.services import http_mock
 from polarity_keystone.spec import load_spec
-from tests.engine.engine_examples import EXAMPLES, RunSpec
+from tests.examples.shipped_examples import EXAMPLES, RunSpec
 
 pytestmark = pytest.mark.docker
 
@@ -34,8 +33,7 @@ def test_an_http_mock_service_runs_keystones_own_image_with_its_config(
     assert prepared.fingerprint["service_images"] == {"stripe-mock": image.digest}
     plan = plan_replica(prepared, run_id="t", scenario_id="stripe-mock", replica=0, seed=1, parameters={})
     (service,) = plan.sandbox.services
-    assert isinstance(service.kind, HttpMock)
-    assert service.local_image is True
+    assert (service.kind, service.image) == ("http_mock", image.ref)
     config = json.loads(service.env[http_mock.CONFIG_ENV])
     assert (config["port"], config["record"], config["default_response"]) == (80, True, 404)
     assert [(r["method"], r["path"]) for r in config["routes"]] == [
