@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from docker.models.networks import Network
 
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, NetworkPolicy, SandboxPlan
 from tests.sandbox.gateway_probes import direct, proxied, tunnelled
@@ -28,6 +29,17 @@ try:
 except OSError as exc:
     print(f"FAILED {exc}")
 """
+
+
+def _host_address_on(network: Network) -> str:
+    """The host's address on a Docker bridge network, read from the network's Linux bridge: Docker's IPAM
+    config may leave out `Gateway` (a fresh engine's default bridge had only a `Subnet`)."""
+    options = network.attrs.get("Options") or {}
+    interface = options.get("com.docker.network.bridge.name") or f"br-{network.id[:12]}"
+    shown = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "dev", interface], capture_output=True, text=True, check=True
+    )
+    return shown.stdout.split()[3].split("/")[0]
 
 
 @pytest.fixture(scope="module")
@@ -138,10 +150,8 @@ def test_an_ip_literal_in_the_allow_list_is_reachable_and_nothing_else_is(
 def test_the_agent_cannot_reach_the_docker_host_or_its_socket(
     guarded: DockerSandbox, host_server: HostServer
 ) -> None:
-    bridge_ip = guarded.network.attrs["IPAM"]["Config"][0]["Gateway"]
-    # The default bridge's IPAM config has no gateway here: docker0's address comes from the interface.
-    docker0 = subprocess.run(["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True)
-    docker0_ip = docker0.stdout.split()[3].split("/")[0]
+    bridge_ip = _host_address_on(guarded.network)
+    docker0_ip = _host_address_on(guarded.network.client.networks.get("bridge"))
     # The host really serves on those addresses: the test process reaches itself through them.
     urllib.request.urlopen(f"http://{docker0_ip}:{host_server.port}/", timeout=3).close()
 
@@ -156,7 +166,7 @@ def test_a_sandbox_with_open_egress_still_cannot_reach_the_host(
     plan = SandboxPlan(spec_id="open", run_id="test-open", image=base_image, gateway_image=gateway_image)
     sandbox = backend.create(plan)
     try:
-        bridge_ip = sandbox.network.attrs["IPAM"]["Config"][0]["Gateway"]
+        bridge_ip = _host_address_on(sandbox.network)
         assert _python(sandbox, CONNECT, bridge_ip, str(host_server.port), proxy=False).startswith("FAILED")
         assert sandbox.network_log() == []
     finally:
