@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..analysis import Counts, RegressionPolicy, TestResult, decide_regressions, judged, percentile
-from ..engine._aggregate import aggregate_run, aggregate_scenario
+from ..engine import aggregate_run, aggregate_scenario
 from ..results import ReplicaResult, RunResults, ScenarioResult
 from ..store import ExperimentRecord, ReplicaRecord
 
