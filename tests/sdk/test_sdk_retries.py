@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -61,15 +62,29 @@ class Script:
         return JSONResponse({})
 
 
-def test_429_then_503_then_success_reuses_one_idempotency_key_and_honours_retry_after() -> None:
+def retry_waits(sdk_log: pytest.LogCaptureFixture) -> list[float]:
+    """The wait the client chose before each retry, from its log: exact on any machine, where the time
+    between two requests is only ever at least that wait."""
+    return [float(r.args[0]) for r in sdk_log.records if r.msg.startswith("retrying in")]  # type: ignore[index]
+
+
+@pytest.fixture
+def sdk_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="polarity_keystone.sdk")
+    return caplog
+
+
+def test_429_then_503_then_success_reuses_one_idempotency_key_and_honours_retry_after(
+    sdk_log: pytest.LogCaptureFixture,
+) -> None:
     script = Script((429, {"Retry-After": "1"}), (503, {"Retry-After": "0"}))
     with serve_app(script.app) as url, Keystone(api_key="ks_live_x", base_url=url) as ks:
         experiment = ks.experiments.create("n", "s")
     assert experiment.id == "exp-1"
     assert len(script.keys) == 3
     assert script.keys[0] and len(set(script.keys)) == 1
-    assert script.times[1] - script.times[0] >= 0.95  # waited the Retry-After of the 429
-    assert script.times[2] - script.times[1] < 0.5  # Retry-After: 0 means at once
+    assert retry_waits(sdk_log) == [1.0, 0.0]  # the 429's Retry-After; Retry-After: 0 means at once
+    assert script.times[1] - script.times[0] >= 0.95  # and the second request really waited
 
 
 def test_caller_idempotency_key_is_sent_on_every_attempt_and_calls_get_their_own() -> None:
@@ -112,14 +127,16 @@ def test_client_errors_are_not_retried() -> None:
     assert len(script.keys) == 1
 
 
-def test_5xx_without_retry_after_backs_off_exponentially() -> None:
+def test_5xx_without_retry_after_backs_off_exponentially(sdk_log: pytest.LogCaptureFixture) -> None:
     script = Script((500, {}), (500, {}))
     with serve_app(script.app) as url, Keystone(api_key="k", base_url=url) as ks:
         ks.experiments.create("n", "s")
-    first, second = script.times[1] - script.times[0], script.times[2] - script.times[1]
+    first, second = retry_waits(sdk_log)
     policy = RetryPolicy()
-    assert policy.initial_backoff * 0.75 - 0.05 <= first <= policy.initial_backoff + 0.3
-    assert policy.initial_backoff * 2 * 0.75 - 0.05 <= second <= policy.initial_backoff * 2 + 0.3
+    assert policy.initial_backoff * 0.75 <= first <= policy.initial_backoff
+    assert policy.initial_backoff * 2 * 0.75 <= second <= policy.initial_backoff * 2
+    assert script.times[1] - script.times[0] >= first - 0.01  # the waits were really slept
+    assert script.times[2] - script.times[1] >= second - 0.01
 
 
 def test_backoff_is_capped_and_jittered() -> None:

@@ -10,8 +10,9 @@ import pytest
 
 from polarity_keystone.server import close_app
 from tests.server.server_api import Api, MakeApi, spec_yaml, sse_events, wait_until_finished
+from tests.stores import ENGINE_ON_ONE_STORE
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, ENGINE_ON_ONE_STORE]
 
 SECRET = "s3cr3t-token-value"
 SECRET_SPEC = spec_yaml(

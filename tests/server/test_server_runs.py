@@ -15,6 +15,7 @@ from tests.server.server_api import (
     unreachable_engine,
     wait_until_finished,
 )
+from tests.stores import ENGINE_ON_ONE_STORE
 
 MATRIX_SPEC = spec_yaml(command='echo "seed=$KEYSTONE_SEED size=$size"').replace(
     "{replicas: 1}", "{replicas: 1, matrix: {size: [s, l]}}"
@@ -92,6 +93,7 @@ def test_a_replica_suite_lists_one_seed_per_replica(make_api: MakeApi) -> None:
 
 
 @pytest.mark.docker
+@ENGINE_ON_ONE_STORE
 def test_a_run_reports_its_invariants_and_replays_identically(make_api: MakeApi) -> None:
     api = make_api(socket=True)
     api.upload(TWO_CHECKS)
@@ -122,6 +124,7 @@ def test_a_run_reports_its_invariants_and_replays_identically(make_api: MakeApi)
 
 
 @pytest.mark.docker
+@ENGINE_ON_ONE_STORE
 def test_a_suite_seed_re_runs_that_replica(make_api: MakeApi) -> None:
     api = make_api()
     api.upload(MATRIX_SPEC)

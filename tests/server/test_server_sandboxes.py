@@ -11,8 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.server.server_api import Api, MakeApi, spec_yaml, sse_events
+from tests.stores import ENGINE_ON_ONE_STORE
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, ENGINE_ON_ONE_STORE]
 
 SECRET = "sandbox-s3cr3t-value"
 SPEC = spec_yaml("box", extra="secrets:\n  - name: BOX_TOKEN\n")
