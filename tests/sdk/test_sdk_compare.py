@@ -109,24 +109,12 @@ def test_compare_takes_the_gates_parameters(server: KeystoneServer) -> None:
     assert [r.decision for r in bh.scenarios if r.scenario_id == "shaky"] == ["regressed"]
 
 
-@pytest.mark.parametrize(
-    ("options", "field"),
-    [
-        ({"alpha": 0.0}, "alpha"),
-        ({"alpha": 0.6}, "alpha"),
-        ({"correction": "bonferroni"}, "correction"),
-        ({"min_effect": 1.5}, "min_effect"),
-        ({"min_effect": -0.1}, "min_effect"),
-    ],
-)
-def test_compare_refuses_a_bad_parameter(
-    server: KeystoneServer, options: dict[str, object], field: str
-) -> None:
+def test_a_bad_parameter_is_a_bad_request(server: KeystoneServer) -> None:
+    """The server validates (its tests cover every bound); the SDK passes the 400 on as it is."""
     _compare_and_gate(server)
 
     with pytest.raises(BadRequestError) as caught:
-        server.client().experiments.compare("exp-base", "exp-cand", **options)  # type: ignore[arg-type]
+        server.client().experiments.compare("exp-base", "exp-cand", alpha=0.6)
 
-    assert caught.value.status_code == 400
-    assert caught.value.error == "invalid_request" and caught.value.request_id
-    assert field in caught.value.message
+    assert (caught.value.status_code, caught.value.error) == (400, "invalid_request")
+    assert caught.value.message.startswith("alpha:") and caught.value.request_id
