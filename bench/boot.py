@@ -50,7 +50,7 @@ from polarity_keystone.sandbox import (
     runtime_problem,
 )
 from polarity_keystone.sandbox._labels import OWNER
-from polarity_keystone.services import ServicePlan, kind_of, postgres
+from polarity_keystone.services import kind_of, postgres
 from polarity_keystone.spec import Service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -298,8 +298,7 @@ def bench_services(
     """With `network`, egress goes through the gateway container (deny, one DNS override)."""
     db, cache = Service(name="db", image="postgres:16"), Service(name="cache", image="redis:7")
     plans = [
-        ServicePlan(spec=s, kind=kind_of(s), image=resolver.resolve(s.image or "").ref, local_image=True)
-        for s in (db, cache)
+        kind_of(s).container(s, resolver.resolve(s.image or "").ref, local_image=True) for s in (db, cache)
     ]
 
     def fixture(sandbox: Any) -> Any:

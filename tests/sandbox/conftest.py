@@ -12,10 +12,10 @@ import pytest
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from polarity_keystone.sandbox import DockerBackend, ImageResolver
+from polarity_keystone.sandbox import DockerBackend, ImageResolver, ServiceContainer
 from polarity_keystone.sandbox import _labels as labels
-from polarity_keystone.services import ServicePlan, kind_of
-from polarity_keystone.spec._models import Service
+from polarity_keystone.services import kind_of
+from polarity_keystone.spec import Service
 from tests.sandbox.host_listener import HostServer, serve_on_every_address
 from tests.sandbox.outside_host import Outside, outside_namespace
 
@@ -27,14 +27,14 @@ def base_image(resolver: ImageResolver) -> str:
 
 
 @pytest.fixture(scope="session")
-def service_plan(resolver: ImageResolver) -> Callable[[Service], ServicePlan]:
+def service_plan(resolver: ImageResolver) -> Callable[[Service], ServiceContainer]:
     """A plan running a Postgres/Redis spec service on Keystone's local image, like the engine does
     when the canonical image cannot be pulled."""
 
-    def make(service: Service) -> ServicePlan:
+    def make(service: Service) -> ServiceContainer:
         kind = kind_of(service)
         image = resolver.local(kind.local_image).ref if kind.local_image else str(service.image)
-        return ServicePlan(spec=service, kind=kind, image=image, env=dict(service.env), local_image=True)
+        return kind.container(service, image, local_image=True)
 
     return make
 

@@ -27,12 +27,13 @@ from polarity_keystone.sandbox import (
     SandboxBootError,
     SandboxError,
     SandboxPlan,
-    SandboxState,
+    SandboxStatus,
+    ServiceContainer,
     ServiceEndpoint,
 )
 from polarity_keystone.sandbox import _labels as labels
-from polarity_keystone.services import ServicePlan, SqlError, postgres
-from polarity_keystone.spec._models import Service
+from polarity_keystone.services import SqlError, postgres
+from polarity_keystone.spec import Service
 
 pytestmark = pytest.mark.docker
 
@@ -42,7 +43,7 @@ CPU = 1.5
 MEMORY = 768 * 1024**2
 TIMEOUT_S = 900.0
 
-PlanService = Callable[[Service], ServicePlan]
+PlanService = Callable[[Service], ServiceContainer]
 
 
 def _run_id() -> str:
@@ -53,7 +54,7 @@ def _run_id() -> str:
 class Booted:
     sandbox: DockerSandbox
     run_id: str
-    state_at_create: SandboxState
+    state_at_create: SandboxStatus
     events: list[BootEvent] = field(default_factory=list)
 
 
@@ -128,7 +129,7 @@ def _network_attrs(client: docker.DockerClient, sandbox: DockerSandbox) -> dict[
 
 def test_create_returns_a_ready_sandbox_with_its_services(booted: Booted) -> None:
     sandbox = booted.sandbox
-    assert booted.state_at_create is SandboxState.READY
+    assert booted.state_at_create is SandboxStatus.READY
     assert set(sandbox.services) == {"db", "cache"}
     db, cache = sandbox.services["db"], sandbox.services["cache"]
     assert isinstance(db, ServiceEndpoint)
@@ -170,7 +171,7 @@ def test_exec_runs_from_workspace_with_env_and_separate_streams(sandbox: DockerS
     assert result.stdout == "/workspace\nhello world\n"
     assert result.stderr == "oops\n"
     assert result.timed_out is False
-    assert sandbox.state is SandboxState.RUNNING
+    assert sandbox.state is SandboxStatus.RUNNING
 
 
 def test_exec_takes_an_argv_and_a_workdir(sandbox: DockerSandbox) -> None:
@@ -254,13 +255,13 @@ def test_copy_in_copies_a_local_directory_tree(sandbox: DockerSandbox, tmp_path)
 # --- workspace state and diff -----------------------------------------------------------------------
 
 
-def test_workspace_state_lists_files_with_size_mode_and_checksum(sandbox: DockerSandbox) -> None:
+def test_workspace_snapshot_lists_files_with_size_mode_and_checksum(sandbox: DockerSandbox) -> None:
     report = b"hello state\n"
     sandbox.write_file("state/report.txt", report, 0o640)
     sandbox.write_file("state/with space.txt", b"", 0o600)
     sandbox.write_file("state/tool", b"#!/bin/sh\n", 0o755)
 
-    state = sandbox.workspace_state()
+    state = sandbox.workspace_snapshot()
 
     datetime.fromisoformat(state.captured_at)
     info = state.files["state/report.txt"]
@@ -400,18 +401,18 @@ def test_destroy_removes_every_container_and_the_network_and_is_idempotent(
         SandboxPlan(spec_id="destroy", run_id=_run_id(), image=base_image, services=[service_plan(CACHE)])
     )
     try:
-        assert sandbox.state is SandboxState.READY
+        assert sandbox.state is SandboxStatus.READY
         present = of_sandbox(backend.client, sandbox.id)
         assert len(present.containers) == 2
         assert len(present.networks) == 1
         assert sandbox.exec("true").exit_code == 0
-        assert sandbox.state is SandboxState.RUNNING
+        assert sandbox.state is SandboxStatus.RUNNING
     finally:
         sandbox.destroy()
-    assert sandbox.state is SandboxState.STOPPED
+    assert sandbox.state is SandboxStatus.STOPPED
     assert not of_sandbox(backend.client, sandbox.id)
     sandbox.destroy()
-    assert sandbox.state is SandboxState.STOPPED
+    assert sandbox.state is SandboxStatus.STOPPED
     with pytest.raises(SandboxError):
         sandbox.exec("true")
     with pytest.raises(SandboxError):
@@ -423,14 +424,14 @@ def test_the_resources_timeout_destroys_the_sandbox(
 ) -> None:
     sandbox = backend.create(SandboxPlan(spec_id="expire", run_id=_run_id(), image=base_image, timeout_s=2))
     try:
-        assert sandbox.state is SandboxState.READY
+        assert sandbox.state is SandboxStatus.READY
         assert sandbox.exec("true").exit_code == 0
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and (
-            sandbox.state is not SandboxState.STOPPED or of_sandbox(backend.client, sandbox.id)
+            sandbox.state is not SandboxStatus.STOPPED or of_sandbox(backend.client, sandbox.id)
         ):
             time.sleep(0.2)
-        assert sandbox.state is SandboxState.STOPPED
+        assert sandbox.state is SandboxStatus.STOPPED
         assert not of_sandbox(backend.client, sandbox.id)
         with pytest.raises(SandboxError, match=r"reached its timeout \(2s, resources.timeout\)"):
             sandbox.exec("true")
@@ -443,13 +444,13 @@ def test_expire_after_replaces_the_deadline(backend: DockerBackend, base_image: 
     try:
         sandbox.expire_after(600)  # e.g. extended to inspect it
         time.sleep(3)
-        assert sandbox.state is SandboxState.READY
+        assert sandbox.state is SandboxStatus.READY
         assert sandbox.exec("true").exit_code == 0
         sandbox.expire_after(0.2)
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and sandbox.state is not SandboxState.STOPPED:
+        while time.monotonic() < deadline and sandbox.state is not SandboxStatus.STOPPED:
             time.sleep(0.1)
-        assert sandbox.state is SandboxState.STOPPED
+        assert sandbox.state is SandboxStatus.STOPPED
         assert not of_sandbox(backend.client, sandbox.id)
     finally:
         sandbox.destroy()

@@ -10,11 +10,9 @@ import pytest
 
 from polarity_keystone.cli import main
 from polarity_keystone.engine import PreparedSpec, RunOptions, run_experiment
-from polarity_keystone.sandbox import DockerBackend, SandboxError, SandboxPlan
+from polarity_keystone.sandbox import DockerBackend, SandboxError, SandboxPlan, ServiceContainer
 from polarity_keystone.sandbox._hardening import AGENT_CAPABILITIES, limits_from_events
-from polarity_keystone.services import ServicePlan
-from polarity_keystone.spec import SpecError
-from polarity_keystone.spec._models import Service
+from polarity_keystone.spec import Service, SpecError
 
 WHO_AM_I = """
 version: 1
@@ -104,7 +102,7 @@ def test_a_server_runtime_must_be_registered(tmp_path: Path) -> None:
 
 @pytest.mark.docker
 def test_agent_and_service_containers_carry_capability_and_resource_limits(
-    backend: DockerBackend, base_image: str, service_plan: Callable[[Service], ServicePlan], run_id: str
+    backend: DockerBackend, base_image: str, service_plan: Callable[[Service], ServiceContainer], run_id: str
 ) -> None:
     plan = SandboxPlan(
         spec_id="limits",

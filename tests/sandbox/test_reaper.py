@@ -21,10 +21,9 @@ import docker.errors
 import pytest
 from docker.models.containers import ContainerCollection
 
-from polarity_keystone.sandbox import DockerBackend, DockerSandbox, SandboxPlan
+from polarity_keystone.sandbox import DockerBackend, DockerSandbox, SandboxPlan, ServiceContainer
 from polarity_keystone.sandbox import _labels as labels
-from polarity_keystone.services import ServicePlan
-from polarity_keystone.spec._models import Service
+from polarity_keystone.spec import Service
 
 pytestmark = pytest.mark.docker
 
@@ -105,7 +104,7 @@ def dead_owner() -> str:
 
 @pytest.fixture
 def boot(
-    backend: DockerBackend, base_image: str, service_plan: Callable[[Service], ServicePlan], run_id: str
+    backend: DockerBackend, base_image: str, service_plan: Callable[[Service], ServiceContainer], run_id: str
 ) -> Iterator[Callable[..., DockerSandbox]]:
     """Boots agent + Redis sandboxes of this test's run for a given owner; destroys them afterwards."""
     booted: list[DockerSandbox] = []
@@ -244,14 +243,14 @@ _ENGINE = textwrap.dedent(
     """
     import sys, time
     from polarity_keystone.sandbox import DockerBackend, SandboxPlan
-    from polarity_keystone.services import ServicePlan, kind_of
-    from polarity_keystone.spec._models import Service
+    from polarity_keystone.services import kind_of
+    from polarity_keystone.spec import Service
 
     run_id, agent_image, redis_image = sys.argv[1:4]
     cache = Service(name="cache", image="redis:7")
     plan = SandboxPlan(
         spec_id="crash", run_id=run_id, image=agent_image,
-        services=[ServicePlan(spec=cache, kind=kind_of(cache), image=redis_image, local_image=True)],
+        services=[kind_of(cache).container(cache, redis_image, local_image=True)],
     )
     sandbox = DockerBackend().create(plan)
     print("ready", sandbox.id, flush=True)
@@ -263,7 +262,7 @@ _ENGINE = textwrap.dedent(
 def test_a_sigkilled_engines_sandbox_is_reaped(
     backend: DockerBackend,
     base_image: str,
-    service_plan: Callable[[Service], ServicePlan],
+    service_plan: Callable[[Service], ServiceContainer],
     run_id: str,
     of_run: Callable[..., Any],
 ) -> None:

@@ -8,15 +8,14 @@ from collections.abc import Callable
 
 import pytest
 
-from polarity_keystone.sandbox import DockerBackend, SandboxPlan
-from polarity_keystone.sandbox._docker import split_services
-from polarity_keystone.services import ServicePlan, postgres
-from polarity_keystone.spec._models import Service
+from polarity_keystone.sandbox import DockerBackend, SandboxPlan, ServiceContainer, split_services
+from polarity_keystone.services import postgres
+from polarity_keystone.spec import Service
 
-MakePlan = Callable[[Service], ServicePlan]
+MakePlan = Callable[[Service], ServiceContainer]
 
 
-def _names(plans: list[ServicePlan]) -> list[str]:
+def _names(plans: list[ServiceContainer]) -> list[str]:
     return [plan.name for plan in plans]
 
 

@@ -18,7 +18,7 @@ from polarity_keystone.results import InvariantResult, ReplicaResult
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, FixtureStep, ImageResolver, SandboxPlan
 from polarity_keystone.scoring import CheckContext, run_check, supported_checks
 from polarity_keystone.secrets import Redactor, redact_result
-from polarity_keystone.services import ServicePlan, kind_of, postgres
+from polarity_keystone.services import kind_of, postgres
 from polarity_keystone.spec._models import Invariant, Service
 
 pytestmark = pytest.mark.docker
@@ -56,7 +56,7 @@ def sandbox(backend: DockerBackend, resolver: ImageResolver) -> Iterator[DockerS
         spec_id="checks",
         run_id=f"test-{uuid.uuid4().hex[:10]}",
         image=resolver.local("base").ref,
-        services=[ServicePlan(DB, kind_of(DB), resolver.local("postgres").ref, local_image=True)],
+        services=[kind_of(DB).container(DB, resolver.local("postgres").ref, local_image=True)],
         fixtures=[FixtureStep(_seed, "seed")],
     )
     sandbox = backend.create(plan)

@@ -14,7 +14,7 @@ import pytest
 from polarity_keystone.results import InvariantResult
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, ImageResolver, SandboxPlan
 from polarity_keystone.scoring import CheckContext, json_subset, run_check, supported_checks
-from polarity_keystone.services import ServicePlan, kind_of
+from polarity_keystone.services import kind_of
 from polarity_keystone.spec._models import Invariant, Service
 
 pytestmark = pytest.mark.docker
@@ -52,10 +52,7 @@ send("POST", "/v1/notes", "free text with ORDER-1042 inside " + "x" * 2000)
 @pytest.fixture(scope="module")
 def sandbox(backend: DockerBackend, resolver: ImageResolver) -> Iterator[DockerSandbox]:
     image = resolver.local("http_mock").ref
-    services = [
-        ServicePlan(s, kind_of(s), image, kind_of(s).container_env(s), local_image=True)
-        for s in (PAY, QUIET, UNRECORDED)
-    ]
+    services = [kind_of(s).container(s, image, local_image=True) for s in (PAY, QUIET, UNRECORDED)]
     plan = SandboxPlan(
         spec_id="mock-checks",
         run_id=f"test-{uuid.uuid4().hex[:10]}",

@@ -20,12 +20,18 @@ from typing import Any, cast
 import pytest
 
 from polarity_keystone.results import InvariantResult, ReplicaResult
-from polarity_keystone.sandbox import DockerBackend, ImageResolver, Sandbox, SandboxPlan
-from polarity_keystone.sandbox._base import FileInfo, WorkspaceState
+from polarity_keystone.sandbox import (
+    DockerBackend,
+    FileInfo,
+    ImageResolver,
+    Sandbox,
+    SandboxPlan,
+    WorkspaceSnapshot,
+)
 from polarity_keystone.scoring import CheckContext, parse_verdict, run_check, score_run, supported_checks
 from polarity_keystone.scoring import _judge_client as judge_client
 from polarity_keystone.secrets import Redactor, redact_result
-from polarity_keystone.services import ServicePlan, kind_of
+from polarity_keystone.services import kind_of
 from polarity_keystone.spec._models import Invariant, Service
 
 SECRET = "sk_live_topsecret_4242"
@@ -149,9 +155,9 @@ class FakeSandbox:
             raise FileNotFoundError(path)
         return self.files[relative]
 
-    def workspace_state(self) -> WorkspaceState:
+    def workspace_snapshot(self) -> WorkspaceSnapshot:
         infos = {p: FileInfo(size=len(c), mode="644", checksum="") for p, c in self.files.items()}
-        return WorkspaceState(captured_at="", files=infos)
+        return WorkspaceSnapshot(captured_at="", files=infos)
 
 
 def context(agent_output: str = "", files: dict[str, bytes] | None = None) -> CheckContext:
@@ -458,10 +464,7 @@ for text in ("first draft", "Dear Ana, we are sorry: your refund of $49.99 is on
 
 @pytest.fixture(scope="module")
 def mock_sandbox(backend: DockerBackend, resolver: ImageResolver) -> Iterator[Sandbox]:
-    kind = kind_of(SMTP)
-    service = ServicePlan(
-        SMTP, kind, resolver.local("http_mock").ref, kind.container_env(SMTP), local_image=True
-    )
+    service = kind_of(SMTP).container(SMTP, resolver.local("http_mock").ref, local_image=True)
     plan = SandboxPlan(
         spec_id="judge-mock",
         run_id=f"test-{uuid.uuid4().hex[:10]}",

@@ -13,7 +13,7 @@ import pytest
 from polarity_keystone.results import InvariantResult
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, ImageResolver, SandboxPlan
 from polarity_keystone.scoring import CheckContext, run_check, supported_checks
-from polarity_keystone.services import ServicePlan, kind_of, s3
+from polarity_keystone.services import kind_of, s3
 from polarity_keystone.spec._models import Invariant, Service
 
 pytestmark = pytest.mark.docker
@@ -24,14 +24,11 @@ REPORT = "total,7499\nstatus: done\n"
 
 @pytest.fixture(scope="module")
 def sandbox(backend: DockerBackend, resolver: ImageResolver) -> Iterator[DockerSandbox]:
-    kind = kind_of(STORE)
     plan = SandboxPlan(
         spec_id="s3-checks",
         run_id=f"test-{uuid.uuid4().hex[:10]}",
         image=resolver.local("base").ref,
-        services=[
-            ServicePlan(STORE, kind, resolver.local("s3").ref, kind.container_env(STORE), local_image=True)
-        ],
+        services=[kind_of(STORE).container(STORE, resolver.local("s3").ref, local_image=True)],
     )
     sandbox = backend.create(plan)
     try:

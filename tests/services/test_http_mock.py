@@ -12,9 +12,17 @@ from typing import Any
 
 import pytest
 
-from polarity_keystone.sandbox import DockerBackend, DockerSandbox, ImageResolver, SandboxError, SandboxPlan
-from polarity_keystone.services import HttpMock, LogLine, ServicePlan, http_mock, kind_of
-from polarity_keystone.spec._models import Service
+from polarity_keystone.sandbox import (
+    DockerBackend,
+    DockerSandbox,
+    ImageResolver,
+    LogLine,
+    SandboxError,
+    SandboxPlan,
+    ServiceContainer,
+)
+from polarity_keystone.services import HttpMock, http_mock, kind_of
+from polarity_keystone.spec import Service
 
 pytestmark = pytest.mark.docker
 
@@ -58,11 +66,9 @@ print(json.dumps({"status": response.status, "headers": dict(response.headers),
 """
 
 
-def plan_of(resolver: ImageResolver, service: Service) -> ServicePlan:
+def plan_of(resolver: ImageResolver, service: Service) -> ServiceContainer:
     """What the engine plans for an http_mock: Keystone's own image and the config in its env."""
-    kind = kind_of(service)
-    image = resolver.local("http_mock").ref
-    return ServicePlan(service, kind, image, {**service.env, **kind.container_env(service)}, local_image=True)
+    return kind_of(service).container(service, resolver.local("http_mock").ref, local_image=True)
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from polarity_keystone.engine._prepare import _fixture_step
-from polarity_keystone.sandbox import DockerBackend, DockerSandbox, ImageResolver, SandboxPlan
+from polarity_keystone.engine._fixtures import prepare_fixture
+from polarity_keystone.sandbox import (
+    DockerBackend,
+    DockerSandbox,
+    ImageResolver,
+    LogLine,
+    SandboxPlan,
+    ServiceContainer,
+)
 from polarity_keystone.sandbox._images import _FALLBACKS
-from polarity_keystone.services import S3, LogLine, ServicePlan, kind_of, s3
-from polarity_keystone.spec import LoadedSpec, load_spec
-from polarity_keystone.spec._models import S3Fixture, Service, Setup
+from polarity_keystone.services import S3, kind_of, s3
+from polarity_keystone.spec import LoadedSpec, S3Fixture, Service, Setup, load_spec
 
 pytestmark = pytest.mark.docker
 
@@ -51,10 +57,8 @@ def _loaded_from(spec_dir: Path) -> LoadedSpec:
     return load_spec(spec_dir / "s3.yaml")
 
 
-def plan_of(resolver: ImageResolver, service: Service) -> ServicePlan:
-    kind = kind_of(service)
-    image = resolver.local("s3").ref
-    return ServicePlan(service, kind, image, {**service.env, **kind.container_env(service)}, local_image=True)
+def plan_of(resolver: ImageResolver, service: Service) -> ServiceContainer:
+    return kind_of(service).container(service, resolver.local("s3").ref, local_image=True)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +84,7 @@ def sandbox(
         run_id=f"test-{uuid.uuid4().hex[:10]}",
         image=resolver.bake_setup(resolver.local("base"), Setup(packages=["python3-boto3"])).ref,
         services=[plan_of(resolver, STORE), plan_of(resolver, OTHER)],
-        fixtures=[_fixture_step(_loaded_from(spec_dir), 0, {"store": STORE}, fixture)],
+        fixtures=[prepare_fixture(_loaded_from(spec_dir), 0, fixture).step({"store": STORE})],
     )
     sandbox = backend.create(plan)
     try:
@@ -111,6 +115,10 @@ def test_s3_images_and_type_run_the_s3_kind_on_port_9000() -> None:
     assert kind.port(OTHER) == 9100
     assert kind.readiness(STORE, local=True) == LogLine(s3.READY_MARKER)
     assert kind.container_env(OTHER) == {s3.PORT_ENV: "9100"}
+    container = kind.container(OTHER, "keystone-local/s3", local_image=True)
+    assert container.ports == (9100,)
+    assert container.env == {"AWS_DEFAULT_REGION": "eu-west-1", s3.PORT_ENV: "9100"}
+    assert container.url == "http://other-s3:9100"
 
 
 def test_the_agent_gets_the_endpoint_and_test_credentials_unless_the_service_sets_them() -> None:

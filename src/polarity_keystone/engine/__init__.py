@@ -2,6 +2,7 @@
 
 from ._aggregate import aggregate_run, aggregate_scenario
 from ._experiment import ProgressListener, RunOptions, run_experiment, scenarios_of
+from ._fixtures import supported_fixtures
 from ._prepare import TASK_FILE, PreparedSpec, plan_replica, prepare
 from ._replay import FingerprintMismatch, replay
 from ._replica import AGENT_OUTPUT_LIMIT
@@ -24,4 +25,5 @@ __all__ = [
     "replica_seed",
     "run_experiment",
     "scenarios_of",
+    "supported_fixtures",
 ]

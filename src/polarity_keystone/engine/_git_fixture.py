@@ -12,7 +12,7 @@ import weakref
 from pathlib import Path
 
 from ..sandbox import FixtureError, FixtureStep, Sandbox
-from ..spec._models import GitRepoFixture
+from ..spec import GitRepoFixture
 
 _SHA = re.compile(r"[0-9a-fA-F]{7,40}")
 _CLONE_TIMEOUT_S = 600

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,16 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..sandbox import (
-    ROOT,
-    AgentUser,
-    FixtureError,
-    FixtureStep,
-    ImageResolver,
-    ResolvedImage,
-    Sandbox,
-    SandboxPlan,
-)
+from ..sandbox import ROOT, AgentUser, ImageResolver, ResolvedImage, SandboxPlan
 from ..secrets import (
     LOCAL,
     Redactor,
@@ -34,22 +24,14 @@ from ..secrets import (
     resolve_fixed,
     secret_files,
 )
-from ..services import S3Error, ServicePlan, SqlError, kind_of, postgres, s3
-from ..spec import LoadedSpec, LocalPathError, PathKind, SpecError, confine, read_regular, tree
-from ..spec._models import (
-    DirectoryFixture,
-    Fixture,
-    GitRepoFixture,
-    S3Fixture,
-    Service,
-    SqlFixture,
-    local_repository,
-)
+from ..services import kind_of
+from ..spec import LoadedSpec, Service, read_regular, tree
 from ._confine import confined_agent_image
 from ._db_audit import audited, needs_db_audit
 from ._execlog import logged_env, needs_command_log, with_command_log
-from ._git_fixture import GitCheckout
+from ._fixtures import PreparedFixture, prepare_fixture, secret_files_step
 from ._network import network_policy
+from ._spec_paths import local_path
 from ._trace import TRACE_FILE
 
 TASK_FILE = "/keystone/task.md"
@@ -67,28 +49,6 @@ def _digest_dir(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _local(loaded: LoadedSpec, field: str, value: str, kind: PathKind) -> Path:
-    """A spec path checked again where it is used (the files may have changed since validation);
-    SpecError when it now leaves the spec's root or is no longer a regular file or directory."""
-    try:
-        return confine(loaded.spec_dir, value, kind)
-    except LocalPathError as exc:
-        raise exc.spec_error(_spec_file(loaded), field) from None
-
-
-def _spec_file(loaded: LoadedSpec) -> str:
-    return str(loaded.path or f"{loaded.spec.id}.yaml")
-
-
-def _git_url(loaded: LoadedSpec, index: int, fixture: GitRepoFixture) -> str:
-    """A remote URL as written; a local repository (relative to the spec) as a file:// URL, which git
-    needs for `--depth` to apply."""
-    local = local_repository(fixture.url)
-    if local is None:
-        return fixture.url
-    return _local(loaded, f"fixtures[{index}].url", local, "directory").as_uri()
-
-
 @dataclass
 class PreparedSpec:
     loaded: LoadedSpec
@@ -99,8 +59,8 @@ class PreparedSpec:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     """Resolved secret values except the per-seed generated ones; never persisted."""
-    git_checkouts: dict[int, GitCheckout] = field(default_factory=dict)
-    """The `git_repo` fixtures by position, each cloned once for every replica."""
+    fixtures: list[PreparedFixture] = field(default_factory=list)
+    """The spec's fixtures in order, each prepared once for every replica (a `git_repo` is cloned)."""
     gateway_image: str | None = None
     """Keystone's network gateway, which also keeps sandboxes away from the host (see sandbox/_isolation)."""
     agent_user: AgentUser = ROOT
@@ -123,8 +83,9 @@ def prepare(
     provided_secrets: Mapping[str, str] | None = None,
     policy: SecretPolicy = LOCAL,
 ) -> PreparedSpec:
-    """Resolve secrets, clone git fixtures and build every image the spec needs; raises SecretError or
-    SpecError (invalid input), FixtureError or ImageError (infrastructure) when something cannot be had.
+    """Resolve secrets, build every image the spec needs and prepare its fixtures (clone git
+    repositories); raises SecretError or SpecError (invalid input), FixtureError or ImageError
+    (infrastructure) when something cannot be had.
     `provided_secrets` (sent by a client with its request) win over the spec's declared sources, which
     are read on this machine only if `policy` allows (the default: the local user's own run)."""
     spec = loaded.spec
@@ -138,12 +99,8 @@ def prepare(
         agent_image = with_command_log(resolver, agent_image)
     service_images = {s.name: _service_image(s, resolver) for s in spec.services}
     notes = [image.note for image in [base, *service_images.values()] if image.note]
-    agent_dir = _local(loaded, "agent.path", spec.agent.path, "directory") if spec.agent.path else None
-    checkouts = {
-        index: GitCheckout(fixture, _git_url(loaded, index, fixture))
-        for index, fixture in enumerate(spec.fixtures)
-        if isinstance(fixture, GitRepoFixture)
-    }
+    agent_dir = local_path(loaded, "agent.path", spec.agent.path, "directory") if spec.agent.path else None
+    fixtures = [prepare_fixture(loaded, index, fixture) for index, fixture in enumerate(spec.fixtures)]
     fingerprint = {
         "keystone": __version__,
         "spec_id": spec.id,
@@ -152,7 +109,13 @@ def prepare(
         "agent_image": agent_image.digest,
         "service_images": {name: image.digest for name, image in sorted(service_images.items())},
         "agent_digest": _digest_dir(agent_dir) if agent_dir else "",
-        "git_commits": {str(index): checkout.commit for index, checkout in checkouts.items()},
+        # Named for the one fixture type that pins a revision today; renaming it would change every
+        # run's fingerprint, so replays of earlier runs would be refused.
+        "git_commits": {
+            str(index): fixture.revision
+            for index, fixture in enumerate(fixtures)
+            if fixture.revision is not None
+        },
     }
     prepared = PreparedSpec(
         loaded,
@@ -162,7 +125,7 @@ def prepare(
         list(dict.fromkeys(notes)),
         fingerprint,
         secrets,
-        checkouts,
+        fixtures,
         resolver.local("gateway").ref,
         agent_user,
     )
@@ -212,15 +175,7 @@ def plan_replica(
         if needs_db_audit(spec):
             service = services[declared.name] = audited(service)
         image, kind = prepared.service_images[service.name], kind_of(service)
-        plans.append(
-            ServicePlan(
-                service,
-                kind,
-                image.ref,
-                {**env, **kind.container_env(service)},
-                local_image=bool(image.note) or not declared.image,
-            )
-        )
+        plans.append(kind.container(service, image.ref, local_image=bool(image.note) or not declared.image))
         service_env.update(kind.agent_env(service))
     agent_env = {
         **{key: interpolate(value, values) for key, value in spec.setup.env.items()},
@@ -245,13 +200,8 @@ def plan_replica(
         run_id=run_id,
         image=prepared.agent_image.ref,
         services=plans,
-        fixtures=_secret_file_steps(secret_files(spec.secrets, values, prepared.agent_user.home))
-        + [
-            prepared.git_checkouts[index].step()
-            if index in prepared.git_checkouts
-            else _fixture_step(prepared.loaded, index, services, fixture)
-            for index, fixture in enumerate(spec.fixtures)
-        ],
+        fixtures=secret_files_step(secret_files(spec.secrets, values, prepared.agent_user.home))
+        + [fixture.step(services) for fixture in prepared.fixtures],
         env={key: interpolate(value, values) for key, value in spec.setup.env.items()},
         cpu=spec.resources.cpu,
         memory_bytes=spec.resources.memory,
@@ -267,93 +217,3 @@ def plan_replica(
         keep=keep,
     )
     return ReplicaPlan(sandbox, agent_env, Redactor(values), services)
-
-
-def _secret_file_steps(files: dict[str, str]) -> list[FixtureStep]:
-    """Secret files are written first, as boot step 1 of the pipeline (resolve secrets) prescribes."""
-    if not files:
-        return []
-
-    def write(sandbox: Sandbox) -> None:
-        for path, content in files.items():
-            sandbox.write_file(path, content.encode(), 0o600)
-
-    return [FixtureStep(write, f"secret files {sorted(files)}")]
-
-
-def _fixture_step(
-    loaded: LoadedSpec, index: int, services: dict[str, Service], fixture: Fixture
-) -> FixtureStep:
-    if isinstance(fixture, SqlFixture):
-        service = services[fixture.service]
-        sql = fixture.sql if fixture.sql is not None else _sql_file(loaded, index, fixture.file or "")
-
-        def apply_sql(sandbox: Sandbox) -> None:
-            try:
-                postgres.run_sql(sandbox, service, sql)
-            except SqlError as exc:
-                raise FixtureError(str(exc), _psql_errors(exc.output)) from exc
-
-        origin = fixture.file or "inline"
-        return FixtureStep(apply_sql, f"sql fixture on {service.name} ({origin})", touches_workspace=False)
-    if isinstance(fixture, DirectoryFixture):
-        source = str(_local(loaded, f"fixtures[{index}].source", fixture.source, "directory"))
-
-        def copy_directory(sandbox: Sandbox) -> None:
-            sandbox.copy_in(source, fixture.path)
-
-        return FixtureStep(copy_directory, f"directory fixture {fixture.source} -> {fixture.path}")
-    if isinstance(fixture, S3Fixture):
-        return _s3_fixture_step(loaded, index, services[fixture.service], fixture)
-    raise FixtureError(f"fixture type {fixture.type!r} is not supported yet")
-
-
-def _sql_file(loaded: LoadedSpec, index: int, file: str) -> str:
-    field = f"fixtures[{index}].file"
-    try:
-        return read_regular(_local(loaded, field, file, "file")).decode("utf-8")
-    except LocalPathError as exc:
-        raise exc.spec_error(_spec_file(loaded), field) from None
-    except UnicodeDecodeError as exc:
-        problem = LocalPathError(f"`{file}` is not UTF-8 (byte {exc.start})", "save the SQL file as UTF-8")
-        raise problem.spec_error(_spec_file(loaded), field) from None
-
-
-_PSQL_MESSAGE = re.compile(r"^(?:psql:[^ ]*: )?(?:ERROR|FATAL|PANIC|DETAIL|HINT):")
-"""psql's own diagnostics; its `LINE n:` context (and the caret under it) quote the script instead."""
-_PSQL_LINE_CAP = 300
-
-
-def _psql_errors(output: str) -> str:
-    """What psql said about a failed fixture script, without the script's text: a file's content must
-    never come back in an error (the file may not be the caller's to read)."""
-    kept = [line[:_PSQL_LINE_CAP] for line in output.splitlines() if _PSQL_MESSAGE.match(line)]
-    return "\n".join(kept[:10]) or "psql failed without an error message"
-
-
-def _s3_fixture_step(loaded: LoadedSpec, index: int, service: Service, fixture: S3Fixture) -> FixtureStep:
-    """Create the bucket and upload the inline objects, then the files of `source` under `prefix`
-    (a symlink is uploaded as the file it points to, which must be inside the spec's root)."""
-    field = f"fixtures[{index}].source"
-    root = _local(loaded, field, fixture.source, "directory") if fixture.source is not None else None
-
-    def upload(sandbox: Sandbox) -> None:
-        objects = {key: content.encode() for key, content in fixture.objects.items()}
-        if root is not None:
-            try:
-                for entry in tree(root):
-                    if stat.S_ISREG(entry.mode):
-                        objects[fixture.prefix + entry.relative] = read_regular(entry.path)
-                    elif stat.S_ISLNK(entry.mode):
-                        linked = _local(loaded, field, f"{fixture.source}/{entry.relative}", "file")
-                        objects[fixture.prefix + entry.relative] = read_regular(linked)
-            except (LocalPathError, SpecError) as exc:
-                raise FixtureError(f"s3 fixture {fixture.source}: {exc}") from None
-        try:
-            s3.put_objects(sandbox, service, fixture.bucket, objects)
-        except S3Error as exc:
-            raise FixtureError(str(exc), exc.output) from exc
-
-    origin = f"{fixture.source} -> " if fixture.source is not None else ""
-    target = f"s3://{fixture.bucket}/{fixture.prefix}"
-    return FixtureStep(upload, f"s3 fixture on {service.name} ({origin}{target})", touches_workspace=False)

@@ -32,7 +32,7 @@ from ._db_audit import DbAudit, needs_db_audit
 from ._execlog import needs_command_log, read_commands
 from ._network import gateway_calls, mock_calls
 from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
-from ._state import capture, state_changes
+from ._state_audit import capture, state_changes
 from ._trace import read_trace, tool_call_events, tool_calls
 
 AGENT_OUTPUT_LIMIT = 1024 * 1024

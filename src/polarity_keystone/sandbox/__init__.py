@@ -1,4 +1,5 @@
-"""Sandboxes: one interface, a Docker backend."""
+"""Sandboxes: one interface, a Docker backend; service containers run from typed plans with readiness
+strategies, built by the service kinds above (the sandbox knows none of them)."""
 
 from ._base import (
     DEFAULT_AGENT,
@@ -16,17 +17,18 @@ from ._base import (
     SandboxBootError,
     SandboxError,
     SandboxPlan,
-    SandboxState,
+    SandboxStatus,
     ServiceEndpoint,
     SettleReport,
     WorkspaceDiff,
-    WorkspaceState,
+    WorkspaceSnapshot,
 )
 from ._docker import DockerBackend, DockerSandbox, connect, split_services, workspace_path
 from ._hardening import disk_quota_problem, runtime_problem
 from ._images import ImageError, ImageResolver, ResolvedImage, UnknownUser
 from ._output import OUTPUT_LIMIT
 from ._processes import AgentProcess
+from ._service_plan import CommandSucceeds, LogLine, Readiness, ServiceContainer, StaysUp
 
 __all__ = [
     "DEFAULT_AGENT",
@@ -36,6 +38,7 @@ __all__ = [
     "AgentUser",
     "BootEvent",
     "BootListener",
+    "CommandSucceeds",
     "DockerBackend",
     "DockerSandbox",
     "ExecResult",
@@ -44,19 +47,23 @@ __all__ = [
     "FixtureStep",
     "ImageError",
     "ImageResolver",
+    "LogLine",
     "NetworkPolicy",
+    "Readiness",
     "ResolvedImage",
     "Sandbox",
     "SandboxBackend",
     "SandboxBootError",
     "SandboxError",
     "SandboxPlan",
-    "SandboxState",
+    "SandboxStatus",
+    "ServiceContainer",
     "ServiceEndpoint",
     "SettleReport",
+    "StaysUp",
     "UnknownUser",
     "WorkspaceDiff",
-    "WorkspaceState",
+    "WorkspaceSnapshot",
     "connect",
     "disk_quota_problem",
     "runtime_problem",

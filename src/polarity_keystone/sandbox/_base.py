@@ -17,9 +17,12 @@ from typing import Any
 
 from ._output import OUTPUT_LIMIT
 from ._processes import AgentProcess
+from ._service_plan import ServiceContainer
 
 
-class SandboxState(enum.StrEnum):
+class SandboxStatus(enum.StrEnum):
+    """Where a sandbox is in its lifecycle (see the module docstring)."""
+
     CREATING = "creating"
     READY = "ready"
     RUNNING = "running"
@@ -63,7 +66,7 @@ class FileInfo:
 
 
 @dataclass(frozen=True)
-class WorkspaceState:
+class WorkspaceSnapshot:
     """Every regular file under /workspace, keyed by its path relative to /workspace."""
 
     captured_at: str
@@ -126,7 +129,7 @@ class SandboxBootError(SandboxError):
 
 class Sandbox(abc.ABC):
     id: str
-    state: SandboxState
+    state: SandboxStatus
     services: dict[str, ServiceEndpoint]
     labels: dict[str, str]
 
@@ -186,7 +189,7 @@ class Sandbox(abc.ABC):
         """Copy a local directory's contents into the sandbox at `dest`."""
 
     @abc.abstractmethod
-    def workspace_state(self) -> WorkspaceState: ...
+    def workspace_snapshot(self) -> WorkspaceSnapshot: ...
 
     @abc.abstractmethod
     def diff(self) -> WorkspaceDiff:
@@ -292,8 +295,7 @@ class SandboxPlan:
     run_id: str
     image: str
     """The agent image (already built with setup baked in)."""
-    services: list[Any] = field(default_factory=list)
-    """`services.ServicePlan` entries."""
+    services: list[ServiceContainer] = field(default_factory=list)
     fixtures: list[FixtureStep] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     cpu: float = 2.0

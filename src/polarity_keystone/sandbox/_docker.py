@@ -26,7 +26,6 @@ from docker.models.networks import Network
 from docker.types.daemon import CancellableStream
 
 from .._jsonl import json_objects
-from ..services import ExecProbe, LogLine, ServicePlan
 from . import _gateway as gateway
 from . import _labels as labels
 from ._archive import first_file, tar_directory, tar_files
@@ -45,11 +44,11 @@ from ._base import (
     SandboxBootError,
     SandboxError,
     SandboxPlan,
-    SandboxState,
+    SandboxStatus,
     ServiceEndpoint,
     SettleReport,
     WorkspaceDiff,
-    WorkspaceState,
+    WorkspaceSnapshot,
 )
 from ._egress import egress_network
 from ._hardening import (
@@ -66,11 +65,10 @@ from ._output import OUTPUT_LIMIT, BoundedOutput
 from ._output import decode as _decode
 from ._processes import PROBE, AgentProcess, agent_processes
 from ._reaper import reap
+from ._service_plan import CommandSucceeds, LogLine, Readiness, ServiceContainer, StaysUp
 
 WORKSPACE = "/workspace"
 READINESS_TIMEOUT_S = 60.0
-GENERIC_SETTLE_S = 0.5
-"""A service with no readiness signal must stay up this long: one that crashes at start is an error."""
 _TIMEOUT_EXIT = 124
 EXEC_GRACE_S = 10.0
 """How long past its timeout a command's output stream may stay open before Keystone closes it itself: an
@@ -96,13 +94,13 @@ class DockerSandbox(Sandbox):
         self._client = client
         self.id = sandbox_id
         self.labels = sandbox_labels
-        self.state = SandboxState.CREATING
+        self.state = SandboxStatus.CREATING
         self.services = {}
         self.network = network
         self.agent: Container | None = None
         self.service_containers: dict[str, Container] = {}
         self.gateway: Container | None = None
-        self._baseline: WorkspaceState | None = None
+        self._baseline: WorkspaceSnapshot | None = None
         self.agent_user: AgentUser = ROOT
         """Owner of the files placed for the agent (fixtures, secret files, the task file)."""
         self.limits: tuple[int, int] = (0, 0)
@@ -120,7 +118,7 @@ class DockerSandbox(Sandbox):
                 f"sandbox {self.id} reached its timeout ({self.expired_after:g}s, resources.timeout) "
                 "and was destroyed"
             )
-        if self.agent is None or self.state in (SandboxState.STOPPED, SandboxState.ERROR):
+        if self.agent is None or self.state in (SandboxStatus.STOPPED, SandboxStatus.ERROR):
             raise SandboxError(f"sandbox {self.id} is {self.state.value}")
         return self.agent
 
@@ -135,8 +133,8 @@ class DockerSandbox(Sandbox):
         output_limit: int = OUTPUT_LIMIT,
     ) -> ExecResult:
         agent = self._agent()
-        if self.state is SandboxState.READY:
-            self.state = SandboxState.RUNNING
+        if self.state is SandboxStatus.READY:
+            self.state = SandboxStatus.RUNNING
         return _exec(
             agent, command, timeout=timeout, env=env, workdir=workdir, user=user, output_limit=output_limit
         )
@@ -214,7 +212,7 @@ class DockerSandbox(Sandbox):
 
     # --- state and diff ----------------------------------------------------------------------
 
-    def workspace_state(self) -> WorkspaceState:
+    def workspace_snapshot(self) -> WorkspaceSnapshot:
         # One exec: sizes and modes from find, checksums from sha256sum, NUL-separated for odd names.
         script = (
             "cd /workspace && find . -xdev -type f -printf '%P\\0%s\\0%m\\0' && printf '\\001' && "
@@ -241,15 +239,15 @@ class DockerSandbox(Sandbox):
             )
             for i in range(0, len(fields) - 2, 3)
         }
-        return WorkspaceState(captured_at=datetime.now(UTC).isoformat(), files=files)
+        return WorkspaceSnapshot(captured_at=datetime.now(UTC).isoformat(), files=files)
 
     def snapshot(self) -> None:
-        self._baseline = self.workspace_state()
+        self._baseline = self.workspace_snapshot()
 
     def diff(self) -> WorkspaceDiff:
         if self._baseline is None:
             raise SandboxError(f"sandbox {self.id} has no before-run snapshot")
-        before, after = self._baseline.files, self.workspace_state().files
+        before, after = self._baseline.files, self.workspace_snapshot().files
         return WorkspaceDiff(
             added=sorted(set(after) - set(before)),
             removed=sorted(set(before) - set(after)),
@@ -327,7 +325,7 @@ class DockerSandbox(Sandbox):
 
     def destroy(self) -> None:
         with self._lock:
-            if self.state is SandboxState.STOPPED:
+            if self.state is SandboxStatus.STOPPED:
                 return
             if self._timer is not None:
                 self._timer.cancel()
@@ -337,8 +335,8 @@ class DockerSandbox(Sandbox):
                 list(pool.map(_remove_container, containers))
             with contextlib.suppress(docker.errors.NotFound):
                 self.network.remove()
-            if self.state is not SandboxState.ERROR:
-                self.state = SandboxState.STOPPED
+            if self.state is not SandboxStatus.ERROR:
+                self.state = SandboxStatus.STOPPED
 
 
 def _apply(sandbox: DockerSandbox, fixture: FixtureStep) -> None:
@@ -357,7 +355,9 @@ def _snapshot(sandbox: DockerSandbox) -> None:
         raise SandboxBootError(sandbox.id, "snapshot", str(exc)) from exc
 
 
-def split_services(services: list[ServicePlan]) -> tuple[list[ServicePlan], list[ServicePlan]]:
+def split_services(
+    services: list[ServiceContainer],
+) -> tuple[list[ServiceContainer], list[ServiceContainer]]:
     """(pod, bridged): services that can share the agent's network namespace, and the rest.
 
     Joining the agent's namespace skips a network endpoint per container, the largest part of a
@@ -365,11 +365,11 @@ def split_services(services: list[ServicePlan]) -> tuple[list[ServicePlan], list
     alias on the agent for bridged services). Only a service whose ports are known and free can join;
     one with unknown ports, or a second service on a taken port, runs on the network under its alias.
     """
-    pod: list[ServicePlan] = []
-    bridged: list[ServicePlan] = []
+    pod: list[ServiceContainer] = []
+    bridged: list[ServiceContainer] = []
     taken: set[int] = set()
     for service in services:
-        ports = set(service.spec.ports) or {p for p in [service.kind.default_port] if p is not None}
+        ports = set(service.ports)
         if ports and not ports & taken:
             pod.append(service)
             taken |= ports
@@ -378,31 +378,29 @@ def split_services(services: list[ServicePlan]) -> tuple[list[ServicePlan], list
     return pod, bridged
 
 
-def _probe(container: Container, readiness: LogLine | ExecProbe | None) -> bool:
+def _probe(container: Container, readiness: Readiness) -> bool:
     """One readiness probe; refreshes `container.status` so a crashed service is noticed."""
     if isinstance(readiness, LogLine) and readiness.text in _decode(container.logs()):
         return True
     if (
-        isinstance(readiness, ExecProbe)
+        isinstance(readiness, CommandSucceeds)
         and _exec(container, ["sh", "-c", readiness.command], timeout=10).exit_code == 0
     ):
         return True
     container.reload()
-    return readiness is None and container.status == "running"
+    return isinstance(readiness, StaysUp) and container.status == "running"
 
 
 def _gateway_ready(sandbox_id: str, gateway_up: Future[Container]) -> None:
     _wait_ready(sandbox_id, "gateway", gateway_up.result(), LogLine(gateway.READY_MARKER))
 
 
-def _wait_ready(
-    sandbox_id: str, name: str, container: Container, readiness: LogLine | ExecProbe | None
-) -> None:
+def _wait_ready(sandbox_id: str, name: str, container: Container, readiness: Readiness) -> None:
     started = time.monotonic()
     deadline = started + READINESS_TIMEOUT_S
     while not (
         _probe(container, readiness)
-        and (readiness is not None or time.monotonic() - started >= GENERIC_SETTLE_S)
+        and (not isinstance(readiness, StaysUp) or time.monotonic() - started >= readiness.seconds)
     ):
         if container.status in ("exited", "dead"):
             problem = "exited during start-up"
@@ -591,14 +589,14 @@ class DockerBackend(SandboxBackend):
             except (SandboxError, docker.errors.DockerException) as exc:
                 raise SandboxBootError(sandbox_id, "boot", str(exc)) from exc
         except SandboxBootError:
-            sandbox.state = SandboxState.ERROR
+            sandbox.state = SandboxStatus.ERROR
             if not plan.keep:
                 sandbox.destroy()
             raise
         except BaseException:
             sandbox.destroy()
             raise
-        sandbox.state = SandboxState.READY
+        sandbox.state = SandboxStatus.READY
         sandbox.expire_after(plan.timeout_s)
         emit("ready")
         return sandbox
@@ -703,7 +701,9 @@ class DockerBackend(SandboxBackend):
                 f"pointing the agent's resolver at the gateway failed: {result.stderr.strip()}"
             )
 
-    def _start_agent(self, sandbox: DockerSandbox, plan: SandboxPlan, pod: list[ServicePlan]) -> Container:
+    def _start_agent(
+        self, sandbox: DockerSandbox, plan: SandboxPlan, pod: list[ServiceContainer]
+    ) -> Container:
         """The agent container: no capability beyond `AGENT_CAPABILITIES`, no new privileges, limits on
         CPU, memory (swap included), processes and (with `disk_bytes`) its writable layer."""
         names = [service.name for service in pod]
@@ -744,20 +744,18 @@ class DockerBackend(SandboxBackend):
             agent.put_archive("/opt/agent", tar_directory(agent_dir, (0, user.gid)))
 
     def _start_service(
-        self, sandbox: DockerSandbox, plan: SandboxPlan, service: ServicePlan, pod_of: Container | None
+        self, sandbox: DockerSandbox, plan: SandboxPlan, service: ServiceContainer, pod_of: Container | None
     ) -> None:
         """Start a service in the agent's network namespace (`pod_of`), or on the network by its alias,
         with the agent's CPU, memory and pids limits: a busy or hostile service cannot take the host."""
-        spec = service.spec
-        command = shlex.split(spec.command) if isinstance(spec.command, str) else spec.command
         placement: dict[str, Any] = {"network_mode": f"container:{pod_of.id}"} if pod_of is not None else {}
         container = self._run(
             sandbox,
             service.name,
             service.image,
             None if pod_of is not None else [service.name],
-            command=command,
-            environment=service.env,
+            command=list(service.command) if service.command is not None else None,
+            environment=dict(service.env),
             labels={**sandbox.labels, labels.ROLE: "service", labels.SERVICE: service.name},
             nano_cpus=int(plan.cpu * 1e9),
             mem_limit=plan.memory_bytes,
@@ -767,18 +765,15 @@ class DockerBackend(SandboxBackend):
             **placement,
         )
         sandbox.service_containers[service.name] = container
-        _wait_ready(
-            sandbox.id, service.name, container, service.kind.readiness(service.spec, service.local_image)
-        )
-        port = service.kind.port(spec)
+        _wait_ready(sandbox.id, service.name, container, service.readiness)
         sandbox.services[service.name] = ServiceEndpoint(
             name=service.name,
-            kind=service.kind.name,
+            kind=service.kind,
             host=service.name,
-            port=port,
+            port=service.port,
             ready=True,
             image=service.image,
-            url=service.kind.url(spec),
+            url=service.url,
         )
 
     def reap(self, *, everything: bool = False) -> list[str]:

@@ -10,9 +10,9 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
-from ..services import ServicePlan
-from ..spec._models import INTERNAL_SUFFIX
+from ..spec import INTERNAL_SUFFIX
 from ._base import NetworkPolicy, SandboxError
+from ._service_plan import ServiceContainer
 
 ALIAS = "keystone-gateway"
 PROXY_PORT = 3128
@@ -60,8 +60,8 @@ def ingress_ports(policy: NetworkPolicy) -> dict[int, int]:
     return {INGRESS_BASE_PORT + index: port for index, port in enumerate(policy.ingress)}
 
 
-def gateway_config(policy: NetworkPolicy, services: list[ServicePlan], subnet: str, fence: Fence) -> str:
-    ports = {service.name: service.kind.port(service.spec) for service in services}
+def gateway_config(policy: NetworkPolicy, services: list[ServiceContainer], subnet: str, fence: Fence) -> str:
+    ports = {service.name: service.port for service in services}
     return json.dumps(
         {
             "default": "allow" if policy.default_allow else "deny",
@@ -78,7 +78,7 @@ def gateway_config(policy: NetworkPolicy, services: list[ServicePlan], subnet: s
     )
 
 
-def proxy_env(services: list[ServicePlan]) -> dict[str, str]:
+def proxy_env(services: list[ServiceContainer]) -> dict[str, str]:
     """Proxy variables for clients that honour them (curl, requests, httpx, pip, ...); sandbox names
     stay direct. Clients that ignore them still go through the gateway by DNS (ports 80 and 443)."""
     proxy = f"http://{ALIAS}:{PROXY_PORT}"

@@ -21,7 +21,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from ..spec._models import Setup
+from ..spec import Setup
 from ._archive import first_file, tar_files
 from ._base import DEFAULT_AGENT, ROOT, AgentUser
 

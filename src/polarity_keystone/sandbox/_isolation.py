@@ -57,7 +57,6 @@ exit 1
 """
 
 
-
 def bridge_name(sandbox_id: str) -> str:
     """A Linux interface name (15 characters at most) that the host rule matches."""
     return BRIDGE_PREFIX + hashlib.sha256(sandbox_id.encode()).hexdigest()[:12]

@@ -11,21 +11,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._registry import Registry
 from ..results import InvariantResult
 from ..sandbox import Sandbox, SandboxError
 from ..services import SqlError, postgres
-from ..spec import LocalPathError, confine, read_regular
-from ..spec._models import (
+from ..spec import (
     CommandExitCheck,
     CustomCheck,
     FileAbsentCheck,
     FileContentCheck,
     FileExistsCheck,
     Invariant,
+    LocalPathError,
     Service,
     SqlCheck,
+    confine,
+    read_regular,
 )
-from ._registry import Registry
 
 EXCERPT = 2000
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._registry import Registry
 from ..results import ForbiddenCheckResult
 from ..sandbox import WorkspaceDiff
-from ..services.postgres_audit import TableWrite
-from ..spec._models import Forbidden, service_name
-from ._registry import Registry
+from ..services import TableWrite
+from ..spec import Forbidden, service_name
 
 
 @dataclass

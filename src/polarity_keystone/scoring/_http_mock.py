@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ..services import http_mock
-from ..spec._models import HttpMockAssertionsCheck, MockRequestAssertion
+from ..spec import HttpMockAssertionsCheck, MockRequestAssertion
 from ._checks import CheckContext, Outcome, register
 
 BODY_EXCERPT = 500

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from ..services import http_mock
-from ..spec._models import JUDGE_TEXT_CAP, LlmAsJudgeCheck
+from ..spec import JUDGE_TEXT_CAP, LlmAsJudgeCheck
 from . import _judge_client as client
 from ._checks import CheckContext, Outcome, register
 
@@ -111,7 +111,7 @@ def _workspace(ctx: CheckContext) -> str:
     """Every text file under /workspace, path by path, until the input cap."""
     parts: list[str] = []
     size = 0
-    for path in sorted(ctx.sandbox.workspace_state().files):
+    for path in sorted(ctx.sandbox.workspace_snapshot().files):
         if size > INPUT_CAP:
             parts.append(f"=== {path} === (not read: the input is already over the cap)\n")
             continue

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ..services import S3Error, s3
-from ..spec._models import S3ObjectCheck
+from ..spec import S3ObjectCheck
 from ._checks import CheckContext, Outcome, _excerpt, register
 
 

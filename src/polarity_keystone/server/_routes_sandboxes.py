@@ -226,7 +226,7 @@ def delete_file(sandbox_id: str, path: str, context: Context, _: SandboxScoped) 
     responses=error_responses(403, 404, 409),
 )
 def state(sandbox_id: str, context: Context, _: SandboxScoped) -> dict[str, Any]:
-    snapshot = _sandbox_call(sandbox_id, context, "state", lambda sandbox: sandbox.workspace_state())
+    snapshot = _sandbox_call(sandbox_id, context, "state", lambda sandbox: sandbox.workspace_snapshot())
     files = {path: vars(info) for path, info in snapshot.files.items()}
     return {"sandbox_id": sandbox_id, "captured_at": snapshot.captured_at, "files": files}
 

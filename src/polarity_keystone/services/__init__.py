@@ -1,34 +1,27 @@
-"""Backing services: one module per kind, chosen by `type` or by the image name."""
+"""Backing services: one module per kind, each registered under the name the spec gives it (its
+`type`, or the kind its image runs). A kind builds the container the sandbox runs for a service."""
 
-from ..spec._models import Service
-from ._base import ExecProbe, LogLine, Readiness, ServiceKind, ServicePlan
+from ._base import GENERIC, KINDS, ServiceKind, kind_of, register_kind
+from ._snapshots import ServiceSnapshot, snapshot_diff
 from .http_mock import HttpMock
 from .postgres import Postgres, SqlError
+from .postgres_audit import TableWrite
 from .redis import Redis
 from .s3 import S3, S3Error
-
-KINDS: list[ServiceKind] = [Postgres(), Redis(), HttpMock(), S3()]
-GENERIC = ServiceKind()
-
-
-def kind_of(service: Service) -> ServiceKind:
-    """The service's kind; any image that is neither Postgres nor Redis runs as a generic container."""
-    return next((kind for kind in KINDS if kind.matches(service)), GENERIC)
-
 
 __all__ = [
     "GENERIC",
     "KINDS",
     "S3",
-    "ExecProbe",
     "HttpMock",
-    "LogLine",
     "Postgres",
-    "Readiness",
     "Redis",
     "S3Error",
     "ServiceKind",
-    "ServicePlan",
+    "ServiceSnapshot",
     "SqlError",
+    "TableWrite",
     "kind_of",
+    "register_kind",
+    "snapshot_diff",
 ]

@@ -1,51 +1,41 @@
-"""What every kind of service provides: its port, how to tell it is ready, what the agent is told."""
+"""What every kind of service provides: its port, how to tell it is ready, what the agent is told, the
+container the sandbox runs for it, and (where Keystone can read it) a snapshot of its data.
+
+Kinds register themselves under the name the spec gives them (`@register_kind`); `kind_of` looks a
+service up by the spec's kind, so the sandbox and the engine never name a kind.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import shlex
+from typing import TypeVar
 
-from ..spec._models import Service
-
-
-@dataclass(frozen=True)
-class LogLine:
-    """Ready once the container has printed `text` (cheap: no process is started to probe)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class ExecProbe:
-    """Ready once `command` exits 0 inside the service container (the spec's `wait_for`)."""
-
-    command: str
-
-
-Readiness = LogLine | ExecProbe | None
+from .._registry import Registry
+from ..sandbox import CommandSucceeds, Readiness, Sandbox, ServiceContainer, StaysUp
+from ..spec import Service, service_kind
+from ._snapshots import ServiceSnapshot
 
 
 class ServiceKind:
-    """A kind of backing service; subclasses register themselves in `services.KINDS`."""
+    """A kind of backing service; the base class runs any image as a generic container."""
 
     name = "generic"
     default_port: int | None = None
     local_image: str | None = None
     """Keystone's local image that stands in for this kind's canonical image."""
-    images: frozenset[str] = frozenset()
-    """Image names (without registry, namespace or tag) that run this kind when `type` is not given."""
-
-    def matches(self, service: Service) -> bool:
-        if service.type:
-            return service.type == self.name
-        repository = (service.image or "").split("@")[0].rsplit(":", 1)[0]
-        return repository.rsplit("/", 1)[-1] in self.images
 
     def readiness(self, service: Service, local: bool) -> Readiness:
         """How to wait for the service; `local` tells whether Keystone's own image runs it."""
-        return ExecProbe(service.wait_for) if service.wait_for else None
+        return CommandSucceeds(service.wait_for) if service.wait_for else StaysUp()
+
+    def ports(self, service: Service) -> tuple[int, ...]:
+        """The ports the service listens on; the first is the one the agent is told."""
+        if service.ports:
+            return tuple(service.ports)
+        return (self.default_port,) if self.default_port is not None else ()
 
     def port(self, service: Service) -> int | None:
-        return service.ports[0] if service.ports else self.default_port
+        return next(iter(self.ports(service)), None)
 
     def url(self, service: Service) -> str:
         port = self.port(service)
@@ -64,17 +54,40 @@ class ServiceKind:
             env[f"{prefix}_PORT"] = str(port)
         return env
 
+    def container(self, service: Service, image: str, *, local_image: bool = False) -> ServiceContainer:
+        """What the sandbox runs for `service` (its env already filled in) from `image`; `local_image`
+        tells whether that is Keystone's own image, which may signal readiness differently."""
+        command = shlex.split(service.command) if isinstance(service.command, str) else service.command
+        return ServiceContainer(
+            name=service.name,
+            kind=self.name,
+            image=image,
+            readiness=self.readiness(service, local_image),
+            ports=self.ports(service),
+            command=tuple(command) if command is not None else None,
+            env={**service.env, **self.container_env(service)},
+            url=self.url(service),
+        )
 
-@dataclass
-class ServicePlan:
-    """A spec service resolved for one sandbox: its kind, the image to run and its final env."""
+    def snapshot(self, sandbox: Sandbox, service: Service) -> ServiceSnapshot | None:
+        """The service's data items now (`audit.service_state`), or None for a kind whose data
+        Keystone cannot read."""
+        return None
 
-    spec: Service
-    kind: ServiceKind
-    image: str
-    env: dict[str, str] = field(default_factory=dict)
-    local_image: bool = False
 
-    @property
-    def name(self) -> str:
-        return self.spec.name
+KINDS: Registry[ServiceKind] = Registry()
+GENERIC = KINDS.register(ServiceKind.name)(ServiceKind())
+
+
+K = TypeVar("K", bound=ServiceKind)
+
+
+def register_kind(cls: type[K]) -> type[K]:
+    """Class decorator: register one instance of the kind under its `name`."""
+    KINDS.register(cls.name)(cls())
+    return cls
+
+
+def kind_of(service: Service) -> ServiceKind:
+    """The kind the spec declares for `service` (its `type`, or what its image runs); generic otherwise."""
+    return KINDS.get(service_kind(service)) or GENERIC

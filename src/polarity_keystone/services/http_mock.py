@@ -16,9 +16,9 @@ from types import ModuleType
 from typing import Any
 
 from .._jsonl import json_objects
-from ..sandbox._base import Sandbox, SandboxError
-from ..spec._models import Service
-from ._base import ExecProbe, LogLine, Readiness, ServiceKind
+from ..sandbox import CommandSucceeds, LogLine, Readiness, Sandbox, SandboxError
+from ..spec import Service
+from ._base import ServiceKind, register_kind
 
 READY_MARKER = "keystone: http_mock ready"
 CONFIG_ENV = "KEYSTONE_MOCK_CONFIG"
@@ -26,6 +26,7 @@ RECORD_PATH = "/var/lib/keystone-mock/requests.jsonl"
 """Inside the mock's container: one JSON object per request, in arrival order."""
 
 
+@register_kind
 class HttpMock(ServiceKind):
     name = "http_mock"
     default_port = 80
@@ -33,7 +34,7 @@ class HttpMock(ServiceKind):
 
     def readiness(self, service: Service, local: bool) -> Readiness:
         if service.wait_for:
-            return ExecProbe(service.wait_for)
+            return CommandSucceeds(service.wait_for)
         return LogLine(READY_MARKER)
 
     def url(self, service: Service) -> str:

@@ -1,10 +1,16 @@
-"""PostgreSQL: readiness, connection URL, SQL execution for fixtures and `sql` checks."""
+"""PostgreSQL: readiness, connection URL, SQL execution for fixtures and `sql` checks, row snapshots."""
 
 from __future__ import annotations
 
-from ..sandbox._base import ExecResult, Sandbox
-from ..spec._models import Service
-from ._base import ExecProbe, LogLine, Readiness, ServiceKind
+import hashlib
+import html
+import json
+import re
+
+from ..sandbox import CommandSucceeds, ExecResult, LogLine, Readiness, Sandbox
+from ..spec import Service
+from ._base import ServiceKind, register_kind
+from ._snapshots import ITEM_LIMIT, ServiceSnapshot
 
 READY_MARKER = "keystone: postgres ready"
 
@@ -17,19 +23,19 @@ class SqlError(Exception):
         self.output = output
 
 
+@register_kind
 class Postgres(ServiceKind):
     name = "postgres"
     default_port = 5432
     local_image = "postgres"
-    images = frozenset({"postgres", "postgis", "pgvector"})
 
     def readiness(self, service: Service, local: bool) -> Readiness:
         if service.wait_for:
-            return ExecProbe(service.wait_for)
+            return CommandSucceeds(service.wait_for)
         if local:
             return LogLine(READY_MARKER)
         # Probe TCP, not the socket: the official image's init phase runs a socket-only server first.
-        return ExecProbe(f"pg_isready -q -h 127.0.0.1 -U {credentials(service)[0]}")
+        return CommandSucceeds(f"pg_isready -q -h 127.0.0.1 -U {credentials(service)[0]}")
 
     def url(self, service: Service) -> str:
         user, password, db = credentials(service)
@@ -40,6 +46,22 @@ class Postgres(ServiceKind):
         env = super().agent_env(service)
         env[f"{service.name.upper().replace('-', '_')}_URL"] = self.url(service)
         return env
+
+    def snapshot(self, sandbox: Sandbox, service: Service) -> ServiceSnapshot:
+        """Every row, keyed by table and primary key, the row as JSON."""
+        snapshot = ServiceSnapshot()
+        for table, primary_key, xml in query(sandbox, service, _ROWS):
+            rows = [html.unescape(row) for row in _XML_ROW.findall(xml or "")]
+            snapshot.truncated |= len(rows) > ITEM_LIMIT
+            columns = [column for column in (primary_key or "").split(",") if column]
+            for text in rows[:ITEM_LIMIT]:
+                row = json.loads(text)
+                if columns:
+                    key = ", ".join(f"{column}={json.dumps(row.get(column))}" for column in columns)
+                else:  # no primary key: a row is known by its content (added or removed, never changed)
+                    key = "#" + hashlib.sha256(text.encode()).hexdigest()[:12]
+                snapshot.items[f"{table}[{key}]"] = text
+        return snapshot
 
 
 def credentials(service: Service) -> tuple[str, str, str]:
@@ -89,3 +111,18 @@ def query(sandbox: Sandbox, service: Service, sql: str) -> list[list[str | None]
         for row in text.split("\x1e")
         if row != ""
     ]
+
+
+_ROWS = f"""
+SELECT n.nspname || '.' || c.relname,
+  coalesce((SELECT string_agg(a.attname, ',' ORDER BY array_position(i.indkey::int2[], a.attnum))
+            FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+            WHERE i.indrelid = c.oid AND i.indisprimary), ''),
+  query_to_xml(format('SELECT row_to_json(t)::text AS r FROM %I.%I t LIMIT {ITEM_LIMIT + 1}',
+                      n.nspname, c.relname), false, true, '')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_%'
+ORDER BY 1
+"""
+_XML_ROW = re.compile(r"<r>(.*?)</r>", re.DOTALL)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..sandbox._base import Sandbox
-from ..spec._models import Service
+from ..sandbox import Sandbox
+from ..spec import Service
 from .postgres import query
 
 AUDIT_COMMAND = ["postgres", "-c", "log_statement=all"]

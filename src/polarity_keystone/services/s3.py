@@ -12,9 +12,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ..sandbox._base import Sandbox
-from ..spec._models import Service
-from ._base import ExecProbe, LogLine, Readiness, ServiceKind
+from ..sandbox import CommandSucceeds, LogLine, Readiness, Sandbox
+from ..spec import Service
+from ._base import ServiceKind, register_kind
+from ._snapshots import ITEM_LIMIT, ServiceSnapshot
 
 READY_MARKER = "Running on"
 """What moto's server (werkzeug) prints once it listens."""
@@ -36,15 +37,15 @@ class S3Error(Exception):
         self.output = output
 
 
+@register_kind
 class S3(ServiceKind):
     name = "s3"
     default_port = 9000
     local_image = "s3"
-    images = frozenset({"minio", "localstack", "s3mock", "moto"})
 
     def readiness(self, service: Service, local: bool) -> Readiness:
         if service.wait_for:
-            return ExecProbe(service.wait_for)
+            return CommandSucceeds(service.wait_for)
         return LogLine(READY_MARKER)
 
     def url(self, service: Service) -> str:
@@ -59,6 +60,10 @@ class S3(ServiceKind):
         env["AWS_ENDPOINT_URL"] = self.url(service)
         env.update(credentials(service))
         return env
+
+    def snapshot(self, sandbox: Sandbox, service: Service) -> ServiceSnapshot:
+        """Every object as `bucket/key`, with its ETag and size."""
+        return ServiceSnapshot(*inventory(sandbox, service, ITEM_LIMIT))
 
 
 def credentials(service: Service) -> dict[str, str]:

@@ -27,6 +27,7 @@ from ._models import (
     service_name,
 )
 from ._paths import LocalPathError, PathKind, confine
+from ._service_kinds import service_kind
 from ._source import DataPath, SourceMap
 
 _RESERVED_ENV_PREFIX = "KEYSTONE_"
@@ -131,8 +132,6 @@ def _unrecorded_mocks(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
 
 def _non_s3_services(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
     """`s3` fixtures and `s3_object` checks talk to the S3 API: their service must be an s3 service."""
-    from ..services import S3, kind_of  # the services package imports the spec models
-
     services = {service.name: (index, service) for index, service in enumerate(spec.services)}
     users: list[tuple[DataPath, str, str]] = [
         (("fixtures", index, "service"), fixture.service, "an s3 fixture")
@@ -145,7 +144,7 @@ def _non_s3_services(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
         if isinstance(invariant.check, S3ObjectCheck)
     ]
     for path, name, user in users:
-        if name in services and not isinstance(kind_of(services[name][1]), S3):
+        if name in services and service_kind(services[name][1]) != "s3":
             index = services[name][0]
             yield source.issue(
                 path,
