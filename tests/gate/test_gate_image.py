@@ -1,16 +1,22 @@
 """The Dockerfile builds and `docker run <image> ks gate --help` works.
 
-Here no registry is reachable and pip in a build cannot reach PyPI (HTTPS goes through the host's proxy),
-so the test builds on Keystone's local base image (Debian with Python; the Dockerfile adds venv from apt)
-and installs from wheels prepared on the host: the project's, and its dependencies' from `pip download`
-for the image's CPython 3.11. On a normal machine `docker build .` needs none of that."""
+The image is really built: nothing else proves the Dockerfile. What would tie the test to one machine is
+kept out of the build: pip in a build here cannot reach PyPI (HTTPS goes through the host's proxy) and no
+registry answers, so the test builds on Keystone's local base image (Debian with Python; the Dockerfile
+adds venv from apt) and installs offline from wheels prepared on the host. Those are the project's own,
+built with the host's setuptools (no index), and its dependencies' at exactly the versions installed
+here (the ones the suite tests), for the image's CPython 3.11 on the engine's architecture, fetched once
+and then reused from a cache, so later runs need no package index at all. On a normal machine
+`docker build .` needs none of that."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +28,13 @@ from polarity_keystone.sandbox import DockerBackend, ImageResolver
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).resolve().parents[2]
-WHEEL_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "any")
+PLATFORMS = {
+    "x86_64": ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64"),
+    "aarch64": ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64"),
+}
+"""Wheel platform tags a Debian bookworm image runs, by the engine's architecture."""
+ARCHITECTURE_NAMES = {"amd64": "x86_64", "arm64": "aarch64"}
+"""Other names engines report for those architectures."""
 IMAGE_PYTHON = "3.11"
 """Debian bookworm's python3, in Keystone's local base image."""
 
@@ -33,32 +45,60 @@ def _pip(*args: str) -> None:
     )
 
 
-def prepare_wheels(target: Path) -> None:
-    """The project's wheel, built now, and its dependencies', cached per pyproject.toml."""
-    _pip("wheel", "--quiet", "--no-deps", "-w", str(target), str(ROOT))
-    (own,) = target.glob("polarity_keystone-*.whl")
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
-    cache = ROOT / ".keystone" / "gate-image-wheels" / digest
+def installed_versions() -> str:
+    """`name==version` of every distribution installed here but the project: pip constraints that give
+    the image the dependency versions the suite runs with."""
+    pins = {
+        f"{dist.metadata['Name']}=={dist.version}"
+        for dist in importlib.metadata.distributions()
+        if dist.metadata["Name"] and dist.metadata["Name"].lower() != "polarity-keystone"
+    }
+    return "\n".join(sorted(pins)) + "\n"
+
+
+def prepare_wheels(target: Path, architecture: str) -> None:
+    """The project's wheel, built now from the cached build backend, and its dependencies' wheels."""
+    constraints = installed_versions()
+    key = f"{constraints}{architecture}{(ROOT / 'pyproject.toml').read_text()}"
+    cache = ROOT / ".keystone" / "gate-image-wheels" / hashlib.sha256(key.encode()).hexdigest()[:16]
     if not cache.is_dir():
-        partial = cache.with_name(cache.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        platforms = [arg for platform in WHEEL_PLATFORMS for arg in ("--platform", platform)]
-        _pip(
-            "download", "--quiet", "--only-binary=:all:", "--python-version", IMAGE_PYTHON,
-            "--implementation", "cp", *platforms, "-d", str(partial), str(own),
-        )  # fmt: skip
-        (partial / own.name).unlink()
-        partial.rename(cache)
+        fill_cache(cache, constraints, architecture)
+    offline = ("--no-index", "--find-links", str(cache))
+    _pip("wheel", "--quiet", "--no-deps", *offline, "-w", str(target), str(ROOT))
     for wheel in cache.iterdir():
         shutil.copy(wheel, target / wheel.name)
+
+
+def fill_cache(cache: Path, constraints: str, architecture: str) -> None:
+    """The one step that needs the package index: the dependencies' wheels, pinned, for the image; and
+    the project's build backend, so its wheel builds offline from then on."""
+    partial = cache.with_name(cache.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    (partial / "constraints.txt").write_text(constraints)
+    _pip("wheel", "--quiet", "--no-deps", "-w", str(partial / "own"), str(ROOT))
+    (own,) = (partial / "own").glob("polarity_keystone-*.whl")
+    platforms = [arg for tag in (*PLATFORMS[architecture], "any") for arg in ("--platform", tag)]
+    _pip(
+        "download", "--quiet", "--only-binary=:all:", "--python-version", IMAGE_PYTHON,
+        "--implementation", "cp", *platforms, "-c", str(partial / "constraints.txt"),
+        "-d", str(partial), str(own),
+    )  # fmt: skip
+    backend = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    _pip("download", "--quiet", "--only-binary=:all:", "-d", str(partial), *backend)
+    (partial / own.name).unlink()
+    (partial / "constraints.txt").unlink()
+    shutil.rmtree(partial / "own")
+    partial.rename(cache)
 
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     context = tmp_path_factory.mktemp("image")
     shutil.copy(ROOT / "Dockerfile", context / "Dockerfile")
-    prepare_wheels(context / ".wheels")
     backend = DockerBackend()
+    architecture = str(backend.client.info()["Architecture"])
+    prepare_wheels(context / ".wheels", ARCHITECTURE_NAMES.get(architecture, architecture))
     base = ImageResolver(backend.client).local("base").ref
     tag = "keystone-gate-test:" + hashlib.sha256(str(context).encode()).hexdigest()[:12]
     try:
