@@ -26,6 +26,8 @@ COUNTERPARTS: dict[type[BaseModel], type[BaseModel]] = {
     server.ExperimentResults: sdk.ExperimentResults,
     server.MetricComparison: sdk.MetricComparison,
     server.ScenarioComparison: sdk.ScenarioComparison,
+    server.ComparisonPolicy: sdk.ComparisonPolicy,
+    server.SuiteComparison: sdk.SuiteComparison,
     server.Comparison: sdk.Comparison,
     server.MetricsSummary: sdk.MetricsSummary,
     server.ToolStats: sdk.ToolStats,

@@ -27,6 +27,19 @@ class KeystoneModel(BaseModel):
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
         return cls.model_validate(data)
 
+    def __getitem__(self, key: str) -> Any:
+        """Fields read by key too, so code written for calls that returned a plain dict (`get_trace`)
+        keeps working on the typed model."""
+        if key in type(self).model_fields or key in (self.model_extra or {}):
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
 
 class ServiceInfo(KeystoneModel):
     """How the agent reaches one service of its sandbox: `db` -> host "db", port 5432."""
@@ -94,6 +107,7 @@ class Spec(KeystoneModel):
     description: str = ""
     name: str | None = None
     yaml: str = ""
+    sha256: str = ""
     created_at: datetime | None = None
 
 
@@ -116,6 +130,13 @@ class Experiment(KeystoneModel):
 class ExperimentResults(RunResults, KeystoneModel):
     """`GET /v1/experiments/{id}`: the RunResults so far, plus where the run stands."""
 
+    id: str = ""
+    name: str = ""
+    spec_version: int = 1
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
     ran_at: str = ""
     seed: int = 0
     status: str = ""
