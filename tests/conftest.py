@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from polarity_keystone.sandbox import DockerBackend, ImageResolver
 from polarity_keystone.sandbox import _labels as labels
 from polarity_keystone.spec import load_spec
 from tests.examples.shipped_examples import EXAMPLES, RunSpec
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="session")
@@ -112,26 +112,24 @@ def postgres_url(backend: DockerBackend, resolver: ImageResolver) -> Iterator[st
 def _wait_for_postgres(container: Container, password: str) -> str:
     """The URL of the container's Postgres once it accepts connections (the entrypoint's ready marker
     comes before it listens on TCP, so only a real connection tells)."""
-    deadline = time.monotonic() + POSTGRES_READY_TIMEOUT_S
-    while True:
+
+    def accepting() -> str | None:
         container.reload()
         if container.status in ("exited", "dead"):
             raise RuntimeError(
                 f"the test Postgres exited: {container.logs().decode(errors='replace')[-2000:]}"
             )
         bindings = container.ports.get("5432/tcp")
-        if bindings:
-            url = f"postgresql://keystone:{password}@127.0.0.1:{bindings[0]['HostPort']}/keystone"
-            try:
-                psycopg.connect(url, connect_timeout=2).close()
-                return url
-            except psycopg.OperationalError:
-                pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"the test Postgres did not accept connections in {POSTGRES_READY_TIMEOUT_S} s"
-            )
-        time.sleep(0.1)
+        if not bindings:
+            return None
+        url = f"postgresql://keystone:{password}@127.0.0.1:{bindings[0]['HostPort']}/keystone"
+        try:
+            psycopg.connect(url, connect_timeout=2).close()
+        except psycopg.OperationalError:
+            return None
+        return url
+
+    return wait_until(accepting, POSTGRES_READY_TIMEOUT_S, "the test Postgres accepting connections", 0.1)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.docker)])

@@ -8,15 +8,14 @@ notes (list with `X-Next-Page`, create, edit, delete), system notes mixed in.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, HTTPException, Request, Response
+
+from tests.asgi_server import serve_app
 
 PAGE = 2
 """Small pages, so listing must follow pagination."""
@@ -157,18 +156,5 @@ def build_app(forge: Forge) -> FastAPI:
 @contextmanager
 def running_forge() -> Iterator[Forge]:
     forge = Forge()
-    server = uvicorn.Server(
-        uvicorn.Config(build_app(forge), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    forge.base_url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    try:
+    with serve_app(build_app(forge)) as forge.base_url:
         yield forge
-    finally:
-        server.should_exit = True
-        thread.join(10)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from polarity_keystone.server import ServerSettings, create_api_key, serve_in_th
 from polarity_keystone.store import open_store
 from tests.gate.gate_env import GateRun, gate, github_env
 from tests.gate.gate_forges import Forge, running_forge
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -188,14 +188,15 @@ def test_a_server_that_dies_mid_run_is_an_infrastructure_error(candidate: Worksp
     key = create_api_key(store, "gate e2e")[0]
     server = serve_in_thread(ServerSettings(store_url=store_url, spec_root=candidate.root / "specs"))
 
+    def running() -> bool:
+        items = store.list_experiments(cursor=None, limit=1).items
+        return bool(items) and items[0].status == "running"
+
     def kill_when_running() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            items = store.list_experiments(cursor=None, limit=1).items
-            if items and items[0].status == "running":
-                break
-            time.sleep(0.2)
-        server.stop()
+        try:
+            wait_until(running, 120, "the experiment running")
+        finally:
+            server.stop()
 
     killer = threading.Thread(target=kill_when_running)
     killer.start()

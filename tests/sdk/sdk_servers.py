@@ -1,17 +1,13 @@
-"""Real servers for the SDK tests (imported by them): the Keystone app in-process or on a socket, and any
-ASGI app on uvicorn."""
+"""Real Keystone servers for the SDK tests (imported by them): the app in-process or on a socket."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from anyio.from_thread import start_blocking_portal
 
 from polarity_keystone import Keystone
@@ -109,30 +105,3 @@ def keystone_on_socket(store_url: str, **settings: Any) -> Iterator[KeystoneServ
 def _server(store_url: str, base_url: str, transport: httpx.BaseTransport | None) -> KeystoneServer:
     store = open_store(store_url)
     return KeystoneServer(store, base_url, transport, create_api_key(store, "sdk tests")[0])
-
-
-@contextmanager
-def serve_app(app: Any) -> Iterator[str]:
-    """`with serve_app(asgi_app) as base_url:`; the server stops at the end of the block."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from polarity_keystone import APIConnectionError, AuthenticationError, Keystone
 from polarity_keystone.cli import main
 from polarity_keystone.store import open_store
 from tests.sdk.sdk_servers import spec_yaml
+from tests.waiting import answers_health, wait_until
 
 
 def test_local_starts_a_server_with_sqlite_under_the_path_and_stops_it_on_close(tmp_path: Path) -> None:
@@ -75,17 +75,12 @@ def test_ks_keys_create_prints_a_key_once_and_ks_serve_accepts_it(tmp_path: Path
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        with Keystone(api_key=key, base_url=f"http://127.0.0.1:{port}") as ks:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    ks.health()
-                    break
-                except APIConnectionError:
-                    assert server.poll() is None and time.monotonic() < deadline, "ks serve did not start"
-                    time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: answers_health(url) or server.poll() is not None, 30, "ks serve answering")
+        assert server.poll() is None, "ks serve exited at start-up"
+        with Keystone(api_key=key, base_url=url) as ks:
             assert ks.specs.create(spec_yaml("served")).id == "served"
-        stranger = Keystone(api_key="ks_live_wrong", base_url=f"http://127.0.0.1:{port}")
+        stranger = Keystone(api_key="ks_live_wrong", base_url=url)
         with stranger, pytest.raises(AuthenticationError):
             stranger.specs.list()
     finally:

@@ -24,7 +24,7 @@ from polarity_keystone import (
     ServiceUnavailableError,
 )
 from polarity_keystone.sdk._retry import RetryPolicy
-from tests.sdk.sdk_servers import serve_app
+from tests.asgi_server import serve_app
 
 EXPERIMENT = {"id": "exp-1", "name": "n", "spec_id": "s", "status": "created"}
 

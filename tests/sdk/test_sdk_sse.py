@@ -13,7 +13,7 @@ from starlette.routing import Route
 from polarity_keystone import Keystone
 from polarity_keystone.sdk import StreamEvent
 from polarity_keystone.sdk._sse import RawEvent, parse_events
-from tests.sdk.sdk_servers import serve_app
+from tests.asgi_server import serve_app
 
 
 def test_parser_follows_the_event_stream_format() -> None:

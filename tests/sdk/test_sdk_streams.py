@@ -21,7 +21,8 @@ from polarity_keystone import ConflictError, Keystone
 from polarity_keystone.results import RunResults, ScenarioResult
 from polarity_keystone.sdk import StreamEvent
 from polarity_keystone.store import SandboxRecord
-from tests.sdk.sdk_servers import KeystoneServer, serve_app, spec_yaml
+from tests.asgi_server import serve_app
+from tests.sdk.sdk_servers import KeystoneServer, spec_yaml
 
 
 def _created(server: KeystoneServer) -> str:

@@ -4,7 +4,6 @@ running app and its clients."""
 from __future__ import annotations
 
 import textwrap
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +13,7 @@ from fastapi import FastAPI
 
 from polarity_keystone.sandbox import DockerBackend, SandboxError
 from polarity_keystone.server._context import ServerContext
+from tests.waiting import wait_until
 
 
 def spec_yaml(
@@ -94,10 +94,9 @@ MakeApi = Callable[..., Api]
 
 def wait_until_finished(api: Api, experiment_id: str, timeout: float = 120) -> dict[str, Any]:
     """The experiment's results once it reached a terminal status (polling GET)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def finished() -> dict[str, Any] | None:
         body: dict[str, Any] = api.client.get(f"/v1/experiments/{experiment_id}").json()
-        if body["status"] in TERMINAL:
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"experiment {experiment_id} did not finish in {timeout}s")
+        return body if body["status"] in TERMINAL else None
+
+    return wait_until(finished, timeout, f"experiment {experiment_id} finished")

@@ -11,6 +11,7 @@ import pytest
 from polarity_keystone.server import close_app
 from tests.server.server_api import Api, MakeApi, spec_yaml, sse_events, wait_until_finished
 from tests.stores import ENGINE_ON_ONE_STORE
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.docker, ENGINE_ON_ONE_STORE]
 
@@ -102,10 +103,11 @@ def test_stopping_the_server_mid_experiment_keeps_finished_replicas_and_marks_it
     api.upload(spec_yaml(command=slow_second, replicas=2))
     experiment_id = _create(api, "cut-short", concurrency=1)
     api.client.post(f"/v1/experiments/{experiment_id}/run")
-    deadline = time.monotonic() + 120
-    while api.client.get(f"/v1/experiments/{experiment_id}").json()["progress"].get("done") != 1:
-        assert time.monotonic() < deadline, "the first replica did not finish"
-        time.sleep(0.1)
+    wait_until(
+        lambda: api.client.get(f"/v1/experiments/{experiment_id}").json()["progress"].get("done") == 1,
+        120,
+        "the first replica finished",
+    )
 
     started = time.monotonic()
     close_app(api.app)

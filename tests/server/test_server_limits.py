@@ -24,6 +24,7 @@ import pytest
 from polarity_keystone.server import create_api_key
 from polarity_keystone.store import open_store
 from tests.server.server_api import Api, MakeApi, spec_yaml
+from tests.waiting import answers_health, wait_until
 
 MiB = 1024**2
 
@@ -324,14 +325,7 @@ def ks_serve(directory: Path, *options: str) -> Iterator[Server]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        else:
-            raise AssertionError("ks serve did not start in 30 s")
+        wait_until(lambda: answers_health(url), 30, "ks serve answering /health")
         yield Server(url, key, process)
     finally:
         process.terminate()

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -21,6 +21,7 @@ import pytest
 from polarity_keystone.sandbox import DockerBackend, SandboxError
 from polarity_keystone.sandbox import _labels as labels
 from tests.server.server_api import MakeApi, spec_yaml
+from tests.waiting import answers_health, wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -37,14 +38,6 @@ def _free_port() -> int:
 
 def _ks(*args: str) -> list[str]:
     return [sys.executable, "-m", "polarity_keystone", *args]
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not within {timeout:g}s")
-        time.sleep(0.1)
 
 
 class Servers:
@@ -64,8 +57,9 @@ class Servers:
             text=True,
         )
         self.started.append(server)
-        _wait_for(
-            lambda: _answers(port) or server.poll() is not None, START_TIMEOUT_S, "the server answering"
+        url = f"http://127.0.0.1:{port}"
+        wait_until(
+            lambda: answers_health(url) or server.poll() is not None, START_TIMEOUT_S, "the server answering"
         )
         assert server.poll() is None, server.communicate()[0]
         return server
@@ -75,13 +69,6 @@ class Servers:
             if server.poll() is None:
                 server.kill()
             server.communicate()
-
-
-def _answers(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 @pytest.fixture
@@ -130,7 +117,7 @@ def test_a_restarted_server_removes_the_sandboxes_of_the_one_killed_with_minus_9
         assert uploaded.status_code == 201, uploaded.text
         experiment = api.post("/v1/experiments", json={"name": "killed", "spec_id": "sleeper"}).json()
         assert api.post(f"/v1/experiments/{experiment['id']}/run").status_code == 202
-        _wait_for(
+        wait_until(
             lambda: len(_sandboxes_of(backend.client, first.pid)[1]) == 2, START_TIMEOUT_S, "two sandboxes"
         )
 
@@ -140,7 +127,7 @@ def test_a_restarted_server_removes_the_sandboxes_of_the_one_killed_with_minus_9
     assert left_containers and len(left_networks) == 2, "kill -9 leaves the sandboxes running"
 
     second = servers.start(port)
-    _wait_for(
+    wait_until(
         lambda: _sandboxes_of(backend.client, first.pid) == (set(), set()),
         REAP_TIMEOUT_S,
         "the killed server's containers and networks removed",
