@@ -1,12 +1,13 @@
 """Every kind the spec's models declare (check types, forbidden rules, fixture types, service types) has
 a registered implementation; the kinds are read from the models, so a new member of a union with no
-implementation fails here, unless the spec refuses it as not supported yet."""
+implementation fails here, unless the spec loader refuses it as not supported yet."""
 
 from __future__ import annotations
 
 import typing
 from typing import Any, Literal
 
+import pytest
 from pydantic import BaseModel
 
 from polarity_keystone.engine import supported_fixtures
@@ -18,18 +19,20 @@ from polarity_keystone.spec import (
     Invariant,
     Service,
     Spec,
+    SpecError,
+    parse_spec,
     service_kind,
-    unsupported_features,
 )
 
-MINIMAL_SPEC = {
-    "version": 1,
-    "id": "registries",
-    "base": "debian:bookworm-slim",
-    "task": {"prompt": "x"},
-    "agent": {"type": "cli", "command": "true"},
-    "invariants": {"ok": {"check": {"type": "command_exit", "command": "true"}}},
-}
+SPEC_WITH_FIXTURE = """
+version: 1
+id: registries
+base: debian:bookworm-slim
+task: {{prompt: x}}
+agent: {{type: cli, command: "true"}}
+fixtures: [{{type: {kind}}}]
+invariants: {{ok: {{check: {{type: command_exit, command: "true"}}}}}}
+"""
 
 
 def _literals(annotation: Any) -> set[str]:
@@ -64,11 +67,9 @@ def test_every_fixture_type_is_registered_or_refused_as_not_supported_yet() -> N
     declared = _union_types(Spec.model_fields["fixtures"].annotation)
     missing = declared - set(supported_fixtures())
     for kind in sorted(missing):
-        spec = Spec.model_validate({**MINIMAL_SPEC, "fixtures": [{"type": kind}]})
-        issues = unsupported_features(spec)
-        assert [issue.message for issue in issues if "not supported yet" in issue.message], (
-            f"fixture type {kind!r} has no registered implementation and the spec does not refuse it"
-        )
+        with pytest.raises(SpecError) as refused:
+            parse_spec(SPEC_WITH_FIXTURE.format(kind=kind))
+        assert "not supported yet" in str(refused.value), f"fixture type {kind!r} has no implementation"
 
 
 def test_every_service_type_has_a_registered_kind() -> None:

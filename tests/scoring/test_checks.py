@@ -19,7 +19,7 @@ from polarity_keystone.sandbox import DockerBackend, DockerSandbox, FixtureStep,
 from polarity_keystone.scoring import CheckContext, run_check, supported_checks
 from polarity_keystone.secrets import Redactor, redact_result
 from polarity_keystone.services import kind_of, postgres
-from polarity_keystone.spec._models import Invariant, Service
+from polarity_keystone.spec import Invariant, Service
 
 pytestmark = pytest.mark.docker
 

@@ -32,7 +32,7 @@ from polarity_keystone.scoring import CheckContext, parse_verdict, run_check, sc
 from polarity_keystone.scoring import _judge_client as judge_client
 from polarity_keystone.secrets import Redactor, redact_result
 from polarity_keystone.services import kind_of
-from polarity_keystone.spec._models import Invariant, Service
+from polarity_keystone.spec import Invariant, Service
 
 SECRET = "sk_live_topsecret_4242"
 ENV_VARS = (

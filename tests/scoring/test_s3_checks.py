@@ -14,7 +14,7 @@ from polarity_keystone.results import InvariantResult
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, ImageResolver, SandboxPlan
 from polarity_keystone.scoring import CheckContext, run_check, supported_checks
 from polarity_keystone.services import kind_of, s3
-from polarity_keystone.spec._models import Invariant, Service
+from polarity_keystone.spec import Invariant, Service
 
 pytestmark = pytest.mark.docker
 
