@@ -109,10 +109,12 @@ class _BoundedLoader(yaml.SafeLoader):
         return node
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        """A scalar Python cannot hold (a 5,000-digit integer, month 13) is a YAML error at its line."""
+        """A scalar Python cannot hold (a 5,000-digit integer, month 13) is a YAML error at its line, and
+        so is one an explicit tag forces on text it doesn't fit (`!!float ""`, `!!timestamp x`), where
+        PyYAML's constructors fail with an AttributeError or IndexError instead of a YAML error."""
         try:
             return super().construct_object(node, deep)
-        except (ValueError, OverflowError) as exc:
+        except (ValueError, OverflowError, AttributeError, IndexError, TypeError) as exc:
             text = node.value if isinstance(node.value, str) else ""
             shown = text if len(text) <= 40 else text[:40] + "…"
             problem = f"cannot read {shown!r}: {str(exc)[:200]}"
