@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..sandbox import ExecResult, WorkspaceDiff
-from ..services.postgres_audit import TableWrite
+from ..services import TableWrite
 from ._execlog import ExecutedCommand
 from ._network import HttpCall
 

@@ -7,8 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..sandbox import Sandbox
-from ..services import kind_of
-from ..services.postgres_audit import AUDIT_COMMAND, TableWrite, statements_since, table_writes, write_counts
+from ..services import TableWrite, kind_of, postgres_audit
 from ..spec import Service, Spec
 
 
@@ -21,10 +20,10 @@ def audited(service: Service) -> Service:
     if kind_of(service).name != "postgres":
         return service
     if service.command is None:
-        return service.model_copy(update={"command": AUDIT_COMMAND})
+        return service.model_copy(update={"command": postgres_audit.AUDIT_COMMAND})
     command = service.command.split() if isinstance(service.command, str) else list(service.command)
     if command[:1] == ["postgres"]:
-        return service.model_copy(update={"command": [*command, *AUDIT_COMMAND[1:]]})
+        return service.model_copy(update={"command": [*command, *postgres_audit.AUDIT_COMMAND[1:]]})
     return service  # a custom entrypoint: row counts still work, statements are not logged
 
 
@@ -38,7 +37,7 @@ class DbAudit:
     @classmethod
     def start(cls, sandbox: Sandbox, services: dict[str, Service]) -> DbAudit:
         audit = cls(sandbox, [s for s in services.values() if kind_of(s).name == "postgres"])
-        audit.before = {s.name: write_counts(sandbox, s) for s in audit.services}
+        audit.before = {s.name: postgres_audit.write_counts(sandbox, s) for s in audit.services}
         audit.since = time.time()
         return audit
 
@@ -47,8 +46,8 @@ class DbAudit:
         writes: list[TableWrite] = []
         statements: list[tuple[str, str]] = []
         for service in self.services:
-            sent = statements_since(self.sandbox, service, self.since)
-            after = write_counts(self.sandbox, service)
-            writes += table_writes(service.name, self.before[service.name], after, sent)
+            sent = postgres_audit.statements_since(self.sandbox, service, self.since)
+            after = postgres_audit.write_counts(self.sandbox, service)
+            writes += postgres_audit.table_writes(service.name, self.before[service.name], after, sent)
             statements += [(service.name, statement) for statement in sent]
         return writes, statements
