@@ -111,10 +111,11 @@ class Spec(KeystoneModel):
     created_at: datetime | None = None
 
 
-class Experiment(KeystoneModel):
-    id: str
+class ExperimentRecord(KeystoneModel):
+    """What the server records of every experiment: its name, version, status and times."""
+
+    id: str = ""
     name: str = ""
-    spec_id: str = ""
     status: str = ""
     """created, queued, running, completed, failed, cancelled or interrupted."""
     spec_version: int = 1
@@ -122,26 +123,21 @@ class Experiment(KeystoneModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-    options: dict[str, Any] = Field(default_factory=dict)
     progress: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
 
 
-class ExperimentResults(RunResults, KeystoneModel):
+class Experiment(ExperimentRecord):
+    id: str
+    spec_id: str = ""
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExperimentResults(RunResults, ExperimentRecord):
     """`GET /v1/experiments/{id}`: the RunResults so far, plus where the run stands."""
 
-    id: str = ""
-    name: str = ""
-    spec_version: int = 1
-    created_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
     ran_at: str = ""
     seed: int = 0
-    status: str = ""
-    progress: dict[str, Any] = Field(default_factory=dict)
-    error: str | None = None
 
     @property
     def finished(self) -> bool:
