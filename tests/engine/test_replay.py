@@ -20,10 +20,11 @@ from polarity_keystone.engine import (
 from polarity_keystone.results import RunResults
 from polarity_keystone.sandbox import DockerBackend, ImageResolver
 from polarity_keystone.spec import load_spec
+from tests.examples.shipped_examples import EXAMPLES
 
 pytestmark = pytest.mark.docker
 
-FLAKY = Path(__file__).resolve().parents[2] / "examples" / "flaky-agent"
+FLAKY = EXAMPLES / "flaky-agent"
 FLAKY_SEED = 1
 """Replicas 0 and 1 of this experiment seed pass and fail respectively."""
 

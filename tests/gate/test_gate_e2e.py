@@ -14,13 +14,14 @@ import pytest
 
 from polarity_keystone.server import ServerSettings, create_api_key, serve_in_thread
 from polarity_keystone.store import open_store
+from tests.examples.shipped_examples import EXAMPLES
 from tests.gate.gate_env import GateRun, gate, github_env
 from tests.gate.gate_forges import Forge, running_forge
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.docker
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hello-world"
+EXAMPLE = EXAMPLES / "hello-world"
 SECRET = "gate-e2e-token-5f1c9a"
 """A secret the spec declares; the broken agent prints it, and no report may show it."""
 REPLICAS = "4"

@@ -14,11 +14,10 @@ from polarity_keystone.gate._report import write_report
 from polarity_keystone.secrets import Redactor
 from polarity_keystone.server import ServerSettings, serve_in_thread
 from polarity_keystone.store import open_store
+from tests.examples.shipped_examples import EXAMPLES
 from tests.gate.gate_env import gate, github_env
 from tests.gate.gate_forges import Forge, running_forge
 from tests.gate.gate_results import FINGERPRINT, run
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture
