@@ -5,16 +5,13 @@ with the object as evidence."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from polarity_keystone.engine import PreparedSpec, plan_replica, prepare
+from polarity_keystone.engine import PreparedSpec, plan_replica
 from polarity_keystone.sandbox import DockerBackend, ImageResolver
-from polarity_keystone.spec import load_spec
-from tests.examples.shipped_examples import EXAMPLES, RunSpec
+from tests.examples.shipped_examples import EditedExample, RunSpec
 
 pytestmark = pytest.mark.docker
 
@@ -69,16 +66,11 @@ def test_the_s3_reports_example_passes(example: Callable[[str], PreparedSpec], r
 
 
 def test_an_agent_that_writes_a_wrong_report_fails_with_the_object_as_evidence(
-    tmp_path: Path, resolver: ImageResolver, run: RunSpec
+    edited_example: EditedExample, run: RunSpec
 ) -> None:
-    copy = tmp_path / "s3-reports"
-    shutil.copytree(EXAMPLES / "s3-reports", copy)
-    agent = copy / "agent" / "report.py"
-    source = agent.read_text()
-    assert 'int(row["amount_cents"])' in source
-    agent.write_text(source.replace('int(row["amount_cents"])', "1"))
+    prepared = edited_example(EXAMPLE, "agent/report.py", 'int(row["amount_cents"])', "1")
 
-    results = run(prepare(load_spec(copy / "s3-reports.yaml"), resolver), seed=3)
+    results = run(prepared, seed=3)
 
     (scenario,) = results.scenarios
     assert scenario.status == "fail"

@@ -5,17 +5,14 @@ copy whose agent charges twice fails with the requests as evidence."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from polarity_keystone.engine import PreparedSpec, plan_replica, prepare
+from polarity_keystone.engine import PreparedSpec, plan_replica
 from polarity_keystone.sandbox import ImageResolver
 from polarity_keystone.services import http_mock
-from polarity_keystone.spec import load_spec
-from tests.examples.shipped_examples import EXAMPLES, RunSpec
+from tests.examples.shipped_examples import EditedExample, RunSpec
 
 pytestmark = pytest.mark.docker
 
@@ -77,19 +74,13 @@ def test_the_stripe_mock_example_passes(example: Callable[[str], PreparedSpec], 
 
 
 def test_an_agent_that_charges_twice_fails_with_the_requests_as_evidence(
-    tmp_path: Path, resolver: ImageResolver, run: RunSpec
+    edited_example: EditedExample, run: RunSpec
 ) -> None:
-    copy = tmp_path / "stripe-mock"
-    shutil.copytree(EXAMPLES / "stripe-mock", copy)
-    agent = copy / "agent" / "charge.py"
-    source = agent.read_text()
-    retry = (
+    charge = (
         "with urllib.request.urlopen(request, timeout=10) as response:\n    charge = json.load(response)\n"
     )
-    assert retry in source
-    agent.write_text(source.replace(retry, retry + retry))
 
-    results = run(prepare(load_spec(copy / "stripe.yaml"), resolver), seed=4)
+    results = run(edited_example(EXAMPLE, "agent/charge.py", charge, charge + charge), seed=4)
 
     (scenario,) = results.scenarios
     assert scenario.status == "fail"
