@@ -65,7 +65,12 @@ class Script:
 def retry_waits(sdk_log: pytest.LogCaptureFixture) -> list[float]:
     """The wait the client chose before each retry, from its log: exact on any machine, where the time
     between two requests is only ever at least that wait."""
-    return [float(r.args[0]) for r in sdk_log.records if r.msg.startswith("retrying in")]  # type: ignore[index]
+    waits = []
+    for record in sdk_log.records:
+        if record.msg.startswith("retrying in"):
+            assert isinstance(record.args, tuple) and isinstance(record.args[0], int | float)
+            waits.append(float(record.args[0]))
+    return waits
 
 
 @pytest.fixture
