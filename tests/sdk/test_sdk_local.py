@@ -3,9 +3,6 @@ in this process, and `ks` run as a subprocess."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +12,8 @@ import pytest
 from polarity_keystone import APIConnectionError, AuthenticationError, Keystone
 from polarity_keystone.cli import main
 from polarity_keystone.store import open_store
+from tests.ks_serve import start_ks_serve
 from tests.sdk.sdk_servers import spec_yaml
-from tests.waiting import answers_health, wait_until
 
 
 def test_local_starts_a_server_with_sqlite_under_the_path_and_stops_it_on_close(tmp_path: Path) -> None:
@@ -42,11 +39,6 @@ def test_local_starts_a_server_with_sqlite_under_the_path_and_stops_it_on_close(
         assert [s.id for s in again.specs.list()] == ["local-spec"]
 
 
-def _free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return int(probe.getsockname()[1])
-
-
 def _ks(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "polarity_keystone", *args],
@@ -65,29 +57,17 @@ def test_ks_keys_create_prints_a_key_once_and_ks_serve_accepts_it(tmp_path: Path
     assert key.startswith("ks_live_") and "\n" not in key
     assert key not in created.stderr and "shown only this once" in created.stderr
 
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "polarity_keystone", "serve", "--port", str(port), "--store", store_url],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    server = start_ks_serve(store_url, tmp_path)
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: answers_health(url) or server.poll() is not None, 30, "ks serve answering")
-        assert server.poll() is None, "ks serve exited at start-up"
-        with Keystone(api_key=key, base_url=url) as ks:
+        with Keystone(api_key=key, base_url=server.url) as ks:
             assert ks.specs.create(spec_yaml("served")).id == "served"
-        stranger = Keystone(api_key="ks_live_wrong", base_url=url)
+        stranger = Keystone(api_key="ks_live_wrong", base_url=server.url)
         with stranger, pytest.raises(AuthenticationError):
             stranger.specs.list()
     finally:
-        server.send_signal(signal.SIGINT)
-        _, stderr = server.communicate(timeout=30)
-    assert server.returncode == 0, stderr
-    assert f"Keystone server on http://127.0.0.1:{port}" in stderr
+        code = server.stop()
+    assert code == 0, server.log()
+    assert f"Keystone server on {server.url}" in server.log()
 
 
 def test_a_bad_store_url_is_invalid_input(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,6 @@ import contextlib
 import json
 import socket
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -23,8 +22,8 @@ import pytest
 
 from polarity_keystone.server import create_api_key
 from polarity_keystone.store import open_store
+from tests.ks_serve import start_ks_serve
 from tests.server.server_api import Api, MakeApi, spec_yaml
-from tests.waiting import answers_health, wait_until
 
 MiB = 1024**2
 
@@ -316,20 +315,11 @@ def ks_serve(directory: Path, *options: str) -> Iterator[Server]:
     store = open_store(store_url)
     key, _ = create_api_key(store, "limits")
     store.close()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "polarity_keystone", "serve", "--store", store_url, "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=directory
-    )
-    url = f"http://127.0.0.1:{port}"
+    served = start_ks_serve(store_url, directory, *options)
     try:
-        wait_until(lambda: answers_health(url), 30, "ks serve answering /health")
-        yield Server(url, key, process)
+        yield Server(served.url, key, served.process)
     finally:
-        process.terminate()
-        process.wait(30)
+        served.stop()
 
 
 @pytest.fixture

@@ -20,20 +20,14 @@ import pytest
 
 from polarity_keystone.sandbox import DockerBackend, SandboxError
 from polarity_keystone.sandbox import _labels as labels
+from tests.ks_serve import ServeProcess, free_port, start_ks_serve
 from tests.server.server_api import MakeApi, spec_yaml
-from tests.waiting import answers_health, wait_until
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.docker
 
 START_TIMEOUT_S = 60.0
 REAP_TIMEOUT_S = 10.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _ks(*args: str) -> list[str]:
@@ -46,29 +40,18 @@ class Servers:
     def __init__(self, store_url: str, workdir: Path) -> None:
         self.store_url = store_url
         self.workdir = workdir
-        self.started: list[subprocess.Popen[str]] = []
+        self.started: list[ServeProcess] = []
 
-    def start(self, port: int) -> subprocess.Popen[str]:
-        server = subprocess.Popen(
-            _ks("serve", "--port", str(port), "--store", self.store_url),
-            cwd=self.workdir,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    def start(self, port: int) -> ServeProcess:
+        server = start_ks_serve(self.store_url, self.workdir, port=port, timeout=START_TIMEOUT_S)
         self.started.append(server)
-        url = f"http://127.0.0.1:{port}"
-        wait_until(
-            lambda: answers_health(url) or server.poll() is not None, START_TIMEOUT_S, "the server answering"
-        )
-        assert server.poll() is None, server.communicate()[0]
         return server
 
     def stop_all(self) -> None:
         for server in self.started:
-            if server.poll() is None:
-                server.kill()
-            server.communicate()
+            if server.process.poll() is None:
+                server.process.kill()
+            server.process.wait(30)
 
 
 @pytest.fixture
@@ -105,7 +88,7 @@ def test_a_restarted_server_removes_the_sandboxes_of_the_one_killed_with_minus_9
         check=True,
     )
     key = created.stdout.strip()
-    port = _free_port()
+    port = free_port()
     first = servers.start(port)
     api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"})
     with api:
@@ -118,22 +101,24 @@ def test_a_restarted_server_removes_the_sandboxes_of_the_one_killed_with_minus_9
         experiment = api.post("/v1/experiments", json={"name": "killed", "spec_id": "sleeper"}).json()
         assert api.post(f"/v1/experiments/{experiment['id']}/run").status_code == 202
         wait_until(
-            lambda: len(_sandboxes_of(backend.client, first.pid)[1]) == 2, START_TIMEOUT_S, "two sandboxes"
+            lambda: len(_sandboxes_of(backend.client, first.process.pid)[1]) == 2,
+            START_TIMEOUT_S,
+            "two sandboxes",
         )
 
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait()
-    left_containers, left_networks = _sandboxes_of(backend.client, first.pid)
+    os.kill(first.process.pid, signal.SIGKILL)
+    first.process.wait()
+    left_containers, left_networks = _sandboxes_of(backend.client, first.process.pid)
     assert left_containers and len(left_networks) == 2, "kill -9 leaves the sandboxes running"
 
     second = servers.start(port)
     wait_until(
-        lambda: _sandboxes_of(backend.client, first.pid) == (set(), set()),
+        lambda: _sandboxes_of(backend.client, first.process.pid) == (set(), set()),
         REAP_TIMEOUT_S,
         "the killed server's containers and networks removed",
     )
-    second.send_signal(signal.SIGINT)
-    log, _ = second.communicate(timeout=30)
+    second.stop()
+    log = second.log()
     # Any Keystone process on this machine may have reaped them first (tests running alongside do), so
     # the line saying what was removed is not asserted; the restart went without a traceback.
     assert "Traceback" not in log, log
