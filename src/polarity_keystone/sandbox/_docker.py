@@ -50,7 +50,7 @@ from ._base import (
     WorkspaceDiff,
     WorkspaceSnapshot,
 )
-from ._egress import egress_network
+from ._egress import bridge_address, egress_network
 from ._hardening import (
     AGENT_CAPABILITIES,
     AGENT_SYSCTLS,
@@ -661,7 +661,7 @@ class DockerBackend(SandboxBackend):
                 host=(
                     *self._host_guard.addresses(self.client, plan.gateway_image),
                     egress.gateway,
-                    *filter(None, [ipam.get("Gateway")]),
+                    bridge_address(ipam),
                 ),
                 docker_networks=(egress.subnet,),
                 ingress_from=egress.gateway,

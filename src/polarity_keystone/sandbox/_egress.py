@@ -13,6 +13,7 @@ leaves it alone. A pruned network is simply created again by the next sandbox.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from dataclasses import dataclass
 
@@ -46,7 +47,15 @@ def egress_network(client: docker.DockerClient) -> Egress:
         except docker.errors.NotFound:
             network = _create(client)
     config = network.attrs["IPAM"]["Config"][0]
-    return Egress(name=NAME, subnet=config["Subnet"], gateway=config["Gateway"])
+    return Egress(name=NAME, subnet=config["Subnet"], gateway=bridge_address(config))
+
+
+def bridge_address(ipam_config: dict[str, str]) -> str:
+    """The host's address on a Docker network: IPAM's `Gateway`, which some engines leave out of the
+    config (then the bridge holds the subnet's first host, the address Docker's default IPAM gives it)."""
+    if ipam_config.get("Gateway"):
+        return ipam_config["Gateway"].split("/")[0]
+    return str(next(ipaddress.ip_network(ipam_config["Subnet"], strict=False).hosts()))
 
 
 def _create(client: docker.DockerClient) -> Network:
