@@ -1,5 +1,5 @@
-"""The Keystone SDK's `polarity_keystone.types`: the SDK's response models and its error base, under the import
-path existing Keystone SDK users already write."""
+"""The Keystone SDK's `polarity_keystone.types`: the SDK's response models and its error base, under the
+import path existing Keystone SDK users already write."""
 
 from .sdk import (
     CommandResult,

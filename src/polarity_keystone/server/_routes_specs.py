@@ -22,7 +22,8 @@ YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yam
 _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "The spec YAML as the raw body (or, as Keystone's OpenAPI document has it, JSON `{yaml, name?}`).",
+        "description": "The spec YAML as the raw body (or, as Keystone's OpenAPI document has it, "
+        "JSON `{yaml, name?}`).",
         "content": {
             **{media: {"schema": {"type": "string"}} for media in YAML_TYPES[:3]},
             "application/json": {"schema": SpecUpload.model_json_schema()},

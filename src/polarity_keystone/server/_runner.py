@@ -58,8 +58,9 @@ log = logging.getLogger("polarity_keystone.server")
 RETRY_AFTER_S = 10
 TERMINAL = ("completed", "failed", "cancelled", "interrupted")
 RUN, REPLICA_SUITE = "run", "replica_suite"
-"""`options["kind"]` of the experiments behind `/v1/runs` and `/v1/replicas` (the Keystone REST API's run and replica-suite routes): a run is one
-replica with a known seed, a replica suite N replicas; anything else is a plain experiment."""
+"""`options["kind"]` of the experiments behind `/v1/runs` and `/v1/replicas` (the Keystone REST API's run
+and replica-suite routes): a run is one replica with a known seed, a replica suite N replicas; anything
+else is a plain experiment."""
 COMPLETED_WEBHOOK = {REPLICA_SUITE: "replica.completed"}
 
 
