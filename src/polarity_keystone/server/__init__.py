@@ -1,4 +1,4 @@
-"""The Keystone server: the REST API of the seeds over the store and the engine.
+"""The Keystone server: the Keystone REST API over the store and the engine.
 
     create_app(settings)        the FastAPI app (one router per resource, one error handler)
     serve_in_thread(settings)   the same app on a real socket in a background thread
