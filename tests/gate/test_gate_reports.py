@@ -19,6 +19,7 @@ from polarity_keystone.gate._outputs import (
 )
 from polarity_keystone.gate._report import write_report
 from polarity_keystone.gate._summary import MAX_BODY, render
+from polarity_keystone.sdk import ExperimentResults
 from polarity_keystone.secrets import Redactor
 from tests.gate.gate_results import run
 
@@ -134,6 +135,15 @@ def test_results_json_round_trips_and_serves_as_a_baseline(tmp_path: Path) -> No
     plain = tmp_path / "plain.json"
     plain.write_text(candidate.model_dump_json())
     assert read_runs(plain)[0].scenarios[0].replicas_passed == 4
+
+
+def test_a_run_from_the_server_keeps_its_experiment_record_in_the_results_json(tmp_path: Path) -> None:
+    record = {"id": "exp-1", "name": "pr-7", "started_at": "2026-12-03T08:00:00Z", "metadata": {"b": "x"}}
+    served = ExperimentResults.model_validate({**run({"s": "PP"}).model_dump(), **record})
+    path = tmp_path / "results.json"
+    write_report(path, GateReport(verdict=mixed_verdict(), runs=[served]), NO_SECRETS)
+    written = json.loads(path.read_text())["runs"][0]
+    assert {key: written[key] for key in record} == {**record, "started_at": "2026-12-03T08:00:00Z"}
 
 
 def test_unreadable_or_newer_results_files_are_input_errors(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError
 
 from .._version import __version__
 from ..results import RunResults
@@ -32,7 +32,9 @@ class GateReport(BaseModel):
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     verdict: GateVerdict
     ci: CiContext = Field(default_factory=CiContext)
-    runs: list[RunResults] = Field(default_factory=list)
+    runs: list[SerializeAsAny[RunResults]] = Field(default_factory=list)
+    """Each run as the server returned it: its results plus the experiment's record (id, name, times,
+    metadata), which a plain RunResults would drop on writing."""
 
 
 class ReportError(ValueError):
