@@ -154,6 +154,30 @@ class RunResults(_Result):
     spec_file: str = ""
 
 
+EVIDENCE_LINES = 6
+"""Lines of agent output kept as a failure's evidence: the last ones, where the error usually is."""
+EVIDENCE_CHARS = 600
+"""Characters of agent output kept as a failure's evidence (the tail), so a chatty agent stays short."""
+
+
+def failure_evidence(outcome: RunOutcome) -> str:
+    """What the agent left behind when a run failed: its exit code and the last lines of its stderr
+    (else its stdout), cut to their tail. Empty when the run left neither. Every report that shows a
+    failed run (the CLI, the gate's JUnit, summary and comment) shows this text, so "hello.txt does not
+    exist" comes with the `python3: not found` that caused it."""
+    stream, text = ("stderr", outcome.agent_stderr)
+    if not text.strip():
+        stream, text = ("stdout", outcome.agent_output)
+    tail = text.strip().splitlines()[-EVIDENCE_LINES:]
+    body = "\n".join(line.rstrip() for line in tail)
+    if len(body) > EVIDENCE_CHARS:
+        body = "…" + body[-(EVIDENCE_CHARS - 1) :]
+    exit_text = f"agent exited {outcome.exit_code}" if outcome.exit_code is not None else ""
+    if not body:
+        return exit_text
+    return f"{exit_text or 'agent output'}; last lines of {stream}:\n{body}"
+
+
 INVALID_INPUT_PREFIX = "invalid input:"
 """How a server begins the error of an experiment that failed on its input (spec, secrets), so a client
 can tell it from an infrastructure failure."""

@@ -1,5 +1,5 @@
-"""The readable end of a run: a table of scenarios and, for each that did not pass, why and how to
-replay it."""
+"""The readable end of a run: a table of scenarios and, for each replica that did not pass, why (with the
+agent's exit code and last output lines) and how to replay it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..results import ReplicaResult, RunResults
+from ..results import ReplicaResult, RunResults, failure_evidence
 
 _STYLE = {"pass": "green", "fail": "red", "flaky": "yellow", "error": "magenta"}
 
@@ -61,5 +61,10 @@ def print_replica_failure(console: Console, scenario_id: str, replica: ReplicaRe
     for invariant in replica.invariants:
         if not invariant.passed and not invariant.gate:
             console.print(f"  invariant {escape(invariant.name)}: {escape(invariant.message)}")
+    if evidence := failure_evidence(replica):
+        head, _, output = evidence.partition("\n")
+        console.print(f"  {escape(head)}")
+        for line in output.splitlines():
+            console.print(f"    [dim]{escape(line)}[/]", soft_wrap=True)
     if replica.reproducer is not None:
         console.print(f"  replay: [bold]{escape(replica.reproducer.command)}[/]", soft_wrap=True)

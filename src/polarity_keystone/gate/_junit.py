@@ -1,8 +1,9 @@
 """JUnit XML (with the junit-xml package): a testsuite per spec, a testcase per scenario.
 
 regressed / threshold failed -> failure, error -> error, inconclusive -> skipped, passed -> pass. The
-message names what went wrong; the body lists each invariant and forbidden rule with its counts, so a CI
-test tab shows why without opening the report. The suite-level test (all scenarios together) is its own
+message names what went wrong; the body lists each invariant and forbidden rule with its counts and what
+the agent printed on its way out, so a CI test tab shows why without opening the report. A testcase's
+`time` is the wall time of all its replicas. The suite-level test (all scenarios together) is its own
 testsuite when there is one.
 """
 
@@ -32,6 +33,8 @@ def _details(scenario: ScenarioVerdict) -> str:
         f"forbidden {f.rule}: violated in {f.violated} of {f.total} replicas" for f in scenario.forbidden
     ]
     lines += scenario.reasons
+    if scenario.evidence and scenario.outcome != "passed":
+        lines.append(scenario.evidence)
     if scenario.replay:
         lines.append(f"replay: {scenario.replay}")
     return "\n".join(lines)
@@ -51,6 +54,7 @@ def _case(scenario: ScenarioVerdict) -> TestCase:
     case = TestCase(
         scenario.scenario_id,
         classname=scenario.spec_id,
+        elapsed_sec=scenario.wall_ms / 1000,
         stdout=details if scenario.outcome == "passed" else None,
     )
     message = clip(scenario.reasons[0]) if scenario.reasons else LABELS[scenario.outcome]

@@ -7,6 +7,7 @@ tables and cut to a bounded length, so one chatty agent cannot break the layout 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from ._report import GateReport
@@ -73,6 +74,18 @@ def _test_text(test: Test | None) -> str:
     return f"{-test.drop:+.0%} (p={test.p_value:.2g}, adj. {test.p_adjusted:.2g})"
 
 
+def _evidence(text: str) -> list[str]:
+    """The agent's exit code as a list item, its last output lines in a code block under it (fenced with
+    more backticks than the output holds, so the output cannot close the block)."""
+    head, _, output = text.partition("\n")
+    lines = [f"  - {clip(head)}"]
+    if output:
+        longest = max((len(run) for run in re.findall(r"`+", output)), default=0)
+        fence = "`" * max(3, longest + 1)
+        lines += [f"    {fence}", *(f"    {line}" for line in output.splitlines()), f"    {fence}"]
+    return lines
+
+
 def _attention(scenarios: Iterable[ScenarioVerdict]) -> list[str]:
     lines = []
     for s in scenarios:
@@ -80,6 +93,8 @@ def _attention(scenarios: Iterable[ScenarioVerdict]) -> list[str]:
             continue
         lines.append(f"- {ICONS[s.outcome]} **{s.spec_id} / {s.scenario_id}** — {LABELS[s.outcome]}")
         lines += [f"  - {clip(reason)}" for reason in s.reasons]
+        if s.evidence:
+            lines += _evidence(s.evidence)
         if s.replay and s.outcome != "inconclusive":
             lines.append(f"  - replay a failure: `{clip(s.replay, 300)}`")
     return lines

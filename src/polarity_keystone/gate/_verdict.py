@@ -38,7 +38,7 @@ from ..analysis import (
     judged,
     wilson_interval,
 )
-from ..results import RunOutcome, RunResults, ScenarioResult
+from ..results import RunOutcome, RunResults, ScenarioResult, failure_evidence
 from ._inputs import FAIL_ON, GateConfig
 
 VERDICT_SCHEMA_VERSION = 1
@@ -122,6 +122,10 @@ class ScenarioVerdict(BaseModel):
     forbidden: list[ForbiddenStat] = Field(default_factory=list)
     replay: str | None = None
     """The reproducer command of the first failing replica."""
+    evidence: str = ""
+    """The agent's exit code and last output lines in the first erroring, else failing, replica."""
+    wall_ms: int = 0
+    """Wall time of all its replicas together."""
 
 
 class SpecVerdict(BaseModel):
@@ -427,6 +431,8 @@ def _scenario_verdict(
         invariants=_invariants(scenario, baseline),
         forbidden=_forbidden(scenario),
         replay=_replay(scenario),
+        evidence=failure_evidence(scenario) if scenario.status != "pass" else "",
+        wall_ms=sum(replica.wall_ms for replica in scenario.replicas) or scenario.wall_ms,
     )
     if scenario.status == "error":
         verdict.outcome = "error"
