@@ -88,12 +88,12 @@ def test_the_markdown_stays_under_the_comment_limit() -> None:
 def test_annotations_are_escaped_and_capped() -> None:
     verdict = mixed_verdict()
     verdict.specs[0].scenarios[0].reasons[0] = "line one\nline two 100%"
-    lines = annotation_lines(verdict, NO_SECRETS)
+    lines = annotation_lines(GateReport(verdict=verdict), NO_SECRETS)
     assert lines[0].startswith("::error title=Keystone gate::Keystone gate regressed")
     assert lines[1].endswith("::line one line two 100%25")  # one line; % escaped
     assert lines[1].startswith("::error title=spec / s-reg%3A regressed::")
     many = decide([SpecRun("spec", run({f"s{i}": "E" for i in range(20)}))], Policy())
-    capped = annotation_lines(many, NO_SECRETS)
+    capped = annotation_lines(GateReport(verdict=many), NO_SECRETS)
     assert len(capped) == MAX_ANNOTATIONS
     assert capped[-1] == f"::notice::{21 - (MAX_ANNOTATIONS - 1)} more problem(s): see the job summary"
 
@@ -108,6 +108,10 @@ def test_outputs_for_github_and_gitlab(tmp_path: Path) -> None:
         "experiment-id": "exp-candidate,exp-o",
         "results-json": "out/results.json",
         "comment-url": "https://github.test/c/1",
+        "passed": "2",
+        "failed": "2",
+        "errored": "1",
+        "inconclusive": "1",
     }
     github_output = tmp_path / "out.txt"
     write_github_output(github_output, {**values, "verdict": "two\nlines"}, NO_SECRETS)
@@ -119,6 +123,30 @@ def test_outputs_for_github_and_gitlab(tmp_path: Path) -> None:
     dotenv = (tmp_path / "gate.env").read_text().splitlines()
     assert dotenv[0] == "KEYSTONE_VERDICT=regressed"
     assert "KEYSTONE_COMMENT_URL=https://***/c/1" in dotenv
+    assert dotenv[-4:] == [
+        "KEYSTONE_PASSED=2",
+        "KEYSTONE_FAILED=2",
+        "KEYSTONE_ERRORED=1",
+        "KEYSTONE_INCONCLUSIVE=1",
+    ]
+
+
+def test_a_failed_scenario_is_annotated_at_the_line_of_its_failing_invariant() -> None:
+    """A gate invariant that failed is preferred to other failing invariants; where `locate` knows no line
+    (or there is no failing invariant, as for a forbidden rule) the annotation has no location."""
+    seen: list[tuple[str, str]] = []
+
+    def locate(spec_id: str, invariant: str) -> tuple[str, int | None, int | None] | None:
+        seen.append((spec_id, invariant))
+        return ("specs/a, b.yaml", 14, 3) if spec_id == "spec" else None
+
+    lines = annotation_lines(GateReport(verdict=mixed_verdict()), NO_SECRETS, locate)
+    assert lines[1].startswith(
+        "::error file=specs/a%2C b.yaml,line=14,col=3,title=spec / s-reg%3A regressed::"
+    )
+    forbidden = next(line for line in lines if "other / t" in line)
+    assert forbidden.startswith("::error title=other / t%3A threshold failed::")
+    assert ("spec", "task_done") in seen and not any(invariant == "tidy_output" for _, invariant in seen)
 
 
 def test_results_json_round_trips_and_serves_as_a_baseline(tmp_path: Path) -> None:

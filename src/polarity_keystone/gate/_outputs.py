@@ -1,23 +1,51 @@
 """Step outputs (`$GITHUB_OUTPUT`, a GitLab dotenv report), the GitHub job summary and annotations.
 
 Outputs: verdict, exit-code, pass-rate, experiment-id (comma-separated with several specs),
-results-json (the file's path), comment-url. Annotations are `::error::` / `::warning::` workflow
-commands, capped at MAX_ANNOTATIONS (GitHub shows 10 per step anyway) with one line counting the rest.
+results-json (the file's path), comment-url, and how many scenarios passed, failed (regressed or a
+threshold failed), errored and came out inconclusive. A run that could not decide (exit 2 or 3) says
+`error` with its exit code. Annotations are `::error::` / `::warning::` workflow commands, capped at
+MAX_ANNOTATIONS (GitHub shows 10 per step anyway) with one line counting the rest; an error that points
+at a spec line (a spec error, a failing invariant) carries `file=`, `line=` and `col=`, so GitHub shows
+it on that line of the PR's diff.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
 from ..secrets import Redactor
-from ._summary import LABELS, clip, headline
-from ._verdict import GateVerdict
+from ._report import GateReport
+from ._summary import LABELS, clip, could_not_run, headline
+from ._verdict import GateVerdict, Outcome, ScenarioVerdict
 
-OUTPUT_NAMES = ("verdict", "exit-code", "pass-rate", "experiment-id", "results-json", "comment-url")
+OUTPUT_NAMES = (
+    "verdict",
+    "exit-code",
+    "pass-rate",
+    "experiment-id",
+    "results-json",
+    "comment-url",
+    "passed",
+    "failed",
+    "errored",
+    "inconclusive",
+)
 MAX_ANNOTATIONS = 10
+COUNTED: dict[str, tuple[Outcome, ...]] = {
+    "passed": ("passed",),
+    "failed": ("regressed", "threshold_failed"),
+    "errored": ("error",),
+    "inconclusive": ("inconclusive",),
+}
+"""The scenario counts among the outputs, by the outcomes each adds up."""
+
+Location = tuple[str, int | None, int | None]
+"""A file (relative to the workspace), line and column."""
+Locate = Callable[[str, str], Location | None]
+"""(spec id, invariant name) -> where the invariant is written, when known."""
 
 
 def outputs(verdict: GateVerdict, results_json: Path, comment_url: str | None) -> dict[str, str]:
@@ -31,6 +59,8 @@ def outputs(verdict: GateVerdict, results_json: Path, comment_url: str | None) -
         "results-json": str(results_json),
         "comment-url": comment_url or "",
     }
+    for name, counted in COUNTED.items():
+        values[name] = str(sum(s.outcome in counted for s in verdict.scenarios()))
     return values
 
 
@@ -65,33 +95,61 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def annotation_lines(verdict: GateVerdict, redact: Redactor) -> list[str]:
-    """Workflow commands for what did not pass: errors for blocking outcomes, warnings otherwise."""
+def _command(kind: str, title: str, message: str, where: Location | None = None) -> str:
+    properties = []
+    if where is not None:
+        file, line, column = where
+        named = {"file": file, "line": line, "col": column}
+        properties = [f"{key}={_escape_property(str(value))}" for key, value in named.items() if value]
+    properties.append(f"title={_escape_property(title)}")
+    return f"::{kind} {','.join(properties)}::{_escape_data(message)}"
+
+
+def _failing_invariant(scenario: ScenarioVerdict) -> str | None:
+    """The invariant to point at: a gate invariant that failed, else any that failed."""
+    failing = [stat for stat in scenario.invariants if stat.candidate.passed < stat.candidate.total]
+    failing.sort(key=lambda stat: not stat.gate)
+    return failing[0].name if failing else None
+
+
+def annotation_lines(report: GateReport, redact: Redactor, locate: Locate | None = None) -> list[str]:
+    """Workflow commands for what did not pass: errors for blocking outcomes, warnings otherwise; a spec
+    error, and a failed scenario's failing invariant, at their line of the spec (when `locate` knows it)."""
+    verdict = report.verdict
+    if report.problems:
+        title = "Keystone gate could not run"
+        lines = [_command("error", title, redact(clip(could_not_run(report))))]
+        for error in report.problems:
+            where = (error.file, error.line, error.column) if error.file else None
+            lines.append(_command("error", title, redact(clip(error.message)), where))
+        return _capped(lines)
     lines = []
     level = "error" if verdict.exit_code else "warning"
     if verdict.verdict != "passed":
-        lines.append(
-            f"::{level} title={_escape_property('Keystone gate')}::{_escape_data(redact(headline(verdict)))}"
-        )
+        lines.append(_command(level, "Keystone gate", redact(headline(verdict))))
     for spec in verdict.specs:
         for problem in [*spec.errors, *spec.reasons]:
-            lines.append(
-                f"::error title={_escape_property(spec.spec_id)}::{_escape_data(redact(clip(problem)))}"
-            )
+            lines.append(_command("error", spec.spec_id, redact(clip(problem))))
     for scenario in verdict.scenarios():
         if scenario.outcome == "passed":
             continue
         kind = "warning" if scenario.outcome == "inconclusive" else "error"
-        title = _escape_property(f"{scenario.spec_id} / {scenario.scenario_id}: {LABELS[scenario.outcome]}")
+        title = f"{scenario.spec_id} / {scenario.scenario_id}: {LABELS[scenario.outcome]}"
         message = clip(scenario.reasons[0]) if scenario.reasons else LABELS[scenario.outcome]
-        lines.append(f"::{kind} title={title}::{_escape_data(redact(message))}")
+        invariant = _failing_invariant(scenario)
+        where = locate(scenario.spec_id, invariant) if locate is not None and invariant else None
+        lines.append(_command(kind, title, redact(message), where))
+    return _capped(lines)
+
+
+def _capped(lines: list[str]) -> list[str]:
     if len(lines) > MAX_ANNOTATIONS:
         rest = len(lines) - (MAX_ANNOTATIONS - 1)
         lines = [*lines[: MAX_ANNOTATIONS - 1], f"::notice::{rest} more problem(s): see the job summary"]
     return lines
 
 
-def print_annotations(verdict: GateVerdict, redact: Redactor, stream: TextIO) -> None:
-    for line in annotation_lines(verdict, redact):
+def print_annotations(report: GateReport, redact: Redactor, stream: TextIO, locate: Locate | None) -> None:
+    for line in annotation_lines(report, redact, locate):
         stream.write(line + "\n")
     stream.flush()

@@ -8,6 +8,10 @@
    the same attempt never makes a second one), run it, follow it (SSE, resumed; or polling), fetch results.
 4. Decide, write every report and the comment, then return the exit code.
 
+A run that cannot decide (exit 2 for invalid input, 3 for infrastructure) still writes every report and
+the comment, saying "could not run" with its first errors (a spec error with its file:line), so no
+earlier run's verdict is left standing.
+
 An infrastructure failure while experiments run (the server went away, the timeout ran out) does not
 abort: it becomes the verdict `error` for the specs it hit, so the reports still say what happened.
 """
@@ -43,18 +47,30 @@ from ._baseline import Baselines, from_branch, from_experiment, from_file
 from ._ci import CiContext, detect
 from ._comments import CommentError, Marker, StickyComment, thread_for
 from ._inputs import GateConfig, GateInputError, parse_baseline
+from ._locations import InvariantLocations
+from ._problems import Problem
 from ._publish import publish
 from ._report import GateReport, ReportError, read_report
-from ._summary import LABELS, headline, running
-from ._verdict import GateVerdict, Policy, SpecRun, decide
+from ._summary import LABELS, could_not_run, headline, running
+from ._verdict import GateVerdict, Policy, Rate, SpecRun, SpecVerdict, decide
 
 EMBEDDED_DIR = Path(".keystone")
 """Where the embedded server keeps its SQLite store (relative to the working directory)."""
 POLL_INTERVAL_S = 2.0
+GATE_NAME = "keystone-gate"
+"""What JUnit calls the gate itself, when it could not run (its one errored testcase)."""
 
 
 class GateInfrastructureError(Exception):
     """Raised before any experiment runs when the server cannot be reached or started; exit 3."""
+
+
+class InvalidSpecsError(GateInputError):
+    """Raised for spec files with errors; carries each error with its file, line and column."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("invalid specs: the files above have errors")
+        self.problems = list(problems)
 
 
 def expand_specs(patterns: Sequence[str]) -> list[Path]:
@@ -75,7 +91,7 @@ def _load_distinct_specs(paths: Sequence[Path], err: Console) -> list[LoadedSpec
         loaded = load_specs(paths)
     except SpecError as exc:
         err.print(str(exc), markup=False, highlight=False)
-        raise GateInputError("invalid specs: the files above have errors") from None
+        raise InvalidSpecsError([Problem.of_issue(issue) for issue in exc.issues]) from None
     seen: dict[str, Path] = {}
     for item, path in zip(loaded, paths, strict=True):
         if item.spec.id in seen:
@@ -129,6 +145,7 @@ class Gate:
         self.ci = _context(config, environ)
         self.policy = Policy.from_config(config)
         self.redact = Redactor(_named(config.secrets()))
+        self.locate: InvariantLocations | None = None
 
     # -- entry points -------------------------------------------------------------------------------
 
@@ -141,6 +158,7 @@ class Gate:
             assert item.path is not None  # loaded from files
             spec_secrets += collect_declared_secrets_from_file(item.path).values()
         self.redact = Redactor(_named([*self.config.secrets(), *spec_secrets]))
+        self.locate = InvariantLocations(loaded)
         spec_ids = [item.spec.id for item in loaded]
         baseline = parse_baseline(self.config.baseline)
         baselines = (
@@ -159,9 +177,21 @@ class Gate:
                 verdict = decide(runs, self.policy)
                 candidates = [run.candidate for run in runs if run.candidate is not None]
                 report = GateReport(verdict=verdict, ci=self.ci, runs=candidates)
-                publish(report, self.config, sticky, self.redact, self.environ, self.err, self.out)
+                self._publish(report, sticky)
         self._print(verdict)
         return verdict.exit_code
+
+    def could_not_run(self, exit_code: int, problems: Sequence[Problem]) -> int:
+        """Publish that this run could not decide (every report and the comment say so), then return
+        `exit_code`."""
+        errors = [problem.describe() for problem in problems]
+        stopped = SpecVerdict(spec_id=GATE_NAME, outcome="error", candidate=Rate.of(0, 0), errors=errors)
+        verdict = GateVerdict(verdict="error", exit_code=exit_code, specs=[stopped])
+        report = GateReport(verdict=verdict, ci=self.ci, problems=list(problems))
+        with self._sticky() as sticky:
+            self._publish(report, sticky)
+        self.err.print(self.redact(could_not_run(report)), markup=False)
+        return exit_code
 
     def _report_earlier(self, path: Path) -> int:
         """The fork-safe second step: publish a verdict decided by an earlier gate, running nothing.
@@ -171,8 +201,11 @@ class Gate:
         report = read_report(path)
         report.ci = report.ci.model_copy(update={"run_url": "", "project_url": "", "api_url": ""})
         with self._sticky(Marker.for_run(report.ci)) as sticky:
-            publish(report, self.config, sticky, self.redact, self.environ, self.err, self.out)
-        self._print(report.verdict)
+            self._publish(report, sticky)
+        if report.problems:
+            self.err.print(self.redact(could_not_run(report)), markup=False)
+        else:
+            self._print(report.verdict)
         return report.verdict.exit_code
 
     # -- server -------------------------------------------------------------------------------------
@@ -309,6 +342,9 @@ class Gate:
         finally:
             sticky.close()
 
+    def _publish(self, report: GateReport, sticky: StickyComment | None) -> None:
+        publish(report, self.config, sticky, self.redact, self.environ, self.err, self.out, self.locate)
+
     def _comment(self, sticky: StickyComment, body: str) -> None:
         try:
             sticky.post(body)
@@ -358,15 +394,21 @@ def _context(config: GateConfig, environ: Mapping[str, str]) -> CiContext:
 
 
 def run_gate(config: GateConfig, environ: Mapping[str, str], err: Console, out: TextIO) -> int:
-    """The exit code of one gate run; input and early infrastructure errors are printed here."""
+    """The exit code of one gate run; input and early infrastructure errors are printed and published
+    here."""
+    gate = Gate(config, environ, err, out)
     try:
-        return Gate(config, environ, err, out).run()
+        return gate.run()
+    except InvalidSpecsError as exc:
+        err.print(f"invalid input: {exc}", markup=False)
+        return gate.could_not_run(exit_codes.INVALID_INPUT, exc.problems)
     except (GateInputError, ReportError, SecretError) as exc:
         err.print(f"invalid input: {exc}", markup=False)
-        return exit_codes.INVALID_INPUT
+        return gate.could_not_run(exit_codes.INVALID_INPUT, [Problem(message=str(exc))])
     except GateInfrastructureError as exc:
         err.print(f"infrastructure error: {exc}", markup=False)
-        return exit_codes.INFRASTRUCTURE
+        return gate.could_not_run(exit_codes.INFRASTRUCTURE, [Problem(message=str(exc))])
     except KeystoneError as exc:  # the server failed a call before any experiment ran (e.g. a baseline's)
-        err.print(f"infrastructure error: the Keystone server failed: {exc.message}", markup=False)
-        return exit_codes.INFRASTRUCTURE
+        message = f"the Keystone server failed: {exc.message}"
+        err.print(f"infrastructure error: {message}", markup=False)
+        return gate.could_not_run(exit_codes.INFRASTRUCTURE, [Problem(message=message)])

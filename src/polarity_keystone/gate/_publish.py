@@ -14,7 +14,7 @@ from ..secrets import Redactor
 from ._comments import CommentError, StickyComment
 from ._inputs import GateConfig
 from ._junit import write_junit
-from ._outputs import outputs, print_annotations, write_dotenv, write_github_output
+from ._outputs import Locate, outputs, print_annotations, write_dotenv, write_github_output
 from ._report import GateReport, write_report
 from ._summary import render
 
@@ -32,8 +32,10 @@ def publish(
     environ: Mapping[str, str],
     err: Console,
     out: TextIO,
+    locate: Locate | None,
 ) -> str | None:
-    """Returns the comment's URL (None without a comment)."""
+    """Returns the comment's URL (None without a comment). `locate` finds the spec line of an invariant,
+    for annotations (None where the specs are not at hand)."""
     markdown = redact(render(report))
     write_junit(config.junit, report.verdict, redact)
     _write(config.summary, markdown)
@@ -54,7 +56,7 @@ def publish(
         write_github_output(Path(github_output), values, redact)
     write_dotenv(config.dotenv, values, redact)
     if environ.get("GITHUB_ACTIONS") == "true":
-        print_annotations(report.verdict, redact, out)
+        print_annotations(report, redact, out, locate)
     written = ", ".join(str(p) for p in (config.junit, config.summary, config.results_json, config.dotenv))
     err.print(f"wrote {written}", markup=False)
     return comment_url

@@ -19,6 +19,7 @@ from .._version import __version__
 from ..results import RunResults
 from ..secrets import Redactor
 from ._ci import CiContext
+from ._problems import Problem
 from ._verdict import GateVerdict
 
 REPORT_SCHEMA_VERSION = 1
@@ -35,6 +36,8 @@ class GateReport(BaseModel):
     runs: list[SerializeAsAny[RunResults]] = Field(default_factory=list)
     """Each run as the server returned it: its results plus the experiment's record (id, name, times,
     metadata), which a plain RunResults would drop on writing."""
+    problems: list[Problem] = Field(default_factory=list)
+    """Why the run could not decide (exit 2 or 3); empty when the verdict stands on the runs."""
 
 
 class ReportError(ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from ._problems import MAX_PROBLEMS
 from ._report import GateReport
 from ._verdict import GateVerdict, Outcome, Rate, ScenarioVerdict, Test
 
@@ -118,7 +119,34 @@ def _scenario_table(scenarios: list[ScenarioVerdict]) -> list[str]:
     return [*lines, "", "</details>"]
 
 
+COULD_NOT_RUN = {2: "invalid input", 3: "infrastructure error"}
+"""What stopped a run that could not decide, by exit code."""
+
+
+def could_not_run(report: GateReport) -> str:
+    """One sentence for a run that could not decide: what stopped it and its first error."""
+    code = report.verdict.exit_code
+    first = report.problems[0].describe() if report.problems else ""
+    more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+    return f"Keystone gate could not run: {COULD_NOT_RUN.get(code, 'error')} (exit {code}): {first}{more}"
+
+
+def _render_could_not_run(report: GateReport) -> str:
+    code = report.verdict.exit_code
+    lines = [f"### ❗ Keystone gate could not run: {COULD_NOT_RUN.get(code, 'error')} (exit {code})", ""]
+    for problem in report.problems[:MAX_PROBLEMS]:
+        where = f"`{clip(problem.where(), 300)}`: " if problem.where() else ""
+        lines.append(f"- {where}{clip(problem.message)}")
+    if len(report.problems) > MAX_PROBLEMS:
+        lines.append(f"- … and {len(report.problems) - MAX_PROBLEMS} more: see the job's log")
+    link = f" · [CI run]({report.ci.run_url})" if report.ci.run_url else ""
+    lines += ["", f"<sub>Keystone {report.keystone_version}{link}</sub>"]
+    return "\n".join(lines) + "\n"
+
+
 def render(report: GateReport) -> str:
+    if report.problems:
+        return _render_could_not_run(report)
     verdict = report.verdict
     lines = [f"### {ICONS[verdict.verdict]} {clip(headline(verdict), 1000)}", ""]
     lines += ["| Spec | Verdict | Pass rate | Baseline | Experiment |", "|---|---|---|---|---|"]

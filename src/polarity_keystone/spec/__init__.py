@@ -54,6 +54,7 @@ from ._models import (
 from ._paths import LocalPathError, PathKind, TreeEntry, confine, read_regular, tree
 from ._semantic import local_paths
 from ._service_kinds import KNOWN_IMAGES, service_kind
+from ._source import SourceMap
 from ._units import format_duration, parse_duration, parse_size
 from ._unsupported import unsupported_features
 from ._yaml import MAX_SPEC_BYTES, read_yaml
@@ -100,6 +101,7 @@ __all__ = [
     "Service",
     "Setup",
     "SetupFile",
+    "SourceMap",
     "Spec",
     "SpecError",
     "SpecIssue",
