@@ -144,15 +144,19 @@ def test_an_unreachable_server_is_an_infrastructure_error(workdir: Path) -> None
     assert "infrastructure error: cannot reach http://127.0.0.1:9" in result.log
 
 
-def test_a_baseline_of_another_spec_version_is_refused_before_a_sandbox_boots(workdir: Path) -> None:
+def test_a_baseline_of_another_spec_version_is_refused_before_a_sandbox_boots_when_strict(
+    workdir: Path,
+) -> None:
     baseline = run(
         {"hello-world": "PPPP"}, spec_id="hello-world", fingerprint=dict(FINGERPRINT, spec_sha256="0" * 64)
     )
     (workdir / "base.json").write_text(baseline.model_dump_json())
-    result = gate(workdir, {}, "--specs", "specs/*.yaml", "--baseline", "file:base.json")
+    flags = ("--specs", "specs/*.yaml", "--baseline", "file:base.json", "--strict-baselines")
+    result = gate(workdir, {}, *flags)
     assert result.code == 2
     assert (
-        "invalid baseline for hello-world: it ran another version of the spec (file base.json" in result.log
+        "invalid baseline for hello-world (strict-baselines): it ran another version of the spec "
+        "(file base.json: spec_sha256 000000000000…" in result.log
     )
     assert "experiment exp-" not in result.log  # nothing was created
 

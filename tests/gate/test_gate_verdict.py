@@ -140,16 +140,19 @@ def test_errors_are_never_green_but_a_regression_elsewhere_wins() -> None:
     assert (lost.verdict, lost.exit_code, lost.specs[0].errors) == ("error", 3, ["the server went away"])
 
 
-def test_a_baseline_of_another_spec_version_is_refused_unless_allowed() -> None:
+def test_a_baseline_of_another_spec_version_is_compared_unless_strict() -> None:
     other = dict(FINGERPRINT, spec_sha256="b" * 64)
     candidate = run({"s": "PPPPPFFFFF"})
     baseline = run({"s": "PPPPPPPPPP"}, fingerprint=other, experiment_id="exp-base")
-    refused = decide([SpecRun("spec", candidate, baseline)], Policy())
+    compared = decide([SpecRun("spec", candidate, baseline)], Policy())
+    assert compared.verdict == "regressed" and compared.specs[0].changes is not None
+    refused = decide([SpecRun("spec", candidate, baseline)], Policy(strict_baselines=True))
     assert (refused.verdict, refused.exit_code, refused.specs[0].refused) == ("error", 2, True)
-    assert "spec_sha256: bbbb" in refused.specs[0].errors[0]
-    allowed = decide([SpecRun("spec", candidate, baseline)], Policy(allow_fingerprint_mismatch=True))
+    assert refused.specs[0].errors[0].startswith("refused to compare (strict-baselines): spec changed")
+    allowed = decide(
+        [SpecRun("spec", candidate, baseline)], Policy(strict_baselines=True, allow_fingerprint_mismatch=True)
+    )
     assert allowed.verdict == "regressed"
-    assert any("compared despite a different spec_sha256" in note for note in allowed.specs[0].notes)
 
 
 def test_a_changed_agent_is_what_the_gate_compares() -> None:
@@ -162,7 +165,5 @@ def test_a_changed_agent_is_what_the_gate_compares() -> None:
 def test_new_and_removed_scenarios_are_noted() -> None:
     verdict = gate({"new": "PPP"}, {"old": "PPP"})
     assert verdict.verdict == "passed"
-    assert verdict.specs[0].notes == [
-        "new scenario (no baseline yet): new",
-        "scenario in the baseline but not run now: old",
-    ]
+    changes = verdict.specs[0].changes
+    assert changes is not None and (changes.scenarios_added, changes.scenarios_removed) == (["new"], ["old"])

@@ -25,7 +25,7 @@ from ..secrets import (
     secret_files,
 )
 from ..services import kind_of
-from ..spec import LoadedSpec, Service, read_regular, tree
+from ..spec import SEMANTIC_KEYS, LoadedSpec, Service, read_regular, semantic_fingerprint, tree
 from ._confine import confined_agent_image
 from ._db_audit import audited, needs_db_audit
 from ._execlog import logged_env, needs_command_log, with_command_log
@@ -72,8 +72,11 @@ class PreparedSpec:
 
     @property
     def fingerprint_id(self) -> str:
-        """A short hash of the fingerprint, carried by replay commands."""
-        canonical = json.dumps(self.fingerprint, sort_keys=True).encode()
+        """A short hash of the fingerprint, carried by replay commands. The semantic spec hashes are left
+        out: `spec_sha256` already pins the text they derive from, and ids of runs recorded before they
+        existed stay valid."""
+        exact = {key: value for key, value in self.fingerprint.items() if key not in SEMANTIC_KEYS}
+        canonical = json.dumps(exact, sort_keys=True).encode()
         return hashlib.sha256(canonical).hexdigest()[:16]
 
 
@@ -106,6 +109,7 @@ def prepare(
         "spec_id": spec.id,
         "spec_version": spec.version,
         "spec_sha256": loaded.sha256,
+        **semantic_fingerprint(spec),
         "agent_image": agent_image.digest,
         "service_images": {name: image.digest for name, image in sorted(service_images.items())},
         "agent_digest": _digest_dir(agent_dir) if agent_dir else "",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..results import RunResults
 from ..sdk import Keystone, NotFoundError
+from ..spec import SEMANTIC_KEY, LoadedSpec, semantic_fingerprint
 from ._ci import CiContext
 from ._inputs import GateInputError
 from ._report import read_runs
@@ -31,6 +32,16 @@ class Baselines:
 
     def note(self, spec_id: str, text: str) -> None:
         self.notes.setdefault(spec_id, []).append(text)
+
+
+def spec_change(baseline: RunResults, item: LoadedSpec, uploaded_sha256: str) -> str | None:
+    """How the spec to run differs from the one the baseline ran, or None: by meaning when the baseline
+    has a semantic fingerprint, else (results written before it existed) by the hash of the text."""
+    before = baseline.fingerprint
+    key = SEMANTIC_KEY if SEMANTIC_KEY in before else "spec_sha256"
+    now = semantic_fingerprint(item.spec)[SEMANTIC_KEY] if key == SEMANTIC_KEY else uploaded_sha256
+    then = str(before.get(key) or "")
+    return f"{key} {then[:12]}…, now {now[:12]}…" if then and then != now else None
 
 
 def from_file(path: Path, spec_ids: Sequence[str]) -> Baselines:

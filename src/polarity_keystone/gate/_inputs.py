@@ -88,7 +88,14 @@ INPUTS: tuple[GateInput, ...] = (
         "allow-fingerprint-mismatch",
         "bool",
         "false",
-        "compare even when the baseline ran another spec version or other service images",
+        "with strict-baselines: compare anyway (without it, a changed baseline is always compared)",
+    ),
+    GateInput(
+        "strict-baselines",
+        "bool",
+        "false",
+        "exit 2 when the baseline ran a changed spec or other service images, instead of comparing "
+        "scenario by scenario",
     ),
     GateInput(
         "alpha", "float", "0.05", "significance level of a regression, after the multiple-testing correction"
@@ -170,6 +177,7 @@ class GateConfig:
     follow: str
     baseline: str
     allow_fingerprint_mismatch: bool
+    strict_baselines: bool
     alpha: float
     min_effect: float
     correction: str

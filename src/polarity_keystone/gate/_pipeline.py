@@ -43,7 +43,7 @@ from ..sdk import (
 )
 from ..secrets import Redactor, SecretError
 from ..spec import LoadedSpec, SpecError, load_specs
-from ._baseline import Baselines, from_branch, from_experiment, from_file
+from ._baseline import Baselines, from_branch, from_experiment, from_file, spec_change
 from ._ci import CiContext, detect
 from ._comments import CommentError, Marker, StickyComment, thread_for
 from ._inputs import GateConfig, GateInputError, parse_baseline
@@ -233,19 +233,18 @@ class Gate:
             ks.close()
 
     def _refuse_changed_specs(self, loaded: Sequence[LoadedSpec], baselines: Baselines) -> None:
-        """A baseline of another spec version is refused before anything runs (when it can be known
-        now); other fingerprint differences are judged with the results."""
-        if self.policy.allow_fingerprint_mismatch:
+        """Under strict-baselines, a baseline of another spec version (by meaning) is refused before
+        anything runs; other fingerprint differences are judged with the results."""
+        if not self.policy.strict_baselines or self.policy.allow_fingerprint_mismatch:
             return
         for item in loaded:
             base = baselines.runs.get(item.spec.id)
-            before = base.fingerprint.get("spec_sha256") if base is not None else None
-            if before and before != uploaded_sha256(item):
+            change = spec_change(base, item, uploaded_sha256(item)) if base is not None else None
+            if change:
                 raise GateInputError(
-                    f"invalid baseline for {item.spec.id}: it ran another version of the spec "
-                    f"({baselines.sources[item.spec.id]}: spec_sha256 {str(before)[:12]}…, now "
-                    f"{uploaded_sha256(item)[:12]}…); set allow-fingerprint-mismatch to compare anyway, or "
-                    "baseline: none"
+                    f"invalid baseline for {item.spec.id} (strict-baselines): it ran another version of "
+                    f"the spec ({baselines.sources[item.spec.id]}: {change}); run a new baseline, or leave "
+                    "strict-baselines off to compare scenario by scenario"
                 )
 
     # -- experiments --------------------------------------------------------------------------------
@@ -361,6 +360,8 @@ class Gate:
                 for reason in scenario.reasons:
                     self.err.print(f"    {self.redact(reason)}", markup=False)
         for spec in verdict.specs:
+            if spec.changes is not None:
+                self.err.print(f"  {spec.spec_id}: {self.redact(spec.changes.describe())}", markup=False)
             for problem in [*spec.errors, *spec.reasons]:
                 self.err.print(f"  {spec.spec_id}: {self.redact(problem)}", markup=False)
         self.err.print(f"exit code {verdict.exit_code}", markup=False)

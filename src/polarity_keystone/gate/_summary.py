@@ -157,6 +157,8 @@ def render(report: GateReport) -> str:
             f"| {cell(spec.spec_id)} | {ICONS[spec.outcome]} {LABELS[spec.outcome]} | "
             f"{rate_text(spec.candidate)} | {rate_text(spec.baseline)}{source} | {experiment} |"
         )
+    for spec in verdict.specs:
+        lines += ["", f"🔀 **{spec.spec_id}**: {clip(spec.changes.describe())}"] if spec.changes else []
     if verdict.suite is not None and len(verdict.scenarios()) > 1:
         suite = verdict.suite
         lines += [

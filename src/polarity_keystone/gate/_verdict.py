@@ -12,8 +12,13 @@ plus a stratified suite test, as one family corrected with Holm or Benjamini-Hoc
 * an improvement or no change is `passed`;
 * threshold_failed: an absolute rule broke: pass rate, cost, p95 wall time, a violated forbidden rule,
   a gate invariant failing in every replica (unless it also failed in the baseline);
-* error: something could not be evaluated (an errored replica, a lost experiment, a baseline that ran
-  something else). Never green.
+* error: something could not be evaluated (an errored replica, a lost experiment, a baseline of a
+  changed spec under strict-baselines). Never green.
+
+A baseline of a changed spec (by meaning: comments and formatting do not count) or other service images
+is still compared scenario by scenario; the verdict says what changed (`_spec_changes`), scenarios new
+since the baseline are judged by absolute rules only, and a new or redefined invariant is judged without
+the baseline's figures for it.
 
 The overall verdict is the first of regressed, threshold_failed, error, inconclusive, passed that
 applies; exit codes 1, 1, 3 (2 when the error is a refused baseline), 4 (0 when non-blocking), 0.
@@ -40,16 +45,12 @@ from ..analysis import (
 )
 from ..results import RunOutcome, RunResults, ScenarioResult, failure_evidence
 from ._inputs import FAIL_ON, GateConfig
+from ._spec_changes import SpecChanges, compare_runs
 
 VERDICT_SCHEMA_VERSION = 1
 
 Outcome = Literal["passed", "regressed", "threshold_failed", "inconclusive", "error"]
 PRECEDENCE: tuple[Outcome, ...] = ("regressed", "threshold_failed", "error", "inconclusive", "passed")
-
-FINGERPRINT_MUST_MATCH = ("spec_id", "spec_sha256", "service_images")
-"""What a baseline must share with the candidate to be comparable: the spec text and the services'
-images. The agent (its code digest, the image it runs in, git fixtures' commits) is what the gate is there
-to compare, so differences there are noted, never refused."""
 
 
 class Rate(BaseModel):
@@ -141,7 +142,9 @@ class SpecVerdict(BaseModel):
     """Spec-level thresholds that broke (pass rate, cost, p95 wall time)."""
     notes: list[str] = Field(default_factory=list)
     refused: bool = False
-    """The baseline ran something else and the gate refused to compare (an input error, exit 2)."""
+    """The baseline ran something else and the gate refused to compare (strict-baselines; exit 2)."""
+    changes: SpecChanges | None = None
+    """What changed since the baseline besides the agent (spec, scenarios, service images), if anything."""
     mean_cost_per_run_usd: float = 0.0
     p95_wall_ms: float = 0.0
     scenarios: list[ScenarioVerdict] = Field(default_factory=list)
@@ -170,7 +173,10 @@ class Policy:
     max_p95_wall_s: float | None = None
     fail_on: frozenset[str] = frozenset(FAIL_ON)
     allow_fingerprint_mismatch: bool = False
+    """Compare even a baseline that strict-baselines would refuse."""
     inconclusive_blocking: bool = True
+    strict_baselines: bool = False
+    """Refuse (exit 2) a baseline of a changed spec or other service images instead of comparing."""
 
     @classmethod
     def from_config(cls, config: GateConfig) -> Policy:
@@ -184,6 +190,7 @@ class Policy:
             fail_on=frozenset(config.fail_on) - {"none"},
             allow_fingerprint_mismatch=config.allow_fingerprint_mismatch,
             inconclusive_blocking=config.inconclusive == "blocking",
+            strict_baselines=config.strict_baselines,
         )
 
     @property
@@ -200,6 +207,7 @@ class Policy:
             "max_p95_wall_s": self.max_p95_wall_s,
             "fail_on": sorted(self.fail_on),
             "allow_fingerprint_mismatch": self.allow_fingerprint_mismatch,
+            "strict_baselines": self.strict_baselines,
             "inconclusive": "blocking" if self.inconclusive_blocking else "non-blocking",
         }
 
@@ -245,11 +253,15 @@ def _invariant_counts(scenario: ScenarioResult) -> dict[str, tuple[bool, int, in
     return counts
 
 
-def _invariants(candidate: ScenarioResult, baseline: ScenarioResult | None) -> list[InvariantStat]:
+def _invariants(
+    candidate: ScenarioResult, baseline: ScenarioResult | None, fresh: set[str]
+) -> list[InvariantStat]:
+    """Per invariant, the candidate's pass rate and the baseline's, except for `fresh` invariants (new
+    or redefined since the baseline), whose baseline figures measured something else."""
     before = _invariant_counts(baseline) if baseline is not None else {}
     stats = []
     for name, (gate, passed, total) in _invariant_counts(candidate).items():
-        base = before.get(name)
+        base = before.get(name) if name not in fresh else None
         stats.append(
             InvariantStat(
                 name=name,
@@ -315,28 +327,6 @@ def _newly_broken(stat: InvariantStat) -> str:
     return f"gate invariant {stat.name} failed in every replica ({stat.candidate.describe()}){before}"
 
 
-# --- fingerprints ----------------------------------------------------------------------------------
-
-
-def fingerprint_differences(
-    baseline: dict[str, Any], candidate: dict[str, Any]
-) -> tuple[list[str], list[str]]:
-    """(differences that make the runs incomparable, differences that are just noted). Keys missing on
-    either side (older results, a partial run) are not compared."""
-    refusing: list[str] = []
-    noted: list[str] = []
-    for key in sorted(set(baseline) & set(candidate)):
-        if baseline[key] != candidate[key]:
-            line = f"{key}: {_short(baseline[key])} -> {_short(candidate[key])}"
-            (refusing if key in FINGERPRINT_MUST_MATCH else noted).append(line)
-    return refusing, noted
-
-
-def _short(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 # --- the family of tests ---------------------------------------------------------------------------
 
 
@@ -380,34 +370,27 @@ def _spec_verdict(run: SpecRun, policy: Policy, compared: list[_Compared]) -> Sp
         p95_wall_ms=candidate.metrics.p95_wall_ms if candidate else 0.0,
     )
     baseline = run.baseline
+    fresh: set[str] = set()
     if candidate is not None and baseline is not None:
-        refusing, noted = fingerprint_differences(baseline.fingerprint, candidate.fingerprint)
-        verdict.notes += [f"changed since the baseline: {line}" for line in noted]
-        if refusing and not policy.allow_fingerprint_mismatch:
+        changes, noted = compare_runs(baseline, candidate)
+        verdict.notes += noted
+        verdict.changes = changes if changes.any else None
+        fresh = changes.fresh_invariants
+        if changes.refusable and policy.strict_baselines and not policy.allow_fingerprint_mismatch:
             verdict.refused = True
             verdict.errors.append(
-                "refused to compare: the baseline ran something else ("
-                + "; ".join(refusing)
-                + "); set allow-fingerprint-mismatch to compare anyway"
+                f"refused to compare (strict-baselines): {changes.describe()}; run a new baseline, "
+                "or leave strict-baselines off to compare scenario by scenario"
             )
             baseline = None
-        elif refusing:
-            verdict.notes += [
-                f"compared despite a different {line} (allow-fingerprint-mismatch)" for line in refusing
-            ]
     if baseline is not None:
         base_totals = [_rate(s) for s in baseline.scenarios]
         verdict.baseline = Rate.of(sum(r.passed for r in base_totals), sum(r.total for r in base_totals))
     before = {s.scenario_id: s for s in baseline.scenarios} if baseline is not None else {}
     for scenario, rate in zip(scenarios, totals, strict=True):
         verdict.scenarios.append(
-            _scenario_verdict(scenario, rate, before.get(scenario.scenario_id), policy, compared)
+            _scenario_verdict(scenario, rate, before.get(scenario.scenario_id), policy, compared, fresh)
         )
-    if baseline is not None:
-        new = [s.scenario_id for s in scenarios if s.scenario_id not in before]
-        gone = sorted(set(before) - {s.scenario_id for s in scenarios})
-        verdict.notes += [f"new scenario (no baseline yet): {sid}" for sid in new]
-        verdict.notes += [f"scenario in the baseline but not run now: {sid}" for sid in gone]
     if run.problem:
         verdict.errors.append(run.problem)
     if candidate is not None:
@@ -421,6 +404,7 @@ def _scenario_verdict(
     baseline: ScenarioResult | None,
     policy: Policy,
     compared: list[_Compared],
+    fresh: set[str],
 ) -> ScenarioVerdict:
     verdict = ScenarioVerdict(
         spec_id=scenario.spec_id,
@@ -428,7 +412,7 @@ def _scenario_verdict(
         parameters=scenario.parameters,
         outcome="passed",
         candidate=rate,
-        invariants=_invariants(scenario, baseline),
+        invariants=_invariants(scenario, baseline, fresh),
         forbidden=_forbidden(scenario),
         replay=_replay(scenario),
         evidence=failure_evidence(scenario) if scenario.status != "pass" else "",

@@ -6,6 +6,7 @@ report problems the same way.
 """
 
 from ._errors import SpecError, SpecIssue
+from ._identity import PARTS_KEY, SEMANTIC_KEY, SEMANTIC_KEYS, semantic_fingerprint
 from ._limits import MAX_ID_LENGTH
 from ._loader import LoadedSpec, load_spec, load_specs, parse_spec
 from ._models import (
@@ -65,6 +66,9 @@ __all__ = [
     "KNOWN_IMAGES",
     "MAX_ID_LENGTH",
     "MAX_SPEC_BYTES",
+    "PARTS_KEY",
+    "SEMANTIC_KEY",
+    "SEMANTIC_KEYS",
     "Agent",
     "Audit",
     "Check",
@@ -120,6 +124,7 @@ __all__ = [
     "parse_spec",
     "read_regular",
     "read_yaml",
+    "semantic_fingerprint",
     "service_kind",
     "service_name",
     "tree",
