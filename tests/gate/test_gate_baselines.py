@@ -4,12 +4,15 @@ scenarios and redefined invariants are judged, and strict-baselines."""
 from __future__ import annotations
 
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from polarity_keystone.gate import GateReport, Policy, SpecRun, decide
+from polarity_keystone.gate._junit import render_junit
 from polarity_keystone.gate._summary import render
 from polarity_keystone.results import RunResults
 from polarity_keystone.spec import SEMANTIC_KEY, parse_spec, semantic_fingerprint
@@ -34,7 +37,7 @@ def changed(text: str) -> str:
     return text.replace("scoring:\n", tidy) + "parallelism:\n  matrix:\n    greeting: [plain, loud]\n"
 
 
-def fingerprint(text: str) -> dict[str, object]:
+def fingerprint(text: str) -> dict[str, Any]:
     """The run fingerprint's spec keys for `text`, as the engine records them."""
     loaded = parse_spec(text, "hello.yaml", HELLO)
     return {**FINGERPRINT, "spec_sha256": loaded.sha256, **semantic_fingerprint(loaded.spec)}
@@ -109,6 +112,9 @@ def test_changed_invariants_and_parts_are_named_in_the_verdict_and_the_summary()
     )
     summary = render(GateReport(verdict=verdict))
     assert f"🔀 **spec**: {changes.describe()}" in summary
+    junit = ET.fromstring(render_junit(verdict))
+    property_ = junit.find("testsuite/properties/property[@name='baseline_changes']")
+    assert property_ is not None and property_.get("value") == changes.describe()
 
 
 def test_a_redefined_gate_invariant_is_judged_without_the_baselines_figures() -> None:

@@ -84,7 +84,10 @@ def render_junit(verdict: GateVerdict) -> str:
             own: Outcome = "error" if spec.errors or not cases else "threshold_failed"
             _mark(case, own, clip(problems[0]) if problems else "no scenario ran", "\n".join(problems))
             cases.append(case)
-        suites.append(TestSuite(spec.spec_id, cases, properties={"experiment_id": spec.experiment_id}))
+        properties = {"experiment_id": spec.experiment_id}
+        if spec.changes is not None:
+            properties["baseline_changes"] = spec.changes.describe()
+        suites.append(TestSuite(spec.spec_id, cases, properties=properties))
     if verdict.suite is not None and len(verdict.scenarios()) > 1:
         suites.append(TestSuite(SUITE_NAME, [_suite_case(verdict.suite, verdict.suite_outcome)]))
     return str(to_xml_report_string(suites, prettyprint=True, encoding="utf-8"))
