@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -124,9 +124,19 @@ def _local_context(name: str) -> dict[str, bytes]:
 class ImageResolver:
     """Resolves and builds images for one Docker engine; safe to share between threads."""
 
-    def __init__(self, client: docker.DockerClient, *, allow_pull: bool = True) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        *,
+        allow_pull: bool = True,
+        answering: Mapping[str, str] | None = None,
+    ) -> None:
+        """`answering`: refs answered by other local images as a registry would answer them, never by a
+        stand-in (e.g. a python-less minimal image as `ubuntu:24.04`, to run a spec on what a hosted
+        runner pulls, without a registry and without retagging images other users of the engine share)."""
         self._client = client
         self._allow_pull = allow_pull
+        self._answering = dict(answering or {})
         self._lock = threading.Lock()
         self._resolved: dict[str, ResolvedImage] = {}
 
@@ -234,14 +244,17 @@ class ImageResolver:
         )
 
     def _resolve(self, ref: str) -> ResolvedImage:
-        image = self._present(ref)
-        if image is None and self._allow_pull:
+        answer = self._answering.get(ref, ref)
+        image = self._present(answer)
+        if image is None and self._allow_pull and answer == ref:
             try:
                 image = self._client.images.pull(ref)
             except docker.errors.APIError:
                 image = None
         if image is not None:
-            return ResolvedImage(requested=ref, ref=ref, digest=str(image.id))
+            return ResolvedImage(requested=ref, ref=answer, digest=str(image.id))
+        if answer != ref:
+            raise ImageError(f"image {answer!r}, which answers to {ref!r} here, is not present")
         fallback = _FALLBACKS.get(_repository(ref).split(":")[0])
         if fallback is None:
             raise ImageError(
