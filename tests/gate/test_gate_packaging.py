@@ -11,14 +11,28 @@ from typing import Any
 import yaml
 
 from polarity_keystone.cli import build_parser
-from polarity_keystone.gate import INPUTS
+from polarity_keystone.gate import INPUTS, GateInput
 from polarity_keystone.gate._outputs import OUTPUT_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENT_ONLY = {"stage", "image"}
 """Inputs of the GitLab component that configure the job rather than the gate."""
-ACTION_DEFAULTS = {"comment-token": "${{ github.token }}"}
+ACTION_DEFAULTS = {"comment-token": "${{ github.token }}", "matrix": "${{ toJSON(matrix) }}"}
 """Defaults only a GitHub workflow can express."""
+
+
+def gitlab_type(item: GateInput) -> str:
+    """Booleans and numbers with a default are typed, so `replicas: 5` unquoted creates the pipeline."""
+    if item.kind == "bool":
+        return "boolean"
+    return "number" if item.kind in ("int", "float", "replicas") and item.default else "string"
+
+
+def gitlab_default(item: GateInput) -> object:
+    kind = gitlab_type(item)
+    if kind == "boolean":
+        return item.default == "true"
+    return float(item.default) if kind == "number" else item.default
 
 
 def load(path: Path) -> Any:
@@ -66,8 +80,15 @@ def test_the_gitlab_component_mirrors_the_input_table_where_gitlab_expects_it() 
     public = [item for item in INPUTS if not item.secret]
     assert set(inputs) == {item.name for item in public} | COMPONENT_ONLY
     for item in public:
-        assert inputs[item.name]["default"] == item.default, item.name
-        assert inputs[item.name]["description"] == item.help, item.name
+        declared = inputs[item.name]
+        assert declared["type"] == gitlab_type(item), item.name
+        assert declared["default"] == gitlab_default(item), item.name
+        assert type(declared["default"]) is not str or declared["type"] == "string", item.name
+        assert declared.get("options") == (list(item.choices) if item.kind == "choice" else None), item.name
+        assert declared["description"] == item.help, item.name
+    assert {inputs[name]["type"] for name in COMPONENT_ONLY} == {"string"}
+    runner = catalog.read_text().split("spec:", 1)[0]
+    assert "privileged" in runner and "docker:dind" in runner
     (job,) = jobs.values()
     variables = {k: v for k, v in job["variables"].items() if k.startswith("KEYSTONE_")}
     assert variables == {item.env: f"$[[ inputs.{item.name} ]]" for item in public}

@@ -103,7 +103,7 @@ def test_the_fork_safe_step_publishes_an_earlier_verdict_without_running(
     assert result.code == 1
     (comment,) = forge.github.values()
     assert comment["body"].startswith(
-        "<!-- keystone-gate key=gate order=41.2 -->\n### ❌ Keystone gate regressed"
+        "<!-- keystone-gate key=gate order=41.2 state=regressed -->\n### ❌ Keystone gate regressed"
     )
     assert "evil.test" not in comment["body"]
     assert ("POST", "/repos/o/r/issues/5/comments") in forge.writes()

@@ -32,6 +32,11 @@ class CiContext(BaseModel):
     run_order: list[int] = Field(default_factory=list)
     """Compares greater for a newer run: (run number, attempt) on GitHub, (pipeline IID, job id) on GitLab."""
     job: str = ""
+    workflow: str = ""
+    """GitHub's workflow name (two workflows may have jobs of the same name)."""
+    comment_key: str = ""
+    """The key of the job's sticky comment (see the comment-key input); empty in results written before
+    it existed, where the job name was the key."""
     run_url: str = ""
     project_url: str = ""
     api_url: str = ""
@@ -83,6 +88,7 @@ def _github(environ: Mapping[str, str]) -> CiContext:
         run_key=f"github:{repository}:{run_id}:{attempt}:{environ.get('GITHUB_JOB', '')}" if run_id else None,
         run_order=[_int(environ.get("GITHUB_RUN_NUMBER")) or 0, _int(attempt) or 1],
         job=environ.get("GITHUB_JOB", ""),
+        workflow=environ.get("GITHUB_WORKFLOW", ""),
         run_url=f"{server}/{repository}/actions/runs/{run_id}" if run_id else "",
         project_url=f"{server}/{repository}" if repository else "",
         api_url=environ.get("GITHUB_API_URL", "https://api.github.com"),

@@ -1,18 +1,25 @@
 """One sticky PR/MR comment per gate job: GitHub issue comments or GitLab merge request notes.
 
-The comment carries a hidden marker, `<!-- keystone-gate key=<job> order=<run>.<attempt> -->`. The gate
-only ever touches comments that carry its job's key AND were written by the token's own user, so it
-never edits a human's comment that quotes a marker. The order makes runs comparable: a run that finds a
-newer run's comment leaves it alone, so a slow old run never overwrites a newer verdict.
+The comment carries a hidden marker, `<!-- keystone-gate key=<key> order=<run>.<attempt> state=<verdict>
+-->`. The gate only ever touches comments that carry its job's key AND were written by the token's own
+user, so it never edits a human's comment that quotes a marker. The key defaults to the workflow, job and
+matrix values (GitHub) or the job name (GitLab, whose matrix jobs' names carry their values), so matrix
+legs keep a comment each; a comment keyed by the bare job name (the default before) is taken over. The
+order makes runs comparable: a run that finds a newer run's comment leaves it alone, so a slow old run
+never overwrites a newer verdict. The state is the verdict the comment tells (none while "running…").
 
 Modes: `update` edits the comment in place (one comment for the whole PR); `recreate` deletes it and
 posts a new one at the bottom on the run's first post, then edits that one; `off` posts nothing.
+When: `always` writes "running…" and the verdict; `on-failure` writes a verdict that did not pass, and
+one that passed only over a comment already there (so it never stays red); `on-change` writes only a
+verdict other than the standing comment's (the first verdict on a PR included).
 GitLab needs a project (or personal) access token with `api` scope: CI_JOB_TOKEN cannot write notes.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -23,7 +30,9 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 from .._version import __version__
 from ._ci import CiContext
 
-MARKER = re.compile(r"<!-- keystone-gate key=(?P<key>\S+) order=(?P<order>[\d.]+) -->")
+MARKER = re.compile(
+    r"<!-- keystone-gate key=(?P<key>\S+) order=(?P<order>[\d.]+)(?: state=(?P<state>\S+))? -->"
+)
 GITHUB_ACTIONS_BOT = "github-actions[bot]"
 """Who comments with the workflow's GITHUB_TOKEN, whose `GET /user` answers 403."""
 TIMEOUT_S = 30.0
@@ -34,25 +43,46 @@ class CommentError(Exception):
     """Raised when the PR/MR comment cannot be read or written; the gate warns and keeps its verdict."""
 
 
+def _safe_key(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.:/-]", "-", text)
+
+
+def default_comment_key(ci: CiContext, matrix: Sequence[str]) -> str:
+    """Workflow, job and matrix values on GitHub; the job name elsewhere (GitLab's matrix jobs are named
+    after their values)."""
+    parts = [ci.workflow, ci.job, *matrix] if ci.provider == "github" else [ci.job]
+    return "/".join(part for part in parts if part)
+
+
 @dataclass(frozen=True)
 class Marker:
     key: str
     order: tuple[int, ...]
+    state: str | None = None
+    former_key: str | None = None
+    """A key this job's comment may still carry from before comment keys had a default of their own (the
+    bare job name): such a comment is taken over, not left standing beside the new one."""
 
-    def render(self) -> str:
-        return f"<!-- keystone-gate key={self.key} order={'.'.join(map(str, self.order))} -->"
+    def render(self, state: str | None = None) -> str:
+        told = f" state={state}" if state else ""
+        return f"<!-- keystone-gate key={self.key} order={'.'.join(map(str, self.order))}{told} -->"
 
     @classmethod
     def parse(cls, body: str) -> Marker | None:
         match = MARKER.search(body)
         if match is None:
             return None
-        return cls(match["key"], tuple(int(part) for part in match["order"].split(".") if part))
+        order = tuple(int(part) for part in match["order"].split(".") if part)
+        return cls(match["key"], order, match["state"])
+
+    def owns(self, other: Marker) -> bool:
+        return other.key in (self.key, self.former_key)
 
     @classmethod
     def for_run(cls, ci: CiContext) -> Marker:
-        key = re.sub(r"[^A-Za-z0-9_.:/-]", "-", ci.job or "keystone-gate")
-        return cls(key, tuple(ci.run_order) or (0,))
+        key = _safe_key(ci.comment_key or ci.job or "keystone-gate")
+        former = _safe_key(ci.job) if ci.job and _safe_key(ci.job) != key else None
+        return cls(key, tuple(ci.run_order) or (0,), former_key=former)
 
 
 @dataclass(frozen=True)
@@ -226,10 +256,13 @@ class GitLabThread:
 class StickyComment:
     """The job's one comment on a thread; `post` writes a new body (first "running…", last the verdict)."""
 
-    def __init__(self, thread: Thread, marker: Marker, mode: str) -> None:
+    def __init__(self, thread: Thread, marker: Marker, mode: str, when: str = "always") -> None:
         self.thread = thread
         self.marker = marker
         self.mode = mode
+        self.when = when
+        self.left_alone = ""
+        """Why the last `post` wrote nothing (empty when it wrote)."""
         self._me: str | None = None
         self._mine: int | None = None
         """The id of the comment this run posted or took over."""
@@ -237,25 +270,45 @@ class StickyComment:
     def close(self) -> None:
         self.thread.close()
 
-    def post(self, body: str) -> str | None:
-        """The comment's URL, or None when a newer run's comment is there (left as it is)."""
+    def post(self, body: str, state: str | None = None) -> str | None:
+        """Write `body`, telling the verdict `state` (None: progress, such as "running…"). The URL of the
+        comment that stands (None without one); `left_alone` says why when nothing was written."""
+        self.left_alone = ""
         if self.mode == "off":
             return None
+        if state is None and self.when != "always":
+            self.left_alone = f"comment-mode {self.when} writes verdicts only"
+            return None
         try:
-            return self._post(f"{self.marker.render()}\n{body}")
+            return self._post(f"{self.marker.render(state)}\n{body}", state)
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             raise CommentError(_describe(exc)) from None
 
-    def _post(self, body: str) -> str | None:
+    def _wanted(self, standing: Comment | None, state: str) -> bool:
+        """Whether comment-mode writes the verdict `state` over the `standing` comment (None: none)."""
+        told = Marker.parse(standing.body) if standing is not None else None
+        if self.when == "on-failure" and state == "passed" and standing is None:
+            self.left_alone = "comment-mode on-failure: passed, and no comment to update"
+            return False
+        if self.when == "on-change" and told is not None and told.state == state:
+            self.left_alone = f"comment-mode on-change: the comment already says {state}"
+            return False
+        return True
+
+    def _post(self, body: str, state: str | None) -> str | None:
         if self._me is None:
             self._me = self.thread.me()
         ours = []
         for comment in self.thread.comments():
             marker = Marker.parse(comment.body)
-            if comment.author == self._me and marker is not None and marker.key == self.marker.key:
+            if comment.author == self._me and marker is not None and self.marker.owns(marker):
                 if marker.order > self.marker.order:
+                    self.left_alone = "a newer run has commented"
                     return None
                 ours.append(comment)
+        standing = max(ours, key=lambda c: c.id) if ours else None
+        if state is not None and not self._wanted(standing, state):
+            return standing.url if standing is not None else None
         ids = [c.id for c in ours]
         if self._mine in ids:
             return self.thread.update(self._mine, body).url

@@ -9,6 +9,7 @@ An empty variable counts as unset: CI systems pass inputs nobody set as empty st
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from ..spec import parse_duration
 
 Kind = Literal["text", "list", "int", "float", "bool", "choice", "duration", "replicas"]
 
+COMMENT_MODES = ("always", "on-failure", "on-change")
 FAIL_ON = ("forbidden", "gate-invariant")
 """Absolute rules that block, besides a regression against the baseline and errors (which always block):
 a forbidden rule violated in any replica, a gate invariant that failed in every replica of a scenario
@@ -134,6 +136,21 @@ INPUTS: tuple[GateInput, ...] = (
         choices=("update", "recreate", "off"),
     ),
     GateInput(
+        "comment-mode",
+        "choice",
+        "always",
+        "when to write the comment: always; on-failure (when not passed, and to update a comment "
+        "already there); on-change (when the verdict differs from the comment's)",
+        choices=COMMENT_MODES,
+    ),
+    GateInput(
+        "comment-key",
+        "text",
+        "",
+        "key of the job's sticky comment (default: workflow, job and matrix values on GitHub; the job "
+        "name on GitLab)",
+    ),
+    GateInput(
         "comment-token",
         "text",
         "",
@@ -142,6 +159,13 @@ INPUTS: tuple[GateInput, ...] = (
     ),
     GateInput("pr-number", "int", "", "PR/MR number to comment on (default: from the CI environment)"),
     GateInput("run-key", "text", "", "unique id of this CI job attempt (default: from the CI environment)"),
+    GateInput(
+        "matrix",
+        "text",
+        "",
+        "the job's matrix values as JSON (GitHub: the action passes toJSON(matrix)); they keep matrix legs' "
+        "comments and experiments apart",
+    ),
     GateInput("junit", "text", "keystone-junit.xml", "where to write the JUnit XML report"),
     GateInput("summary", "text", "keystone-summary.md", "where to write the Markdown summary"),
     GateInput("results-json", "text", "keystone-results.json", "where to write the gate's results JSON"),
@@ -187,9 +211,12 @@ class GateConfig:
     fail_on: tuple[str, ...]
     inconclusive: str
     comment: str
+    comment_mode: str
+    comment_key: str | None
     comment_token: str | None
     pr_number: int | None
     run_key: str | None
+    matrix: str | None
     junit: Path
     summary: Path
     results_json: Path
@@ -311,6 +338,23 @@ def parse_baseline(text: str) -> tuple[str, str] | None:
     return kind, value.strip()
 
 
+def matrix_values(text: str | None) -> list[str]:
+    """The values of a matrix given as JSON (`toJSON(matrix)`: an object, or `null` without a matrix),
+    in order; a value that is itself a list or mapping as compact JSON."""
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        raise _fail("matrix", f"expected a JSON object, got {text!r}") from None
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        raise _fail("matrix", f"expected a JSON object, got {text!r}")
+    return [
+        value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        for value in data.values()
+    ]
+
+
 def _check(config: GateConfig) -> None:
     """Rules that span inputs or ranges; everything the gate needs is known before anything runs."""
     if config.server_url and not config.api_key:
@@ -326,5 +370,6 @@ def _check(config: GateConfig) -> None:
     if config.max_cost_per_run_usd is not None and config.max_cost_per_run_usd < 0:
         raise _fail("max-cost-per-run-usd", "must not be negative")
     parse_baseline(config.baseline)
+    matrix_values(config.matrix)
     if config.from_results is not None and not config.from_results.is_file():
         raise _fail("from-results", f"{config.from_results} is not a file")

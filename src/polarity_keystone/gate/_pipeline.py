@@ -45,8 +45,8 @@ from ..secrets import Redactor, SecretError
 from ..spec import LoadedSpec, SpecError, load_specs
 from ._baseline import Baselines, from_branch, from_experiment, from_file, spec_change
 from ._ci import CiContext, detect
-from ._comments import CommentError, Marker, StickyComment, thread_for
-from ._inputs import GateConfig, GateInputError, parse_baseline
+from ._comments import CommentError, Marker, StickyComment, default_comment_key, thread_for
+from ._inputs import GateConfig, GateInputError, matrix_values, parse_baseline
 from ._locations import InvariantLocations
 from ._problems import Problem
 from ._publish import publish
@@ -335,7 +335,8 @@ class Gate:
         if thread is None:
             yield None
             return
-        sticky = StickyComment(thread, marker or Marker.for_run(self.ci), self.config.comment)
+        marker = marker or Marker.for_run(self.ci)
+        sticky = StickyComment(thread, marker, self.config.comment, self.config.comment_mode)
         try:
             yield sticky
         finally:
@@ -385,13 +386,19 @@ def _named(values: Sequence[str]) -> dict[str, str]:
 
 
 def _context(config: GateConfig, environ: Mapping[str, str]) -> CiContext:
+    """The CI context with the inputs that override it applied. The matrix values join the default
+    comment key and run key: GitHub's legs of one job share GITHUB_JOB, so without them they would write
+    one comment and find each other's experiments."""
     ci = detect(environ)
-    updates: dict[str, object] = {}
+    matrix = matrix_values(config.matrix)
+    updates: dict[str, object] = {"comment_key": config.comment_key or default_comment_key(ci, matrix)}
     if config.run_key:
         updates["run_key"] = config.run_key
+    elif ci.run_key and matrix:
+        updates["run_key"] = ":".join([ci.run_key, *matrix])
     if config.pr_number:
         updates["pr_number"] = config.pr_number
-    return ci.model_copy(update=updates) if updates else ci
+    return ci.model_copy(update=updates)
 
 
 def run_gate(config: GateConfig, environ: Mapping[str, str], err: Console, out: TextIO) -> int:

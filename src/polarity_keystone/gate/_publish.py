@@ -32,7 +32,7 @@ def publish(
     environ: Mapping[str, str],
     err: Console,
     out: TextIO,
-    locate: Locate | None,
+    locate: Locate | None = None,
 ) -> str | None:
     """Returns the comment's URL (None without a comment). `locate` finds the spec line of an invariant,
     for annotations (None where the specs are not at hand)."""
@@ -46,9 +46,9 @@ def publish(
     comment_url = None
     if sticky is not None:
         try:
-            comment_url = sticky.post(markdown)
-            if comment_url is None:
-                err.print("PR/MR comment left as it is: a newer run has commented", markup=False)
+            comment_url = sticky.post(markdown, report.verdict.verdict)
+            if sticky.left_alone:
+                err.print(f"PR/MR comment left as it is: {sticky.left_alone}", markup=False)
         except CommentError as exc:
             err.print(f"could not write the PR/MR comment: {redact(str(exc))}", markup=False)
     values = outputs(report.verdict, config.results_json, comment_url)
