@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from polarity_keystone.gate import add_arguments, resolve, run_gate
+from polarity_keystone.gate import GateInputError, add_arguments, report_invalid_inputs, resolve, run_gate
 
 
 @dataclass
@@ -70,7 +70,13 @@ def gate(workdir: Path, environ: dict[str, str], *flags: str) -> GateRun:
     github_output = Path(environ.get("GITHUB_OUTPUT", workdir / "no-github-output"))
     before = len(_read(github_output))
     log, out = io.StringIO(), io.StringIO()
-    code = run_gate(resolve(args, environ), environ, Console(file=log, width=200, soft_wrap=True), out)
+    console = Console(file=log, width=200, soft_wrap=True)
+    try:
+        config = resolve(args, environ)
+    except GateInputError as exc:  # as `ks gate` does
+        code = report_invalid_inputs(args, environ, exc, console, out)
+    else:
+        code = run_gate(config, environ, console, out)
     results = _read(workdir / "keystone-results.json")
     lines = _read(github_output)[before:].splitlines()
     return GateRun(

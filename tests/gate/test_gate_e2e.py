@@ -124,6 +124,11 @@ def test_a_regressed_agent_exits_1_and_says_which_invariant_regressed(
     assert "hello_file_correct 4/4 (100%, CI 51%-100%) -> 0/4 (0%, CI 0%-49%)" in body
     assert "replay a failure: `ks replay specs/hello.yaml --seed" in body
     assert "agent_digest" in body  # noted: the agent is what changed
+    spec_lines = (candidate.root / "specs" / "hello.yaml").read_text().splitlines()
+    line = spec_lines.index("  hello_file_correct:") + 1
+    where = f"::error file=specs/hello.yaml,line={line},col=3,title=hello-world / hello-world%3A regressed::"
+    assert where in result.stdout  # the failing invariant's line of the spec
+    assert (result.outputs["passed"], result.outputs["failed"], result.outputs["errored"]) == ("0", "1", "0")
     outputs_without_secret(candidate, result)
 
 

@@ -105,6 +105,27 @@ def test_an_unreachable_server_says_infrastructure_error_in_the_comment(workdir:
     assert result.outputs["verdict"] == "error" and result.outputs["exit-code"] == "3"
 
 
+def test_an_unusable_input_replaces_a_green_comment_too(workdir: Path, forge: Forge) -> None:
+    """The inputs that can be used say where to report; the unusable one is named."""
+    _comment_a_pass(workdir, forge)
+    environ = {**_environ(workdir, forge, "5"), "KEYSTONE_REPLICAS": "many", "KEYSTONE_ALPHA": "2"}
+    result = gate(workdir, environ, "--specs", "specs/hello.yaml")
+    assert result.code == 2
+    (comment,) = forge.github.values()
+    assert "could not run: invalid input (exit 2)" in comment["body"]
+    assert "- invalid replicas (--replicas / KEYSTONE_REPLICAS): expected a whole number" in comment["body"]
+    assert result.outputs["verdict"] == "error"
+    assert not (workdir / ".keystone").exists()  # nothing ran
+
+
+def test_an_unusable_comment_input_posts_nothing(workdir: Path, forge: Forge) -> None:
+    """`comment: of` (meant `off`) must not post: the report falls back to no comment, not to update."""
+    environ = {**_environ(workdir, forge, "5"), "KEYSTONE_COMMENT": "of"}
+    result = gate(workdir, environ, "--specs", "specs/hello.yaml")
+    assert result.code == 2 and forge.requests == []
+    assert "invalid comment" in (workdir / "keystone-summary.md").read_text()
+
+
 def test_without_a_token_nothing_is_posted_but_the_files_still_tell(workdir: Path, forge: Forge) -> None:
     environ = github_env(workdir, GITHUB_API_URL=forge.base_url)
     result = gate(workdir, environ, "--specs", write_broken(workdir)[0])

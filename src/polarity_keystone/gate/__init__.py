@@ -4,7 +4,7 @@ baseline, write JUnit, a Markdown summary, outputs and one sticky PR/MR comment,
 from ._ci import CiContext, detect
 from ._comments import CommentError, GitHubThread, GitLabThread, Marker, StickyComment
 from ._inputs import INPUTS, GateConfig, GateInput, GateInputError, add_arguments, resolve
-from ._pipeline import Gate, GateInfrastructureError, idempotency_key, run_gate
+from ._pipeline import Gate, GateInfrastructureError, idempotency_key, report_invalid_inputs, run_gate
 from ._report import REPORT_SCHEMA_VERSION, GateReport, ReportError, read_report, read_runs
 from ._verdict import GateVerdict, Policy, Rate, ScenarioVerdict, SpecRun, SpecVerdict, Test, decide
 
@@ -37,6 +37,7 @@ __all__ = [
     "idempotency_key",
     "read_report",
     "read_runs",
+    "report_invalid_inputs",
     "resolve",
     "run_gate",
 ]

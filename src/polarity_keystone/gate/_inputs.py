@@ -9,6 +9,7 @@ An empty variable counts as unset: CI systems pass inputs nobody set as empty st
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -184,6 +185,11 @@ BY_NAME = {item.name: item for item in INPUTS}
 class GateInputError(ValueError):
     """Raised by `resolve` for an input that cannot be used; `ks gate` prints it and exits 2."""
 
+    def __init__(self, message: str, input_name: str = "") -> None:
+        super().__init__(message)
+        self.input_name = input_name
+        """The input at fault, when one is."""
+
 
 @dataclass(frozen=True)
 class GateConfig:
@@ -298,12 +304,14 @@ def _raw_value(item: GateInput, args: argparse.Namespace | None, environ: Mappin
     return from_flag or environ.get(item.env, "").strip() or item.default
 
 
-def resolve(args: argparse.Namespace | None, environ: Mapping[str, str]) -> GateConfig:
+def resolve(
+    args: argparse.Namespace | None, environ: Mapping[str, str], ignore: frozenset[str] = frozenset()
+) -> GateConfig:
     """Flags, else environment, else defaults, parsed and checked; raises GateInputError naming the
-    input, its flag and its variable."""
+    input, its flag and its variable. Inputs named in `ignore` take their defaults."""
     values: dict[str, Any] = {}
     for item in INPUTS:
-        text = _raw_value(item, args, environ)
+        text = item.default if item.name in ignore else _raw_value(item, args, environ)
         if not text:
             values[item.field] = None
             continue
@@ -311,7 +319,7 @@ def resolve(args: argparse.Namespace | None, environ: Mapping[str, str]) -> Gate
             values[item.field] = _parse(item, text)
         except ValueError as exc:
             raise GateInputError(
-                f"invalid {item.name} ({item.flag} / {item.env}): {exc}; got {text!r}"
+                f"invalid {item.name} ({item.flag} / {item.env}): {exc}; got {text!r}", item.name
             ) from None
     for name in ("junit", "summary", "results_json", "dotenv", "from_results"):
         values[name] = Path(values[name]) if values[name] else None
@@ -322,7 +330,23 @@ def resolve(args: argparse.Namespace | None, environ: Mapping[str, str]) -> Gate
 
 def _fail(name: str, message: str) -> GateInputError:
     item = BY_NAME[name]
-    return GateInputError(f"invalid {name} ({item.flag} / {item.env}): {message}")
+    return GateInputError(f"invalid {name} ({item.flag} / {item.env}): {message}", name)
+
+
+def resolve_to_report(args: argparse.Namespace | None, environ: Mapping[str, str]) -> GateConfig | None:
+    """The inputs with each one that cannot be used at its default (an unusable `comment` at off): enough
+    to report that the inputs cannot be used, where the reports and the comment go, never to run. None
+    when even that fails."""
+    ignored: set[str] = set()
+    while True:
+        try:
+            config = resolve(args, environ, frozenset(ignored))
+        except GateInputError as exc:
+            if not exc.input_name or exc.input_name in ignored:
+                return None
+            ignored.add(exc.input_name)
+            continue
+        return dataclasses.replace(config, comment="off") if "comment" in ignored else config
 
 
 BASELINE_KINDS = ("experiment", "branch", "file")

@@ -18,6 +18,7 @@ abort: it becomes the verdict `error` for the specs it hit, so the reports still
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import glob
 import hashlib
@@ -46,7 +47,7 @@ from ..spec import LoadedSpec, SpecError, load_specs
 from ._baseline import Baselines, from_branch, from_experiment, from_file, spec_change
 from ._ci import CiContext, detect
 from ._comments import CommentError, Marker, StickyComment, default_comment_key, thread_for
-from ._inputs import GateConfig, GateInputError, matrix_values, parse_baseline
+from ._inputs import GateConfig, GateInputError, matrix_values, parse_baseline, resolve_to_report
 from ._locations import InvariantLocations
 from ._problems import Problem
 from ._publish import publish
@@ -399,6 +400,23 @@ def _context(config: GateConfig, environ: Mapping[str, str]) -> CiContext:
     if config.pr_number:
         updates["pr_number"] = config.pr_number
     return ci.model_copy(update=updates)
+
+
+def report_invalid_inputs(
+    args: argparse.Namespace | None,
+    environ: Mapping[str, str],
+    error: GateInputError,
+    err: Console,
+    out: TextIO,
+) -> int:
+    """`ks gate` with inputs `resolve` refused: print why, and publish "could not run" with the inputs
+    that can be used (so the comment does not keep an earlier verdict); exit 2."""
+    err.print(f"invalid input: {error}", markup=False)
+    config = resolve_to_report(args, environ)
+    if config is None:
+        return exit_codes.INVALID_INPUT
+    gate = Gate(config, environ, err, out)
+    return gate.could_not_run(exit_codes.INVALID_INPUT, [Problem(message=str(error))])
 
 
 def run_gate(config: GateConfig, environ: Mapping[str, str], err: Console, out: TextIO) -> int:
