@@ -1,5 +1,6 @@
-"""The reaper against a real engine: sandboxes whose engine died (or whose expiry passed) are removed,
-live ones are kept, and the real crash case (an engine SIGKILLed mid-run) leaves nothing behind.
+"""The reaper against a real engine: sandboxes whose owner is gone (its reaper container stopped) or whose
+expiry passed are removed, live ones are kept; an engine SIGKILLed mid-run leaves nothing behind, as its
+reaper removes its sandboxes; two engines with the same hostname and the same pid never reap each other.
 
 The engine is shared with whoever else runs sandboxes on this machine, so the reaps that would remove
 live sandboxes (`everything=True`, a clock moved forward) go through a client that only lists this
@@ -7,7 +8,10 @@ test's run; the reaps that remove orphans only run unscoped, as `ks cleanup` doe
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -23,13 +27,14 @@ from docker.models.containers import ContainerCollection
 
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, SandboxPlan, ServiceContainer
 from polarity_keystone.sandbox import _labels as labels
+from polarity_keystone.sandbox import _lease as lease
 from polarity_keystone.spec import Service
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.docker
 
 CACHE = Service(name="cache", image="redis:7")
-FOREIGN_OWNER = "some-other-host/4242/1"
-"""An engine on another host: the reaper cannot tell whether it lives, so only expiry reaps it."""
+REAPED_WITHIN_S = 10.0
 
 
 class _RunScoped:
@@ -80,26 +85,33 @@ class RacingClient:
         self.networks = _RunScoped(client.networks, run_id)
 
 
-@pytest.fixture
-def owner_process() -> Iterator[subprocess.Popen[bytes]]:
-    """A live process on this host, standing in for an engine."""
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-    try:
-        yield process
-    finally:
-        process.kill()
-        process.wait()
+def _reaper_runs(client: docker.DockerClient, owner: str) -> bool:
+    selector = {"label": [f"{labels.OWNER}={owner}", f"{labels.ROLE}={labels.REAPER_ROLE}"]}
+    return bool(client.containers.list(filters=selector))
 
 
 @pytest.fixture
-def dead_owner() -> str:
-    """The owner id of an engine process that ran on this host and is gone."""
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-    owner = labels.owner_id(process.pid)
-    process.kill()
-    process.wait()
-    assert not labels.owner_alive(owner)
-    return owner
+def other_owner(backend: DockerBackend) -> Iterator[str]:
+    """A live owner besides this process: another engine on the same Docker engine, its reaper running."""
+    owner = labels.new_owner_id()
+    held = lease.hold(backend.client, owner)
+    yield owner
+    held.release()
+
+
+@pytest.fixture
+def end_owner(backend: DockerBackend) -> Callable[[DockerSandbox], None]:
+    """Ends a sandbox's owner and its reaper at once, the reaper without removing anything (an engine
+    restart, a lost machine): what only another process's start-up reap cleans up."""
+
+    def end(sandbox: DockerSandbox) -> None:
+        owner = sandbox.labels[labels.OWNER]
+        selector = {"label": [f"{labels.OWNER}={owner}", f"{labels.ROLE}={labels.REAPER_ROLE}"]}
+        for reaper in backend.client.containers.list(filters=selector):
+            reaper.kill()
+        wait_until(lambda: not _reaper_runs(backend.client, owner), REAPED_WITHIN_S, "the reaper stopped")
+
+    return end
 
 
 @pytest.fixture
@@ -134,12 +146,20 @@ def _present(client: docker.DockerClient, sandbox: DockerSandbox) -> tuple[int, 
     return len(containers), len(client.networks.list(filters=selector))
 
 
-def test_a_dead_owners_sandbox_is_reaped(
-    backend: DockerBackend, boot: Callable[..., DockerSandbox], dead_owner: str
+def test_the_owner_id_is_unique_to_the_process_not_only_its_host_and_pid() -> None:
+    unique, _, host_and_pid = labels.owner_id().partition("@")
+    assert host_and_pid == f"{socket.gethostname()}/{os.getpid()}"
+    assert len(unique) == 16
+    assert labels.owner_id() == labels.owner_id() != labels.new_owner_id()
+    assert labels.leased(labels.owner_id())
+
+
+def test_an_owner_gone_with_its_reaper_is_reaped_at_start_up(
+    backend: DockerBackend, boot: Callable[..., DockerSandbox], end_owner: Callable[[DockerSandbox], None]
 ) -> None:
-    orphan = boot(dead_owner)
-    assert orphan.labels[labels.OWNER] == dead_owner
+    orphan = boot(labels.new_owner_id())
     assert _present(backend.client, orphan) == (2, 1)
+    end_owner(orphan)
 
     removed = backend.reap()
 
@@ -147,35 +167,44 @@ def test_a_dead_owners_sandbox_is_reaped(
     assert _present(backend.client, orphan) == (0, 0)
 
 
-def test_a_live_owners_sandbox_is_kept_until_the_owner_dies(
-    backend: DockerBackend, boot: Callable[..., DockerSandbox], owner_process: subprocess.Popen[bytes]
+def test_an_older_keystones_sandbox_is_left_to_its_expiry(
+    backend: DockerBackend, boot: Callable[..., DockerSandbox], end_owner: Callable[[DockerSandbox], None]
 ) -> None:
-    owned = boot(labels.owner_id(owner_process.pid))
+    """Owners `<host>/<pid>/<start time>` had no reaper: alive or not, nobody can tell, so only expiry
+    removes their sandboxes (no pid is looked up)."""
+    older = boot(f"{socket.gethostname()}/{os.getpid()}/1")
+    end_owner(older)
+
+    assert older.id not in backend.reap()
+    assert _present(backend.client, older) == (2, 1)
+
+
+def test_a_live_owners_sandbox_is_kept_and_its_reaper_removes_it_when_the_owner_goes(
+    backend: DockerBackend, boot: Callable[..., DockerSandbox], other_owner: str
+) -> None:
+    owned = boot(other_owner)
     mine = boot(backend.owner)
-    elsewhere = boot(FOREIGN_OWNER)
 
-    removed = backend.reap()
+    removed = backend.reap(everything=False)
 
-    for sandbox in (owned, mine, elsewhere):
-        assert sandbox.id not in removed
+    for sandbox in (owned, mine):
+        assert sandbox.id not in removed, (sandbox.labels[labels.OWNER], backend.owner)
         assert _present(backend.client, sandbox) == (2, 1)
     assert owned.exec("redis-cli -h cache ping").stdout.strip() == "PONG"
+    assert _reaper_runs(backend.client, other_owner), "a live owner's reaper is never reaped"
 
-    owner_process.kill()
-    owner_process.wait()
-    removed = backend.reap()
+    lease.hold(backend.client, other_owner).release()  # the connection ends, as at the owner's exit
 
-    assert owned.id in removed
-    assert _present(backend.client, owned) == (0, 0)
+    wait_until(lambda: _present(backend.client, owned) == (0, 0), REAPED_WITHIN_S, "its sandbox removed")
+    wait_until(lambda: not _reaper_runs(backend.client, other_owner), REAPED_WITHIN_S, "the reaper gone")
     assert _present(backend.client, mine) == (2, 1)
-    assert _present(backend.client, elsewhere) == (2, 1)
 
 
 def test_an_expired_sandbox_is_reaped(
     backend: DockerBackend, boot: Callable[..., DockerSandbox], run_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    short = boot(FOREIGN_OWNER, timeout_s=600)
-    long = boot(FOREIGN_OWNER, timeout_s=7200)
+    short = boot(backend.owner, timeout_s=600)
+    long = boot(backend.owner, timeout_s=7200)
     scoped = DockerBackend(RunScopedClient(backend.client, run_id))  # type: ignore[arg-type]
     assert scoped.reap() == []
 
@@ -189,15 +218,18 @@ def test_an_expired_sandbox_is_reaped(
     assert _present(backend.client, long) == (2, 1)
 
 
-def test_a_kept_sandbox_outlives_its_engine_until_it_expires(
+def test_a_kept_sandbox_outlives_its_owner_until_it_expires(
     backend: DockerBackend,
     boot: Callable[..., DockerSandbox],
-    dead_owner: str,
     run_id: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`--keep` leaves a sandbox to inspect after the engine exits; it goes once its expiry passes."""
-    kept = boot(dead_owner, keep=True)
+    """`--keep` leaves a sandbox to inspect after the engine exits; neither the owner's reaper nor a
+    start-up reap removes it; it goes once its expiry passes."""
+    owner = labels.new_owner_id()
+    kept = boot(owner, keep=True)
+    lease.hold(backend.client, owner).release()
+    wait_until(lambda: not _reaper_runs(backend.client, owner), REAPED_WITHIN_S, "the reaper gone")
 
     assert kept.id not in backend.reap()
     assert _present(backend.client, kept) == (2, 1)
@@ -209,11 +241,11 @@ def test_a_kept_sandbox_outlives_its_engine_until_it_expires(
     assert _present(backend.client, kept) == (0, 0)
 
 
-def test_reap_everything_removes_live_sandboxes_too(
-    backend: DockerBackend, boot: Callable[..., DockerSandbox], run_id: str
+def test_reap_everything_removes_live_sandboxes_too_but_not_live_reapers(
+    backend: DockerBackend, boot: Callable[..., DockerSandbox], run_id: str, other_owner: str
 ) -> None:
     mine = boot(backend.owner)
-    elsewhere = boot(FOREIGN_OWNER)
+    elsewhere = boot(other_owner)
     scoped = DockerBackend(RunScopedClient(backend.client, run_id))  # type: ignore[arg-type]
 
     removed = scoped.reap(everything=True)
@@ -221,14 +253,20 @@ def test_reap_everything_removes_live_sandboxes_too(
     assert removed == sorted([mine.id, elsewhere.id])
     assert _present(backend.client, mine) == (0, 0)
     assert _present(backend.client, elsewhere) == (0, 0)
+    assert _reaper_runs(backend.client, other_owner)
 
 
 def test_reap_survives_a_container_removed_while_it_lists(
-    backend: DockerBackend, boot: Callable[..., DockerSandbox], dead_owner: str, run_id: str, base_image: str
+    backend: DockerBackend,
+    boot: Callable[..., DockerSandbox],
+    end_owner: Callable[[DockerSandbox], None],
+    run_id: str,
+    base_image: str,
 ) -> None:
     """Another engine destroying its sandbox while `ks cleanup` (or an engine's start-up reap) lists
     containers must not crash the reap."""
-    orphan = boot(dead_owner)
+    orphan = boot(labels.new_owner_id())
+    end_owner(orphan)
     gone = backend.client.containers.create(base_image, ["true"])
     gone.remove(force=True)
     racing = DockerBackend(RacingClient(backend.client, run_id, [gone.id]))  # type: ignore[arg-type]
@@ -252,48 +290,94 @@ _ENGINE = textwrap.dedent(
         spec_id="crash", run_id=run_id, image=agent_image,
         services=[kind_of(cache).container(cache, redis_image, local_image=True)],
     )
-    sandbox = DockerBackend().create(plan)
-    print("ready", sandbox.id, flush=True)
+    backend = DockerBackend()
+    print("reaped", backend.reap(), flush=True)
+    sandbox = backend.create(plan)
+    print("ready", sandbox.id, backend.owner, flush=True)
     time.sleep(600)
     """
 )
 
 
-def test_a_sigkilled_engines_sandbox_is_reaped(
+class Engine:
+    """A process that reaps, boots one sandbox of `run_id` and sleeps; optionally PID 1 of its own pid
+    namespace (as in a container), with this machine's hostname."""
+
+    def __init__(self, run_id: str, base_image: str, redis_image: str, *, own_pid_namespace: bool) -> None:
+        command = [sys.executable, "-c", _ENGINE, run_id, base_image, redis_image]
+        if own_pid_namespace:
+            command = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", *command]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.output: list[str] = []
+
+    def wait_ready(self) -> tuple[str, str]:
+        """(sandbox id, owner) once its sandbox is up."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            if line.startswith("ready "):
+                _, sandbox_id, owner = line.split()
+                return sandbox_id, owner
+        self.process.wait()
+        pytest.fail(f"the engine exited {self.process.returncode} before booting:\n{''.join(self.output)}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+@pytest.fixture
+def engines(
     backend: DockerBackend,
     base_image: str,
     service_plan: Callable[[Service], ServiceContainer],
     run_id: str,
-    of_run: Callable[..., Any],
-) -> None:
+) -> Iterator[Callable[..., Engine]]:
+    started: list[Engine] = []
     redis_image = service_plan(CACHE).image
-    engine = subprocess.Popen(
-        [sys.executable, "-c", _ENGINE, run_id, base_image, redis_image],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while len(of_run(backend.client, run_id).containers) < 2:
-            if engine.poll() is not None:
-                output = engine.communicate()[0].decode(errors="replace")
-                pytest.fail(f"the engine exited {engine.returncode} before booting:\n{output}")
-            assert time.monotonic() < deadline, "the engine's containers never appeared"
-            time.sleep(0.05)
-        engine.send_signal(signal.SIGKILL)
-        engine.communicate()
-        assert engine.returncode == -signal.SIGKILL
-        left = of_run(backend.client, run_id)
-        sandbox_ids = {c.labels[labels.SANDBOX] for c in left.containers}
-        assert len(sandbox_ids) == 1
-        assert len(left.networks) == 1
 
-        removed = backend.reap()
+    def start(*, own_pid_namespace: bool = False) -> Engine:
+        engine = Engine(run_id, base_image, redis_image, own_pid_namespace=own_pid_namespace)
+        started.append(engine)
+        return engine
 
-        assert sandbox_ids <= set(removed)
-        assert not of_run(backend.client, run_id)
-    finally:
-        if engine.poll() is None:
-            engine.kill()
-            engine.communicate()
-        DockerBackend(RunScopedClient(backend.client, run_id)).reap(everything=True)  # type: ignore[arg-type]
+    yield start
+    for engine in started:
+        engine.stop()
+    DockerBackend(RunScopedClient(backend.client, run_id)).reap(everything=True)  # type: ignore[arg-type]
+
+
+def test_a_sigkilled_engines_sandbox_is_removed_by_its_reaper(
+    backend: DockerBackend, engines: Callable[..., Engine], run_id: str, of_run: Callable[..., Any]
+) -> None:
+    engine = engines()
+    sandbox_id, owner = engine.wait_ready()
+    assert len(of_run(backend.client, run_id).containers) == 2
+
+    engine.process.send_signal(signal.SIGKILL)
+    engine.stop()
+    assert engine.process.returncode == -signal.SIGKILL
+
+    wait_until(lambda: not of_run(backend.client, run_id), REAPED_WITHIN_S, f"sandbox {sandbox_id} removed")
+    wait_until(lambda: not _reaper_runs(backend.client, owner), REAPED_WITHIN_S, "the reaper gone")
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="unshare (util-linux) makes the pid namespaces")
+def test_two_engines_with_the_same_hostname_and_pid_never_reap_each_other(
+    backend: DockerBackend, engines: Callable[..., Engine], run_id: str, of_run: Callable[..., Any]
+) -> None:
+    """Both PID 1 of their own pid namespace on this host, as `ks` is in two containers sharing the host's
+    hostname (`--network host`): the second one's start-up reap keeps the first one's live sandbox."""
+    first_id, first_owner = engines(own_pid_namespace=True).wait_ready()
+    second = engines(own_pid_namespace=True)
+    second_id, second_owner = second.wait_ready()
+
+    same_host_and_pid = f"@{socket.gethostname()}/1"
+    assert first_owner.endswith(same_host_and_pid) and second_owner.endswith(same_host_and_pid)
+    assert first_owner != second_owner
+    assert first_id not in "".join(second.output)
+    left = {c.labels[labels.SANDBOX] for c in of_run(backend.client, run_id).containers}
+    assert left == {first_id, second_id}

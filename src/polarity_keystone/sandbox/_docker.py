@@ -28,6 +28,7 @@ from docker.types.daemon import CancellableStream
 from .._jsonl import json_objects
 from . import _gateway as gateway
 from . import _labels as labels
+from . import _lease as lease
 from ._archive import first_file, tar_directory, tar_files
 from ._base import (
     ROOT,
@@ -565,6 +566,10 @@ class DockerBackend(SandboxBackend):
         sandbox_labels = labels.sandbox_labels(
             sandbox_id, plan.run_id, plan.spec_id, plan.timeout_s, self.owner, plan.keep
         )
+        try:  # this process's reaper runs before its first sandbox: other processes see it alive
+            lease.hold(self.client, self.owner)
+        except SandboxError as exc:
+            raise SandboxBootError(sandbox_id, "reaper", str(exc)) from exc
         try:
             if plan.gateway_image:  # the host rules are in place before the first sandbox network
                 self._host_guard.addresses(self.client, plan.gateway_image)

@@ -1,12 +1,15 @@
 """`keystone.*` labels on every container and network, and who owns them.
 
-The owner label names the host, process id and process start time of the engine that created the
-resource, so the reaper can tell a crashed engine's leftovers from a live engine's sandboxes.
+The owner label names the engine process that created the resource: a random part unique to the process,
+so two processes that share a hostname and a pid (containers with the host's hostname, each its own PID 1)
+never pass for each other, and its host and process id for people. Whether an owner still lives is not
+read from the label: its reaper container says so (see `_lease`).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import time
 
@@ -19,32 +22,32 @@ EXPIRES = "keystone.expires-at"
 ROLE = "keystone.role"
 SERVICE = "keystone.service"
 KEEP = "keystone.keep"
+REAPER_ROLE = "reaper"
+"""`keystone.role` of an owner's reaper container."""
 
 
-def _start_ticks(pid: int) -> str | None:
-    """When a live process started (clock ticks since boot); None when it is gone. A zombie (killed, its
-    parent has not waited for it yet) is gone: its sandboxes are orphans already."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return None if fields[0] in ("Z", "X") else fields[19]
-    except (OSError, IndexError):
-        return None
+_PROCESS_OWNER: dict[int, str] = {}
 
 
-def owner_id(pid: int | None = None) -> str:
-    pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}/{pid}/{_start_ticks(pid) or '?'}"
+def new_owner_id() -> str:
+    """`<random>@<host>/<pid>`: the random part makes it unique; host and pid are for people reading
+    `docker ps`. It does not start with the hostname, so a Keystone from before reapers (which judged
+    `<host>/<pid>/<start time>` owners by /proc) leaves these owners' sandboxes alone."""
+    return f"{secrets.token_hex(8)}@{socket.gethostname()}/{os.getpid()}"
 
 
-def owner_alive(owner: str) -> bool:
-    """False only when the owner ran on this host and that process is gone; other hosts' owners are
-    assumed alive (their sandboxes expire instead)."""
-    host, _, rest = owner.partition("/")
-    pid, _, ticks = rest.partition("/")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    return _start_ticks(int(pid)) == ticks
+def owner_id() -> str:
+    """This process's owner id; a forked child gets its own."""
+    pid = os.getpid()
+    if pid not in _PROCESS_OWNER:
+        _PROCESS_OWNER[pid] = new_owner_id()
+    return _PROCESS_OWNER[pid]
+
+
+def leased(owner: str) -> bool:
+    """Whether `owner` holds a reaper while it lives (any owner id of this form); an older Keystone's
+    owners do not, so whether they live is unknown and only expiry removes their sandboxes."""
+    return "@" in owner
 
 
 def sandbox_labels(

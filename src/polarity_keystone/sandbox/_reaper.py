@@ -1,8 +1,10 @@
 """Removes the containers and networks of sandboxes nobody owns any more.
 
-A sandbox is an orphan when the engine process that created it is gone (killed, crashed) or when
-its `keystone.expires-at` has passed. A sandbox kept on purpose (`--keep`) outlives its engine and
-is removed only once it expires. Engines reap at start-up; `ks cleanup` reaps on demand.
+A sandbox is an orphan when its owner is gone or when its `keystone.expires-at` has passed. An owner lives
+exactly as long as its reaper container runs (see `_lease`): the owner label's hostname and pid say nothing
+here, since two processes in containers may share both. A sandbox kept on purpose (`--keep`) outlives its
+owner and is removed only once it expires. A live owner's reaper is never removed, not even by
+`everything` (a stopped one is). Engines reap at start-up; `ks cleanup` reaps on demand.
 """
 
 from __future__ import annotations
@@ -15,27 +17,43 @@ import docker.errors
 from . import _labels as labels
 
 
-def _orphaned(resource_labels: dict[str, str], everything: bool) -> bool:
+def _live_owners(client: docker.DockerClient) -> set[str]:
+    """The owners whose reaper runs: through the low-level API, so a client that narrows its listings to
+    some sandboxes still sees every reaper."""
+    reapers = client.api.containers(
+        filters={"label": f"{labels.ROLE}={labels.REAPER_ROLE}", "status": "running"}
+    )
+    return {(reaper.get("Labels") or {}).get(labels.OWNER, "") for reaper in reapers}
+
+
+def _orphaned(resource_labels: dict[str, str], live_owners: set[str], everything: bool) -> bool:
+    """Resources without a leased owner (one-off helpers, anything run from a Keystone image, which carries
+    `keystone.managed`; an older Keystone's sandboxes) are never judged by their owner."""
+    owner = resource_labels.get(labels.OWNER, "")
+    owner_gone = labels.leased(owner) and owner not in live_owners
+    if resource_labels.get(labels.ROLE) == labels.REAPER_ROLE:
+        return owner_gone
     if everything or labels.expired(resource_labels):
         return True
-    kept = resource_labels.get(labels.KEEP) == "true"
-    return not kept and not labels.owner_alive(resource_labels.get(labels.OWNER, ""))
+    return owner_gone and resource_labels.get(labels.KEEP) != "true"
 
 
 def reap(client: docker.DockerClient, *, everything: bool = False) -> list[str]:
     """Remove orphaned sandboxes (every Keystone sandbox with `everything`); returns the sandbox ids."""
     selector = {"label": f"{labels.MANAGED}=true"}
+    live_owners = _live_owners(client)
     removed: set[str] = set()
     # Sparse listing: no per-container inspect, which would race with sandboxes being destroyed.
     for container in client.containers.list(all=True, filters=selector, sparse=True):
         container_labels = container.attrs.get("Labels") or {}
-        if _orphaned(container_labels, everything):
+        if _orphaned(container_labels, live_owners, everything):
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 container.remove(force=True, v=True)
-            removed.add(container_labels.get(labels.SANDBOX, container.id or ""))
+            if container_labels.get(labels.ROLE) != labels.REAPER_ROLE:
+                removed.add(container_labels.get(labels.SANDBOX, container.id or ""))
     for network in client.networks.list(filters=selector):
         network_labels = network.attrs.get("Labels") or {}
-        if _orphaned(network_labels, everything):
+        if _orphaned(network_labels, live_owners, everything):
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 network.remove()
             removed.add(network_labels.get(labels.SANDBOX, network.name or ""))
