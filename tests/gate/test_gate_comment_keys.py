@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,24 +14,16 @@ from rich.console import Console
 from polarity_keystone.gate import CiContext, Gate, GateReport, Marker, Policy, SpecRun, decide, resolve
 from polarity_keystone.gate._report import write_report
 from polarity_keystone.secrets import Redactor
-from tests.examples.shipped_examples import EXAMPLES
 from tests.gate.gate_env import gate, github_env
-from tests.gate.gate_forges import Forge, running_forge
+from tests.gate.gate_forges import Forge
 from tests.gate.gate_results import run
 
 
 @pytest.fixture
-def forge() -> Iterator[Forge]:
-    with running_forge() as running:
-        yield running
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(EXAMPLES / "hello-world", tmp_path / "specs")
-    (tmp_path / "specs" / "broken.yaml").write_text("version: 1\nid: broken\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def broken(workdir: Path) -> str:
+    """A spec with errors in the checkout: the gate stops before anything runs and comments that."""
+    (workdir / "specs" / "broken.yaml").write_text("version: 1\nid: broken\n")
+    return "specs/broken.yaml"
 
 
 def _environ(workdir: Path, forge: Forge, run_id: str = "5", **extra: str) -> dict[str, str]:
@@ -51,13 +41,13 @@ def _keys(forge: Forge) -> list[str]:
     return sorted(marker.key for c in forge.github.values() if (marker := Marker.parse(c["body"])))
 
 
-def test_matrix_legs_keep_a_comment_each(workdir: Path, forge: Forge) -> None:
+def test_matrix_legs_keep_a_comment_each(workdir: Path, forge: Forge, broken: str) -> None:
     for python in ("3.11", "3.12", "3.11"):  # the third run is leg 3.11 again: it updates its comment
         environ = _environ(workdir, forge, KEYSTONE_MATRIX=json.dumps({"python": python, "os": "ubuntu"}))
-        assert gate(workdir, environ, "--specs", "specs/broken.yaml").code == 2
+        assert gate(workdir, environ, "--specs", broken).code == 2
     assert _keys(forge) == ["Keystone-CI/gate/3.11/ubuntu", "Keystone-CI/gate/3.12/ubuntu"]
     explicit = _environ(workdir, forge, KEYSTONE_MATRIX="null", KEYSTONE_COMMENT_KEY="mine")
-    gate(workdir, explicit, "--specs", "specs/broken.yaml")
+    gate(workdir, explicit, "--specs", broken)
     assert "mine" in _keys(forge) and len(forge.github) == 3
 
 
@@ -71,11 +61,11 @@ def test_matrix_legs_get_run_keys_of_their_own(tmp_path: Path) -> None:
     assert run_key('{"python": "3.12"}') != run_key('{"python": "3.11"}')
 
 
-def test_a_comment_of_the_former_job_name_key_is_taken_over(workdir: Path, forge: Forge) -> None:
+def test_a_comment_of_the_former_job_name_key_is_taken_over(workdir: Path, forge: Forge, broken: str) -> None:
     former = forge.add_github(
         "alice", "<!-- keystone-gate key=gate order=4.1 -->\n### ✅ Keystone gate passed"
     )
-    gate(workdir, _environ(workdir, forge), "--specs", "specs/broken.yaml")
+    gate(workdir, _environ(workdir, forge), "--specs", broken)
     assert list(forge.github) == [former]
     assert _keys(forge) == ["Keystone-CI/gate"]
     assert "could not run" in forge.github[former]["body"]

@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from polarity_keystone.gate import CiContext, GateReport, Policy, SpecRun, decide
 from polarity_keystone.gate._report import write_report
 from polarity_keystone.secrets import Redactor
-from tests.examples.shipped_examples import EXAMPLES
 from tests.gate.gate_env import gate, github_env
-from tests.gate.gate_forges import Forge, running_forge
+from tests.gate.gate_forges import Forge
 from tests.gate.gate_results import run
 
 
@@ -28,19 +24,6 @@ def write_broken(workdir: Path) -> tuple[str, int]:
     path = workdir / "specs" / "broken.yaml"
     path.write_text("\n".join(lines) + "\n")
     return "specs/broken.yaml", line
-
-
-@pytest.fixture
-def forge() -> Iterator[Forge]:
-    with running_forge() as running:
-        yield running
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(EXAMPLES / "hello-world", tmp_path / "specs")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def _environ(workdir: Path, forge: Forge, run_id: str) -> dict[str, str]:
@@ -133,3 +116,23 @@ def test_without_a_token_nothing_is_posted_but_the_files_still_tell(workdir: Pat
     assert forge.requests == []
     assert "could not run" in (workdir / "keystone-summary.md").read_text()
     assert result.outputs["verdict"] == "error"
+
+
+def test_gitlab_gets_the_dotenv_and_no_annotations(workdir: Path) -> None:
+    environ = {"GITLAB_CI": "true", "CI_JOB_NAME": "keystone-gate", "CI_JOB_ID": "9"}
+    result = gate(workdir, environ, "--specs", write_broken(workdir)[0])
+    assert result.code == 2 and result.stdout == ""
+    dotenv = (workdir / "keystone.env").read_text().splitlines()
+    assert "KEYSTONE_VERDICT=error" in dotenv and "KEYSTONE_ERRORED=0" in dotenv
+
+
+def test_the_fork_safe_step_tells_an_earlier_could_not_run(workdir: Path, forge: Forge) -> None:
+    """The untrusted run could not run; the comment step publishes that, errors and lines included."""
+    broken, line = write_broken(workdir)
+    gate(workdir, {}, "--specs", broken)  # the eval run: no token, no comment
+    saved = shutil.copy(workdir / "keystone-results.json", workdir / "eval-results.json")
+    result = gate(workdir, _environ(workdir, forge, "6"), "--from-results", str(saved))
+    assert result.code == 2
+    (comment,) = forge.github.values()
+    assert f"- `{broken}:{line}:1`: bogus: " in comment["body"]
+    assert result.outputs["exit-code"] == "2"

@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from polarity_keystone.gate import CiContext, GateReport, Policy, SpecRun, decide, detect, idempotency_key
 from polarity_keystone.gate._report import write_report
 from polarity_keystone.secrets import Redactor
 from polarity_keystone.server import ServerSettings, serve_in_thread
 from polarity_keystone.store import open_store
-from tests.examples.shipped_examples import EXAMPLES
 from tests.gate.gate_env import gate, github_env
-from tests.gate.gate_forges import Forge, running_forge
+from tests.gate.gate_forges import Forge
 from tests.gate.gate_results import FINGERPRINT, run
-
-
-@pytest.fixture
-def forge() -> Iterator[Forge]:
-    with running_forge() as running:
-        yield running
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A checkout with the hello-world spec, as the working directory (the embedded server's home)."""
-    shutil.copytree(EXAMPLES / "hello-world", tmp_path / "specs")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def test_github_context_from_the_environment(tmp_path: Path) -> None:
