@@ -85,6 +85,12 @@ def test_baseline_forms() -> None:
     assert parse_baseline("file:out/base.json") == ("file", "out/base.json")
 
 
-def test_ks_gate_exits_2_on_invalid_input(capsys: pytest.CaptureFixture[str]) -> None:
+def test_ks_gate_exits_2_on_invalid_input(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # it reports that it could not run, in the working directory
+    for name in ("GITHUB_ACTIONS", "GITLAB_CI", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(name, raising=False)  # a CI running these tests is not the gate's CI
     assert main(["gate", "--alpha", "2"]) == 2
     assert "invalid alpha (--alpha / KEYSTONE_ALPHA)" in capsys.readouterr().err
+    assert "invalid alpha" in (tmp_path / "keystone-summary.md").read_text()
