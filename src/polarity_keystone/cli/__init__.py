@@ -24,6 +24,7 @@ from . import _served, _server_commands
 from ._output import dump_json, write_json
 from ._progress import ConsoleProgress
 from ._report import print_replica_failure, print_run
+from ._signals import Interrupted, interrupted_by_signals
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 """Soft wrap: spec errors and replay commands stay on one line, copyable, in any terminal or CI log."""
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="images_command", required=True
     )
     images.add_parser(
-        "build", help="build Keystone's local images: base, services, gateway (cached by content hash)"
+        "build", help="build Keystone's own images (base, services, gateway, reaper), cached by content hash"
     )
     _server_commands.add_parsers(commands)
     add_gate_arguments(
@@ -196,7 +197,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 def cmd_images_build(args: argparse.Namespace) -> int:
     resolver = ImageResolver(DockerBackend().client)
-    for name in ("base", "postgres", "redis", "http_mock", "s3", "gateway", "execlog"):
+    for name in ("base", "postgres", "redis", "http_mock", "s3", "gateway", "execlog", "reaper"):
         image = resolver.local(name)
         err.print(f"{name}: {image.ref}")
     return exit_codes.PASSED
@@ -223,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = getattr(args, f"{args.command}_command", None)
     handler = _COMMANDS[(args.command, sub)]
     try:
-        return handler(args)
+        with interrupted_by_signals():
+            return handler(args)
     except SecretError as exc:
         err.print(f"[red]invalid secrets:[/] {exc}")
         return exit_codes.INVALID_INPUT
@@ -239,9 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FixtureError as exc:
         err.print(f"[red]fixture could not be prepared:[/] {exc}\n{exc.output}")
         return exit_codes.INFRASTRUCTURE
-    except KeyboardInterrupt:
-        err.print("interrupted; leftover sandboxes are removed by the next run or `ks cleanup`")
-        return 130
+    except Interrupted as exc:
+        err.print(f"interrupted ({exc}); this process's sandboxes are removed as it exits")
+        return exc.exit_code
 
 
 def run() -> None:
