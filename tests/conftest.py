@@ -93,6 +93,7 @@ def postgres_url(backend: DockerBackend, resolver: ImageResolver) -> Iterator[st
     this process, so the reaper removes it if the session crashes."""
     name = f"store-{secrets.token_hex(4)}"
     password = secrets.token_hex(8)
+    backend.hold_lease()
     container = backend.client.containers.run(
         resolver.local("postgres").ref,
         detach=True,

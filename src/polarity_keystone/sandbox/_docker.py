@@ -555,6 +555,11 @@ class DockerBackend(SandboxBackend):
         self._host_guard = HostGuard()
         """The host rules and the host's addresses, which gateways refuse."""
 
+    def hold_lease(self) -> None:
+        """Start this owner's reaper now (the first sandbox starts it otherwise): needed before labelling
+        anything else with `self.owner`, or other processes' reaps take the owner for gone."""
+        lease.hold(self.client, self.owner)
+
     def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> DockerSandbox:
         sandbox_id = plan.sandbox_id or f"sb-{secrets.token_hex(6)}"
         started = time.monotonic()
@@ -567,7 +572,7 @@ class DockerBackend(SandboxBackend):
             sandbox_id, plan.run_id, plan.spec_id, plan.timeout_s, self.owner, plan.keep
         )
         try:  # this process's reaper runs before its first sandbox: other processes see it alive
-            lease.hold(self.client, self.owner)
+            self.hold_lease()
         except SandboxError as exc:
             raise SandboxBootError(sandbox_id, "reaper", str(exc)) from exc
         try:
