@@ -41,17 +41,21 @@ def _orphaned(resource_labels: dict[str, str], live_owners: set[str], everything
 def reap(client: docker.DockerClient, *, everything: bool = False) -> list[str]:
     """Remove orphaned sandboxes (every Keystone sandbox with `everything`); returns the sandbox ids."""
     selector = {"label": f"{labels.MANAGED}=true"}
+    # Sparse listing: no per-container inspect, which would race with sandboxes being destroyed.
+    containers = client.containers.list(all=True, filters=selector, sparse=True)
+    networks = client.networks.list(filters=selector)
+    # The reapers are listed last: an owner starts its reaper before labelling anything, so every owner
+    # of what was listed either shows its reaper now or is gone.
     live_owners = _live_owners(client)
     removed: set[str] = set()
-    # Sparse listing: no per-container inspect, which would race with sandboxes being destroyed.
-    for container in client.containers.list(all=True, filters=selector, sparse=True):
+    for container in containers:
         container_labels = container.attrs.get("Labels") or {}
         if _orphaned(container_labels, live_owners, everything):
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 container.remove(force=True, v=True)
             if container_labels.get(labels.ROLE) != labels.REAPER_ROLE:
                 removed.add(container_labels.get(labels.SANDBOX, container.id or ""))
-    for network in client.networks.list(filters=selector):
+    for network in networks:
         network_labels = network.attrs.get("Labels") or {}
         if _orphaned(network_labels, live_owners, everything):
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
