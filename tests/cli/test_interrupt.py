@@ -30,7 +30,7 @@ EXIT_WITHIN_S = 5.0
 GONE_WITHIN_S = 10.0
 
 
-def _spec(spec_id: str) -> str:
+def sleeping_spec(spec_id: str) -> str:
     return textwrap.dedent(
         f"""\
         version: 1
@@ -46,7 +46,7 @@ def _spec(spec_id: str) -> str:
     )
 
 
-def _left(client: docker.DockerClient, spec_id: str) -> tuple[list[str], list[str]]:
+def left_of_spec(client: docker.DockerClient, spec_id: str) -> tuple[list[str], list[str]]:
     """Names of the spec's containers and networks still on the engine."""
     selector = {"label": f"{labels.SPEC}={spec_id}"}
     containers = client.containers.list(all=True, filters=selector, ignore_removed=True)
@@ -59,7 +59,7 @@ class Run:
     def __init__(self, folder: Path, *, pid_1: bool) -> None:
         self.spec_id = f"stopped-{uuid.uuid4().hex[:10]}"
         spec = folder / "spec.yaml"
-        spec.write_text(_spec(self.spec_id))
+        spec.write_text(sleeping_spec(self.spec_id))
         command = [sys.executable, "-m", "polarity_keystone", "eval", "run", str(spec)]
         if pid_1:
             command = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", *command]
@@ -91,7 +91,7 @@ def runs(tmp_path: Path, backend: DockerBackend) -> Iterator[list[Run]]:
         if run.process.poll() is None:
             run.process.kill()
         run.process.wait()
-        for name in _left(backend.client, run.spec_id)[0]:
+        for name in left_of_spec(backend.client, run.spec_id)[0]:
             backend.client.containers.get(name).remove(force=True)
 
 
@@ -104,7 +104,7 @@ def _start(runs: list[Run], folder: Path, backend: DockerBackend, *, pid_1: bool
 
 def _assert_nothing_left(backend: DockerBackend, run: Run) -> None:
     wait_until(
-        lambda: _left(backend.client, run.spec_id) == ([], []),
+        lambda: left_of_spec(backend.client, run.spec_id) == ([], []),
         GONE_WITHIN_S,
         f"no containers or networks of {run.spec_id}",
     )
