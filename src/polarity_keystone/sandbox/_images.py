@@ -1,7 +1,9 @@
 """Image resolution: pull what a spec names, fall back to Keystone's local images, bake `setup`.
 
 Images Keystone builds itself are tagged by the hash of their build context and carry that hash as a
-label, so an unchanged Dockerfile is never rebuilt and a changed one always is.
+label, so an unchanged Dockerfile is never rebuilt and a changed one always is. Before building one,
+the resolver tries the image a release published for this version, and uses it only when its labels
+say it was built from the same content (a development checkout must not run stale released images).
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import docker
 import docker.errors
 
+from .._version import PUBLISHED_IMAGES, __version__
 from ..spec import Setup
 from ._archive import first_file, tar_files
 from ._base import DEFAULT_AGENT, ROOT, AgentUser
@@ -28,6 +33,11 @@ from ._base import DEFAULT_AGENT, ROOT, AgentUser
 LOCAL_REPO = "keystone-local"
 SETUP_REPO = "keystone-setup"
 CONTEXT_LABEL = "keystone.context-hash"
+CONTENT_LABEL = "org.keystone.content-hash"
+"""On Keystone's own images: the hash of the build context (what the local tag names), also on the
+released ones, so a pulled image is used only where it was built from the same Dockerfile and files."""
+VERSION_LABEL = "org.keystone.version"
+"""On Keystone's own images: the package version that built them."""
 
 # Canonical public images -> the local image that stands in for them when they cannot be pulled.
 _FALLBACKS = {
@@ -60,6 +70,15 @@ _PLATFORMS = {
 class ImageError(Exception):
     """Raised when an image can be neither found, pulled, substituted nor built; the engine reports
     it as an infrastructure error of the sandbox, not as an agent failure."""
+
+
+def published_name(name: str) -> str:
+    """The released image of Keystone's local image `name` for this package version."""
+    return f"{PUBLISHED_IMAGES}-{name}:{__version__}"
+
+
+def _report_on_stderr(line: str) -> None:
+    print(f"[keystone] {line}", file=sys.stderr, flush=True)
 
 
 class UnknownUser(ValueError):
@@ -116,8 +135,12 @@ def download_wheels(requirements: bytes, architecture: str) -> dict[str, bytes]:
         }
 
 
-def _local_context(name: str) -> dict[str, bytes]:
-    folder = resources.files("polarity_keystone.sandbox") / "dockerfiles" / name
+DOCKERFILES = resources.files("polarity_keystone.sandbox") / "dockerfiles"
+"""The build context of each of Keystone's own images, one folder per image name."""
+
+
+def _local_context(name: str, dockerfiles: Traversable = DOCKERFILES) -> dict[str, bytes]:
+    folder = dockerfiles / name
     return {entry.name: entry.read_bytes() for entry in folder.iterdir() if entry.is_file()}
 
 
@@ -130,12 +153,18 @@ class ImageResolver:
         *,
         allow_pull: bool = True,
         answering: Mapping[str, str] | None = None,
+        progress: Callable[[str], None] = _report_on_stderr,
+        dockerfiles: Traversable = DOCKERFILES,
     ) -> None:
         """`answering`: refs answered by other local images as a registry would answer them, never by a
         stand-in (e.g. a python-less minimal image as `ubuntu:24.04`, to run a spec on what a hosted
-        runner pulls, without a registry and without retagging images other users of the engine share)."""
+        runner pulls, without a registry and without retagging images other users of the engine share).
+        `progress` gets one line per image of Keystone's own that is built (they take minutes);
+        `dockerfiles` holds their build contexts."""
         self._client = client
         self._allow_pull = allow_pull
+        self._progress = progress
+        self._dockerfiles = dockerfiles
         self._answering = dict(answering or {})
         self._lock = threading.Lock()
         self._resolved: dict[str, ResolvedImage] = {}
@@ -152,14 +181,45 @@ class ImageResolver:
             return self._resolved[ref]
 
     def local(self, name: str) -> ResolvedImage:
-        """Keystone's own image `name` (postgres, redis, base), built if its context changed."""
-        context = _local_context(name)
-        tag = f"{LOCAL_REPO}/{name}:{_hash_tree(context)[:16]}"
+        """Keystone's own image `name` (postgres, redis, base): present, else the released image of this
+        version built from the same content, else built here."""
+        context = _local_context(name, self._dockerfiles)
+        content = _hash_tree(context)[:16]
+        tag = f"{LOCAL_REPO}/{name}:{content}"
+        present = self._present(tag)
+        if present is not None:
+            return ResolvedImage(requested=tag, ref=tag, digest=str(present.id))
+        released, why = self._released(name, content, tag)
+        if released is not None:
+            return ResolvedImage(requested=tag, ref=tag, digest=str(released.id))
         extra: Callable[[], dict[str, bytes]] | None = None
         if WHEELS_FILE in context:
             requirements = context[WHEELS_FILE]
             extra = lambda: download_wheels(requirements, self._architecture())  # noqa: E731
-        return ResolvedImage(requested=tag, ref=tag, digest=self._build(tag, context, extra))
+        started = time.monotonic()
+        labels = {CONTENT_LABEL: content, VERSION_LABEL: __version__}
+        digest = self._build(tag, context, extra, labels)
+        self._progress(f"built {tag} ({why}) in {time.monotonic() - started:.1f} s")
+        return ResolvedImage(requested=tag, ref=tag, digest=digest)
+
+    def _released(self, name: str, content: str, tag: str) -> tuple[docker.models.images.Image | None, str]:
+        """The image a release published for `name`, present or pulled, tagged `tag` when its labels say
+        it was built from `content` by this version; else None and why it cannot be used."""
+        ref = published_name(name)
+        image = self._present(ref)
+        if image is None and not self._allow_pull:
+            return None, f"{ref} is not present and pulling is off"
+        if image is None:
+            try:
+                image = self._client.images.pull(ref)
+            except docker.errors.APIError as exc:
+                return None, f"{ref} could not be pulled: {getattr(exc, 'explanation', None) or exc}"
+        labels = image.labels or {}
+        if labels.get(CONTENT_LABEL) != content or labels.get(VERSION_LABEL) != __version__:
+            return None, f"{ref} was built from other content than this checkout's"
+        repository, version = tag.rsplit(":", 1)
+        image.tag(repository, version)
+        return image, ""
 
     def _architecture(self) -> str:
         return str(self._client.info().get("Architecture", "x86_64"))
@@ -273,7 +333,11 @@ class ImageResolver:
             return None
 
     def _build(
-        self, tag: str, context: dict[str, bytes], extra: Callable[[], dict[str, bytes]] | None = None
+        self,
+        tag: str,
+        context: dict[str, bytes],
+        extra: Callable[[], dict[str, bytes]] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> str:
         """Build `context` as `tag` unless that image exists; `extra` adds files (downloaded wheels) to
         the context only when a build actually happens, and is not part of the tag."""
@@ -289,7 +353,7 @@ class ImageResolver:
                 tag=tag,
                 rm=True,
                 forcerm=True,
-                labels={CONTEXT_LABEL: tag.rsplit(":", 1)[1], "keystone.managed": "true"},
+                labels={CONTEXT_LABEL: tag.rsplit(":", 1)[1], "keystone.managed": "true", **(labels or {})},
             )
         except (docker.errors.BuildError, docker.errors.APIError) as exc:
             log = "".join(str(chunk.get("stream", "")) for chunk in getattr(exc, "build_log", []) or [])
