@@ -112,6 +112,7 @@ def test_outputs_for_github_and_gitlab(tmp_path: Path) -> None:
         "failed": "2",
         "errored": "1",
         "inconclusive": "1",
+        "skipped": "0",
     }
     github_output = tmp_path / "out.txt"
     write_github_output(github_output, {**values, "verdict": "two\nlines"}, NO_SECRETS)
@@ -123,11 +124,12 @@ def test_outputs_for_github_and_gitlab(tmp_path: Path) -> None:
     dotenv = (tmp_path / "gate.env").read_text().splitlines()
     assert dotenv[0] == "KEYSTONE_VERDICT=regressed"
     assert "KEYSTONE_COMMENT_URL=https://***/c/1" in dotenv
-    assert dotenv[-4:] == [
+    assert dotenv[-5:] == [
         "KEYSTONE_PASSED=2",
         "KEYSTONE_FAILED=2",
         "KEYSTONE_ERRORED=1",
         "KEYSTONE_INCONCLUSIVE=1",
+        "KEYSTONE_SKIPPED=0",
     ]
 
 

@@ -101,6 +101,13 @@ INPUTS: tuple[GateInput, ...] = (
         "scenario by scenario",
     ),
     GateInput(
+        "changed-only",
+        "bool",
+        "false",
+        "skip each spec whose spec file, agent dir and fixtures did not change since its baseline's commit "
+        "(git diff; needs the full history: fetch-depth: 0); a skipped spec is reported unchanged",
+    ),
+    GateInput(
         "alpha", "float", "0.05", "significance level of a regression, after the multiple-testing correction"
     ),
     GateInput("min-effect", "float", "0.1", "smallest pass-rate drop (0-1) that counts as a regression"),
@@ -208,6 +215,7 @@ class GateConfig:
     baseline: str
     allow_fingerprint_mismatch: bool
     strict_baselines: bool
+    changed_only: bool
     alpha: float
     min_effect: float
     correction: str

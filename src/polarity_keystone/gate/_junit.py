@@ -1,6 +1,7 @@
 """JUnit XML (with the junit-xml package): a testsuite per spec, a testcase per scenario.
 
-regressed / threshold failed -> failure, error -> error, inconclusive -> skipped, passed -> pass. The
+regressed / threshold failed -> failure, error -> error, inconclusive -> skipped, passed -> pass; a spec
+the changed-paths filter did not re-run is one skipped testcase saying since which commit. The
 message names what went wrong; the body lists each invariant and forbidden rule with its counts and what
 the agent printed on its way out, so a CI test tab shows why without opening the report. A testcase's
 `time` is the wall time of all its replicas. The suite-level test (all scenarios together) is its own
@@ -14,7 +15,7 @@ from pathlib import Path
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from ..secrets import Redactor
-from ._summary import LABELS, clip, rate_text
+from ._summary import LABELS, clip, rate_text, unchanged_text
 from ._verdict import GateVerdict, Outcome, ScenarioVerdict, Test
 
 SUITE_NAME = "keystone-gate"
@@ -79,7 +80,11 @@ def render_junit(verdict: GateVerdict) -> str:
     for spec in verdict.specs:
         cases = [_case(scenario) for scenario in spec.scenarios]
         problems = [*spec.errors, *spec.reasons]
-        if problems or not cases:
+        if spec.unchanged_since:
+            case = TestCase("spec", classname=spec.spec_id)
+            case.add_skipped_info(message=unchanged_text(spec))
+            cases.append(case)
+        elif problems or not cases:
             case = TestCase("spec", classname=spec.spec_id)
             own: Outcome = "error" if spec.errors or not cases else "threshold_failed"
             _mark(case, own, clip(problems[0]) if problems else "no scenario ran", "\n".join(problems))

@@ -2,7 +2,8 @@
 
 Outputs: verdict, exit-code, pass-rate, experiment-id (comma-separated with several specs),
 results-json (the file's path), comment-url, and how many scenarios passed, failed (regressed or a
-threshold failed), errored and came out inconclusive. A run that could not decide (exit 2 or 3) says
+threshold failed), errored and came out inconclusive, and how many specs the changed-paths filter
+skipped (unchanged since the baseline: not counted as passed). A run that could not decide (exit 2 or 3) says
 `error` with its exit code. Annotations are `::error::` / `::warning::` workflow commands, capped at
 MAX_ANNOTATIONS (GitHub shows 10 per step anyway) with one line counting the rest; an error that points
 at a spec line (a spec error, a failing invariant) carries `file=`, `line=` and `col=`, so GitHub shows
@@ -32,6 +33,7 @@ OUTPUT_NAMES = (
     "failed",
     "errored",
     "inconclusive",
+    "skipped",
 )
 MAX_ANNOTATIONS = 10
 COUNTED: dict[str, tuple[Outcome, ...]] = {
@@ -61,6 +63,7 @@ def outputs(verdict: GateVerdict, results_json: Path, comment_url: str | None) -
     }
     for name, counted in COUNTED.items():
         values[name] = str(sum(s.outcome in counted for s in verdict.scenarios()))
+    values["skipped"] = str(sum(bool(spec.unchanged_since) for spec in verdict.specs))
     return values
 
 

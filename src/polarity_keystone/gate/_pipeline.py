@@ -45,6 +45,7 @@ from ..sdk import (
 from ..secrets import Redactor, SecretError
 from ..spec import LoadedSpec, SpecError, load_specs
 from ._baseline import Baselines, from_branch, from_experiment, from_file, spec_change
+from ._changed import mark_unchanged, unchanged_specs
 from ._ci import CiContext, detect
 from ._comments import CommentError, Marker, StickyComment, default_comment_key, thread_for
 from ._inputs import GateConfig, GateInputError, matrix_values, parse_baseline, resolve_to_report
@@ -52,7 +53,7 @@ from ._locations import InvariantLocations
 from ._problems import Problem
 from ._publish import publish
 from ._report import GateReport, ReportError, read_report
-from ._summary import LABELS, could_not_run, headline, running
+from ._summary import LABELS, could_not_run, headline, running, unchanged_text
 from ._verdict import GateVerdict, Policy, Rate, SpecRun, SpecVerdict, decide
 
 EMBEDDED_DIR = Path(".keystone")
@@ -171,11 +172,15 @@ class Gate:
             elif baseline and baseline[0] == "branch":
                 baselines = from_branch(ks, baseline[1], spec_ids, self.ci)
             self._refuse_changed_specs(loaded, baselines)
+            unchanged: dict[str, str] = {}
+            if self.config.changed_only:
+                unchanged = unchanged_specs(loaded, baselines, Path.cwd(), self.err)
             with self._sticky() as sticky:
                 if sticky is not None:
                     self._comment(sticky, running(spec_ids, self.ci.run_url))
-                runs = self._run_all(ks, loaded, baselines)
+                runs = self._run_all(ks, loaded, baselines, unchanged)
                 verdict = decide(runs, self.policy)
+                mark_unchanged(verdict, unchanged)
                 candidates = [run.candidate for run in runs if run.candidate is not None]
                 report = GateReport(verdict=verdict, ci=self.ci, runs=candidates)
                 self._publish(report, sticky)
@@ -250,12 +255,18 @@ class Gate:
 
     # -- experiments --------------------------------------------------------------------------------
 
-    def _run_all(self, ks: Keystone, loaded: Sequence[LoadedSpec], baselines: Baselines) -> list[SpecRun]:
+    def _run_all(
+        self, ks: Keystone, loaded: Sequence[LoadedSpec], baselines: Baselines, unchanged: Mapping[str, str]
+    ) -> list[SpecRun]:
+        """Every spec's run, except those in `unchanged` (changed-only), which run nothing."""
         deadline = time.monotonic() + self.config.timeout
         runs: list[SpecRun] = []
         lost: str | None = None
         for item in loaded:
             spec_id = item.spec.id
+            if spec_id in unchanged:
+                runs.append(_spec_run(spec_id, baselines, None, None))
+                continue
             if lost is not None:
                 runs.append(_spec_run(spec_id, baselines, None, f"not run: {lost}"))
                 continue
@@ -362,6 +373,8 @@ class Gate:
                 for reason in scenario.reasons:
                     self.err.print(f"    {self.redact(reason)}", markup=False)
         for spec in verdict.specs:
+            if spec.unchanged_since:
+                self.err.print(f"  {spec.spec_id}: {unchanged_text(spec)}", markup=False)
             if spec.changes is not None:
                 self.err.print(f"  {spec.spec_id}: {self.redact(spec.changes.describe())}", markup=False)
             for problem in [*spec.errors, *spec.reasons]:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from ._problems import MAX_PROBLEMS
 from ._report import GateReport
-from ._verdict import GateVerdict, Outcome, Rate, ScenarioVerdict, Test
+from ._verdict import GateVerdict, Outcome, Rate, ScenarioVerdict, SpecVerdict, Test
 
 ICONS: dict[Outcome, str] = {
     "passed": "✅",
@@ -49,6 +49,11 @@ def rate_text(rate: Rate | None) -> str:
     return rate.describe() if rate is not None else "—"
 
 
+def unchanged_text(spec: SpecVerdict) -> str:
+    """What a spec the changed-paths filter skipped says instead of a verdict."""
+    return f"unchanged since {spec.unchanged_since[:12]}, not re-run"
+
+
 def headline(verdict: GateVerdict) -> str:
     """One sentence: what the gate decided and why."""
     scenarios = verdict.scenarios()
@@ -57,6 +62,8 @@ def headline(verdict: GateVerdict) -> str:
     what = f"{len(scenarios)} scenario(s) in {len(verdict.specs)} spec(s)" + (
         f": {', '.join(parts)}" if parts else ""
     )
+    unchanged = sum(bool(spec.unchanged_since) for spec in verdict.specs)
+    what += f"; {unchanged} spec(s) unchanged since the baseline, not re-run" if unchanged else ""
     suite = verdict.suite if len(scenarios) > 1 else None  # with one scenario, the suite is that scenario
     if verdict.suite_outcome == "regressed" and suite is not None:
         what += f"; suite pass rate {suite.baseline.rate:.0%} -> {suite.candidate.rate:.0%} (significant)"
@@ -153,8 +160,10 @@ def render(report: GateReport) -> str:
     for spec in verdict.specs:
         source = f" ({cell(spec.baseline_source)})" if spec.baseline_source else ""
         experiment = cell(spec.experiment_id) or "—"
+        said = f"{ICONS[spec.outcome]} {LABELS[spec.outcome]}"
+        said = f"⏭️ {unchanged_text(spec)}" if spec.unchanged_since else said
         lines.append(
-            f"| {cell(spec.spec_id)} | {ICONS[spec.outcome]} {LABELS[spec.outcome]} | "
+            f"| {cell(spec.spec_id)} | {said} | "
             f"{rate_text(spec.candidate)} | {rate_text(spec.baseline)}{source} | {experiment} |"
         )
     for spec in verdict.specs:

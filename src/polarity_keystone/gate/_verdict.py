@@ -145,6 +145,9 @@ class SpecVerdict(BaseModel):
     """The baseline ran something else and the gate refused to compare (strict-baselines; exit 2)."""
     changes: SpecChanges | None = None
     """What changed since the baseline besides the agent (spec, scenarios, service images), if anything."""
+    unchanged_since: str = ""
+    """The baseline's commit, when the spec was not run because none of its files changed since
+    (changed-only); it then neither blocks nor counts as passed."""
     mean_cost_per_run_usd: float = 0.0
     p95_wall_ms: float = 0.0
     scenarios: list[ScenarioVerdict] = Field(default_factory=list)

@@ -9,6 +9,7 @@ from ._errors import SpecError, SpecIssue
 from ._identity import PARTS_KEY, SEMANTIC_KEY, SEMANTIC_KEYS, semantic_fingerprint
 from ._limits import MAX_ID_LENGTH
 from ._loader import LoadedSpec, load_spec, load_specs, parse_spec
+from ._local_files import SPEC_FILE_FIELD, LocalFile, local_files
 from ._models import (
     INTERNAL_SUFFIX,
     JUDGE_TEXT_CAP,
@@ -69,6 +70,7 @@ __all__ = [
     "PARTS_KEY",
     "SEMANTIC_KEY",
     "SEMANTIC_KEYS",
+    "SPEC_FILE_FIELD",
     "Agent",
     "Audit",
     "Check",
@@ -90,6 +92,7 @@ __all__ = [
     "Invariant",
     "LlmAsJudgeCheck",
     "LoadedSpec",
+    "LocalFile",
     "LocalPathError",
     "MockRequestAssertion",
     "MockRoute",
@@ -117,6 +120,7 @@ __all__ = [
     "format_duration",
     "load_spec",
     "load_specs",
+    "local_files",
     "local_paths",
     "local_repository",
     "parse_duration",
