@@ -6,8 +6,11 @@
 # BASE defaults to python:3.12-slim. Any Debian-based image works: one without Python's venv gets it from
 # apt. Where Docker Hub cannot be reached, build on a local image, e.g.
 #   docker build --build-arg BASE=debian:bookworm-slim -t keystone .
-# Where pip cannot reach PyPI either, put wheels in .wheels/ first: the project's own wheel and those of its
-# dependencies, downloaded on the host (tests/gate/test_gate_image.py shows how); they install offline.
+# The dependencies are exactly those of requirements/gate.txt (pinned, every file's hash checked; regenerate
+# it with scripts/lock), then the package itself without dependencies.
+# Where pip cannot reach PyPI either, put wheels in .wheels/ first: the project's own wheel and those of
+# requirements/gate.txt, downloaded on the host (tests/gate/test_gate_image.py shows how); they install
+# offline, hashes checked all the same.
 # The package is installed from this checkout or its wheel, never by name: PyPI's `polarity-keystone` is
 # another project.
 ARG BASE=python:3.12-slim
@@ -24,10 +27,12 @@ ENV PATH=/opt/keystone/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY . /src
 RUN if [ -d /src/.wheels ]; then \
-      pip install --no-cache-dir --no-index --find-links /src/.wheels /src/.wheels/polarity_keystone-*.whl; \
+      set -- --no-index --find-links /src/.wheels; package=$(echo /src/.wheels/polarity_keystone-*.whl); \
     else \
-      pip install --no-cache-dir /src; \
+      set --; package=/src; \
     fi; \
+    pip install --no-cache-dir --require-hashes "$@" -r /src/requirements/gate.txt; \
+    pip install --no-cache-dir --no-deps "$@" "$package"; \
     rm -rf /src; \
     ks --version
 WORKDIR /work

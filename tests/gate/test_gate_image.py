@@ -4,15 +4,14 @@ The image is really built: nothing else proves the Dockerfile. What would tie th
 kept out of the build: pip in a build here cannot reach PyPI (HTTPS goes through the host's proxy) and no
 registry answers, so the test builds on Keystone's local base image (Debian with Python; the Dockerfile
 adds venv from apt) and installs offline from wheels prepared on the host. Those are the project's own,
-built with the host's setuptools (no index), and its dependencies' at exactly the versions installed
-here (the ones the suite tests), for the image's CPython 3.11 on the engine's architecture, fetched once
+built with the host's setuptools (no index), and those of requirements/gate.txt (the lock the image
+installs with hashes checked), for the image's CPython 3.11 on the engine's architecture, fetched once
 and then reused from a cache, so later runs need no package index at all. On a normal machine
 `docker build .` needs none of that."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import shutil
 import subprocess
 import sys
@@ -45,50 +44,35 @@ def _pip(*args: str) -> None:
     )
 
 
-def installed_versions() -> str:
-    """`name==version` of every distribution installed here but the project: pip constraints that give
-    the image the dependency versions the suite runs with."""
-    pins = {
-        f"{dist.metadata['Name']}=={dist.version}"
-        for dist in importlib.metadata.distributions()
-        if dist.metadata["Name"] and dist.metadata["Name"].lower() != "polarity-keystone"
-    }
-    return "\n".join(sorted(pins)) + "\n"
+LOCK = ROOT / "requirements" / "gate.txt"
 
 
 def prepare_wheels(target: Path, architecture: str) -> None:
     """The project's wheel, built now from the cached build backend, and its dependencies' wheels."""
-    constraints = installed_versions()
-    key = f"{constraints}{architecture}{(ROOT / 'pyproject.toml').read_text()}"
+    key = f"{LOCK.read_text()}{architecture}{(ROOT / 'pyproject.toml').read_text()}"
     cache = ROOT / ".keystone" / "gate-image-wheels" / hashlib.sha256(key.encode()).hexdigest()[:16]
     if not cache.is_dir():
-        fill_cache(cache, constraints, architecture)
+        fill_cache(cache, architecture)
     offline = ("--no-index", "--find-links", str(cache))
     _pip("wheel", "--quiet", "--no-deps", *offline, "-w", str(target), str(ROOT))
     for wheel in cache.iterdir():
         shutil.copy(wheel, target / wheel.name)
 
 
-def fill_cache(cache: Path, constraints: str, architecture: str) -> None:
-    """The one step that needs the package index: the dependencies' wheels, pinned, for the image; and
-    the project's build backend, so its wheel builds offline from then on."""
+def fill_cache(cache: Path, architecture: str) -> None:
+    """The one step that needs the package index: the locked dependencies' wheels, hashes checked, for
+    the image; and the project's build backend, so its wheel builds offline from then on."""
     partial = cache.with_name(cache.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    (partial / "constraints.txt").write_text(constraints)
-    _pip("wheel", "--quiet", "--no-deps", "-w", str(partial / "own"), str(ROOT))
-    (own,) = (partial / "own").glob("polarity_keystone-*.whl")
     platforms = [arg for tag in (*PLATFORMS[architecture], "any") for arg in ("--platform", tag)]
     _pip(
         "download", "--quiet", "--only-binary=:all:", "--python-version", IMAGE_PYTHON,
-        "--implementation", "cp", *platforms, "-c", str(partial / "constraints.txt"),
-        "-d", str(partial), str(own),
+        "--implementation", "cp", *platforms, "--no-deps", "--require-hashes", "-r", str(LOCK),
+        "-d", str(partial),
     )  # fmt: skip
     backend = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
     _pip("download", "--quiet", "--only-binary=:all:", "-d", str(partial), *backend)
-    (partial / own.name).unlink()
-    (partial / "constraints.txt").unlink()
-    shutil.rmtree(partial / "own")
     partial.rename(cache)
 
 
@@ -96,6 +80,8 @@ def fill_cache(cache: Path, constraints: str, architecture: str) -> None:
 def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     context = tmp_path_factory.mktemp("image")
     shutil.copy(ROOT / "Dockerfile", context / "Dockerfile")
+    (context / "requirements").mkdir()
+    shutil.copy(LOCK, context / "requirements" / LOCK.name)
     backend = DockerBackend()
     architecture = str(backend.client.info()["Architecture"])
     prepare_wheels(context / ".wheels", ARCHITECTURE_NAMES.get(architecture, architecture))

@@ -104,9 +104,8 @@ def test_the_dockerfile_builds_on_a_configurable_base_and_runs_ks() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "ARG BASE=python:3.12-slim\nFROM ${BASE}" in text
     assert 'CMD ["ks", "gate"]' in text
-    assert (
-        "pip install --no-cache-dir /src;" in text
-    )  # the checkout; never by name (PyPI's is another project)
+    assert 'pip install --no-cache-dir --require-hashes "$@" -r /src/requirements/gate.txt;' in text
+    assert 'package=/src;' in text  # the checkout; never by name (PyPI's is another project)
     assert re.search(r"pip install[^\n]*polarity-keystone", text) is None
 
 
