@@ -1,6 +1,6 @@
 """Keystone: an open, self-hostable eval runtime for AI agents."""
 
-from ._version import __version__
+from ._version import PUBLISHED_IMAGES, __version__
 from .sdk import (
     APIConnectionError,
     APIStatusError,
@@ -19,6 +19,7 @@ from .sdk import (
 )
 
 __all__ = [
+    "PUBLISHED_IMAGES",
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",

@@ -8,8 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from polarity_keystone import PUBLISHED_IMAGES, __version__
 from polarity_keystone.cli import build_parser
 from polarity_keystone.gate import INPUTS, GateInput
 from polarity_keystone.gate._outputs import OUTPUT_NAMES
@@ -52,8 +54,17 @@ def test_the_cli_has_a_flag_per_input() -> None:
     assert flags == {item.flag for item in INPUTS}
 
 
-def test_action_yml_mirrors_the_input_table() -> None:
-    action = load(ROOT / "action.yml")
+@pytest.mark.parametrize(
+    ("path", "image"),
+    [
+        ("action.yml", f"docker://{PUBLISHED_IMAGES}:{__version__}"),
+        ("from-source/action.yml", "../Dockerfile"),
+    ],
+)
+def test_action_yml_mirrors_the_input_table(path: str, image: str) -> None:
+    """The action runs the image released for this version; its twin for forks builds the Dockerfile
+    and differs in nothing else a workflow sees."""
+    action = load(ROOT / path)
     assert list(action["inputs"]) == [item.name for item in INPUTS]
     for item in INPUTS:
         declared = action["inputs"][item.name]
@@ -63,12 +74,18 @@ def test_action_yml_mirrors_the_input_table() -> None:
     runs = action["runs"]
     assert (runs["using"], runs["image"], runs["entrypoint"], runs["args"]) == (
         "docker",
-        "Dockerfile",
+        image,
         "ks",
         ["gate"],
     )
     assert runs["env"] == {item.env: f"${{{{ inputs.{item.name} }}}}" for item in INPUTS}
     assert list(action["outputs"]) == list(OUTPUT_NAMES)
+    released = load(ROOT / "action.yml")
+    assert {**action, "name": "", "runs": {**runs, "image": ""}} == {
+        **released,
+        "name": "",
+        "runs": {**released["runs"], "image": ""},
+    }
 
 
 def test_the_gitlab_component_mirrors_the_input_table_where_gitlab_expects_it() -> None:
@@ -105,7 +122,7 @@ def test_the_dockerfile_builds_on_a_configurable_base_and_runs_ks() -> None:
     assert "ARG BASE=python:3.12-slim\nFROM ${BASE}" in text
     assert 'CMD ["ks", "gate"]' in text
     assert 'pip install --no-cache-dir --require-hashes "$@" -r /src/requirements/gate.txt;' in text
-    assert 'package=/src;' in text  # the checkout; never by name (PyPI's is another project)
+    assert "package=/src;" in text  # the checkout; never by name (PyPI's is another project)
     assert re.search(r"pip install[^\n]*polarity-keystone", text) is None
 
 
