@@ -87,8 +87,8 @@ def test_every_sandbox_image_is_built_by_the_resolver_and_pushed_under_the_name_
 @pytest.fixture
 def release_files(tmp_path: Path) -> Path:
     """The files scripts/check-release-tag reads, in a copy of the repository that a test may change."""
-    for name in (CHECK, "src/polarity_keystone/_version.py", "action.yml", "gitlab-ci-component.yml",
-                 "templates/keystone-gate.yml"):  # fmt: skip
+    for name in (CHECK, "src/polarity_keystone/_version.py", "pyproject.toml", "action.yml",
+                 "gitlab-ci-component.yml", "templates/keystone-gate.yml"):  # fmt: skip
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, tmp_path / name)
     return tmp_path
