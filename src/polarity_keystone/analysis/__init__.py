@@ -21,20 +21,26 @@ from ._regression import (
     decide_regressions,
 )
 from ._replicas import Judged, judged, scenario_status
+from ._sequential import FUTILITY_P, Look, LookKind, SequentialDesign, alpha_spent
 from ._stratified import Stratum, stratified_exact_one_sided
 
 __all__ = [
     "CORRECTIONS",
+    "FUTILITY_P",
     "MAX_REPLICAS_HINT",
     "Correction",
     "Counts",
     "Decision",
     "Judged",
+    "Look",
+    "LookKind",
     "RegressionPolicy",
     "Regressions",
+    "SequentialDesign",
     "Stratum",
     "TestResult",
     "adjust",
+    "alpha_spent",
     "benjamini_hochberg",
     "decide_regressions",
     "fisher_exact_one_sided",

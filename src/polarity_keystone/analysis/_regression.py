@@ -14,6 +14,11 @@ Benjamini-Hochberg (false discovery rate), so 30 unchanged scenarios do not add 
   of 30 scenarios is expected, and flagging it would undo the correction). An inconclusive test says
   how many replicas per scenario would tell;
 * unchanged: anything else.
+
+With adaptive replicas (`_sequential`) the family is decided at each look at that look's share of alpha;
+at an interim look a scenario whose raw p-value is at most the look's futility threshold, with any drop,
+is `inconclusive` (it gets more replicas), and at the final look a drop still not significant is
+`unchanged`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Literal, NamedTuple
 from ._corrections import CORRECTIONS, Correction, adjust
 from ._fisher import fisher_exact_one_sided
 from ._power import min_replicas_to_detect
+from ._sequential import Look
 from ._stratified import stratified_exact_one_sided
 
 Decision = Literal["regressed", "improved", "unchanged", "inconclusive"]
@@ -144,23 +150,29 @@ def _needed(base_rate: float, drop: float, alpha: float, scenarios: int) -> int:
 
 
 def _decision(
-    drop: float, p_value: float, p_adjusted: float, rise_adjusted: float, policy: RegressionPolicy
+    drop: float, p_value: float, p_adjusted: float, rise_adjusted: float, policy: RegressionPolicy, look: Look
 ) -> Decision:
-    if _is_large(drop, policy):
-        if p_adjusted <= policy.alpha:
-            return "regressed"
-        return "inconclusive" if p_value <= SUGGESTIVE_P else "unchanged"
-    if _is_large(-drop, policy) and rise_adjusted <= policy.alpha:
+    if _is_large(drop, policy) and p_adjusted <= look.alpha:
+        return "regressed"
+    if look.kind == "interim":
+        if drop > 0 and p_value <= look.futility_p:
+            return "inconclusive"
+    elif _is_large(drop, policy):
+        return "inconclusive" if look.kind == "fixed" and p_value <= SUGGESTIVE_P else "unchanged"
+    if _is_large(-drop, policy) and rise_adjusted <= look.alpha:
         return "improved"
     return "unchanged"
 
 
-def decide_regressions(counts: Sequence[Counts], policy: RegressionPolicy) -> Regressions:
+def decide_regressions(
+    counts: Sequence[Counts], policy: RegressionPolicy, look: Look | None = None
+) -> Regressions:
     """Decide every scenario (`counts` of comparable scenarios only) and the suite; see the module
-    docstring. Replicas needed are computed at the strictest step of the correction (alpha / family
-    size)."""
+    docstring. `look`: one look of an adaptive design (default: a fixed design, all of alpha). Replicas
+    needed are computed at the strictest step of the correction (alpha / family size)."""
     if any(not c.comparable for c in counts):
         raise ValueError("every scenario compared needs judged replicas in both runs")
+    look = look or Look(alpha=policy.alpha)
     drops = _family(counts, policy.correction)
     rises = _family([c.mirrored() for c in counts], policy.correction)
     strictest = policy.alpha / max(1, len(drops.raw))
@@ -168,8 +180,8 @@ def decide_regressions(counts: Sequence[Counts], policy: RegressionPolicy) -> Re
     scenarios = []
     for i, c in enumerate(counts):
         p_value, p_adjusted = drops.raw[i], drops.adjusted[i]
-        decision = _decision(c.drop, p_value, p_adjusted, rises.adjusted[i], policy)
-        if decision == "inconclusive" and not (single or p_value <= policy.alpha):
+        decision = _decision(c.drop, p_value, p_adjusted, rises.adjusted[i], policy, look)
+        if decision == "inconclusive" and look.kind == "fixed" and not (single or p_value <= policy.alpha):
             decision = "unchanged"
         needed = (
             _needed(c.base_passed / c.base_total, c.drop, strictest, 1)
@@ -181,7 +193,7 @@ def decide_regressions(counts: Sequence[Counts], policy: RegressionPolicy) -> Re
         return Regressions(policy, scenarios, scenarios[0] if scenarios else None)
     summed = Counts(*(sum(column) for column in zip(*counts, strict=True)))
     drop = sum(c.drop for c in counts) / len(counts)
-    decision = _decision(drop, drops.raw[-1], drops.adjusted[-1], rises.adjusted[-1], policy)
+    decision = _decision(drop, drops.raw[-1], drops.adjusted[-1], rises.adjusted[-1], policy, look)
     needed = (
         _needed(summed.base_passed / summed.base_total, drop, strictest, len(counts))
         if decision == "inconclusive"

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
@@ -41,6 +42,10 @@ class RunOptions:
     seed: int | None = None
     experiment_id: str | None = None
     keep: bool = False
+    wanted: dict[str, int] = field(default_factory=dict)
+    """Replicas per scenario where they differ from `replicas` (an experiment grown by more replicas)."""
+    kept: dict[str, list[ReplicaResult]] = field(default_factory=dict)
+    """Replicas run before, per scenario: kept as they are; new ones are numbered after them."""
 
 
 def scenarios_of(matrix: dict[str, list[Any]], spec_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -82,16 +87,18 @@ def run_experiment(
     jobs = [
         ReplicaJob(experiment_id, scenario_id, index, replica_seed(seed, scenario_id, index), parameters)
         for scenario_id, parameters in cells
-        for index in range(replicas)
+        for index in range(len(options.kept.get(scenario_id, [])), options.wanted.get(scenario_id, replicas))
     ]
     if progress is not None:
         progress.started(len(jobs), prepared.notes)
     on_boot: Callable[[BootEvent], None] | None = progress.boot if progress else None
     concurrency = concurrency_for(prepared, options)
-    pool = WarmPool(backend, depth=concurrency, on_boot=on_boot) if _poolable(prepared, replicas) else None
-    for scenario_id, _ in cells:
+    new_replicas = Counter(job.scenario_id for job in jobs)
+    poolable = _poolable(prepared, max(new_replicas.values(), default=0))
+    pool = WarmPool(backend, depth=concurrency, on_boot=on_boot) if poolable else None
+    for scenario_id, count in new_replicas.items():
         if pool is not None:
-            pool.expect(scenario_id, replicas)
+            pool.expect(scenario_id, count)
 
     def work(job: ReplicaJob) -> ReplicaResult:
         boot: BootSandbox = backend.create
@@ -115,7 +122,10 @@ def run_experiment(
             spec.id,
             scenario_id,
             parameters,
-            [r for job, r in zip(jobs, results, strict=True) if job.scenario_id == scenario_id],
+            [
+                *options.kept.get(scenario_id, []),
+                *(r for job, r in zip(jobs, results, strict=True) if job.scenario_id == scenario_id),
+            ],
         )
         for scenario_id, parameters in cells
     ]

@@ -60,6 +60,28 @@ class ExperimentService:
         data = self._http.json("POST", _path(experiment_id, "run"), idempotency_key=idempotency_key)
         return Experiment.from_dict(data)
 
+    def extend(
+        self,
+        experiment_id: str,
+        replicas: Mapping[str, int],
+        *,
+        secrets: Mapping[str, str] | None = None,
+        spec_path: str | Path | None = None,
+        idempotency_key: str | None = None,
+    ) -> Experiment:
+        """Run more replicas of some scenarios of a completed experiment: `replicas` maps scenario ids to
+        the count each should have in all (replicas it ran are kept). Returns at once; follow it with
+        `wait`. Secrets are never stored: give `spec_path` (or `secrets`) again when the spec declares
+        some."""
+        body: dict[str, Any] = {"replicas": dict(replicas)}
+        forwarded = request_secrets(secrets, spec_path)
+        if forwarded is not None:
+            body["secrets"] = forwarded
+        data = self._http.json(
+            "POST", _path(experiment_id, "extend"), json=body, idempotency_key=idempotency_key
+        )
+        return Experiment.from_dict(data)
+
     def run_and_wait(
         self,
         experiment_id: str,

@@ -118,6 +118,23 @@ class ExperimentCreate(_Request):
     )
 
 
+ScenarioKey = Annotated[str, Field(min_length=1, max_length=1000)]
+ReplicaCount = Annotated[int, Field(ge=1, le=1000)]
+
+
+class ExperimentExtend(_Request):
+    replicas: dict[ScenarioKey, ReplicaCount] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="Replicas wanted per scenario id, in all: a scenario that has as many already is left "
+        "as it is, so sending the same request twice runs nothing twice.",
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Never stored: an experiment created with secrets needs them again to run more replicas.",
+    )
+
+
 class ExperimentOut(_Response):
     id: str
     name: str

@@ -26,6 +26,7 @@ def results_so_far(record: ExperimentRecord, replicas: Iterable[ReplicaRecord]) 
         return record.results
     options = record.options
     wanted = int(options.get("replicas") or 1)
+    grown = options.get("scenario_replicas", {})
     by_scenario: dict[str, list[ReplicaResult]] = defaultdict(list)
     for replica in replicas:
         by_scenario[replica.scenario_id].append(ReplicaResult.model_validate(replica.result))
@@ -34,7 +35,7 @@ def results_so_far(record: ExperimentRecord, replicas: Iterable[ReplicaRecord]) 
     for cell in options.get("scenarios", []):
         scenario_id, parameters = cell["scenario_id"], cell["parameters"]
         done = by_scenario.get(scenario_id, [])
-        if len(done) >= wanted:
+        if len(done) >= int(grown.get(scenario_id, wanted)):
             scenarios.append(aggregate_scenario(record.spec_id, scenario_id, parameters, done))
         elif ended:
             scenarios.append(_unfinished(record, scenario_id, parameters, done))

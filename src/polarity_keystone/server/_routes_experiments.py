@@ -22,6 +22,7 @@ from ._models import (
     CompareRequest,
     Comparison,
     ExperimentCreate,
+    ExperimentExtend,
     ExperimentMetrics,
     ExperimentOut,
     ExperimentResults,
@@ -136,6 +137,27 @@ def get_experiment(experiment_id: str, context: Context, _: LiveKey) -> Response
 def run_experiment(experiment_id: str, request: Request, context: Context, caller: LiveKey) -> ExperimentOut:
     record = context.store.get_experiment(experiment_id)
     return experiment_out(context.runner.start(record, caller.id, context.base_url(request)))
+
+
+@router.post(
+    "/v1/experiments/{experiment_id}/extend",
+    status_code=202,
+    response_model=ExperimentOut,
+    summary="Run more replicas of some scenarios of a completed experiment (enqueued; returns at once)",
+    description="`replicas` says how many each scenario should have in all; the replicas run before are "
+    "kept, and the new ones get the seeds that follow theirs. A scenario that already has as many is left "
+    "as it is, so a repeated request runs nothing twice. The experiment goes back to `queued`, then "
+    "`running`, and ends `completed` with all its replicas; follow it as a new run.",
+    responses=error_responses(400, 403, 404, 409, 503),
+)
+def extend_experiment(
+    experiment_id: str, body: ExperimentExtend, request: Request, context: Context, caller: LiveKey
+) -> ExperimentOut:
+    record = context.store.get_experiment(experiment_id)
+    extended = context.runner.extend(
+        record, body.replicas, body.secrets, caller.id, context.base_url(request)
+    )
+    return experiment_out(extended)
 
 
 def _finished_results(context: ServerContext, experiment_id: str) -> RunResults:

@@ -47,7 +47,7 @@ from ..secrets import Redactor, SecretError
 from ..spec import LoadedSpec, SpecError
 from ..store import ExperimentRecord, ReplicaRecord, Store
 from ._engine import LazyEngine
-from ._errors import AtCapacity, WrongState
+from ._errors import AtCapacity, InvalidRequest, WrongState
 from ._events import EventBus, experiment_stream
 from ._sandbox_manager import SandboxManager, new_sandbox_id
 from ._spec_sources import SpecSources
@@ -62,6 +62,10 @@ RUN, REPLICA_SUITE = "run", "replica_suite"
 and replica-suite routes): a run is one replica with a known seed, a replica suite N replicas; anything
 else is a plain experiment."""
 COMPLETED_WEBHOOK = {REPLICA_SUITE: "replica.completed"}
+
+
+_COUNTED = {"pass": "passed", "fail": "failed"}
+"""The progress count a replica's status adds to (anything else: errors)."""
 
 
 class _Stopped(Exception):
@@ -147,12 +151,22 @@ class _Progress:
         self._stream = experiment_stream(experiment_id)
         self._sandboxes = sandboxes
         self._counts = {"total": 0, "done": 0, "passed": 0, "failed": 0, "errors": 0}
+        self._before = self._counts.copy()
+        """The counts of replicas run before, when the experiment grows by more."""
         self._notes: list[str] = []
         self._lock = threading.Lock()
 
+    def count_before(self, kept: dict[str, list[ReplicaResult]]) -> None:
+        results = [result for replicas in kept.values() for result in replicas]
+        with self._lock:
+            for result in results:
+                self._before[_COUNTED.get(result.status, "errors")] += 1
+            self._before["done"] = self._before["total"] = len(results)
+            self._counts = self._before.copy()
+
     def started(self, total_replicas: int, notes: list[str]) -> None:
         with self._lock:
-            self._counts["total"] = total_replicas
+            self._counts["total"] = self._before["total"] + total_replicas
             self._notes = notes
             self._save()
 
@@ -168,8 +182,7 @@ class _Progress:
         )
         with self._lock:
             self._counts["done"] += 1
-            key = {"pass": "passed", "fail": "failed"}.get(result.status, "errors")
-            self._counts[key] += 1
+            self._counts[_COUNTED.get(result.status, "errors")] += 1
             self._save()
         self._runner.bus.publish(
             self._stream,
@@ -264,20 +277,7 @@ class ExperimentRunner:
                     "was created, and secrets are never stored); create the experiment again",
                     code="secrets_unavailable",
                 )
-            mine = Counter(self._active.values())[owner]
-            if len(self._active) >= self._max_concurrent:
-                raise AtCapacity(
-                    f"at capacity: {self._max_concurrent} experiments are queued or running on this server",
-                    retry_after=RETRY_AFTER_S,
-                )
-            if mine >= self._per_key:
-                raise AtCapacity(
-                    f"at capacity: this key already has {self._per_key} experiments queued or running",
-                    retry_after=RETRY_AFTER_S,
-                )
-            if self.stopping:
-                raise AtCapacity("the server is stopping", retry_after=RETRY_AFTER_S)
-            self._active[record.id] = owner
+            self._admit(record.id, owner)
         queued = self.store.transition_experiment(record.id, ("created",), "queued")
         if queued is None:
             with self._lock:
@@ -286,9 +286,89 @@ class ExperimentRunner:
             raise WrongState(f"experiment {record.id} is {current.status}; only a created experiment can run")
         with self._lock:
             secrets = self._secrets.pop(record.id, {})
-        self.bus.publish(experiment_stream(record.id), "progress", {**queued.progress, "status": "queued"})
-        self._executor.submit(self._execute, queued, owner, secrets, base_url)
+        self._enqueue(queued, owner, secrets, base_url)
         return queued
+
+    def extend(
+        self,
+        record: ExperimentRecord,
+        wanted: dict[str, int],
+        secrets: dict[str, str],
+        owner: str,
+        base_url: str,
+    ) -> ExperimentRecord:
+        """Grow a completed experiment to `wanted` replicas per scenario (at least: counts it already
+        has stay), keeping every replica it ran, and enqueue the new ones; returns it `queued`, or as it
+        is when nothing grows. Raises InvalidRequest for an unknown scenario, WrongState when it is not
+        completed, is a run, or needs its secrets again, AtCapacity when a limit is reached."""
+        options = record.options
+        known = [cell["scenario_id"] for cell in options.get("scenarios", [])]
+        unknown = sorted(set(wanted) - set(known))
+        if unknown:
+            raise InvalidRequest(
+                f"experiment {record.id} has no scenario {', '.join(map(repr, unknown[:5]))}; its "
+                f"scenarios are {', '.join(map(repr, known[:5]))}" + (" ..." if len(known) > 5 else "")
+            )
+        planned = {
+            sid: int(options.get("scenario_replicas", {}).get(sid, options["replicas"])) for sid in known
+        }
+        grown = {sid: max(planned[sid], count) for sid, count in wanted.items()}
+        if all(grown[sid] == planned[sid] for sid in grown):
+            return record  # asked again, or for fewer: nothing to run
+        if options.get("kind") == RUN:
+            raise WrongState(f"{record.id} is a run: a run is one replica; start a new run instead")
+        if record.status != "completed":
+            raise WrongState(
+                f"experiment {record.id} is {record.status}; only a completed experiment gets more replicas"
+            )
+        missing = sorted(set(options.get("secret_names", [])) - set(secrets))
+        if missing:
+            raise WrongState(
+                f"experiment {record.id} was created with secrets, and secrets are never stored: send "
+                f"{', '.join(missing)} again with the request",
+                code="secrets_unavailable",
+            )
+        with self._lock:
+            self._admit(record.id, owner)
+        queued = self.store.transition_experiment(
+            record.id,
+            ("completed",),
+            "queued",
+            options={**options, "scenario_replicas": {**planned, **grown}},
+            results=None,
+            finished_at=None,
+            error=None,
+        )
+        if queued is None:
+            with self._lock:
+                self._active.pop(record.id, None)
+            current = self.store.get_experiment(record.id)
+            raise WrongState(
+                f"experiment {record.id} is {current.status}; only a completed experiment gets more replicas"
+            )
+        self._enqueue(queued, owner, secrets, base_url)
+        return queued
+
+    def _admit(self, experiment_id: str, owner: str) -> None:
+        """Count the experiment as queued here, under the lock; raises AtCapacity over a limit."""
+        mine = Counter(self._active.values())[owner]
+        if len(self._active) >= self._max_concurrent:
+            raise AtCapacity(
+                f"at capacity: {self._max_concurrent} experiments are queued or running on this server",
+                retry_after=RETRY_AFTER_S,
+            )
+        if mine >= self._per_key:
+            raise AtCapacity(
+                f"at capacity: this key already has {self._per_key} experiments queued or running",
+                retry_after=RETRY_AFTER_S,
+            )
+        if self.stopping:
+            raise AtCapacity("the server is stopping", retry_after=RETRY_AFTER_S)
+        self._active[experiment_id] = owner
+
+    def _enqueue(self, queued: ExperimentRecord, owner: str, secrets: dict[str, str], base_url: str) -> None:
+        self.bus.publish(experiment_stream(queued.id), "progress", {**queued.progress, "status": "queued"})
+        self._executor.submit(self._execute, queued, owner, secrets, base_url)
 
     def _execute(self, record: ExperimentRecord, owner: str, secrets: dict[str, str], base_url: str) -> None:
         try:
@@ -325,11 +405,15 @@ class ExperimentRunner:
             if options.get("kind") == RUN:
                 results = _run_one(prepared, sandboxes, record.id, options, progress)
             else:
+                kept = self._kept(record.id)
+                progress.count_before(kept)
                 run_options = RunOptions(
                     replicas=options.get("replicas"),
                     concurrency=options.get("concurrency"),
                     seed=options.get("seed"),
                     experiment_id=record.id,
+                    wanted=dict(options.get("scenario_replicas", {})),
+                    kept=kept,
                 )
                 results = run_experiment(prepared, sandboxes, run_options, progress)
         except _Stopped:
@@ -346,6 +430,13 @@ class ExperimentRunner:
         finally:
             if sandboxes is not None:
                 sandboxes.retire_all()
+
+    def _kept(self, experiment_id: str) -> dict[str, list[ReplicaResult]]:
+        """The replicas an experiment ran before it grew (none for a new one), per scenario, in order."""
+        kept: dict[str, list[ReplicaResult]] = {}
+        for record in sorted(self.store.replicas(experiment_id), key=lambda r: r.replica_index):
+            kept.setdefault(record.scenario_id, []).append(ReplicaResult.model_validate(record.result))
+        return kept
 
     def finish(
         self, experiment_id: str, status: str, *, results: RunResults | None = None, error: str | None = None
