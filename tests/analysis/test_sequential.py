@@ -44,12 +44,13 @@ def test_the_looks_spend_alpha_once_mostly_at_the_end() -> None:
 
 
 def test_an_interim_look_asks_for_more_replicas_where_the_data_lean_towards_a_drop() -> None:
-    leaning, level = Counts(72, 80, 4, 5), Counts(72, 80, 5, 5)
-    interim = Look(alpha=0.001, kind="interim", futility_p=1.0)
-    decided = decide_regressions([leaning, level], POLICY, interim)
+    leaning, level = Counts(72, 80, 6, 10), Counts(72, 80, 10, 10)
+    second = SequentialDesign.doubling(5, 80).look(1, 0.05)
+    decided = decide_regressions([leaning, level], POLICY, second)
     assert [s.decision for s in decided.scenarios] == ["inconclusive", "unchanged"]
-    tighter = Look(alpha=0.001, kind="interim", futility_p=0.3)
-    assert decide_regressions([Counts(72, 80, 17, 20)], POLICY, tighter).scenarios[0].decision == "unchanged"
+    assert decided.scenarios[0].replicas_needed is None  # the design says how many come next
+    first = SequentialDesign.doubling(5, 80).look(0, 0.05)
+    assert decide_regressions([Counts(72, 80, 5, 5)], POLICY, first).scenarios[0].decision == "inconclusive"
 
 
 def test_the_final_look_never_leaves_a_drop_inconclusive() -> None:

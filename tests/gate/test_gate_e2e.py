@@ -112,6 +112,8 @@ def test_a_regressed_agent_exits_1_and_says_which_invariant_regressed(
         "specs/hello.yaml",
         "--replicas",
         REPLICAS,
+        "--max-replicas",
+        REPLICAS,
         "--baseline",
         f"file:{baseline[2]}",
     )
@@ -132,7 +134,7 @@ def test_a_regressed_agent_exits_1_and_says_which_invariant_regressed(
     outputs_without_secret(candidate, result)
 
 
-def test_a_flaky_agent_with_few_replicas_is_inconclusive(
+def test_a_flaky_agent_with_a_fixed_few_replicas_is_inconclusive(
     baseline: tuple[Workspace, GateRun, Path], candidate: Workspace
 ) -> None:
     candidate.agent(
@@ -147,13 +149,95 @@ def test_a_flaky_agent_with_few_replicas_is_inconclusive(
         "specs/hello.yaml",
         "--replicas",
         REPLICAS,
+        "--max-replicas",
+        REPLICAS,
         "--baseline",
         f"file:{baseline[2]}",
     )
     assert result.code == 4, result.log
     assert result.outputs["verdict"] == "inconclusive"
-    assert ET.fromstring(result.junit).find("testsuite/testcase/skipped") is not None
+    failure = ET.fromstring(result.junit).find("testsuite/testcase/failure")  # blocking: red in test tabs
+    assert failure is not None and failure.get("type") == "inconclusive"
     assert "replicas would tell" in next(iter(candidate.forge.github.values()))["body"]
+
+
+def test_adaptive_replicas_grow_an_undecided_scenario_until_a_regression_is_clear(
+    baseline: tuple[Workspace, GateRun, Path], candidate: Workspace
+) -> None:
+    candidate.agent("print('nothing written')\n")
+    result = gate(
+        candidate.root,
+        candidate.env(GITHUB_RUN_ID="103", GITHUB_RUN_NUMBER="103"),
+        "--specs",
+        "specs/hello.yaml",
+        "--replicas",
+        REPLICAS,
+        "--max-replicas",
+        "16",
+        "--fail-on",
+        "none",  # a gate invariant failing in every replica would block at once: test the statistics
+        "--baseline",
+        f"file:{baseline[2]}",
+    )
+    # 0/4 against 4/4 (p = 0.014) is not enough at the first look's share of alpha; 0/8 (p = 0.002) is.
+    assert result.code == 1, result.log
+    assert "undecided: hello-world; growing to 8 replicas each" in result.log
+    assert "growing to 16" not in result.log  # clear at 8: stopped there
+    (run,) = result.results["runs"]
+    assert run["scenarios"][0]["replicas_total"] == 8
+    assert "-> 0/8 (0%" in next(iter(candidate.forge.github.values()))["body"]
+
+
+def test_adaptive_replicas_stop_when_more_data_no_longer_lean_towards_a_drop(
+    baseline: tuple[Workspace, GateRun, Path], candidate: Workspace
+) -> None:
+    candidate.agent(
+        "import os\n"
+        "text = 'oops' if os.environ['KEYSTONE_REPLICA'] == '0' else 'Hello, World!'\n"
+        "open(os.path.join(os.environ['WORKSPACE'], 'hello.txt'), 'w').write(text + '\\n')\n"
+    )
+    result = gate(
+        candidate.root,
+        candidate.env(GITHUB_RUN_ID="104", GITHUB_RUN_NUMBER="104"),
+        "--specs",
+        "specs/hello.yaml",
+        "--replicas",
+        REPLICAS,
+        "--max-replicas",
+        "16",
+        "--baseline",
+        f"file:{baseline[2]}",
+    )
+    # 3/4 leans towards a drop, so it grows; 7/8 against 4/4 (p = 0.67) no longer does: passed at 8.
+    assert result.code == 0, result.log
+    assert "growing to 8 replicas each" in result.log and "growing to 16" not in result.log
+    assert result.results["runs"][0]["scenarios"][0]["replicas_total"] == 8
+
+
+def test_the_baseline_branch_runs_max_replicas(candidate: Workspace) -> None:
+    push = candidate.root / "push-event.json"
+    push.write_text("{}")
+    environ = candidate.env(
+        GITHUB_RUN_ID="105", GITHUB_HEAD_REF="", GITHUB_REF="refs/heads/main", GITHUB_EVENT_PATH=str(push)
+    )
+    environ["GITHUB_REF_NAME"] = "main"
+    result = gate(
+        candidate.root,
+        environ,
+        "--specs",
+        "specs/hello.yaml",
+        "--replicas",
+        "1",
+        "--max-replicas",
+        "2",
+        "--baseline",
+        "branch:main",
+        "--comment",
+        "off",
+    )
+    assert result.code == 0, result.log
+    assert "on main, the baseline branch: 2 replicas per scenario (max-replicas)" in result.log
+    assert result.results["runs"][0]["scenarios"][0]["replicas_total"] == 2
 
 
 def test_rerunning_the_same_job_attempt_reuses_its_experiment(

@@ -188,3 +188,26 @@ def test_unreadable_or_newer_results_files_are_input_errors(tmp_path: Path) -> N
     with pytest.raises(ReportError, match="neither gate results nor RunResults"):
         junk.write_text("[1, 2]")
         read_runs(junk)
+
+
+@pytest.mark.parametrize(("blocking", "element"), [(True, "failure"), (False, "skipped")])
+def test_an_inconclusive_scenario_is_a_junit_failure_when_it_blocks(blocking: bool, element: str) -> None:
+    baseline = run({"s": "PPPPP"}, experiment_id="exp-b")
+    candidate = run({"s": "PPFFF"})
+    verdict = decide([SpecRun("spec", candidate, baseline)], Policy(inconclusive_blocking=blocking))
+    assert (verdict.verdict, verdict.exit_code) == ("inconclusive", 4 if blocking else 0)
+    case = ET.fromstring(render_junit(verdict)).find("testsuite/testcase")
+    assert case is not None and case.find(element) is not None
+
+
+def test_the_summary_warns_when_nothing_could_block_a_weaker_agent() -> None:
+    weaker = run({"s": "PPPPPPPPFF"})
+    alone = decide([SpecRun("spec", weaker)], Policy())
+    assert alone.exit_code == 0
+    text = render(GateReport(verdict=alone))
+    assert "⚠️ **spec**: no baseline and no min-pass-rate" in text
+    assert "min-pass-rate (e.g. 0.9" in text
+    with_bar = decide([SpecRun("spec", weaker)], Policy(min_pass_rate=0.9))
+    compared = decide([SpecRun("spec", weaker, run({"s": "P" * 10}, experiment_id="exp-b"))], Policy())
+    assert with_bar.exit_code == 1 and not with_bar.specs[0].warnings
+    assert not compared.specs[0].warnings

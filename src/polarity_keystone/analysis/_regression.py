@@ -16,8 +16,8 @@ Benjamini-Hochberg (false discovery rate), so 30 unchanged scenarios do not add 
 * unchanged: anything else.
 
 With adaptive replicas (`_sequential`) the family is decided at each look at that look's share of alpha;
-at an interim look a scenario whose raw p-value is at most the look's futility threshold, with any drop,
-is `inconclusive` (it gets more replicas), and at the final look a drop still not significant is
+at an interim look a scenario whose raw p-value is at most the look's futility threshold is
+`inconclusive` (it gets more replicas; at the first look every scenario not yet decided does), and at the final look a drop still not significant is
 `unchanged`.
 """
 
@@ -102,7 +102,8 @@ class TestResult:
     p_adjusted: float
     decision: Decision
     replicas_needed: int | None = None
-    """Replicas per scenario that would detect a drop this large (set when inconclusive)."""
+    """Replicas per scenario that would detect a drop this large (set when inconclusive at a fixed look;
+    at an interim look the design says how many come next)."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def _decision(
     if _is_large(drop, policy) and p_adjusted <= look.alpha:
         return "regressed"
     if look.kind == "interim":
-        if drop > 0 and p_value <= look.futility_p:
+        if p_value <= look.futility_p:
             return "inconclusive"
     elif _is_large(drop, policy):
         return "inconclusive" if look.kind == "fixed" and p_value <= SUGGESTIVE_P else "unchanged"
@@ -185,7 +186,7 @@ def decide_regressions(
             decision = "unchanged"
         needed = (
             _needed(c.base_passed / c.base_total, c.drop, strictest, 1)
-            if decision == "inconclusive"
+            if decision == "inconclusive" and look.kind == "fixed"
             else None
         )
         scenarios.append(TestResult(c, c.drop, p_value, p_adjusted, decision, needed))
@@ -196,7 +197,7 @@ def decide_regressions(
     decision = _decision(drop, drops.raw[-1], drops.adjusted[-1], rises.adjusted[-1], policy, look)
     needed = (
         _needed(summed.base_passed / summed.base_total, drop, strictest, len(counts))
-        if decision == "inconclusive"
+        if decision == "inconclusive" and look.kind == "fixed"
         else None
     )
     suite = TestResult(summed, drop, drops.raw[-1], drops.adjusted[-1], decision, needed)

@@ -17,8 +17,7 @@ p-values depend on each other is needed, which matters for exact tests on small 
 
 Stopping early is free for that bound: a scenario whose data no longer lean towards a drop (raw p-value
 above the look's futility threshold) gets no more replicas, and stopping only removes chances to
-reject. The thresholds are loose at first (five replicas of a 70% scenario pass 5/5 one time in six)
-and tighten as the counts grow.
+reject. The thresholds are loose at first and tighten as the counts grow.
 """
 
 from __future__ import annotations
@@ -32,7 +31,9 @@ LookKind = Literal["fixed", "interim", "final"]
 
 FUTILITY_P = (1.0, 0.6, 0.45, 0.3)
 """Raw p-value above which a scenario stops at the first, second, third and later looks: its data do
-not lean towards a drop enough to be worth more replicas."""
+not lean towards a drop enough to be worth more replicas. Nothing stops at the first look: five
+replicas of a scenario that dropped from 90% to 70% all pass one time in six, and stopping those would
+cost a sixth of the power."""
 
 SPENDING_POWER = 3
 """The exponent of the spending function alpha * t^SPENDING_POWER (3: close to O'Brien-Fleming's)."""

@@ -1,6 +1,7 @@
 """The CI gate (`ks gate`): run specs through a Keystone server (embedded by default), compare them with a
 baseline, write JUnit, a Markdown summary, outputs and one sticky PR/MR comment, and exit 0/1/2/3/4."""
 
+from ._adaptive import decide_adaptively
 from ._ci import CiContext, detect
 from ._comments import CommentError, GitHubThread, GitLabThread, Marker, StickyComment
 from ._inputs import INPUTS, GateConfig, GateInput, GateInputError, add_arguments, resolve
@@ -33,6 +34,7 @@ __all__ = [
     "Test",
     "add_arguments",
     "decide",
+    "decide_adaptively",
     "detect",
     "idempotency_key",
     "read_report",

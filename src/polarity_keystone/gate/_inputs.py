@@ -70,6 +70,13 @@ INPUTS: tuple[GateInput, ...] = (
     GateInput(
         "replicas", "replicas", "5", "replicas per scenario, or 'spec' for each spec's parallelism.replicas"
     ),
+    GateInput(
+        "max-replicas",
+        "int",
+        "80",
+        "adaptive replicas: scenarios still undecided get more replicas (doubling) up to this many; the "
+        "baseline branch's own runs use this many (set it to replicas for a fixed count)",
+    ),
     GateInput("concurrency", "int", "", "sandboxes at once per experiment (default: the server's)"),
     GateInput("seed", "int", "", "experiment seed, for a reproducible run (default: a fresh one)"),
     GateInput("timeout", "duration", "30m", "how long to wait for the experiments to finish"),
@@ -187,6 +194,8 @@ INPUTS: tuple[GateInput, ...] = (
 )
 
 BY_NAME = {item.name: item for item in INPUTS}
+MAX_REPLICAS = 1000
+"""The most replicas per scenario a Keystone server runs in one experiment."""
 
 
 class GateInputError(ValueError):
@@ -208,6 +217,7 @@ class GateConfig:
     api_key: str | None
     replicas: int | None
     """None: each spec's own `parallelism.replicas`."""
+    max_replicas: int
     concurrency: int | None
     seed: int | None
     timeout: float
@@ -393,6 +403,14 @@ def _check(config: GateConfig) -> None:
         raise _fail("api-key", "a server-url needs an API key (set KEYSTONE_API_KEY)")
     if config.server_url and not config.server_url.startswith(("http://", "https://")):
         raise _fail("server-url", f"expected an http(s) URL, got {config.server_url!r}")
+    if config.max_replicas > MAX_REPLICAS:
+        raise _fail("max-replicas", f"must be at most {MAX_REPLICAS}, got {config.max_replicas}")
+    if config.replicas is not None and config.max_replicas < config.replicas:
+        raise _fail(
+            "max-replicas",
+            f"must be at least replicas ({config.replicas}), got {config.max_replicas}; set it to "
+            "replicas for a fixed count",
+        )
     if not 0.0 < config.alpha < 1.0:
         raise _fail("alpha", f"must be between 0 and 1 (exclusive), got {config.alpha}")
     if not 0.0 < config.min_effect <= 1.0:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import glob
 import hashlib
 import time
@@ -44,6 +45,7 @@ from ..sdk import (
 )
 from ..secrets import Redactor, SecretError
 from ..spec import LoadedSpec, SpecError, load_specs
+from ._adaptive import decide_adaptively
 from ._baseline import Baselines, from_branch, from_experiment, from_file, spec_change
 from ._changed import mark_unchanged, unchanged_specs
 from ._ci import CiContext, detect
@@ -54,7 +56,7 @@ from ._problems import Problem
 from ._publish import publish
 from ._report import GateReport, ReportError, read_report
 from ._summary import LABELS, could_not_run, headline, running, unchanged_text
-from ._verdict import GateVerdict, Policy, Rate, SpecRun, SpecVerdict, decide
+from ._verdict import GateVerdict, Policy, Rate, SpecRun, SpecVerdict
 
 EMBEDDED_DIR = Path(".keystone")
 """Where the embedded server keeps its SQLite store (relative to the working directory)."""
@@ -178,8 +180,9 @@ class Gate:
             with self._sticky() as sticky:
                 if sticky is not None:
                     self._comment(sticky, running(spec_ids, self.ci.run_url))
-                runs = self._run_all(ks, loaded, baselines, unchanged)
-                verdict = decide(runs, self.policy)
+                deadline = time.monotonic() + self.config.timeout
+                runs = self._run_all(ks, loaded, baselines, unchanged, deadline)
+                runs, verdict = self._grow(ks, loaded, runs, deadline)
                 mark_unchanged(verdict, unchanged)
                 candidates = [run.candidate for run in runs if run.candidate is not None]
                 report = GateReport(verdict=verdict, ci=self.ci, runs=candidates)
@@ -256,10 +259,14 @@ class Gate:
     # -- experiments --------------------------------------------------------------------------------
 
     def _run_all(
-        self, ks: Keystone, loaded: Sequence[LoadedSpec], baselines: Baselines, unchanged: Mapping[str, str]
+        self,
+        ks: Keystone,
+        loaded: Sequence[LoadedSpec],
+        baselines: Baselines,
+        unchanged: Mapping[str, str],
+        deadline: float,
     ) -> list[SpecRun]:
         """Every spec's run, except those in `unchanged` (changed-only), which run nothing."""
-        deadline = time.monotonic() + self.config.timeout
         runs: list[SpecRun] = []
         lost: str | None = None
         for item in loaded:
@@ -291,23 +298,98 @@ class Gate:
         key = idempotency_key(self.ci.run_key, spec_id) + "-run" if self.ci.run_key else None
         with contextlib.suppress(ConflictError):  # already queued, running or finished
             ks.experiments.run(experiment.id, idempotency_key=key)
+        return self._results(ks, item, experiment.id, deadline)
+
+    def _results(
+        self, ks: Keystone, item: LoadedSpec, experiment_id: str, deadline: float
+    ) -> tuple[RunResults, str | None]:
+        """The experiment's results once it finished, and what went wrong if it did not complete."""
         problem = None
         try:
             results = ks.experiments.wait(
-                experiment.id,
+                experiment_id,
                 timeout=max(1.0, deadline - time.monotonic()),
                 stream=self.config.follow == "stream",
                 poll_interval=POLL_INTERVAL_S,
-                on_event=_Progress(self.err, spec_id),
+                on_event=_Progress(self.err, item.spec.id),
             )
         except TimeoutError:
-            results = ks.experiments.get(experiment.id)
+            results = ks.experiments.get(experiment_id)
             problem = f"did not finish within the timeout ({self.config.timeout:g}s)"
         if problem is None and results.status and results.status != "completed":
-            problem = f"experiment {experiment.id} {results.status}: {results.error or 'no results'}"
+            problem = f"experiment {experiment_id} {results.status}: {results.error or 'no results'}"
         assert item.path is not None  # loaded from files
         name_spec_file(results, item.path)
         return results, problem
+
+    # -- adaptive replicas --------------------------------------------------------------------------
+
+    def _grow(
+        self, ks: Keystone, loaded: Sequence[LoadedSpec], runs: list[SpecRun], deadline: float
+    ) -> tuple[list[SpecRun], GateVerdict]:
+        """Decide look by look, growing the undecided scenarios' experiments between looks."""
+
+        def grow(runs: list[SpecRun], wanted: Mapping[str, list[str]], target: int) -> str | None:
+            return self._more_replicas(ks, loaded, runs, wanted, target, deadline)
+
+        return decide_adaptively(runs, self.policy, grow)
+
+    def _more_replicas(
+        self,
+        ks: Keystone,
+        loaded: Sequence[LoadedSpec],
+        runs: list[SpecRun],
+        wanted: Mapping[str, list[str]],
+        target: int,
+        deadline: float,
+    ) -> str | None:
+        """Grow each spec's undecided scenarios to `target` replicas and replace its run with the new
+        results; None when all grew, else why not (the runs keep what they had)."""
+        items = {item.spec.id: item for item in loaded}
+        for position, run in enumerate(runs):
+            scenarios = wanted.get(run.spec_id)
+            if not scenarios or run.candidate is None:
+                continue
+            if time.monotonic() >= deadline:
+                return f"the timeout ({self.config.timeout:g}s) ran out"
+            item, experiment_id = items[run.spec_id], run.candidate.experiment_id
+            self.err.print(
+                f"[{run.spec_id}] undecided: {', '.join(scenarios)}; growing to {target} replicas each",
+                markup=False,
+            )
+            key = (
+                f"{idempotency_key(self.ci.run_key, run.spec_id)}-grow-{target}" if self.ci.run_key else None
+            )
+            try:
+                ks.experiments.extend(
+                    experiment_id,
+                    dict.fromkeys(scenarios, target),
+                    spec_path=item.path,
+                    idempotency_key=key,
+                )
+                candidate, problem = self._results(ks, item, experiment_id, deadline)
+            except KeystoneError as exc:
+                return f"the Keystone server did not run more replicas: {exc.message}"
+            if problem is not None:
+                return problem
+            runs[position] = dataclasses.replace(run, candidate=candidate)
+        return None
+
+    def _first_replicas(self, spec_id: str) -> int | None:
+        """Replicas per scenario of a new experiment: `replicas`, except on the baseline branch itself
+        (`baseline: branch:<name>`, run on <name>, not for a PR), whose runs are the baseline that PRs
+        compare with: those run `max-replicas`, since a PR's replicas can tell no more than the baseline's
+        allow."""
+        baseline = parse_baseline(self.config.baseline)
+        on_baseline = baseline == ("branch", self.ci.branch) and not self.ci.pr_number
+        if not on_baseline or self.config.replicas == self.config.max_replicas:
+            return self.config.replicas
+        self.err.print(
+            f"[{spec_id}] on {self.ci.branch}, the baseline branch: {self.config.max_replicas} replicas per "
+            "scenario (max-replicas), so that PRs can compare with this run",
+            markup=False,
+        )
+        return self.config.max_replicas
 
     def _experiment(self, ks: Keystone, item: LoadedSpec, spec_id: str) -> Experiment:
         """This job attempt's experiment of the spec: found by its CI-run tag, else created with an
@@ -329,7 +411,7 @@ class Gate:
             spec_id,
             spec_path=item.path,
             metadata=ci.tags(),
-            replicas=self.config.replicas,
+            replicas=self._first_replicas(spec_id),
             concurrency=self.config.concurrency,
             seed=self.config.seed,
             idempotency_key=idempotency_key(run_key, spec_id) if run_key else None,
@@ -377,7 +459,7 @@ class Gate:
                 self.err.print(f"  {spec.spec_id}: {unchanged_text(spec)}", markup=False)
             if spec.changes is not None:
                 self.err.print(f"  {spec.spec_id}: {self.redact(spec.changes.describe())}", markup=False)
-            for problem in [*spec.errors, *spec.reasons]:
+            for problem in [*spec.errors, *spec.reasons, *spec.warnings]:
                 self.err.print(f"  {spec.spec_id}: {self.redact(problem)}", markup=False)
         self.err.print(f"exit code {verdict.exit_code}", markup=False)
 

@@ -168,6 +168,7 @@ def render(report: GateReport) -> str:
         )
     for spec in verdict.specs:
         lines += ["", f"🔀 **{spec.spec_id}**: {clip(spec.changes.describe())}"] if spec.changes else []
+        lines += [line for warning in spec.warnings for line in ("", f"⚠️ **{spec.spec_id}**: {warning}")]
     if verdict.suite is not None and len(verdict.scenarios()) > 1:
         suite = verdict.suite
         lines += [
@@ -190,7 +191,7 @@ def render(report: GateReport) -> str:
     settings = (
         f"alpha {policy.get('alpha')}, min-effect {policy.get('min_effect')}, "
         f"correction {policy.get('correction')}, inconclusive {policy.get('inconclusive')}, "
-        f"fail-on {','.join(policy.get('fail_on', [])) or 'none'}"
+        f"fail-on {','.join(policy.get('fail_on', [])) or 'none'}, max-replicas {policy.get('max_replicas')}"
     )
     link = f" · [CI run]({report.ci.run_url})" if report.ci.run_url else ""
     lines += ["", f"<sub>Keystone {report.keystone_version} · {settings}{link}</sub>"]

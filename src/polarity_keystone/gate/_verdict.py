@@ -37,6 +37,7 @@ from ..analysis import (
     MAX_REPLICAS_HINT,
     Counts,
     Decision,
+    Look,
     RegressionPolicy,
     TestResult,
     decide_regressions,
@@ -48,6 +49,11 @@ from ._inputs import FAIL_ON, GateConfig
 from ._spec_changes import SpecChanges, compare_runs
 
 VERDICT_SCHEMA_VERSION = 1
+NOTHING_TO_COMPARE = (
+    "no baseline and no min-pass-rate: only forbidden rules and gate invariants failing in every replica "
+    "can block, so an agent passing 8 of 10 passes. Set baseline (e.g. branch:main) to block regressions, "
+    "or min-pass-rate (e.g. 0.9, the pass rate the agent must keep) for an absolute bar"
+)
 
 Outcome = Literal["passed", "regressed", "threshold_failed", "inconclusive", "error"]
 PRECEDENCE: tuple[Outcome, ...] = ("regressed", "threshold_failed", "error", "inconclusive", "passed")
@@ -141,6 +147,8 @@ class SpecVerdict(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     """Spec-level thresholds that broke (pass rate, cost, p95 wall time)."""
     notes: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    """What the user should change in the set-up (shown, never blocking)."""
     refused: bool = False
     """The baseline ran something else and the gate refused to compare (strict-baselines; exit 2)."""
     changes: SpecChanges | None = None
@@ -180,6 +188,8 @@ class Policy:
     inconclusive_blocking: bool = True
     strict_baselines: bool = False
     """Refuse (exit 2) a baseline of a changed spec or other service images instead of comparing."""
+    max_replicas: int = 80
+    """Adaptive replicas: undecided scenarios grow (doubling) up to this many."""
 
     @classmethod
     def from_config(cls, config: GateConfig) -> Policy:
@@ -194,6 +204,7 @@ class Policy:
             allow_fingerprint_mismatch=config.allow_fingerprint_mismatch,
             inconclusive_blocking=config.inconclusive == "blocking",
             strict_baselines=config.strict_baselines,
+            max_replicas=config.max_replicas,
         )
 
     @property
@@ -212,6 +223,7 @@ class Policy:
             "allow_fingerprint_mismatch": self.allow_fingerprint_mismatch,
             "strict_baselines": self.strict_baselines,
             "inconclusive": "blocking" if self.inconclusive_blocking else "non-blocking",
+            "max_replicas": self.max_replicas,
         }
 
 
@@ -386,6 +398,8 @@ def _spec_verdict(run: SpecRun, policy: Policy, compared: list[_Compared]) -> Sp
                 "or leave strict-baselines off to compare scenario by scenario"
             )
             baseline = None
+    if baseline is None and candidate is not None and not policy.min_pass_rate:
+        verdict.warnings.append(NOTHING_TO_COMPARE)
     if baseline is not None:
         base_totals = [_rate(s) for s in baseline.scenarios]
         verdict.baseline = Rate.of(sum(r.passed for r in base_totals), sum(r.total for r in base_totals))
@@ -455,10 +469,10 @@ def _spec_thresholds(verdict: SpecVerdict, policy: Policy) -> list[str]:
     return reasons
 
 
-def _label(compared: list[_Compared], policy: Policy) -> tuple[Test | None, Outcome]:
+def _label(compared: list[_Compared], policy: Policy, look: Look | None) -> tuple[Test | None, Outcome]:
     """Decide the scenarios compared as one family, label them, and return the suite's test and outcome
     (with one comparable scenario, the suite is that scenario)."""
-    decided = decide_regressions([item.counts for item in compared], policy.regression)
+    decided = decide_regressions([item.counts for item in compared], policy.regression, look)
     for item, result in zip(compared, decided.scenarios, strict=True):
         test, verdict = Test.of(result), item.verdict
         verdict.comparison = test
@@ -491,22 +505,25 @@ def _regression_reason(verdict: ScenarioVerdict, test: Test) -> str:
 
 def _inconclusive_reason(test: Test, *, single: bool) -> str:
     why = "not significant" if single else "significant alone, not among all scenarios"
-    return (
+    reason = (
         f"inconclusive: pass rate {test.baseline.describe()} -> {test.candidate.describe()} is {why} "
-        f"(p={test.p_value:.3g}, adjusted {test.p_adjusted:.3g}); about {_at_least(test.replicas_needed)} "
-        "replicas would tell"
+        f"(p={test.p_value:.3g}, adjusted {test.p_adjusted:.3g})"
     )
+    if test.replicas_needed is None:  # an interim look: the design says how many come next
+        return reason
+    return f"{reason}; about {_at_least(test.replicas_needed)} replicas would tell"
 
 
-def _at_least(replicas: int | None) -> str:
-    return f"{replicas}+" if replicas is not None and replicas >= MAX_REPLICAS_HINT else str(replicas)
+def _at_least(replicas: int) -> str:
+    return f"{replicas}+" if replicas >= MAX_REPLICAS_HINT else str(replicas)
 
 
-def decide(runs: Sequence[SpecRun], policy: Policy) -> GateVerdict:
-    """The verdict over all specs of one gate run (see the module docstring)."""
+def decide(runs: Sequence[SpecRun], policy: Policy, look: Look | None = None) -> GateVerdict:
+    """The verdict over all specs of one gate run (see the module docstring), at one `look` of adaptive
+    replicas (default: a fixed design). At an interim look, `inconclusive` scenarios ask for more."""
     compared: list[_Compared] = []
     specs = [_spec_verdict(run, policy, compared) for run in runs]
-    suite, suite_outcome = _label(compared, policy)
+    suite, suite_outcome = _label(compared, policy, look)
     for spec in specs:
         own: Outcome = "error" if spec.errors else "threshold_failed" if spec.reasons else "passed"
         spec.outcome = _worst([own, *(s.outcome for s in spec.scenarios)])
