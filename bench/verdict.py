@@ -1,35 +1,50 @@
-"""How often does the gate block by mistake, and how often does it catch a real drop? No Docker needed.
+"""How often does the gate block by mistake, how often does it catch a real drop, and how many replicas
+does it spend? Fixed and adaptive replicas side by side. No Docker needed.
 
-    python bench/verdict.py [--trials 2000] [--scenarios 30] [--replicas 5] [--seed 1]
+    python bench/verdict.py [--trials 400] [--scenarios 30] [--seed 1] [--workers N]
 
-Agents are simulated: each replica of a scenario passes with a known probability, drawn independently,
-for a baseline run and a candidate run; both go through the gate's real decision (`gate.decide`) with the
-default settings of `ks gate` (alpha, min-effect, correction, inconclusive mode and replica count come
-from the gate's input table, so this prints what a user gets without tuning). Prints, per situation,
-how often the gate blocked (exit code != 0), split by verdict.
+Agents are simulated: each replica of a scenario passes with a known probability, drawn independently.
+Every trial goes through the gate's real decision (`gate.decide`, and `gate.decide_adaptively` for the
+adaptive column) with the default settings of `ks gate` (alpha, min-effect, correction, inconclusive
+mode, replicas and max-replicas come from the gate's input table, so this prints what a user gets
+without tuning). Columns:
+
+* fixed 5 / 5: the old defaults, 5 replicas per scenario against a baseline of 5;
+* fixed N / B: a fixed design against a baseline of B = max-replicas (what the gate now runs on the
+  baseline branch), N the smallest count with which one 90% scenario dropping to 70% is blocked 80% of
+  the time (computed exactly, so this is the fixed design with the target power);
+* adaptive: the default design, 5 replicas first, growing the undecided scenarios up to max-replicas,
+  against the same baseline.
+
+Each cell: how often the gate blocked (exit code != 0), and the candidate's mean replicas per scenario.
 
 The suite's base pass rates are a mix seen in practice: a third of the scenarios always pass, a third
 pass 90% of the time, a third are flaky (50% to 80%); the first scenario is one that always passes.
-`--flaky-only` makes every scenario 50% (the worst case for false alarms at a given replica count).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import itertools
+import math
+import os
 import random
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 
-from polarity_keystone.gate import INPUTS, Policy, SpecRun, decide, resolve
+from polarity_keystone.analysis import fisher_exact_one_sided
+from polarity_keystone.gate import INPUTS, Policy, SpecRun, decide, decide_adaptively, resolve
 from polarity_keystone.results import InvariantResult, ReplicaResult, RunResults, ScenarioResult
 
 Rates = list[float]
+TARGET_POWER = 0.8
 
 
 def defaults() -> tuple[Policy, int]:
-    """The policy and replica count of `ks gate` with no inputs set."""
+    """The policy and first replica count of `ks gate` with no inputs set."""
     config = resolve(None, {})
     assert config.replicas is not None, "the default replica count is a number"
     return Policy.from_config(config), config.replicas
@@ -65,85 +80,166 @@ def scenario(index: int, passed: int, replicas: int) -> ScenarioResult:
     )
 
 
-def simulate(rates: Rates, replicas: int, rng: random.Random, experiment_id: str) -> RunResults:
-    """One run: each replica of a scenario passes with the scenario's rate, independently."""
-    scenarios = [
-        scenario(index, sum(rng.random() < rate for _ in range(replicas)), replicas)
-        for index, rate in enumerate(rates)
-    ]
+def results(scenarios: list[ScenarioResult], experiment_id: str) -> RunResults:
     return RunResults.model_construct(
         ran_at="", spec_id="bench", experiment_id=experiment_id, seed=0, scenarios=scenarios, fingerprint={}
     )
 
 
-def blocked_share(
-    base: Rates, candidate: Rates, replicas: int, policy: Policy, trials: int, rng: random.Random
-) -> Counter[str]:
-    """Verdicts over `trials` gate runs; blocked ones are counted under their verdict."""
-    verdicts: Counter[str] = Counter()
-    for trial in range(trials):
-        baseline = simulate(base, replicas, rng, f"base-{trial}")
-        run = simulate(candidate, replicas, rng, f"cand-{trial}")
-        verdict = decide([SpecRun("bench", run, baseline)], policy)
-        verdicts[verdict.verdict if verdict.exit_code else "passed"] += 1
-    return verdicts
+def passes(rate: float, replicas: int, rng: random.Random) -> int:
+    return sum(rng.random() < rate for _ in range(replicas))
+
+
+def simulate(rates: Rates, replicas: int, rng: random.Random, experiment_id: str) -> RunResults:
+    """One run: each replica of a scenario passes with the scenario's rate, independently."""
+    return results(
+        [scenario(i, passes(rate, replicas, rng), replicas) for i, rate in enumerate(rates)], experiment_id
+    )
+
+
+@dataclass(frozen=True)
+class Design:
+    label: str
+    replicas: int
+    baseline_replicas: int
+    adaptive: bool
+
+
+@dataclass
+class Tally:
+    blocked: int = 0
+    replicas: int = 0
+    trials: int = 0
+
+    def cell(self, scenarios: int) -> str:
+        return f"{self.blocked / self.trials:6.1%} {self.replicas / self.trials / scenarios:5.1f}"
+
+
+def grower(rates: Rates, rng: random.Random) -> Callable[[list[SpecRun], Mapping[str, list[str]], int], None]:
+    """The adaptive gate's `grow`: more simulated replicas for the scenarios it names."""
+
+    def grow(runs: list[SpecRun], wanted: Mapping[str, list[str]], target: int) -> None:
+        run = runs[0]
+        assert run.candidate is not None
+        named = set(wanted.get(run.spec_id, []))
+        scenarios = []
+        for i, current in enumerate(run.candidate.scenarios):
+            if current.scenario_id in named:
+                more = passes(rates[i], target - current.replicas_total, rng)
+                current = scenario(i, current.replicas_passed + more, target)
+            scenarios.append(current)
+        runs[0] = replace(run, candidate=results(scenarios, run.candidate.experiment_id))
+
+    return grow
+
+
+def trial(
+    design: Design, base: Rates, candidate: Rates, policy: Policy, rng: random.Random
+) -> tuple[bool, int]:
+    """(blocked, candidate replicas spent) of one gate run."""
+    baseline = simulate(base, design.baseline_replicas, rng, "base")
+    runs = [SpecRun("bench", simulate(candidate, design.replicas, rng, "cand"), baseline)]
+    if design.adaptive:
+        runs, verdict = decide_adaptively(runs, policy, grower(candidate, rng))
+    else:
+        verdict = decide(runs, policy)
+    spent = runs[0].candidate
+    assert spent is not None
+    return verdict.exit_code != 0, sum(s.replicas_total for s in spent.scenarios)
+
+
+def _binomial(n: int, p: float) -> list[float]:
+    return [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
+
+
+def fixed_power(base_n: int, cand_n: int, base_rate: float, cand_rate: float, alpha: float) -> float:
+    """Exact chance that Fisher's one-sided test at `alpha` calls the drop (one scenario)."""
+    power = 0.0
+    cand = _binomial(cand_n, cand_rate)
+    for b, weight in enumerate(_binomial(base_n, base_rate)):
+        if weight < 1e-12:
+            continue
+        power += weight * sum(
+            mass for c, mass in enumerate(cand) if fisher_exact_one_sided(b, base_n, c, cand_n) <= alpha
+        )
+    return power
+
+
+def fixed_n_with_target_power(base_n: int, alpha: float) -> int:
+    """The smallest fixed count that blocks a lone 90% -> 70% scenario with the target power."""
+    return next(n for n in range(5, 1001, 5) if fixed_power(base_n, n, 0.9, 0.7, alpha) >= TARGET_POWER)
 
 
 def drop(rates: Rates, points: float, which: Callable[[int], bool]) -> Rates:
     return [max(0.0, rate - points) if which(i) else rate for i, rate in enumerate(rates)]
 
 
-def row(label: str, counts: Counter[str], trials: int, started: float) -> str:
-    blocked = trials - counts["passed"]
-    detail = ", ".join(f"{name} {counts[name] / trials:.1%}" for name in sorted(counts) if name != "passed")
-    return f"  {label:<44} blocked {blocked / trials:6.1%}   ({detail or 'never'})  [{time.perf_counter() - started:.1f}s]"
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--trials", type=int, default=2000)
+    parser.add_argument("--trials", type=int, default=400, help="trials per cell (x4 for one scenario)")
     parser.add_argument("--scenarios", type=int, default=30)
-    parser.add_argument("--replicas", type=int, help="replicas per scenario (default: the gate's default)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--flaky-only", action="store_true", help="every scenario passes 50% of the time")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
-    policy, default_replicas = defaults()
-    replicas = args.replicas or default_replicas
-    rng = random.Random(args.seed)
-    base = [0.5] * args.scenarios if args.flaky_only else mixed_rates(args.scenarios)
+    policy, first = defaults()
+    most = policy.max_replicas
+    fixed_n = fixed_n_with_target_power(most, policy.alpha)
+    designs = [
+        Design(f"fixed {first} / {first}", first, first, adaptive=False),
+        Design(f"fixed {fixed_n} / {most}", fixed_n, most, adaptive=False),
+        Design(f"adaptive {first}..{most} / {most}", first, most, adaptive=True),
+    ]
     settings = {
         item.name: item.default
         for item in INPUTS
-        if item.name in ("alpha", "min-effect", "correction", "inconclusive")
+        if item.name in ("alpha", "min-effect", "correction", "inconclusive", "replicas", "max-replicas")
     }
-    print(f"gate defaults: {settings}, replicas {replicas} per scenario; {args.trials} trials each")
-    print(
-        f"suite of {args.scenarios} scenarios, base pass rates {'all 50%' if args.flaky_only else 'mixed (1/3 at 100%, 1/3 at 90%, 1/3 at 50-80%)'}"
-    )
+    print(f"gate defaults: {settings}; {args.trials} trials per cell")
+    print("each cell: blocked share, candidate replicas per scenario (baseline replicas after the slash)")
+    mixed = mixed_rates(args.scenarios)
+    suite = f"suite of {args.scenarios}"
     cases: list[tuple[str, Rates, Rates]] = [
-        ("unchanged (false blocks)", base, base),
-        ("20-point drop in every scenario", base, drop(base, 0.2, lambda i: True)),
-        ("20-point drop in a third of the scenarios", base, drop(base, 0.2, lambda i: i % 3 == 0)),
-        ("20-point drop in the first scenario", base, drop(base, 0.2, lambda i: i == 0)),
-        ("the first scenario broken (-> 0%)", base, drop(base, 1.0, lambda i: i == 0)),
+        (f"{suite}, mixed rates, unchanged", mixed, mixed),
+        (f"{suite}, all 50%, unchanged", [0.5] * args.scenarios, [0.5] * args.scenarios),
+        (f"{suite}, all 90%, unchanged", [0.9] * args.scenarios, [0.9] * args.scenarios),
+        (f"{suite}, mixed, -20 points in every scenario", mixed, drop(mixed, 0.2, lambda i: True)),
+        (f"{suite}, mixed, -20 points in a third", mixed, drop(mixed, 0.2, lambda i: i % 3 == 0)),
+        (f"{suite}, mixed, first scenario broken", mixed, drop(mixed, 1.0, lambda i: i == 0)),
+        ("one scenario, 90% unchanged", [0.9], [0.9]),
+        ("one scenario, 50% unchanged", [0.5], [0.5]),
+        ("one scenario, 90% -> 70%", [0.9], [0.7]),
+        ("one scenario, 100% -> 0%", [1.0], [0.0]),
     ]
-    for label, before, after in cases:
-        started = time.perf_counter()
+    print(f"  {'':<48}" + "".join(f"{d.label:>22}" for d in designs) + "  adaptive / fixed N replicas")
+    cells = [
+        (label, before, after, design, args.trials if len(before) > 1 else args.trials * 4, args.seed + i)
+        for i, (label, before, after) in enumerate(cases)
+        for design in designs
+    ]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        tallies = list(pool.map(run_cell, cells, itertools.repeat(policy)))
+    for i, (label, before, _) in enumerate(cases):
+        row = tallies[i * len(designs) : (i + 1) * len(designs)]
+        share = row[2].replicas / row[1].replicas
         print(
-            row(label, blocked_share(before, after, replicas, policy, args.trials, rng), args.trials, started)
+            f"  {label:<48}" + "".join(f"{tally.cell(len(before)):>22}" for tally in row) + f"  {share:8.0%}"
         )
-    print(f"single-scenario spec, {replicas} replicas:")
-    for label, before, after in (
-        ("unchanged at 90%", [0.9], [0.9]),
-        ("20-point drop 90% -> 70%", [0.9], [0.7]),
-        ("broken 100% -> 0%", [1.0], [0.0]),
-    ):
-        started = time.perf_counter()
-        print(
-            row(label, blocked_share(before, after, replicas, policy, args.trials, rng), args.trials, started)
-        )
+    print(f"({time.perf_counter() - started:.0f}s)")
+
+
+def run_cell(cell: tuple[str, Rates, Rates, Design, int, int], policy: Policy) -> Tally:
+    _, before, after, design, trials, seed = cell
+    rng = random.Random(seed)
+    tally = Tally()
+    for _ in range(trials):
+        blocked, spent = trial(design, before, after, policy, rng)
+        tally.blocked += blocked
+        tally.replicas += spent
+        tally.trials += 1
+    return tally
 
 
 if __name__ == "__main__":
