@@ -71,6 +71,21 @@ def candidate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Works
         yield workspace
 
 
+def gate_against(baseline: Path, candidate: Workspace, run_id: str, *flags: str) -> GateRun:
+    """The candidate's hello spec gated against the baseline's results file, as GitHub run `run_id`."""
+    return gate(
+        candidate.root,
+        candidate.env(GITHUB_RUN_ID=run_id, GITHUB_RUN_NUMBER=run_id),
+        "--specs",
+        "specs/hello.yaml",
+        "--replicas",
+        REPLICAS,
+        "--baseline",
+        f"file:{baseline}",
+        *flags,
+    )
+
+
 def outputs_without_secret(workspace: Workspace, result: GateRun) -> None:
     texts = [result.log, result.stdout, *(c["body"] for c in workspace.forge.github.values())]
     texts += [p.read_text() for p in workspace.root.iterdir() if p.is_file()]
@@ -105,18 +120,7 @@ def test_a_regressed_agent_exits_1_and_says_which_invariant_regressed(
         "print('token', os.environ.get('GATE_E2E_TOKEN'))\n"
         "open(os.path.join(os.environ['WORKSPACE'], 'hello.txt'), 'w').write('goodbye\\n')\n"
     )
-    result = gate(
-        candidate.root,
-        candidate.env(GITHUB_RUN_ID="101", GITHUB_RUN_NUMBER="101"),
-        "--specs",
-        "specs/hello.yaml",
-        "--replicas",
-        REPLICAS,
-        "--max-replicas",
-        REPLICAS,
-        "--baseline",
-        f"file:{baseline[2]}",
-    )
+    result = gate_against(baseline[2], candidate, "101", "--max-replicas", REPLICAS)
     assert result.code == 1, result.log
     case = ET.fromstring(result.junit).find("testsuite/testcase")
     assert case is not None and case.find("failure") is not None
@@ -142,18 +146,7 @@ def test_a_flaky_agent_with_a_fixed_few_replicas_is_inconclusive(
         "text = 'Hello, World!' if int(os.environ['KEYSTONE_REPLICA']) >= 2 else 'oops'\n"
         "open(os.path.join(os.environ['WORKSPACE'], 'hello.txt'), 'w').write(text + '\\n')\n"
     )
-    result = gate(
-        candidate.root,
-        candidate.env(GITHUB_RUN_ID="102", GITHUB_RUN_NUMBER="102"),
-        "--specs",
-        "specs/hello.yaml",
-        "--replicas",
-        REPLICAS,
-        "--max-replicas",
-        REPLICAS,
-        "--baseline",
-        f"file:{baseline[2]}",
-    )
+    result = gate_against(baseline[2], candidate, "102", "--max-replicas", REPLICAS)
     assert result.code == 4, result.log
     assert result.outputs["verdict"] == "inconclusive"
     failure = ET.fromstring(result.junit).find("testsuite/testcase/failure")  # blocking: red in test tabs
@@ -165,20 +158,8 @@ def test_adaptive_replicas_grow_an_undecided_scenario_until_a_regression_is_clea
     baseline: tuple[Workspace, GateRun, Path], candidate: Workspace
 ) -> None:
     candidate.agent("print('nothing written')\n")
-    result = gate(
-        candidate.root,
-        candidate.env(GITHUB_RUN_ID="103", GITHUB_RUN_NUMBER="103"),
-        "--specs",
-        "specs/hello.yaml",
-        "--replicas",
-        REPLICAS,
-        "--max-replicas",
-        "16",
-        "--fail-on",
-        "none",  # a gate invariant failing in every replica would block at once: test the statistics
-        "--baseline",
-        f"file:{baseline[2]}",
-    )
+    # --fail-on none: a gate invariant failing in every replica would block at once; this tests the statistics
+    result = gate_against(baseline[2], candidate, "103", "--max-replicas", "16", "--fail-on", "none")
     # 0/4 against 4/4 (p = 0.014) is not enough at the first look's share of alpha; 0/8 (p = 0.002) is.
     assert result.code == 1, result.log
     assert "undecided: hello-world; growing to 8 replicas each" in result.log
@@ -196,18 +177,7 @@ def test_adaptive_replicas_stop_when_more_data_no_longer_lean_towards_a_drop(
         "text = 'oops' if os.environ['KEYSTONE_REPLICA'] == '0' else 'Hello, World!'\n"
         "open(os.path.join(os.environ['WORKSPACE'], 'hello.txt'), 'w').write(text + '\\n')\n"
     )
-    result = gate(
-        candidate.root,
-        candidate.env(GITHUB_RUN_ID="104", GITHUB_RUN_NUMBER="104"),
-        "--specs",
-        "specs/hello.yaml",
-        "--replicas",
-        REPLICAS,
-        "--max-replicas",
-        "16",
-        "--baseline",
-        f"file:{baseline[2]}",
-    )
+    result = gate_against(baseline[2], candidate, "104", "--max-replicas", "16")
     # 3/4 leans towards a drop, so it grows; 7/8 against 4/4 (p = 0.67) no longer does: passed at 8.
     assert result.code == 0, result.log
     assert "growing to 8 replicas each" in result.log and "growing to 16" not in result.log

@@ -17,8 +17,8 @@ Benjamini-Hochberg (false discovery rate), so 30 unchanged scenarios do not add 
 
 With adaptive replicas (`_sequential`) the family is decided at each look at that look's share of alpha;
 at an interim look a scenario whose raw p-value is at most the look's futility threshold is
-`inconclusive` (it gets more replicas; at the first look every scenario not yet decided does), and at the final look a drop still not significant is
-`unchanged`.
+`inconclusive` (it gets more replicas; at the first look every scenario not yet decided does), and at
+the final look a drop still not significant is `unchanged`.
 """
 
 from __future__ import annotations
