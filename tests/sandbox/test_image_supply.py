@@ -1,7 +1,7 @@
 """Keystone's own images come from the engine, else from the release of this version when it was built
-from the same content, else from a build that prints one progress line. No registry answers here, so a
-pull really fails; the probe images are tiny (a label on Keystone's local base image) and build in
-about a second."""
+from the same content, else from a build that prints a progress line before and after. No registry
+answers here, so a pull really fails; the probe images are tiny (a label on Keystone's local base
+image) and build in about a second."""
 
 from __future__ import annotations
 
@@ -65,15 +65,18 @@ def probe(resolver: ImageResolver, tmp_path: Path) -> Iterator[Probe]:
         made.remove()
 
 
-def test_without_a_registry_the_image_is_built_with_one_progress_line(probe: Probe) -> None:
+def test_without_a_registry_the_image_is_built_with_progress_lines(probe: Probe) -> None:
     built = probe.resolver().local(probe.name)
     assert built.ref == f"{images.LOCAL_REPO}/{probe.name}:{probe.content}"
-    (line,) = probe.lines
-    assert line.startswith(f"built {built.ref} ({images.published_name(probe.name)} could not be pulled: ")
-    assert line.endswith(" s")
+    before, after = probe.lines
+    assert before.startswith(
+        f"building {built.ref} ({images.published_name(probe.name)} could not be pulled: "
+    )
+    assert after.startswith(f"built {built.ref} in ")
+    assert after.endswith(" s")
     labels = probe.client.images.get(built.ref).labels
     assert (labels[images.CONTENT_LABEL], labels[images.VERSION_LABEL]) == (probe.content, __version__)
-    assert probe.resolver().local(probe.name) == built and len(probe.lines) == 1  # present: no build
+    assert probe.resolver().local(probe.name) == built and len(probe.lines) == 2  # present: no build
 
 
 def test_the_released_image_of_this_content_and_version_is_used_without_building(probe: Probe) -> None:
@@ -88,7 +91,7 @@ def test_a_released_image_of_other_content_is_not_used(probe: Probe) -> None:
     resolved = probe.resolver().local(probe.name)
     assert resolved.digest != stale
     assert probe.lines[0].startswith(
-        f"built {resolved.ref} ({images.published_name(probe.name)} was built from other"
+        f"building {resolved.ref} ({images.published_name(probe.name)} was built from other"
     )
 
 

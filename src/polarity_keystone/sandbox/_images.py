@@ -159,7 +159,8 @@ class ImageResolver:
         """`answering`: refs answered by other local images as a registry would answer them, never by a
         stand-in (e.g. a python-less minimal image as `ubuntu:24.04`, to run a spec on what a hosted
         runner pulls, without a registry and without retagging images other users of the engine share).
-        `progress` gets one line per image of Keystone's own that is built (they take minutes);
+        `progress` gets a line before and after each image of Keystone's own that is built (they take
+        minutes);
         `dockerfiles` holds their build contexts."""
         self._client = client
         self._allow_pull = allow_pull
@@ -198,8 +199,9 @@ class ImageResolver:
             extra = lambda: download_wheels(requirements, self._architecture())  # noqa: E731
         started = time.monotonic()
         labels = {CONTENT_LABEL: content, VERSION_LABEL: __version__}
+        self._progress(f"building {tag} ({why}) ...")
         digest = self._build(tag, context, extra, labels)
-        self._progress(f"built {tag} ({why}) in {time.monotonic() - started:.1f} s")
+        self._progress(f"built {tag} in {time.monotonic() - started:.1f} s")
         return ResolvedImage(requested=tag, ref=tag, digest=digest)
 
     def _released(self, name: str, content: str, tag: str) -> tuple[docker.models.images.Image | None, str]:
