@@ -117,3 +117,11 @@ def test_always_writes_every_verdict(workdir: Path, forge: Forge) -> None:
     _publish(workdir, forge, "P" * 10, 2, "always")
     (comment,) = forge.github.values()
     assert "order=2.1 state=passed" in comment["body"]
+
+
+def test_a_huge_comment_key_is_cut_to_a_bounded_unique_marker() -> None:
+    ci = CiContext(provider="github", job="gate")
+    first = Marker.for_run(ci.model_copy(update={"comment_key": "leg-" + "x" * 5000 + "-a"}))
+    second = Marker.for_run(ci.model_copy(update={"comment_key": "leg-" + "x" * 5000 + "-b"}))
+    assert len(first.key) == 200 and first.key != second.key
+    assert Marker.parse(first.render()) == Marker(first.key, first.order)

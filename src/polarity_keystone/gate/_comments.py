@@ -18,6 +18,7 @@ GitLab needs a project (or personal) access token with `api` scope: CI_JOB_TOKEN
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,8 +44,16 @@ class CommentError(Exception):
     """Raised when the PR/MR comment cannot be read or written; the gate warns and keeps its verdict."""
 
 
+MAX_KEY = 200
+"""Longest comment key kept as it is; a longer one (a large matrix, a pasted value) is cut and made
+unique again with a hash of the whole, so the marker stays small and two long keys never collide."""
+
+
 def _safe_key(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.:/-]", "-", text)
+    safe = re.sub(r"[^A-Za-z0-9_.:/-]", "-", text)
+    if len(safe) <= MAX_KEY:
+        return safe
+    return f"{safe[: MAX_KEY - 17]}~{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 def default_comment_key(ci: CiContext, matrix: Sequence[str]) -> str:
