@@ -191,8 +191,10 @@ def render(report: GateReport) -> str:
     settings = (
         f"alpha {policy.get('alpha')}, min-effect {policy.get('min_effect')}, "
         f"correction {policy.get('correction')}, inconclusive {policy.get('inconclusive')}, "
-        f"fail-on {','.join(policy.get('fail_on', [])) or 'none'}, max-replicas {policy.get('max_replicas')}"
+        f"fail-on {','.join(policy.get('fail_on', [])) or 'none'}"
     )
+    if "max_replicas" in policy:  # results of earlier versions do not say
+        settings += f", max-replicas {policy['max_replicas']}"
     link = f" · [CI run]({report.ci.run_url})" if report.ci.run_url else ""
     lines += ["", f"<sub>Keystone {report.keystone_version} · {settings}{link}</sub>"]
     text = "\n".join(lines) + "\n"
