@@ -26,6 +26,7 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "/v1/specs": {"yaml": spec_yaml("fuzzed"), "name": "fuzzed"},
     "/v1/experiments": {"name": "n", "spec_id": MISSING, "replicas": 1, "seed": 1, "metadata": {}},
     "/v1/experiments/{experiment_id}/run": {},
+    "/v1/experiments/{experiment_id}/extend": {"replicas": {MISSING: 2}, "secrets": {}},
     "/v1/experiments/compare": {"baseline_id": MISSING, "candidate_id": MISSING},
     "/v1/runs": {"spec_id": MISSING, "seed": "1", "inputs": {}, "secrets": {}, "metadata": {}},
     "/v1/runs/{run_id}/replay": {"secrets": {"K": "v"}},
