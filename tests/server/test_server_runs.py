@@ -34,7 +34,7 @@ def test_a_run_is_refused_for_unknown_specs_sandboxes_seeds_and_cells(api: Api) 
 
     assert status({"spec_id": "missing"}) == (404, "not_found")
     assert status({"spec_id": "hello", "sandbox_id": "sb-x"}) == (400, "invalid_request")
-    assert status({"spec_id": "hello", "seed": "seed_e3a91b2f"}) == (400, "invalid_request")
+    assert status({"spec_id": "hello", "seed": "seed_e3a91b2g"}) == (400, "invalid_request")
     assert status({"spec_id": "hello", "inputs": {"size": "xl"}}) == (400, "invalid_request")
 
 
@@ -61,7 +61,7 @@ def test_a_run_without_an_engine_errors_and_its_stream_says_so(make_api: MakeApi
     assert run_id.startswith("run_")
     assert (accepted.json()["status"], accepted.json()["seed"], accepted.json()["sandbox_id"]) == (
         "queued",
-        "42",
+        "seed_000000000000002a",
         "",
     )
     assert (run["status"], run["inputs"]) == ("errored", {"size": "l"})
@@ -71,7 +71,7 @@ def test_a_run_without_an_engine_errors_and_its_stream_says_so(make_api: MakeApi
     assert json.loads(events[-1][2])["status"] == "errored"
     replay = api.client.post(f"/v1/runs/{run_id}/replay")
     assert replay.status_code == 202
-    assert (replay.json()["seed"], replay.json()["inputs"]) == ("42", {"size": "l"})
+    assert (replay.json()["seed"], replay.json()["inputs"]) == ("seed_000000000000002a", {"size": "l"})
     assert replay.json()["id"] != run_id
 
 
@@ -119,7 +119,7 @@ def test_a_run_reports_its_invariants_and_replays_identically(make_api: MakeApi)
     }
     replay_id = api.client.post(f"/v1/runs/{run_id}/replay").json()["id"]
     replayed = wait_until_finished(api, replay_id)
-    assert replayed["seed"] == int(run["seed"])
+    assert replayed["seed"] == int(run["seed"].removeprefix("seed_"), 16)
     assert api.client.get(f"/v1/runs/{replay_id}").json()["status"] == "passed"
 
 
@@ -147,5 +147,5 @@ def test_a_suite_seed_re_runs_that_replica(make_api: MakeApi) -> None:
         0,
         0.0,
     )
-    assert second["agent_output"] == f"seed={suite['seeds'][1]} size=s\n"
+    assert second["agent_output"] == f"seed={int(suite['seeds'][1].removeprefix('seed_'), 16)} size=s\n"
     assert rerun["scenarios"][0]["replicas"][0]["agent_output"] == second["agent_output"]

@@ -52,8 +52,14 @@ class ServiceInfo(KeystoneModel):
 class Sandbox(KeystoneModel):
     id: str
     spec_id: str = ""
+    """Empty for a sandbox created from an image."""
+    status: str = ""
+    """provisioning, ready, running, stopped or failed (the REST API's statuses)."""
     state: str = ""
-    """creating, ready, running, error or destroyed."""
+    """creating, ready, running, error or destroyed (Keystone's own states)."""
+    image: str | None = None
+    seed: str | None = None
+    """`seed_` and hex digits: create a sandbox with it to reproduce this one."""
     created_at: datetime | None = None
     expires_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)

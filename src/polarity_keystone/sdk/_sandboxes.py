@@ -1,9 +1,9 @@
-"""`ks.sandboxes`: boot a sandbox from a spec, work inside it, read what changed, report traces."""
+"""`ks.sandboxes`: boot a sandbox from a spec or an image, work in it, read what changed, report traces."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,19 +22,26 @@ class SandboxService:
 
     def create(
         self,
-        spec_id: str,
+        spec_id: str | None = None,
         timeout: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         *,
+        image: str | None = None,
+        services: Sequence[str] = (),
+        seed: str | int | None = None,
         secrets: Mapping[str, str] | None = None,
         spec_path: str | Path | None = None,
         idempotency_key: str | None = None,
     ) -> Sandbox:
-        """Boot a sandbox and return it once ready. With `spec_path`, the secrets the spec declares are
-        resolved here and sent along; explicit `secrets` win on a name collision."""
-        body: dict[str, Any] = {"spec_id": spec_id}
-        if timeout is not None:
-            body["timeout"] = timeout
+        """Boot a sandbox and return it once ready: the one a spec declares (`spec_id`), or an image with
+        services beside it (`image="debian:bookworm-slim", services=["postgres", "redis"]`). A `seed`
+        (`seed_...`, as sandboxes and runs report it) reproduces an earlier sandbox. With `spec_path`,
+        the secrets the spec declares are resolved here and sent along; explicit `secrets` win on a name
+        collision."""
+        given = {"spec_id": spec_id, "image": image, "timeout": timeout, "seed": seed}
+        body: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
+        if services:
+            body["services"] = list(services)
         if metadata is not None:
             body["metadata"] = dict(metadata)
         forwarded = request_secrets(secrets, spec_path)
@@ -46,8 +53,13 @@ class SandboxService:
     def get(self, sandbox_id: str) -> Sandbox:
         return Sandbox.from_dict(self._http.json("GET", _path(sandbox_id)))
 
-    def list(self) -> list[Sandbox]:
-        return [Sandbox.from_dict(item) for item in self._http.list_items("/v1/sandboxes")]
+    def list(self, *, limit: int | None = None) -> list[Sandbox]:
+        """The live sandboxes (the first `limit`), oldest first, fetching page after page."""
+        return [Sandbox.from_dict(item) for item in self._http.list_items("/v1/sandboxes", limit=limit)]
+
+    def iter_all(self) -> Iterator[Sandbox]:
+        """Every live sandbox, fetching each page only when the iteration reaches it."""
+        return (Sandbox.from_dict(item) for item in self._http.iter_items("/v1/sandboxes"))
 
     def destroy(self, sandbox_id: str) -> None:
         self._http.request("DELETE", _path(sandbox_id))

@@ -7,18 +7,18 @@ versions keep working together.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..analysis import Correction, Decision
 from ..results import RunResults
 from ..spec import MAX_ID_LENGTH as MAX_SPEC_ID_LENGTH
+from ..spec import SHA256_PATTERN
+from ._seeds import MAX_SEED, WireSeed
 
-T = TypeVar("T")
 Duration = str | float
 """`"10m"`, `"30s"`, `"1h"` or a number of seconds."""
-MAX_SEED = 2**63 - 1
 MAX_VERSION = 2**31 - 1
 """Larger numbers cannot name a stored version (and no database column holds them)."""
 MAX_ID_LENGTH = 128
@@ -76,13 +76,17 @@ class Health(_Response):
     version: str
 
 
-class Page(_Response, Generic[T]):
-    items: list[T]
-    next_cursor: str | None
-    count: int
-
-
 # --- specs -----------------------------------------------------------------------------------------
+
+
+BlobDigest = Annotated[str, Field(pattern=SHA256_PATTERN, description="A sha256, 64 lowercase hex digits.")]
+
+
+class BundleEntry(_Request):
+    sha256: BlobDigest
+    size: int = Field(ge=0)
+    mode: Literal[420, 493] = 420
+    """0o644, or 0o755 for an executable."""
 
 
 class SpecUpload(_Request):
@@ -90,6 +94,25 @@ class SpecUpload(_Request):
 
     yaml: str
     name: str | None = None
+    bundle: dict[str, BundleEntry] | None = Field(
+        default=None,
+        description="The spec's local files, by path relative to the spec's directory (POSIX): upload "
+        "each blob first (POST /v1/blobs/missing, PUT /v1/blobs/{sha256}). The spec is loaded from "
+        "these files, on any server.",
+    )
+
+
+class BlobDigests(_Request):
+    digests: list[BlobDigest] = Field(max_length=100_000)
+
+
+class MissingBlobs(_Response):
+    missing: list[str]
+
+
+class BlobStored(_Response):
+    sha256: str
+    size: int
 
 
 class SpecOut(_Response):
@@ -272,13 +295,47 @@ class ExperimentMetrics(_Response):
 # --- sandboxes -------------------------------------------------------------------------------------
 
 
+MAX_IMAGE_LENGTH = 255
+"""Of an image reference in a request (Docker's own limit on a repository name)."""
+MAX_SANDBOX_SERVICES = 8
+ImageService = Literal["postgres", "redis", "s3", "http_mock"]
+"""The service kinds a sandbox created from an image may ask for, each under its own name."""
+ImageReference = Annotated[
+    str, Field(min_length=1, max_length=MAX_IMAGE_LENGTH, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+]
+
+
 class SandboxCreate(_Request):
-    spec_id: SpecId
+    """Either a spec (`spec_id`, the sandbox the spec declares) or an image and the services to run
+    beside it (`image`, `services`; no spec)."""
+
+    spec_id: SpecId | None = Field(default=None, description="Boot the sandbox this spec declares.")
     spec_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    image: ImageReference | None = Field(
+        default=None, description="Boot this image, with `services` and no spec (e.g. debian:bookworm-slim)."
+    )
+    services: list[ImageService] = Field(
+        default_factory=list,
+        max_length=MAX_SANDBOX_SERVICES,
+        description="With `image`: the services to run beside it, each reachable under its kind's name "
+        "(`http-mock` for http_mock).",
+    )
     timeout: Duration | None = Field(default=None, description='e.g. "10m"; default: resources.timeout.')
     metadata: dict[str, Any] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(default_factory=dict, description="Never stored; used by the boot.")
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    seed: WireSeed | None = Field(default=None, description="Reuse a sandbox's seed (random if absent).")
+
+    @model_validator(mode="after")
+    def _spec_or_image(self) -> SandboxCreate:
+        if (self.spec_id is None) == (self.image is None):
+            raise ValueError("give either `spec_id` (a sandbox from a spec) or `image` (and `services`)")
+        if self.image is None and self.services:
+            raise ValueError("`services` go with `image`; a spec declares its own services")
+        if self.image is not None and self.spec_version is not None:
+            raise ValueError("`spec_version` goes with `spec_id`")
+        if len(set(self.services)) < len(self.services):
+            raise ValueError("each service may be asked for once")
+        return self
 
 
 class ServiceInfo(_Response):
@@ -287,10 +344,16 @@ class ServiceInfo(_Response):
     ready: bool
 
 
+SandboxStatus = Literal["provisioning", "ready", "running", "stopped", "failed"]
+
+
 class SandboxOut(_Response):
     id: str
-    spec_id: str
-    state: str
+    spec_id: str = Field(description="Empty for a sandbox created from an image.")
+    status: SandboxStatus
+    state: str = Field(description="Keystone's state: creating, ready, running, error or destroyed.")
+    image: str | None = None
+    seed: str | None = Field(default=None, description="Create a sandbox with it to reproduce this one.")
     created_at: datetime
     expires_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -413,17 +476,13 @@ class WebhookEvent(_Response):
 
 # --- runs and replica suites (the Keystone REST API's /v1/runs and /v1/replicas) ---------------------
 
-Seed = int | Annotated[str, Field(max_length=len(str(MAX_SEED)))]
-"""A seed as the seed document writes it (a string) or as a number; the string holds the number."""
-
-
 class RunCreate(_Request):
     spec_id: SpecId
     spec_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
     sandbox_id: Id | None = Field(
         default=None, description="Not supported: a run always boots a fresh sandbox."
     )
-    seed: Seed | None = Field(default=None, description="Replay this seed (from a previous run).")
+    seed: WireSeed | None = Field(default=None, description="Replay this seed (from a previous run).")
     inputs: dict[str, Any] | None = Field(
         default=None, description="The matrix cell to run (its parameters)."
     )
@@ -453,11 +512,24 @@ class RunOut(_Response):
     status: RunStatus
     score: float | None = None
     invariant_results: list[RunInvariant] = Field(default_factory=list)
+    trajectory_url: str = Field(description="GET it (with the API key) for the run's trace events.")
     seed: str
     inputs: dict[str, Any] = Field(default_factory=dict)
     duration_ms: int | None = None
     error: str | None = None
     created_at: datetime
+
+
+class RunTrajectory(_Response):
+    """What a run's `trajectory_url` answers."""
+
+    run_id: str
+    sandbox_id: str = Field(description="Empty until the run's sandbox boots.")
+    events: list[dict[str, Any]] = Field(description="What the agent reported to its sandbox's trace.")
+    metrics: TraceMetrics
+    audit: list[dict[str, Any]] = Field(
+        description="Once the run ends: the commands, file writes and SQL its sandbox recorded."
+    )
 
 
 class ReplicaSuiteCreate(_Request):
@@ -466,9 +538,7 @@ class ReplicaSuiteCreate(_Request):
     n_replicas: int = Field(ge=2, le=1000)
     inputs: dict[str, Any] | None = Field(default=None, description="Run only this matrix cell.")
     concurrency: int | None = Field(default=None, ge=1, le=64)
-    seed: int | None = Field(
-        default=None, ge=0, le=MAX_SEED, description="The suite's seed (random if absent)."
-    )
+    seed: WireSeed | None = Field(default=None, description="The suite's seed (random if absent).")
     secrets: dict[str, str] = Field(default_factory=dict, description="Never stored; used by the run.")
     metadata: dict[str, Any] = Field(default_factory=dict)
 

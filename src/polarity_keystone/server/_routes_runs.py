@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets as random_bits
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Request
 from starlette.concurrency import run_in_threadpool
@@ -22,7 +23,6 @@ from ._deps import Context, LiveKey, ResumeAfter
 from ._errors import AtCapacity, InvalidRequest, NotFoundError
 from ._events import Render, experiment_event_ends, experiment_stream, sse_response
 from ._models import (
-    MAX_SEED,
     SSE_RESPONSES,
     ReplicaSuiteCreate,
     ReplicaSuiteOut,
@@ -31,25 +31,17 @@ from ._models import (
     RunOut,
     RunReplay,
     RunStatus,
-    Seed,
+    RunTrajectory,
     SuiteStatus,
     error_responses,
 )
 from ._planning import Plan, record_experiment
-from ._results import results_so_far
+from ._results import results_so_far, trace_metrics
 from ._runner import REPLICA_SUITE, RUN
+from ._seeds import seed_text
 
 router = APIRouter(tags=["Runs"])
 _ENDED = ("failed", "cancelled", "interrupted")
-
-
-def _seed(value: Seed | None) -> int:
-    if value is None:
-        return random_bits.randbits(SEED_BITS)
-    text = str(value).strip()
-    if not text.isdigit() or int(text) > MAX_SEED:
-        raise InvalidRequest(f"seed must be a number from 0 to {MAX_SEED}, as runs report it; got {value!r}")
-    return int(text)
 
 
 def _start(context: ServerContext, request: Request, owner: str, plan: Plan) -> ExperimentRecord:
@@ -89,18 +81,31 @@ def _invariant(result: InvariantResult) -> RunInvariant:
     return RunInvariant(invariant_id=result.name, name=result.name, status=status, evidence=result.evidence)
 
 
-def run_out(context: ServerContext, record: ExperimentRecord) -> RunOut:
+def _replica(context: ServerContext, record: ExperimentRecord) -> ReplicaResult | None:
+    """The run's one replica, once it has finished."""
     results = RunResults.model_validate(results_so_far(record, context.store.replicas(record.id)))
-    replicas = [r for s in results.scenarios for r in s.replicas]
-    replica = replicas[0] if replicas else None
+    return next((r for s in results.scenarios for r in s.replicas), None)
+
+
+def _sandbox_id(context: ServerContext, record: ExperimentRecord, replica: ReplicaResult | None) -> str:
+    """The finished replica's sandbox, else the live one booting or running it, else (none yet) empty."""
+    if replica is not None:
+        return replica.sandbox_id
+    live = context.store.list_sandboxes(owner=record.owner)
+    return next((s.id for s in live if s.metadata.get("experiment_id") == record.id), "")
+
+
+def run_out(context: ServerContext, record: ExperimentRecord, base_url: str) -> RunOut:
+    replica = _replica(context, record)
     return RunOut(
         id=record.id,
-        sandbox_id=replica.sandbox_id if replica else "",
+        sandbox_id=_sandbox_id(context, record, replica),
         spec_id=record.spec_id,
         status=_run_status(record, replica),
         score=replica.composite_score if replica else None,
         invariant_results=[_invariant(i) for i in (replica.invariants if replica else [])],
-        seed=str(record.options["replica_seed"]),
+        trajectory_url=f"{base_url}/v1/runs/{quote(record.id, safe='')}/trajectory",
+        seed=seed_text(int(record.options["replica_seed"])),
         inputs=record.options["scenarios"][0]["parameters"] if record.options["scenarios"] else {},
         duration_ms=replica.wall_ms if replica else None,
         error=record.error or (replica.error if replica else None),
@@ -127,16 +132,38 @@ def create_run(body: RunCreate, request: Request, context: Context, caller: Live
         replicas=1,
         kind=RUN,
         inputs=body.inputs,
-        replica_seed=_seed(body.seed),
+        replica_seed=random_bits.randbits(SEED_BITS) if body.seed is None else body.seed,
     )
-    return run_out(context, _start(context, request, caller.id, plan))
+    return run_out(context, _start(context, request, caller.id, plan), context.base_url(request))
 
 
 @router.get(
     "/v1/runs/{run_id}", response_model=RunOut, summary="Get a run", responses=error_responses(403, 404)
 )
-def get_run(run_id: str, context: Context, _: LiveKey) -> RunOut:
-    return run_out(context, _of_kind(context, run_id, RUN))
+def get_run(run_id: str, request: Request, context: Context, _: LiveKey) -> RunOut:
+    return run_out(context, _of_kind(context, run_id, RUN), context.base_url(request))
+
+
+@router.get(
+    "/v1/runs/{run_id}/trajectory",
+    response_model=RunTrajectory,
+    summary="A run's trajectory: what its agent reported (trace events) and what its sandbox audited",
+    responses=error_responses(403, 404),
+)
+def get_trajectory(run_id: str, context: Context, _: LiveKey) -> RunTrajectory:
+    record = _of_kind(context, run_id, RUN)
+    replica = _replica(context, record)
+    sandbox_id = _sandbox_id(context, record, replica)
+    events = context.store.trace_events(sandbox_id) if sandbox_id else []
+    return RunTrajectory.model_validate(
+        {
+            "run_id": run_id,
+            "sandbox_id": sandbox_id,
+            "events": events,
+            "metrics": trace_metrics(events),
+            "audit": replica.audit if replica else [],
+        }
+    )
 
 
 @router.post(
@@ -165,7 +192,7 @@ def replay_run(
         inputs=original.options["scenarios"][0]["parameters"],
         replica_seed=int(original.options["replica_seed"]),
     )
-    return run_out(context, _start(context, request, caller.id, plan))
+    return run_out(context, _start(context, request, caller.id, plan), context.base_url(request))
 
 
 def _run_event(event: EventRecord) -> tuple[str, dict[str, Any]]:
@@ -234,7 +261,7 @@ def suite_out(context: ServerContext, record: ExperimentRecord) -> ReplicaSuiteO
         errored=sum(r.status == "error" for r in replicas),
         failure_rate=failed / (passed + failed) if passed + failed else 0.0,
         seeds=[
-            str(replica_seed(seed, cell["scenario_id"], index))
+            seed_text(replica_seed(seed, cell["scenario_id"], index))
             for cell in record.options["scenarios"]
             for index in range(n)
         ],

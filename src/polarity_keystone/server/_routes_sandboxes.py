@@ -1,5 +1,6 @@
-"""`/v1/sandboxes`: boot from a spec, list, get, destroy; commands, files, state, diff, trace, timeout
-extension and the lifecycle event stream. Sandbox tokens reach only their own sandbox's endpoints."""
+"""`/v1/sandboxes`: boot from a spec or an image, list, get, destroy; commands, files, state, diff,
+trace, timeout extension and the lifecycle event stream. Sandbox tokens reach only their own
+sandbox's endpoints."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from starlette.responses import StreamingResponse
 from ..sandbox import Sandbox, SandboxError
 from ..secrets import redact_all, require_available
 from ..spec import parse_duration
-from ..store import SandboxRecord
+from ..store import SandboxRecord, SandboxStateName
 from ._context import ServerContext
 from ._deps import Context, LiveKey, ResumeAfter, SandboxScoped
 from ._errors import InvalidRequest, NotFoundError, WrongState
 from ._events import sandbox_event_ends, sandbox_stream, sse_response
+from ._image_spec import image_spec
 from ._models import (
     SSE_RESPONSES,
     CommandRequest,
@@ -28,9 +30,9 @@ from ._models import (
     Duration,
     FileWrite,
     FileWritten,
-    Page,
     SandboxCreate,
     SandboxOut,
+    SandboxStatus,
     StateDiff,
     StateSnapshot,
     TimeoutRequest,
@@ -39,8 +41,10 @@ from ._models import (
     TraceIngest,
     error_responses,
 )
+from ._paging import LIST_RESPONSES, Paging
 from ._results import trace_metrics
 from ._sandbox_manager import BootRequest
+from ._seeds import seed_text
 
 router = APIRouter(prefix="/v1/sandboxes", tags=["Sandboxes"])
 T = TypeVar("T")
@@ -50,12 +54,25 @@ MAX_TIMEOUT_S = 24 * 3600.0
 MAX_FILE_BYTES = 32 * 1024 * 1024
 
 
+STATUSES: dict[SandboxStateName, SandboxStatus] = {
+    "creating": "provisioning",
+    "ready": "ready",
+    "running": "running",
+    "destroyed": "stopped",
+    "error": "failed",
+}
+"""Keystone's sandbox states as the REST API's sandbox statuses."""
+
+
 def sandbox_out(record: SandboxRecord) -> SandboxOut:
+    seed = record.info.get("seed")
     return SandboxOut(
-        **{key: value for key, value in record.info.items() if key != "services"},
+        **{key: value for key, value in record.info.items() if key not in ("services", "seed")},
         id=record.id,
         spec_id=record.spec_id,
+        status=STATUSES[record.state],
         state=record.state,
+        seed=None if seed is None else seed_text(seed),
         created_at=record.created_at,
         expires_at=record.expires_at,
         metadata=record.metadata,
@@ -96,17 +113,23 @@ def workspace_relative(path: str) -> str:
     "",
     status_code=201,
     response_model=SandboxOut,
-    summary="Create a sandbox from a spec (returns once ready)",
+    summary="Create a sandbox from a spec, or from an image and services (returns once ready)",
     responses=error_responses(403, 404, 500, 503),
 )
 def create_sandbox(body: SandboxCreate, request: Request, context: Context, caller: LiveKey) -> SandboxOut:
-    spec = context.store.get_spec(body.spec_id, body.spec_version)
-    loaded = context.specs.load(spec.id, spec.version, context.specs.source_dir(spec))
+    if body.image is not None:
+        loaded, spec_id, version = image_spec(body.image, body.services), "", None
+    else:
+        assert body.spec_id is not None  # the body holds one or the other
+        spec = context.store.get_spec(body.spec_id, body.spec_version)
+        loaded = context.specs.load(spec.id, spec.version, context.specs.source_dir(spec))
+        spec_id, version = spec.id, spec.version
     require_available(loaded.spec.secrets, body.secrets, context.settings.secret_policy)
     boot = BootRequest(
         owner=caller.id,
         loaded=loaded,
-        spec_version=spec.version,
+        spec_id=spec_id,
+        spec_version=version,
         timeout_s=seconds(body.timeout, "timeout"),
         metadata=body.metadata,
         provided_secrets=body.secrets,
@@ -117,11 +140,19 @@ def create_sandbox(body: SandboxCreate, request: Request, context: Context, call
 
 
 @router.get(
-    "", response_model=Page[SandboxOut], summary="List live sandboxes", responses=error_responses(403)
+    "",
+    response_model=list[SandboxOut],
+    summary="List live sandboxes, oldest first",
+    responses={**LIST_RESPONSES, **error_responses(403)},
 )
-def list_sandboxes(context: Context, _: LiveKey) -> Page[SandboxOut]:
-    items = [sandbox_out(record) for record in context.store.list_sandboxes(owner=None)]
-    return Page[SandboxOut](items=items, next_cursor=None, count=len(items))
+def list_sandboxes(context: Context, _: LiveKey, pager: Paging) -> list[SandboxOut]:
+    live = context.store.list_sandboxes(owner=None)
+    return pager.answer(pager.slice(live, "sandboxes", _list_position), sandbox_out)
+
+
+def _list_position(record: SandboxRecord) -> tuple[str, str]:
+    """The store lists sandboxes by creation time, then id; fixed-width times sort as text."""
+    return record.created_at.isoformat(timespec="microseconds"), record.id
 
 
 @router.get(

@@ -45,11 +45,13 @@ def new_sandbox_id() -> str:
 
 @dataclass(frozen=True)
 class BootRequest:
-    """What `POST /v1/sandboxes` asks for."""
+    """What `POST /v1/sandboxes` asks for: a stored spec's sandbox, or an image's (`loaded` is then the
+    spec made from the request, `spec_id` empty and `spec_version` None)."""
 
     owner: str
     loaded: LoadedSpec
-    spec_version: int
+    spec_id: str
+    spec_version: int | None
     timeout_s: float | None
     metadata: dict[str, Any]
     provided_secrets: dict[str, str]
@@ -177,7 +179,9 @@ class SandboxManager:
         plan = plan_replica(
             prepared, run_id=f"api-{sandbox_id}", scenario_id=spec.id, replica=0, seed=seed, parameters={}
         )
-        identity = self.admit(sandbox_id, owner, spec.id, request.base_url, request.metadata, plan.redact)
+        identity = self.admit(
+            sandbox_id, owner, request.spec_id, request.base_url, request.metadata, plan.redact
+        )
         timeout = request.timeout_s or spec.resources.timeout
         sandbox_plan: SandboxPlan = replace(
             plan.sandbox, sandbox_id=sandbox_id, env={**plan.sandbox.env, **identity}, timeout_s=timeout
@@ -199,7 +203,7 @@ class SandboxManager:
             self._live[sandbox_id] = live
         expires_at = self._schedule_expiry(sandbox_id, live, timeout)
         info = {
-            "spec_version": request.spec_version,
+            **({"spec_version": request.spec_version} if request.spec_version is not None else {}),
             "seed": seed,
             "image": sandbox_plan.image,
             "timeout_s": timeout,
