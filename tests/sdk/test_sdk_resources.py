@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,15 +44,35 @@ def test_listing_follows_cursors_across_pages(server: KeystoneServer) -> None:
     ks = server.client()
     for index in range(5):
         ks.specs.create(spec_yaml(f"paged-{index}"))
-    first_page = ks._http.json("GET", "/v1/specs", params={"limit": 2})
-    assert first_page["count"] == 2 and first_page["next_cursor"]
+    first_page = ks._http.request("GET", "/v1/specs", params={"limit": 2})
+    assert len(first_page.json()) == 2 and first_page.headers["X-Next-Cursor"]
 
-    # Pages of two: the SDK follows next_cursor to the end, or stops at `limit` items.
+    # Pages of two: the SDK follows X-Next-Cursor to the end, or stops at `limit` items.
     every = ks._http.list_items("/v1/specs", params={"limit": 2})
     assert [item["id"] for item in every] == [f"paged-{i}" for i in range(5)]
     some = ks._http.list_items("/v1/specs", params={"limit": 2}, limit=3)
     assert [item["id"] for item in some] == ["paged-0", "paged-1", "paged-2"]
     assert [s.id for s in ks.specs.list()] == [f"paged-{i}" for i in range(5)]
+    assert [s.id for s in ks.specs.list(limit=1)] == ["paged-0"]
+    lazily = ks.specs.iter_all()
+    assert next(lazily).id == "paged-0"
+    assert [s.id for s in lazily] == [f"paged-{i}" for i in range(1, 5)]
+
+
+def test_sandbox_listing_pages_hold_still_while_sandboxes_come_and_go(server: KeystoneServer) -> None:
+    for index in range(5):
+        _sandbox_record(server, f"sb-{index}")
+    ks = server.client()
+
+    first = ks._http.request("GET", "/v1/sandboxes", params={"limit": 2})
+    server.store.put_sandbox(dataclasses.replace(server.store.get_sandbox("sb-1"), state="destroyed"))
+    _sandbox_record(server, "sb-5")
+    rest = ks._http.list_items("/v1/sandboxes", params={"limit": 2, "cursor": first.headers["X-Next-Cursor"]})
+
+    assert [s["id"] for s in first.json()] == ["sb-0", "sb-1"]
+    assert [s["id"] for s in rest] == ["sb-2", "sb-3", "sb-4", "sb-5"]
+    assert [s.id for s in ks.sandboxes.list(limit=3)] == ["sb-0", "sb-2", "sb-3"]
+    assert [s.id for s in ks.experiments.iter_all(spec_id="none")] == []
 
 
 def test_experiments_create_get_list_with_metadata_filter(server: KeystoneServer) -> None:
@@ -122,7 +143,7 @@ def test_create_forwards_declared_secrets_from_spec_path_and_explicit_ones_win(
 
     # The server keeps secret names only (values are never stored or returned).
     assert ks._http.json("GET", f"/v1/experiments/{from_spec.id}")  # readable
-    stored = {e["id"]: e for e in ks._http.json("GET", "/v1/experiments")["items"]}
+    stored = {e["id"]: e for e in ks._http.json("GET", "/v1/experiments")}
     assert stored[from_spec.id]["options"]["secret_names"] == ["SDK_TEST_TOKEN"]
     assert stored[explicit.id]["options"]["secret_names"] == ["EXTRA", "SDK_TEST_TOKEN"]
     assert "from-the-env" not in str(stored) and "explicit" not in str(stored)

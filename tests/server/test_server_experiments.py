@@ -84,7 +84,7 @@ def test_list_filters_by_spec_status_and_metadata_newest_first(api: Api) -> None
         ids[name] = api.client.post("/v1/experiments", json=body).json()["id"]
 
     def names(**params: str) -> list[str]:
-        return [e["name"] for e in api.client.get("/v1/experiments", params=params).json()["items"]]
+        return [e["name"] for e in api.client.get("/v1/experiments", params=params).json()]
 
     assert names() == ["three", "two", "one"]
     assert names(spec_id="a") == ["two", "one"]
@@ -92,9 +92,10 @@ def test_list_filters_by_spec_status_and_metadata_newest_first(api: Api) -> None
     assert names(**{"metadata.branch": "main", "metadata.repo": "acme/app", "spec_id": "a"}) == ["one"]
     assert names(status="created") == ["three", "two", "one"]
     assert names(status="completed") == []
-    page = api.client.get("/v1/experiments", params={"limit": 2}).json()
-    rest = api.client.get("/v1/experiments", params={"limit": 2, "cursor": page["next_cursor"]}).json()
-    assert [e["id"] for e in page["items"] + rest["items"]] == [ids["three"], ids["two"], ids["one"]]
+    page = api.client.get("/v1/experiments", params={"limit": 2, "metadata.repo": "acme/app"})
+    rest = api.client.get(page.links["next"]["url"])
+    assert [e["id"] for e in page.json() + rest.json()] == [ids["three"], ids["two"], ids["one"]]
+    assert "next" not in rest.links
 
 
 def test_a_run_without_an_engine_fails_with_every_scenario_an_error(make_api: MakeApi) -> None:

@@ -13,7 +13,7 @@ CREATE = {"name": "nightly", "spec_id": "hello"}
 
 
 def _experiments(api: Api) -> list[dict]:
-    return api.client.get("/v1/experiments").json()["items"]
+    return api.client.get("/v1/experiments").json()
 
 
 def test_a_retry_with_the_same_key_and_body_replays_the_stored_response(api: Api) -> None:

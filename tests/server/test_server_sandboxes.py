@@ -52,7 +52,7 @@ def test_create_returns_the_ready_sandbox_and_the_key_limit_holds(box: tuple[Api
         {},
     )
     assert body["expires_at"] > body["created_at"]
-    assert [s["id"] for s in api.client.get("/v1/sandboxes").json()["items"]] == [sandbox_id]
+    assert [s["id"] for s in api.client.get("/v1/sandboxes").json()] == [sandbox_id]
     assert second.status_code == 503 and second.json()["error"] == "at_capacity"
     assert "Retry-After" in second.headers
 
@@ -188,7 +188,7 @@ def test_destroy_ends_the_event_stream_and_the_sandbox(box: tuple[Api, str]) -> 
     }
     assert api.client.get(f"/v1/sandboxes/{sandbox_id}").json()["state"] == "destroyed"
     assert (after.status_code, after.json()["error"]) == (409, "sandbox_not_running")
-    assert api.client.get("/v1/sandboxes").json()["items"] == []
+    assert api.client.get("/v1/sandboxes").json() == []
     assert api.client.delete(f"/v1/sandboxes/{sandbox_id}").status_code == 204
 
 

@@ -68,12 +68,15 @@ def test_list_pages_with_a_cursor(api: Api) -> None:
     for spec_id in ("a", "b", "c"):
         api.upload(spec_yaml(spec_id))
 
-    first = api.client.get("/v1/specs", params={"limit": 2}).json()
-    rest = api.client.get("/v1/specs", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    first = api.client.get("/v1/specs", params={"limit": 2})
+    cursor = first.headers["X-Next-Cursor"]
+    rest = api.client.get("/v1/specs", params={"limit": 2, "cursor": cursor})
     bogus = api.client.get("/v1/specs", params={"cursor": "not-a-cursor"})
 
-    assert [s["id"] for s in first["items"]] == ["a", "b"] and first["count"] == 2
-    assert [s["id"] for s in rest["items"]] == ["c"] and rest["next_cursor"] is None
+    assert [s["id"] for s in first.json()] == ["a", "b"]
+    assert first.links["next"]["url"] == f"{api.base_url}/v1/specs?cursor={cursor}&limit=2"
+    assert [s["id"] for s in rest.json()] == ["c"]
+    assert "X-Next-Cursor" not in rest.headers and "Link" not in rest.headers
     assert bogus.status_code == 400 and bogus.json()["error"] == "invalid_cursor"
 
 

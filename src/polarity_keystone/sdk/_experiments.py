@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -173,11 +173,23 @@ class ExperimentService:
         metadata: Mapping[str, str] | None = None,
         limit: int | None = None,
     ) -> list[Experiment]:
-        """Newest first; `metadata` keeps experiments tagged with all the given key/values."""
-        params: dict[str, str | None] = {"spec_id": spec_id, "status": status}
-        params.update({f"metadata.{key}": value for key, value in (metadata or {}).items()})
-        items = self._http.list_items("/v1/experiments", params=params, limit=limit)
+        """Newest first (the first `limit`), fetching page after page; `metadata` keeps experiments
+        tagged with all the given key/values."""
+        items = self._http.list_items(
+            "/v1/experiments", params=_filters(spec_id, status, metadata), limit=limit
+        )
         return [Experiment.from_dict(item) for item in items]
+
+    def iter_all(
+        self,
+        *,
+        spec_id: str | None = None,
+        status: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Iterator[Experiment]:
+        """What `list` answers, newest first, fetching each page only when the iteration reaches it."""
+        items = self._http.iter_items("/v1/experiments", params=_filters(spec_id, status, metadata))
+        return (Experiment.from_dict(item) for item in items)
 
     def compare(
         self,
@@ -204,3 +216,12 @@ class ExperimentService:
 
 def _path(experiment_id: str, *rest: str) -> str:
     return "/".join(["/v1/experiments", quote(experiment_id, safe=""), *rest])
+
+
+def _filters(
+    spec_id: str | None, status: str | None, metadata: Mapping[str, str] | None
+) -> dict[str, str | None]:
+    """The query of an experiment listing: metadata tags as `metadata.<key>=<value>`."""
+    params: dict[str, str | None] = {"spec_id": spec_id, "status": status}
+    params.update({f"metadata.{key}": value for key, value in (metadata or {}).items()})
+    return params

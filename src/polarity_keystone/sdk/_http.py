@@ -7,6 +7,7 @@ reconnecting with Last-Event-ID.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Generator, Iterator, Mapping
@@ -20,6 +21,9 @@ from ._retry import RetryPolicy
 from ._sse import StreamEvent, parse_events
 
 Params = Mapping[str, str | int | float | bool | None]
+NEXT_CURSOR = "X-Next-Cursor"
+MAX_PAGE = 500
+"""The most items the server puts in one page."""
 
 
 class HttpClient:
@@ -70,21 +74,30 @@ class HttpClient:
         response = self.request(method, path, **kwargs)
         return response.json() if response.content else None
 
-    def list_items(self, path: str, *, params: Params | None = None, limit: int | None = None) -> list[Any]:
-        """Every item of a listing, following `next_cursor` page by page (at most `limit` items).
-        A plain JSON array (a server without pagination) is taken as the one page."""
-        items: list[Any] = []
+    def iter_items(self, path: str, *, params: Params | None = None) -> Iterator[Any]:
+        """Every item of a listing, fetching each page when the one before is used up. A page is the
+        JSON array the server answers; the next page's cursor is its `X-Next-Cursor` header. (A server
+        of an earlier version answers `{items, next_cursor}`, which is read too.)"""
         query = dict(params or {})
-        while limit is None or len(items) < limit:
-            page = self.json("GET", path, params=query)
-            if not isinstance(page, dict):
-                items.extend(page)
-                break
-            items.extend(page.get("items", []))
-            if not page.get("next_cursor"):
-                break
-            query["cursor"] = page["next_cursor"]
-        return items if limit is None else items[:limit]
+        while True:
+            response = self.request("GET", path, params=query)
+            page = response.json()
+            if isinstance(page, dict):
+                yield from page.get("items", [])
+                cursor = page.get("next_cursor")
+            else:
+                yield from page
+                cursor = response.headers.get(NEXT_CURSOR)
+            if not cursor:
+                return
+            query["cursor"] = cursor
+
+    def list_items(self, path: str, *, params: Params | None = None, limit: int | None = None) -> list[Any]:
+        """The first `limit` items of a listing (all without one), in pages of at most `limit`."""
+        query = dict(params or {})
+        if limit is not None:
+            query.setdefault("limit", min(limit, MAX_PAGE))
+        return list(itertools.islice(self.iter_items(path, params=query), limit))
 
     def stream(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,7 +33,12 @@ class SpecService:
         return Spec.from_dict(self._http.json("GET", _path(spec_id), params={"version": version}))
 
     def list(self, *, limit: int | None = None) -> list[Spec]:
+        """The latest version of every spec (the first `limit`), fetching page after page."""
         return [Spec.from_dict(item) for item in self._http.list_items("/v1/specs", limit=limit)]
+
+    def iter_all(self) -> Iterator[Spec]:
+        """Every spec, fetching each page only when the iteration reaches it."""
+        return (Spec.from_dict(item) for item in self._http.iter_items("/v1/specs"))
 
     def delete(self, spec_id: str) -> None:
         self._http.request("DELETE", _path(spec_id))

@@ -32,7 +32,8 @@ against invariants and forbidden rules, and repeats it in fresh sandboxes to mea
 
 Errors are `{error, message, request_id, details?}`. Every response carries `X-Request-ID`. POSTs accept
 `Idempotency-Key`: the same key and body within 24 h returns the stored response (`Idempotent-Replayed:
-true`); the same key with another body is 409. Lists page with `{items, next_cursor, count}`.
+true`); the same key with another body is 409. Lists answer a JSON array, paged with `limit` and `cursor`;
+the next page's cursor is in the `X-Next-Cursor` header and a `Link: <...>; rel="next"` header.
 """
 LIMITS = """
 The key is checked before the body is read (401). A body larger than {size} is refused unread (413);

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
@@ -26,9 +26,9 @@ from ._models import (
     ExperimentMetrics,
     ExperimentOut,
     ExperimentResults,
-    Page,
     error_responses,
 )
+from ._paging import LIST_RESPONSES, Paging
 from ._planning import Plan, record_experiment
 from ._results import compare, experiment_metrics, results_so_far
 from ._runner import TERMINAL
@@ -80,30 +80,28 @@ def create_experiment(body: ExperimentCreate, context: Context, caller: LiveKey)
 
 @router.get(
     "/v1/experiments",
-    response_model=Page[ExperimentOut],
+    response_model=list[ExperimentOut],
     summary="List experiments, newest first",
     description="Filter by `spec_id`, `status` and metadata tags as `?metadata.<key>=<value>`.",
-    responses=error_responses(403),
+    responses={**LIST_RESPONSES, **error_responses(403)},
 )
 def list_experiments(
     request: Request,
     context: Context,
     _: LiveKey,
+    pager: Paging,
     spec_id: str | None = None,
     status: str | None = None,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> Page[ExperimentOut]:
+) -> list[ExperimentOut]:
     metadata = {
         key.removeprefix(METADATA_PREFIX): value
         for key, value in request.query_params.items()
         if key.startswith(METADATA_PREFIX) and len(key) > len(METADATA_PREFIX)
     }
     page = context.store.list_experiments(
-        cursor=cursor, limit=limit, spec_id=spec_id, status=status, metadata=metadata or None
+        cursor=pager.cursor, limit=pager.limit, spec_id=spec_id, status=status, metadata=metadata or None
     )
-    items = [experiment_out(record) for record in page.items]
-    return Page[ExperimentOut](items=items, next_cursor=page.next_cursor, count=len(items))
+    return pager.answer(page, experiment_out)
 
 
 def _results(context: ServerContext, record: ExperimentRecord) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from ..spec import MAX_SPEC_BYTES, SpecError, read_yaml
 from ..store import SpecRecord
 from ._deps import Context, LiveKey
 from ._errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from ._models import MAX_VERSION, Page, SpecOut, SpecUpload, error_responses
+from ._models import MAX_VERSION, SpecOut, SpecUpload, error_responses
+from ._paging import LIST_RESPONSES, Paging
 
 router = APIRouter(prefix="/v1/specs", tags=["Specs"])
 
@@ -100,19 +101,12 @@ async def upload_spec(
 
 @router.get(
     "",
-    response_model=Page[SpecOut],
+    response_model=list[SpecOut],
     summary="List specs (latest version of each)",
-    responses=error_responses(403),
+    responses={**LIST_RESPONSES, **error_responses(403)},
 )
-def list_specs(
-    context: Context,
-    _: LiveKey,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> Page[SpecOut]:
-    page = context.store.list_specs(cursor=cursor, limit=limit)
-    items = [spec_out(record) for record in page.items]
-    return Page[SpecOut](items=items, next_cursor=page.next_cursor, count=len(items))
+def list_specs(context: Context, _: LiveKey, pager: Paging) -> list[SpecOut]:
+    return pager.answer(context.store.list_specs(cursor=pager.cursor, limit=pager.limit), spec_out)
 
 
 @router.get("/{spec_id}", response_model=SpecOut, summary="Get a spec", responses=error_responses(403, 404))

@@ -25,6 +25,7 @@ from ._base import (
     Store,
     StoreError,
 )
+from ._codec import decode_cursor, encode_cursor
 from ._migrations import MIGRATIONS, Migration
 from ._open import open_store
 from ._postgres import PostgresStore
@@ -53,5 +54,7 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "decode_cursor",
+    "encode_cursor",
     "open_store",
 ]
