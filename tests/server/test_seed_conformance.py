@@ -168,6 +168,7 @@ def check_run(client: SeedClient, accepted: dict[str, Any]) -> None:
         assert isinstance(shown["seed"], str)
     assert (run["status"], run["score"]) == ("passed", 1.0)
     assert isinstance(run["duration_ms"], int) and run["sandbox_id"]
+    assert run["seed"].startswith("seed_") and isinstance(client.call("GET", run["trajectory_url"]), dict)
     assert [(i["invariant_id"], i["status"]) for i in run["invariant_results"]] == [("wrote", "passed")]
     assert "invariant_result" in {event["type"] for event in events}
     assert events[-1] == {**events[-1], "type": "done", "run_id": run["id"], "status": "passed"}
@@ -215,7 +216,8 @@ def check_sandbox(client: SeedClient) -> None:
     body = {"spec_id": SPEC_ID, "timeout": "10m", "metadata": {"run": "ci-7821"}}
     sandbox = client.call("POST", "/v1/sandboxes", 201, json=body)
     path = f"/v1/sandboxes/{sandbox['id']}"
-    assert {"id", "created_at"} <= set(sandbox) and sandbox["metadata"] == {"run": "ci-7821"}
+    assert {"id", "status", "created_at"} <= set(sandbox) and sandbox["status"] in SANDBOX_STATES
+    assert sandbox["metadata"] == {"run": "ci-7821"} and sandbox["seed"].startswith("seed_")
     assert [listed["id"] for listed in client.every("/v1/sandboxes")] == [sandbox["id"]]
     assert client.call("GET", path)["id"] == sandbox["id"]
 
@@ -241,3 +243,10 @@ def check_sandbox(client: SeedClient) -> None:
     assert all({"event_type", "data"} <= set(event) for event in lifecycle)
     assert lifecycle[-1]["data"].get("state") == "destroyed"
     assert client.every("/v1/sandboxes") == []
+
+    from_image = client.call(
+        "POST", "/v1/sandboxes", 201, json={"image": "debian:bookworm-slim", "services": []}
+    )
+    assert from_image["status"] == "ready" and isinstance(from_image["image"], str)
+    assert from_image["seed"].startswith("seed_") and isinstance(from_image["created_at"], str)
+    client.call("DELETE", f"/v1/sandboxes/{from_image['id']}", 204)
