@@ -72,6 +72,9 @@ def test_sandbox_listing_pages_hold_still_while_sandboxes_come_and_go(server: Ke
     assert [s["id"] for s in first.json()] == ["sb-0", "sb-1"]
     assert [s["id"] for s in rest] == ["sb-2", "sb-3", "sb-4", "sb-5"]
     assert [s.id for s in ks.sandboxes.list(limit=3)] == ["sb-0", "sb-2", "sb-3"]
+    with pytest.raises(BadRequestError) as caught:
+        ks._http.request("GET", "/v1/sandboxes", params={"cursor": "not-a-cursor"})
+    assert caught.value.error == "invalid_cursor"
     assert [s.id for s in ks.experiments.iter_all(spec_id="none")] == []
 
 
