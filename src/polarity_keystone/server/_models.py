@@ -17,7 +17,7 @@ from ..spec import MAX_ID_LENGTH as MAX_SPEC_ID_LENGTH
 from ..spec import SHA256_PATTERN
 from ._seeds import MAX_SEED, WireSeed
 
-Duration = str | float
+Duration = Annotated[str, Field(max_length=64)] | float
 """`"10m"`, `"30s"`, `"1h"` or a number of seconds."""
 MAX_VERSION = 2**31 - 1
 """Larger numbers cannot name a stored version (and no database column holds them)."""

@@ -37,6 +37,14 @@ def _finite(value: float) -> float:
         return math.inf
 
 
+SHOWN_CHARACTERS = 40
+"""Of an invalid value quoted in an error: enough to recognise it, never the whole of a huge input."""
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "…")
+
+
 def parse_duration(value: Any) -> float:
     """Seconds from a Go-style duration (`5m`, `1h30m`, `250ms`) or a bare number of seconds."""
     if isinstance(value, bool):
@@ -48,7 +56,7 @@ def parse_duration(value: Any) -> float:
         parts = _DURATION_PART.findall(text)
         if not parts or "".join(n + u for n, u in parts) != text:
             raise ValueError(
-                f"invalid duration {value!r}: use a number with a unit, e.g. '30s', '5m', '1h30m'"
+                f"invalid duration {_shown(value)}: use a number with a unit, e.g. '30s', '5m', '1h30m'"
             )
         seconds = sum(float(n) * _DURATION_SECONDS[u] for n, u in parts)
     else:
