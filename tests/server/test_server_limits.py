@@ -417,12 +417,15 @@ def test_a_300_mb_body_is_refused_at_once_while_the_server_stays_small_and_answe
 
 def test_an_error_never_echoes_a_huge_input_or_lists_every_problem(api: Api) -> None:
     seed = api.client.post("/v1/runs", json={"spec_id": "s", "seed": "7" * MiB})
+    duration = api.client.post("/v1/sandboxes/sb-x/timeout", json={"timeout": "a" * MiB})
+    key = api.client.post("/v1/experiments/exp-x/extend", json={"replicas": {"k" * MiB: 2}})
     many = api.client.post(
         "/v1/experiments", json={"name": "n", "spec_id": "s", "secrets": {f"K{i}": i for i in range(50_000)}}
     )
 
-    assert_error(seed.status_code, seed.json(), 400, "invalid_request")
-    assert len(seed.content) < 4096
+    for small in (seed, duration, key):  # a value, a parsed value, a mapping key in the error's location
+        assert_error(small.status_code, small.json(), 400, "invalid_request")
+        assert len(small.content) < 4096
     message = assert_error(many.status_code, many.json(), 400, "invalid_request")
     assert "and 49999 more problems" in message
     assert len(many.json()["details"]["errors"]) == 20

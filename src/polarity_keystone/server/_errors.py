@@ -138,11 +138,21 @@ MAX_REPORTED_ERRORS = 20
 """A body with 100,000 wrong values gets the first few explained, not a response larger than itself."""
 
 
+MAX_LOCATION_PART = 40
+"""Of one step of an error's location: a mapping key from the body can be any size."""
+
+
+def _location_part(part: Any) -> str:
+    text = str(part)
+    return text if len(text) <= MAX_LOCATION_PART else text[:MAX_LOCATION_PART] + "…"
+
+
 def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
-    """FastAPI's first errors without the offending input, which may carry secrets from the body."""
+    """FastAPI's first errors without the offending input, which may carry secrets from the body, and
+    with long mapping keys in their locations cut short."""
     return [
         {
-            "loc": [str(part) for part in error.get("loc", ())],
+            "loc": [_location_part(part) for part in error.get("loc", ())],
             "message": error.get("msg", ""),
             "type": error.get("type", ""),
         }
