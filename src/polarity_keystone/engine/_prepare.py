@@ -85,12 +85,16 @@ def prepare(
     resolver: ImageResolver,
     provided_secrets: Mapping[str, str] | None = None,
     policy: SecretPolicy = LOCAL,
+    *,
+    bundle: str | None = None,
 ) -> PreparedSpec:
     """Resolve secrets, build every image the spec needs and prepare its fixtures (clone git
     repositories); raises SecretError or SpecError (invalid input), FixtureError or ImageError
     (infrastructure) when something cannot be had.
     `provided_secrets` (sent by a client with its request) win over the spec's declared sources, which
-    are read on this machine only if `policy` allows (the default: the local user's own run)."""
+    are read on this machine only if `policy` allows (the default: the local user's own run).
+    `bundle`: the digest of the uploaded files the spec was loaded from, pinned by the fingerprint (only
+    when there is one, so fingerprints of runs from a spec directory stay what they were)."""
     spec = loaded.spec
     secrets = resolve_fixed(spec.secrets, provided_secrets, policy)
     base = resolver.resolve(spec.base)
@@ -121,6 +125,8 @@ def prepare(
             if fixture.revision is not None
         },
     }
+    if bundle is not None:
+        fingerprint["bundle"] = bundle
     prepared = PreparedSpec(
         loaded,
         agent_image,

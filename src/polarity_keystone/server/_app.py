@@ -19,6 +19,7 @@ from ._idempotency import IdempotencyMiddleware
 from ._limits import MAX_JSON_DEPTH, BodyLimitMiddleware, describe_size
 from ._models import WebhookEvent
 from ._request_id import RequestIdMiddleware
+from ._routes_blobs import router as blobs
 from ._routes_experiments import router as experiments
 from ._routes_health import router as health
 from ._routes_runs import router as runs
@@ -126,7 +127,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.keystone = context
     install_error_handlers(app)
     app.include_router(health)
-    for router in (specs, experiments, runs, sandboxes):
+    for router in (specs, blobs, experiments, runs, sandboxes):
         app.include_router(router, dependencies=[Depends(storable_parameters)])
 
     @app.webhooks.post("run.completed")

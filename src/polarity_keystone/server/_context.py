@@ -7,6 +7,8 @@ import threading
 from fastapi import Request
 
 from ..store import open_store
+from ._blobs import LocalBlobStore
+from ._bundle_cache import BundleCache, BundleLimits
 from ._engine import LazyEngine
 from ._events import EventBus
 from ._ratelimit import RateLimiter
@@ -24,8 +26,15 @@ class ServerContext:
         self.bus = EventBus(self.store)
         self.limiter = RateLimiter(settings.read_rate, settings.write_rate)
         self.engine = LazyEngine(settings.backend_factory, settings.secret_policy)
+        self.blobs = LocalBlobStore(settings.data_path / "blobs")
+        limits = BundleLimits(settings.max_bundle_bytes, settings.max_bundle_files)
+        self.bundles = BundleCache(self.blobs, settings.data_path / "bundles", limits)
         self.specs = SpecSources(
-            self.store, self.bus, allow_local_paths=settings.allow_local_paths, spec_root=settings.spec_root
+            self.store,
+            self.bus,
+            self.bundles,
+            allow_local_paths=settings.allow_local_paths,
+            spec_root=settings.spec_root,
         )
         self.sandboxes = SandboxManager(self.store, self.bus, self.engine, settings.max_sandboxes_per_key)
         self.webhooks = WebhookSender(settings.webhook_url, settings.webhook_secret)

@@ -64,10 +64,12 @@ class LazyEngine:
             if self._backend is not None:
                 self._backend.client.close()
 
-    def prepare(self, loaded: LoadedSpec, secrets: Mapping[str, str]) -> PreparedSpec:
+    def prepare(
+        self, loaded: LoadedSpec, secrets: Mapping[str, str], bundle: str | None = None
+    ) -> PreparedSpec:
         self.backend()
         assert self._resolver is not None
-        return prepare(loaded, self._resolver, secrets, self._secret_policy)
+        return prepare(loaded, self._resolver, secrets, self._secret_policy, bundle=bundle)
 
     @property
     def started(self) -> bool:

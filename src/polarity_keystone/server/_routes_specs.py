@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..spec import MAX_SPEC_BYTES, SpecError, read_yaml
+from ..spec import MAX_SPEC_BYTES, BundleFile, Manifest, SpecError, read_yaml
 from ..store import SpecRecord
 from ._deps import Context, LiveKey
 from ._errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
@@ -24,7 +24,7 @@ _UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "The spec YAML as the raw body (or, as Keystone's OpenAPI document has it, "
-        "JSON `{yaml, name?}`).",
+        "JSON `{yaml, name?}`, which may add `bundle`: the spec's local files, uploaded as blobs).",
         "content": {
             **{media: {"schema": {"type": "string"}} for media in YAML_TYPES[:3]},
             "application/json": {"schema": SpecUpload.model_json_schema()},
@@ -57,15 +57,31 @@ def spec_out(record: SpecRecord) -> SpecOut:
     )
 
 
-def _spec_text(content_type: str, body: bytes) -> str:
-    if len(body) > MAX_SPEC_BYTES:
+def _too_large(size: int) -> None:
+    if size > MAX_SPEC_BYTES:
         raise PayloadTooLarge(f"a spec may be at most {MAX_SPEC_BYTES} bytes")
+
+
+def _spec_upload(content_type: str, body: bytes) -> tuple[str, Manifest | None]:
+    """The spec text and, from a JSON upload, its bundle's manifest. A JSON body may be larger than a
+    spec (its manifest can name thousands of files); its `yaml` is held to the spec's limit."""
     media = content_type.split(";")[0].strip().lower()
-    if media == "application/json":
-        try:
-            return SpecUpload.model_validate(json.loads(body)).yaml
-        except (ValueError, ValidationError) as exc:
-            raise InvalidRequest(f'a JSON upload is {{"yaml": "<spec text>"}}: {exc}') from None
+    if media != "application/json":
+        _too_large(len(body))
+        return _spec_text(media, body), None
+    try:
+        upload = SpecUpload.model_validate(json.loads(body))
+    except (ValueError, ValidationError) as exc:
+        shape = '{"yaml": "<spec text>", "bundle"?: {path: {sha256, size, mode}}}'
+        raise InvalidRequest(f"a JSON upload is {shape}: {exc}") from None
+    _too_large(len(upload.yaml.encode("utf-8", "surrogatepass")))
+    if upload.bundle is None:
+        return upload.yaml, None
+    files = upload.bundle.items()
+    return upload.yaml, {path: BundleFile(entry.sha256, entry.size, entry.mode) for path, entry in files}
+
+
+def _spec_text(media: str, body: bytes) -> str:
     if media and media not in YAML_TYPES:
         raise UnsupportedMediaType(f"send the spec as application/x-yaml or text/yaml, not {media}")
     try:
@@ -94,8 +110,8 @@ async def upload_spec(
         str, Query(max_length=500, description="Names the file in error messages.")
     ] = "spec.yaml",
 ) -> SpecOut:
-    text = _spec_text(request.headers.get("content-type", ""), await request.body())
-    record, _loaded = await run_in_threadpool(context.specs.upload, text, filename, source_dir)
+    text, manifest = _spec_upload(request.headers.get("content-type", ""), await request.body())
+    record, _loaded = await run_in_threadpool(context.specs.upload, text, filename, source_dir, manifest)
     return spec_out(record)
 
 

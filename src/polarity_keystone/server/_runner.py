@@ -389,10 +389,12 @@ class ExperimentRunner:
         sandboxes: _ReplicaSandboxes | None = None
         redact = Redactor(secrets)  # the run's error is stored and sent out: no secret value in it
         try:
+            bundle = options.get("bundle")
             loaded = _planned_cells(
-                self._specs.load(running.spec_id, running.spec_version, options.get("source_dir")), options
+                self._specs.load(running.spec_id, running.spec_version, options.get("source_dir"), bundle),
+                options,
             )
-            prepared = self._engine.prepare(loaded, secrets)
+            prepared = self._engine.prepare(loaded, secrets, bundle)
             redact = Redactor(prepared.secrets)
             sandboxes = _ReplicaSandboxes(
                 self._engine.backend(), self.sandboxes, record.id, owner, base_url, redact

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 from ..sandbox import DockerBackend
 from ..secrets import SecretPolicy, check_operator_secret
@@ -54,9 +55,24 @@ class ServerSettings:
     """How long a duplicate POST waits for the first one (same Idempotency-Key) to finish."""
     stream_timeout_s: float = 3600.0
     """An SSE stream closes after this long even without a terminal event."""
+    data_dir: Path | None = None
+    """Where uploaded blobs (`blobs/`) and the bundles written from them (`bundles/`) are kept. None: the
+    SQLite store's directory, or ~/.keystone/server with another store."""
+    max_bundle_bytes: int = 200 * 1024**2
+    """The total size of the files of one spec bundle; a larger one is refused with 413."""
+    max_bundle_files: int = 10_000
+    """Files in one spec bundle; more are refused with 413."""
     max_body_bytes: int = 8 * 1024**2
     """A request body larger than this is refused with 413 before it is read (a spec upload is further
     capped at the spec loader's 1 MiB; a file written through the API counts with its base64 encoding)."""
+
+    @property
+    def data_path(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir
+        if self.store_url.startswith("sqlite:///"):
+            return Path(unquote(self.store_url.removeprefix("sqlite://"))).parent
+        return Path.home() / ".keystone" / "server"
 
     @property
     def secret_policy(self) -> SecretPolicy:

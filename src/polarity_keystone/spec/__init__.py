@@ -5,6 +5,17 @@
 report problems the same way.
 """
 
+from ._bundles import (
+    SHA256_PATTERN,
+    Bundle,
+    BundleFile,
+    Manifest,
+    bundle_digest,
+    canonical_manifest,
+    collect_bundle,
+    entry_problem,
+    layout_problem,
+)
 from ._errors import SpecError, SpecIssue
 from ._identity import PARTS_KEY, SEMANTIC_KEY, SEMANTIC_KEYS, semantic_fingerprint
 from ._limits import MAX_ID_LENGTH
@@ -70,9 +81,12 @@ __all__ = [
     "PARTS_KEY",
     "SEMANTIC_KEY",
     "SEMANTIC_KEYS",
+    "SHA256_PATTERN",
     "SPEC_FILE_FIELD",
     "Agent",
     "Audit",
+    "Bundle",
+    "BundleFile",
     "Check",
     "CommandExitCheck",
     "CustomCheck",
@@ -94,6 +108,7 @@ __all__ = [
     "LoadedSpec",
     "LocalFile",
     "LocalPathError",
+    "Manifest",
     "MockRequestAssertion",
     "MockRoute",
     "Network",
@@ -116,8 +131,13 @@ __all__ = [
     "SqlFixture",
     "Task",
     "TreeEntry",
+    "bundle_digest",
+    "canonical_manifest",
+    "collect_bundle",
     "confine",
+    "entry_problem",
     "format_duration",
+    "layout_problem",
     "load_spec",
     "load_specs",
     "local_files",
