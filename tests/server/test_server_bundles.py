@@ -35,7 +35,9 @@ def manifest(files: dict[str, bytes]) -> dict[str, dict[str, Any]]:
 
 def put(api: Api, data: bytes, name: str | None = None) -> Any:
     return api.client.put(
-        f"/v1/blobs/{name or digest(data)}", content=data, headers={"Content-Type": "application/octet-stream"}
+        f"/v1/blobs/{name or digest(data)}",
+        content=data,
+        headers={"Content-Type": "application/octet-stream"},
     )
 
 
