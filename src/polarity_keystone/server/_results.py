@@ -15,6 +15,16 @@ from ..store import ExperimentRecord, ReplicaRecord
 UNFINISHED = ("failed", "cancelled", "interrupted")
 
 
+def planned_replicas(options: dict[str, Any]) -> dict[str, int]:
+    """Replicas per scenario the experiment's plan asks for: `replicas` each, or more where it grew."""
+    grown = options.get("scenario_replicas", {})
+    every = int(options.get("replicas") or 1)
+    return {
+        cell["scenario_id"]: int(grown.get(cell["scenario_id"], every))
+        for cell in options.get("scenarios", [])
+    }
+
+
 def results_so_far(record: ExperimentRecord, replicas: Iterable[ReplicaRecord]) -> dict[str, Any]:
     """RunResults JSON: the final one once stored, else built from the replicas stored so far.
 
@@ -26,7 +36,7 @@ def results_so_far(record: ExperimentRecord, replicas: Iterable[ReplicaRecord]) 
         return record.results
     options = record.options
     wanted = int(options.get("replicas") or 1)
-    grown = options.get("scenario_replicas", {})
+    planned = planned_replicas(options)
     by_scenario: dict[str, list[ReplicaResult]] = defaultdict(list)
     for replica in replicas:
         by_scenario[replica.scenario_id].append(ReplicaResult.model_validate(replica.result))
@@ -35,7 +45,7 @@ def results_so_far(record: ExperimentRecord, replicas: Iterable[ReplicaRecord]) 
     for cell in options.get("scenarios", []):
         scenario_id, parameters = cell["scenario_id"], cell["parameters"]
         done = by_scenario.get(scenario_id, [])
-        if len(done) >= int(grown.get(scenario_id, wanted)):
+        if len(done) >= planned[scenario_id]:
             scenarios.append(aggregate_scenario(record.spec_id, scenario_id, parameters, done))
         elif ended:
             scenarios.append(_unfinished(record, scenario_id, parameters, done))

@@ -49,6 +49,7 @@ from ..store import ExperimentRecord, ReplicaRecord, Store
 from ._engine import LazyEngine
 from ._errors import AtCapacity, InvalidRequest, WrongState
 from ._events import EventBus, experiment_stream
+from ._results import planned_replicas
 from ._sandbox_manager import SandboxManager, new_sandbox_id
 from ._spec_sources import SpecSources
 from ._webhooks import WebhookSender
@@ -278,12 +279,7 @@ class ExperimentRunner:
                     code="secrets_unavailable",
                 )
             self._admit(record.id, owner)
-        queued = self.store.transition_experiment(record.id, ("created",), "queued")
-        if queued is None:
-            with self._lock:
-                self._active.pop(record.id, None)
-            current = self.store.get_experiment(record.id)
-            raise WrongState(f"experiment {record.id} is {current.status}; only a created experiment can run")
+        queued = self._queue(record.id, "created", "only a created experiment can run")
         with self._lock:
             secrets = self._secrets.pop(record.id, {})
         self._enqueue(queued, owner, secrets, base_url)
@@ -302,16 +298,14 @@ class ExperimentRunner:
         is when nothing grows. Raises InvalidRequest for an unknown scenario, WrongState when it is not
         completed, is a run, or needs its secrets again, AtCapacity when a limit is reached."""
         options = record.options
-        known = [cell["scenario_id"] for cell in options.get("scenarios", [])]
+        planned = planned_replicas(options)
+        known = list(planned)
         unknown = sorted(set(wanted) - set(known))
         if unknown:
             raise InvalidRequest(
                 f"experiment {record.id} has no scenario {', '.join(map(repr, unknown[:5]))}; its "
                 f"scenarios are {', '.join(map(repr, known[:5]))}" + (" ..." if len(known) > 5 else "")
             )
-        planned = {
-            sid: int(options.get("scenario_replicas", {}).get(sid, options["replicas"])) for sid in known
-        }
         grown = {sid: max(planned[sid], count) for sid, count in wanted.items()}
         if all(grown[sid] == planned[sid] for sid in grown):
             return record  # asked again, or for fewer: nothing to run
@@ -330,22 +324,15 @@ class ExperimentRunner:
             )
         with self._lock:
             self._admit(record.id, owner)
-        queued = self.store.transition_experiment(
+        queued = self._queue(
             record.id,
-            ("completed",),
-            "queued",
+            "completed",
+            "only a completed experiment gets more replicas",
             options={**options, "scenario_replicas": {**planned, **grown}},
             results=None,
             finished_at=None,
             error=None,
         )
-        if queued is None:
-            with self._lock:
-                self._active.pop(record.id, None)
-            current = self.store.get_experiment(record.id)
-            raise WrongState(
-                f"experiment {record.id} is {current.status}; only a completed experiment gets more replicas"
-            )
         self._enqueue(queued, owner, secrets, base_url)
         return queued
 
@@ -365,6 +352,17 @@ class ExperimentRunner:
         if self.stopping:
             raise AtCapacity("the server is stopping", retry_after=RETRY_AFTER_S)
         self._active[experiment_id] = owner
+
+    def _queue(self, experiment_id: str, status: str, refusal: str, **changes: Any) -> ExperimentRecord:
+        """Move an admitted experiment from `status` to `queued` (with `changes`); when another request
+        moved it first, un-admit it and raise WrongState saying `refusal`."""
+        queued = self.store.transition_experiment(experiment_id, (status,), "queued", **changes)
+        if queued is not None:
+            return queued
+        with self._lock:
+            self._active.pop(experiment_id, None)
+        current = self.store.get_experiment(experiment_id)
+        raise WrongState(f"experiment {experiment_id} is {current.status}; {refusal}")
 
     def _enqueue(self, queued: ExperimentRecord, owner: str, secrets: dict[str, str], base_url: str) -> None:
         self.bus.publish(experiment_stream(queued.id), "progress", {**queued.progress, "status": "queued"})
@@ -407,7 +405,7 @@ class ExperimentRunner:
             if options.get("kind") == RUN:
                 results = _run_one(prepared, sandboxes, record.id, options, progress)
             else:
-                kept = self._kept(record.id)
+                kept = self._kept(record.id) if "scenario_replicas" in options else {}
                 progress.count_before(kept)
                 run_options = RunOptions(
                     replicas=options.get("replicas"),
