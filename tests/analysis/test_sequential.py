@@ -23,9 +23,6 @@ def test_looks_double_from_the_first_count_up_to_the_most() -> None:
     assert SequentialDesign.doubling(5, 12).looks == (5, 10, 12)
     assert not SequentialDesign.doubling(5, 5).adaptive
     assert SequentialDesign.doubling(5, 3).looks == (5,)
-    assert SequentialDesign.doubling(5, 80).index(27) == 2
-    with pytest.raises(ValueError, match="first look"):
-        SequentialDesign.doubling(5, 80).index(4)
     with pytest.raises(ValueError, match="increasing"):
         SequentialDesign((10, 5))
 

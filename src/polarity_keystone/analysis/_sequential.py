@@ -89,13 +89,6 @@ class SequentialDesign:
     def most(self) -> int:
         return self.looks[-1]
 
-    def index(self, replicas: int) -> int:
-        """The look that `replicas` per scenario reached (the last look at or below it)."""
-        reached = [i for i, planned in enumerate(self.looks) if planned <= replicas]
-        if not reached:
-            raise ValueError(f"{replicas} replicas do not reach the first look ({self.looks[0]})")
-        return reached[-1]
-
     def look(self, index: int, alpha: float, *, cut_short: bool = False) -> Look:
         """Look `index` (0-based). `cut_short`: the design ends here before its last look (time ran out,
         or no more replicas could be had), so a leaning drop is reported `inconclusive`."""
