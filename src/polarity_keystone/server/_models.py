@@ -476,6 +476,7 @@ class WebhookEvent(_Response):
 
 # --- runs and replica suites (the Keystone REST API's /v1/runs and /v1/replicas) ---------------------
 
+
 class RunCreate(_Request):
     spec_id: SpecId
     spec_version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
