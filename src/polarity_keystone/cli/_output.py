@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel
+
+from .._files import write_atomically
 
 
 def dump_json(document: BaseModel | Sequence[BaseModel]) -> str:
@@ -17,9 +17,5 @@ def dump_json(document: BaseModel | Sequence[BaseModel]) -> str:
 
 
 def write_json(path: Path, document: BaseModel | Sequence[BaseModel]) -> None:
-    text = dump_json(document)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, (dump_json(document) + "\n").encode(), mode=0o600)

@@ -9,12 +9,11 @@ has no S3 client library among its dependencies.)
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from .._files import write_atomically
 from ._errors import InvalidRequest
 
 
@@ -53,16 +52,3 @@ class LocalBlobStore:
 
     def get(self, digest: str) -> bytes:
         return self._path(digest).read_bytes()
-
-
-def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to a temporary file beside `path` and rename it there."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

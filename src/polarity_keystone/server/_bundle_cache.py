@@ -15,8 +15,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._files import write_atomically
 from ..spec import BundleFile, Manifest, bundle_digest, canonical_manifest, entry_problem, layout_problem
-from ._blobs import BlobStore, write_atomically
+from ._blobs import BlobStore
 from ._errors import InvalidRequest, PayloadTooLarge
 from ._limits import describe_size
 
