@@ -89,7 +89,7 @@ def test_400_for_an_invalid_body_and_for_local_paths_on_a_shared_server(server: 
         ks.experiments.create("", "sdk-spec")
     assert caught.value.error == "invalid_request"
     with pytest.raises(BadRequestError):
-        ks.specs.create(spec_yaml("local"), source_dir="/tmp")
+        ks.specs.create(spec_yaml("local").replace("type: cli,", "type: cli, path: agent,"))
 
 
 @pytest.mark.parametrize("key", [None, "ks_live_not-a-real-key"])

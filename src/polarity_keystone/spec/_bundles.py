@@ -115,18 +115,23 @@ class Bundle:
         self.sources.setdefault(digest, source)
 
 
-def collect_bundle(loaded: LoadedSpec) -> Bundle:
-    """Every local file `loaded` names, from its spec directory; raises LocalPathError for a path the
-    bundle cannot hold (with `..`, absolute, a symlink leading out or to a directory)."""
+def collect_bundle(loaded: LoadedSpec, filename: str | None = None) -> Bundle:
+    """Every local file `loaded` names, from its spec directory. Raises SpecError naming the spec file
+    (`filename`, else the spec's path) and the field of a path the bundle cannot hold (with `..`,
+    absolute, a symlink leading out or to a directory)."""
     bundle = Bundle()
     root = loaded.spec_dir.resolve()
     for where, value, kind in local_paths(loaded.spec):
-        name = _bundle_path(value)
-        target = confine(root, value, kind)
-        if kind == "file":
-            bundle.add(name, target)
-        else:
-            _add_directory(bundle, root, name, target, keep_git=dotted(where).endswith(".url"))
+        field_name = dotted(where)
+        try:
+            name = _bundle_path(value)
+            target = confine(root, value, kind)
+            if kind == "file":
+                bundle.add(name, target)
+            else:
+                _add_directory(bundle, root, name, target, keep_git=field_name.endswith(".url"))
+        except LocalPathError as exc:
+            raise exc.spec_error(filename or str(loaded.path or "spec"), field_name) from None
     return bundle
 
 
@@ -134,7 +139,10 @@ def _bundle_path(value: str) -> str:
     name = posixpath.normpath(Path(value).as_posix())
     problem = path_problem(name) if name != "." else None
     if problem is not None or ".." in Path(value).parts:
-        hint = "a spec sent to a server ships only files under its own directory"
+        hint = (
+            "a spec sent to a server ships only files under its own directory: move the files under it,"
+            " or the spec file up to a directory that holds them"
+        )
         raise LocalPathError(f"`{value}`: {problem or 'a path has no `..`'}", hint)
     return name
 
