@@ -233,7 +233,7 @@ def test_rerunning_the_same_job_attempt_reuses_its_experiment(
         assert new_attempt.outputs["experiment-id"] != first.outputs["experiment-id"]
     store = open_store(f"sqlite://{workspace.root / '.keystone' / 'keystone.db'}")
     try:
-        runs = [e.metadata.get("ci_run") for e in store.list_experiments(cursor=None, limit=50).items]
+        runs = [e.metadata.get("ci_run") for e in store.list_experiments("default", cursor=None, limit=50).items]
     finally:
         store.close()
     assert sorted(runs) == ["github:o/r:100:1:gate", "github:o/r:100:2:gate"]
@@ -249,7 +249,7 @@ def test_a_server_that_dies_mid_run_is_an_infrastructure_error(candidate: Worksp
     server = serve_in_thread(ServerSettings(store_url=store_url, spec_root=candidate.root / "specs"))
 
     def running() -> bool:
-        items = store.list_experiments(cursor=None, limit=1).items
+        items = store.list_experiments("default", cursor=None, limit=1).items
         return bool(items) and items[0].status == "running"
 
     def kill_when_running() -> None:

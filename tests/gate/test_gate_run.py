@@ -113,7 +113,7 @@ def test_a_refused_api_key_is_invalid_input_before_anything_is_uploaded(
     assert "ks_live_wrong" not in result.log
     store = open_store(store_url)
     try:
-        assert store.list_specs(cursor=None, limit=10).items == []
+        assert store.list_specs("default", cursor=None, limit=10).items == []
     finally:
         store.close()
 

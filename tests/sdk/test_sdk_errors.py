@@ -104,7 +104,7 @@ def test_401_without_a_key_or_with_a_wrong_one(
 
 
 def test_403_for_a_sandbox_token_outside_its_sandbox(server: KeystoneServer) -> None:
-    token, _ = create_sandbox_token(server.store, "sb-mine")
+    token, _ = create_sandbox_token(server.store, "sb-mine", "default")
     ks = server.client(api_key=token)
     with pytest.raises(PermissionDeniedError) as caught:
         ks.specs.list()

@@ -34,7 +34,7 @@ def in_sandbox(socket_server: KeystoneServer, monkeypatch: pytest.MonkeyPatch) -
                 info={"services": {"db": {"host": "db", "port": 5432, "ready": True}}},
             )
         )
-    token, _ = create_sandbox_token(socket_server.store, SANDBOX)
+    token, _ = create_sandbox_token(socket_server.store, SANDBOX, "default")
     monkeypatch.setenv("KEYSTONE_SANDBOX_ID", SANDBOX)
     monkeypatch.setenv("KEYSTONE_API_KEY", token)
     monkeypatch.setenv("KEYSTONE_BASE_URL", socket_server.base_url)

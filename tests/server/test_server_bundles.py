@@ -89,10 +89,10 @@ def test_a_spec_with_a_bundle_is_loaded_from_its_files_on_a_shared_server(
 
     assert without.status_code == 400 and "no spec root" in without.text
     assert uploaded.status_code == 201, uploaded.text
-    record = api.context.store.get_spec("bundled", 1)
+    record = api.context.store.get_spec("default", "bundled", 1)
     bundle = api.context.specs.bundle(record)
     assert bundle is not None and len(bundle) == 64
-    loaded = api.context.specs.load("bundled", 1, None)
+    loaded = api.context.specs.load("default", "bundled", 1, None)
     assert loaded.spec_dir == tmp_path / "data" / "bundles" / bundle
     assert {path: (loaded.spec_dir / path).read_bytes() for path in FILES} == FILES
     assert loaded.spec.agent.path == "agent"

@@ -117,7 +117,7 @@ def test_without_auth_required_anonymous_calls_pass_but_sent_keys_are_still_chec
 def test_a_sandbox_token_reaches_only_its_own_sandbox(api: Api) -> None:
     from polarity_keystone.server import create_sandbox_token
 
-    token, _ = create_sandbox_token(api.context.store, "sb-mine")
+    token, _ = create_sandbox_token(api.context.store, "sb-mine", "default")
     agent = api.as_key(token)
 
     assert_error(agent.get("/v1/specs"), 403, "forbidden")

@@ -65,7 +65,7 @@ def test_an_experiment_runs_through_the_api_with_its_replicas_stored(make_api: M
     assert sorted(r.replica_index for r in store.replicas(first)) == [0, 1]
     sandboxes = [
         s
-        for s in store.list_sandboxes(owner=None, include_destroyed=True)
+        for s in store.list_sandboxes(project_id=None, include_destroyed=True)
         if s.metadata.get("experiment_id") == first
     ]
     assert len(sandboxes) == 2 and {s.state for s in sandboxes} == {"destroyed"}

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import httpx
 import pytest
 
 from polarity_keystone.server import create_api_key
-from polarity_keystone.store import open_store
+from polarity_keystone.store import SandboxRecord, open_store
 from tests.ks_serve import start_ks_serve
 from tests.server.server_api import Api, MakeApi, spec_yaml
 
@@ -416,6 +417,7 @@ def test_a_300_mb_body_is_refused_at_once_while_the_server_stays_small_and_answe
 
 
 def test_an_error_never_echoes_a_huge_input_or_lists_every_problem(api: Api) -> None:
+    api.context.store.put_sandbox(SandboxRecord("sb-x", "s", "ready", "test", datetime.now(UTC), None))
     seed = api.client.post("/v1/runs", json={"spec_id": "s", "seed": "7" * MiB})
     duration = api.client.post("/v1/sandboxes/sb-x/timeout", json={"timeout": "a" * MiB})
     key = api.client.post("/v1/experiments/exp-x/extend", json={"replicas": {"k" * MiB: 2}})
@@ -456,7 +458,7 @@ def test_a_spec_stored_before_the_loader_had_limits_is_listed_without_expanding_
     """A store may hold a spec text no upload would accept today (written by an older server): listing
     it reads its description with the loader's limits instead of expanding the aliases."""
     bomb = ALIAS_BOMB.replace("id: bomb", "id: bomb\ndescription: *i")
-    api.context.store.put_spec("stored-bomb", bomb, "0" * 64)
+    api.context.store.put_spec("default", "stored-bomb", bomb, "0" * 64)
 
     started = time.monotonic()
     listed = api.client.get("/v1/specs/stored-bomb")

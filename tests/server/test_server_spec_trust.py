@@ -44,7 +44,7 @@ def test_a_shared_server_refuses_a_spec_secret_read_on_the_server_with_a_400_nam
     assert "send its value with the request" in message
     assert "ks serve --secret API_KEY=env:VAR" in message
     assert not marker.exists()  # the command never ran on the server
-    assert api.context.store.list_experiments(cursor=None, limit=10).items == []
+    assert api.context.store.list_experiments("default", cursor=None, limit=10).items == []
 
 
 def test_sandbox_creation_is_refused_before_anything_boots(make_api: MakeApi, tmp_path: Path) -> None:

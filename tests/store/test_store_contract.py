@@ -105,72 +105,72 @@ def test_an_api_key_id_or_hash_cannot_be_added_twice(store: Store) -> None:
 
 
 def test_each_distinct_upload_is_a_new_version_and_the_latest_content_again_is_not(store: Store) -> None:
-    first = store.put_spec("refunds", "v: 1", "sha-1")
-    second = store.put_spec("refunds", "v: 2", "sha-2")
-    again = store.put_spec("refunds", "v: 2", "sha-2")
-    back_to_first = store.put_spec("refunds", "v: 1", "sha-1")
+    first = store.put_spec("default", "refunds", "v: 1", "sha-1")
+    second = store.put_spec("default", "refunds", "v: 2", "sha-2")
+    again = store.put_spec("default", "refunds", "v: 2", "sha-2")
+    back_to_first = store.put_spec("default", "refunds", "v: 1", "sha-1")
 
     assert (first.version, second.version, again.version, back_to_first.version) == (1, 2, 2, 3)
     assert again == second
-    assert store.get_spec("refunds") == back_to_first
-    assert store.get_spec("refunds", 1) == first
-    assert store.get_spec("refunds", 2).yaml == "v: 2"
+    assert store.get_spec("default", "refunds") == back_to_first
+    assert store.get_spec("default", "refunds", 1) == first
+    assert store.get_spec("default", "refunds", 2).yaml == "v: 2"
     with pytest.raises(NotFound):
-        store.get_spec("refunds", 4)
+        store.get_spec("default", "refunds", 4)
     with pytest.raises(NotFound):
-        store.get_spec("unknown")
+        store.get_spec("default", "unknown")
 
 
 def test_deleting_a_spec_hides_every_version_and_a_new_upload_starts_above_them(store: Store) -> None:
-    store.put_spec("refunds", "v: 1", "sha-1")
-    store.put_spec("refunds", "v: 2", "sha-2")
-    store.put_spec("other", "v: 1", "sha-o")
+    store.put_spec("default", "refunds", "v: 1", "sha-1")
+    store.put_spec("default", "refunds", "v: 2", "sha-2")
+    store.put_spec("default", "other", "v: 1", "sha-o")
 
-    store.delete_spec("refunds")
+    store.delete_spec("default", "refunds")
 
     for version in (None, 1, 2):
         with pytest.raises(NotFound):
-            store.get_spec("refunds", version)
-    assert [spec.id for spec in store.list_specs(cursor=None, limit=10).items] == ["other"]
+            store.get_spec("default", "refunds", version)
+    assert [spec.id for spec in store.list_specs("default", cursor=None, limit=10).items] == ["other"]
     with pytest.raises(NotFound):
-        store.delete_spec("refunds")
+        store.delete_spec("default", "refunds")
 
-    revived = store.put_spec("refunds", "v: 2", "sha-2")
+    revived = store.put_spec("default", "refunds", "v: 2", "sha-2")
     assert revived.version == 3
-    assert store.get_spec("refunds") == revived
+    assert store.get_spec("default", "refunds") == revived
     with pytest.raises(NotFound):
-        store.get_spec("refunds", 2)
-    assert [spec.id for spec in store.list_specs(cursor=None, limit=10).items] == ["other", "refunds"]
+        store.get_spec("default", "refunds", 2)
+    assert [spec.id for spec in store.list_specs("default", cursor=None, limit=10).items] == ["other", "refunds"]
 
 
 def test_concurrent_uploads_of_one_spec_get_distinct_versions(store: Store) -> None:
-    specs = race(6, lambda index: store.put_spec("refunds", f"v: {index}", f"sha-{index}"))
+    specs = race(6, lambda index: store.put_spec("default", "refunds", f"v: {index}", f"sha-{index}"))
 
     assert sorted(spec.version for spec in specs) == [1, 2, 3, 4, 5, 6]
-    assert store.get_spec("refunds").version == 6
+    assert store.get_spec("default", "refunds").version == 6
 
 
 def test_concurrent_uploads_of_the_same_content_make_one_version(store: Store) -> None:
-    specs = race(6, lambda _: store.put_spec("refunds", "v: 1", "sha-1"))
+    specs = race(6, lambda _: store.put_spec("default", "refunds", "v: 1", "sha-1"))
 
     assert {spec.version for spec in specs} == {1}
 
 
 def test_specs_list_the_latest_versions_by_id_in_pages_stable_under_inserts(store: Store) -> None:
     for spec_id in ("b", "d", "f", "h"):
-        store.put_spec(spec_id, "v: 1", "sha-1")
-    store.put_spec("d", "v: 2", "sha-2")
+        store.put_spec("default", spec_id, "v: 1", "sha-1")
+    store.put_spec("default", "d", "v: 2", "sha-2")
 
-    first = store.list_specs(cursor=None, limit=2)
+    first = store.list_specs("default", cursor=None, limit=2)
     assert [(spec.id, spec.version) for spec in first.items] == [("b", 1), ("d", 2)]
     assert first.next_cursor is not None and "d" not in first.next_cursor
 
-    store.put_spec("a", "v: 1", "sha-1")  # before the cursor: not shown again, nothing shifts
-    store.put_spec("e", "v: 1", "sha-1")  # after it: shown in its place
-    second = store.list_specs(cursor=first.next_cursor, limit=2)
+    store.put_spec("default", "a", "v: 1", "sha-1")  # before the cursor: not shown again, nothing shifts
+    store.put_spec("default", "e", "v: 1", "sha-1")  # after it: shown in its place
+    second = store.list_specs("default", cursor=first.next_cursor, limit=2)
     assert [spec.id for spec in second.items] == ["e", "f"]
     assert second.next_cursor is not None
-    third = store.list_specs(cursor=second.next_cursor, limit=2)
+    third = store.list_specs("default", cursor=second.next_cursor, limit=2)
     assert [spec.id for spec in third.items] == ["h"]
     assert third.next_cursor is None
 
@@ -178,14 +178,14 @@ def test_specs_list_the_latest_versions_by_id_in_pages_stable_under_inserts(stor
 def test_a_cursor_not_issued_for_the_listing_or_an_empty_page_is_refused(store: Store) -> None:
     store.add_experiment(experiment("e1"))
     store.add_experiment(experiment("e2"))
-    experiments_cursor = store.list_experiments(cursor=None, limit=1).next_cursor
+    experiments_cursor = store.list_experiments("default", cursor=None, limit=1).next_cursor
     assert experiments_cursor is not None
 
     for cursor in ("not a cursor", "", "eyJ4Ijox", experiments_cursor):
         with pytest.raises(InvalidCursor):
-            store.list_specs(cursor=cursor, limit=5)
+            store.list_specs("default", cursor=cursor, limit=5)
     with pytest.raises(ValueError, match="at least one"):
-        store.list_specs(cursor=None, limit=0)
+        store.list_specs("default", cursor=None, limit=0)
 
 
 # -- experiments
@@ -260,14 +260,14 @@ def test_experiments_list_newest_first_in_pages_stable_under_inserts(store: Stor
         store.add_experiment(experiment(f"e{index}", minute=index))
     store.add_experiment(experiment("e3b", minute=3))  # same time as e3: the id breaks the tie
 
-    first = store.list_experiments(cursor=None, limit=3)
+    first = store.list_experiments("default", cursor=None, limit=3)
     assert [item.id for item in first.items] == ["e4", "e3b", "e3"]
 
     store.add_experiment(experiment("e9", minute=9))
-    second = store.list_experiments(cursor=first.next_cursor, limit=3)
+    second = store.list_experiments("default", cursor=first.next_cursor, limit=3)
     assert [item.id for item in second.items] == ["e2", "e1", "e0"]
     assert second.next_cursor is None
-    assert [item.id for item in store.list_experiments(cursor=None, limit=1).items] == ["e9"]
+    assert [item.id for item in store.list_experiments("default", cursor=None, limit=1).items] == ["e9"]
 
 
 def test_experiments_filter_on_spec_status_and_every_given_metadata_pair(store: Store) -> None:
@@ -278,7 +278,7 @@ def test_experiments_filter_on_spec_status_and_every_given_metadata_pair(store: 
     store.add_experiment(experiment("other-spec", 3, spec_id="search", metadata=gate))
 
     def ids(**filters: Any) -> list[str]:
-        return [item.id for item in store.list_experiments(cursor=None, limit=10, **filters).items]
+        return [item.id for item in store.list_experiments("default", cursor=None, limit=10, **filters).items]
 
     assert ids(metadata={"repo": "acme/agents"}) == ["other-spec", "numeric", "feature", "main"]
     assert ids(metadata={"repo": "acme/agents", "branch": "main"}) == ["other-spec", "main"]
@@ -289,8 +289,8 @@ def test_experiments_filter_on_spec_status_and_every_given_metadata_pair(store: 
     assert ids(status="completed") == ["feature"]
     assert ids(spec_id="refunds", status="created") == ["numeric", "main"]
 
-    page = store.list_experiments(cursor=None, limit=1, metadata={"repo": "acme/agents"})
-    rest = store.list_experiments(cursor=page.next_cursor, limit=10, metadata={"repo": "acme/agents"})
+    page = store.list_experiments("default", cursor=None, limit=1, metadata={"repo": "acme/agents"})
+    rest = store.list_experiments("default", cursor=page.next_cursor, limit=10, metadata={"repo": "acme/agents"})
     assert [item.id for item in page.items + rest.items] == ["other-spec", "numeric", "feature", "main"]
 
 
@@ -331,9 +331,9 @@ def test_sandboxes_are_inserted_replaced_and_listed_by_owner(store: Store) -> No
     store.put_sandbox(ready)
 
     assert store.get_sandbox("sb-1") == ready
-    assert [s.id for s in store.list_sandboxes(owner=None)] == ["sb-1", "sb-2"]
-    assert [s.id for s in store.list_sandboxes(owner="key-1")] == ["sb-1"]
-    assert [s.id for s in store.list_sandboxes(owner="key-1", include_destroyed=True)] == ["sb-1", "sb-3"]
+    assert [s.id for s in store.list_sandboxes(project_id=None)] == ["sb-1", "sb-2"]
+    assert [s.id for s in store.list_sandboxes(project_id=None, owner="key-1")] == ["sb-1"]
+    assert [s.id for s in store.list_sandboxes(project_id=None, owner="key-1", include_destroyed=True)] == ["sb-1", "sb-3"]
     with pytest.raises(NotFound):
         store.get_sandbox("missing")
 
@@ -447,7 +447,7 @@ def test_idempotency_records_expire_after_24_hours(store: Store, clock: MovableC
 
 
 def test_everything_survives_closing_and_reopening(store_url: str, store: Store) -> None:
-    store.put_spec("refunds", "v: 1", "sha-1")
+    store.put_spec("default", "refunds", "v: 1", "sha-1")
     store.add_experiment(experiment("e1", status="running"))
     store.add_replica(ReplicaRecord("e1", "refund", 0, {"passed": True}, T0))
     event = store.append_event("experiment:e1", "progress", {"done": 1})
@@ -455,7 +455,7 @@ def test_everything_survives_closing_and_reopening(store_url: str, store: Store)
 
     reopened = open_store(store_url)
     try:
-        assert reopened.get_spec("refunds").version == 1
+        assert reopened.get_spec("default", "refunds").version == 1
         assert [item.id for item in reopened.unfinished_experiments()] == ["e1"]
         assert len(reopened.replicas("e1")) == 1
         assert reopened.events_after("experiment:e1", 0) == [event]

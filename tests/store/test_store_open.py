@@ -24,7 +24,7 @@ def test_a_sqlite_url_opens_a_wal_database_creating_its_folder(tmp_path: Path) -
 
     with contextlib.closing(open_store(url)) as store:
         assert isinstance(store, SqliteStore)
-        store.put_spec("refunds", "v: 1", "sha-1")
+        store.put_spec("default", "refunds", "v: 1", "sha-1")
 
     assert query(url, "PRAGMA journal_mode") == [("wal",)]
 
@@ -50,7 +50,7 @@ def test_both_postgres_schemes_open_a_postgres_store(store_url: str) -> None:
     for url in urls:
         with contextlib.closing(open_store(url)) as store:
             assert isinstance(store, SqliteStore if url.startswith("sqlite") else PostgresStore)
-            assert store.put_spec("refunds", "v: 1", "sha-1").version == 1
+            assert store.put_spec("default", "refunds", "v: 1", "sha-1").version == 1
 
 
 def test_more_threads_than_pooled_connections_all_get_their_turn(store_url: str) -> None:
@@ -81,7 +81,7 @@ def test_a_closed_store_refuses_work(store: Store) -> None:
     store.close()
 
     with pytest.raises(StoreError, match="closed"):
-        store.get_spec("refunds")
+        store.get_spec("default", "refunds")
 
 
 @pytest.mark.docker

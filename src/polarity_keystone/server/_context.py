@@ -3,31 +3,49 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import Request
 
-from ..store import open_store
-from ._blobs import LocalBlobStore
+from ..store import ExperimentRecord, NotFound, SandboxRecord, open_store
+from ._agents import AgentSnapshots
+from ._blobs import open_blob_store
 from ._bundle_cache import BundleCache, BundleLimits
 from ._engine import LazyEngine
 from ._events import EventBus
+from ._project_blobs import ProjectBlobs
 from ._ratelimit import RateLimiter
 from ._runner import ExperimentRunner
 from ._sandbox_manager import SandboxManager
 from ._settings import ServerSettings
+from ._snapshots import SnapshotLimits
 from ._spec_sources import SpecSources
 from ._webhooks import WebhookSender
 
+CompletionBody = Callable[["ServerContext", str, ExperimentRecord], dict[str, Any]]
+"""The body of a completion webhook of the given type (given by the routes, which build the responses)."""
+
 
 class ServerContext:
-    def __init__(self, settings: ServerSettings) -> None:
+    def __init__(self, settings: ServerSettings, completion_body: CompletionBody) -> None:
         self.settings = settings
         self.store = open_store(settings.store_url)
         self.bus = EventBus(self.store)
         self.limiter = RateLimiter(settings.read_rate, settings.write_rate)
         self.engine = LazyEngine(settings.backend_factory, settings.secret_policy)
-        self.blobs = LocalBlobStore(settings.data_path / "blobs")
+        backend = open_blob_store(settings.blob_store_url, settings.blob_store_endpoint, settings.data_path)
+        self.blobs = ProjectBlobs(self.store, backend, settings.max_blob_bytes_per_project)
         limits = BundleLimits(settings.max_bundle_bytes, settings.max_bundle_files)
+        self.agents = AgentSnapshots(
+            self.store,
+            self.blobs,
+            SnapshotLimits(
+                settings.max_snapshot_bytes,
+                settings.max_snapshot_unpacked_bytes,
+                settings.max_snapshot_members,
+            ),
+        )
         self.bundles = BundleCache(self.blobs, settings.data_path / "bundles", limits)
         self.specs = SpecSources(
             self.store,
@@ -37,7 +55,13 @@ class ServerContext:
             spec_root=settings.spec_root,
         )
         self.sandboxes = SandboxManager(self.store, self.bus, self.engine, settings.max_sandboxes_per_key)
-        self.webhooks = WebhookSender(settings.webhook_url, settings.webhook_secret)
+        self.webhooks = WebhookSender(
+            self.store,
+            lambda event_type, record: completion_body(self, event_type, record),
+            operator_url=settings.webhook_url,
+            operator_secret=settings.webhook_secret,
+            allow_private=settings.webhook_allow_private_networks,
+        )
         self.runner = ExperimentRunner(
             self.store,
             self.bus,
@@ -57,6 +81,21 @@ class ServerContext:
         self.runner.recover()
         self.sandboxes.recover()
         self.engine.start_in_background()
+
+    def experiment(self, project_id: str, experiment_id: str) -> ExperimentRecord:
+        """The experiment, if it belongs to the project; another project's is as unknown as a missing one
+        (NotFound), so its id says nothing about whether it exists."""
+        record = self.store.get_experiment(experiment_id)
+        if record.project_id != project_id:
+            raise NotFound(f"no experiment {experiment_id!r}")
+        return record
+
+    def sandbox(self, project_id: str, sandbox_id: str) -> SandboxRecord:
+        """The sandbox, if it belongs to the project (NotFound otherwise, as for `experiment`)."""
+        record = self.store.get_sandbox(sandbox_id)
+        if record.project_id != project_id:
+            raise NotFound(f"no sandbox {sandbox_id!r}")
+        return record
 
     def base_url(self, request: Request) -> str:
         """Where agents reach this server (their KEYSTONE_BASE_URL)."""

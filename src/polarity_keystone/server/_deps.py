@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ..store import DEFAULT_PROJECT
 from ._context import ServerContext
 from ._errors import Forbidden, InvalidRequest, NotFoundError, RateLimited, Unauthorized
 from ._events import last_event_id
@@ -49,10 +50,13 @@ class Principal:
     """The API key's id: owner of what it creates, and its rate-limit bucket."""
     kind: Literal["live", "sandbox", "local"]
     sandbox_id: str | None = None
+    project_id: str = DEFAULT_PROJECT
+    """What it sees: the resources of this project only."""
+    admin: bool = False
 
 
-LOCAL = Principal("local", "local")
-"""The caller of an embedded server that runs without auth."""
+LOCAL = Principal("local", "local", admin=True)
+"""The caller of an embedded server that runs without auth: its operator, in its one project."""
 READS = ("GET", "HEAD", "OPTIONS")
 
 bearer = HTTPBearer(
@@ -71,7 +75,7 @@ def identify(context: ServerContext, credentials: HTTPAuthorizationCredentials |
     record = context.store.api_key_by_hash(hash_key(credentials.credentials))
     if record is None or record.revoked:
         raise Unauthorized("invalid or revoked API key")
-    return Principal(record.id, record.kind, record.sandbox_id)
+    return Principal(record.id, record.kind, record.sandbox_id, record.project_id, record.admin)
 
 
 def charge(context: ServerContext, principal: Principal, method: str) -> None:
@@ -104,9 +108,14 @@ def live_key(principal: Authenticated) -> Principal:
 LiveKey = Annotated[Principal, Depends(live_key)]
 
 
-def sandbox_scoped(sandbox_id: str, principal: Authenticated) -> Principal:
-    if principal.kind == "sandbox" and principal.sandbox_id != sandbox_id:
-        raise Forbidden(f"this sandbox token belongs to sandbox {principal.sandbox_id}, not {sandbox_id}")
+def sandbox_scoped(sandbox_id: str, principal: Authenticated, context: Context) -> Principal:
+    """A sandbox token passes for its own sandbox only (403 otherwise); a key for its project's
+    sandboxes only (another project's answers 404, as an unknown one does)."""
+    if principal.kind == "sandbox":
+        if principal.sandbox_id != sandbox_id:
+            raise Forbidden(f"this sandbox token belongs to sandbox {principal.sandbox_id}, not {sandbox_id}")
+    else:
+        context.sandbox(principal.project_id, sandbox_id)
     return principal
 
 

@@ -9,7 +9,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime
 
-from ..store import ApiKeyRecord, Store
+from ..store import DEFAULT_PROJECT, ApiKeyRecord, Store
 
 LIVE_PREFIX = "ks_live_"
 SANDBOX_PREFIX = "ks_sb_"
@@ -21,7 +21,9 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _issue(store: Store, name: str, prefix: str, sandbox_id: str | None) -> tuple[str, ApiKeyRecord]:
+def _issue(
+    store: Store, name: str, prefix: str, sandbox_id: str | None, project_id: str, *, admin: bool = False
+) -> tuple[str, ApiKeyRecord]:
     key = prefix + secrets.token_urlsafe(32)
     record = ApiKeyRecord(
         id=f"key_{secrets.token_hex(8)}",
@@ -31,16 +33,23 @@ def _issue(store: Store, name: str, prefix: str, sandbox_id: str | None) -> tupl
         kind="sandbox" if sandbox_id else "live",
         sandbox_id=sandbox_id,
         created_at=datetime.now(UTC),
+        project_id=project_id,
+        admin=admin,
     )
     store.add_api_key(record)
     return key, record
 
 
-def create_api_key(store: Store, name: str) -> tuple[str, ApiKeyRecord]:
-    """A new `ks_live_` key; the plaintext is returned once and never stored."""
-    return _issue(store, name, LIVE_PREFIX, None)
+def create_api_key(
+    store: Store, name: str, project_id: str = DEFAULT_PROJECT, *, admin: bool = False
+) -> tuple[str, ApiKeyRecord]:
+    """A new `ks_live_` key of an existing project (NotFound otherwise); the plaintext is returned once
+    and never stored."""
+    store.get_project(project_id)
+    return _issue(store, name, LIVE_PREFIX, None, project_id, admin=admin)
 
 
-def create_sandbox_token(store: Store, sandbox_id: str) -> tuple[str, ApiKeyRecord]:
-    """A `ks_sb_` token that can only touch `sandbox_id`; revoked when the sandbox is destroyed."""
-    return _issue(store, f"sandbox {sandbox_id}", SANDBOX_PREFIX, sandbox_id)
+def create_sandbox_token(store: Store, sandbox_id: str, project_id: str) -> tuple[str, ApiKeyRecord]:
+    """A `ks_sb_` token that can only touch `sandbox_id` (of `project_id`); revoked when the sandbox is
+    destroyed."""
+    return _issue(store, f"sandbox {sandbox_id}", SANDBOX_PREFIX, sandbox_id, project_id)

@@ -15,6 +15,7 @@ from ..engine import new_experiment_seed, scenarios_of
 from ..secrets import require_available
 from ..store import ExperimentRecord
 from ._context import ServerContext
+from ._deps import Principal
 from ._errors import InvalidRequest
 
 ID_PREFIX = {"run": "run_", "replica_suite": "rep_"}
@@ -39,13 +40,13 @@ class Plan:
     """A run's own seed (replayed exactly)."""
 
 
-def record_experiment(context: ServerContext, owner: str, plan: Plan) -> ExperimentRecord:
+def record_experiment(context: ServerContext, caller: Principal, plan: Plan) -> ExperimentRecord:
     """Store a `created` experiment for `plan` and hold its secrets for the run. Raises NotFound for an
     unknown spec, SpecError if it no longer validates, SecretError for a secret the server may not
     read (see SecretPolicy), InvalidRequest for inputs that are no cell."""
-    spec = context.store.get_spec(plan.spec_id, plan.spec_version)
+    spec = context.store.get_spec(caller.project_id, plan.spec_id, plan.spec_version)
     source_dir, bundle = context.specs.source_dir(spec), context.specs.bundle(spec)
-    loaded = context.specs.load(spec.id, spec.version, source_dir, bundle)
+    loaded = context.specs.load(spec.project_id, spec.id, spec.version, source_dir, bundle)
     require_available(loaded.spec.secrets, plan.secrets, context.settings.secret_policy)
     cells = scenarios_of(loaded.spec.parallelism.matrix, loaded.spec.id)
     if plan.inputs is not None:
@@ -78,10 +79,11 @@ def record_experiment(context: ServerContext, owner: str, plan: Plan) -> Experim
         spec_version=spec.version,
         status="created",
         created_at=datetime.now(UTC),
-        owner=owner,
+        owner=caller.id,
         metadata=plan.metadata,
         options=options,
         progress={"total": replicas * len(cells), **zero, "status": "created"},
+        project_id=caller.project_id,
     )
     context.store.add_experiment(record)
     context.runner.hold_secrets(record.id, plan.secrets)

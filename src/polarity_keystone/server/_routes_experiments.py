@@ -75,7 +75,7 @@ def create_experiment(body: ExperimentCreate, context: Context, caller: LiveKey)
         concurrency=body.concurrency,
         seed=body.seed,
     )
-    return experiment_out(record_experiment(context, caller.id, plan))
+    return experiment_out(record_experiment(context, caller, plan))
 
 
 @router.get(
@@ -88,7 +88,7 @@ def create_experiment(body: ExperimentCreate, context: Context, caller: LiveKey)
 def list_experiments(
     request: Request,
     context: Context,
-    _: LiveKey,
+    caller: LiveKey,
     pager: Paging,
     spec_id: str | None = None,
     status: str | None = None,
@@ -99,6 +99,7 @@ def list_experiments(
         if key.startswith(METADATA_PREFIX) and len(key) > len(METADATA_PREFIX)
     }
     page = context.store.list_experiments(
+        caller.project_id,
         cursor=pager.cursor, limit=pager.limit, spec_id=spec_id, status=status, metadata=metadata or None
     )
     return pager.answer(page, experiment_out)
@@ -115,14 +116,18 @@ def _results(context: ServerContext, record: ExperimentRecord) -> dict[str, Any]
     summary="Get RunResults (partial while running) with status and progress",
     responses=error_responses(403, 404),
 )
-def get_experiment(experiment_id: str, context: Context, _: LiveKey) -> Response:
-    record = context.store.get_experiment(experiment_id)
-    document = {
+def get_experiment(experiment_id: str, context: Context, caller: LiveKey) -> Response:
+    document = experiment_document(context, context.experiment(caller.project_id, experiment_id))
+    # Built as JSON directly: results can be large, and they were validated when they were stored.
+    return Response(json.dumps(document), media_type="application/json")
+
+
+def experiment_document(context: ServerContext, record: ExperimentRecord) -> dict[str, Any]:
+    """The experiment as `GET /v1/experiments/{id}` answers it (and `experiment.completed` sends it)."""
+    return {
         **_results(context, record),
         **experiment_out(record).model_dump(mode="json", exclude={"options"}),
     }
-    # Built as JSON directly: results can be large, and they were validated when they were stored.
-    return Response(json.dumps(document), media_type="application/json")
 
 
 @router.post(
@@ -133,7 +138,7 @@ def get_experiment(experiment_id: str, context: Context, _: LiveKey) -> Response
     responses=error_responses(403, 404, 409, 503),
 )
 def run_experiment(experiment_id: str, request: Request, context: Context, caller: LiveKey) -> ExperimentOut:
-    record = context.store.get_experiment(experiment_id)
+    record = context.experiment(caller.project_id, experiment_id)
     return experiment_out(context.runner.start(record, caller.id, context.base_url(request)))
 
 
@@ -151,15 +156,15 @@ def run_experiment(experiment_id: str, request: Request, context: Context, calle
 def extend_experiment(
     experiment_id: str, body: ExperimentExtend, request: Request, context: Context, caller: LiveKey
 ) -> ExperimentOut:
-    record = context.store.get_experiment(experiment_id)
+    record = context.experiment(caller.project_id, experiment_id)
     extended = context.runner.extend(
         record, body.replicas, body.secrets, caller.id, context.base_url(request)
     )
     return experiment_out(extended)
 
 
-def _finished_results(context: ServerContext, experiment_id: str) -> RunResults:
-    record = context.store.get_experiment(experiment_id)
+def _finished_results(context: ServerContext, project_id: str, experiment_id: str) -> RunResults:
+    record = context.experiment(project_id, experiment_id)
     if record.status not in TERMINAL:
         raise WrongState(f"experiment {experiment_id} is {record.status}; compare needs finished experiments")
     return RunResults.model_validate(_results(context, record))
@@ -173,9 +178,9 @@ def _finished_results(context: ServerContext, experiment_id: str) -> RunResults:
     "unchanged or inconclusive, at `alpha` after the `correction`, for changes of at least `min_effect`.",
     responses=error_responses(403, 404, 409),
 )
-def compare_experiments(body: CompareRequest, context: Context, _: LiveKey) -> dict[str, Any]:
-    baseline = _finished_results(context, body.baseline_id)
-    candidate = _finished_results(context, body.candidate_id)
+def compare_experiments(body: CompareRequest, context: Context, caller: LiveKey) -> dict[str, Any]:
+    baseline = _finished_results(context, caller.project_id, body.baseline_id)
+    candidate = _finished_results(context, caller.project_id, body.candidate_id)
     defaults = RegressionPolicy()
     policy = RegressionPolicy(
         alpha=defaults.alpha if body.alpha is None else body.alpha,
@@ -198,10 +203,10 @@ def compare_experiments(body: CompareRequest, context: Context, _: LiveKey) -> d
 async def stream_experiment(
     experiment_id: str,
     context: Context,
-    _: LiveKey,
+    caller: LiveKey,
     after: ResumeAfter,
 ) -> StreamingResponse:
-    await run_in_threadpool(context.store.get_experiment, experiment_id)
+    await run_in_threadpool(context.experiment, caller.project_id, experiment_id)
     events = context.bus.follow(
         experiment_stream(experiment_id),
         after,
@@ -217,8 +222,8 @@ async def stream_experiment(
     summary="Aggregate metrics of one experiment",
     responses=error_responses(403, 404),
 )
-def metrics(experiment_id: str, context: Context, _: LiveKey) -> dict[str, Any]:
-    record = context.store.get_experiment(experiment_id)
+def metrics(experiment_id: str, context: Context, caller: LiveKey) -> dict[str, Any]:
+    record = context.experiment(caller.project_id, experiment_id)
     results = RunResults.model_validate(_results(context, record))
     events = [
         event
@@ -227,5 +232,7 @@ def metrics(experiment_id: str, context: Context, _: LiveKey) -> dict[str, Any]:
         if replica.sandbox_id
         for event in context.store.trace_events(replica.sandbox_id)
     ]
-    history = context.store.list_experiments(cursor=None, limit=HISTORY, spec_id=record.spec_id).items
+    history = context.store.list_experiments(
+        record.project_id, cursor=None, limit=HISTORY, spec_id=record.spec_id
+    ).items
     return experiment_metrics(record, results, events, history)

@@ -19,7 +19,7 @@ from ..engine import SEED_BITS, replica_seed
 from ..results import InvariantResult, ReplicaResult, RunResults
 from ..store import EventRecord, ExperimentRecord
 from ._context import ServerContext
-from ._deps import Context, LiveKey, ResumeAfter
+from ._deps import Context, LiveKey, Principal, ResumeAfter
 from ._errors import AtCapacity, InvalidRequest, NotFoundError
 from ._events import Render, experiment_event_ends, experiment_stream, sse_response
 from ._models import (
@@ -44,11 +44,11 @@ router = APIRouter(tags=["Runs"])
 _ENDED = ("failed", "cancelled", "interrupted")
 
 
-def _start(context: ServerContext, request: Request, owner: str, plan: Plan) -> ExperimentRecord:
+def _start(context: ServerContext, request: Request, caller: Principal, plan: Plan) -> ExperimentRecord:
     """Record and start at once; refused (503) runs are cancelled, not left waiting."""
-    record = record_experiment(context, owner, plan)
+    record = record_experiment(context, caller, plan)
     try:
-        return context.runner.start(record, owner, context.base_url(request))
+        return context.runner.start(record, caller.id, context.base_url(request))
     except AtCapacity:
         context.store.transition_experiment(
             record.id, ("created",), "cancelled", error="refused: at capacity"
@@ -56,8 +56,8 @@ def _start(context: ServerContext, request: Request, owner: str, plan: Plan) -> 
         raise
 
 
-def _of_kind(context: ServerContext, experiment_id: str, kind: str) -> ExperimentRecord:
-    record = context.store.get_experiment(experiment_id)
+def _of_kind(context: ServerContext, caller: Principal, experiment_id: str, kind: str) -> ExperimentRecord:
+    record = context.experiment(caller.project_id, experiment_id)
     if record.options.get("kind") != kind:
         raise NotFoundError(f"{kind.replace('_', ' ')} {experiment_id} does not exist")
     return record
@@ -91,7 +91,7 @@ def _sandbox_id(context: ServerContext, record: ExperimentRecord, replica: Repli
     """The finished replica's sandbox, else the live one booting or running it, else (none yet) empty."""
     if replica is not None:
         return replica.sandbox_id
-    live = context.store.list_sandboxes(owner=record.owner)
+    live = context.store.list_sandboxes(project_id=record.project_id, owner=record.owner)
     return next((s.id for s in live if s.metadata.get("experiment_id") == record.id), "")
 
 
@@ -134,14 +134,14 @@ def create_run(body: RunCreate, request: Request, context: Context, caller: Live
         inputs=body.inputs,
         replica_seed=random_bits.randbits(SEED_BITS) if body.seed is None else body.seed,
     )
-    return run_out(context, _start(context, request, caller.id, plan), context.base_url(request))
+    return run_out(context, _start(context, request, caller, plan), context.base_url(request))
 
 
 @router.get(
     "/v1/runs/{run_id}", response_model=RunOut, summary="Get a run", responses=error_responses(403, 404)
 )
-def get_run(run_id: str, request: Request, context: Context, _: LiveKey) -> RunOut:
-    return run_out(context, _of_kind(context, run_id, RUN), context.base_url(request))
+def get_run(run_id: str, request: Request, context: Context, caller: LiveKey) -> RunOut:
+    return run_out(context, _of_kind(context, caller, run_id, RUN), context.base_url(request))
 
 
 @router.get(
@@ -150,8 +150,8 @@ def get_run(run_id: str, request: Request, context: Context, _: LiveKey) -> RunO
     summary="A run's trajectory: what its agent reported (trace events) and what its sandbox audited",
     responses=error_responses(403, 404),
 )
-def get_trajectory(run_id: str, context: Context, _: LiveKey) -> RunTrajectory:
-    record = _of_kind(context, run_id, RUN)
+def get_trajectory(run_id: str, context: Context, caller: LiveKey) -> RunTrajectory:
+    record = _of_kind(context, caller, run_id, RUN)
     replica = _replica(context, record)
     sandbox_id = _sandbox_id(context, record, replica)
     events = context.store.trace_events(sandbox_id) if sandbox_id else []
@@ -180,7 +180,7 @@ def replay_run(
     caller: LiveKey,
     body: Annotated[RunReplay | None, Body()] = None,
 ) -> RunOut:
-    original = _of_kind(context, run_id, RUN)
+    original = _of_kind(context, caller, run_id, RUN)
     plan = Plan(
         name=f"replay of {run_id}",
         spec_id=original.spec_id,
@@ -192,7 +192,7 @@ def replay_run(
         inputs=original.options["scenarios"][0]["parameters"],
         replica_seed=int(original.options["replica_seed"]),
     )
-    return run_out(context, _start(context, request, caller.id, plan), context.base_url(request))
+    return run_out(context, _start(context, request, caller, plan), context.base_url(request))
 
 
 def _run_event(event: EventRecord) -> tuple[str, dict[str, Any]]:
@@ -213,9 +213,9 @@ def _run_event(event: EventRecord) -> tuple[str, dict[str, Any]]:
 
 
 async def _stream(
-    context: ServerContext, experiment_id: str, kind: str, after: int, render: Render
+    context: ServerContext, caller: Principal, experiment_id: str, kind: str, after: int, render: Render
 ) -> StreamingResponse:
-    await run_in_threadpool(_of_kind, context, experiment_id, kind)
+    await run_in_threadpool(_of_kind, context, caller, experiment_id, kind)
     events = context.bus.follow(
         experiment_stream(experiment_id), after, experiment_event_ends, context.settings.stream_timeout_s
     )
@@ -231,10 +231,10 @@ async def _stream(
 async def stream_run(
     run_id: str,
     context: Context,
-    _: LiveKey,
+    caller: LiveKey,
     after: ResumeAfter,
 ) -> StreamingResponse:
-    return await _stream(context, run_id, RUN, after, _run_event)
+    return await _stream(context, caller, run_id, RUN, after, _run_event)
 
 
 # --- replica suites ----------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ def create_replica_suite(
         kind=REPLICA_SUITE,
         inputs=body.inputs,
     )
-    return suite_out(context, _start(context, request, caller.id, plan))
+    return suite_out(context, _start(context, request, caller, plan))
 
 
 @router.get(
@@ -303,8 +303,8 @@ def create_replica_suite(
     tags=["Replicas"],
     responses=error_responses(403, 404),
 )
-def get_replica_suite(suite_id: str, context: Context, _: LiveKey) -> ReplicaSuiteOut:
-    return suite_out(context, _of_kind(context, suite_id, REPLICA_SUITE))
+def get_replica_suite(suite_id: str, context: Context, caller: LiveKey) -> ReplicaSuiteOut:
+    return suite_out(context, _of_kind(context, caller, suite_id, REPLICA_SUITE))
 
 
 @router.get(
@@ -317,11 +317,12 @@ def get_replica_suite(suite_id: str, context: Context, _: LiveKey) -> ReplicaSui
 async def stream_replica_suite(
     suite_id: str,
     context: Context,
-    _: LiveKey,
+    caller: LiveKey,
     after: ResumeAfter,
 ) -> StreamingResponse:
     return await _stream(
         context,
+        caller,
         suite_id,
         REPLICA_SUITE,
         after,

@@ -121,12 +121,13 @@ def create_sandbox(body: SandboxCreate, request: Request, context: Context, call
         loaded, spec_id, version = image_spec(body.image, body.services), "", None
     else:
         assert body.spec_id is not None  # the body holds one or the other
-        spec = context.store.get_spec(body.spec_id, body.spec_version)
-        loaded = context.specs.load(spec.id, spec.version, context.specs.source_dir(spec))
+        spec = context.store.get_spec(caller.project_id, body.spec_id, body.spec_version)
+        loaded = context.specs.load(spec.project_id, spec.id, spec.version, context.specs.source_dir(spec))
         spec_id, version = spec.id, spec.version
     require_available(loaded.spec.secrets, body.secrets, context.settings.secret_policy)
     boot = BootRequest(
         owner=caller.id,
+        project_id=caller.project_id,
         loaded=loaded,
         spec_id=spec_id,
         spec_version=version,
@@ -145,8 +146,8 @@ def create_sandbox(body: SandboxCreate, request: Request, context: Context, call
     summary="List live sandboxes, oldest first",
     responses={**LIST_RESPONSES, **error_responses(403)},
 )
-def list_sandboxes(context: Context, _: LiveKey, pager: Paging) -> list[SandboxOut]:
-    live = context.store.list_sandboxes(owner=None)
+def list_sandboxes(context: Context, caller: LiveKey, pager: Paging) -> list[SandboxOut]:
+    live = context.store.list_sandboxes(project_id=caller.project_id)
     return pager.answer(pager.slice(live, "sandboxes", _list_position), sandbox_out)
 
 

@@ -101,7 +101,7 @@ def _spec_text(media: str, body: bytes) -> str:
 async def upload_spec(
     request: Request,
     context: Context,
-    _: LiveKey,
+    caller: LiveKey,
     source_dir: Annotated[
         str | None,
         Query(description="Embedded mode: the absolute directory the spec's relative paths are in."),
@@ -111,7 +111,9 @@ async def upload_spec(
     ] = "spec.yaml",
 ) -> SpecOut:
     text, manifest = _spec_upload(request.headers.get("content-type", ""), await request.body())
-    record, _loaded = await run_in_threadpool(context.specs.upload, text, filename, source_dir, manifest)
+    record, _loaded = await run_in_threadpool(
+        context.specs.upload, caller.project_id, text, filename, source_dir, manifest
+    )
     return spec_out(record)
 
 
@@ -121,18 +123,19 @@ async def upload_spec(
     summary="List specs (latest version of each)",
     responses={**LIST_RESPONSES, **error_responses(403)},
 )
-def list_specs(context: Context, _: LiveKey, pager: Paging) -> list[SpecOut]:
-    return pager.answer(context.store.list_specs(cursor=pager.cursor, limit=pager.limit), spec_out)
+def list_specs(context: Context, caller: LiveKey, pager: Paging) -> list[SpecOut]:
+    page = context.store.list_specs(caller.project_id, cursor=pager.cursor, limit=pager.limit)
+    return pager.answer(page, spec_out)
 
 
 @router.get("/{spec_id}", response_model=SpecOut, summary="Get a spec", responses=error_responses(403, 404))
 def get_spec(
     spec_id: str,
     context: Context,
-    _: LiveKey,
+    caller: LiveKey,
     version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> SpecOut:
-    return spec_out(context.store.get_spec(spec_id, version))
+    return spec_out(context.store.get_spec(caller.project_id, spec_id, version))
 
 
 @router.delete(
@@ -142,6 +145,6 @@ def get_spec(
     summary="Delete a spec",
     responses=error_responses(403, 404),
 )
-def delete_spec(spec_id: str, context: Context, _: LiveKey) -> Response:
-    context.store.delete_spec(spec_id)
+def delete_spec(spec_id: str, context: Context, caller: LiveKey) -> Response:
+    context.store.delete_spec(caller.project_id, spec_id)
     return Response(status_code=204)

@@ -62,7 +62,9 @@ RUN, REPLICA_SUITE = "run", "replica_suite"
 """`options["kind"]` of the experiments behind `/v1/runs` and `/v1/replicas` (the Keystone REST API's run
 and replica-suite routes): a run is one replica with a known seed, a replica suite N replicas; anything
 else is a plain experiment."""
-COMPLETED_WEBHOOK = {REPLICA_SUITE: "replica.completed"}
+COMPLETED_WEBHOOK = {RUN: "run.completed", REPLICA_SUITE: "replica.completed"}
+"""The webhook event an ending experiment of each kind sends; a plain experiment's is EXPERIMENT_COMPLETED."""
+EXPERIMENT_COMPLETED = "experiment.completed"
 
 
 _COUNTED = {"pass": "passed", "fail": "failed"}
@@ -85,7 +87,7 @@ class _ReplicaSandboxes(SandboxBackend):
         self,
         inner: SandboxBackend,
         manager: SandboxManager,
-        experiment_id: str,
+        experiment: ExperimentRecord,
         owner: str,
         base_url: str,
         redact: Redactor,
@@ -93,7 +95,8 @@ class _ReplicaSandboxes(SandboxBackend):
         self._inner = inner
         self._redact = redact
         self._manager = manager
-        self._experiment_id = experiment_id
+        self._experiment_id = experiment.id
+        self._project_id = experiment.project_id
         self._owner = owner
         self._base_url = base_url
         self._up: dict[str, Sandbox] = {}
@@ -103,7 +106,7 @@ class _ReplicaSandboxes(SandboxBackend):
         sandbox_id = new_sandbox_id()
         metadata = {"experiment_id": self._experiment_id}
         identity = self._manager.admit(
-            sandbox_id, self._owner, plan.spec_id, self._base_url, metadata, self._redact
+            sandbox_id, self._owner, self._project_id, plan.spec_id, self._base_url, metadata, self._redact
         )
         plan = replace(plan, sandbox_id=sandbox_id, env={**plan.env, **identity})
         try:
@@ -389,13 +392,19 @@ class ExperimentRunner:
         try:
             bundle = options.get("bundle")
             loaded = _planned_cells(
-                self._specs.load(running.spec_id, running.spec_version, options.get("source_dir"), bundle),
+                self._specs.load(
+                    running.project_id,
+                    running.spec_id,
+                    running.spec_version,
+                    options.get("source_dir"),
+                    bundle,
+                ),
                 options,
             )
             prepared = self._engine.prepare(loaded, secrets, bundle)
             redact = Redactor(prepared.secrets)
             sandboxes = _ReplicaSandboxes(
-                self._engine.backend(), self.sandboxes, record.id, owner, base_url, redact
+                self._engine.backend(), self.sandboxes, record, owner, base_url, redact
             )
             with self._lock:
                 self._running[record.id] = sandboxes
@@ -441,7 +450,7 @@ class ExperimentRunner:
     def finish(
         self, experiment_id: str, status: str, *, results: RunResults | None = None, error: str | None = None
     ) -> ExperimentRecord:
-        """Record the terminal state, end the event stream and send the webhook."""
+        """Record the terminal state, end the event stream and send the completion webhooks."""
         record = self.store.get_experiment(experiment_id)
         progress = {**record.progress, "status": status}
         changes: dict[str, Any] = {"finished_at": now(), "progress": progress, "error": error}
@@ -452,7 +461,8 @@ class ExperimentRunner:
         self.bus.publish(
             experiment_stream(experiment_id), "done" if status == "completed" else "error", summary
         )
-        self._webhooks.send(COMPLETED_WEBHOOK.get(record.options.get("kind", ""), "run.completed"), summary)
+        event_type = COMPLETED_WEBHOOK.get(record.options.get("kind", ""), EXPERIMENT_COMPLETED)
+        self._webhooks.send(event_type, record)
         return record
 
     def recover(self) -> None:
@@ -528,7 +538,7 @@ def _run_one(
 
 
 def terminal_summary(record: ExperimentRecord) -> dict[str, Any]:
-    """What a terminal event and the completion webhook say about an experiment."""
+    """What an experiment's terminal event (on its stream) says about it."""
     results = record.results or {}
     scenarios = results.get("scenarios") or []
     return {

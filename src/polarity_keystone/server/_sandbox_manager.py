@@ -49,6 +49,7 @@ class BootRequest:
     spec made from the request, `spec_id` empty and `spec_version` None)."""
 
     owner: str
+    project_id: str
     loaded: LoadedSpec
     spec_id: str
     spec_version: int | None
@@ -92,6 +93,7 @@ class SandboxManager:
         self,
         sandbox_id: str,
         owner: str,
+        project_id: str,
         spec_id: str,
         base_url: str,
         metadata: dict[str, Any],
@@ -99,13 +101,14 @@ class SandboxManager:
     ) -> dict[str, str]:
         """Record a sandbox about to boot and issue its token; returns the environment that tells its
         agent who it is and where the server is. `redact` hides its secrets in what the agent reports."""
-        token, key = create_sandbox_token(self._store, sandbox_id)
+        token, key = create_sandbox_token(self._store, sandbox_id, project_id)
         with self._lock:
             self._tokens[sandbox_id] = key.id
             self._redactors[sandbox_id] = redact
-        self._store.put_sandbox(
-            SandboxRecord(sandbox_id, spec_id, "creating", owner, datetime.now(UTC), None, metadata, {})
+        record = SandboxRecord(
+            sandbox_id, spec_id, "creating", owner, datetime.now(UTC), None, metadata, {}, project_id
         )
+        self._store.put_sandbox(record)
         return {
             "KEYSTONE_SANDBOX_ID": sandbox_id,
             "POLARITY_SANDBOX_ID": sandbox_id,
@@ -180,7 +183,13 @@ class SandboxManager:
             prepared, run_id=f"api-{sandbox_id}", scenario_id=spec.id, replica=0, seed=seed, parameters={}
         )
         identity = self.admit(
-            sandbox_id, owner, request.spec_id, request.base_url, request.metadata, plan.redact
+            sandbox_id,
+            owner,
+            request.project_id,
+            request.spec_id,
+            request.base_url,
+            request.metadata,
+            plan.redact,
         )
         timeout = request.timeout_s or spec.resources.timeout
         sandbox_plan: SandboxPlan = replace(
@@ -303,7 +312,7 @@ class SandboxManager:
     def recover(self) -> None:
         """At start-up nothing is live: sandboxes recorded as up belonged to a previous process (whose
         containers the reaper removes); mark them destroyed and revoke every sandbox token."""
-        for record in self._store.list_sandboxes(owner=None):
+        for record in self._store.list_sandboxes(project_id=None):
             self.retire(record.id, "destroyed", "the server restarted")
         for key in self._store.list_api_keys():
             if key.kind == "sandbox" and not key.revoked:

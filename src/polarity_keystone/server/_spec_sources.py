@@ -22,8 +22,8 @@ from ._errors import InvalidRequest
 from ._events import EventBus
 
 
-def spec_log(spec_id: str) -> str:
-    return f"spec:{spec_id}"
+def spec_log(project_id: str, spec_id: str) -> str:
+    return f"spec:{project_id}/{spec_id}"
 
 
 class SpecSources:
@@ -41,7 +41,7 @@ class SpecSources:
         self._bundles = bundles
         self._allow_local_paths = allow_local_paths
         self._spec_root = spec_root
-        self._uploads: dict[tuple[str, int], dict[str, str | None]] = {}
+        self._uploads: dict[tuple[str, str, int], dict[str, str | None]] = {}
         self._lock = threading.Lock()
 
     def _parse(self, text: str, filename: str, source_dir: str | None, bundle: str | None) -> LoadedSpec:
@@ -69,21 +69,28 @@ class SpecSources:
         return path
 
     def upload(
-        self, text: str, filename: str, source_dir: str | None, manifest: Manifest | None = None
+        self,
+        project_id: str,
+        text: str,
+        filename: str,
+        source_dir: str | None,
+        manifest: Manifest | None = None,
     ) -> tuple[SpecRecord, LoadedSpec]:
         """Validate (SpecError with every issue) and store a new version, or the latest one if the text
         is unchanged (its files are then the ones of this upload: its `source_dir` or bundle)."""
         if manifest is not None and source_dir is not None:
             raise InvalidRequest("an upload names its files either by source_dir or by a bundle, not both")
-        bundle = self._bundles.accept(manifest) if manifest is not None else None
+        bundle = self._bundles.accept(manifest, project_id) if manifest is not None else None
         loaded = self._parse(text, filename, source_dir, bundle)
-        record = self._store.put_spec(loaded.spec.id, text, loaded.sha256)
+        record = self._store.put_spec(project_id, loaded.spec.id, text, loaded.sha256)
         origin = {"source_dir": source_dir, "bundle": bundle}
         self._bus.publish(
-            spec_log(record.id), "uploaded", {"version": record.version, "sha256": record.sha256, **origin}
+            spec_log(project_id, record.id),
+            "uploaded",
+            {"version": record.version, "sha256": record.sha256, **origin},
         )
         with self._lock:
-            self._uploads[(record.id, record.version)] = origin
+            self._uploads[(project_id, record.id, record.version)] = origin
         return record, loaded
 
     def source_dir(self, record: SpecRecord) -> str | None:
@@ -95,13 +102,13 @@ class SpecSources:
         return self._origin(record)["bundle"]
 
     def _origin(self, record: SpecRecord) -> dict[str, str | None]:
-        key = (record.id, record.version)
+        key = (record.project_id, record.id, record.version)
         with self._lock:
             if key in self._uploads:
                 return self._uploads[key]
         found: dict[str, str | None] = {"source_dir": None, "bundle": None}
         after = 0
-        while events := self._store.events_after(spec_log(record.id), after):
+        while events := self._store.events_after(spec_log(record.project_id, record.id), after):
             for event in events:
                 if event.data.get("version") == record.version:
                     found = {name: event.data.get(name) for name in found}
@@ -111,12 +118,17 @@ class SpecSources:
         return found
 
     def load(
-        self, spec_id: str, version: int | None, source_dir: str | None, bundle: str | None = None
+        self,
+        project_id: str,
+        spec_id: str,
+        version: int | None,
+        source_dir: str | None,
+        bundle: str | None = None,
     ) -> LoadedSpec:
         """A stored spec, validated again against its files (which may have changed since the upload,
         unless they came in a bundle). Without `source_dir` or `bundle`: the bundle of the version's
         latest upload, if it had one."""
-        record = self._store.get_spec(spec_id, version)
+        record = self._store.get_spec(project_id, spec_id, version)
         if source_dir is None and bundle is None:
             bundle = self.bundle(record)
         return self._parse(record.yaml, f"{spec_id}.yaml", source_dir, bundle)

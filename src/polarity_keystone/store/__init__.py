@@ -9,6 +9,8 @@ The server turns these into HTTP errors in its one error handler.
 """
 
 from ._base import (
+    DEFAULT_PROJECT,
+    AgentSnapshotRecord,
     ApiKeyRecord,
     Conflict,
     EventRecord,
@@ -18,12 +20,15 @@ from ._base import (
     InvalidCursor,
     NotFound,
     Page,
+    ProjectRecord,
     ReplicaRecord,
     SandboxRecord,
     SandboxStateName,
     SpecRecord,
     Store,
     StoreError,
+    WebhookDeliveryRecord,
+    WebhookRecord,
 )
 from ._codec import decode_cursor, encode_cursor
 from ._migrations import MIGRATIONS, Migration
@@ -33,8 +38,10 @@ from ._sql import IDEMPOTENCY_TTL, Clock
 from ._sqlite import SqliteStore
 
 __all__ = [
+    "DEFAULT_PROJECT",
     "IDEMPOTENCY_TTL",
     "MIGRATIONS",
+    "AgentSnapshotRecord",
     "ApiKeyRecord",
     "Clock",
     "Conflict",
@@ -47,6 +54,7 @@ __all__ = [
     "NotFound",
     "Page",
     "PostgresStore",
+    "ProjectRecord",
     "ReplicaRecord",
     "SandboxRecord",
     "SandboxStateName",
@@ -54,6 +62,8 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "WebhookDeliveryRecord",
+    "WebhookRecord",
     "decode_cursor",
     "encode_cursor",
     "open_store",

@@ -8,6 +8,7 @@ from its request handlers and from the experiment workers.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -15,6 +16,8 @@ from typing import Any, Generic, Literal, TypeVar
 ExperimentStatus = Literal["created", "queued", "running", "completed", "failed", "cancelled", "interrupted"]
 SandboxStateName = Literal["creating", "ready", "running", "error", "destroyed"]
 T = TypeVar("T")
+DEFAULT_PROJECT = "default"
+"""The project of the embedded server, and of every key and resource stored before projects existed."""
 
 
 class StoreError(Exception):
@@ -34,6 +37,13 @@ class InvalidCursor(StoreError):
 
 
 @dataclass(frozen=True)
+class ProjectRecord:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class ApiKeyRecord:
     id: str
     name: str
@@ -46,6 +56,10 @@ class ApiKeyRecord:
     """For `ks_sb_` tokens: the one sandbox they may touch."""
     created_at: datetime
     revoked: bool = False
+    project_id: str = DEFAULT_PROJECT
+    """The project whose resources the key sees; it sees nothing of another project."""
+    admin: bool = False
+    """An admin key may also create projects and keys (of any project)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,8 @@ class SpecRecord:
     yaml: str
     sha256: str
     created_at: datetime
+    project_id: str = DEFAULT_PROJECT
+    """Spec ids are per project: two projects may each have a spec `refunds`."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,7 @@ class ExperimentRecord:
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    project_id: str = DEFAULT_PROJECT
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,7 @@ class SandboxRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     """The Sandbox object the API returns (services, image, ...), as JSON."""
+    project_id: str = DEFAULT_PROJECT
 
 
 @dataclass(frozen=True)
@@ -136,6 +154,55 @@ class IdempotencyRecord:
     content_type: str | None = None
 
 
+@dataclass(frozen=True)
+class WebhookRecord:
+    """A project's subscription: `events` of its experiments are POSTed to `url`, signed with `secret`."""
+
+    id: str
+    project_id: str
+    url: str
+    events: list[str]
+    secret: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class WebhookDeliveryRecord:
+    """One event sent (or being sent) to one subscription: the last attempt's outcome."""
+
+    id: str
+    """Sent as `Keystone-Delivery`; the same on every retry."""
+    webhook_id: str
+    event_id: str
+    event_type: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    status_code: int | None
+    """The receiver's answer to the last attempt; None when it could not be reached."""
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AgentSnapshotRecord:
+    """One uploaded agent bundle of a project. Its tarball is the blob `digest` (sha256 hex) and its id is
+    `snap_<digest>`, so the same bytes are the same snapshot; versions count up per name, never reused."""
+
+    project_id: str
+    id: str
+    name: str
+    version: int
+    digest: str
+    size_bytes: int
+    entrypoint: list[str]
+    runtime: str | None
+    auth: dict[str, Any]
+    created_at: datetime
+    tags: tuple[str, ...] = ()
+    """The tags that point at this version now (a tag points at one version of its name)."""
+
+
 class Store(abc.ABC):
     """Persistence for the server. Implementations: `SqliteStore`, `PostgresStore` (`open_store(url)`)."""
 
@@ -143,7 +210,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
-    # -- API keys
+    # -- projects and API keys
+    @abc.abstractmethod
+    def add_project(self, record: ProjectRecord) -> None:
+        """Conflict when the id or the name is taken."""
+
+    @abc.abstractmethod
+    def get_project(self, project_id: str) -> ProjectRecord: ...
+
+    @abc.abstractmethod
+    def list_projects(self) -> list[ProjectRecord]: ...
+
     @abc.abstractmethod
     def add_api_key(self, record: ApiKeyRecord) -> None: ...
 
@@ -151,27 +228,28 @@ class Store(abc.ABC):
     def api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
 
     @abc.abstractmethod
-    def list_api_keys(self) -> list[ApiKeyRecord]: ...
+    def list_api_keys(self, project_id: str | None = None) -> list[ApiKeyRecord]:
+        """Every key, or those of one project."""
 
     @abc.abstractmethod
     def revoke_api_key(self, key_id: str) -> None: ...
 
     # -- specs
     @abc.abstractmethod
-    def put_spec(self, spec_id: str, yaml_text: str, sha256: str) -> SpecRecord:
+    def put_spec(self, project_id: str, spec_id: str, yaml_text: str, sha256: str) -> SpecRecord:
         """Store a new version (latest + 1); uploading the latest version's exact content again returns
         that version instead of adding one."""
 
     @abc.abstractmethod
-    def get_spec(self, spec_id: str, version: int | None = None) -> SpecRecord:
+    def get_spec(self, project_id: str, spec_id: str, version: int | None = None) -> SpecRecord:
         """The latest version, or the given one; NotFound if absent or deleted."""
 
     @abc.abstractmethod
-    def list_specs(self, *, cursor: str | None, limit: int) -> Page[SpecRecord]:
+    def list_specs(self, project_id: str, *, cursor: str | None, limit: int) -> Page[SpecRecord]:
         """Latest version of each spec, ordered by id."""
 
     @abc.abstractmethod
-    def delete_spec(self, spec_id: str) -> None: ...
+    def delete_spec(self, project_id: str, spec_id: str) -> None: ...
 
     # -- experiments
     @abc.abstractmethod
@@ -183,6 +261,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_experiments(
         self,
+        project_id: str,
         *,
         cursor: str | None,
         limit: int,
@@ -226,8 +305,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_sandboxes(
-        self, *, owner: str | None, include_destroyed: bool = False
-    ) -> list[SandboxRecord]: ...
+        self, *, project_id: str | None, owner: str | None = None, include_destroyed: bool = False
+    ) -> list[SandboxRecord]:
+        """Those of one project (every project's: None), of one key (`owner`) or all of them."""
 
     # -- trace events reported by agents
     @abc.abstractmethod
@@ -262,3 +342,88 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def abandon_idempotent(self, owner: str, key: str) -> None:
         """Drop a pending claim whose request failed with a 5xx, so a retry may run it again."""
+
+    # -- agent snapshots (every method reads and writes only the given project's)
+    @abc.abstractmethod
+    def put_agent_snapshot(
+        self,
+        project_id: str,
+        name: str,
+        digest: str,
+        size_bytes: int,
+        *,
+        entrypoint: list[str],
+        runtime: str | None,
+        auth: dict[str, Any],
+        tag: str | None,
+    ) -> AgentSnapshotRecord:
+        """Add the next version of `name`, or return the snapshot these bytes already are (moving `tag` to
+        it). Conflict when the bytes are already another agent's snapshot, or this one's with other
+        settings (entrypoint, runtime, auth)."""
+
+    @abc.abstractmethod
+    def get_agent_snapshot(self, project_id: str, snapshot_id: str) -> AgentSnapshotRecord: ...
+
+    @abc.abstractmethod
+    def resolve_agent(
+        self, project_id: str, name: str, *, version: int | None = None, tag: str | None = None
+    ) -> AgentSnapshotRecord:
+        """The given version, the version `tag` points at, or (neither given) the latest version."""
+
+    @abc.abstractmethod
+    def list_agents(self, project_id: str, *, cursor: str | None, limit: int) -> Page[AgentSnapshotRecord]:
+        """The latest version of each agent, ordered by name."""
+
+    @abc.abstractmethod
+    def list_agent_versions(
+        self, project_id: str, name: str, *, cursor: str | None, limit: int
+    ) -> Page[AgentSnapshotRecord]:
+        """The versions of one agent, newest first; NotFound when it has none."""
+
+    @abc.abstractmethod
+    def delete_agent_snapshot(self, project_id: str, snapshot_id: str) -> None:
+        """Delete one version (its number is never given again) and the tags pointing at it."""
+
+    # -- webhook subscriptions and their deliveries
+    @abc.abstractmethod
+    def add_webhook(self, record: WebhookRecord, *, max_per_project: int) -> None:
+        """Conflict when the project already has `max_per_project` subscriptions."""
+
+    @abc.abstractmethod
+    def get_webhook(self, project_id: str, webhook_id: str) -> WebhookRecord:
+        """NotFound when absent or another project's."""
+
+    @abc.abstractmethod
+    def list_webhooks(self, project_id: str, *, cursor: str | None, limit: int) -> Page[WebhookRecord]:
+        """Oldest first (by created_at, then id)."""
+
+    @abc.abstractmethod
+    def subscribed_webhooks(self, project_id: str, event_type: str) -> list[WebhookRecord]: ...
+
+    @abc.abstractmethod
+    def delete_webhook(self, project_id: str, webhook_id: str) -> None:
+        """Also drops its delivery log; NotFound when absent or another project's."""
+
+    @abc.abstractmethod
+    def put_webhook_delivery(self, record: WebhookDeliveryRecord, *, keep: int) -> None:
+        """Insert or replace; only the subscription's `keep` newest deliveries are kept. A delivery of a
+        subscription deleted meanwhile is not stored."""
+
+    @abc.abstractmethod
+    def webhook_deliveries(self, webhook_id: str) -> list[WebhookDeliveryRecord]:
+        """Oldest first."""
+
+    # -- blob owners: blobs are shared on disk, but a project may name in a bundle only the blobs it
+    # uploaded itself (or a manifest it sent)
+    @abc.abstractmethod
+    def add_blob_owner(self, project_id: str, sha256: str, size: int, max_project_bytes: int | None) -> bool:
+        """Record that the project holds the blob (a no-op when it already does). False, recording
+        nothing, when the project's blobs would then total more than `max_project_bytes`."""
+
+    @abc.abstractmethod
+    def owned_blobs(self, project_id: str, digests: Sequence[str]) -> set[str]:
+        """The digests of `digests` the project holds."""
+
+    @abc.abstractmethod
+    def blob_usage(self, project_id: str) -> int:
+        """The total size of the project's blobs, in bytes."""

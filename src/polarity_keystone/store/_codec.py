@@ -20,9 +20,11 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound="DataclassInstance")
 
-_JSON_FIELDS = frozenset({"metadata", "options", "progress", "results", "result", "info", "data"})
-_TIME_FIELDS = frozenset({"created_at", "started_at", "finished_at", "expires_at"})
-_BOOL_FIELDS = frozenset({"revoked"})
+_JSON_FIELDS = frozenset(
+    {"metadata", "options", "progress", "results", "result", "info", "data", "entrypoint", "auth", "events"}
+)
+_TIME_FIELDS = frozenset({"created_at", "started_at", "finished_at", "expires_at", "updated_at"})
+_BOOL_FIELDS = frozenset({"revoked", "admin"})
 
 
 def utc(moment: datetime) -> datetime:

@@ -120,6 +120,110 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX idempotency_created ON idempotency (created_at)",
         ),
     ),
+    Migration(
+        2,
+        "projects: every key and resource belongs to one; spec ids are per project",
+        (
+            """CREATE TABLE projects (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                created_at {timestamp} NOT NULL
+            )""",
+            "INSERT INTO projects (id, name, created_at) "
+            "VALUES ('default', 'default', '1970-01-01T00:00:00.000000+00:00')",
+            "ALTER TABLE api_keys ADD COLUMN project_id TEXT NOT NULL DEFAULT 'default'",
+            "ALTER TABLE api_keys ADD COLUMN admin BOOLEAN NOT NULL DEFAULT FALSE",
+            """CREATE TABLE project_specs (
+                project_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                yaml TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                created_at {timestamp} NOT NULL,
+                deleted BOOLEAN NOT NULL DEFAULT FALSE,
+                PRIMARY KEY (project_id, id, version)
+            )""",
+            "INSERT INTO project_specs (project_id, id, version, yaml, sha256, created_at, deleted) "
+            "SELECT 'default', id, version, yaml, sha256, created_at, deleted FROM specs",
+            "DROP TABLE specs",
+            "ALTER TABLE project_specs RENAME TO specs",
+            "ALTER TABLE experiments ADD COLUMN project_id TEXT NOT NULL DEFAULT 'default'",
+            "CREATE INDEX experiments_project_newest ON experiments (project_id, created_at, id)",
+            "ALTER TABLE sandboxes ADD COLUMN project_id TEXT NOT NULL DEFAULT 'default'",
+            "CREATE INDEX sandboxes_project ON sandboxes (project_id)",
+        ),
+    ),
+    Migration(
+        3,
+        "webhook subscriptions of a project, and the log of their deliveries",
+        (
+            """CREATE TABLE webhooks (
+                id TEXT PRIMARY KEY,
+                project_id TEXT NOT NULL,
+                url TEXT NOT NULL,
+                events {json} NOT NULL,
+                secret TEXT NOT NULL,
+                created_at {timestamp} NOT NULL
+            )""",
+            "CREATE INDEX webhooks_project ON webhooks (project_id, created_at, id)",
+            """CREATE TABLE webhook_deliveries (
+                id TEXT PRIMARY KEY,
+                webhook_id TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                status_code INTEGER,
+                error TEXT,
+                created_at {timestamp} NOT NULL,
+                updated_at {timestamp} NOT NULL
+            )""",
+            "CREATE INDEX webhook_deliveries_newest ON webhook_deliveries (webhook_id, created_at, id)",
+        ),
+    ),
+    Migration(
+        4,
+        "agent snapshots: content-addressed agent bundles, versioned per name, with movable tags",
+        (
+            """CREATE TABLE agent_snapshots (
+                project_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                digest TEXT NOT NULL,
+                size_bytes BIGINT NOT NULL,
+                entrypoint {json} NOT NULL,
+                runtime TEXT,
+                auth {json} NOT NULL,
+                created_at {timestamp} NOT NULL,
+                deleted BOOLEAN NOT NULL DEFAULT FALSE,
+                PRIMARY KEY (project_id, name, version)
+            )""",
+            # Deleted versions stay as tombstones, so their numbers are never given again; the same bytes
+            # uploaded after a delete are a new live row.
+            "CREATE UNIQUE INDEX agent_snapshots_live ON agent_snapshots (project_id, id) WHERE NOT deleted",
+            """CREATE TABLE agent_tags (
+                project_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                tag TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                PRIMARY KEY (project_id, name, tag)
+            )""",
+        ),
+    ),
+    Migration(
+        5,
+        "blob owners: the projects that uploaded each blob, and may name it in a bundle",
+        (
+            """CREATE TABLE blob_owners (
+                project_id TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                size BIGINT NOT NULL,
+                created_at {timestamp} NOT NULL,
+                PRIMARY KEY (project_id, sha256)
+            )""",
+        ),
+    ),
 )
 
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from ._base import (
+    AgentSnapshotRecord,
     ApiKeyRecord,
     Conflict,
     EventRecord,
@@ -26,10 +27,13 @@ from ._base import (
     IdempotencyRecord,
     NotFound,
     Page,
+    ProjectRecord,
     ReplicaRecord,
     SandboxRecord,
     SpecRecord,
     Store,
+    WebhookDeliveryRecord,
+    WebhookRecord,
 )
 from ._codec import decode, decode_cursor, encode, encode_cursor, from_row, timestamp, to_row, utc
 from ._connections import ConnectionPool
@@ -42,6 +46,9 @@ C = TypeVar("C", bound=DbConnection)
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 EVENTS_LOCK = 0x4B53_0002
+BLOB_OWNERS_LOCK = 0x4B53_0005
+_IN_LIST_LIMIT = 500
+"""Values bound in one `IN (...)` list, well under SQLite's limit on a statement's parameters."""
 _RACE_ATTEMPTS = 5
 _EXPERIMENT_CHANGES = frozenset(
     {"status", "progress", "results", "error", "started_at", "finished_at", "options", "metadata"}
@@ -109,7 +116,28 @@ class SqlStore(Store, Generic[C]):
                 continue
         return attempt()
 
-    # -- API keys
+    # -- projects and API keys
+    def add_project(self, record: ProjectRecord) -> None:
+        with self._write() as session:
+            taken = session.one(
+                "SELECT id FROM projects WHERE id = ? OR name = ?", (record.id, record.name)
+            )
+            if taken:
+                raise Conflict(f"a project named {record.name!r} or with id {record.id!r} exists")
+            session.run(*insert_sql("projects", to_row(record)))
+
+    def get_project(self, project_id: str) -> ProjectRecord:
+        with self._read() as session:
+            row = session.one("SELECT * FROM projects WHERE id = ?", (project_id,))
+        if row is None:
+            raise NotFound(f"no project {project_id!r}")
+        return from_row(ProjectRecord, row)
+
+    def list_projects(self) -> list[ProjectRecord]:
+        with self._read() as session:
+            rows = session.all("SELECT * FROM projects ORDER BY created_at, id")
+        return [from_row(ProjectRecord, row) for row in rows]
+
     def add_api_key(self, record: ApiKeyRecord) -> None:
         with self._write() as session:
             session.run(*insert_sql("api_keys", to_row(record)))
@@ -119,9 +147,10 @@ class SqlStore(Store, Generic[C]):
             row = session.one("SELECT * FROM api_keys WHERE key_hash = ?", (key_hash,))
         return from_row(ApiKeyRecord, row) if row else None
 
-    def list_api_keys(self) -> list[ApiKeyRecord]:
+    def list_api_keys(self, project_id: str | None = None) -> list[ApiKeyRecord]:
+        where, params = ("WHERE project_id = ?", (project_id,)) if project_id is not None else ("", ())
         with self._read() as session:
-            rows = session.all("SELECT * FROM api_keys ORDER BY created_at, id")
+            rows = session.all(f"SELECT * FROM api_keys {where} ORDER BY created_at, id", params)
         return [from_row(ApiKeyRecord, row) for row in rows]
 
     def revoke_api_key(self, key_id: str) -> None:
@@ -130,36 +159,46 @@ class SqlStore(Store, Generic[C]):
                 raise NotFound(f"no API key {key_id!r}")
 
     # -- specs
-    def put_spec(self, spec_id: str, yaml_text: str, sha256: str) -> SpecRecord:
+    def put_spec(self, project_id: str, spec_id: str, yaml_text: str, sha256: str) -> SpecRecord:
         def attempt() -> SpecRecord:
             with self._write() as session:
                 latest = session.one(
-                    "SELECT * FROM specs WHERE id = ? ORDER BY version DESC LIMIT 1", (spec_id,)
+                    "SELECT * FROM specs WHERE project_id = ? AND id = ? ORDER BY version DESC LIMIT 1",
+                    (project_id, spec_id),
                 )
                 if latest and not latest["deleted"] and latest["sha256"] == sha256:
                     return from_row(SpecRecord, latest)
                 version = latest["version"] + 1 if latest else 1
-                record = SpecRecord(spec_id, version, yaml_text, sha256, self._now())
+                record = SpecRecord(spec_id, version, yaml_text, sha256, self._now(), project_id)
                 session.run(*insert_sql("specs", to_row(record)))
                 return record
 
         return self._retry_races(attempt)
 
-    def get_spec(self, spec_id: str, version: int | None = None) -> SpecRecord:
+    def get_spec(self, project_id: str, spec_id: str, version: int | None = None) -> SpecRecord:
         with self._read() as session:
             if version is None:
                 row = session.one(
-                    "SELECT * FROM specs WHERE id = ? ORDER BY version DESC LIMIT 1", (spec_id,)
+                    "SELECT * FROM specs WHERE project_id = ? AND id = ? ORDER BY version DESC LIMIT 1",
+                    (project_id, spec_id),
                 )
             else:
-                row = session.one("SELECT * FROM specs WHERE id = ? AND version = ?", (spec_id, version))
+                row = session.one(
+                    "SELECT * FROM specs WHERE project_id = ? AND id = ? AND version = ?",
+                    (project_id, spec_id, version),
+                )
         if row is None or row["deleted"]:
             raise NotFound(f"no spec {spec_id!r}" + ("" if version is None else f" version {version}"))
         return from_row(SpecRecord, row)
 
-    def list_specs(self, *, cursor: str | None, limit: int) -> Page[SpecRecord]:
-        where = ["NOT s.deleted", "s.version = (SELECT MAX(v.version) FROM specs v WHERE v.id = s.id)"]
-        params: list[Any] = []
+    def list_specs(self, project_id: str, *, cursor: str | None, limit: int) -> Page[SpecRecord]:
+        where = [
+            "s.project_id = ?",
+            "NOT s.deleted",
+            "s.version = (SELECT MAX(v.version) FROM specs v "
+            "WHERE v.project_id = s.project_id AND v.id = s.id)",
+        ]
+        params: list[Any] = [project_id]
         if cursor is not None:
             where.append("s.id > ?")
             params.extend(decode_cursor(cursor, "specs", 1))
@@ -172,9 +211,13 @@ class SqlStore(Store, Generic[C]):
             [from_row(SpecRecord, row) for row in rows], limit, lambda spec: encode_cursor("specs", [spec.id])
         )
 
-    def delete_spec(self, spec_id: str) -> None:
+    def delete_spec(self, project_id: str, spec_id: str) -> None:
         with self._write() as session:
-            if not session.run("UPDATE specs SET deleted = TRUE WHERE id = ? AND NOT deleted", (spec_id,)):
+            deleted = session.run(
+                "UPDATE specs SET deleted = TRUE WHERE project_id = ? AND id = ? AND NOT deleted",
+                (project_id, spec_id),
+            )
+            if not deleted:
                 raise NotFound(f"no spec {spec_id!r}")
 
     # -- experiments
@@ -191,6 +234,7 @@ class SqlStore(Store, Generic[C]):
 
     def list_experiments(
         self,
+        project_id: str,
         *,
         cursor: str | None,
         limit: int,
@@ -200,8 +244,8 @@ class SqlStore(Store, Generic[C]):
     ) -> Page[ExperimentRecord]:
         """The cursor is the last item's (created_at, id), so experiments added meanwhile never shift
         later pages."""
-        where: list[str] = []
-        params: list[Any] = []
+        where: list[str] = ["project_id = ?"]
+        params: list[Any] = [project_id]
         for column, value in (("spec_id", spec_id), ("status", status)):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -212,10 +256,10 @@ class SqlStore(Store, Generic[C]):
         if cursor is not None:
             where.append("(created_at, id) < (?, ?)")
             params.extend(decode_cursor(cursor, "experiments", 2))
-        condition = f"WHERE {' AND '.join(where)}" if where else ""
         with self._read() as session:
             rows = session.all(
-                f"SELECT * FROM experiments {condition} ORDER BY created_at DESC, id DESC LIMIT ?",
+                f"SELECT * FROM experiments WHERE {' AND '.join(where)} "
+                "ORDER BY created_at DESC, id DESC LIMIT ?",
                 (*params, limit + 1),
             )
         return _page(
@@ -293,12 +337,15 @@ class SqlStore(Store, Generic[C]):
             raise NotFound(f"no sandbox {sandbox_id!r}")
         return from_row(SandboxRecord, row)
 
-    def list_sandboxes(self, *, owner: str | None, include_destroyed: bool = False) -> list[SandboxRecord]:
+    def list_sandboxes(
+        self, *, project_id: str | None, owner: str | None = None, include_destroyed: bool = False
+    ) -> list[SandboxRecord]:
         where = ["1 = 1"]
         params: list[Any] = []
-        if owner is not None:
-            where.append("owner = ?")
-            params.append(owner)
+        for column, value in (("project_id", project_id), ("owner", owner)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
         if not include_destroyed:
             where.append("state <> 'destroyed'")
         with self._read() as session:
@@ -385,6 +432,303 @@ class SqlStore(Store, Generic[C]):
             session.run(
                 "DELETE FROM idempotency WHERE owner = ? AND key = ? AND state = 'pending'", (owner, key)
             )
+
+    # -- agent snapshots
+    def put_agent_snapshot(
+        self,
+        project_id: str,
+        name: str,
+        digest: str,
+        size_bytes: int,
+        *,
+        entrypoint: list[str],
+        runtime: str | None,
+        auth: dict[str, Any],
+        tag: str | None,
+    ) -> AgentSnapshotRecord:
+        snapshot_id = f"snap_{digest}"
+
+        def attempt() -> AgentSnapshotRecord:
+            with self._write() as session:
+                live = session.one(
+                    "SELECT * FROM agent_snapshots WHERE project_id = ? AND id = ? AND NOT deleted",
+                    (project_id, snapshot_id),
+                )
+                if live is None:
+                    latest = session.one(
+                        "SELECT MAX(version) AS version FROM agent_snapshots "
+                        "WHERE project_id = ? AND name = ?",
+                        (project_id, name),
+                    )
+                    version = (latest["version"] if latest and latest["version"] else 0) + 1
+                    row = {
+                        "project_id": project_id,
+                        "id": snapshot_id,
+                        "name": name,
+                        "version": version,
+                        "digest": digest,
+                        "size_bytes": size_bytes,
+                        "entrypoint": encode("entrypoint", entrypoint),
+                        "runtime": runtime,
+                        "auth": encode("auth", auth),
+                        "created_at": timestamp(self._now()),
+                    }
+                    session.run(*insert_sql("agent_snapshots", row))
+                else:
+                    _same_snapshot(live, name, entrypoint, runtime, auth)
+                    version = live["version"]
+                if tag is not None:
+                    session.run(
+                        *insert_sql(
+                            "agent_tags",
+                            {"project_id": project_id, "name": name, "tag": tag, "version": version},
+                            "ON CONFLICT (project_id, name, tag) DO UPDATE SET version = excluded.version",
+                        )
+                    )
+                stored = session.one(
+                    "SELECT * FROM agent_snapshots WHERE project_id = ? AND id = ? AND NOT deleted",
+                    (project_id, snapshot_id),
+                )
+                return _with_tags(session, project_id, [stored] if stored else [])[0]
+
+        return self._retry_races(attempt)
+
+    def get_agent_snapshot(self, project_id: str, snapshot_id: str) -> AgentSnapshotRecord:
+        with self._read() as session:
+            rows = session.all(
+                "SELECT * FROM agent_snapshots WHERE project_id = ? AND id = ? AND NOT deleted",
+                (project_id, snapshot_id),
+            )
+            if not rows:
+                raise NotFound(f"no agent snapshot {snapshot_id!r}")
+            return _with_tags(session, project_id, rows)[0]
+
+    def resolve_agent(
+        self, project_id: str, name: str, *, version: int | None = None, tag: str | None = None
+    ) -> AgentSnapshotRecord:
+        where = "s.project_id = ? AND s.name = ? AND NOT s.deleted"
+        params: tuple[Any, ...] = (project_id, name)
+        if tag is not None:
+            where += (
+                " AND s.version = (SELECT t.version FROM agent_tags t"
+                " WHERE t.project_id = s.project_id AND t.name = s.name AND t.tag = ?)"
+            )
+            params += (tag,)
+            missing = f"agent {name!r} has no tag {tag!r}"
+        elif version is not None:
+            where += " AND s.version = ?"
+            params += (version,)
+            missing = f"agent {name!r} has no version {version}"
+        else:
+            missing = f"no agent {name!r}"
+        with self._read() as session:
+            rows = session.all(
+                f"SELECT s.* FROM agent_snapshots s WHERE {where} ORDER BY s.version DESC LIMIT 1", params
+            )
+            if not rows:
+                raise NotFound(missing)
+            return _with_tags(session, project_id, rows)[0]
+
+    def list_agents(self, project_id: str, *, cursor: str | None, limit: int) -> Page[AgentSnapshotRecord]:
+        where = [
+            "s.project_id = ?",
+            "NOT s.deleted",
+            "s.version = (SELECT MAX(v.version) FROM agent_snapshots v"
+            " WHERE v.project_id = s.project_id AND v.name = s.name AND NOT v.deleted)",
+        ]
+        params: list[Any] = [project_id]
+        if cursor is not None:
+            where.append("s.name > ?")
+            params.extend(decode_cursor(cursor, "agents", 1))
+        with self._read() as session:
+            rows = session.all(
+                f"SELECT s.* FROM agent_snapshots s WHERE {' AND '.join(where)} ORDER BY s.name LIMIT ?",
+                (*params, limit + 1),
+            )
+            records = _with_tags(session, project_id, rows)
+        return _page(records, limit, lambda item: encode_cursor("agents", [item.name]))
+
+    def list_agent_versions(
+        self, project_id: str, name: str, *, cursor: str | None, limit: int
+    ) -> Page[AgentSnapshotRecord]:
+        where = ["project_id = ?", "name = ?", "NOT deleted"]
+        params: list[Any] = [project_id, name]
+        if cursor is not None:
+            where.append("version < ?")
+            params.extend(decode_cursor(cursor, "agent-versions", 1))
+        with self._read() as session:
+            rows = session.all(
+                f"SELECT * FROM agent_snapshots WHERE {' AND '.join(where)} ORDER BY version DESC LIMIT ?",
+                (*params, limit + 1),
+            )
+            if not rows and cursor is None:
+                raise NotFound(f"no agent {name!r}")
+            records = _with_tags(session, project_id, rows)
+        return _page(records, limit, lambda item: encode_cursor("agent-versions", [item.version]))
+
+    def delete_agent_snapshot(self, project_id: str, snapshot_id: str) -> None:
+        with self._write() as session:
+            row = session.one(
+                "UPDATE agent_snapshots SET deleted = TRUE WHERE project_id = ? AND id = ? AND NOT deleted "
+                "RETURNING name, version",
+                (project_id, snapshot_id),
+            )
+            if row is None:
+                raise NotFound(f"no agent snapshot {snapshot_id!r}")
+            session.run(
+                "DELETE FROM agent_tags WHERE project_id = ? AND name = ? AND version = ?",
+                (project_id, row["name"], row["version"]),
+            )
+
+    # -- webhook subscriptions and their deliveries
+    def add_webhook(self, record: WebhookRecord, *, max_per_project: int) -> None:
+        with self._write() as session:
+            row = session.one("SELECT COUNT(*) AS n FROM webhooks WHERE project_id = ?", (record.project_id,))
+            if row and row["n"] >= max_per_project:
+                raise Conflict(
+                    f"the project has {row['n']} webhooks, the most it may have ({max_per_project})"
+                )
+            session.run(*insert_sql("webhooks", to_row(record)))
+
+    def get_webhook(self, project_id: str, webhook_id: str) -> WebhookRecord:
+        with self._read() as session:
+            row = session.one(
+                "SELECT * FROM webhooks WHERE id = ? AND project_id = ?", (webhook_id, project_id)
+            )
+        if row is None:
+            raise NotFound(f"no webhook {webhook_id!r}")
+        return from_row(WebhookRecord, row)
+
+    def list_webhooks(self, project_id: str, *, cursor: str | None, limit: int) -> Page[WebhookRecord]:
+        where, params = ["project_id = ?"], [project_id]
+        if cursor is not None:
+            where.append("(created_at, id) > (?, ?)")
+            params.extend(decode_cursor(cursor, "webhooks", 2))
+        with self._read() as session:
+            rows = session.all(
+                f"SELECT * FROM webhooks WHERE {' AND '.join(where)} ORDER BY created_at, id LIMIT ?",
+                (*params, limit + 1),
+            )
+        return _page(
+            [from_row(WebhookRecord, row) for row in rows],
+            limit,
+            lambda item: encode_cursor("webhooks", [timestamp(item.created_at), item.id]),
+        )
+
+    def subscribed_webhooks(self, project_id: str, event_type: str) -> list[WebhookRecord]:
+        with self._read() as session:
+            rows = session.all(
+                "SELECT * FROM webhooks WHERE project_id = ? ORDER BY created_at, id", (project_id,)
+            )
+        subscriptions = [from_row(WebhookRecord, row) for row in rows]
+        return [subscription for subscription in subscriptions if event_type in subscription.events]
+
+    def delete_webhook(self, project_id: str, webhook_id: str) -> None:
+        with self._write() as session:
+            if not session.run(
+                "DELETE FROM webhooks WHERE id = ? AND project_id = ?", (webhook_id, project_id)
+            ):
+                raise NotFound(f"no webhook {webhook_id!r}")
+            session.run("DELETE FROM webhook_deliveries WHERE webhook_id = ?", (webhook_id,))
+
+    def put_webhook_delivery(self, record: WebhookDeliveryRecord, *, keep: int) -> None:
+        row = to_row(record)
+        replace = ", ".join(f"{column} = excluded.{column}" for column in row if column != "id")
+        with self._write() as session:
+            if session.one("SELECT id FROM webhooks WHERE id = ?", (record.webhook_id,)) is None:
+                return
+            session.run(*insert_sql("webhook_deliveries", row, f"ON CONFLICT (id) DO UPDATE SET {replace}"))
+            session.run(
+                "DELETE FROM webhook_deliveries WHERE webhook_id = ? AND id NOT IN (SELECT id FROM "
+                "webhook_deliveries WHERE webhook_id = ? ORDER BY created_at DESC, id DESC LIMIT ?)",
+                (record.webhook_id, record.webhook_id, keep),
+            )
+
+    def webhook_deliveries(self, webhook_id: str) -> list[WebhookDeliveryRecord]:
+        with self._read() as session:
+            rows = session.all(
+                "SELECT * FROM webhook_deliveries WHERE webhook_id = ? ORDER BY created_at, id",
+                (webhook_id,),
+            )
+        return [from_row(WebhookDeliveryRecord, row) for row in rows]
+
+    # -- blob owners
+    def add_blob_owner(self, project_id: str, sha256: str, size: int, max_project_bytes: int | None) -> bool:
+        # Under a lock, so that two uploads of one project cannot both pass the quota on the same usage.
+        with self._write() as session:
+            session.lock(BLOB_OWNERS_LOCK)
+            owned = "SELECT 1 FROM blob_owners WHERE project_id = ? AND sha256 = ?"
+            if session.one(owned, (project_id, sha256)):
+                return True
+            if max_project_bytes is not None and _usage(session, project_id) + size > max_project_bytes:
+                return False
+            row = {
+                "project_id": project_id,
+                "sha256": sha256,
+                "size": size,
+                "created_at": timestamp(self._now()),
+            }
+            session.run(*insert_sql("blob_owners", row))
+        return True
+
+    def owned_blobs(self, project_id: str, digests: Sequence[str]) -> set[str]:
+        unique = list(dict.fromkeys(digests))
+        owned: set[str] = set()
+        with self._read() as session:
+            for start in range(0, len(unique), _IN_LIST_LIMIT):
+                chunk = unique[start : start + _IN_LIST_LIMIT]
+                rows = session.all(
+                    f"SELECT sha256 FROM blob_owners WHERE project_id = ? AND sha256 IN ({_marks(chunk)})",
+                    (project_id, *chunk),
+                )
+                owned.update(row["sha256"] for row in rows)
+        return owned
+
+    def blob_usage(self, project_id: str) -> int:
+        with self._read() as session:
+            return _usage(session, project_id)
+
+
+def _usage(session: Session, project_id: str) -> int:
+    row = session.one(
+        "SELECT COALESCE(SUM(size), 0) AS total FROM blob_owners WHERE project_id = ?", (project_id,)
+    )
+    return int(row["total"]) if row else 0
+
+
+def _same_snapshot(
+    live: dict[str, Any], name: str, entrypoint: list[str], runtime: str | None, auth: dict[str, Any]
+) -> None:
+    """Refuse (Conflict) an upload of bytes that are already a snapshot, unless it says the same of them."""
+    if live["name"] != name:
+        raise Conflict(
+            f"these bytes are already snapshot {live['id']} (agent {live['name']!r} version "
+            f"{live['version']}); a snapshot belongs to one agent: upload other bytes or delete that one"
+        )
+    settings = (decode("entrypoint", live["entrypoint"]), live["runtime"], decode("auth", live["auth"]))
+    if settings != (entrypoint, runtime, auth):
+        raise Conflict(
+            f"these bytes are already version {live['version']} of agent {name!r} with another entrypoint, "
+            "runtime or auth; a snapshot's settings never change: change the bundle to make a new version"
+        )
+
+
+def _with_tags(session: Session, project_id: str, rows: list[dict[str, Any]]) -> list[AgentSnapshotRecord]:
+    """The snapshots of `rows`, each with the tags that point at it."""
+    names = sorted({row["name"] for row in rows})
+    tags: dict[tuple[str, int], list[str]] = {}
+    if names:
+        found = session.all(
+            f"SELECT name, tag, version FROM agent_tags WHERE project_id = ? AND name IN ({_marks(names)}) "
+            "ORDER BY tag",
+            (project_id, *names),
+        )
+        for item in found:
+            tags.setdefault((item["name"], item["version"]), []).append(item["tag"])
+    return [
+        from_row(AgentSnapshotRecord, {**row, "tags": tuple(tags.get((row["name"], row["version"]), []))})
+        for row in rows
+    ]
 
 
 def _marks(values: Sequence[object]) -> str:
