@@ -71,10 +71,11 @@ def test_a_database_from_before_projects_keeps_everything_in_the_default_project
     for statement in (
         "INSERT INTO api_keys (id, name, prefix, key_hash, kind, created_at) "
         f"VALUES ('k1', 'ci', 'ks_live_ab12', 'hash-1', 'live', {created})",
-        f"INSERT INTO specs (id, version, yaml, sha256, created_at) VALUES ('refunds', 1, 'v: 1', 's', {created})",
+        "INSERT INTO specs (id, version, yaml, sha256, created_at) "
+        f"VALUES ('refunds', 1, 'v: 1', 's', {created})",
         "INSERT INTO experiments (id, name, spec_id, spec_version, status, created_at, owner, metadata, "
-        f"options, progress) VALUES ('e1', 'run', 'refunds', 1, 'completed', {created}, 'k1', '{{}}', '{{}}', "
-        "'{}')",
+        f"options, progress) VALUES ('e1', 'run', 'refunds', 1, 'completed', {created}, 'k1', "
+        "'{}', '{}', '{}')",
     ):
         query(store_url, statement + " RETURNING 1")
     monkeypatch.undo()
