@@ -17,9 +17,9 @@ from pathlib import Path
 
 from .._files import write_atomically
 from ..spec import BundleFile, Manifest, bundle_digest, canonical_manifest, entry_problem, layout_problem
-from ._blobs import BlobStore
 from ._errors import InvalidRequest, PayloadTooLarge
 from ._limits import describe_size
+from ._project_blobs import ProjectBlobs
 
 MISSING_SHOWN = 20
 """Missing digests named in the refusal of an upload (the client asks /v1/blobs/missing for all)."""
@@ -32,15 +32,16 @@ class BundleLimits:
 
 
 class BundleCache:
-    def __init__(self, blobs: BlobStore, root: Path, limits: BundleLimits) -> None:
+    def __init__(self, blobs: ProjectBlobs, root: Path, limits: BundleLimits) -> None:
         self.blobs = blobs
         self.root = root
         self.limits = limits
         self._lock = threading.Lock()
 
-    def accept(self, manifest: Manifest) -> str:
-        """Check `manifest` (InvalidRequest, PayloadTooLarge) and that every blob it names is stored;
-        store the manifest and return the bundle's digest."""
+    def accept(self, manifest: Manifest, project_id: str) -> str:
+        """Check `manifest` (InvalidRequest, PayloadTooLarge) and that the project holds every blob it
+        names (another project's blob is missing to it); store the manifest as the project's and return
+        the bundle's digest."""
         if len(manifest) > self.limits.max_files:
             raise PayloadTooLarge(
                 f"the bundle has {len(manifest)} files; this server takes at most {self.limits.max_files}",
@@ -58,7 +59,7 @@ class BundleCache:
             problems.append(clash)
         if problems:
             raise InvalidRequest(f"invalid bundle manifest: {'; '.join(problems[:5])}", code="invalid_bundle")
-        missing = self.blobs.missing(entry.sha256 for entry in manifest.values())
+        missing = self.blobs.missing(project_id, (entry.sha256 for entry in manifest.values()))
         if missing:
             shown = ", ".join(missing[:MISSING_SHOWN])
             raise InvalidRequest(
@@ -66,8 +67,9 @@ class BundleCache:
                 code="missing_blobs",
                 details={"missing": missing},
             )
-        self.blobs.put(bundle_digest(manifest), canonical_manifest(manifest))
-        return bundle_digest(manifest)
+        digest = bundle_digest(manifest)
+        self.blobs.put(project_id, digest, canonical_manifest(manifest))
+        return digest
 
     def directory(self, digest: str) -> Path:
         """The bundle's files as a directory, written now if this server has not written them before."""
@@ -78,7 +80,7 @@ class BundleCache:
             self.root.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=self.root, prefix=".tmp-"))
             try:
-                self._write(read_manifest(self.blobs.get(digest)), staging)
+                self._write(read_manifest(self.blobs.backend.get(digest)), staging)
                 staging.rename(final)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -89,7 +91,7 @@ class BundleCache:
         for path, entry in sorted(manifest.items()):
             target = directory / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            data = self.blobs.get(entry.sha256)
+            data = self.blobs.backend.get(entry.sha256)
             if len(data) != entry.size:
                 message = f"{path!r}: the manifest says {entry.size} bytes, its blob has {len(data)}"
                 raise InvalidRequest(message)

@@ -1,8 +1,9 @@
 """`/v1/blobs`: the files of spec bundles, uploaded by content before the spec that names them.
 
 A client asks which of its files' digests the server lacks and sends only those, so uploading a spec
-again after changing one file sends about one file. A blob's size is bounded by the server's request
-body limit (413 above it).
+again after changing one file sends about one file. Both answer for the caller's project: a blob only
+another project uploaded is missing to it, and sending its bytes makes it the caller's too. A blob's
+size is bounded by the server's request body limit, a project's blobs by its quota (413 above either).
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ _BLOB_BODY: dict[str, Any] = {
 @router.post(
     "/missing",
     response_model=MissingBlobs,
-    summary="Which of these blobs the server does not hold",
+    summary="Which of these blobs the caller's project does not hold",
     responses=error_responses(403),
 )
-def missing_blobs(body: BlobDigests, context: Context, _: LiveKey) -> MissingBlobs:
-    return MissingBlobs(missing=context.blobs.missing(body.digests))
+def missing_blobs(body: BlobDigests, context: Context, principal: LiveKey) -> MissingBlobs:
+    return MissingBlobs(missing=context.blobs.missing(principal.project_id, body.digests))
 
 
 @router.put(
@@ -62,8 +63,11 @@ def missing_blobs(body: BlobDigests, context: Context, _: LiveKey) -> MissingBlo
     responses=error_responses(403, 404, 413),
 )
 async def put_blob(
-    sha256: Annotated[str, Path(pattern=SHA256_PATTERN)], request: Request, context: Context, _: LiveKey
+    sha256: Annotated[str, Path(pattern=SHA256_PATTERN)],
+    request: Request,
+    context: Context,
+    principal: LiveKey,
 ) -> BlobStored:
     data = await request.body()
-    await run_in_threadpool(context.blobs.put, sha256, data)
+    await run_in_threadpool(context.blobs.put, principal.project_id, sha256, data)
     return BlobStored(sha256=sha256, size=len(data))

@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 from ..sandbox import DockerBackend
 from ..secrets import SecretPolicy, check_operator_secret
+from ._blobs import s3_location
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class ServerSettings:
     webhook_url: str | None = None
     """Receives `run.completed` when an experiment finishes, signed with `webhook_secret`."""
     webhook_secret: str | None = None
+    webhook_allow_private_networks: bool = False
+    """Whether webhook subscriptions (`POST /v1/webhooks`, made by API callers) may target loopback, private
+    and link-local addresses. False on a shared server: a caller must not make it reach the operator's
+    network (metadata endpoints, internal services). The embedded server's caller is the operator: True."""
     public_url: str | None = None
     """The base URL agents inside sandboxes reach this server at (their KEYSTONE_BASE_URL); the URL of
     the request that started the sandbox when None."""
@@ -56,8 +61,16 @@ class ServerSettings:
     stream_timeout_s: float = 3600.0
     """An SSE stream closes after this long even without a terminal event."""
     data_dir: Path | None = None
-    """Where uploaded blobs (`blobs/`) and the bundles written from them (`bundles/`) are kept. None: the
-    SQLite store's directory, or ~/.keystone/server with another store."""
+    """Where uploaded blobs (`blobs/`, unless `blob_store_url` names a bucket) and the bundles written
+    from them (`bundles/`) are kept. None: the SQLite store's directory, or ~/.keystone/server with
+    another store."""
+    blob_store_url: str | None = None
+    """`s3://bucket/prefix`: blobs are kept in an S3-compatible bucket, which several servers can share
+    (needs the `s3` extra; credentials from the usual AWS environment variables). None: in `data_dir`."""
+    blob_store_endpoint: str | None = None
+    """The S3 API's URL when it is not AWS's (MinIO, R2, moto)."""
+    max_blob_bytes_per_project: int = 5 * 1024**3
+    """The total size of one project's blobs; an upload past it is refused with 413. 0: no quota."""
     max_bundle_bytes: int = 200 * 1024**2
     """The total size of the files of one spec bundle; a larger one is refused with 413."""
     max_bundle_files: int = 10_000
@@ -65,6 +78,12 @@ class ServerSettings:
     max_body_bytes: int = 8 * 1024**2
     """A request body larger than this is refused with 413 before it is read (a spec upload is further
     capped at the spec loader's 1 MiB; a file written through the API counts with its base64 encoding)."""
+    max_snapshot_bytes: int = 200 * 1024**2
+    """An agent snapshot's tarball (`POST /v1/agents`, streamed to disk as it arrives); larger is 413."""
+    max_snapshot_unpacked_bytes: int = 1024**3
+    """What a snapshot's tarball may unpack to, tar headers included; more is 413 (gzip bombs)."""
+    max_snapshot_members: int = 10_000
+    """Files, directories and links in a snapshot's tarball; more are 413."""
 
     @property
     def data_path(self) -> Path:
@@ -90,3 +109,7 @@ class ServerSettings:
             raise ValueError("read_rate and write_rate must be positive")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")
+        if self.max_blob_bytes_per_project < 0:
+            raise ValueError("max_blob_bytes_per_project must be 0 (no quota) or positive")
+        if self.blob_store_url is not None:
+            s3_location(self.blob_store_url)
