@@ -46,7 +46,9 @@ def start_embedded_server(directory: Path) -> EmbeddedServer:
             store.close()
 
     try:
-        settings = ServerSettings(store_url=store_url, allow_local_paths=True, host_sources=True)
+        settings = ServerSettings(
+            store_url=store_url, allow_local_paths=True, host_sources=True, webhook_allow_private_networks=True
+        )
         running = serve_in_thread(settings)
     except BaseException:
         revoke_key()

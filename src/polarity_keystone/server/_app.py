@@ -17,7 +17,7 @@ from ._deps import storable_parameters
 from ._errors import install_error_handlers
 from ._idempotency import IdempotencyMiddleware
 from ._limits import MAX_JSON_DEPTH, BodyLimitMiddleware, describe_size
-from ._models import WebhookEvent
+from ._models import ExperimentResults, ReplicaSuiteOut, RunOut
 from ._request_id import RequestIdMiddleware
 from ._routes_blobs import router as blobs
 from ._routes_experiments import router as experiments
@@ -25,6 +25,8 @@ from ._routes_health import router as health
 from ._routes_runs import router as runs
 from ._routes_sandboxes import router as sandboxes
 from ._routes_specs import router as specs
+from ._routes_webhooks import completion_body
+from ._routes_webhooks import router as webhook_subscriptions
 from ._settings import ServerSettings
 
 DESCRIPTION = """\
@@ -104,7 +106,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     """The app, with its store opened and recovered (experiments a previous process left running are
     marked `interrupted`). Call `close_app` when done if the app's lifespan does not run (in-process
     ASGI transports); under uvicorn the lifespan closes it."""
-    context = ServerContext(settings)
+    context = ServerContext(settings, completion_body)
     try:
         context.recover()
     except BaseException:
@@ -127,16 +129,22 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.keystone = context
     install_error_handlers(app)
     app.include_router(health)
-    for router in (specs, blobs, experiments, runs, sandboxes):
+    for router in (specs, blobs, experiments, runs, sandboxes, webhook_subscriptions):
         app.include_router(router, dependencies=[Depends(storable_parameters)])
 
     @app.webhooks.post("run.completed")
-    def run_completed(body: WebhookEvent) -> None:
-        """Sent when an experiment or a run reaches a terminal state; signed in `Keystone-Signature`."""
+    def run_completed(body: RunOut) -> None:
+        """Sent when a run reaches a terminal state: the Run as `GET /v1/runs/{id}` answers it. Headers:
+        `Keystone-Event`, `Keystone-Event-Id`, `Keystone-Delivery`, `Keystone-Signature`."""
 
     @app.webhooks.post("replica.completed")
-    def replica_completed(body: WebhookEvent) -> None:
-        """Sent when a replica suite reaches a terminal state; signed in `Keystone-Signature`."""
+    def replica_completed(body: ReplicaSuiteOut) -> None:
+        """Sent when a replica suite reaches a terminal state: the ReplicaSuite as its GET answers it."""
+
+    @app.webhooks.post("experiment.completed")
+    def experiment_completed(body: ExperimentResults) -> None:
+        """Sent when an experiment reaches a terminal state: the experiment and its results as
+        `GET /v1/experiments/{id}` answers it."""
 
     # Outermost last: request id, then who is calling, then the body's bounds, all before anything
     # (idempotency, FastAPI) reads the body.

@@ -7,7 +7,7 @@ versions keep working together.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,6 +16,7 @@ from ..results import RunResults
 from ..spec import MAX_ID_LENGTH as MAX_SPEC_ID_LENGTH
 from ..spec import SHA256_PATTERN
 from ._seeds import MAX_SEED, WireSeed
+from ._webhook_targets import MAX_URL_LENGTH as MAX_WEBHOOK_URL_LENGTH
 
 Duration = Annotated[str, Field(max_length=64)] | float
 """`"10m"`, `"30s"`, `"1h"` or a number of seconds."""
@@ -467,11 +468,47 @@ SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
 """The `responses=` of a Server-Sent Events route."""
 
 
-class WebhookEvent(_Response):
+# --- webhook subscriptions ---------------------------------------------------------------------------
+
+WebhookEventType = Literal["run.completed", "replica.completed", "experiment.completed"]
+
+
+class WebhookCreate(_Request):
+    url: str = Field(
+        min_length=1,
+        max_length=MAX_WEBHOOK_URL_LENGTH,
+        description="http(s) URL the events are POSTed to; no credentials, no private network address.",
+    )
+    events: list[WebhookEventType] = Field(min_length=1, max_length=len(get_args(WebhookEventType)))
+    secret: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=256,
+        description="Signs every delivery (`Keystone-Signature`); generated when absent.",
+    )
+
+
+class WebhookOut(_Response):
     id: str
-    type: str = Field(description="`run.completed`")
+    url: str
+    events: list[str]
     created_at: datetime
-    data: dict[str, Any] = Field(description="The experiment: id, name, spec_id, status, counts, metadata.")
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="Verifies `Keystone-Signature`; answered only here, never again.")
+
+
+class WebhookDeliveryOut(_Response):
+    id: str = Field(description="The `Keystone-Delivery` header; the same on every retry.")
+    event_id: str = Field(description="The `Keystone-Event-Id` header.")
+    event_type: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    status_code: int | None = Field(description="The receiver's answer to the last attempt, if any.")
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
 
 
 # --- runs and replica suites (the Keystone REST API's /v1/runs and /v1/replicas) ---------------------

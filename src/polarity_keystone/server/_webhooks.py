@@ -1,8 +1,17 @@
-"""Signed webhooks (`run.completed`), delivered in the background and retried with backoff.
+"""Signed webhooks sent when an experiment, a run or a replica suite ends, delivered in the background and
+retried with backoff.
 
-Each POST carries `Keystone-Event: <type>` and `Keystone-Signature: t=<unix time>,v1=<hex>`, where the
-hex is HMAC-SHA256 over `"<t>.<body>"` with the shared secret; `verify_webhook` checks it (and its age,
-against replays). A receiver that does not answer 2xx is retried with exponential backoff.
+The body IS the resource as its GET route answers it: `run.completed` carries the Run, `replica.completed`
+the ReplicaSuite, `experiment.completed` the experiment with its results. What the event is travels in
+headers: `Keystone-Event: <type>`, `Keystone-Event-Id: evt_...` (the same for every receiver of one event),
+`Keystone-Delivery: dlv_...` (one per receiver, the same on every retry: deduplicate on it) and
+`Keystone-Signature: t=<unix time>,v1=<hex>`, where the hex is HMAC-SHA256 over `"<t>.<body>"` with the
+receiver's secret; `verify_webhook` checks it (and its age, against replays).
+
+Receivers: the operator's `webhook_url` (every event of every project) and each subscription of the
+experiment's project that asked for the event. A subscription's URL is checked before every attempt (see
+`resolve_target`), its receiver's answer is never read beyond the status line, and every attempt is logged
+in the store (the subscription's last deliveries).
 """
 
 from __future__ import annotations
@@ -14,17 +23,30 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import tenacity
+
+from ..store import ExperimentRecord, Store, WebhookDeliveryRecord
+from ._webhook_targets import UnsafeTarget, resolve_target
 
 log = logging.getLogger("polarity_keystone.server")
 
 SIGNATURE_HEADER = "Keystone-Signature"
 EVENT_HEADER = "Keystone-Event"
+EVENT_ID_HEADER = "Keystone-Event-Id"
+DELIVERY_HEADER = "Keystone-Delivery"
+KEPT_DELIVERIES = 100
+"""Deliveries kept in a subscription's log; older ones are dropped."""
+
+DeliveryState = Literal["pending", "delivered", "failed"]
+Render = Callable[[str, ExperimentRecord], dict[str, Any]]
+"""The body of an event of the given type about the experiment."""
 
 
 def sign_webhook(secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -44,55 +66,147 @@ def verify_webhook(secret: str, body: bytes, header: str, tolerance_s: float = 3
     return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
+@dataclass
+class _Delivery:
+    """One event on its way to one receiver."""
+
+    url: str
+    secret: str
+    event_type: str
+    event_id: str
+    body: bytes
+    log: WebhookDeliveryRecord | None
+    """The subscription's delivery log entry as last stored; None for the operator's URL, which is
+    trusted and unlogged."""
+
+
+class _Failed(Exception):
+    """An attempt the receiver did not accept (a non-2xx answer, no answer, or a refused address)."""
+
+
 class WebhookSender:
     def __init__(
         self,
-        url: str | None,
-        secret: str | None,
+        store: Store,
+        render: Render,
         *,
+        operator_url: str | None,
+        operator_secret: str | None,
+        allow_private: bool,
         attempts: int = 6,
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
     ) -> None:
-        self._url = url
-        self._secret = secret or ""
+        self._store = store
+        self._render = render
+        self._operator_url = operator_url
+        self._operator_secret = operator_secret or ""
+        self._allow_private = allow_private
         self._attempts = attempts
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
         self._stop = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="keystone-webhook")
 
-    def send(self, event_type: str, data: dict[str, Any]) -> None:
-        """Queue a delivery; returns at once (nothing happens without a configured URL)."""
-        if not self._url:
+    def send(self, event_type: str, record: ExperimentRecord) -> None:
+        """Queue the event's deliveries; returns at once. A failure to build them is logged, never raised:
+        the experiment has ended whatever its webhooks do."""
+        try:
+            deliveries = self._deliveries(event_type, record)
+        except Exception:
+            log.exception("webhook %s for %s: could not prepare its deliveries", event_type, record.id)
             return
-        payload = {
-            "id": f"evt_{secrets.token_hex(12)}",
-            "type": event_type,
-            "created_at": datetime.now(UTC).isoformat(),
-            "data": data,
-        }
-        self._executor.submit(self._deliver, self._url, event_type, json.dumps(payload).encode())
+        for delivery in deliveries:
+            self._executor.submit(self._deliver, delivery)
 
-    def _deliver(self, url: str, event_type: str, body: bytes) -> None:
+    def _deliveries(self, event_type: str, record: ExperimentRecord) -> list[_Delivery]:
+        subscriptions = self._store.subscribed_webhooks(record.project_id, event_type)
+        if not subscriptions and not self._operator_url:
+            return []
+        event_id = f"evt_{secrets.token_hex(12)}"
+        body = json.dumps(self._render(event_type, record)).encode()
+        deliveries = []
+        if self._operator_url:
+            deliveries.append(
+                _Delivery(self._operator_url, self._operator_secret, event_type, event_id, body, None)
+            )
+        now = datetime.now(UTC)
+        for subscription in subscriptions:
+            entry = WebhookDeliveryRecord(
+                f"dlv_{secrets.token_hex(12)}",
+                subscription.id,
+                event_id,
+                event_type,
+                "pending",
+                0,
+                None,
+                None,
+                now,
+                now,
+            )
+            self._store.put_webhook_delivery(entry, keep=KEPT_DELIVERIES)
+            deliveries.append(
+                _Delivery(subscription.url, subscription.secret, event_type, event_id, body, entry)
+            )
+        return deliveries
+
+    def _deliver(self, delivery: _Delivery) -> None:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self._attempts) | tenacity.stop_when_event_set(self._stop),
             wait=tenacity.wait_exponential(multiplier=self._backoff_s, max=self._max_backoff_s),
             sleep=self._pause,
+            retry=tenacity.retry_if_exception_type(_Failed),
             reraise=True,
         )
         try:
-            with httpx.Client(timeout=10.0) as client:
-                for attempt in retrying:
-                    with attempt:
-                        headers = {
-                            "Content-Type": "application/json",
-                            EVENT_HEADER: event_type,
-                            SIGNATURE_HEADER: sign_webhook(self._secret, body),
-                        }
-                        client.post(url, content=body, headers=headers).raise_for_status()
-        except httpx.HTTPError as exc:
-            log.warning("webhook %s to %s failed after retries: %s", event_type, url, exc)
+            for attempt in retrying:
+                with attempt:
+                    self._attempt(delivery, attempt.retry_state.attempt_number)
+        except _Failed as exc:
+            log.warning("webhook %s to %s failed after retries: %s", delivery.event_type, delivery.url, exc)
+            self._record(delivery, "failed")
+
+    def _attempt(self, delivery: _Delivery, number: int) -> None:
+        try:
+            status = self._post(delivery)
+        except (httpx.HTTPError, UnsafeTarget) as exc:
+            self._record(
+                delivery, "pending", attempts=number, status_code=None, error=str(exc) or type(exc).__name__
+            )
+            raise _Failed(str(exc)) from exc
+        if not 200 <= status < 300:
+            self._record(delivery, "pending", attempts=number, status_code=status, error=f"answered {status}")
+            raise _Failed(f"the receiver answered {status}")
+        self._record(delivery, "delivered", attempts=number, status_code=status, error=None)
+
+    def _post(self, delivery: _Delivery) -> int:
+        """POST the body; the receiver's status code. A subscription's URL is checked and its address
+        pinned first; the response body is never read."""
+        headers = {
+            "Content-Type": "application/json",
+            EVENT_HEADER: delivery.event_type,
+            EVENT_ID_HEADER: delivery.event_id,
+            SIGNATURE_HEADER: sign_webhook(delivery.secret, delivery.body),
+        }
+        url, extensions, trusted = delivery.url, {}, delivery.log is None
+        if delivery.log is not None:
+            target = resolve_target(delivery.url, allow_private=self._allow_private)
+            url, extensions = target.connect_url, {"sni_hostname": target.host}
+            headers |= {"Host": target.host_header, DELIVERY_HEADER: delivery.log.id}
+        with (
+            httpx.Client(timeout=10.0, follow_redirects=False, trust_env=trusted) as client,
+            client.stream(
+                "POST", url, content=delivery.body, headers=headers, extensions=extensions
+            ) as response,
+        ):
+            return response.status_code
+
+    def _record(self, delivery: _Delivery, state: DeliveryState, **outcome: Any) -> None:
+        """Log the attempt in the subscription's deliveries (nothing for the operator's URL)."""
+        if delivery.log is None:
+            return
+        delivery.log = replace(delivery.log, state=state, updated_at=datetime.now(UTC), **outcome)
+        self._store.put_webhook_delivery(delivery.log, keep=KEPT_DELIVERIES)
 
     def _pause(self, seconds: float) -> None:
         """Backoff that ends early when the server stops."""
