@@ -35,6 +35,9 @@ COUNTERPARTS: dict[type[BaseModel], type[BaseModel]] = {
     server.ExperimentMetrics: sdk.ExperimentMetrics,
     server.TraceMetrics: sdk.TraceMetrics,
     server.Trace: sdk.SandboxTrace,
+    server.WebhookOut: sdk.Webhook,
+    server.WebhookCreated: sdk.Webhook,
+    server.WebhookDeliveryOut: sdk.WebhookDelivery,
 }
 
 

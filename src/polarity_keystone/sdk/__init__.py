@@ -61,6 +61,7 @@ from ._secrets import collect_declared_secrets_from_file
 from ._specs import SpecService
 from ._sse import StreamEvent
 from ._tracing import Span, SpanScope, traced
+from ._webhooks import Webhook, WebhookDelivery, WebhookService
 
 __all__ = [
     "APIConnectionError",
@@ -110,6 +111,9 @@ __all__ = [
     "TraceEvent",
     "TraceMetrics",
     "TrendPoint",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookService",
     "collect_declared_secrets_from_file",
     "traced",
 ]

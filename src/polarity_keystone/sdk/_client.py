@@ -18,6 +18,7 @@ from ._retry import RetryPolicy
 from ._sandboxes import SandboxService
 from ._specs import SpecService
 from ._tracing import Tracer, set_tracer
+from ._webhooks import WebhookService
 
 
 class Keystone:
@@ -49,6 +50,7 @@ class Keystone:
         self.sandboxes = SandboxService(self._http)
         self.specs = SpecService(self._http)
         self.experiments = ExperimentService(self._http)
+        self.webhooks = WebhookService(self._http)
         self._on_close: list[Callable[[], None]] = []
 
     @classmethod

@@ -47,7 +47,10 @@ def start_embedded_server(directory: Path) -> EmbeddedServer:
 
     try:
         settings = ServerSettings(
-            store_url=store_url, allow_local_paths=True, host_sources=True, webhook_allow_private_networks=True
+            store_url=store_url,
+            allow_local_paths=True,
+            host_sources=True,
+            webhook_allow_private_networks=True,
         )
         running = serve_in_thread(settings)
     except BaseException:
