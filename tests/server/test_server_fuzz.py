@@ -29,6 +29,7 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "/v1/experiments/{experiment_id}/extend": {"replicas": {MISSING: 2}, "secrets": {}},
     "/v1/experiments/compare": {"baseline_id": MISSING, "candidate_id": MISSING},
     "/v1/blobs/missing": {"digests": ["0" * 64]},
+    "/v1/agents": {"metadata": '{"name": "a", "entrypoint": ["true"]}', "bundle": "not a tarball"},
     "/v1/runs": {"spec_id": MISSING, "seed": "1", "inputs": {}, "secrets": {}, "metadata": {}},
     "/v1/runs/{run_id}/replay": {"secrets": {"K": "v"}},
     "/v1/replicas": {"spec_id": MISSING, "n_replicas": 2, "concurrency": 1},

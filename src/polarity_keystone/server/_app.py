@@ -19,6 +19,7 @@ from ._idempotency import IdempotencyMiddleware
 from ._limits import MAX_JSON_DEPTH, BodyLimitMiddleware, describe_size
 from ._models import ExperimentResults, ReplicaSuiteOut, RunOut
 from ._request_id import RequestIdMiddleware
+from ._routes_agents import agents, snapshots
 from ._routes_blobs import router as blobs
 from ._routes_experiments import router as experiments
 from ._routes_health import router as health
@@ -129,7 +130,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.keystone = context
     install_error_handlers(app)
     app.include_router(health)
-    for router in (specs, blobs, experiments, runs, sandboxes, webhook_subscriptions):
+    routers = (specs, blobs, experiments, runs, sandboxes, agents, snapshots, webhook_subscriptions)
+    for router in routers:
         app.include_router(router, dependencies=[Depends(storable_parameters)])
 
     @app.webhooks.post("run.completed")
@@ -149,7 +151,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     # Outermost last: request id, then who is calling, then the body's bounds, all before anything
     # (idempotency, FastAPI) reads the body.
     app.add_middleware(IdempotencyMiddleware, store=context.store, wait_s=settings.idempotency_wait_s)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        streamed={"/v1/agents": settings.max_snapshot_bytes},
+    )
     app.add_middleware(AuthenticationMiddleware, context=context, public_paths=_public_paths(app))
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _document(app)  # type: ignore[method-assign]

@@ -10,11 +10,12 @@ validator behind it can hit Python's recursion limit. The app then gets the body
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._errors import InvalidRequest, PayloadTooLarge, api_error_response, scope_request_id
 from ._idempotency import _replaying as replaying
@@ -97,16 +98,60 @@ async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
+async def _pass_counted(app: ASGIApp, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    """Hand the body to the app as it arrives, counting it: past `limit` the client gets 413 at once,
+    the app sees the client go away, and whatever the app answers to that is dropped."""
+    size = 0
+    refused = False
+
+    async def counted() -> Message:
+        nonlocal size, refused
+        if refused:
+            return {"type": "http.disconnect"}
+        message = await receive()
+        size += len(message.get("body", b""))
+        if message["type"] == "http.request" and size > limit:
+            refused = True
+            too_large = PayloadTooLarge(
+                f"the request body is larger than this route's limit of {describe_size(limit)}",
+                headers=UNREAD_BODY,
+            )
+            await api_error_response(scope_request_id(scope), too_large)(scope, receive, send)
+            return {"type": "http.disconnect"}
+        return message
+
+    async def unless_refused(message: Message) -> None:
+        if not refused:
+            await send(message)
+
+    await app(scope, counted, unless_refused)
+
+
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, streamed: Mapping[str, int] | None = None) -> None:
+        """`streamed`: paths whose POST body (an upload the route spools to disk) may be larger, up to the
+        given size, and is passed on as it arrives instead of being read first."""
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = dict(streamed or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in BODILESS:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        streamed_limit = self.streamed.get(scope["path"]) if scope["method"] == "POST" else None
+        if streamed_limit is not None:
+            declared = _declared_length(headers)
+            if declared is not None and declared > streamed_limit:
+                too_large = PayloadTooLarge(
+                    f"the request body is larger than this route's limit of {describe_size(streamed_limit)}",
+                    headers=UNREAD_BODY,
+                )
+                await api_error_response(scope_request_id(scope), too_large)(scope, receive, send)
+                return
+            await _pass_counted(self.app, scope, receive, send, streamed_limit)
+            return
         declared = _declared_length(headers)
         too_large = PayloadTooLarge(
             f"the request body is larger than this server's limit of {describe_size(self.max_bytes)}",

@@ -433,6 +433,76 @@ class Trace(_Response):
     metrics: TraceMetrics
 
 
+# --- agent snapshots -------------------------------------------------------------------------------
+
+AGENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+AgentName = Annotated[str, Field(pattern=AGENT_NAME_PATTERN, description="e.g. `email-agent`.")]
+AgentTag = Annotated[str, Field(pattern=AGENT_NAME_PATTERN, description="e.g. `v2.1`, `prod`.")]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+
+
+class ConfigFile(_Request):
+    path: str = Field(
+        min_length=1,
+        max_length=500,
+        description="Where the file is written, relative to the agent's directory (no `..`).",
+    )
+    template: str = Field(
+        max_length=1024**2,
+        description="The file's text; `{{NAME}}` is replaced by the run's value of the environment "
+        "variable or secret NAME.",
+    )
+
+    @model_validator(mode="after")
+    def _relative(self) -> ConfigFile:
+        parts = self.path.split("/")
+        if self.path.startswith("/") or ".." in parts or "\\" in self.path:
+            raise ValueError(f"config file path {self.path!r} must be relative, without '..'")
+        return self
+
+
+class AgentAuth(_Request):
+    required_env: list[EnvName] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Environment variables a run must provide (spec `env` or `secrets`); a run without "
+        "one fails with a message naming it.",
+    )
+    config_files: list[ConfigFile] = Field(default_factory=list, max_length=100)
+
+
+class AgentUpload(_Request):
+    """The `metadata` form field of `POST /v1/agents` (JSON)."""
+
+    name: AgentName
+    entrypoint: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        min_length=1, max_length=64, description='The command that runs the agent: ["python", "main.py"].'
+    )
+    runtime: str | None = Field(default=None, max_length=64, description="e.g. `python3.12`.")
+    tag: AgentTag | None = Field(default=None, description="Points this tag at the snapshot (moving it).")
+    auth: AgentAuth = Field(default_factory=AgentAuth)
+
+
+class AgentSnapshotOut(_Response):
+    id: str = Field(description="`snap_` and the sha256 of the tarball: the same bytes, the same id.")
+    name: str
+    version: int
+    tag: str | None = Field(description="The tag this upload set, else one of `tags`.")
+    tags: list[str] = Field(description="Every tag pointing at this version now.")
+    digest: str = Field(description="`sha256:<hex>` of the tarball.")
+    size_bytes: int
+    storage_path: str
+    runtime: str | None
+    entrypoint: list[str]
+    auth: AgentAuth
+    created_at: datetime
+
+
+class AgentSnapshotPage(_Response):
+    items: list[AgentSnapshotOut]
+    next_cursor: str | None = Field(description="The `cursor` of the next page; null on the last page.")
+
+
 # --- documented error statuses ---------------------------------------------------------------------
 
 _ERROR_DESCRIPTIONS = {

@@ -3,9 +3,9 @@
 works. `?limit=` sizes a page and `?cursor=` continues one; the next page's cursor travels in the
 `X-Next-Cursor` header and in an RFC 8288 `Link: <...>; rel="next"` header, both absent on the last page.
 
-Every list route answers through a `Pager`. The hosted product answers `{items, next_cursor}` bodies for
-three listings only: agents, an agent's versions and export (`items, next_cursor = ks.agents.list()`).
-Those routes do not exist here yet; when they come, they answer that object instead of a bare array.
+Every list route answers through a `Pager`, except where the hosted product answers `{items, next_cursor}`
+bodies (`items, next_cursor = ks.agents.list()`): the agents and an agent's versions take the `Pager`'s
+`cursor` and `limit` and answer that object instead of a bare array.
 """
 
 from __future__ import annotations
