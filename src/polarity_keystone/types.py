@@ -2,8 +2,11 @@
 import path existing Keystone SDK users already write."""
 
 from .sdk import (
+    AgentAuth,
+    AgentSnapshot,
     CommandResult,
     Comparison,
+    ConfigFile,
     CostInfo,
     Experiment,
     ExperimentMetrics,
@@ -25,8 +28,11 @@ from .sdk import (
 )
 
 __all__ = [
+    "AgentAuth",
+    "AgentSnapshot",
     "CommandResult",
     "Comparison",
+    "ConfigFile",
     "CostInfo",
     "Experiment",
     "ExperimentMetrics",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import types
 from datetime import datetime
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pytest
 from pydantic import BaseModel
@@ -35,6 +35,9 @@ COUNTERPARTS: dict[type[BaseModel], type[BaseModel]] = {
     server.ExperimentMetrics: sdk.ExperimentMetrics,
     server.TraceMetrics: sdk.TraceMetrics,
     server.Trace: sdk.SandboxTrace,
+    server.ConfigFile: sdk.ConfigFile,
+    server.AgentAuth: sdk.AgentAuth,
+    server.AgentSnapshotOut: sdk.AgentSnapshot,
     server.WebhookOut: sdk.Webhook,
     server.WebhookCreated: sdk.Webhook,
     server.WebhookDeliveryOut: sdk.WebhookDelivery,
@@ -48,7 +51,9 @@ def _members(annotation: Any) -> list[Any]:
 
 
 def _plain(annotation: Any) -> Any:
-    """A Literal stands for the type of its values."""
+    """A Literal stands for the type of its values; an Annotated type for the type it constrains."""
+    if get_origin(annotation) is Annotated:
+        return _plain(get_args(annotation)[0])
     if get_origin(annotation) is Literal:
         (kind,) = {type(value) for value in get_args(annotation)}
         return kind

@@ -17,6 +17,7 @@ from ..results import (
     RunResults,
     ScenarioResult,
 )
+from ._agents import AgentService
 from ._client import Keystone
 from ._errors import (
     APIConnectionError,
@@ -34,9 +35,12 @@ from ._errors import (
 )
 from ._experiments import ExperimentService
 from ._models import (
+    AgentAuth,
+    AgentSnapshot,
     CommandResult,
     Comparison,
     ComparisonPolicy,
+    ConfigFile,
     Experiment,
     ExperimentMetrics,
     ExperimentResults,
@@ -67,11 +71,15 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "AgentAuth",
+    "AgentService",
+    "AgentSnapshot",
     "AuthenticationError",
     "BadRequestError",
     "CommandResult",
     "Comparison",
     "ComparisonPolicy",
+    "ConfigFile",
     "ConflictError",
     "CostInfo",
     "Experiment",

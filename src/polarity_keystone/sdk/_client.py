@@ -10,6 +10,7 @@ from typing import Any, Self
 import httpx
 
 from . import _config
+from ._agents import AgentService
 from ._errors import KeystoneError
 from ._experiments import ExperimentService
 from ._http import HttpClient
@@ -51,6 +52,7 @@ class Keystone:
         self.specs = SpecService(self._http)
         self.experiments = ExperimentService(self._http)
         self.webhooks = WebhookService(self._http)
+        self.agents = AgentService(self._http)
         self._on_close: list[Callable[[], None]] = []
 
     @classmethod

@@ -11,7 +11,7 @@ import itertools
 import time
 import uuid
 from collections.abc import Generator, Iterator, Mapping
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -21,6 +21,8 @@ from ._retry import RetryPolicy
 from ._sse import StreamEvent, parse_events
 
 Params = Mapping[str, str | int | float | bool | None]
+Form = tuple[Mapping[str, str], Mapping[str, tuple[str, IO[bytes], str]]]
+"""A multipart body: its text fields, and its files as (filename, file, content type)."""
 NEXT_CURSOR = "X-Next-Cursor"
 MAX_PAGE = 500
 """The most items the server puts in one page."""
@@ -55,17 +57,30 @@ class HttpClient:
         *,
         json: Any = None,
         content: bytes | str | None = None,
+        form: Form | None = None,
         params: Params | None = None,
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        keyed: bool = True,
     ) -> httpx.Response:
         """Send with retries; a POST gets one Idempotency-Key (the caller's, or a fresh one) reused by
-        every attempt, so a retried POST never creates a second resource."""
+        every attempt, so a retried POST never creates a second resource. `keyed=False` sends none, for a
+        POST that is safe to repeat as it is (a content-addressed upload) and whose body the server would
+        otherwise hold in memory to remember it. `form` is a multipart body: (fields, files), each file
+        (filename, seekable file, content type), read again from its start by each attempt."""
         all_headers = dict(headers or {})
-        if method == "POST":
+        if method == "POST" and keyed:
             all_headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
+        fields, files = form or (None, None)
         request = self._client.build_request(
-            method, path, json=json, content=content, params=_clean(params), headers=all_headers
+            method,
+            path,
+            json=json,
+            content=content,
+            data=fields,
+            files=files,
+            params=_clean(params),
+            headers=all_headers,
         )
         response: httpx.Response = self.retry.retrying()(self._send, request)
         return response

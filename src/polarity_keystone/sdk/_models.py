@@ -117,6 +117,37 @@ class Spec(KeystoneModel):
     created_at: datetime | None = None
 
 
+class ConfigFile(KeystoneModel):
+    """A file written into the agent's directory before it runs; `{{NAME}}` in `template` becomes the
+    run's value of the environment variable or secret NAME."""
+
+    path: str
+    template: str = ""
+
+
+class AgentAuth(KeystoneModel):
+    required_env: list[str] = Field(default_factory=list)
+    """Environment variables a run must provide (the spec's `env` or `secrets`)."""
+    config_files: list[ConfigFile] = Field(default_factory=list)
+
+
+class AgentSnapshot(KeystoneModel):
+    id: str
+    """`snap_` and the sha256 of the tarball: the same bytes are the same snapshot."""
+    name: str
+    version: int
+    tag: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    """Every tag pointing at this version now."""
+    digest: str = ""
+    size_bytes: int = 0
+    storage_path: str = ""
+    runtime: str | None = None
+    entrypoint: list[str] = Field(default_factory=list)
+    auth: AgentAuth = Field(default_factory=AgentAuth)
+    created_at: datetime | None = None
+
+
 class ExperimentRecord(KeystoneModel):
     """What the server records of every experiment: its name, version, status and times."""
 
