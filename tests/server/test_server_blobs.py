@@ -115,23 +115,39 @@ def test_a_quota_of_0_is_none(make_api: MakeApi, tmp_path: Path) -> None:
     assert put_blob(api.client, b"y" * 4096).status_code == 201
 
 
-def test_concurrent_claims_of_one_project_cannot_overshoot_its_quota(store_url: str) -> None:
+def claim_at_once(store_url: str, digests: list[str], quota: int | None) -> tuple[list[bool], int]:
+    """Each digest (60 bytes) claimed by the default project from its own thread, all at once: what each
+    claim answered, and the project's usage after."""
     store = open_store(store_url)
+    barrier = threading.Barrier(len(digests))
     results: list[bool] = []
-    barrier = threading.Barrier(8)
 
-    def claim(index: int) -> None:
+    def claim(digest: str) -> None:
         barrier.wait()
-        results.append(store.add_blob_owner("default", f"{index:064x}", 60, 100))
+        results.append(store.add_blob_owner("default", digest, 60, quota))
 
-    threads = [threading.Thread(target=claim, args=(index,)) for index in range(8)]
+    threads = [threading.Thread(target=claim, args=(digest,)) for digest in digests]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    usage = store.blob_usage("default")
     store.close()
+    return results, usage
+
+
+def test_concurrent_claims_of_one_project_cannot_overshoot_its_quota(store_url: str) -> None:
+    results, usage = claim_at_once(store_url, [f"{index:064x}" for index in range(8)], 100)
 
     assert sorted(results) == [False] * 7 + [True]
+    assert usage == 60
+
+
+def test_concurrent_claims_of_one_blob_count_it_once(store_url: str) -> None:
+    results, usage = claim_at_once(store_url, [f"{blob:064x}" for blob in range(5) for _ in range(8)], None)
+
+    assert results == [True] * 40
+    assert usage == 5 * 60
 
 
 def test_a_blob_store_url_that_is_not_s3_is_refused(tmp_path: Path) -> None:

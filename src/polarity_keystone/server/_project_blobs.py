@@ -35,7 +35,7 @@ class ProjectBlobs:
     def put(self, project_id: str, digest: str, data: bytes) -> None:
         """Store `data` as `digest` for the project: InvalidRequest when `data` has another digest,
         PayloadTooLarge (`quota_exceeded`) when the project's blobs would exceed the quota, checked
-        before anything is written (and again, under a lock, when the ownership is recorded)."""
+        before anything is written (and again, atomically, when the ownership is recorded)."""
         check_digest(digest, data)
         if not self.missing(project_id, [digest]):
             return

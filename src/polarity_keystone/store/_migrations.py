@@ -213,7 +213,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         5,
-        "blob owners: the projects that uploaded each blob, and may name it in a bundle",
+        "blob owners: the projects that uploaded each blob, and may name it in a bundle; their usage",
         (
             """CREATE TABLE blob_owners (
                 project_id TEXT NOT NULL,
@@ -221,6 +221,10 @@ MIGRATIONS: tuple[Migration, ...] = (
                 size BIGINT NOT NULL,
                 created_at {timestamp} NOT NULL,
                 PRIMARY KEY (project_id, sha256)
+            )""",
+            """CREATE TABLE blob_usage (
+                project_id TEXT PRIMARY KEY,
+                bytes BIGINT NOT NULL
             )""",
         ),
     ),

@@ -46,7 +46,6 @@ C = TypeVar("C", bound=DbConnection)
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 EVENTS_LOCK = 0x4B53_0002
-BLOB_OWNERS_LOCK = 0x4B53_0005
 _IN_LIST_LIMIT = 500
 """Values bound in one `IN (...)` list, well under SQLite's limit on a statement's parameters."""
 _RACE_ATTEMPTS = 5
@@ -654,22 +653,27 @@ class SqlStore(Store, Generic[C]):
 
     # -- blob owners
     def add_blob_owner(self, project_id: str, sha256: str, size: int, max_project_bytes: int | None) -> bool:
-        # Under a lock, so that two uploads of one project cannot both pass the quota on the same usage.
-        with self._write() as session:
-            session.lock(BLOB_OWNERS_LOCK)
-            owned = "SELECT 1 FROM blob_owners WHERE project_id = ? AND sha256 = ?"
-            if session.one(owned, (project_id, sha256)):
-                return True
-            if max_project_bytes is not None and _usage(session, project_id) + size > max_project_bytes:
-                return False
-            row = {
-                "project_id": project_id,
-                "sha256": sha256,
-                "size": size,
-                "created_at": timestamp(self._now()),
-            }
-            session.run(*insert_sql("blob_owners", row))
-        return True
+        # The project's usage is one row, raised by a conditional UPDATE: concurrent claims of a project
+        # queue on that row, so they cannot both pass the quota on the same usage. A concurrent claim of
+        # the same blob breaks the primary key instead, and is tried again (it is then owned).
+        def attempt() -> bool:
+            with self._write() as session:
+                owned = "SELECT 1 FROM blob_owners WHERE project_id = ? AND sha256 = ?"
+                if session.one(owned, (project_id, sha256)):
+                    return True
+                usage = {"project_id": project_id, "bytes": 0}
+                session.run(*insert_sql("blob_usage", usage, "ON CONFLICT (project_id) DO NOTHING"))
+                raise_usage = "UPDATE blob_usage SET bytes = bytes + ? WHERE project_id = ?"
+                if max_project_bytes is not None:
+                    raise_usage += " AND bytes + ? <= ?"
+                quota = () if max_project_bytes is None else (size, max_project_bytes)
+                if not session.run(raise_usage, (size, project_id, *quota)):
+                    return False
+                row = {"project_id": project_id, "sha256": sha256, "size": size}
+                session.run(*insert_sql("blob_owners", {**row, "created_at": timestamp(self._now())}))
+            return True
+
+        return self._retry_races(attempt)
 
     def owned_blobs(self, project_id: str, digests: Sequence[str]) -> set[str]:
         unique = list(dict.fromkeys(digests))
@@ -686,14 +690,8 @@ class SqlStore(Store, Generic[C]):
 
     def blob_usage(self, project_id: str) -> int:
         with self._read() as session:
-            return _usage(session, project_id)
-
-
-def _usage(session: Session, project_id: str) -> int:
-    row = session.one(
-        "SELECT COALESCE(SUM(size), 0) AS total FROM blob_owners WHERE project_id = ?", (project_id,)
-    )
-    return int(row["total"]) if row else 0
+            row = session.one("SELECT bytes FROM blob_usage WHERE project_id = ?", (project_id,))
+        return int(row["bytes"]) if row else 0
 
 
 def _same_snapshot(
