@@ -150,6 +150,9 @@ def test_concurrent_claims_of_one_blob_count_it_once(store_url: str) -> None:
     assert usage == 5 * 60
 
 
-def test_a_blob_store_url_that_is_not_s3_is_refused(tmp_path: Path) -> None:
+def test_a_blob_store_url_that_is_not_s3_and_an_endpoint_without_one_are_refused(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path}/db"
     with pytest.raises(ValueError, match="s3://bucket/prefix"):
-        ServerSettings(store_url=f"sqlite:///{tmp_path}/db", blob_store_url="https://bucket.example/x")
+        ServerSettings(store_url=store_url, blob_store_url="https://bucket.example/x")
+    with pytest.raises(ValueError, match="needs blob_store_url"):
+        ServerSettings(store_url=store_url, blob_store_endpoint="http://127.0.0.1:9000")

@@ -113,3 +113,5 @@ class ServerSettings:
             raise ValueError("max_blob_bytes_per_project must be 0 (no quota) or positive")
         if self.blob_store_url is not None:
             s3_location(self.blob_store_url)
+        elif self.blob_store_endpoint is not None:
+            raise ValueError("blob_store_endpoint needs blob_store_url (s3://bucket/prefix)")
