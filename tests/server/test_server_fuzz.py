@@ -39,6 +39,8 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "/v1/sandboxes/{sandbox_id}/trace": {"events": [{"type": "tool_call", "tool": "t"}]},
     "/v1/sandboxes/{sandbox_id}/timeout": {"timeout": "1m"},
     "/v1/webhooks": {"url": "http://93.184.215.14/hook", "events": ["run.completed"], "secret": "s" * 16},
+    "/v1/projects": {"name": "fuzzed-project"},
+    "/v1/keys": {"name": "k", "project_id": "default", "admin": False},
 }
 """A valid body for each POST route; the fuzz replaces one field of it, or all of it."""
 SECONDS_PER_REQUEST = 10
@@ -105,7 +107,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cli
         store_url=f"sqlite://{store}", backend_factory=unreachable_engine, read_rate=1e9, write_rate=1e9
     )
     app = create_app(settings_)
-    key, _ = create_api_key(app.state.keystone.store, "fuzz")
+    key, _ = create_api_key(app.state.keystone.store, "fuzz", admin=True)
     with start_blocking_portal() as portal:
         transport = SyncASGITransport(app, portal)
         options: dict[str, Any] = {"base_url": "http://keystone.test", "transport": transport, "timeout": 60}

@@ -19,6 +19,7 @@ from ._idempotency import IdempotencyMiddleware
 from ._limits import MAX_JSON_DEPTH, BodyLimitMiddleware, describe_size
 from ._models import ExperimentResults, ReplicaSuiteOut, RunOut
 from ._request_id import RequestIdMiddleware
+from ._routes_admin import router as admin
 from ._routes_agents import agents, snapshots
 from ._routes_blobs import router as blobs
 from ._routes_experiments import router as experiments
@@ -130,7 +131,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.keystone = context
     install_error_handlers(app)
     app.include_router(health)
-    routers = (specs, blobs, experiments, runs, sandboxes, agents, snapshots, webhook_subscriptions)
+    routers = (specs, blobs, experiments, runs, sandboxes, agents, snapshots, webhook_subscriptions, admin)
     for router in routers:
         app.include_router(router, dependencies=[Depends(storable_parameters)])
 

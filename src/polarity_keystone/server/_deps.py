@@ -108,6 +108,16 @@ def live_key(principal: Authenticated) -> Principal:
 LiveKey = Annotated[Principal, Depends(live_key)]
 
 
+def admin_key(principal: Authenticated) -> Principal:
+    if not principal.admin:
+        raise Forbidden("this needs an admin key (`ks keys create NAME --admin` on the server's machine)")
+    return principal
+
+
+AdminKey = Annotated[Principal, Depends(admin_key)]
+"""A key that may create projects and keys; the embedded server's local caller is one."""
+
+
 def sandbox_scoped(sandbox_id: str, principal: Authenticated, context: Context) -> Principal:
     """A sandbox token passes for its own sandbox only (403 otherwise); a key for its project's
     sandboxes only (another project's answers 404, as an unknown one does)."""

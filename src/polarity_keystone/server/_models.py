@@ -664,3 +664,40 @@ class ReplicaSuiteOut(_Response):
     seeds: list[str] = Field(description="One per replica; POST /v1/runs with a seed re-runs that replica.")
     error: str | None = None
     created_at: datetime
+
+
+# --- projects and keys (admin) -----------------------------------------------------------------------
+
+ProjectName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+
+
+class ProjectCreate(_Request):
+    name: ProjectName
+
+
+class ProjectOut(_Response):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class KeyCreate(_Request):
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    project_id: Id
+    admin: bool = False
+
+
+class KeyOut(_Response):
+    """A key as listings show it: never the key itself, only its first characters (`prefix`)."""
+
+    id: str
+    name: str
+    prefix: str
+    project_id: str
+    admin: bool
+    revoked: bool
+    created_at: datetime
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The key itself, shown only in this response.")
