@@ -102,7 +102,7 @@ def _body(path: str, a: ProjectA) -> Any:
 
 def _walk(api: Api) -> list[tuple[str, str, list[str]]]:
     """Every operation of the app's OpenAPI document (the route table as the app publishes it)."""
-    routes = []
+    routes: list[tuple[str, str, list[str]]] = []
     for path, operations in api.app.openapi()["paths"].items():
         if path not in PUBLIC:
             parameters = re.findall(r"{(\w+)}", path)
@@ -178,8 +178,8 @@ def test_an_admin_key_creates_projects_and_their_keys_and_revokes_them(api: Api)
     assert created.status_code == 201, created.text
     key = created.json()["key"]
     team = api.as_key(key)
-    yaml_body = {"content": spec_yaml("team-spec"), "headers": {"Content-Type": "application/x-yaml"}}
-    upload = team.post("/v1/specs", **yaml_body)
+    yaml_type = {"Content-Type": "application/x-yaml"}
+    upload = team.post("/v1/specs", content=spec_yaml("team-spec"), headers=yaml_type)
     assert upload.status_code == 201, upload.text
 
     assert [spec["id"] for spec in team.get("/v1/specs").json()] == ["team-spec"]
