@@ -19,8 +19,8 @@ from ..results import RunResults
 from ..sandbox import DockerBackend, FixtureError, ImageError, ImageResolver, SandboxError
 from ..sdk import KeystoneError
 from ..secrets import SecretError
-from ..spec import LoadedSpec, SpecError, format_duration, load_specs
-from . import _served, _server_commands
+from ..spec import LoadedSpec, SpecError, collect_bundle, format_duration, load_specs
+from . import _admin_commands, _served, _server_commands
 from ._output import dump_json, write_json
 from ._progress import ConsoleProgress
 from ._report import print_replica_failure, print_run
@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "build", help="build Keystone's own images (base, services, gateway, reaper), cached by content hash"
     )
     _server_commands.add_parsers(commands)
+    _admin_commands.add_parsers(commands)
     add_gate_arguments(
         commands.add_parser(
             "gate",
@@ -156,7 +157,9 @@ def _run_direct(loaded: Sequence[LoadedSpec], options: RunOptions) -> list[RunRe
 def cmd_replay(args: argparse.Namespace) -> int:
     loaded = load_specs([args.spec])
     backend = _backend()
-    prepared = prepare(loaded[0], ImageResolver(backend.client))
+    files = collect_bundle(loaded[0])  # a served run pinned its files' bundle digest: so does the replay
+    bundle = files.digest if files.manifest else None
+    prepared = prepare(loaded[0], ImageResolver(backend.client), bundle=bundle)
     try:
         result = replay(
             prepared,
@@ -170,6 +173,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     except FingerprintMismatch as exc:
         err.print(f"[red]refusing to replay:[/] {exc}")
+        if bundle is not None:
+            err.print(
+                f"(the fingerprint pins the spec's {len(files.manifest)} local files, bundle {bundle[:12]} "
+                "now: a changed agent, fixture or check file also changes it)"
+            )
         return exit_codes.INVALID_INPUT
     if result.status == "pass":
         err.print(f"[green]✓ replica passed[/] (seed {result.seed}, sandbox {result.sandbox_id})")
@@ -210,7 +218,11 @@ _COMMANDS = {
     ("cleanup", None): cmd_cleanup,
     ("images", "build"): cmd_images_build,
     ("serve", None): _server_commands.cmd_serve,
-    ("keys", "create"): _server_commands.cmd_keys_create,
+    ("projects", "create"): _admin_commands.cmd_projects_create,
+    ("projects", "list"): _admin_commands.cmd_projects_list,
+    ("keys", "create"): _admin_commands.cmd_keys_create,
+    ("keys", "list"): _admin_commands.cmd_keys_list,
+    ("keys", "revoke"): _admin_commands.cmd_keys_revoke,
     ("gate", None): cmd_gate,
 }
 

@@ -43,13 +43,11 @@ def connect(base_url: str | None, err: Console) -> Iterator[Keystone]:
         ks.close()
 
 
-def run_spec(
-    ks: Keystone, item: LoadedSpec, err: Console, options: RunOptions, *, embedded: bool
-) -> RunResults:
-    """Upload the spec (with its directory, when the server is this process), run it as an experiment
+def run_spec(ks: Keystone, item: LoadedSpec, err: Console, options: RunOptions) -> RunResults:
+    """Upload the spec with its local files (a bundle, whichever server it is), run it as an experiment
     and wait for the results, showing progress from the experiment's stream."""
     assert item.path is not None  # the CLI loads specs from files
-    spec = ks.specs.create(item.text, source_dir=item.spec_dir if embedded else None)
+    spec = ks.specs.create(item.text, source_dir=item.spec_dir)
     experiment = ks.experiments.create(
         f"ks eval run {item.spec.id}",
         spec.id,
@@ -86,4 +84,4 @@ def host_sources_line(item: LoadedSpec) -> str | None:
 def run_all(loaded: Sequence[LoadedSpec], err: Console, options: RunOptions) -> list[RunResults]:
     base_url = os.environ.get("KEYSTONE_BASE_URL")
     with connect(base_url, err) as ks:
-        return [run_spec(ks, item, err, options, embedded=not base_url) for item in loaded]
+        return [run_spec(ks, item, err, options) for item in loaded]

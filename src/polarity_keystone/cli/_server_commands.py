@@ -1,4 +1,4 @@
-"""`ks serve` (a shared Keystone server) and `ks keys create` (an API key for it)."""
+"""`ks serve`: a shared Keystone server."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import functools
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,7 +33,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     serve = commands.add_parser("serve", help="run a Keystone server (REST API) for the SDK, CLI and CI gate")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
-    _store_option(serve)
+    store_option(serve)
     serve.add_argument(
         "--public-url", help="the URL agents in sandboxes reach this server at (default: the request's)"
     )
@@ -69,15 +68,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="refuse request bodies larger than this with 413, before reading them (default: 8)",
     )
 
-    keys = commands.add_parser("keys", help="API keys of a Keystone server").add_subparsers(
-        dest="keys_command", required=True
-    )
-    create = keys.add_parser("create", help="create an API key and print it (shown once)")
-    create.add_argument("name", help="who or what the key is for, e.g. ci-github")
-    _store_option(create)
 
-
-def _store_option(parser: argparse.ArgumentParser) -> None:
+def store_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store",
         default=None,
@@ -96,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if operator_secrets is None:
         return exit_codes.INVALID_INPUT
     store_url = args.store or default_store_url()
-    store = _open_store(store_url)
+    store = open_store_or_none(store_url)
     if store is None:
         return exit_codes.INVALID_INPUT
     try:
@@ -154,21 +146,6 @@ def _runtime_backend(runtime: str) -> Callable[[], DockerBackend] | None:
     return functools.partial(DockerBackend, runtime=runtime)
 
 
-def cmd_keys_create(args: argparse.Namespace) -> int:
-    from ..server import create_api_key
-
-    store = _open_store(args.store or default_store_url())
-    if store is None:
-        return exit_codes.INVALID_INPUT
-    try:
-        key, record = create_api_key(store, args.name)
-    finally:
-        store.close()
-    err.print(f"created API key {record.id} ({record.name}); it is shown only this once:")
-    sys.stdout.write(key + "\n")
-    return exit_codes.PASSED
-
-
 def _operator_secrets(values: list[str]) -> dict[str, str] | None:
     """`--secret NAME=SOURCE` flags as a mapping; None (after saying why) when one is malformed."""
     from ..secrets import parse_operator_secret
@@ -184,7 +161,7 @@ def _operator_secrets(values: list[str]) -> dict[str, str] | None:
     return allowed
 
 
-def _open_store(store_url: str) -> Store | None:
+def open_store_or_none(store_url: str) -> Store | None:
     try:
         return open_store(store_url)
     except ValueError as exc:

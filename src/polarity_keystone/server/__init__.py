@@ -9,6 +9,7 @@ Settings are built by the caller (`ks serve`, the embedded mode, tests) and pass
 
 from ._app import close_app, create_app
 from ._keys import create_api_key, create_sandbox_token, hash_key
+from ._models import project_name_problem
 from ._serve import RunningServer, serve_in_thread
 from ._settings import ServerSettings
 from ._webhooks import SIGNATURE_HEADER, sign_webhook, verify_webhook
@@ -22,6 +23,7 @@ __all__ = [
     "create_app",
     "create_sandbox_token",
     "hash_key",
+    "project_name_problem",
     "serve_in_thread",
     "sign_webhook",
     "verify_webhook",

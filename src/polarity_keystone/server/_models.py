@@ -6,6 +6,7 @@ versions keep working together.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
@@ -668,7 +669,15 @@ class ReplicaSuiteOut(_Response):
 
 # --- projects and keys (admin) -----------------------------------------------------------------------
 
-ProjectName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+PROJECT_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+ProjectName = Annotated[str, Field(pattern=PROJECT_NAME_PATTERN)]
+
+
+def project_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a project, or None."""
+    if re.fullmatch(PROJECT_NAME_PATTERN, name):
+        return None
+    return f"{name[:80]!r}: 1 to 64 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
 
 
 class ProjectCreate(_Request):
