@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -224,6 +225,19 @@ def test_private_addresses_are_refused_at_delivery_too(make_api: MakeApi, receiv
     assert receiver.deliveries.empty()
 
 
+def test_a_deleted_subscription_gets_no_more_retries(make_api: MakeApi, receivers: list[Receiver]) -> None:
+    receivers.append(receiver := Receiver(*[500] * 6))
+    api = make_api(backend_factory=unreachable_engine, webhook_allow_private_networks=True)
+    webhook = _subscribe(api.client, receiver.url, "run.completed")
+    _run(api)
+    receiver.deliveries.get(timeout=20)
+
+    api.client.delete(f"/v1/webhooks/{webhook['id']}")
+    time.sleep(4)  # without the deletion, attempts 2 to 4 come 0.5, 1.5 and 3.5 s after the first
+
+    assert receiver.deliveries.qsize() <= 1  # the attempt that found the subscription gone
+
+
 def test_bounds_on_events_and_subscriptions_per_project(api: Api) -> None:
     def create(body: dict[str, Any]) -> httpx.Response:
         return api.client.post("/v1/webhooks", json=body)
@@ -283,7 +297,7 @@ def test_a_delivery_log_keeps_only_the_newest_entries(store_url: str) -> None:
                 moment,
             )
             store.put_webhook_delivery(entry, keep=3)
-        store.put_webhook_delivery(
+        assert not store.put_webhook_delivery(
             WebhookDeliveryRecord(
                 "dlv_x", "wh_gone", "evt_x", "run.completed", "pending", 0, None, None, start, start
             ),

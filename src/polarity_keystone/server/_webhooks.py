@@ -84,6 +84,10 @@ class _Failed(Exception):
     """An attempt the receiver did not accept (a non-2xx answer, no answer, or a refused address)."""
 
 
+class _Unsubscribed(Exception):
+    """The subscription was deleted while its delivery was under way: no more attempts."""
+
+
 class WebhookSender:
     def __init__(
         self,
@@ -165,17 +169,22 @@ class WebhookSender:
         except _Failed as exc:
             log.warning("webhook %s to %s failed after retries: %s", delivery.event_type, delivery.url, exc)
             self._record(delivery, "failed")
+        except _Unsubscribed:
+            pass
 
     def _attempt(self, delivery: _Delivery, number: int) -> None:
         try:
             status = self._post(delivery)
         except (httpx.HTTPError, UnsafeTarget) as exc:
-            self._record(
-                delivery, "pending", attempts=number, status_code=None, error=str(exc) or type(exc).__name__
-            )
-            raise _Failed(str(exc)) from exc
+            error = str(exc) or type(exc).__name__
+            if not self._record(delivery, "pending", attempts=number, status_code=None, error=error):
+                raise _Unsubscribed() from exc
+            raise _Failed(error) from exc
         if not 200 <= status < 300:
-            self._record(delivery, "pending", attempts=number, status_code=status, error=f"answered {status}")
+            if not self._record(
+                delivery, "pending", attempts=number, status_code=status, error=f"answered {status}"
+            ):
+                raise _Unsubscribed()
             raise _Failed(f"the receiver answered {status}")
         self._record(delivery, "delivered", attempts=number, status_code=status, error=None)
 
@@ -201,12 +210,13 @@ class WebhookSender:
         ):
             return response.status_code
 
-    def _record(self, delivery: _Delivery, state: DeliveryState, **outcome: Any) -> None:
-        """Log the attempt in the subscription's deliveries (nothing for the operator's URL)."""
+    def _record(self, delivery: _Delivery, state: DeliveryState, **outcome: Any) -> bool:
+        """Log the attempt in the subscription's deliveries (nothing for the operator's URL); False when
+        the subscription is gone."""
         if delivery.log is None:
-            return
+            return True
         delivery.log = replace(delivery.log, state=state, updated_at=datetime.now(UTC), **outcome)
-        self._store.put_webhook_delivery(delivery.log, keep=KEPT_DELIVERIES)
+        return self._store.put_webhook_delivery(delivery.log, keep=KEPT_DELIVERIES)
 
     def _pause(self, seconds: float) -> None:
         """Backoff that ends early when the server stops."""

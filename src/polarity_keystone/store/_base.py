@@ -405,9 +405,9 @@ class Store(abc.ABC):
         """Also drops its delivery log; NotFound when absent or another project's."""
 
     @abc.abstractmethod
-    def put_webhook_delivery(self, record: WebhookDeliveryRecord, *, keep: int) -> None:
-        """Insert or replace; only the subscription's `keep` newest deliveries are kept. A delivery of a
-        subscription deleted meanwhile is not stored."""
+    def put_webhook_delivery(self, record: WebhookDeliveryRecord, *, keep: int) -> bool:
+        """Insert or replace; only the subscription's `keep` newest deliveries are kept. False, storing
+        nothing, when the subscription was deleted meanwhile."""
 
     @abc.abstractmethod
     def webhook_deliveries(self, webhook_id: str) -> list[WebhookDeliveryRecord]:

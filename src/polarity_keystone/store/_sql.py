@@ -630,18 +630,19 @@ class SqlStore(Store, Generic[C]):
                 raise NotFound(f"no webhook {webhook_id!r}")
             session.run("DELETE FROM webhook_deliveries WHERE webhook_id = ?", (webhook_id,))
 
-    def put_webhook_delivery(self, record: WebhookDeliveryRecord, *, keep: int) -> None:
+    def put_webhook_delivery(self, record: WebhookDeliveryRecord, *, keep: int) -> bool:
         row = to_row(record)
         replace = ", ".join(f"{column} = excluded.{column}" for column in row if column != "id")
         with self._write() as session:
             if session.one("SELECT id FROM webhooks WHERE id = ?", (record.webhook_id,)) is None:
-                return
+                return False
             session.run(*insert_sql("webhook_deliveries", row, f"ON CONFLICT (id) DO UPDATE SET {replace}"))
             session.run(
                 "DELETE FROM webhook_deliveries WHERE webhook_id = ? AND id NOT IN (SELECT id FROM "
                 "webhook_deliveries WHERE webhook_id = ? ORDER BY created_at DESC, id DESC LIMIT ?)",
                 (record.webhook_id, record.webhook_id, keep),
             )
+        return True
 
     def webhook_deliveries(self, webhook_id: str) -> list[WebhookDeliveryRecord]:
         with self._read() as session:
