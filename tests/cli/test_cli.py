@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,6 +213,22 @@ def test_replay_with_a_wrong_fingerprint_exits_2(ks) -> None:
     assert result.code == 2
     assert "refusing to replay" in result.err
     assert "--force" in result.err
+
+
+def test_replay_refuses_a_run_whose_local_files_changed(ks, tmp_path: Path) -> None:
+    shutil.copytree(FLAKY.parent, tmp_path / "flaky-agent")
+    spec = tmp_path / "flaky-agent" / "flaky.yaml"
+    probe = ks("replay", spec, "--seed", "1", "--fingerprint", "0000000000000000")
+    found = re.search(r"then, ([0-9a-f]{16}) now", probe.err)
+    assert found is not None, probe.err
+    data = tmp_path / "flaky-agent" / "data" / "input.txt"
+    data.write_text(data.read_text() + "1\n")  # a fixture file, not the agent
+
+    changed = ks("replay", spec, "--seed", "1", "--fingerprint", found[1])
+
+    assert changed.code == 2
+    assert "refusing to replay" in changed.err
+    assert "pins the spec's 2 local files" in changed.err and "--force" in changed.err
 
 
 def test_the_printed_replay_command_of_a_flaky_failure_fails_again(

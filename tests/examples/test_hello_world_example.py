@@ -13,6 +13,7 @@ import pytest
 
 from polarity_keystone.engine import PreparedSpec
 from polarity_keystone.results import RunResults
+from polarity_keystone.spec import collect_bundle
 from tests.examples.shipped_examples import EXAMPLES
 from tests.ks_command import run_ks
 
@@ -71,7 +72,8 @@ def test_hello_world_passes_with_the_documented_result_shape(
     assert counts == (1, 1, 0, 0, 0)
     assert results.metrics.pass_rate == 1.0
     assert results.metrics.side_effect_violations == 0
-    assert results.fingerprint == example("hello-world/hello.yaml").fingerprint
+    local = example("hello-world/hello.yaml")  # the served run also pins the bundle of the spec's files
+    assert results.fingerprint == {**local.fingerprint, "bundle": collect_bundle(local.loaded).digest}
     assert results.spec_file.endswith("hello.yaml")
     (scenario,) = results.scenarios
     assert scenario.scenario_id == "hello-world"

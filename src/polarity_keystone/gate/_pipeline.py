@@ -44,7 +44,7 @@ from ..sdk import (
     collect_declared_secrets_from_file,
 )
 from ..secrets import Redactor, SecretError
-from ..spec import LoadedSpec, SpecError, load_specs
+from ..spec import LoadedSpec, SpecError, collect_bundle, load_specs
 from ._adaptive import decide_adaptively
 from ._baseline import Baselines, from_branch, from_experiment, from_file, spec_change
 from ._changed import mark_unchanged, unchanged_specs
@@ -93,6 +93,8 @@ def expand_specs(patterns: Sequence[str]) -> list[Path]:
 def _load_distinct_specs(paths: Sequence[Path], err: Console) -> list[LoadedSpec]:
     try:
         loaded = load_specs(paths)
+        for item, path in zip(loaded, paths, strict=True):  # before any run: a path no bundle can hold
+            collect_bundle(item, str(path))
     except SpecError as exc:
         err.print(str(exc), markup=False, highlight=False)
         raise InvalidSpecsError([Problem.of_issue(issue) for issue in exc.issues]) from None
@@ -289,8 +291,7 @@ class Gate:
 
     def _run_spec(self, ks: Keystone, item: LoadedSpec, deadline: float) -> tuple[RunResults, str | None]:
         spec_id = item.spec.id
-        embedded = not self.config.server_url
-        spec = ks.specs.create(item.text, source_dir=item.spec_dir if embedded else None)
+        spec = ks.specs.create(item.text, source_dir=item.spec_dir)
         experiment = self._experiment(ks, item, spec.id)
         self.err.print(
             f"[{spec_id}] experiment {experiment.id} ({experiment.status or 'created'})", markup=False
