@@ -12,6 +12,7 @@ import io
 import json
 import re
 import tarfile
+import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from polarity_keystone.sandbox import DockerBackend, SandboxError
 from polarity_keystone.server import create_api_key
 from polarity_keystone.store import ProjectRecord, SandboxRecord
 from tests.server.server_api import Api, MakeApi, spec_yaml
@@ -193,3 +195,51 @@ def test_an_admin_key_creates_projects_and_their_keys_and_revokes_them(api: Api)
     assert admin.delete(f"/v1/keys/{created.json()['id']}").status_code == 204
     assert team.get("/v1/specs").status_code == 401
     assert admin.delete("/v1/keys/key_unknown").status_code == 404
+
+
+def _project_keys(api: Api) -> dict[str, httpx.Client]:
+    """Two keys of project A and one of project B."""
+    store = api.context.store
+    for project in ("proj_a", "proj_b"):
+        store.add_project(ProjectRecord(project, project.replace("_", "-"), datetime.now(UTC)))
+    keys = {"a1": "proj_a", "a2": "proj_a", "b1": "proj_b"}
+    return {name: api.as_key(create_api_key(store, name, project)[0]) for name, project in keys.items()}
+
+
+def test_the_keys_of_a_project_share_its_rate_limit(make_api: MakeApi) -> None:
+    api = make_api(write_rate=100.0, project_write_rate=0.5)
+    clients = _project_keys(api)
+
+    def write(name: str) -> httpx.Response:
+        return clients[name].post("/v1/blobs/missing", json={"digests": []})
+
+    assert write("a1").status_code == 200
+    refused = write("a2")
+    assert refused.status_code == 429 and "project" in refused.json()["message"]
+    assert write("b1").status_code == 200
+
+
+def test_a_project_runs_at_most_its_share_of_experiments_whichever_key_starts_them(make_api: MakeApi) -> None:
+    release = threading.Event()
+
+    def engine_that_answers_late() -> DockerBackend:
+        release.wait(30)
+        raise SandboxError("no Docker engine in this test")
+
+    api = make_api(backend_factory=engine_that_answers_late, per_key_concurrency=4, per_project_concurrency=1)
+    clients = _project_keys(api)
+    try:
+        started = {}
+        for name, client in clients.items():
+            upload = client.post(
+                "/v1/specs", content=spec_yaml(), headers={"Content-Type": "application/x-yaml"}
+            )
+            assert upload.status_code == 201, upload.text
+            experiment = client.post("/v1/experiments", json={"name": name, "spec_id": "hello"}).json()
+            started[name] = client.post(f"/v1/experiments/{experiment['id']}/run")
+    finally:
+        release.set()
+
+    assert started["a1"].status_code == 202
+    assert started["a2"].status_code == 503 and "this project" in started["a2"].json()["message"]
+    assert started["b1"].status_code == 202

@@ -33,6 +33,7 @@ class ServerContext:
         self.store = open_store(settings.store_url)
         self.bus = EventBus(self.store)
         self.limiter = RateLimiter(settings.read_rate, settings.write_rate)
+        self.project_limiter = RateLimiter(*settings.project_rates)
         self.engine = LazyEngine(settings.backend_factory, settings.secret_policy)
         backend = open_blob_store(settings.blob_store_url, settings.blob_store_endpoint, settings.data_path)
         self.blobs = ProjectBlobs(self.store, backend, settings.max_blob_bytes_per_project)
@@ -45,13 +46,13 @@ class ServerContext:
                 settings.max_snapshot_unpacked_bytes,
                 settings.max_snapshot_members,
             ),
+            settings.data_path / "agents",
         )
         self.bundles = BundleCache(self.blobs, settings.data_path / "bundles", limits)
         self.specs = SpecSources(
             self.store,
             self.bus,
             self.bundles,
-            allow_local_paths=settings.allow_local_paths,
             spec_root=settings.spec_root,
         )
         self.sandboxes = SandboxManager(self.store, self.bus, self.engine, settings.max_sandboxes_per_key)
@@ -69,8 +70,10 @@ class ServerContext:
             self.sandboxes,
             self.specs,
             self.webhooks,
+            agents=self.agents,
             max_concurrent=settings.max_concurrent_experiments,
             per_key=settings.per_key_concurrency,
+            per_project=settings.per_project_concurrency,
         )
         self._closed = False
         self._lock = threading.Lock()

@@ -79,11 +79,15 @@ def identify(context: ServerContext, credentials: HTTPAuthorizationCredentials |
 
 
 def charge(context: ServerContext, principal: Principal, method: str) -> None:
-    """Take one token from the caller's read or write bucket; `RateLimited` when it is empty."""
+    """Take one token from the caller's read or write bucket, and one from its project's; `RateLimited`
+    when either is empty."""
     kind = "read" if method in READS else "write"
     wait = context.limiter.acquire(principal.id, kind)
     if wait:
         raise RateLimited(f"{kind} rate limit exceeded for this key", retry_after=wait)
+    wait = context.project_limiter.acquire(principal.project_id, kind)
+    if wait:
+        raise RateLimited(f"{kind} rate limit exceeded for this key's project", retry_after=wait)
 
 
 def authenticate(

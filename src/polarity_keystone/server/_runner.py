@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -46,6 +45,7 @@ from ..sandbox import (
 from ..secrets import Redactor, SecretError
 from ..spec import LoadedSpec, SpecError
 from ..store import ExperimentRecord, ReplicaRecord, Store
+from ._agents import AgentSnapshots
 from ._engine import LazyEngine
 from ._errors import AtCapacity, InvalidRequest, WrongState
 from ._events import EventBus, experiment_stream
@@ -235,8 +235,10 @@ class ExperimentRunner:
         specs: SpecSources,
         webhooks: WebhookSender,
         *,
+        agents: AgentSnapshots,
         max_concurrent: int,
         per_key: int,
+        per_project: int,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -244,12 +246,15 @@ class ExperimentRunner:
         self._engine = engine
         self._specs = specs
         self._webhooks = webhooks
+        self._agents = agents
         self._max_concurrent = max_concurrent
         self._per_key = per_key
+        self._per_project = per_project
         self._executor = ThreadPoolExecutor(
             max_workers=max_concurrent, thread_name_prefix="keystone-experiment"
         )
-        self._active: dict[str, str] = {}
+        self._active: dict[str, tuple[str, str]] = {}
+        """experiment id -> (owner key, project) of each experiment queued or running here."""
         """experiment id -> the key that started it, while queued or running here."""
         self._running: dict[str, _ReplicaSandboxes] = {}
         self._secrets: dict[str, dict[str, str]] = {}
@@ -281,7 +286,7 @@ class ExperimentRunner:
                     "was created, and secrets are never stored); create the experiment again",
                     code="secrets_unavailable",
                 )
-            self._admit(record.id, owner)
+            self._admit(record.id, owner, record.project_id)
         queued = self._queue(record.id, "created", "only a created experiment can run")
         with self._lock:
             secrets = self._secrets.pop(record.id, {})
@@ -326,7 +331,7 @@ class ExperimentRunner:
                 code="secrets_unavailable",
             )
         with self._lock:
-            self._admit(record.id, owner)
+            self._admit(record.id, owner, record.project_id)
         queued = self._queue(
             record.id,
             "completed",
@@ -339,9 +344,10 @@ class ExperimentRunner:
         self._enqueue(queued, owner, secrets, base_url)
         return queued
 
-    def _admit(self, experiment_id: str, owner: str) -> None:
+    def _admit(self, experiment_id: str, owner: str, project_id: str) -> None:
         """Count the experiment as queued here, under the lock; raises AtCapacity over a limit."""
-        mine = Counter(self._active.values())[owner]
+        mine = sum(1 for key, _ in self._active.values() if key == owner)
+        ours = sum(1 for _, project in self._active.values() if project == project_id)
         if len(self._active) >= self._max_concurrent:
             raise AtCapacity(
                 f"at capacity: {self._max_concurrent} experiments are queued or running on this server",
@@ -352,9 +358,14 @@ class ExperimentRunner:
                 f"at capacity: this key already has {self._per_key} experiments queued or running",
                 retry_after=RETRY_AFTER_S,
             )
+        if ours >= self._per_project:
+            raise AtCapacity(
+                f"at capacity: this project already has {self._per_project} experiments queued or running",
+                retry_after=RETRY_AFTER_S,
+            )
         if self.stopping:
             raise AtCapacity("the server is stopping", retry_after=RETRY_AFTER_S)
-        self._active[experiment_id] = owner
+        self._active[experiment_id] = (owner, project_id)
 
     def _queue(self, experiment_id: str, status: str, refusal: str, **changes: Any) -> ExperimentRecord:
         """Move an admitted experiment from `status` to `queued` (with `changes`); when another request
@@ -392,16 +403,11 @@ class ExperimentRunner:
         try:
             bundle = options.get("bundle")
             loaded = _planned_cells(
-                self._specs.load(
-                    running.project_id,
-                    running.spec_id,
-                    running.spec_version,
-                    options.get("source_dir"),
-                    bundle,
-                ),
+                self._specs.load(running.project_id, running.spec_id, running.spec_version, bundle),
                 options,
             )
-            prepared = self._engine.prepare(loaded, secrets, bundle)
+            agent = self._agents.for_run(running.project_id, options)
+            prepared = self._engine.prepare(loaded, secrets, bundle, agent)
             redact = Redactor(prepared.secrets)
             sandboxes = _ReplicaSandboxes(
                 self._engine.backend(), self.sandboxes, record, owner, base_url, redact

@@ -20,13 +20,10 @@ class ServerSettings:
     auth_required: bool = True
     """False lets requests without a key through as the local user (embedded mode on 127.0.0.1);
     a key that is sent is still checked, so sandbox tokens keep their scope."""
-    allow_local_paths: bool = False
-    """Embedded mode: spec uploads may name `source_dir`, the directory their relative paths
-    (agent.path, fixture files) live in on this machine."""
     spec_root: Path | None = None
-    """Where a spec's relative paths resolve, and stay, when its upload names no `source_dir`. None:
-    an embedded server uses its working directory; a shared one refuses specs that name local paths
-    (its working directory is not a spec root)."""
+    """Where a spec's relative paths resolve, and stay, when its upload brings no bundle of its files
+    (an operator's own directory, `ks serve --spec-root`). None: a spec uploaded without a bundle may
+    name no local path (the server's working directory is not a spec root)."""
     host_sources: bool = False
     """Embedded mode (the local user's own server): a spec's `env:`, `file:` and `command:` secret
     sources are read on this machine. False (a shared server): they are refused with 400 unless the
@@ -40,12 +37,19 @@ class ServerSettings:
     """Experiments queued or running at once on this server; more are refused with 503."""
     per_key_concurrency: int = 2
     """Experiments queued or running at once per API key; more are refused with 503."""
+    per_project_concurrency: int = 4
+    """Experiments queued or running at once per project (all its keys); more are refused with 503."""
     max_sandboxes_per_key: int = 10
     """Live sandboxes per API key (`POST /v1/sandboxes`); more are refused with 503."""
     read_rate: float = 100.0
     """Read requests (GET, HEAD) per second per key, with a burst of the same size."""
     write_rate: float = 10.0
     """Write requests per second per key, with a burst of the same size."""
+    project_read_rate: float | None = None
+    """Read requests per second per project (all its keys together), so one team's many keys cannot
+    crowd out the others. None: four keys' worth (4 × read_rate)."""
+    project_write_rate: float | None = None
+    """Write requests per second per project. None: 4 × write_rate."""
     webhook_url: str | None = None
     """Receives `run.completed` when an experiment finishes, signed with `webhook_secret`."""
     webhook_secret: str | None = None
@@ -97,16 +101,29 @@ class ServerSettings:
     def secret_policy(self) -> SecretPolicy:
         return SecretPolicy(self.host_sources, dict(self.operator_secrets))
 
+    @property
+    def project_rates(self) -> tuple[float, float]:
+        """The read and write rates of each project's bucket."""
+        read = self.project_read_rate if self.project_read_rate is not None else 4 * self.read_rate
+        write = self.project_write_rate if self.project_write_rate is not None else 4 * self.write_rate
+        return read, write
+
     def __post_init__(self) -> None:
         if self.webhook_url and not self.webhook_secret:
             raise ValueError("webhook_url needs webhook_secret: receivers must be able to verify signatures")
-        for name in ("max_concurrent_experiments", "per_key_concurrency", "max_sandboxes_per_key"):
+        for name in (
+            "max_concurrent_experiments",
+            "per_key_concurrency",
+            "per_project_concurrency",
+            "max_sandboxes_per_key",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name, source in self.operator_secrets.items():
             check_operator_secret(name, source)
-        if self.read_rate <= 0 or self.write_rate <= 0:
-            raise ValueError("read_rate and write_rate must be positive")
+        for name in ("read_rate", "write_rate", "project_read_rate", "project_write_rate"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")
         if self.max_blob_bytes_per_project < 0:
