@@ -122,7 +122,9 @@ def test_a_subscription_gets_the_run_signed_retried_after_a_500_and_logged(
         log: list[dict[str, Any]] = api.client.get(f"/v1/webhooks/{webhook['id']}/deliveries").json()
         return log if log and log[0]["state"] == "delivered" else None
 
-    [entry] = wait_until(delivered, 10, "the delivery logged as delivered")
+    logged = wait_until(delivered, 10, "the delivery logged as delivered")
+    assert logged is not None
+    [entry] = logged
     assert entry["id"] == first_headers["Keystone-Delivery"]
     assert entry["event_id"] == first_headers["Keystone-Event-Id"]
     assert (entry["event_type"], entry["attempts"], entry["status_code"], entry["error"]) == (
@@ -220,6 +222,7 @@ def test_private_addresses_are_refused_at_delivery_too(make_api: MakeApi, receiv
         return log[0] if log and log[0]["attempts"] >= 1 else None
 
     entry = wait_until(attempted, 10, "a refused attempt logged")
+    assert entry is not None
     assert entry["status_code"] is None
     assert "loopback" in entry["error"]
     assert receiver.deliveries.empty()
