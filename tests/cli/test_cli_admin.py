@@ -1,4 +1,5 @@
-"""`ks projects` and `ks keys`: the operator's commands on the server's store."""
+"""`ks projects` and `ks keys`: the operator's commands on the server's store (and `ks serve` refusing
+settings it cannot serve with)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def test_an_operator_creates_a_project_a_key_of_it_lists_and_revokes_it(
         (("projects", "create", "Team A"), "invalid project name"),
         (("keys", "create", "ci", "--project", "nope"), "no project 'nope'"),
         (("keys", "list", "--project", "nope"), "no project 'nope'"),
+        (("serve", "--blob-store", "http://bucket"), "a blob store URL is s3://bucket/prefix"),
     ],
 )
 def test_bad_input_exits_2_saying_why(

@@ -62,6 +62,26 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "runc, or the spec's runtime)",
     )
     serve.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where blobs and the spec bundles written from them are kept (default: beside the SQLite "
+        "store, else ~/.keystone/server)",
+    )
+    serve.add_argument(
+        "--blob-store",
+        default=os.environ.get("KEYSTONE_BLOB_STORE_URL") or None,
+        metavar="s3://BUCKET/PREFIX",
+        help="keep blobs in an S3-compatible bucket that several servers share (needs the s3 extra; "
+        "credentials from the AWS_* environment; default: $KEYSTONE_BLOB_STORE_URL, else --data-dir)",
+    )
+    serve.add_argument(
+        "--blob-store-endpoint",
+        default=os.environ.get("KEYSTONE_BLOB_STORE_ENDPOINT") or None,
+        metavar="URL",
+        help="the S3 API's URL when it is not AWS's (MinIO, R2; default: $KEYSTONE_BLOB_STORE_ENDPOINT)",
+    )
+    serve.add_argument(
         "--max-body-mib",
         type=float,
         metavar="MIB",
@@ -101,12 +121,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.spec_root is not None and not args.spec_root.is_dir():
         err.print(f"[red]invalid --spec-root:[/] {args.spec_root} is not a directory")
         return exit_codes.INVALID_INPUT
-    settings = ServerSettings(
-        store_url=store_url,
-        public_url=args.public_url,
-        operator_secrets=operator_secrets,
-        spec_root=args.spec_root.resolve() if args.spec_root is not None else None,
-    )
+    try:
+        settings = ServerSettings(
+            store_url=store_url,
+            public_url=args.public_url,
+            operator_secrets=operator_secrets,
+            spec_root=args.spec_root.resolve() if args.spec_root is not None else None,
+            data_dir=args.data_dir.resolve() if args.data_dir is not None else None,
+            blob_store_url=args.blob_store,
+            blob_store_endpoint=args.blob_store_endpoint,
+        )
+    except ValueError as exc:
+        err.print(f"[red]invalid server settings:[/] {exc}")
+        return exit_codes.INVALID_INPUT
     if operator_secrets:
         err.print(f"secrets allowed for every run: {', '.join(sorted(operator_secrets))}")
     if args.max_body_mib is not None:
