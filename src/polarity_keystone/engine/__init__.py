@@ -3,7 +3,7 @@
 from ._aggregate import aggregate_run, aggregate_scenario
 from ._experiment import ProgressListener, RunOptions, run_experiment, scenarios_of
 from ._fixtures import supported_fixtures
-from ._prepare import TASK_FILE, PreparedSpec, plan_replica, prepare
+from ._prepare import TASK_FILE, PreparedSpec, ResolvedAgent, plan_replica, prepare
 from ._replay import FingerprintMismatch, replay
 from ._replica import AGENT_OUTPUT_LIMIT
 from ._seeds import SEED_BITS, new_experiment_seed, replica_seed
@@ -15,6 +15,7 @@ __all__ = [
     "FingerprintMismatch",
     "PreparedSpec",
     "ProgressListener",
+    "ResolvedAgent",
     "RunOptions",
     "aggregate_run",
     "aggregate_scenario",

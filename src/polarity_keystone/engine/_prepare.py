@@ -8,7 +8,7 @@ import json
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,22 @@ from ..secrets import (
     secret_files,
 )
 from ..services import kind_of
-from ..spec import SEMANTIC_KEYS, LoadedSpec, Service, read_regular, semantic_fingerprint, tree
+from ..spec import (
+    SEMANTIC_KEYS,
+    LoadedSpec,
+    Service,
+    SpecError,
+    SpecIssue,
+    read_regular,
+    semantic_fingerprint,
+    tree,
+)
 from ._confine import confined_agent_image
 from ._db_audit import audited, needs_db_audit
 from ._execlog import logged_env, needs_command_log, with_command_log
 from ._fixtures import PreparedFixture, prepare_fixture, secret_files_step
 from ._network import network_policy
-from ._spec_paths import local_path
+from ._spec_paths import local_path, spec_file
 from ._trace import TRACE_FILE
 
 TASK_FILE = "/keystone/task.md"
@@ -47,6 +56,29 @@ def _digest_dir(path: Path) -> str:
         elif stat.S_ISLNK(entry.mode):
             digest.update(entry.relative.encode() + b"\0->" + os.readlink(entry.path).encode())
     return "sha256:" + digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ResolvedAgent:
+    """The agent a spec names but does not hold (`type: snapshot`), as its server resolved it: the
+    directory of its code (copied to /opt/agent), the command that runs it, and its content digest."""
+
+    directory: Path
+    command: str
+    digest: str
+
+
+def _with_agent(loaded: LoadedSpec, agent: ResolvedAgent | None) -> LoadedSpec:
+    """The spec with a resolved agent run as a `cli` agent; SpecError for a snapshot agent nobody
+    resolved (it needs a server that holds the snapshot)."""
+    spec = loaded.spec
+    if agent is not None:
+        runnable = spec.agent.model_copy(update={"type": "cli", "command": agent.command, "path": None})
+        return replace(loaded, spec=spec.model_copy(update={"agent": runnable}))
+    if spec.agent.type == "snapshot":
+        message = "a snapshot agent runs on a Keystone server that holds the snapshot"
+        raise SpecError([SpecIssue(spec_file(loaded), None, None, "agent.type", message)])
+    return loaded
 
 
 @dataclass
@@ -87,6 +119,7 @@ def prepare(
     policy: SecretPolicy = LOCAL,
     *,
     bundle: str | None = None,
+    agent: ResolvedAgent | None = None,
 ) -> PreparedSpec:
     """Resolve secrets, build every image the spec needs and prepare its fixtures (clone git
     repositories); raises SecretError or SpecError (invalid input), FixtureError or ImageError
@@ -94,7 +127,9 @@ def prepare(
     `provided_secrets` (sent by a client with its request) win over the spec's declared sources, which
     are read on this machine only if `policy` allows (the default: the local user's own run).
     `bundle`: the digest of the uploaded files the spec was loaded from, pinned by the fingerprint (only
-    when there is one, so fingerprints of runs from a spec directory stay what they were)."""
+    when there is one, so fingerprints of runs from a spec directory stay what they were).
+    `agent`: the code and command of a `type: snapshot` agent, which the server resolved."""
+    loaded = _with_agent(loaded, agent)
     spec = loaded.spec
     secrets = resolve_fixed(spec.secrets, provided_secrets, policy)
     base = resolver.resolve(spec.base)
@@ -107,6 +142,8 @@ def prepare(
     service_images = {s.name: _service_image(s, resolver) for s in spec.services}
     notes = [image.note for image in [base, *service_images.values()] if image.note]
     agent_dir = local_path(loaded, "agent.path", spec.agent.path, "directory") if spec.agent.path else None
+    if agent is not None:
+        agent_dir = agent.directory
     fixtures = [prepare_fixture(loaded, index, fixture) for index, fixture in enumerate(spec.fixtures)]
     fingerprint = {
         "keystone": __version__,
@@ -116,7 +153,7 @@ def prepare(
         **semantic_fingerprint(spec),
         "agent_image": agent_image.digest,
         "service_images": {name: image.digest for name, image in sorted(service_images.items())},
-        "agent_digest": _digest_dir(agent_dir) if agent_dir else "",
+        "agent_digest": agent.digest if agent else _digest_dir(agent_dir) if agent_dir else "",
         # Named for the one fixture type that pins a revision today; renaming it would change every
         # run's fingerprint, so replays of earlier runs would be refused.
         "git_commits": {

@@ -8,7 +8,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 
-from ..engine import PreparedSpec, prepare
+from ..engine import PreparedSpec, ResolvedAgent, prepare
 from ..sandbox import DockerBackend, ImageResolver, SandboxError
 from ..secrets import SecretPolicy
 from ..spec import LoadedSpec
@@ -65,11 +65,15 @@ class LazyEngine:
                 self._backend.client.close()
 
     def prepare(
-        self, loaded: LoadedSpec, secrets: Mapping[str, str], bundle: str | None = None
+        self,
+        loaded: LoadedSpec,
+        secrets: Mapping[str, str],
+        bundle: str | None = None,
+        agent: ResolvedAgent | None = None,
     ) -> PreparedSpec:
         self.backend()
         assert self._resolver is not None
-        return prepare(loaded, self._resolver, secrets, self._secret_policy, bundle=bundle)
+        return prepare(loaded, self._resolver, secrets, self._secret_policy, bundle=bundle, agent=agent)
 
     @property
     def started(self) -> bool:

@@ -66,6 +66,7 @@ def record_experiment(context: ServerContext, caller: Principal, plan: Plan) -> 
         "source_dir": source_dir,
         "bundle": bundle,
         "secret_names": sorted(plan.secrets),
+        **context.agents.pin(caller.project_id, loaded.spec),
     }
     if plan.kind is not None:
         options["kind"] = plan.kind

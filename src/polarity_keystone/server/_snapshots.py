@@ -1,4 +1,5 @@
-"""Agent snapshot tarballs are untrusted input: what an upload may hold, checked before it is stored.
+"""Agent snapshot tarballs are untrusted input: what one may hold, checked when it is uploaded and again,
+member by member, when a run unpacks it.
 
 A bundle must be a gzip'd tar of regular files and directories (symbolic and hard links allowed only
 when they stay inside the bundle) under relative paths without `..`. It is read as a stream, once, with
@@ -13,7 +14,9 @@ import gzip
 import posixpath
 import tarfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Protocol
 
 from ._errors import InvalidRequest, PayloadTooLarge
@@ -82,9 +85,11 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def inspect_bundle(bundle: IO[bytes], limits: SnapshotLimits) -> int:
-    """Check the gzip'd tarball `bundle` (read from its current position to the end) against the rules
-    above; returns its member count. Raises InvalidRequest (400) or PayloadTooLarge (413)."""
+def _read(
+    bundle: IO[bytes], limits: SnapshotLimits, use: Callable[[tarfile.TarFile, tarfile.TarInfo], None]
+) -> int:
+    """Read the gzip'd tarball `bundle` from its current position, handing each member that passes the
+    rules above to `use`; returns the member count. InvalidRequest (400) or PayloadTooLarge (413)."""
     if bundle.read(2) != GZIP_MAGIC:
         raise _invalid("the bundle is not gzip'd: send a .tar.gz")
     bundle.seek(-2, 1)
@@ -101,6 +106,7 @@ def inspect_bundle(bundle: IO[bytes], limits: SnapshotLimits) -> int:
                 problem = _member_problem(member)
                 if problem:
                     raise _invalid(f"the bundle's member {member.name!r} is refused: {problem}")
+                use(archive, member)
     except _Unpacked:
         raise PayloadTooLarge(
             f"the bundle unpacks to more than {limits.max_unpacked_bytes} bytes", code="bundle_too_large"
@@ -110,3 +116,15 @@ def inspect_bundle(bundle: IO[bytes], limits: SnapshotLimits) -> int:
     if members == 0:
         raise _invalid("the bundle is empty")
     return members
+
+
+def inspect_bundle(bundle: IO[bytes], limits: SnapshotLimits) -> int:
+    """Check the tarball `bundle` against the rules above without unpacking it; returns its member count."""
+    return _read(bundle, limits, lambda archive, member: None)
+
+
+def extract_bundle(bundle: IO[bytes], destination: Path, limits: SnapshotLimits) -> None:
+    """Unpack the tarball `bundle` into the empty directory `destination`, each member only once it passed
+    the rules above, and through tarfile's `data` filter as a second guard (no setuid bits, no owners,
+    nothing outside `destination`)."""
+    _read(bundle, limits, lambda archive, member: archive.extract(member, destination, filter="data"))

@@ -64,6 +64,13 @@ class Agent(_Block):
     env: dict[str, str] = Field(default_factory=dict)
     timeout: Timeout | None = None
     snapshot: str | None = None
+    """`snapshot`: the uploaded agent snapshot's name (Keystone's documented spelling of `name`)."""
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    """`snapshot`: the uploaded agent snapshot's name, resolved in the caller's project."""
+    tag: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    """`snapshot`: run the version this tag points at when the experiment is created (default: latest)."""
+    version: int | None = Field(default=None, ge=1)
+    """`snapshot`: run this version."""
     user: str | None = Field(default=None, pattern=r"^([a-z_][a-z0-9_.-]{0,31}|[0-9]{1,9}(:[0-9]{1,9})?)$")
     """Who the agent command runs as: by default Keystone's unprivileged `agent` user (uid 10001, home
     /home/agent); `root` opts in to root, and a user name of the image or a `uid[:gid]` picks another."""
@@ -74,7 +81,18 @@ class Agent(_Block):
             raise ValueError(
                 "an agent of type 'cli' needs a `command`, e.g. command: python3 /opt/agent/agent.py"
             )
+        if self.type == "snapshot":
+            if not self.snapshot_name:
+                raise ValueError("an agent of type 'snapshot' needs a `name`, e.g. name: email-agent")
+            if self.name and self.snapshot and self.name != self.snapshot:
+                raise ValueError("`name` and `snapshot` both name the snapshot: give one")
+            if self.tag is not None and self.version is not None:
+                raise ValueError("give a snapshot's `tag` or its `version`, not both")
         return self
+
+    @property
+    def snapshot_name(self) -> str | None:
+        return self.name or self.snapshot
 
 
 def _octal_mode(value: Any) -> Any:

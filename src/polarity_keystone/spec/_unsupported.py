@@ -72,7 +72,6 @@ _CLI_FIX = "use `type: cli` with a `command` that runs your agent, or run on a n
 
 _FEATURES: tuple[_Feature, ...] = (
     _Feature("agent type `paragon`", "the hosted Paragon agent", _agent_type("paragon"), _CLI_FIX),
-    _Feature("agent type `snapshot`", "agent snapshots", _agent_type("snapshot"), _CLI_FIX),
     _Feature("`extends`", "spec inheritance", _given("extends")),
     _Feature("the `drift` fixture", "adversarial drift", _item_type("fixtures", "drift")),
 )
