@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from polarity_keystone.server import create_api_key
 from tests.server.server_api import Api, MakeApi, spec_yaml, sse_events
 from tests.stores import ENGINE_ON_ONE_STORE
 from tests.waiting import wait_until
@@ -22,7 +23,7 @@ SPEC = spec_yaml("box", extra="secrets:\n  - name: BOX_TOKEN\n")
 @pytest.fixture
 def box(make_api: MakeApi) -> Iterator[tuple[Api, str]]:
     """A server on a socket (for the event stream) with a ready sandbox of SPEC."""
-    api = make_api(socket=True, max_sandboxes_per_key=1)
+    api = make_api(socket=True, max_sandboxes_per_key=1, max_sandboxes_per_project=1)
     api.upload(SPEC)
     created = api.client.post(
         "/v1/sandboxes",
@@ -38,11 +39,13 @@ def box(make_api: MakeApi) -> Iterator[tuple[Api, str]]:
     api.client.delete(f"/v1/sandboxes/{created.json()['id']}")
 
 
-def test_create_returns_the_ready_sandbox_and_the_key_limit_holds(box: tuple[Api, str]) -> None:
+def test_create_returns_the_ready_sandbox_and_the_key_and_project_limits_hold(box: tuple[Api, str]) -> None:
     api, sandbox_id = box
+    colleague = api.as_key(create_api_key(api.context.store, "colleague")[0])  # same (default) project
 
     body = api.client.get(f"/v1/sandboxes/{sandbox_id}").json()
     second = api.client.post("/v1/sandboxes", json={"spec_id": "box", "secrets": {"BOX_TOKEN": SECRET}})
+    theirs = colleague.post("/v1/sandboxes", json={"spec_id": "box", "secrets": {"BOX_TOKEN": SECRET}})
 
     assert body["id"] == sandbox_id and sandbox_id.startswith("sb-")
     assert (body["spec_id"], body["state"], body["metadata"], body["services"]) == (
@@ -54,7 +57,8 @@ def test_create_returns_the_ready_sandbox_and_the_key_limit_holds(box: tuple[Api
     assert body["expires_at"] > body["created_at"]
     assert [s["id"] for s in api.client.get("/v1/sandboxes").json()] == [sandbox_id]
     assert second.status_code == 503 and second.json()["error"] == "at_capacity"
-    assert "Retry-After" in second.headers
+    assert "this key" in second.json()["message"] and "Retry-After" in second.headers
+    assert theirs.status_code == 503 and "this project already has 1" in theirs.json()["message"]
 
 
 def test_commands_run_with_the_agent_environment_and_secrets_redacted(box: tuple[Api, str]) -> None:

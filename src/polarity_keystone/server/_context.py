@@ -55,7 +55,13 @@ class ServerContext:
             self.bundles,
             spec_root=settings.spec_root,
         )
-        self.sandboxes = SandboxManager(self.store, self.bus, self.engine, settings.max_sandboxes_per_key)
+        self.sandboxes = SandboxManager(
+            self.store,
+            self.bus,
+            self.engine,
+            settings.max_sandboxes_per_key,
+            settings.max_sandboxes_per_project,
+        )
         self.webhooks = WebhookSender(
             self.store,
             lambda event_type, record: completion_body(self, event_type, record),

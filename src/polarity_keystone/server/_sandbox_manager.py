@@ -65,6 +65,7 @@ class BootRequest:
 class LiveSandbox:
     sandbox: Sandbox
     owner: str
+    project_id: str
     env: dict[str, str]
     """What commands run with: the spec's agent environment plus the KEYSTONE_* identity."""
     redact: Redactor
@@ -73,18 +74,27 @@ class LiveSandbox:
     timer: threading.Timer | None = None
 
 
+def _holders(live: LiveSandbox) -> tuple[tuple[str, str], ...]:
+    """Whose limits a live sandbox counts against: its key's and its project's."""
+    return (("key", live.owner), ("project", live.project_id))
+
+
 class SandboxManager:
-    def __init__(self, store: Store, bus: EventBus, engine: LazyEngine, max_per_key: int) -> None:
+    def __init__(
+        self, store: Store, bus: EventBus, engine: LazyEngine, max_per_key: int, max_per_project: int
+    ) -> None:
         self._store = store
         self._bus = bus
         self._engine = engine
         self._max_per_key = max_per_key
+        self._max_per_project = max_per_project
         self._live: dict[str, LiveSandbox] = {}
         self._tokens: dict[str, str] = {}
         """sandbox id -> the id of its `ks_sb_` token, revoked when the sandbox goes away."""
         self._redactors: dict[str, Redactor] = {}
         """sandbox id -> the redactor of its secrets, for what its agent reports (trace events)."""
-        self._booting: Counter[str] = Counter()
+        self._booting: Counter[tuple[str, str]] = Counter()
+        """("key", id) and ("project", id) -> sandboxes of it booting now."""
         self._lock = threading.Lock()
 
     # --- identity and lifecycle records, shared with experiment replicas ---------------------------
@@ -154,21 +164,22 @@ class SandboxManager:
     def create(self, request: BootRequest) -> SandboxRecord:
         """Boot a sandbox from the spec and return its record once ready. Raises AtCapacity, SecretError
         (invalid input) or SandboxFailed (it could not boot)."""
-        owner = request.owner
+        holders = (("key", request.owner), ("project", request.project_id))
         with self._lock:
-            live = sum(1 for item in self._live.values() if item.owner == owner)
-            if live + self._booting[owner] >= self._max_per_key:
-                raise AtCapacity(
-                    f"at capacity: this key already has {self._max_per_key} live sandboxes; destroy one "
-                    "or retry later",
-                    retry_after=5,
-                )
-            self._booting[owner] += 1
+            for holder, limit in zip(holders, (self._max_per_key, self._max_per_project), strict=True):
+                live = sum(1 for item in self._live.values() if holder in _holders(item))
+                if live + self._booting[holder] >= limit:
+                    raise AtCapacity(
+                        f"at capacity: this {holder[0]} already has {limit} live sandboxes; destroy one "
+                        "or retry later",
+                        retry_after=5,
+                    )
+            self._booting.update(holders)
         try:
             return self._boot(request)
         finally:
             with self._lock:
-                self._booting[owner] -= 1
+                self._booting.subtract(holders)
 
     def _boot(self, request: BootRequest) -> SandboxRecord:
         owner, loaded = request.owner, request.loaded
@@ -206,7 +217,12 @@ class SandboxManager:
             self.retire(sandbox_id, "error", plan.redact(str(exc)))
             raise SandboxFailed(plan.redact(str(exc)), details={"sandbox_id": sandbox_id}) from exc
         live = LiveSandbox(
-            sandbox, owner, {**plan.agent_env, **identity}, plan.redact, plan.sandbox.agent_user
+            sandbox,
+            owner,
+            request.project_id,
+            {**plan.agent_env, **identity},
+            plan.redact,
+            plan.sandbox.agent_user,
         )
         with self._lock:
             self._live[sandbox_id] = live

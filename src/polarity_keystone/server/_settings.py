@@ -41,15 +41,17 @@ class ServerSettings:
     """Experiments queued or running at once per project (all its keys); more are refused with 503."""
     max_sandboxes_per_key: int = 10
     """Live sandboxes per API key (`POST /v1/sandboxes`); more are refused with 503."""
+    max_sandboxes_per_project: int = 20
+    """Live sandboxes per project (all its keys); more are refused with 503."""
     read_rate: float = 100.0
     """Read requests (GET, HEAD) per second per key, with a burst of the same size."""
     write_rate: float = 10.0
     """Write requests per second per key, with a burst of the same size."""
     project_read_rate: float | None = None
     """Read requests per second per project (all its keys together), so one team's many keys cannot
-    crowd out the others. None: four keys' worth (4 × read_rate)."""
+    crowd out the others. None: four keys' worth (4 * read_rate)."""
     project_write_rate: float | None = None
-    """Write requests per second per project. None: 4 × write_rate."""
+    """Write requests per second per project. None: 4 * write_rate."""
     webhook_url: str | None = None
     """Receives `run.completed` when an experiment finishes, signed with `webhook_secret`."""
     webhook_secret: str | None = None
@@ -116,6 +118,7 @@ class ServerSettings:
             "per_key_concurrency",
             "per_project_concurrency",
             "max_sandboxes_per_key",
+            "max_sandboxes_per_project",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
