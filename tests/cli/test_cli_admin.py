@@ -50,10 +50,17 @@ def test_an_operator_creates_a_project_a_key_of_it_lists_and_revokes_it(
         (("keys", "create", "ci", "--project", "nope"), "no project 'nope'"),
         (("keys", "list", "--project", "nope"), "no project 'nope'"),
         (("serve", "--blob-store", "http://bucket"), "a blob store URL is s3://bucket/prefix"),
+        (("serve", "--webhook-url", "https://hooks.example/k"), "webhook_url needs webhook_secret"),
     ],
 )
 def test_bad_input_exits_2_saying_why(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], complaint: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    complaint: str,
 ) -> None:
+    for variable in ("KEYSTONE_WEBHOOK_SECRET", "KEYSTONE_BLOB_STORE_URL", "KEYSTONE_BLOB_STORE_ENDPOINT"):
+        monkeypatch.delenv(variable, raising=False)
     code, _, said = _run(capsys, *args, "--store", f"sqlite://{tmp_path / 'keystone.db'}")
     assert code == 2 and complaint in said

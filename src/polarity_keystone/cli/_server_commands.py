@@ -82,6 +82,19 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="the S3 API's URL when it is not AWS's (MinIO, R2; default: $KEYSTONE_BLOB_STORE_ENDPOINT)",
     )
     serve.add_argument(
+        "--webhook-url",
+        default=os.environ.get("KEYSTONE_WEBHOOK_URL") or None,
+        metavar="URL",
+        help="the operator's receiver of every completion event, signed with $KEYSTONE_WEBHOOK_SECRET "
+        "(default: $KEYSTONE_WEBHOOK_URL)",
+    )
+    serve.add_argument(
+        "--allow-private-webhooks",
+        action="store_true",
+        help="let webhook subscriptions (made by API callers) reach loopback and private networks: for "
+        "servers whose every key holder may reach them anyway (on-prem, tests)",
+    )
+    serve.add_argument(
         "--max-body-mib",
         type=float,
         metavar="MIB",
@@ -130,6 +143,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             data_dir=args.data_dir.resolve() if args.data_dir is not None else None,
             blob_store_url=args.blob_store,
             blob_store_endpoint=args.blob_store_endpoint,
+            webhook_url=args.webhook_url,
+            webhook_secret=os.environ.get("KEYSTONE_WEBHOOK_SECRET") or None,
+            webhook_allow_private_networks=args.allow_private_webhooks,
         )
     except ValueError as exc:
         err.print(f"[red]invalid server settings:[/] {exc}")
