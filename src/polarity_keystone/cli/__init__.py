@@ -20,7 +20,7 @@ from ..sandbox import DockerBackend, FixtureError, ImageError, ImageResolver, Sa
 from ..sdk import KeystoneError
 from ..secrets import SecretError
 from ..spec import LoadedSpec, SpecError, collect_bundle, format_duration, load_specs
-from . import _admin_commands, _served, _server_commands
+from . import _admin_commands, _agents, _served, _server_commands
 from ._output import dump_json, write_json
 from ._progress import ConsoleProgress
 from ._report import print_replica_failure, print_run
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _server_commands.add_parsers(commands)
     _admin_commands.add_parsers(commands)
+    _agents.add_parsers(commands)
     add_gate_arguments(
         commands.add_parser(
             "gate",
@@ -224,6 +225,10 @@ _COMMANDS = {
     ("keys", "list"): _admin_commands.cmd_keys_list,
     ("keys", "revoke"): _admin_commands.cmd_keys_revoke,
     ("gate", None): cmd_gate,
+    ("agents", "upload"): _agents.cmd_upload,
+    ("agents", "list"): _agents.cmd_list,
+    ("agents", "get"): _agents.cmd_get,
+    ("agents", "delete"): _agents.cmd_delete,
 }
 
 
