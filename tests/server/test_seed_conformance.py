@@ -6,7 +6,7 @@ It is plain httpx: no import of this project's SDK or models, so the server cann
 itself. The server is a real one on a socket; the Docker test boots real sandboxes.
 
 Not yet (routes of those documents this server does not implement, so not tested here): alerts
-(`/v1/alerts`), agents and snapshots (`/v1/agents...`, `/v1/snapshots/:id`), datasets, scoring rules
+(`/v1/alerts`), an agent's traces (`/v1/agents/:name/traces`), datasets, scoring rules
 and offline scores (`/v1/score-rules`, `/v1/experiments/:id/score|scores`), export (`/v1/traces...`,
 `/v1/spans`, `/v1/scenarios`, `/v1/scores`, `/v1/experiments/:id/export`), agent-mode tracing
 (`POST /v1/traces`), OTLP ingest (`/otel/v1/traces`) and eval history (`/v1/evals/:id/history`).
@@ -14,7 +14,9 @@ and offline scores (`/v1/score-rules`, `/v1/experiments/:id/score|scores`), expo
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -142,6 +144,46 @@ def test_experiments_create_and_list_as_the_reference_shows(seed_client: SeedCli
         assert all(isinstance(experiment[key], str) for key in ("id", "name", "created_at"))
     assert sorted(e["id"] for e in listed) == sorted(e["id"] for e in created)
     assert seed_client.every("/v1/sandboxes") == []
+
+
+def agent_tarball(text: str) -> bytes:
+    """`dist/email-agent.tar.gz`, as any tar tool makes it."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("main.py")
+        info.size = len(text.encode())
+        archive.addfile(info, io.BytesIO(text.encode()))
+    return buffer.getvalue()
+
+
+def test_agent_snapshots_upload_resolve_list_and_delete_as_documented(seed_client: SeedClient) -> None:
+    metadata = {"name": "email-agent", "entrypoint": ["python", "main.py"], "runtime": "python3.12"}
+
+    def upload(text: str, **extra: Any) -> dict[str, Any]:
+        form = {"metadata": json.dumps({**metadata, **extra})}
+        files = {"bundle": ("email-agent.tar.gz", agent_tarball(text), "application/gzip")}
+        body: dict[str, Any] = seed_client.call("POST", "/v1/agents", 201, data=form, files=files)
+        return body
+
+    first = upload("print(1)", tag="v2.1")
+    second = upload("print(2)")
+    for snapshot in (first, second):
+        assert snapshot["id"].startswith("snap_") and snapshot["digest"].startswith("sha256:")
+        assert snapshot["storage_path"] == f"/agents/email-agent/v{snapshot['version']}"
+        assert {"name", "version", "tag", "size_bytes", "runtime", "entrypoint", "auth", "created_at"} <= set(
+            snapshot
+        )
+    assert (first["version"], first["tag"], second["version"]) == (1, "v2.1", 2)
+    assert seed_client.call("GET", "/v1/agents/email-agent/latest")["id"] == second["id"]
+    assert seed_client.call("GET", "/v1/agents/email-agent/tags/v2.1")["id"] == first["id"]
+    assert seed_client.call("GET", "/v1/agents/email-agent/versions/1")["id"] == first["id"]
+    assert seed_client.call("GET", f"/v1/snapshots/{first['id']}")["version"] == 1
+    page = seed_client.call("GET", "/v1/agents", params={"limit": 100})
+    assert [item["name"] for item in page["items"]] == ["email-agent"] and page["next_cursor"] is None
+    versions = seed_client.call("GET", "/v1/agents/email-agent/versions")
+    assert [item["version"] for item in versions["items"]] == [2, 1]
+    seed_client.call("DELETE", f"/v1/snapshots/{second['id']}", 204)
+    assert seed_client.http.get(f"/v1/snapshots/{second['id']}").status_code == 404
 
 
 @pytest.mark.docker
