@@ -236,3 +236,22 @@ def test_a_chunked_upload_is_cut_off_at_the_snapshot_limit(make_api: MakeApi) ->
     )
     assert response.status_code == 413, response.text
     assert "larger than this route's limit of 64.0 KiB" in response.json()["message"]
+
+
+@ONE_STORE
+def test_an_idempotency_key_on_an_upload_is_not_recorded(api: Api) -> None:
+    """Recording it would hold the whole tarball in memory to hash it; the upload is content-addressed
+    anyway, so sending it again answers the same snapshot."""
+    headers = {"Idempotency-Key": "upload-1"}
+    responses = [
+        api.client.post(
+            "/v1/agents",
+            data={"metadata": json.dumps(AGENT)},
+            files={"bundle": ("agent.tar.gz", bundle, "application/gzip")},
+            headers=headers,
+        )
+        for bundle in (agent_code(), agent_code(), agent_code("other bytes, the same key"))
+    ]
+    assert [response.status_code for response in responses] == [201, 201, 201]
+    assert not any("Idempotent-Replayed" in response.headers for response in responses)
+    assert [response.json()["version"] for response in responses] == [1, 1, 2]

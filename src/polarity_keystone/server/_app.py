@@ -151,12 +151,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     # Outermost last: request id, then who is calling, then the body's bounds, all before anything
     # (idempotency, FastAPI) reads the body.
-    app.add_middleware(IdempotencyMiddleware, store=context.store, wait_s=settings.idempotency_wait_s)
+    streamed = {"/v1/agents": settings.max_snapshot_bytes}
     app.add_middleware(
-        BodyLimitMiddleware,
-        max_bytes=settings.max_body_bytes,
-        streamed={"/v1/agents": settings.max_snapshot_bytes},
+        IdempotencyMiddleware, store=context.store, wait_s=settings.idempotency_wait_s, unkeyed=streamed
     )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, streamed=streamed)
     app.add_middleware(AuthenticationMiddleware, context=context, public_paths=_public_paths(app))
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _document(app)  # type: ignore[method-assign]

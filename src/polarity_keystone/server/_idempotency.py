@@ -4,6 +4,10 @@ running anything; the same key with another body (or path) is 409 `idempotency_c
 arriving while the first still runs waits for the first's response, so concurrent duplicates create
 one resource.
 
+Uploads streamed to disk (`unkeyed` paths: agent snapshots) are passed through without a record: storing
+one would mean holding the whole body in memory to hash it, and they are content-addressed, so running
+one again answers the same resource.
+
 Keys are scoped to the caller's credential. What is stored is the outcome of the operation: 2xx and
 4xx responses, except 401/403/429, which say nothing about the operation and must not stick to the key.
 A 5xx drops the claim, so the client's retry runs the request again.
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Collection
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -40,15 +45,16 @@ def _owner(headers: dict[bytes, bytes]) -> str:
 
 
 class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp, store: Store, wait_s: float) -> None:
+    def __init__(self, app: ASGIApp, store: Store, wait_s: float, unkeyed: Collection[str] = ()) -> None:
         self.app = app
         self.store = store
         self.wait_s = wait_s
+        self.unkeyed = frozenset(unkeyed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"]) if scope["type"] == "http" else {}
         key = headers.get(HEADER, b"").decode("latin-1").strip()
-        if scope["type"] != "http" or scope["method"] != "POST" or not key:
+        if scope["type"] != "http" or scope["method"] != "POST" or not key or scope["path"] in self.unkeyed:
             await self.app(scope, receive, send)
             return
         request_id = str(scope.get("state", {}).get("request_id", ""))
