@@ -135,13 +135,18 @@ def test_every_bundle_limit_is_refused_with_its_status_and_reason(make_api: Make
     assert bad_mode[0] == 400
 
 
-def test_a_bundle_and_a_source_dir_together_are_refused(make_api: MakeApi, tmp_path: Path) -> None:
-    api = shared_server(make_api, tmp_path, allow_local_paths=True)
+def test_another_server_on_the_same_store_finds_the_bundle_of_a_version_in_its_upload_log(
+    make_api: MakeApi, tmp_path: Path
+) -> None:
+    api = shared_server(make_api, tmp_path)
     for data in FILES.values():
         put(api, data)
+    api.client.post("/v1/specs", json={"yaml": SPEC, "bundle": manifest(FILES)})
 
-    response = api.client.post(
-        "/v1/specs", params={"source_dir": str(tmp_path)}, json={"yaml": SPEC, "bundle": manifest(FILES)}
-    )
+    first = api.client.post("/v1/experiments", json={"name": "x", "spec_id": "bundled"})
+    other = shared_server(make_api, tmp_path)
+    again = other.client.post("/v1/experiments", json={"name": "y", "spec_id": "bundled"})
 
-    assert response.status_code == 400 and "not both" in response.json()["message"]
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert len(first.json()["options"]["bundle"]) == 64
+    assert again.json()["options"]["bundle"] == first.json()["options"]["bundle"]

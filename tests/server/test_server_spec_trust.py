@@ -94,7 +94,7 @@ def test_a_malformed_operator_secret_is_refused_when_the_server_is_configured() 
 
 
 def test_the_embedded_server_keeps_reading_the_local_users_machine(make_api: MakeApi, tmp_path: Path) -> None:
-    api = make_api(host_sources=True, allow_local_paths=True)
+    api = make_api(host_sources=True)
     assert api.upload(_secret_spec("command:echo local")).status_code == 201
 
     assert _create(api)[0] == 201

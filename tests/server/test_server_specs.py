@@ -1,11 +1,11 @@
-"""`/v1/specs`: raw YAML uploads validated by the spec loader, versions, pages, deletion, source_dir."""
+"""`/v1/specs`: raw YAML uploads validated by the spec loader, versions, pages, deletion, local paths."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-from tests.server.server_api import Api, MakeApi, spec_yaml
+from tests.server.server_api import Api, spec_yaml
 
 
 def test_an_upload_is_validated_stored_and_versioned_by_id(api: Api) -> None:
@@ -96,31 +96,14 @@ AGENT_SPEC = spec_yaml("local-agent").replace(
 )
 
 
-def test_source_dir_is_refused_by_a_shared_server(api: Api, tmp_path: Path) -> None:
-    response = api.upload(AGENT_SPEC, source_dir=str(tmp_path))
-
-    assert response.status_code == 400
-    assert response.json()["error"] == "local_paths_not_allowed"
-
-
-def test_an_embedded_server_resolves_relative_paths_from_source_dir(
-    make_api: MakeApi, tmp_path: Path
+def test_a_directory_the_client_names_is_never_read_its_files_come_in_a_bundle(
+    api: Api, tmp_path: Path
 ) -> None:
-    api = make_api(allow_local_paths=True)
     (tmp_path / "agent").mkdir()
     (tmp_path / "agent" / "run.sh").write_text("echo hi\n")
 
-    without = api.upload(AGENT_SPEC)
-    relative_dir = api.upload(AGENT_SPEC, source_dir="relative/dir")
-    uploaded = api.upload(AGENT_SPEC, source_dir=str(tmp_path))
-    experiment = api.client.post("/v1/experiments", json={"name": "x", "spec_id": "local-agent"})
+    response = api.upload(AGENT_SPEC, source_dir=str(tmp_path))  # the query parameter of old clients
 
-    assert without.status_code == 400
-    assert without.json()["details"]["issues"][0]["field"] == "agent.path"
-    assert relative_dir.status_code == 400
-    assert uploaded.status_code == 201
-    assert experiment.json()["options"]["source_dir"] == str(tmp_path)
-    # Another server on the same store finds the directory of that version from the upload log.
-    other = make_api(allow_local_paths=True)
-    again = other.client.post("/v1/experiments", json={"name": "y", "spec_id": "local-agent"})
-    assert again.json()["options"]["source_dir"] == str(tmp_path)
+    assert response.status_code == 400
+    (issue,) = response.json()["details"]["issues"]
+    assert issue["field"] == "agent.path" and "no spec root" in issue["message"]

@@ -23,9 +23,9 @@ class EmbeddedServer:
 
 def start_embedded_server(directory: Path) -> EmbeddedServer:
     """Serve on 127.0.0.1 (a free port) from SQLite in `directory/keystone.db`, with a fresh API key.
-    Specs uploaded to it may name their local `source_dir`, and their secrets may read this machine's
-    environment, files and commands: server and caller are the same local user, who trusts their own
-    specs (a shared server does not; see ServerSettings.host_sources)."""
+    Specs reach it as they reach any server, their local files in a bundle; their secrets may read this
+    machine's environment, files and commands: server and caller are the same local user, who trusts
+    their own specs (a shared server does not; see ServerSettings.host_sources)."""
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     ignore = directory / ".gitignore"
@@ -48,9 +48,9 @@ def start_embedded_server(directory: Path) -> EmbeddedServer:
     try:
         settings = ServerSettings(
             store_url=store_url,
-            allow_local_paths=True,
             host_sources=True,
             webhook_allow_private_networks=True,
+            max_blob_bytes_per_project=0,  # nothing collects blobs yet: a local user must never hit a wall
         )
         running = serve_in_thread(settings)
     except BaseException:

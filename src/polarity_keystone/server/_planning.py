@@ -45,8 +45,8 @@ def record_experiment(context: ServerContext, caller: Principal, plan: Plan) -> 
     unknown spec, SpecError if it no longer validates, SecretError for a secret the server may not
     read (see SecretPolicy), InvalidRequest for inputs that are no cell."""
     spec = context.store.get_spec(caller.project_id, plan.spec_id, plan.spec_version)
-    source_dir, bundle = context.specs.source_dir(spec), context.specs.bundle(spec)
-    loaded = context.specs.load(spec.project_id, spec.id, spec.version, source_dir, bundle)
+    bundle = context.specs.bundle(spec)
+    loaded = context.specs.load(spec.project_id, spec.id, spec.version, bundle)
     require_available(loaded.spec.secrets, plan.secrets, context.settings.secret_policy)
     cells = scenarios_of(loaded.spec.parallelism.matrix, loaded.spec.id)
     if plan.inputs is not None:
@@ -63,7 +63,6 @@ def record_experiment(context: ServerContext, caller: Principal, plan: Plan) -> 
         "concurrency": plan.concurrency,
         "seed": plan.seed if plan.seed is not None else new_experiment_seed(),
         "scenarios": [{"scenario_id": sid, "parameters": parameters} for sid, parameters in cells],
-        "source_dir": source_dir,
         "bundle": bundle,
         "secret_names": sorted(plan.secrets),
         **context.agents.pin(caller.project_id, loaded.spec),

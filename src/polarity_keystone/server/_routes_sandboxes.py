@@ -122,7 +122,7 @@ def create_sandbox(body: SandboxCreate, request: Request, context: Context, call
     else:
         assert body.spec_id is not None  # the body holds one or the other
         spec = context.store.get_spec(caller.project_id, body.spec_id, body.spec_version)
-        loaded = context.specs.load(spec.project_id, spec.id, spec.version, context.specs.source_dir(spec))
+        loaded = context.specs.load(spec.project_id, spec.id, spec.version)
         spec_id, version = spec.id, spec.version
     require_available(loaded.spec.secrets, body.secrets, context.settings.secret_policy)
     boot = BootRequest(

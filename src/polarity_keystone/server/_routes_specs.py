@@ -102,17 +102,13 @@ async def upload_spec(
     request: Request,
     context: Context,
     caller: LiveKey,
-    source_dir: Annotated[
-        str | None,
-        Query(description="Embedded mode: the absolute directory the spec's relative paths are in."),
-    ] = None,
     filename: Annotated[
         str, Query(max_length=500, description="Names the file in error messages.")
     ] = "spec.yaml",
 ) -> SpecOut:
     text, manifest = _spec_upload(request.headers.get("content-type", ""), await request.body())
     record, _loaded = await run_in_threadpool(
-        context.specs.upload, caller.project_id, text, filename, source_dir, manifest
+        context.specs.upload, caller.project_id, text, filename, manifest
     )
     return spec_out(record)
 
