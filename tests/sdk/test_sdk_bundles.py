@@ -3,6 +3,7 @@ sent, against the real server app (a shared server: no spec root, so only the bu
 
 from __future__ import annotations
 
+import hashlib
 import os
 import textwrap
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from polarity_keystone import Keystone
+from polarity_keystone.sdk import NotFoundError
 from polarity_keystone.spec import SpecError
 from tests.sdk.sdk_servers import keystone_in_process
 
@@ -79,6 +81,22 @@ def test_an_unchanged_reupload_sends_nothing_and_one_changed_file_sends_one_blob
     assert (unchanged.digest, unchanged.blobs_sent, unchanged.bytes_sent) == (first.digest, 0, 0)
     assert (changed.blobs_sent, changed.bytes_sent) == (1, len("echo changed\n"))
     assert changed.digest != first.digest
+
+
+def test_a_bundle_reads_back_as_the_manifest_that_was_sent(ks: Keystone, tmp_path: Path) -> None:
+    spec_file = project(tmp_path / "repo")
+    ks.specs.create(path=spec_file)
+    sent = ks.specs.last_bundle
+    assert sent is not None
+
+    bundle = ks.specs.bundle(sent.digest)
+
+    assert bundle.digest == sent.digest
+    assert sorted(bundle.files) == ["agent/lib.sh", "agent/run.sh", "checks/ok.sh"]
+    assert bundle.files["agent/lib.sh"].sha256 == hashlib.sha256(b"true\n").hexdigest()
+    assert (bundle.files["agent/lib.sh"].size, bundle.files["agent/lib.sh"].mode) == (5, 0o644)
+    with pytest.raises(NotFoundError):
+        ks.specs.bundle(hashlib.sha256(b"no such bundle").hexdigest())
 
 
 def test_yaml_without_a_directory_is_sent_as_text_with_no_bundle(ks: Keystone) -> None:

@@ -22,6 +22,8 @@ COUNTERPARTS: dict[type[BaseModel], type[BaseModel]] = {
     server.StateSnapshot: sdk.StateSnapshot,
     server.StateDiff: sdk.StateDiff,
     server.SpecOut: sdk.Spec,
+    server.SpecBundleFileOut: sdk.SpecBundleFile,
+    server.SpecBundleOut: sdk.SpecBundle,
     server.ExperimentOut: sdk.Experiment,
     server.ExperimentResults: sdk.ExperimentResults,
     server.MetricComparison: sdk.MetricComparison,

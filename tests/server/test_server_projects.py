@@ -22,6 +22,7 @@ import pytest
 
 from polarity_keystone.sandbox import DockerBackend, SandboxError
 from polarity_keystone.server import create_api_key
+from polarity_keystone.spec import BundleFile, canonical_manifest
 from polarity_keystone.store import ProjectRecord, SandboxRecord
 from tests.server.server_api import Api, MakeApi, spec_yaml
 from tests.server.test_server_fuzz import MISSING, TEMPLATES
@@ -75,8 +76,12 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
     )
     assert agent.status_code == 201, agent.text
     blob = b"a's file"
-    digest = hashlib.sha256(blob).hexdigest()
-    assert a.put(f"/v1/blobs/{digest}", content=blob).status_code in (200, 201)
+    file_digest = hashlib.sha256(blob).hexdigest()
+    assert a.put(f"/v1/blobs/{file_digest}", content=blob).status_code in (200, 201)
+    # A's blob is a bundle's manifest, so the walk finds it both as a blob and as a bundle.
+    bundle = canonical_manifest({"a.txt": BundleFile(file_digest, len(blob), 0o644)})
+    digest = hashlib.sha256(bundle).hexdigest()
+    assert a.put(f"/v1/blobs/{digest}", content=bundle).status_code in (200, 201)
     ids = {
         "spec_id": "a-spec",
         "experiment_id": record.id,

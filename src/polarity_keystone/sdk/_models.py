@@ -117,6 +117,19 @@ class Spec(KeystoneModel):
     created_at: datetime | None = None
 
 
+class SpecBundleFile(KeystoneModel):
+    sha256: str
+    size: int = 0
+    mode: int = 0o644
+
+
+class SpecBundle(KeystoneModel):
+    """`GET /v1/bundles/{sha256}`: the files a spec was uploaded with, by path relative to its directory."""
+
+    digest: str
+    files: dict[str, SpecBundleFile] = Field(default_factory=dict)
+
+
 class ConfigFile(KeystoneModel):
     """A file written into the agent's directory before it runs; `{{NAME}}` in `template` becomes the
     run's value of the environment variable or secret NAME."""

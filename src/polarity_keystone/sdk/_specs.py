@@ -1,4 +1,5 @@
-"""`ks.specs`: upload spec YAML (versioned by its `id:`), read, list and delete specs."""
+"""`ks.specs`: upload spec YAML (versioned by its `id:`), read, list and delete specs, and read the
+manifest of the files a spec was uploaded with."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from urllib.parse import quote
 from ..spec import collect_bundle, parse_spec
 from ._bundle_upload import BundleUpload, send_blobs
 from ._http import HttpClient
-from ._models import Spec
+from ._models import Spec, SpecBundle
 
 
 class SpecService:
@@ -82,6 +83,11 @@ class SpecService:
 
     def delete(self, spec_id: str) -> None:
         self._http.request("DELETE", _path(spec_id))
+
+    def bundle(self, digest: str) -> SpecBundle:
+        """The manifest of a bundle this project uploaded (a run's fingerprint names it as `bundle`):
+        every file's path, sha256, size and mode. NotFoundError for a digest the project has no bundle of."""
+        return SpecBundle.from_dict(self._http.json("GET", f"/v1/bundles/{quote(digest, safe='')}"))
 
 
 def _path(spec_id: str) -> str:

@@ -22,6 +22,7 @@ from ._request_id import RequestIdMiddleware
 from ._routes_admin import router as admin
 from ._routes_agents import agents, snapshots
 from ._routes_blobs import router as blobs
+from ._routes_bundles import router as bundles
 from ._routes_experiments import router as experiments
 from ._routes_health import router as health
 from ._routes_runs import router as runs
@@ -131,7 +132,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.keystone = context
     install_error_handlers(app)
     app.include_router(health)
-    routers = (specs, blobs, experiments, runs, sandboxes, agents, snapshots, webhook_subscriptions, admin)
+    routers = (
+        specs,
+        blobs,
+        bundles,
+        experiments,
+        runs,
+        sandboxes,
+        agents,
+        snapshots,
+        webhook_subscriptions,
+        admin,
+    )
     for router in routers:
         app.include_router(router, dependencies=[Depends(storable_parameters)])
 

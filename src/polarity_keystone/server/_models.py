@@ -127,6 +127,20 @@ class SpecOut(_Response):
     created_at: datetime
 
 
+class SpecBundleFileOut(_Response):
+    sha256: str
+    size: int
+    mode: int
+    """0o644 (420), or 0o755 (493) for an executable."""
+
+
+class SpecBundleOut(_Response):
+    """A spec bundle's manifest: its files by path relative to the spec's directory."""
+
+    digest: str
+    files: dict[str, SpecBundleFileOut]
+
+
 # --- experiments -----------------------------------------------------------------------------------
 
 
