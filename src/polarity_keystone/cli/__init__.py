@@ -20,7 +20,7 @@ from ..sandbox import DockerBackend, FixtureError, ImageError, ImageResolver, Sa
 from ..sdk import KeystoneError
 from ..secrets import SecretError
 from ..spec import LoadedSpec, SpecError, collect_bundle, format_duration, load_specs
-from . import _admin_commands, _agents, _served, _server_commands
+from . import _admin_commands, _agents, _blob_commands, _served, _server_commands
 from ._output import dump_json, write_json
 from ._progress import ConsoleProgress
 from ._report import print_replica_failure, print_run
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     _server_commands.add_parsers(commands)
     _admin_commands.add_parsers(commands)
     _agents.add_parsers(commands)
+    _blob_commands.add_parsers(commands)
     add_gate_arguments(
         commands.add_parser(
             "gate",
@@ -229,6 +230,7 @@ _COMMANDS = {
     ("agents", "list"): _agents.cmd_list,
     ("agents", "get"): _agents.cmd_get,
     ("agents", "delete"): _agents.cmd_delete,
+    ("blobs", "gc"): _blob_commands.cmd_gc,
 }
 
 

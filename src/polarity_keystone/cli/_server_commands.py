@@ -61,26 +61,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "scripts/setup-docker), whatever a spec's resources.runtime says (default: $KEYSTONE_RUNTIME, else "
         "runc, or the spec's runtime)",
     )
-    serve.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        help="where blobs and the spec bundles written from them are kept (default: beside the SQLite "
-        "store, else ~/.keystone/server)",
-    )
-    serve.add_argument(
-        "--blob-store",
-        default=os.environ.get("KEYSTONE_BLOB_STORE_URL") or None,
-        metavar="s3://BUCKET/PREFIX",
-        help="keep blobs in an S3-compatible bucket that several servers share (needs the s3 extra; "
-        "credentials from the AWS_* environment; default: $KEYSTONE_BLOB_STORE_URL, else --data-dir)",
-    )
-    serve.add_argument(
-        "--blob-store-endpoint",
-        default=os.environ.get("KEYSTONE_BLOB_STORE_ENDPOINT") or None,
-        metavar="URL",
-        help="the S3 API's URL when it is not AWS's (MinIO, R2; default: $KEYSTONE_BLOB_STORE_ENDPOINT)",
-    )
+    blob_store_options(serve)
     serve.add_argument(
         "--webhook-url",
         default=os.environ.get("KEYSTONE_WEBHOOK_URL") or None,
@@ -99,6 +80,30 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         type=float,
         metavar="MIB",
         help="refuse request bodies larger than this with 413, before reading them (default: 8)",
+    )
+
+
+def blob_store_options(parser: argparse.ArgumentParser) -> None:
+    """Where the server's blobs are: --data-dir, --blob-store, --blob-store-endpoint."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where blobs and the spec bundles written from them are kept (default: beside the SQLite "
+        "store, else ~/.keystone/server)",
+    )
+    parser.add_argument(
+        "--blob-store",
+        default=os.environ.get("KEYSTONE_BLOB_STORE_URL") or None,
+        metavar="s3://BUCKET/PREFIX",
+        help="keep blobs in an S3-compatible bucket that several servers share (needs the s3 extra; "
+        "credentials from the AWS_* environment; default: $KEYSTONE_BLOB_STORE_URL, else --data-dir)",
+    )
+    parser.add_argument(
+        "--blob-store-endpoint",
+        default=os.environ.get("KEYSTONE_BLOB_STORE_ENDPOINT") or None,
+        metavar="URL",
+        help="the S3 API's URL when it is not AWS's (MinIO, R2; default: $KEYSTONE_BLOB_STORE_ENDPOINT)",
     )
 
 

@@ -8,6 +8,8 @@ Settings are built by the caller (`ks serve`, the embedded mode, tests) and pass
 """
 
 from ._app import close_app, create_app
+from ._blob_gc import BlobCollector, GcPolicy, GcReport
+from ._blobs import open_blob_store
 from ._keys import create_api_key, create_sandbox_token, hash_key
 from ._models import project_name_problem
 from ._serve import RunningServer, serve_in_thread
@@ -16,6 +18,9 @@ from ._webhooks import SIGNATURE_HEADER, sign_webhook, verify_webhook
 
 __all__ = [
     "SIGNATURE_HEADER",
+    "BlobCollector",
+    "GcPolicy",
+    "GcReport",
     "RunningServer",
     "ServerSettings",
     "close_app",
@@ -23,6 +28,7 @@ __all__ = [
     "create_app",
     "create_sandbox_token",
     "hash_key",
+    "open_blob_store",
     "project_name_problem",
     "serve_in_thread",
     "sign_webhook",

@@ -3,7 +3,8 @@
 `BlobStore` is what the server needs of a backend: `LocalBlobStore` keeps blobs as files in a directory
 of the server's data dir, `S3BlobStore` (the `s3` extra) as objects of an S3-compatible bucket that
 several servers can share. Blobs are shared by every project; which project may use one is recorded
-beside them (see ProjectBlobs).
+beside them (see ProjectBlobs); a blob no project owns any more is deleted by garbage collection
+(see BlobCollector).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ class BlobStore(Protocol):
 
     def get(self, digest: str) -> bytes:
         """The blob's bytes; raises FileNotFoundError."""
+
+    def exists(self, digest: str) -> bool: ...
+
+    def delete(self, digest: str) -> None:
+        """Remove the blob (a no-op when it is not stored)."""
 
 
 def check_digest(digest: str, data: bytes) -> None:
@@ -54,6 +60,12 @@ class LocalBlobStore:
 
     def get(self, digest: str) -> bytes:
         return self._path(digest).read_bytes()
+
+    def exists(self, digest: str) -> bool:
+        return self._path(digest).is_file()
+
+    def delete(self, digest: str) -> None:
+        self._path(digest).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ class BundleCache:
             problems.append(clash)
         if problems:
             raise InvalidRequest(f"invalid bundle manifest: {'; '.join(problems[:5])}", code="invalid_bundle")
-        missing = self.blobs.missing(project_id, (entry.sha256 for entry in manifest.values()))
+        missing = self.blobs.hold(project_id, (entry.sha256 for entry in manifest.values()))
         if missing:
             shown = ", ".join(missing[:MISSING_SHOWN])
             raise InvalidRequest(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from fastapi import Request
 
 from ..store import ExperimentRecord, NotFound, SandboxRecord, open_store
 from ._agents import AgentSnapshots
+from ._blob_gc import BlobCollector, GcPolicy, ScheduledCollection
 from ._blobs import open_blob_store
 from ._bundle_cache import BundleCache, BundleLimits
 from ._engine import LazyEngine
@@ -81,6 +83,14 @@ class ServerContext:
             per_key=settings.per_key_concurrency,
             per_project=settings.per_project_concurrency,
         )
+        policy = GcPolicy(
+            retention=timedelta(days=settings.blob_retention_days),
+            grace=timedelta(seconds=settings.blob_gc_grace_s),
+        )
+        self.blob_collector = BlobCollector(self.store, backend, self.bundles.root, policy)
+        self._blob_gc = ScheduledCollection(self.blob_collector, settings.blob_gc_interval_s)
+        if settings.blob_gc_interval_s:
+            self._blob_gc.start()
         self._closed = False
         self._lock = threading.Lock()
 
@@ -120,4 +130,5 @@ class ServerContext:
         self.sandboxes.close()
         self.engine.close()
         self.webhooks.close()
+        self._blob_gc.close()
         self.store.close()

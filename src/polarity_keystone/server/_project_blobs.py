@@ -4,8 +4,11 @@ tell B whether A holds a given file), naming one in a bundle is refused like a m
 uploading content the backend already holds still takes the bytes (proof of possession) before the
 project owns it. Each project's blobs count against its byte quota.
 
-A project owns a blob only once its bytes are stored, so an owned blob is always in the backend (nothing
-deletes blobs yet): `missing` needs no call to the backend, which for S3 is a request per blob.
+A project owns a blob only once its bytes are stored, so an owned blob is always in the backend (garbage
+collection deletes only blobs no project owns, see BlobCollector): `missing` needs no call to the
+backend, which for S3 is a request per blob. Naming a blob the project owns in an upload (`hold`, `put`)
+holds it anew, so garbage collection, which spares ownerships held within its grace period, cannot
+release it while the upload that names it is being stored.
 """
 
 from __future__ import annotations
@@ -32,12 +35,18 @@ class ProjectBlobs:
         owned = self._store.owned_blobs(project_id, wanted)
         return [digest for digest in wanted if digest not in owned]
 
+    def hold(self, project_id: str, digests: Iterable[str]) -> list[str]:
+        """Like `missing`, and the digests the project does own are held anew (see above)."""
+        wanted = list(dict.fromkeys(digests))
+        held = self._store.hold_blobs(project_id, wanted)
+        return [digest for digest in wanted if digest not in held]
+
     def put(self, project_id: str, digest: str, data: bytes) -> None:
         """Store `data` as `digest` for the project: InvalidRequest when `data` has another digest,
         PayloadTooLarge (`quota_exceeded`) when the project's blobs would exceed the quota, checked
         before anything is written (and again, atomically, when the ownership is recorded)."""
         check_digest(digest, data)
-        if not self.missing(project_id, [digest]):
+        if not self.hold(project_id, [digest]):
             return
         if self._quota is not None:
             usage = self._store.blob_usage(project_id)
@@ -46,6 +55,10 @@ class ProjectBlobs:
         self.backend.put(digest, data)
         if not self._store.add_blob_owner(project_id, digest, len(data), self._quota):
             self._refuse(self._store.blob_usage(project_id), len(data))
+        if not self.backend.exists(digest):
+            # Garbage collection swept the blob between our write and our claim (it deletes only blobs
+            # no project owns, and a claim waits for a sweep of the same blob): store it again.
+            self.backend.put(digest, data)
 
     def _refuse(self, usage: int, size: int) -> NoReturn:
         raise PayloadTooLarge(

@@ -30,8 +30,24 @@ class S3BlobStore:
         try:
             answer = self._client.get_object(**self._object(digest))
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _missing(error):
                 raise FileNotFoundError(f"no blob {digest} in s3://{self.location.bucket}") from error
             raise
         data: bytes = answer["Body"].read()
         return data
+
+    def exists(self, digest: str) -> bool:
+        try:
+            self._client.head_object(**self._object(digest))
+        except ClientError as error:
+            if _missing(error):
+                return False
+            raise
+        return True
+
+    def delete(self, digest: str) -> None:
+        self._client.delete_object(**self._object(digest))  # S3 answers 204 for a missing key too
+
+
+def _missing(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")

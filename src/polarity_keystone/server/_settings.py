@@ -77,6 +77,15 @@ class ServerSettings:
     """The S3 API's URL when it is not AWS's (MinIO, R2, moto)."""
     max_blob_bytes_per_project: int = 5 * 1024**3
     """The total size of one project's blobs; an upload past it is refused with 413. 0: no quota."""
+    blob_gc_interval_s: float = 6 * 3600.0
+    """How often the server collects garbage blobs (releasing what projects no longer use from their
+    quota, deleting blobs no project owns); 0: never (`ks blobs gc` still does it on demand)."""
+    blob_retention_days: float = 30.0
+    """An experiment's bundle is kept this long after the experiment was created (replay and extend
+    need it); a spec version's bundle is kept until the spec is deleted."""
+    blob_gc_grace_s: float = 3600.0
+    """An ownership claimed or used by an upload within this long is never released (the upload may
+    not be recorded yet)."""
     max_bundle_bytes: int = 200 * 1024**2
     """The total size of the files of one spec bundle; a larger one is refused with 413."""
     max_bundle_files: int = 10_000
@@ -129,6 +138,9 @@ class ServerSettings:
                 raise ValueError(f"{name} must be positive")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")
+        for name in ("blob_gc_interval_s", "blob_retention_days", "blob_gc_grace_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
         if self.max_blob_bytes_per_project < 0:
             raise ValueError("max_blob_bytes_per_project must be 0 (no quota) or positive")
         if self.blob_store_url is not None:

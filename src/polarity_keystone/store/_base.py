@@ -8,9 +8,9 @@ from its request handlers and from the experiment workers.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 
 ExperimentStatus = Literal["created", "queued", "running", "completed", "failed", "cancelled", "interrupted"]
@@ -427,3 +427,49 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def blob_usage(self, project_id: str) -> int:
         """The total size of the project's blobs, in bytes."""
+
+    @abc.abstractmethod
+    def hold_blobs(self, project_id: str, digests: Sequence[str]) -> set[str]:
+        """The digests of `digests` the project holds, each held anew from now: garbage collection
+        releases no ownership held within its grace period, so a bundle naming them is safe from it."""
+
+    # -- blob garbage collection: what a project still uses, and releasing what it does not
+    @abc.abstractmethod
+    def live_spec_versions(self, project_id: str) -> dict[str, set[int]]:
+        """The versions of each of the project's specs that are not deleted, by spec id."""
+
+    @abc.abstractmethod
+    def experiment_options_since(self, project_id: str, since: datetime) -> list[dict[str, Any]]:
+        """The options of the project's experiments created at or after `since`, or still queued or
+        running (whatever their age)."""
+
+    @abc.abstractmethod
+    def live_snapshot_digests(self, project_id: str) -> set[str]:
+        """The tarball digests of the project's snapshots that are not deleted."""
+
+    @abc.abstractmethod
+    def blobs_held_before(self, project_id: str, before: datetime) -> dict[str, int]:
+        """The project's blobs (digest: size) last held before `before`."""
+
+    @abc.abstractmethod
+    def release_blobs(self, project_id: str, digests: Sequence[str], before: datetime) -> dict[str, int]:
+        """Drop the project's ownership of `digests` still last held before `before` and lower its usage
+        by their sizes, in one transaction; returns the released blobs (digest: size)."""
+
+    @abc.abstractmethod
+    def blob_owners(self, digests: Sequence[str]) -> dict[str, set[str]]:
+        """The projects owning each of `digests` (a digest no project owns is absent)."""
+
+    @abc.abstractmethod
+    def sweep_blob(self, sha256: str, delete: Callable[[str], None]) -> bool:
+        """Call `delete(sha256)` if no project owns the blob, inside a transaction that a concurrent
+        claim of the same blob waits for (so a claim either comes first, and the blob stays, or sees it
+        gone and stores it again); whether it was called."""
+
+    @abc.abstractmethod
+    def take_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
+        """Hold the lease `name` for `ttl` unless another holder's lease is unexpired; whether taken."""
+
+    @abc.abstractmethod
+    def drop_lease(self, name: str, holder: str) -> None:
+        """End `holder`'s lease `name` (a no-op when another holds it)."""

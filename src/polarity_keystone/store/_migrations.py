@@ -228,6 +228,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        6,
+        "blob garbage collection: the owners of a blob looked up by digest; leases one server holds at once",
+        (
+            "CREATE INDEX blob_owners_sha256 ON blob_owners (sha256)",
+            """CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                expires_at {timestamp} NOT NULL
+            )""",
+        ),
+    ),
 )
 
 

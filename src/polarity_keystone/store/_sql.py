@@ -12,6 +12,7 @@ Concurrency rules the SQL relies on:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -659,6 +660,7 @@ class SqlStore(Store, Generic[C]):
         # the same blob breaks the primary key instead, and is tried again (it is then owned).
         def attempt() -> bool:
             with self._write() as session:
+                session.lock(_blob_lock(sha256))  # see sweep_blob
                 owned = "SELECT 1 FROM blob_owners WHERE project_id = ? AND sha256 = ?"
                 if session.one(owned, (project_id, sha256)):
                     return True
@@ -680,8 +682,7 @@ class SqlStore(Store, Generic[C]):
         unique = list(dict.fromkeys(digests))
         owned: set[str] = set()
         with self._read() as session:
-            for start in range(0, len(unique), _IN_LIST_LIMIT):
-                chunk = unique[start : start + _IN_LIST_LIMIT]
+            for chunk in _chunks(unique):
                 rows = session.all(
                     f"SELECT sha256 FROM blob_owners WHERE project_id = ? AND sha256 IN ({_marks(chunk)})",
                     (project_id, *chunk),
@@ -693,6 +694,108 @@ class SqlStore(Store, Generic[C]):
         with self._read() as session:
             row = session.one("SELECT bytes FROM blob_usage WHERE project_id = ?", (project_id,))
         return int(row["bytes"]) if row else 0
+
+    def hold_blobs(self, project_id: str, digests: Sequence[str]) -> set[str]:
+        held: set[str] = set()
+        now = timestamp(self._now())
+        with self._write() as session:
+            for chunk in _chunks(list(dict.fromkeys(digests))):
+                rows = session.all(
+                    "UPDATE blob_owners SET created_at = ? "
+                    f"WHERE project_id = ? AND sha256 IN ({_marks(chunk)}) RETURNING sha256",
+                    (now, project_id, *chunk),
+                )
+                held.update(row["sha256"] for row in rows)
+        return held
+
+    # -- blob garbage collection
+    def live_spec_versions(self, project_id: str) -> dict[str, set[int]]:
+        with self._read() as session:
+            rows = session.all(
+                "SELECT id, version FROM specs WHERE project_id = ? AND NOT deleted", (project_id,)
+            )
+        versions: dict[str, set[int]] = {}
+        for row in rows:
+            versions.setdefault(row["id"], set()).add(row["version"])
+        return versions
+
+    def experiment_options_since(self, project_id: str, since: datetime) -> list[dict[str, Any]]:
+        with self._read() as session:
+            rows = session.all(
+                "SELECT options FROM experiments WHERE project_id = ? "
+                f"AND (created_at >= ? OR status IN ({_marks(_UNFINISHED)}))",
+                (project_id, timestamp(since), *_UNFINISHED),
+            )
+        return [decode("options", row["options"]) for row in rows]
+
+    def live_snapshot_digests(self, project_id: str) -> set[str]:
+        with self._read() as session:
+            rows = session.all(
+                "SELECT DISTINCT digest FROM agent_snapshots WHERE project_id = ? AND NOT deleted",
+                (project_id,),
+            )
+        return {row["digest"] for row in rows}
+
+    def blobs_held_before(self, project_id: str, before: datetime) -> dict[str, int]:
+        with self._read() as session:
+            rows = session.all(
+                "SELECT sha256, size FROM blob_owners WHERE project_id = ? AND created_at < ?",
+                (project_id, timestamp(before)),
+            )
+        return {row["sha256"]: int(row["size"]) for row in rows}
+
+    def release_blobs(self, project_id: str, digests: Sequence[str], before: datetime) -> dict[str, int]:
+        released: dict[str, int] = {}
+        with self._write() as session:
+            for chunk in _chunks(list(dict.fromkeys(digests))):
+                rows = session.all(
+                    f"DELETE FROM blob_owners WHERE project_id = ? AND sha256 IN ({_marks(chunk)}) "
+                    "AND created_at < ? RETURNING sha256, size",
+                    (project_id, *chunk, timestamp(before)),
+                )
+                released.update((row["sha256"], int(row["size"])) for row in rows)
+            session.run(
+                "UPDATE blob_usage SET bytes = bytes - ? WHERE project_id = ?",
+                (sum(released.values()), project_id),
+            )
+        return released
+
+    def blob_owners(self, digests: Sequence[str]) -> dict[str, set[str]]:
+        owners: dict[str, set[str]] = {}
+        with self._read() as session:
+            for chunk in _chunks(list(dict.fromkeys(digests))):
+                rows = session.all(
+                    f"SELECT sha256, project_id FROM blob_owners WHERE sha256 IN ({_marks(chunk)})", chunk
+                )
+                for row in rows:
+                    owners.setdefault(row["sha256"], set()).add(row["project_id"])
+        return owners
+
+    def sweep_blob(self, sha256: str, delete: Callable[[str], None]) -> bool:
+        with self._write() as session:
+            session.lock(_blob_lock(sha256))
+            if session.one("SELECT 1 FROM blob_owners WHERE sha256 = ? LIMIT 1", (sha256,)):
+                return False
+            delete(sha256)
+        return True
+
+    def take_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
+        # One conditional upsert: of two servers taking an expired lease at once, the database lets one
+        # replace it, and the other's condition then fails on the new holder.
+        now = self._now()
+        sql, params = insert_sql(
+            "leases",
+            {"name": name, "holder": holder, "expires_at": timestamp(now + ttl)},
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at "
+            "WHERE leases.holder = ? OR leases.expires_at < ? RETURNING holder",
+        )
+        with self._write() as session:
+            taken = session.one(sql, (*params, holder, timestamp(now)))
+        return taken is not None
+
+    def drop_lease(self, name: str, holder: str) -> None:
+        with self._write() as session:
+            session.run("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
 
 def _same_snapshot(
@@ -728,6 +831,17 @@ def _with_tags(session: Session, project_id: str, rows: list[dict[str, Any]]) ->
         from_row(AgentSnapshotRecord, {**row, "tags": tuple(tags.get((row["name"], row["version"]), []))})
         for row in rows
     ]
+
+
+def _chunks(values: list[str]) -> Iterator[list[str]]:
+    """`values` in lists short enough to bind in one `IN (...)`."""
+    for start in range(0, len(values), _IN_LIST_LIMIT):
+        yield values[start : start + _IN_LIST_LIMIT]
+
+
+def _blob_lock(sha256: str) -> int:
+    """The lock key a claim and a sweep of one blob both take (a Postgres advisory lock is a bigint)."""
+    return int(hashlib.sha256(sha256.encode()).hexdigest()[:15], 16)
 
 
 def _marks(values: Sequence[object]) -> str:

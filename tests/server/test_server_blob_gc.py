@@ -1,0 +1,300 @@
+"""Garbage collection of blobs: what a project no longer uses (a deleted spec's bundles, a deleted
+snapshot's tarball, an old experiment's bundle) is released from its quota, and a blob no project owns
+any more is deleted from the blob store, with the bundle directories written from it; what is still
+used, another project's, or claimed within the grace period stays."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from polarity_keystone.cli import main
+from polarity_keystone.server import BlobCollector, GcPolicy, GcReport
+from polarity_keystone.server._blobs import LocalBlobStore
+from polarity_keystone.server._project_blobs import ProjectBlobs
+from polarity_keystone.spec import BundleFile, Manifest, bundle_digest, canonical_manifest
+from polarity_keystone.store import DEFAULT_PROJECT, ExperimentRecord, ProjectRecord, Store, open_store
+from tests.server.server_api import Api, MakeApi
+from tests.server.test_server_agents import agent_code, uploaded
+from tests.server.test_server_blobs import other_project, put_blob
+from tests.server.test_server_bundles import FILES, SPEC, digest, manifest
+
+MIB = 1024**2
+
+
+def gc_server(make_api: MakeApi, tmp_path: Path, **settings: Any) -> Api:
+    """A shared server whose every ownership is past the grace period at once, with no scheduled GC."""
+    return make_api(data_dir=tmp_path / "data", blob_gc_grace_s=0, blob_gc_interval_s=0, **settings)
+
+
+def blob_file(tmp_path: Path, data: bytes) -> Path:
+    sha = digest(data)
+    return tmp_path / "data" / "blobs" / sha[:2] / sha
+
+
+def upload_spec(api: Api, files: dict[str, bytes], description: str) -> dict[str, Any]:
+    for data in files.values():
+        assert put_blob(api.client, data).status_code in (200, 201)
+    text = SPEC.replace("a spec with local files", description)
+    response = api.client.post("/v1/specs", json={"yaml": text, "bundle": manifest(files)})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def collect(api: Api, **options: Any) -> GcReport:
+    report = api.context.blob_collector.collect(**options)
+    assert not report.skipped
+    return report
+
+
+def test_a_deleted_specs_blobs_are_released_and_deleted_but_another_projects_stay(
+    make_api: MakeApi, tmp_path: Path
+) -> None:
+    api = gc_server(make_api, tmp_path)
+    store = api.context.store
+    team_b = other_project(api)
+    first, second = os.urandom(MIB), os.urandom(MIB)
+    for data in FILES.values():
+        assert put_blob(team_b, data).status_code == 201
+    team_b_spec = team_b.post("/v1/specs", json={"yaml": SPEC, "bundle": manifest(FILES)})
+    assert team_b_spec.status_code == 201, team_b_spec.text
+    shared = sum(len(data) for data in FILES.values())
+    v1 = upload_spec(api, {**FILES, "data/big.bin": first}, "version one")
+    v2 = upload_spec(api, {**FILES, "data/big.bin": second}, "version two")
+    usage = store.blob_usage(DEFAULT_PROJECT)
+
+    while_used = collect(api)
+    assert api.client.delete("/v1/specs/bundled").status_code == 204
+    dry = collect(api, dry_run=True)
+    unchanged = store.blob_usage(DEFAULT_PROJECT), blob_file(tmp_path, first).exists()
+    after = collect(api)
+
+    assert (v1["version"], v2["version"]) == (1, 2)
+    assert usage > 2 * MIB
+    assert (while_used.released, while_used.deleted_blobs) == ([], 0)
+    assert unchanged == (usage, True), "a dry run changes nothing"
+    assert [(r.project_id, r.bytes) for r in dry.released] == [(DEFAULT_PROJECT, usage)]
+    assert [(r.project_id, r.blobs, r.bytes) for r in after.released] == [(DEFAULT_PROJECT, 6, usage)]
+    assert (dry.deleted_blobs, dry.deleted_bytes) == (after.deleted_blobs, after.deleted_bytes)
+    assert after.deleted_blobs == 4, "both manifests and both big files: not the files team B owns too"
+    assert after.deleted_bytes == usage - shared
+    assert store.blob_usage(DEFAULT_PROJECT) == 0
+    assert not blob_file(tmp_path, first).exists() and not blob_file(tmp_path, second).exists()
+    assert all(blob_file(tmp_path, data).read_bytes() == data for data in FILES.values())
+    assert store.blob_usage("prj_team-b") == shared + len(manifest_bytes(FILES))
+    shared_digests = [digest(data) for data in FILES.values()]
+    assert team_b.post("/v1/blobs/missing", json={"digests": shared_digests}).json()["missing"] == []
+    assert dry.removed_bundle_dirs == after.removed_bundle_dirs == 2
+    assert [p.name for p in (tmp_path / "data" / "bundles").iterdir()] == [
+        bundle_digest(bundle_manifest(FILES))
+    ]
+
+
+def test_an_experiment_keeps_its_bundle_for_the_retention_window(make_api: MakeApi, tmp_path: Path) -> None:
+    api = gc_server(make_api, tmp_path, blob_retention_days=30)
+    store = api.context.store
+    kept_file, old_file = os.urandom(1000), os.urandom(1000)
+    kept = upload_spec(api, {**FILES, "data/x.bin": kept_file}, "pinned by a recent experiment")
+    old = upload_spec(api, {**FILES, "data/x.bin": old_file}, "pinned by an old experiment")
+    now = datetime.now(UTC)
+    for name, spec, age in (("recent", kept, timedelta(days=29)), ("old", old, timedelta(days=31))):
+        bundle = api.context.specs.bundle(store.get_spec(DEFAULT_PROJECT, "bundled", spec["version"]))
+        record = ExperimentRecord(
+            f"exp-{name}",
+            name,
+            "bundled",
+            spec["version"],
+            "completed",
+            now - age,
+            "key",
+            options={"bundle": bundle},
+        )
+        store.add_experiment(record)
+    assert api.client.delete("/v1/specs/bundled").status_code == 204
+
+    collect(api)
+
+    assert blob_file(tmp_path, kept_file).exists()
+    assert not blob_file(tmp_path, old_file).exists()
+    assert store.blob_usage(DEFAULT_PROJECT) == sum(len(data) for data in FILES.values()) + len(
+        kept_file
+    ) + len(manifest_bytes({**FILES, "data/x.bin": kept_file}))
+
+
+def bundle_manifest(files: dict[str, bytes]) -> Manifest:
+    return {path: BundleFile(digest(data), len(data), 0o644) for path, data in files.items()}
+
+
+def manifest_bytes(files: dict[str, bytes]) -> bytes:
+    return canonical_manifest(bundle_manifest(files))
+
+
+def test_a_snapshots_tarball_stays_until_the_snapshot_is_deleted(make_api: MakeApi, tmp_path: Path) -> None:
+    api = gc_server(make_api, tmp_path)
+    tarball = agent_code("print('kept')")
+    snapshot = uploaded(api.client, tarball)
+
+    while_live = collect(api)
+    kept = blob_file(tmp_path, tarball).exists()
+    assert api.client.delete(f"/v1/snapshots/{snapshot['id']}").status_code == 204
+    after = collect(api)
+
+    assert (while_live.released, kept) == ([], True)
+    assert [(r.blobs, r.bytes) for r in after.released] == [(1, len(tarball))]
+    assert not blob_file(tmp_path, tarball).exists()
+    assert api.context.store.blob_usage(DEFAULT_PROJECT) == 0
+
+
+def test_a_blob_claimed_within_the_grace_period_is_never_released(make_api: MakeApi, tmp_path: Path) -> None:
+    api = make_api(data_dir=tmp_path / "data", blob_gc_interval_s=0)  # the default grace: an hour
+    data = b"uploaded for a spec that is not posted yet\n"
+    assert put_blob(api.client, data).status_code == 201
+
+    report = collect(api)
+
+    assert (report.released, report.deleted_blobs) == ([], 0)
+    assert blob_file(tmp_path, data).exists()
+    assert api.context.store.blob_usage(DEFAULT_PROJECT) == len(data)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_naming_an_owned_blob_again_holds_it_for_another_grace_period(store_url: str, tmp_path: Path) -> None:
+    clock = Clock()
+    store = open_store(store_url, now=clock)
+    backend = LocalBlobStore(tmp_path / "blobs")
+    blobs = ProjectBlobs(store, backend, 0)
+    collector = BlobCollector(
+        store, backend, tmp_path / "bundles", GcPolicy(grace=timedelta(hours=1)), now=clock
+    )
+    held, dropped = b"named again by an upload\n", b"not named again\n"
+    try:
+        blobs.put(DEFAULT_PROJECT, digest(held), held)
+        blobs.put(DEFAULT_PROJECT, digest(dropped), dropped)
+        clock.now += timedelta(hours=2)
+        missing = blobs.hold(DEFAULT_PROJECT, [digest(held), digest(b"never sent")])
+        clock.now += timedelta(minutes=30)
+        report = collector.collect()
+        usage = store.blob_usage(DEFAULT_PROJECT)
+    finally:
+        store.close()
+
+    assert missing == [digest(b"never sent")]
+    assert [(r.blobs, r.bytes) for r in report.released] == [(1, len(dropped))]
+    assert backend.exists(digest(held)) and not backend.exists(digest(dropped))
+    assert usage == len(held)
+
+
+class SweptWhileClaiming(LocalBlobStore):
+    """A blob store on which garbage collection sweeps each blob right after it is written, before the
+    uploader records its claim: the interleaving a real sweep can hit."""
+
+    def __init__(self, root: Path, store: Store) -> None:
+        super().__init__(root)
+        self.store = store
+        self.swept: list[str] = []
+
+    def put(self, digest: str, data: bytes) -> None:
+        super().put(digest, data)
+        if not self.swept and self.store.sweep_blob(digest, self.delete):
+            self.swept.append(digest)
+
+
+def test_a_blob_swept_between_its_write_and_its_claim_is_stored_again(store_url: str, tmp_path: Path) -> None:
+    store = open_store(store_url)
+    backend = SweptWhileClaiming(tmp_path / "blobs", store)
+    data = b"claimed while a sweep ran\n"
+    try:
+        ProjectBlobs(store, backend, 0).put(DEFAULT_PROJECT, digest(data), data)
+        owned = store.owned_blobs(DEFAULT_PROJECT, [digest(data)])
+    finally:
+        store.close()
+
+    assert backend.swept == [digest(data)]
+    assert owned == {digest(data)}
+    assert backend.get(digest(data)) == data
+
+
+def test_one_collector_at_a_time_holds_the_stores_lease(store_url: str) -> None:
+    clock = Clock()
+    store = open_store(store_url, now=clock)
+    try:
+        first = store.take_lease("blob-gc", "server-a", timedelta(hours=1))
+        refused = store.take_lease("blob-gc", "server-b", timedelta(hours=1))
+        renewed = store.take_lease("blob-gc", "server-a", timedelta(hours=1))
+        clock.now += timedelta(hours=2)
+        expired_taken = store.take_lease("blob-gc", "server-b", timedelta(hours=1))
+        store.drop_lease("blob-gc", "server-a")  # no longer its lease: a no-op
+        still_b = not store.take_lease("blob-gc", "server-a", timedelta(hours=1))
+        store.drop_lease("blob-gc", "server-b")
+        free_again = store.take_lease("blob-gc", "server-a", timedelta(hours=1))
+    finally:
+        store.close()
+
+    assert (first, refused, renewed, expired_taken, still_b, free_again) == (
+        True,
+        False,
+        True,
+        True,
+        True,
+        True,
+    )
+
+
+def test_ks_blobs_gc_prints_what_it_released_and_deleted(
+    make_api: MakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = gc_server(make_api, tmp_path)
+    data = b"a file of a spec about to be deleted\n"
+    upload_spec(api, {**FILES, "data/x.bin": data}, "deleted")
+    assert api.client.delete("/v1/specs/bundled").status_code == 204
+    store_url = api.context.settings.store_url
+    data_dir = str(tmp_path / "data")
+    usage = api.context.store.blob_usage(DEFAULT_PROJECT)
+    add_project = api.context.store.add_project
+    add_project(ProjectRecord("prj_idle", "idle", datetime.now(UTC)))
+
+    command = ["blobs", "gc", "--store", store_url, "--data-dir", data_dir, "--grace-minutes", "0"]
+    dry_code = main([*command, "--dry-run"])
+    dry = capsys.readouterr().out
+    kept = blob_file(tmp_path, data).exists()
+    code = main(command)
+    real = capsys.readouterr().out
+
+    assert (dry_code, code, kept) == (0, 0, True)
+    assert f"default: would release 4 blob(s), {usage} bytes" in dry
+    assert "would delete 4 blob(s)" in dry
+    assert f"default: release 4 blob(s), {usage} bytes" in real
+    assert f"delete 4 blob(s), {usage} bytes, from the blob store" in real
+    assert "remove 1 bundle directory(ies)" in real
+    assert "idle" not in real
+    assert not blob_file(tmp_path, data).exists()
+
+
+def test_the_scheduled_collection_runs_on_its_interval_and_stops_with_the_server(
+    make_api: MakeApi, tmp_path: Path
+) -> None:
+    api = make_api(data_dir=tmp_path / "data", blob_gc_grace_s=0, blob_gc_interval_s=0.05)
+    data = textwrap.dedent("uploaded, never used\n").encode()
+    assert put_blob(api.client, data).status_code == 201
+
+    import time
+
+    deadline = time.monotonic() + 10
+    while blob_file(tmp_path, data).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert not blob_file(tmp_path, data).exists()
+    assert api.context.store.blob_usage(DEFAULT_PROJECT) == 0
