@@ -6,7 +6,7 @@ used, another project's, or claimed within the grace period stays."""
 from __future__ import annotations
 
 import os
-import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,14 @@ def upload_spec(api: Api, files: dict[str, bytes], description: str) -> dict[str
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def bundle_manifest(files: dict[str, bytes]) -> Manifest:
+    return {path: BundleFile(digest(data), len(data), 0o644) for path, data in files.items()}
+
+
+def manifest_bytes(files: dict[str, bytes]) -> bytes:
+    return canonical_manifest(bundle_manifest(files))
 
 
 def collect(api: Api, **options: Any) -> GcReport:
@@ -100,7 +108,8 @@ def test_an_experiment_keeps_its_bundle_for_the_retention_window(make_api: MakeA
     api = gc_server(make_api, tmp_path, blob_retention_days=30)
     store = api.context.store
     kept_file, old_file = os.urandom(1000), os.urandom(1000)
-    kept = upload_spec(api, {**FILES, "data/x.bin": kept_file}, "pinned by a recent experiment")
+    kept_files = {**FILES, "data/x.bin": kept_file}
+    kept = upload_spec(api, kept_files, "pinned by a recent experiment")
     old = upload_spec(api, {**FILES, "data/x.bin": old_file}, "pinned by an old experiment")
     now = datetime.now(UTC)
     for name, spec, age in (("recent", kept, timedelta(days=29)), ("old", old, timedelta(days=31))):
@@ -122,17 +131,8 @@ def test_an_experiment_keeps_its_bundle_for_the_retention_window(make_api: MakeA
 
     assert blob_file(tmp_path, kept_file).exists()
     assert not blob_file(tmp_path, old_file).exists()
-    assert store.blob_usage(DEFAULT_PROJECT) == sum(len(data) for data in FILES.values()) + len(
-        kept_file
-    ) + len(manifest_bytes({**FILES, "data/x.bin": kept_file}))
-
-
-def bundle_manifest(files: dict[str, bytes]) -> Manifest:
-    return {path: BundleFile(digest(data), len(data), 0o644) for path, data in files.items()}
-
-
-def manifest_bytes(files: dict[str, bytes]) -> bytes:
-    return canonical_manifest(bundle_manifest(files))
+    kept_bytes = sum(len(data) for data in kept_files.values()) + len(manifest_bytes(kept_files))
+    assert store.blob_usage(DEFAULT_PROJECT) == kept_bytes
 
 
 def test_a_snapshots_tarball_stays_until_the_snapshot_is_deleted(make_api: MakeApi, tmp_path: Path) -> None:
@@ -287,10 +287,8 @@ def test_the_scheduled_collection_runs_on_its_interval_and_stops_with_the_server
     make_api: MakeApi, tmp_path: Path
 ) -> None:
     api = make_api(data_dir=tmp_path / "data", blob_gc_grace_s=0, blob_gc_interval_s=0.05)
-    data = textwrap.dedent("uploaded, never used\n").encode()
+    data = b"uploaded, never used\n"
     assert put_blob(api.client, data).status_code == 201
-
-    import time
 
     deadline = time.monotonic() + 10
     while blob_file(tmp_path, data).exists() and time.monotonic() < deadline:

@@ -21,12 +21,11 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ..store import Store
+from ..store import Clock, Store
 from ._blobs import BlobStore
 from ._bundle_cache import read_manifest
 from ._spec_sources import spec_log
@@ -36,7 +35,6 @@ LEASE = "blob-gc"
 """The store lease held while collecting, so that of several servers on one store one collects at once."""
 LEASE_TTL = timedelta(hours=1)
 """How long a collector's lease lasts if it dies holding it."""
-Clock = Callable[[], datetime]
 
 
 def system_clock() -> datetime:
@@ -157,28 +155,28 @@ class BlobCollector:
                 report.released.append(ProjectRelease(project.id, len(unused), sum(unused.values())))
         sizes = {digest: size for blobs in released.values() for digest, size in blobs.items()}
         owners = self._store.blob_owners(list(sizes))
+        orphaned: set[str] = set()
         for digest, size in sizes.items():
             if report.dry_run:
-                orphaned = all(digest in released.get(project, {}) for project in owners.get(digest, ()))
+                gone = all(digest in released.get(project, {}) for project in owners.get(digest, ()))
             else:
-                orphaned = self._store.sweep_blob(digest, self._backend.delete)
-            if orphaned:
+                gone = self._store.sweep_blob(digest, self._backend.delete)
+            if gone:
+                orphaned.add(digest)
                 report.deleted_blobs += 1
                 report.deleted_bytes += size
-        report.removed_bundle_dirs = self._remove_bundle_dirs(
-            set(sizes) if report.dry_run else set(), report.dry_run
-        )
+        report.removed_bundle_dirs = self._remove_bundle_dirs(orphaned, report.dry_run)
 
-    def _remove_bundle_dirs(self, releasing: set[str], dry_run: bool) -> int:
-        """Remove the bundle directories whose manifest no project owns (in a dry run: counts those, and
-        those whose manifest is being released by every owner)."""
+    def _remove_bundle_dirs(self, orphaned: set[str], dry_run: bool) -> int:
+        """Remove the bundle directories whose manifest no project owns (a dry run counts those, and
+        those whose manifest it would have orphaned)."""
         if not self._bundles_root.is_dir():
             return 0
         names = [path.name for path in self._bundles_root.iterdir() if not path.name.startswith(".")]
         owners = self._store.blob_owners(names)
         removed = 0
         for name in names:
-            if name in owners and not (dry_run and name in releasing):
+            if name in owners and not (dry_run and name in orphaned):
                 continue
             removed += 1
             if not dry_run:
