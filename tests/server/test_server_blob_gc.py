@@ -98,7 +98,7 @@ def test_a_deleted_specs_blobs_are_released_and_deleted_but_another_projects_sta
     assert store.blob_usage("prj_team-b") == shared + len(manifest_bytes(FILES))
     shared_digests = [digest(data) for data in FILES.values()]
     assert team_b.post("/v1/blobs/missing", json={"digests": shared_digests}).json()["missing"] == []
-    assert dry.removed_bundle_dirs == after.removed_bundle_dirs == 2
+    assert dry.removed_dirs == after.removed_dirs == 2
     assert [p.name for p in (tmp_path / "data" / "bundles").iterdir()] == [
         bundle_digest(bundle_manifest(FILES))
     ]
@@ -139,15 +139,19 @@ def test_a_snapshots_tarball_stays_until_the_snapshot_is_deleted(make_api: MakeA
     api = gc_server(make_api, tmp_path)
     tarball = agent_code("print('kept')")
     snapshot = uploaded(api.client, tarball)
+    unpacked = api.context.agents.for_run(DEFAULT_PROJECT, {"agent_snapshot": snapshot["id"]})
+    assert unpacked is not None and unpacked.directory.is_dir()
 
     while_live = collect(api)
-    kept = blob_file(tmp_path, tarball).exists()
+    kept = blob_file(tmp_path, tarball).exists() and unpacked.directory.is_dir()
     assert api.client.delete(f"/v1/snapshots/{snapshot['id']}").status_code == 204
     after = collect(api)
 
     assert (while_live.released, kept) == ([], True)
     assert [(r.blobs, r.bytes) for r in after.released] == [(1, len(tarball))]
     assert not blob_file(tmp_path, tarball).exists()
+    assert not unpacked.directory.exists()
+    assert after.removed_dirs == 1
     assert api.context.store.blob_usage(DEFAULT_PROJECT) == 0
 
 
@@ -177,7 +181,7 @@ def test_naming_an_owned_blob_again_holds_it_for_another_grace_period(store_url:
     backend = LocalBlobStore(tmp_path / "blobs")
     blobs = ProjectBlobs(store, backend, 0)
     collector = BlobCollector(
-        store, backend, tmp_path / "bundles", GcPolicy(grace=timedelta(hours=1)), now=clock
+        store, backend, [tmp_path / "bundles"], GcPolicy(grace=timedelta(hours=1)), now=clock
     )
     held, dropped = b"named again by an upload\n", b"not named again\n"
     try:
@@ -278,7 +282,7 @@ def test_ks_blobs_gc_prints_what_it_released_and_deleted(
     assert "would delete 4 blob(s)" in dry
     assert f"default: release 4 blob(s), {usage} bytes" in real
     assert f"delete 4 blob(s), {usage} bytes, from the blob store" in real
-    assert "remove 1 bundle directory(ies)" in real
+    assert "remove 1 bundle or unpacked snapshot directory(ies)" in real
     assert "idle" not in real
     assert not blob_file(tmp_path, data).exists()
 

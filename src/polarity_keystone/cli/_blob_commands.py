@@ -65,7 +65,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
     try:
         backend = open_blob_store(settings.blob_store_url, settings.blob_store_endpoint, settings.data_path)
         policy = GcPolicy(timedelta(days=args.retention_days), timedelta(minutes=args.grace_minutes))
-        collector = BlobCollector(store, backend, settings.data_path / "bundles", policy)
+        written_out = [settings.data_path / "bundles", settings.data_path / "agents"]
+        collector = BlobCollector(store, backend, written_out, policy)
         report = collector.collect(dry_run=args.dry_run)
     finally:
         store.close()
@@ -78,6 +79,6 @@ def cmd_gc(args: argparse.Namespace) -> int:
     out.print(
         f"{would}delete {report.deleted_blobs} blob(s), {report.deleted_bytes} bytes, from the blob store"
     )
-    out.print(f"{would}remove {report.removed_bundle_dirs} bundle directory(ies)")
+    out.print(f"{would}remove {report.removed_dirs} bundle or unpacked snapshot directory(ies)")
     err.print(f"took {report.seconds:.2f}s" + (" (dry run: nothing changed)" if report.dry_run else ""))
     return exit_codes.PASSED

@@ -10,7 +10,8 @@ An upload may claim a blob while a collection computes it unused. Ownerships hel
 period (claimed, or named again by an upload, see ProjectBlobs) are never released, and the release
 itself re-checks that in the transaction that drops them; a blob is deleted only in a transaction a
 concurrent claim of it waits for. So a collection never takes away a blob an upload has just counted on,
-as long as an upload takes less than the grace period.
+as long as an upload takes less than the grace period. The directories this server wrote out of blobs
+(bundles, unpacked snapshots) go with the blob.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,7 +65,8 @@ class GcReport:
     """Per project with anything released (or, in a dry run, that would be)."""
     deleted_blobs: int = 0
     deleted_bytes: int = 0
-    removed_bundle_dirs: int = 0
+    removed_dirs: int = 0
+    """Bundle directories and unpacked snapshots removed (or that would be)."""
     seconds: float = 0.0
     skipped: bool = False
     """True when another collector held the lease, so nothing was done."""
@@ -74,15 +77,16 @@ class BlobCollector:
         self,
         store: Store,
         backend: BlobStore,
-        bundles_root: Path,
+        written_out: Sequence[Path],
         policy: GcPolicy,
         *,
         now: Clock = system_clock,
     ) -> None:
-        """`bundles_root`: where this server writes bundles out (BundleCache's root)."""
+        """`written_out`: where this server writes blobs out as directories, each named after its blob's
+        digest (a bundle, BundleCache's root) or `snap_<digest>` (an unpacked snapshot)."""
         self._store = store
         self._backend = backend
-        self._bundles_root = bundles_root
+        self._written_out = list(written_out)
         self._policy = policy
         self._now = now
         self._holder = f"{os.uname().nodename}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
@@ -165,27 +169,29 @@ class BlobCollector:
                 orphaned.add(digest)
                 report.deleted_blobs += 1
                 report.deleted_bytes += size
-        report.removed_bundle_dirs = self._remove_bundle_dirs(orphaned, report.dry_run)
+        for root in self._written_out:
+            report.removed_dirs += self._remove_written_out(root, orphaned, report.dry_run)
 
-    def _remove_bundle_dirs(self, orphaned: set[str], dry_run: bool) -> int:
-        """Remove the bundle directories whose manifest no project owns (a dry run counts those, and
-        those whose manifest it would have orphaned)."""
-        if not self._bundles_root.is_dir():
+    def _remove_written_out(self, root: Path, orphaned: set[str], dry_run: bool) -> int:
+        """Remove the directories of `root` whose blob no project owns (a dry run counts those, and those
+        whose blob it would have orphaned)."""
+        if not root.is_dir():
             return 0
-        names = [path.name for path in self._bundles_root.iterdir() if not path.name.startswith(".")]
-        owners = self._store.blob_owners(names)
+        blobs = {path.name: path.name.removeprefix("snap_") for path in root.iterdir()}
+        blobs = {name: blob for name, blob in blobs.items() if not name.startswith(".")}
+        owners = self._store.blob_owners(list(blobs.values()))
         removed = 0
-        for name in names:
-            if name in owners and not (dry_run and name in orphaned):
+        for name, blob in blobs.items():
+            if blob in owners and not (dry_run and blob in orphaned):
                 continue
             removed += 1
             if not dry_run:
-                _remove_directory(self._bundles_root, name)
+                _remove_directory(root, name)
         return removed
 
 
 def _remove_directory(root: Path, name: str) -> None:
-    """Rename away first, so the bundle cache never finds half a directory under the bundle's name."""
+    """Rename away first, so a reader never finds half a directory under the blob's name."""
     trash = root / f".gc-{name}-{uuid.uuid4().hex[:8]}"
     try:
         (root / name).rename(trash)

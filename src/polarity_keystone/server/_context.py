@@ -48,7 +48,7 @@ class ServerContext:
                 settings.max_snapshot_unpacked_bytes,
                 settings.max_snapshot_members,
             ),
-            settings.data_path / "agents",
+            unpacked_snapshots := settings.data_path / "agents",
         )
         self.bundles = BundleCache(self.blobs, settings.data_path / "bundles", limits)
         self.specs = SpecSources(
@@ -87,7 +87,8 @@ class ServerContext:
             retention=timedelta(days=settings.blob_retention_days),
             grace=timedelta(seconds=settings.blob_gc_grace_s),
         )
-        self.blob_collector = BlobCollector(self.store, backend, self.bundles.root, policy)
+        written_out = [self.bundles.root, unpacked_snapshots]
+        self.blob_collector = BlobCollector(self.store, backend, written_out, policy)
         self._blob_gc = ScheduledCollection(self.blob_collector, settings.blob_gc_interval_s)
         if settings.blob_gc_interval_s:
             self._blob_gc.start()
