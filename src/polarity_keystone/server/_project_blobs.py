@@ -6,9 +6,9 @@ project owns it. Each project's blobs count against its byte quota.
 
 A project owns a blob only once its bytes are stored, so an owned blob is always in the backend (garbage
 collection deletes only blobs no project owns, see BlobCollector): `missing` needs no call to the
-backend, which for S3 is a request per blob. Naming a blob the project owns in an upload (`hold`, `put`)
-holds it anew, so garbage collection, which spares ownerships held within its grace period, cannot
-release it while the upload that names it is being stored.
+backend, which for S3 is a request per blob. Naming a blob the project owns in an upload (`hold`: asking
+which blobs are missing, a bundle's manifest; `put`) holds it anew, so garbage collection, which spares
+ownerships held within its grace period, cannot release it while the upload that names it goes on.
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ _BLOB_BODY: dict[str, Any] = {
     responses=error_responses(403),
 )
 def missing_blobs(body: BlobDigests, context: Context, principal: LiveKey) -> MissingBlobs:
-    return MissingBlobs(missing=context.blobs.missing(principal.project_id, body.digests))
+    # Held: the upload asking is about to name them, so garbage collection must not release them now.
+    return MissingBlobs(missing=context.blobs.hold(principal.project_id, body.digests))
 
 
 @router.put(
