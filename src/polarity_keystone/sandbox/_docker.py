@@ -749,7 +749,10 @@ class DockerBackend(SandboxBackend):
     @staticmethod
     def _copy_agent(agent: Container, agent_dir: str, user: AgentUser) -> None:
         """/opt/agent belongs to root: the agent user reads and runs its code but cannot change it."""
-        _exec(agent, ["mkdir", "-p", "/opt/agent"])
+        made = _exec(agent, ["mkdir", "-p", "/opt/agent"])
+        if made.exit_code != 0:
+            detail = made.stderr.strip() or "no output: the container may have stopped"
+            raise SandboxError(f"creating /opt/agent failed (exit {made.exit_code}): {detail}")
         with _engine_errors(f"copying the agent from {agent_dir}"):
             agent.put_archive("/opt/agent", tar_directory(agent_dir, (0, user.gid)))
 
