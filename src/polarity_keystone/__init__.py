@@ -1,6 +1,7 @@
 """Keystone: an open, self-hostable eval runtime for AI agents."""
 
 from ._version import PUBLISHED_IMAGES, __version__
+from .analysis import estimate_cost, pricing_table
 from .sdk import (
     APIConnectionError,
     APIStatusError,
@@ -15,6 +16,7 @@ from .sdk import (
     PermissionDeniedError,
     RateLimitError,
     ServiceUnavailableError,
+    auto_instrument,
     traced,
 )
 
@@ -34,5 +36,7 @@ __all__ = [
     "RateLimitError",
     "ServiceUnavailableError",
     "__version__",
+    "estimate_cost",
+    "pricing_table",
     "traced",
 ]

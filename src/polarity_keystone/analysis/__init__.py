@@ -11,6 +11,15 @@ from ._corrections import CORRECTIONS, Correction, adjust, benjamini_hochberg, h
 from ._estimates import pass_hat_k, percentile, wilson_interval
 from ._fisher import fisher_exact_one_sided
 from ._power import min_replicas_to_detect
+from ._pricing import (
+    ModelPrice,
+    Pricing,
+    PricingError,
+    estimate_cost,
+    load_pricing,
+    pricing_table,
+    shipped_pricing,
+)
 from ._regression import (
     MAX_REPLICAS_HINT,
     Counts,
@@ -34,6 +43,9 @@ __all__ = [
     "Judged",
     "Look",
     "LookKind",
+    "ModelPrice",
+    "Pricing",
+    "PricingError",
     "RegressionPolicy",
     "Regressions",
     "SequentialDesign",
@@ -43,13 +55,17 @@ __all__ = [
     "alpha_spent",
     "benjamini_hochberg",
     "decide_regressions",
+    "estimate_cost",
     "fisher_exact_one_sided",
     "holm_adjust",
     "judged",
+    "load_pricing",
     "min_replicas_to_detect",
     "pass_hat_k",
     "percentile",
+    "pricing_table",
     "scenario_status",
+    "shipped_pricing",
     "stratified_exact_one_sided",
     "wilson_interval",
 ]
