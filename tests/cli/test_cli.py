@@ -15,7 +15,7 @@ from rich.console import Console
 
 from polarity_keystone import cli
 from polarity_keystone._version import __version__
-from polarity_keystone.engine import replica_seed
+from polarity_keystone.engine import fingerprint_id, replica_seed
 from polarity_keystone.results import ReplicaResult
 from tests.examples.shipped_examples import EXAMPLES
 from tests.ks_command import REPO, run_ks
@@ -215,20 +215,31 @@ def test_replay_with_a_wrong_fingerprint_exits_2(ks) -> None:
     assert "--force" in result.err
 
 
-def test_replay_refuses_a_run_whose_local_files_changed(ks, tmp_path: Path) -> None:
+def test_replay_refuses_a_run_whose_local_files_changed_and_names_them(
+    ks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run is on the embedded server under `.keystone/` (here: this test's own), which holds its
+    bundle's manifest; a run it does not hold gets the refusal without the paths."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KEYSTONE_BASE_URL", raising=False)
     shutil.copytree(FLAKY.parent, tmp_path / "flaky-agent")
     spec = tmp_path / "flaky-agent" / "flaky.yaml"
-    probe = ks("replay", spec, "--seed", "1", "--fingerprint", "0000000000000000")
-    found = re.search(r"then, ([0-9a-f]{16}) now", probe.err)
-    assert found is not None, probe.err
-    data = tmp_path / "flaky-agent" / "data" / "input.txt"
-    data.write_text(data.read_text() + "1\n")  # a fixture file, not the agent
+    ran = ks("eval", "run", spec, "--seed", "1", "--replicas", "1", "--json")
+    assert ran.code in (0, 1), ran.err
+    then = fingerprint_id(json.loads(ran.out)["fingerprint"])
+    data = tmp_path / "flaky-agent" / "data"
+    (data / "input.txt").write_text((data / "input.txt").read_text() + "1\n")  # a fixture file
+    (data / "more.txt").write_text("2\n")
 
-    changed = ks("replay", spec, "--seed", "1", "--fingerprint", found[1])
+    changed = ks("replay", spec, "--seed", "1", "--fingerprint", then)
+    unknown = ks("replay", spec, "--seed", "1", "--fingerprint", "0000000000000000")
 
     assert changed.code == 2
     assert "refusing to replay" in changed.err
-    assert "pins the spec's 2 local files" in changed.err and "--force" in changed.err
+    assert "local files changed since that run: data/input.txt changed, data/more.txt added." in changed.err
+    assert "--force" in changed.err
+    assert unknown.code == 2
+    assert "pins the spec's 3 local files" in unknown.err and "--force" in unknown.err
 
 
 def test_the_printed_replay_command_of_a_flaky_failure_fails_again(

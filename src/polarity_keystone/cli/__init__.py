@@ -20,7 +20,7 @@ from ..sandbox import DockerBackend, FixtureError, ImageError, ImageResolver, Sa
 from ..sdk import KeystoneError
 from ..secrets import SecretError
 from ..spec import LoadedSpec, SpecError, collect_bundle, format_duration, load_specs
-from . import _admin_commands, _agents, _blob_commands, _served, _server_commands
+from . import _admin_commands, _agents, _blob_commands, _replay_changes, _served, _server_commands
 from ._output import dump_json, write_json
 from ._progress import ConsoleProgress
 from ._report import print_replica_failure, print_run
@@ -176,10 +176,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except FingerprintMismatch as exc:
         err.print(f"[red]refusing to replay:[/] {exc}")
         if bundle is not None:
-            err.print(
-                f"(the fingerprint pins the spec's {len(files.manifest)} local files, bundle {bundle[:12]} "
-                "now: a changed agent, fixture or check file also changes it)"
-            )
+            then = args.fingerprint if args.fingerprint != prepared.fingerprint_id else None
+            err.print(_replay_changes.files_note(prepared.spec.id, then, files), markup=False)
         return exit_codes.INVALID_INPUT
     if result.status == "pass":
         err.print(f"[green]✓ replica passed[/] (seed {result.seed}, sandbox {result.sandbox_id})")

@@ -3,11 +3,10 @@
 from ._aggregate import aggregate_run, aggregate_scenario
 from ._experiment import ProgressListener, RunOptions, run_experiment, scenarios_of
 from ._fixtures import supported_fixtures
-from ._prepare import TASK_FILE, PreparedSpec, ResolvedAgent, plan_replica, prepare
+from ._prepare import TASK_FILE, PreparedSpec, ResolvedAgent, fingerprint_id, plan_replica, prepare
 from ._replay import FingerprintMismatch, replay
 from ._replica import AGENT_OUTPUT_LIMIT
 from ._seeds import SEED_BITS, new_experiment_seed, replica_seed
-from ._trace import ReportedTrace
 
 __all__ = [
     "AGENT_OUTPUT_LIMIT",
@@ -16,11 +15,11 @@ __all__ = [
     "FingerprintMismatch",
     "PreparedSpec",
     "ProgressListener",
-    "ReportedTrace",
     "ResolvedAgent",
     "RunOptions",
     "aggregate_run",
     "aggregate_scenario",
+    "fingerprint_id",
     "new_experiment_seed",
     "plan_replica",
     "prepare",

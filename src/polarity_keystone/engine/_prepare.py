@@ -104,12 +104,16 @@ class PreparedSpec:
 
     @property
     def fingerprint_id(self) -> str:
-        """A short hash of the fingerprint, carried by replay commands. The semantic spec hashes are left
-        out: `spec_sha256` already pins the text they derive from, and ids of runs recorded before they
-        existed stay valid."""
-        exact = {key: value for key, value in self.fingerprint.items() if key not in SEMANTIC_KEYS}
-        canonical = json.dumps(exact, sort_keys=True).encode()
-        return hashlib.sha256(canonical).hexdigest()[:16]
+        return fingerprint_id(self.fingerprint)
+
+
+def fingerprint_id(fingerprint: Mapping[str, Any]) -> str:
+    """A short hash of a run fingerprint, carried by replay commands. The semantic spec hashes are left
+    out: `spec_sha256` already pins the text they derive from, and ids of runs recorded before they
+    existed stay valid."""
+    exact = {key: value for key, value in fingerprint.items() if key not in SEMANTIC_KEYS}
+    canonical = json.dumps(exact, sort_keys=True).encode()
+    return hashlib.sha256(canonical).hexdigest()[:16]
 
 
 def prepare(

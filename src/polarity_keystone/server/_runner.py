@@ -24,7 +24,6 @@ from typing import Any
 from ..engine import (
     FingerprintMismatch,
     PreparedSpec,
-    ReportedTrace,
     RunOptions,
     aggregate_run,
     aggregate_scenario,
@@ -419,7 +418,7 @@ class ExperimentRunner:
                 raise _Stopped()
             progress = _Progress(self, record.id, sandboxes, details=options.get("kind") == RUN)
             if options.get("kind") == RUN:
-                results = _run_one(prepared, sandboxes, record.id, options, progress, self.store.trace_events)
+                results = _run_one(prepared, sandboxes, record.id, options, progress)
             else:
                 kept = self._kept(record.id) if "scenario_replicas" in options else {}
                 progress.count_before(kept)
@@ -430,7 +429,6 @@ class ExperimentRunner:
                     experiment_id=record.id,
                     wanted=dict(options.get("scenario_replicas", {})),
                     kept=kept,
-                    reported_trace=self.store.trace_events,
                 )
                 results = run_experiment(prepared, sandboxes, run_options, progress)
         except _Stopped:
@@ -522,7 +520,6 @@ def _run_one(
     experiment_id: str,
     options: dict[str, Any],
     progress: _Progress,
-    reported_trace: ReportedTrace,
 ) -> RunResults:
     """A run: one replica of the chosen matrix cell with a known seed (new, or the seed of the run it
     replays), so `seed` in its results is the replica's own seed."""
@@ -530,13 +527,7 @@ def _run_one(
     seed = int(options["replica_seed"])
     progress.started(1, prepared.notes)
     result = replay(
-        prepared,
-        backend,
-        seed=seed,
-        parameters=cell["parameters"],
-        fingerprint=None,
-        on_boot=progress.boot,
-        reported_trace=reported_trace,
+        prepared, backend, seed=seed, parameters=cell["parameters"], fingerprint=None, on_boot=progress.boot
     )
     progress.replica_done(cell["scenario_id"], result)
     spec_id = prepared.spec.id
