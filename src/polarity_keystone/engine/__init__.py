@@ -7,6 +7,7 @@ from ._prepare import TASK_FILE, PreparedSpec, ResolvedAgent, fingerprint_id, pl
 from ._replay import FingerprintMismatch, replay
 from ._replica import AGENT_OUTPUT_LIMIT
 from ._seeds import SEED_BITS, new_experiment_seed, replica_seed
+from ._trace import ReportedTrace
 
 __all__ = [
     "AGENT_OUTPUT_LIMIT",
@@ -15,6 +16,7 @@ __all__ = [
     "FingerprintMismatch",
     "PreparedSpec",
     "ProgressListener",
+    "ReportedTrace",
     "ResolvedAgent",
     "RunOptions",
     "aggregate_run",

@@ -18,6 +18,7 @@ from ._aggregate import aggregate_run, aggregate_scenario
 from ._prepare import PreparedSpec
 from ._replica import BootSandbox, ReplicaJob, run_replica
 from ._seeds import new_experiment_seed, replica_seed
+from ._trace import ReportedTrace
 from ._warm_pool import WarmPool
 
 DEFAULT_CONCURRENCY = 4
@@ -46,6 +47,8 @@ class RunOptions:
     """Replicas per scenario where they differ from `replicas` (an experiment grown by more replicas)."""
     kept: dict[str, list[ReplicaResult]] = field(default_factory=dict)
     """Replicas run before, per scenario: kept as they are; new ones are numbered after them."""
+    reported_trace: ReportedTrace | None = None
+    """The events agents reported for a sandbox over the API (a server's store), scored with the file's."""
 
 
 def scenarios_of(matrix: dict[str, list[Any]], spec_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -104,7 +107,9 @@ def run_experiment(
         boot: BootSandbox = backend.create
         if pool is not None:
             boot = partial(pool.acquire, job.scenario_id)
-        result = run_replica(prepared, boot, job, keep=options.keep, on_boot=on_boot)
+        result = run_replica(
+            prepared, boot, job, keep=options.keep, on_boot=on_boot, reported_trace=options.reported_trace
+        )
         if progress is not None:
             progress.replica_done(job.scenario_id, result)
         return result

@@ -11,6 +11,7 @@ from ..sandbox import BootListener, Sandbox, SandboxBackend
 from ._experiment import scenarios_of
 from ._prepare import PreparedSpec
 from ._replica import ReplicaJob, run_replica
+from ._trace import ReportedTrace
 
 
 class FingerprintMismatch(Exception):
@@ -30,6 +31,7 @@ def replay(
     keep: bool = False,
     on_boot: BootListener | None = None,
     on_sandbox: Callable[[Sandbox], None] | None = None,
+    reported_trace: ReportedTrace | None = None,
 ) -> ReplicaResult:
     if fingerprint and fingerprint != prepared.fingerprint_id and not force:
         raise FingerprintMismatch(
@@ -49,4 +51,12 @@ def replay(
             f"parameters {parameters} are not a cell of this spec's matrix (expected {wanted})"
         )
     job = ReplicaJob(f"replay-{secrets.token_hex(4)}", cell[0], replica, seed, cell[1])
-    return run_replica(prepared, backend.create, job, keep=keep, on_boot=on_boot, on_sandbox=on_sandbox)
+    return run_replica(
+        prepared,
+        backend.create,
+        job,
+        keep=keep,
+        on_boot=on_boot,
+        on_sandbox=on_sandbox,
+        reported_trace=reported_trace,
+    )

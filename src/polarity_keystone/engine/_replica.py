@@ -33,7 +33,7 @@ from ._execlog import needs_command_log, read_commands
 from ._network import gateway_calls, mock_calls
 from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
 from ._state_audit import capture, state_changes
-from ._trace import read_trace, tool_call_events, tool_calls
+from ._trace import ReportedTrace, read_trace, tool_call_events, tool_calls
 
 AGENT_OUTPUT_LIMIT = 1024 * 1024
 """Bytes of the agent's stdout, and of its stderr, that a replica keeps: the first and the last half MiB,
@@ -73,9 +73,11 @@ def run_replica(
     keep: bool = False,
     on_boot: BootListener | None = None,
     on_sandbox: Callable[[Sandbox], None] | None = None,
+    reported_trace: ReportedTrace | None = None,
 ) -> ReplicaResult:
     """Never raises for a failure inside the sandbox: boot and infrastructure failures become a result
-    with status `error`, agent failures a result with status `fail`."""
+    with status `error`, agent failures a result with status `fail`. `reported_trace` gives the events
+    the agent reported over the API, scored with its trace file's."""
     started = time.monotonic()
     result = ReplicaResult(replica=job.replica, seed=job.seed, status="error")
     try:
@@ -99,7 +101,7 @@ def run_replica(
         result.boot_ms = int((time.monotonic() - started) * 1000)
         if on_sandbox is not None:
             on_sandbox(sandbox)
-        _run_and_score(prepared, sandbox, plan, result)
+        _run_and_score(prepared, sandbox, plan, result, reported_trace)
     except SandboxBootError as exc:
         result.sandbox_id = exc.sandbox_id
         result.error = f"{exc}\n{exc.output}".strip()
@@ -113,7 +115,11 @@ def run_replica(
 
 
 def _run_and_score(
-    prepared: PreparedSpec, sandbox: Sandbox, plan: ReplicaPlan, result: ReplicaResult
+    prepared: PreparedSpec,
+    sandbox: Sandbox,
+    plan: ReplicaPlan,
+    result: ReplicaResult,
+    reported_trace: ReportedTrace | None,
 ) -> None:
     spec = prepared.spec
     task = spec.task.prompt + (f"\n\n{spec.task.context}" if spec.task.context else "")
@@ -138,7 +144,7 @@ def _run_and_score(
     diff = sandbox.diff()
     agent_commands = read_commands(sandbox, str(spec.agent.command)) if needs_command_log(spec) else []
     writes, statements = db_audit.finish() if db_audit else ([], [])
-    calls = tool_calls(read_trace(sandbox))
+    calls = tool_calls(read_trace(sandbox, reported_trace))
     if state_before:
         result.service_state = state_changes(state_before, capture(sandbox, plan.services))
     through_gateway, lookups = gateway_calls(sandbox.network_log(), since=agent_started_at)

@@ -1,5 +1,13 @@
 """Scoring: invariant checks and forbidden rules as registered plug-ins, and the composite verdict."""
 
+from ._agent_events import (
+    MAX_EVENTS_PER_SANDBOX,
+    AgentEvent,
+    event_problem,
+    is_tool_call,
+    merge_events,
+    normalise_event,
+)
 from ._checks import CheckContext, Outcome, register, run_check, supported_checks
 from ._composite import Verdict, score_run
 from ._forbidden import RunRecord, check_forbidden, supported_rules
@@ -8,12 +16,18 @@ from ._llm_judge import parse_verdict
 from ._s3 import _s3_object as _s3_object  # registers `s3_object`
 
 __all__ = [
+    "MAX_EVENTS_PER_SANDBOX",
+    "AgentEvent",
     "CheckContext",
     "Outcome",
     "RunRecord",
     "Verdict",
     "check_forbidden",
+    "event_problem",
+    "is_tool_call",
     "json_subset",
+    "merge_events",
+    "normalise_event",
     "parse_verdict",
     "register",
     "run_check",

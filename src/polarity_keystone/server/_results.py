@@ -10,6 +10,7 @@ from typing import Any
 from ..analysis import Counts, RegressionPolicy, TestResult, decide_regressions, judged, percentile
 from ..engine import aggregate_run, aggregate_scenario
 from ..results import ReplicaResult, RunResults, ScenarioResult
+from ..scoring import is_tool_call, normalise_event
 from ..store import ExperimentRecord, ReplicaRecord
 
 UNFINISHED = ("failed", "cancelled", "interrupted")
@@ -221,9 +222,9 @@ def _scenario_row(scenario_id: str, counts: Counts, result: TestResult | None) -
 # --- traces and metrics ----------------------------------------------------------------------------
 
 
-def _is_tool_call(event: dict[str, Any]) -> bool:
-    """A finished tool call: `traced` spans report a start and an end; count the end only."""
-    return event.get("event_type") in ("tool_call", "tool_use") and event.get("phase") != "start"
+def _tool_calls(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The finished tool calls among stored events, in whatever shape the agent reported them."""
+    return [event for event in map(normalise_event, events) if is_tool_call(event)]
 
 
 def _duration(event: dict[str, Any]) -> float | None:
@@ -232,7 +233,7 @@ def _duration(event: dict[str, Any]) -> float | None:
 
 
 def trace_metrics(events: list[dict[str, Any]]) -> dict[str, Any]:
-    calls = [e for e in events if _is_tool_call(e)]
+    calls = _tool_calls(events)
     durations = [d for d in map(_duration, calls) if d is not None]
     ok = sum(e.get("status") != "error" for e in calls)
     return {
@@ -268,7 +269,7 @@ def experiment_metrics(
     """`GET /v1/metrics/experiments/{id}`: a summary, tool calls reported by the agents' traces, and the
     pass-rate and cost trends over the spec's finished experiments (oldest first)."""
     replicas = [r for s in results.scenarios for r in s.replicas]
-    calls = [e for e in trace_events if _is_tool_call(e)]
+    calls = _tool_calls(trace_events)
     m = results.metrics
     total_tool_calls = len(calls) or sum(r.tool_calls for r in replicas)
     trend = [h for h in sorted(history, key=lambda h: h.created_at) if h.results is not None]

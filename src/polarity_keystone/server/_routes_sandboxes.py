@@ -43,6 +43,7 @@ from ._models import (
 )
 from ._paging import LIST_RESPONSES, Paging
 from ._results import trace_metrics
+from ._routes_traces import admit_events
 from ._sandbox_manager import BootRequest
 from ._seeds import seed_text
 
@@ -280,12 +281,13 @@ def diff(sandbox_id: str, context: Context, _: SandboxScoped) -> StateDiff:
     "/{sandbox_id}/trace",
     response_model=TraceAccepted,
     summary="Ingest trace events (agents report tool calls)",
-    responses=error_responses(403, 404),
+    responses=error_responses(403, 404, 413),
 )
 def ingest_trace(
     sandbox_id: str, body: TraceIngest, context: Context, caller: SandboxScoped
 ) -> TraceAccepted:
     context.store.get_sandbox(sandbox_id)
+    admit_events(context.store, sandbox_id, body.events)
     # Stored, and shown in experiment metrics: no secret value of the sandbox, even as a tool name.
     events = redact_all(body.events, context.sandboxes.redactor(sandbox_id))
     return TraceAccepted(accepted=context.store.add_trace_events(sandbox_id, caller.id, events))

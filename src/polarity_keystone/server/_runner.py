@@ -24,6 +24,7 @@ from typing import Any
 from ..engine import (
     FingerprintMismatch,
     PreparedSpec,
+    ReportedTrace,
     RunOptions,
     aggregate_run,
     aggregate_scenario,
@@ -418,7 +419,7 @@ class ExperimentRunner:
                 raise _Stopped()
             progress = _Progress(self, record.id, sandboxes, details=options.get("kind") == RUN)
             if options.get("kind") == RUN:
-                results = _run_one(prepared, sandboxes, record.id, options, progress)
+                results = _run_one(prepared, sandboxes, record.id, options, progress, self.store.trace_events)
             else:
                 kept = self._kept(record.id) if "scenario_replicas" in options else {}
                 progress.count_before(kept)
@@ -429,6 +430,7 @@ class ExperimentRunner:
                     experiment_id=record.id,
                     wanted=dict(options.get("scenario_replicas", {})),
                     kept=kept,
+                    reported_trace=self.store.trace_events,
                 )
                 results = run_experiment(prepared, sandboxes, run_options, progress)
         except _Stopped:
@@ -520,6 +522,7 @@ def _run_one(
     experiment_id: str,
     options: dict[str, Any],
     progress: _Progress,
+    reported_trace: ReportedTrace,
 ) -> RunResults:
     """A run: one replica of the chosen matrix cell with a known seed (new, or the seed of the run it
     replays), so `seed` in its results is the replica's own seed."""
@@ -527,7 +530,13 @@ def _run_one(
     seed = int(options["replica_seed"])
     progress.started(1, prepared.notes)
     result = replay(
-        prepared, backend, seed=seed, parameters=cell["parameters"], fingerprint=None, on_boot=progress.boot
+        prepared,
+        backend,
+        seed=seed,
+        parameters=cell["parameters"],
+        fingerprint=None,
+        on_boot=progress.boot,
+        reported_trace=reported_trace,
     )
     progress.replica_done(cell["scenario_id"], result)
     spec_id = prepared.spec.id

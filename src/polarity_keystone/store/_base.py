@@ -317,6 +317,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def trace_events(self, sandbox_id: str) -> list[dict[str, Any]]: ...
 
+    @abc.abstractmethod
+    def trace_event_count(self, sandbox_id: str) -> int: ...
+
     # -- events for SSE streams
     @abc.abstractmethod
     def append_event(self, stream: str, type: str, data: dict[str, Any]) -> EventRecord: ...

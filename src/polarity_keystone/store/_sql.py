@@ -370,6 +370,11 @@ class SqlStore(Store, Generic[C]):
             )
         return [decode("data", row["data"]) for row in rows]
 
+    def trace_event_count(self, sandbox_id: str) -> int:
+        with self._read() as session:
+            row = session.one("SELECT COUNT(*) AS n FROM trace_events WHERE sandbox_id = ?", (sandbox_id,))
+        return int(row["n"]) if row else 0
+
     # -- events
     def append_event(self, stream: str, type: str, data: dict[str, Any]) -> EventRecord:
         created_at = self._now()
