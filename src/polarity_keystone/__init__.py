@@ -36,6 +36,7 @@ __all__ = [
     "RateLimitError",
     "ServiceUnavailableError",
     "__version__",
+    "auto_instrument",
     "estimate_cost",
     "pricing_table",
     "traced",

@@ -34,6 +34,7 @@ from ._errors import (
     ServiceUnavailableError,
 )
 from ._experiments import ExperimentService
+from ._instrument import auto_instrument, uninstrument
 from ._models import (
     AgentAuth,
     AgentSnapshot,
@@ -126,6 +127,8 @@ __all__ = [
     "Webhook",
     "WebhookDelivery",
     "WebhookService",
+    "auto_instrument",
     "collect_declared_secrets_from_file",
     "traced",
+    "uninstrument",
 ]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -14,12 +14,15 @@ from ._agents import AgentService
 from ._errors import KeystoneError
 from ._experiments import ExperimentService
 from ._http import HttpClient
+from ._instrument import observe
 from ._models import Sandbox
 from ._retry import RetryPolicy
 from ._sandboxes import SandboxService
 from ._specs import SpecService
-from ._tracing import Tracer, set_tracer
+from ._tracing import Tracer, reset_tracing, set_tracer
 from ._webhooks import WebhookService
+
+C = TypeVar("C")
 
 
 class Keystone:
@@ -91,13 +94,43 @@ class Keystone:
 
     def init_tracing(self, sandbox_id: str | None = None) -> bool:
         """Send `@traced` spans of this process to `sandbox_id` (default: KEYSTONE_SANDBOX_ID) through
-        this client. Returns False, and leaves tracing off, without a sandbox id or an API key."""
+        this client. Returns False without a sandbox id or an API key: spans then go to the trace file
+        (KEYSTONE_TRACE_FILE) if there is one, else nowhere."""
         sandbox_id = sandbox_id or _config.sandbox_id()
         if not (sandbox_id and self._api_key):
-            set_tracer(None)
+            reset_tracing()
             return False
         set_tracer(Tracer(self.sandboxes, sandbox_id))
         return True
+
+    def wrap(
+        self, client: C, sandbox_id: str | None = None, *, tracing: bool = True, auto_instrument: bool = True
+    ) -> C:
+        """`client` (an `openai` or `anthropic` client, sync or async) reporting each LLM call as an
+        `llm_call` event; with `tracing`, `init_tracing(sandbox_id)`; with `auto_instrument`, every client
+        of every importable provider reports too. Wrapping twice records each call once."""
+        self.observe(
+            clients=[client], tracing=tracing, auto_instrument=auto_instrument, sandbox_id=sandbox_id
+        )
+        return client
+
+    def observe(
+        self,
+        *,
+        clients: Iterable[Any] | None = None,
+        tracing: bool = True,
+        auto_instrument: bool = True,
+        sandbox_id: str | None = None,
+    ) -> list[str]:
+        """Wrap `clients`, start tracing and patch every importable provider in one call; the labels of
+        what was applied (`anthropic-client`, `openai-client`, `tracing`, `openai`, `anthropic`)."""
+        return observe(
+            self.init_tracing,
+            clients or (),
+            tracing=tracing,
+            auto_instrument=auto_instrument,
+            sandbox_id=sandbox_id,
+        )
 
     def close(self) -> None:
         self._http.close()

@@ -6,8 +6,9 @@ Each span is reported when it ends as two `tool_call` events, `phase: start` and
 report is one request, sent when the span ends, from the thread that ran it.
 
 Where the events go: the sandbox of `Keystone.init_tracing()`, else the one in KEYSTONE_SANDBOX_ID with
-KEYSTONE_API_KEY / KEYSTONE_BASE_URL. Without a sandbox id or key, `traced` runs the code and reports
-nothing. Reporting never changes what the traced code does: a failed report is logged and dropped.
+KEYSTONE_API_KEY / KEYSTONE_BASE_URL, else the trace file the engine reads (KEYSTONE_TRACE_FILE). Without
+any of them, `traced` runs the code and reports nothing. Reporting never changes what the traced code
+does: a failed report is logged and dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -61,8 +64,28 @@ class Tracer:
 
 
 @dataclass
+class TraceFile:
+    """Appends events to the JSON-lines trace file the engine scores, one line per event."""
+
+    path: str
+
+    def close(self) -> None:
+        pass
+
+    def report(self, events: list[TraceEvent]) -> None:
+        lines = "".join(
+            json.dumps(event.model_dump(mode="json", exclude_none=True)) + "\n" for event in events
+        )
+        try:
+            with open(self.path, "a", encoding="utf-8") as trace:
+                trace.write(lines)
+        except OSError as exc:
+            log.warning("could not write %d trace event(s) to %s: %s", len(events), self.path, exc)
+
+
+@dataclass
 class _TracingState:
-    tracer: Tracer | None = None
+    tracer: Tracer | TraceFile | None = None
     settled: bool = False
     """Whether `tracer` was set or read from the environment; until then the first span reads it."""
 
@@ -72,7 +95,7 @@ _lock = threading.Lock()
 _current: contextvars.ContextVar[Span | None] = contextvars.ContextVar("keystone_span", default=None)
 
 
-def set_tracer(tracer: Tracer | None) -> None:
+def set_tracer(tracer: Tracer | TraceFile | None) -> None:
     with _lock:
         _replace(tracer)
 
@@ -84,25 +107,32 @@ def reset_tracing() -> None:
         _state.settled = False
 
 
-def _replace(tracer: Tracer | None) -> None:
+def _replace(tracer: Tracer | TraceFile | None) -> None:
     previous = _state.tracer
     if previous is not None and previous is not tracer:
         previous.close()
     _state.tracer, _state.settled = tracer, True
 
 
-def active_tracer() -> Tracer | None:
+def active_tracer() -> Tracer | TraceFile | None:
     """The configured tracer, or one built from the environment the first time it is needed."""
     with _lock:
         if not _state.settled:
-            _replace(_tracer_from_env())
+            _replace(tracer_from_env())
         return _state.tracer
 
 
-def _tracer_from_env() -> Tracer | None:
-    sandbox_id, key = _config.sandbox_id(), _config.api_key()
+def current_span() -> Span | None:
+    return _current.get()
+
+
+def tracer_from_env(sandbox_id: str | None = None) -> Tracer | TraceFile | None:
+    """The server's trace of `sandbox_id` (default KEYSTONE_SANDBOX_ID) when there is a key, else the
+    trace file in KEYSTONE_TRACE_FILE, else None."""
+    sandbox_id, key = sandbox_id or _config.sandbox_id(), _config.api_key()
     if not (sandbox_id and key):
-        return None
+        trace_file = os.environ.get("KEYSTONE_TRACE_FILE")
+        return TraceFile(trace_file) if trace_file else None
     # Short timeout, one retry: an unreachable server must not stall the agent.
     http = HttpClient(
         base_url=_config.base_url(),

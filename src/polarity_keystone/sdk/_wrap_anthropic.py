@@ -1,0 +1,58 @@
+"""The official `anthropic` client: messages (sync, async, streamed) as `llm_call` events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._llm_call import LlmCall, attribute
+from ._llm_wrappers import CallReader
+
+OPERATION = "anthropic.messages.create"
+
+
+def read_usage(call: LlmCall, usage: Any) -> None:
+    """Stream deltas carry cumulative counts, so a later value replaces an earlier one."""
+    if usage is None:
+        return
+    call.set_usage("input_tokens", attribute(usage, "input_tokens"))
+    call.set_usage("output_tokens", attribute(usage, "output_tokens"))
+    call.set_usage("cached_tokens", attribute(usage, "cache_read_input_tokens"))
+    call.set_usage("cache_creation_tokens", attribute(usage, "cache_creation_input_tokens"))
+
+
+def read_message(call: LlmCall, message: Any) -> None:
+    call.model = attribute(message, "model") or call.model
+    read_usage(call, attribute(message, "usage"))
+    for position, block in enumerate(attribute(message, "content") or []):
+        if attribute(block, "type") == "tool_use":
+            call.add_tool_call(position, attribute(block, "id"), attribute(block, "name"))
+
+
+def read_event(call: LlmCall, event: Any) -> None:
+    kind = attribute(event, "type")
+    if kind == "message_start":
+        read_message(call, attribute(event, "message"))
+    elif kind == "content_block_start":
+        block = attribute(event, "content_block")
+        if attribute(block, "type") == "tool_use":
+            position = attribute(event, "index") or 0
+            call.add_tool_call(position, attribute(block, "id"), attribute(block, "name"))
+    elif kind == "message_delta":
+        read_usage(call, attribute(event, "usage"))
+
+
+def patch_points() -> list[tuple[type, str, CallReader]]:
+    """The classes and methods `auto_instrument` patches; empty when `anthropic` is not importable."""
+    try:
+        import anthropic
+        from anthropic.resources.messages import AsyncMessages, Messages
+    except ImportError:
+        return []
+    reader = CallReader("anthropic", read_message, read_event, (anthropic.Stream, anthropic.AsyncStream))
+    return [(Messages, "create", reader), (AsyncMessages, "create", reader)]
+
+
+def client_resources(client: Any) -> list[Any]:
+    import anthropic
+
+    return [client.messages] if isinstance(client, (anthropic.Anthropic, anthropic.AsyncAnthropic)) else []

@@ -1,0 +1,1 @@
+"""Local servers that speak third-party HTTP APIs, for tests of clients written against them."""

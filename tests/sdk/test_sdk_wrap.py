@@ -1,0 +1,244 @@
+"""`ks.wrap`, `observe` and `auto_instrument` with the real `openai` and `anthropic` clients, against a
+local server speaking their HTTP APIs: each call is one `llm_call` event in the trace file, with the model,
+tokens and requested tool calls, for plain, streamed, sync and async calls alike."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from polarity_keystone import auto_instrument
+from polarity_keystone.sdk import Keystone, traced, uninstrument
+from polarity_keystone.sdk._tracing import reset_tracing
+from tests.fakes.llm_providers import (
+    ANTHROPIC_TOOL_USE_ID,
+    BAD_MODEL,
+    CACHE_CREATION_TOKENS,
+    CACHED_TOKENS,
+    INPUT_TOKENS,
+    OPENAI_TOOL_CALL_ID,
+    OUTPUT_TOKENS,
+    REASONING_TOKENS,
+    TOOL,
+    FakeProviders,
+    fake_providers,
+)
+
+MESSAGES = [{"role": "user", "content": "Where is order A-17?"}]
+TOOLS = [{"type": "function", "function": {"name": TOOL, "parameters": {"type": "object"}}}]
+
+
+@pytest.fixture(scope="module")
+def providers() -> Iterator[FakeProviders]:
+    with fake_providers() as running:
+        yield running
+
+
+@pytest.fixture
+def trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """Events go to a trace file (no server in the environment); reads the `llm_call` events in it."""
+    for name in ("KEYSTONE_API_KEY", "KEYSTONE_SANDBOX_ID", "POLARITY_SANDBOX_ID"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "trace.jsonl"
+    monkeypatch.setenv("KEYSTONE_TRACE_FILE", str(path))
+    reset_tracing()
+
+    def read() -> list[dict[str, Any]]:
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [event for event in map(json.loads, lines) if event["event_type"] == "llm_call"]
+
+    yield read
+    uninstrument()
+    reset_tracing()
+
+
+@pytest.fixture
+def ks() -> Iterator[Keystone]:
+    with Keystone(base_url="http://127.0.0.1:9") as client:
+        yield client
+
+
+def openai_client(providers: FakeProviders, *, is_async: bool = False) -> Any:
+    kind = openai.AsyncOpenAI if is_async else openai.OpenAI
+    return kind(api_key="sk-fake", base_url=providers.openai_url, max_retries=0)
+
+
+def anthropic_client(providers: FakeProviders, *, is_async: bool = False) -> Any:
+    kind = anthropic.AsyncAnthropic if is_async else anthropic.Anthropic
+    return kind(api_key="sk-ant-fake", base_url=providers.anthropic_url, max_retries=0)
+
+
+def call_openai(client: Any, *, stream: bool, model: str = "gpt-4o-mini") -> Any:
+    extra = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
+    return client.chat.completions.create(model=model, messages=MESSAGES, tools=TOOLS, **extra)
+
+
+def call_anthropic(client: Any, *, stream: bool, model: str = "claude-sonnet-4-5") -> Any:
+    extra = {"stream": True} if stream else {}
+    tools = [{"name": TOOL, "input_schema": {"type": "object"}}]
+    return client.messages.create(model=model, max_tokens=256, messages=MESSAGES, tools=tools, **extra)
+
+
+def consume(client: Any, result: Any, *, stream: bool, is_async: bool) -> Any:
+    """What the caller gets: the response, or the items of the stream, iterated as a caller would."""
+
+    async def drain_async() -> Any:
+        async with client:
+            value = await result
+            return [item async for item in value] if stream else value
+
+    if is_async:
+        return asyncio.run(drain_async())
+    return list(result) if stream else result
+
+
+EXPECTED = {
+    "openai": {
+        "tool": "openai.chat.completions.create",
+        "model": "gpt-4o-mini",
+        "tool_call": {"id": OPENAI_TOOL_CALL_ID, "name": TOOL},
+        "cost": {
+            "model": "gpt-4o-mini",
+            "input_tokens": INPUT_TOKENS,
+            "output_tokens": OUTPUT_TOKENS,
+            "cached_tokens": CACHED_TOKENS,
+            "reasoning_tokens": REASONING_TOKENS,
+        },
+    },
+    "anthropic": {
+        "tool": "anthropic.messages.create",
+        "model": "claude-sonnet-4-5",
+        "tool_call": {"id": ANTHROPIC_TOOL_USE_ID, "name": TOOL},
+        "cost": {
+            "model": "claude-sonnet-4-5",
+            "input_tokens": INPUT_TOKENS,
+            "output_tokens": OUTPUT_TOKENS,
+            "cached_tokens": CACHED_TOKENS,
+            "cache_creation_tokens": CACHE_CREATION_TOKENS,
+        },
+    },
+}
+CLIENTS = {"openai": (openai_client, call_openai), "anthropic": (anthropic_client, call_anthropic)}
+STREAM_TYPES: dict[str, type[Any]] = {"openai": openai.Stream, "anthropic": anthropic.Stream}
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_each_call_records_model_tokens_latency_and_tool_calls(
+    providers: FakeProviders, trace: Any, ks: Keystone, provider: str, stream: bool, is_async: bool
+) -> None:
+    make, call = CLIENTS[provider]
+    client = ks.wrap(make(providers, is_async=is_async), auto_instrument=False)
+    assert trace() == []
+
+    outcome = consume(client, call(client, stream=stream), stream=stream, is_async=is_async)
+
+    if stream:
+        assert len(outcome) >= 4  # the items still stream through, one by one
+    elif provider == "openai":
+        assert outcome.choices[0].message.tool_calls[0].function.name == TOOL
+    else:
+        assert outcome.content[1].name == TOOL
+    expected = EXPECTED[provider]
+    [event] = trace()
+    assert event["tool"] == expected["tool"]
+    assert event["phase"] == "complete" and event["status"] == "ok"
+    assert event["duration_ms"] > 0
+    assert event["cost"] == expected["cost"]
+    assert event["metadata"] == {
+        "provider": provider,
+        "model": expected["model"],
+        "stream": stream,
+        "tool_calls": [expected["tool_call"]],
+    }
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_stream_stays_the_providers_stream_and_records_when_closed_early(
+    providers: FakeProviders, trace: Any, ks: Keystone, provider: str
+) -> None:
+    make, call = CLIENTS[provider]
+    client = ks.wrap(make(providers), auto_instrument=False)
+    with call(client, stream=True) as stream:
+        assert isinstance(stream, STREAM_TYPES[provider])
+        next(iter(stream))
+        assert trace() == []  # not finished yet
+    [event] = trace()
+    assert event["status"] == "ok" and event["metadata"]["stream"] is True
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_failed_call_raises_the_providers_error_and_records_it(
+    providers: FakeProviders, trace: Any, ks: Keystone, provider: str
+) -> None:
+    make, call = CLIENTS[provider]
+    client = ks.wrap(make(providers), auto_instrument=False)
+    errors = {"openai": openai.BadRequestError, "anthropic": anthropic.BadRequestError}
+    with pytest.raises(errors[provider]):
+        call(client, stream=False, model=BAD_MODEL)
+    [event] = trace()
+    assert event["status"] == "error" and event["error_type"] == "BadRequestError"
+    assert event["cost"] == {"model": BAD_MODEL}
+
+
+def test_wrapping_twice_and_auto_instrumenting_still_records_each_call_once(
+    providers: FakeProviders, trace: Any, ks: Keystone
+) -> None:
+    client = ks.wrap(ks.wrap(openai_client(providers)))
+    assert auto_instrument() == ["anthropic", "openai"]
+    call_openai(client, stream=False)
+    call_openai(openai_client(providers), stream=False)  # a client made later, patched by auto_instrument
+    assert len(trace()) == 2
+
+
+def test_uninstrument_undoes_auto_instrument(providers: FakeProviders, trace: Any) -> None:
+    auto_instrument()
+    uninstrument()
+    call_anthropic(anthropic_client(providers), stream=False)
+    assert trace() == []
+
+
+def test_auto_instrument_without_anywhere_to_report_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KEYSTONE_API_KEY", "KEYSTONE_SANDBOX_ID", "POLARITY_SANDBOX_ID", "KEYSTONE_TRACE_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    reset_tracing()
+    with pytest.raises(RuntimeError, match="sandbox id"):
+        auto_instrument()
+
+
+def test_observe_wraps_the_clients_and_names_what_it_applied(
+    providers: FakeProviders, trace: Any, ks: Keystone
+) -> None:
+    clients = [anthropic_client(providers), openai_client(providers)]
+    applied = ks.observe(clients=clients, tracing=False)
+    assert applied == ["anthropic-client", "openai-client", "anthropic", "openai"]
+    call_anthropic(clients[0], stream=False)
+    assert len(trace()) == 1
+
+
+def test_a_call_inside_a_traced_span_is_its_child(providers: FakeProviders, trace: Any, ks: Keystone) -> None:
+    client = ks.wrap(openai_client(providers), auto_instrument=False)
+    with traced(name="plan") as span:
+        call_openai(client, stream=False)
+    [event] = trace()
+    assert event["parent_span_id"] == span.span_id == event["root_span_id"]
+
+
+def test_a_failed_report_never_reaches_the_caller(
+    providers: FakeProviders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ks: Keystone
+) -> None:
+    monkeypatch.setenv("KEYSTONE_TRACE_FILE", str(tmp_path))  # a directory: every write fails
+    reset_tracing()
+    client = ks.wrap(anthropic_client(providers), auto_instrument=False)
+    try:
+        assert [item.type for item in call_anthropic(client, stream=True)][-1] == "message_stop"
+    finally:
+        reset_tracing()
