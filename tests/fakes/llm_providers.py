@@ -53,6 +53,7 @@ def fake_providers() -> Iterator[FakeProviders]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the tests read no access log
         pass
