@@ -22,6 +22,11 @@ from polarity_keystone.store import DEFAULT_PROJECT, ExperimentRecord, ProjectRe
 from tests.server.server_api import Api, MakeApi
 from tests.server.test_server_agents import agent_code, uploaded
 from tests.server.test_server_blobs import other_project, put_blob
+from tests.server.test_server_blobs_s3 import (
+    CREDENTIALS,
+    s3_client,
+    s3_endpoint,  # noqa: F401 (the fixture, registered here)
+)
 from tests.server.test_server_bundles import FILES, SPEC, digest, manifest
 
 MIB = 1024**2
@@ -167,6 +172,22 @@ def test_a_blob_claimed_within_the_grace_period_is_never_released(make_api: Make
     assert api.context.store.blob_usage(DEFAULT_PROJECT) == len(data)
 
 
+def test_asking_which_blobs_are_missing_holds_the_ones_the_project_owns(
+    make_api: MakeApi, tmp_path: Path
+) -> None:
+    api = gc_server(make_api, tmp_path)
+    data = b"owned, and about to be named by a bundle\n"
+    assert put_blob(api.client, data).status_code == 201
+    asked_at = datetime.now(UTC)
+    before = api.context.store.blobs_held_before(DEFAULT_PROJECT, asked_at)
+
+    answer = api.client.post("/v1/blobs/missing", json={"digests": [digest(data)]})
+
+    assert answer.json() == {"missing": []}
+    assert before == {digest(data): len(data)}
+    assert api.context.store.blobs_held_before(DEFAULT_PROJECT, asked_at) == {}, "held anew when asked"
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = datetime(2026, 1, 1, tzinfo=UTC)
@@ -201,33 +222,38 @@ def test_naming_an_owned_blob_again_holds_it_for_another_grace_period(store_url:
     assert usage == len(held)
 
 
-class SweptWhileClaiming(LocalBlobStore):
-    """A blob store on which garbage collection sweeps each blob right after it is written, before the
-    uploader records its claim: the interleaving a real sweep can hit."""
+class ReleasedWhileClaiming(LocalBlobStore):
+    """A blob store on which the last other owner of a blob releases it, deleting it, right after an
+    upload wrote it and before that upload records its claim: the interleaving a collection can hit."""
 
-    def __init__(self, root: Path, store: Store) -> None:
+    def __init__(self, root: Path, store: Store, other_owner: str) -> None:
         super().__init__(root)
         self.store = store
-        self.swept: list[str] = []
+        self.other_owner = other_owner
+        self.released: dict[str, int] = {}
 
     def put(self, digest: str, data: bytes) -> None:
         super().put(digest, data)
-        if not self.swept and self.store.sweep_blob(digest, self.delete):
-            self.swept.append(digest)
+        if not self.released:
+            later = datetime.now(UTC) + timedelta(days=1)
+            self.released = self.store.release_blobs(self.other_owner, [digest], later, self.delete)
 
 
-def test_a_blob_swept_between_its_write_and_its_claim_is_stored_again(store_url: str, tmp_path: Path) -> None:
+def test_a_blob_deleted_between_its_write_and_its_claim_is_stored_again(
+    store_url: str, tmp_path: Path
+) -> None:
     store = open_store(store_url)
-    backend = SweptWhileClaiming(tmp_path / "blobs", store)
-    data = b"claimed while a sweep ran\n"
+    data = b"claimed while its last other owner released it\n"
+    ProjectBlobs(store, LocalBlobStore(tmp_path / "blobs"), 0).put("prj_before", digest(data), data)
+    backend = ReleasedWhileClaiming(tmp_path / "blobs", store, "prj_before")
     try:
         ProjectBlobs(store, backend, 0).put(DEFAULT_PROJECT, digest(data), data)
-        owned = store.owned_blobs(DEFAULT_PROJECT, [digest(data)])
+        owners = store.blob_owners([digest(data)])
     finally:
         store.close()
 
-    assert backend.swept == [digest(data)]
-    assert owned == {digest(data)}
+    assert backend.released == {digest(data): len(data)}
+    assert owners == {digest(data): {DEFAULT_PROJECT}}
     assert backend.get(digest(data)) == data
 
 
@@ -300,3 +326,29 @@ def test_the_scheduled_collection_runs_on_its_interval_and_stops_with_the_server
 
     assert not blob_file(tmp_path, data).exists()
     assert api.context.store.blob_usage(DEFAULT_PROJECT) == 0
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_deleted_specs_blobs_are_deleted_from_an_s3_bucket(
+    make_api: MakeApi, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint: str = request.getfixturevalue("s3_endpoint")
+    for variable, value in CREDENTIALS.items():
+        monkeypatch.setenv(variable, value)
+    s3 = s3_client(endpoint)
+    s3.create_bucket(Bucket="collected")
+    bucket = {"blob_store_url": "s3://collected/blobs", "blob_store_endpoint": endpoint}
+    api = gc_server(make_api, tmp_path, **bucket)
+    kept = b"uploaded again after the collection\n"
+    upload_spec(api, {**FILES, "data/x.bin": os.urandom(1000)}, "deleted")
+    stored = s3.list_objects_v2(Bucket="collected")["KeyCount"]
+    assert api.client.delete("/v1/specs/bundled").status_code == 204
+
+    report = collect(api)
+    left = s3.list_objects_v2(Bucket="collected")["KeyCount"]
+    assert put_blob(api.client, kept).status_code == 201
+
+    assert (stored, report.deleted_blobs, left) == (4, 4, 0)
+    assert api.context.blobs.backend.exists(digest(kept))
+    assert not api.context.blobs.backend.exists(digest(FILES["checks/ok.sh"]))

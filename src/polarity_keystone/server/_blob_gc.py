@@ -1,5 +1,6 @@
 """Garbage collection of blobs: what each project no longer uses is released from its quota, and a blob no
-project owns any more is deleted from the backend, with the bundle directories written from it.
+project owns any more is deleted from the backend, with the directories this server wrote out of it
+(bundles, unpacked snapshots).
 
 A project uses (a) the bundle of every spec version that is not deleted (the latest upload of that
 version, as its spec upload log records it: the manifest blob and every file it names) and the bundle
@@ -8,10 +9,10 @@ pinned in the options of each experiment created within the retention window, or
 
 An upload may claim a blob while a collection computes it unused. Ownerships held within the grace
 period (claimed, or named again by an upload, see ProjectBlobs) are never released, and the release
-itself re-checks that in the transaction that drops them; a blob is deleted only in a transaction a
-concurrent claim of it waits for. So a collection never takes away a blob an upload has just counted on,
-as long as an upload takes less than the grace period. The directories this server wrote out of blobs
-(bundles, unpacked snapshots) go with the blob.
+re-checks that in the transaction that drops the ownership. A blob is deleted in the transaction that
+drops its last ownership, which a concurrent claim of it waits for; a delete that fails keeps the
+ownership, released again next time, so nothing leaks. A collection never takes away a blob an upload
+has just counted on, as long as an upload takes less than the grace period.
 """
 
 from __future__ import annotations
@@ -147,30 +148,34 @@ class BlobCollector:
     def _collect(self, report: GcReport) -> None:
         cutoff = self._now() - self._policy.grace
         released: dict[str, dict[str, int]] = {}
+        deleted: set[str] = set()
+
+        def delete(digest: str) -> None:
+            self._backend.delete(digest)
+            deleted.add(digest)
+
         for project in self._store.list_projects():
             unused = self._store.blobs_held_before(project.id, cutoff)
             if unused:
                 used = self.used_blobs(project.id)
                 unused = {digest: size for digest, size in unused.items() if digest not in used}
             if unused and not report.dry_run:
-                unused = self._store.release_blobs(project.id, list(unused), cutoff)
+                unused = self._store.release_blobs(project.id, list(unused), cutoff, delete)
             if unused:
                 released[project.id] = unused
                 report.released.append(ProjectRelease(project.id, len(unused), sum(unused.values())))
         sizes = {digest: size for blobs in released.values() for digest, size in blobs.items()}
-        owners = self._store.blob_owners(list(sizes))
-        orphaned: set[str] = set()
-        for digest, size in sizes.items():
-            if report.dry_run:
-                gone = all(digest in released.get(project, {}) for project in owners.get(digest, ()))
-            else:
-                gone = self._store.sweep_blob(digest, self._backend.delete)
-            if gone:
-                orphaned.add(digest)
-                report.deleted_blobs += 1
-                report.deleted_bytes += size
+        if report.dry_run:
+            owners = self._store.blob_owners(list(sizes))
+            deleted = {
+                digest
+                for digest in sizes
+                if all(digest in released.get(project, {}) for project in owners.get(digest, ()))
+            }
+        report.deleted_blobs = len(deleted)
+        report.deleted_bytes = sum(sizes[digest] for digest in deleted)
         for root in self._written_out:
-            report.removed_dirs += self._remove_written_out(root, orphaned, report.dry_run)
+            report.removed_dirs += self._remove_written_out(root, deleted, report.dry_run)
 
     def _remove_written_out(self, root: Path, orphaned: set[str], dry_run: bool) -> int:
         """Remove the directories of `root` whose blob no project owns (a dry run counts those, and those

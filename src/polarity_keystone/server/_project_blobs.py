@@ -57,7 +57,7 @@ class ProjectBlobs:
             self._refuse(self._store.blob_usage(project_id), len(data))
         if not self.backend.exists(digest):
             # Garbage collection swept the blob between our write and our claim (it deletes only blobs
-            # no project owns, and a claim waits for a sweep of the same blob): store it again.
+            # no project owns, and a claim waits for a release of the same blob): store it again.
             self.backend.put(digest, data)
 
     def _refuse(self, usage: int, size: int) -> NoReturn:

@@ -455,19 +455,18 @@ class Store(abc.ABC):
         """The project's blobs (digest: size) last held before `before`."""
 
     @abc.abstractmethod
-    def release_blobs(self, project_id: str, digests: Sequence[str], before: datetime) -> dict[str, int]:
-        """Drop the project's ownership of `digests` still last held before `before` and lower its usage
-        by their sizes, in one transaction; returns the released blobs (digest: size)."""
+    def release_blobs(
+        self, project_id: str, digests: Sequence[str], before: datetime, delete: Callable[[str], None]
+    ) -> dict[str, int]:
+        """Drop the project's ownership of each of `digests` still last held before `before`, lower its
+        usage by the blob's size, and call `delete(digest)` when no project owns the blob any more: one
+        transaction per blob, which a concurrent claim of the same blob waits for. So a claim either
+        comes first (the blob stays) or finds it gone (and stores it again), and a `delete` that raises
+        keeps the ownership (released again next time). Returns the released blobs (digest: size)."""
 
     @abc.abstractmethod
     def blob_owners(self, digests: Sequence[str]) -> dict[str, set[str]]:
         """The projects owning each of `digests` (a digest no project owns is absent)."""
-
-    @abc.abstractmethod
-    def sweep_blob(self, sha256: str, delete: Callable[[str], None]) -> bool:
-        """Call `delete(sha256)` if no project owns the blob, inside a transaction that a concurrent
-        claim of the same blob waits for (so a claim either comes first, and the blob stays, or sees it
-        gone and stores it again); whether it was called."""
 
     @abc.abstractmethod
     def take_lease(self, name: str, holder: str, ttl: timedelta) -> bool:

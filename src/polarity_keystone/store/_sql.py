@@ -665,7 +665,7 @@ class SqlStore(Store, Generic[C]):
         # the same blob breaks the primary key instead, and is tried again (it is then owned).
         def attempt() -> bool:
             with self._write() as session:
-                session.lock(_blob_lock(sha256))  # see sweep_blob
+                session.lock(_blob_lock(sha256))  # see release_blobs
                 owned = "SELECT 1 FROM blob_owners WHERE project_id = ? AND sha256 = ?"
                 if session.one(owned, (project_id, sha256)):
                     return True
@@ -749,20 +749,26 @@ class SqlStore(Store, Generic[C]):
             )
         return {row["sha256"]: int(row["size"]) for row in rows}
 
-    def release_blobs(self, project_id: str, digests: Sequence[str], before: datetime) -> dict[str, int]:
+    def release_blobs(
+        self, project_id: str, digests: Sequence[str], before: datetime, delete: Callable[[str], None]
+    ) -> dict[str, int]:
         released: dict[str, int] = {}
-        with self._write() as session:
-            for chunk in _chunks(list(dict.fromkeys(digests))):
-                rows = session.all(
-                    f"DELETE FROM blob_owners WHERE project_id = ? AND sha256 IN ({_marks(chunk)}) "
-                    "AND created_at < ? RETURNING sha256, size",
-                    (project_id, *chunk, timestamp(before)),
+        for sha256 in dict.fromkeys(digests):
+            with self._write() as session:
+                session.lock(_blob_lock(sha256))  # a claim of this blob (add_blob_owner) waits
+                row = session.one(
+                    "DELETE FROM blob_owners WHERE project_id = ? AND sha256 = ? AND created_at < ? "
+                    "RETURNING size",
+                    (project_id, sha256, timestamp(before)),
                 )
-                released.update((row["sha256"], int(row["size"])) for row in rows)
-            session.run(
-                "UPDATE blob_usage SET bytes = bytes - ? WHERE project_id = ?",
-                (sum(released.values()), project_id),
-            )
+                if row is None:
+                    continue
+                session.run(
+                    "UPDATE blob_usage SET bytes = bytes - ? WHERE project_id = ?", (row["size"], project_id)
+                )
+                if session.one("SELECT 1 FROM blob_owners WHERE sha256 = ? LIMIT 1", (sha256,)) is None:
+                    delete(sha256)
+            released[sha256] = int(row["size"])
         return released
 
     def blob_owners(self, digests: Sequence[str]) -> dict[str, set[str]]:
@@ -775,14 +781,6 @@ class SqlStore(Store, Generic[C]):
                 for row in rows:
                     owners.setdefault(row["sha256"], set()).add(row["project_id"])
         return owners
-
-    def sweep_blob(self, sha256: str, delete: Callable[[str], None]) -> bool:
-        with self._write() as session:
-            session.lock(_blob_lock(sha256))
-            if session.one("SELECT 1 FROM blob_owners WHERE sha256 = ? LIMIT 1", (sha256,)):
-                return False
-            delete(sha256)
-        return True
 
     def take_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
         # One conditional upsert: of two servers taking an expired lease at once, the database lets one
