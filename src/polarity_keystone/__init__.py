@@ -17,6 +17,8 @@ from .sdk import (
     RateLimitError,
     ServiceUnavailableError,
     auto_instrument,
+    flush_otel,
+    register_otel_flush,
     traced,
 )
 
@@ -38,6 +40,8 @@ __all__ = [
     "__version__",
     "auto_instrument",
     "estimate_cost",
+    "flush_otel",
     "pricing_table",
+    "register_otel_flush",
     "traced",
 ]

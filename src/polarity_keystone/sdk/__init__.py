@@ -63,6 +63,7 @@ from ._models import (
     TraceMetrics,
     TrendPoint,
 )
+from ._otel import flush_otel, register_otel_flush
 from ._sandboxes import SandboxService
 from ._secrets import collect_declared_secrets_from_file
 from ._specs import SpecService
@@ -129,6 +130,8 @@ __all__ = [
     "WebhookService",
     "auto_instrument",
     "collect_declared_secrets_from_file",
+    "flush_otel",
+    "register_otel_flush",
     "traced",
     "uninstrument",
 ]

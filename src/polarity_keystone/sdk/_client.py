@@ -16,6 +16,7 @@ from ._experiments import ExperimentService
 from ._http import HttpClient
 from ._instrument import observe
 from ._models import Sandbox
+from ._otel import set_otel_tracer
 from ._retry import RetryPolicy
 from ._sandboxes import SandboxService
 from ._specs import SpecService
@@ -92,10 +93,13 @@ class Keystone:
         data = self._http.json("GET", "/health")
         return data if isinstance(data, dict) else {"status": data}
 
-    def init_tracing(self, sandbox_id: str | None = None) -> bool:
+    def init_tracing(self, sandbox_id: str | None = None, *, otel_tracer: Any = None) -> bool:
         """Send `@traced` spans of this process to `sandbox_id` (default: KEYSTONE_SANDBOX_ID) through
-        this client. Returns False without a sandbox id or an API key: spans then go to the trace file
-        (KEYSTONE_TRACE_FILE) if there is one, else nowhere."""
+        this client; with `otel_tracer` (an `opentelemetry.trace.Tracer`), every span and recorded LLM
+        call is also an OTel span with `gen_ai.*` attributes. Returns False without a sandbox id or an
+        API key: spans then go to the trace file (KEYSTONE_TRACE_FILE) if there is one, else nowhere."""
+        if otel_tracer is not None:
+            set_otel_tracer(otel_tracer)
         sandbox_id = sandbox_id or _config.sandbox_id()
         if not (sandbox_id and self._api_key):
             reset_tracing()

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._models import TraceEvent
+from ._otel import end_span, start_span
 from ._tracing import active_tracer, current_span
 
 log = logging.getLogger("polarity_keystone.sdk")
@@ -50,6 +51,7 @@ class LlmCall:
     tool_calls: dict[int | str, dict[str, str]] = field(default_factory=dict)
     """Requested tool calls by position (streams send a call's id and name once, then its index)."""
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_ns: int = field(default_factory=time.time_ns)
     _clock: float = field(default_factory=time.perf_counter)
     _finished: bool = False
 
@@ -94,12 +96,40 @@ class LlmCall:
         if self._finished:
             return
         self._finished = True
+        self._bridge(error)
         try:
             tracer = active_tracer()
             if tracer is not None:
                 tracer.report([self.event(error)])
         except Exception:  # reporting must never reach the caller
             log.warning("could not record an LLM call of %s", self.operation, exc_info=True)
+
+    def _bridge(self, error: BaseException | None) -> None:
+        """The call as an OTel span with the GenAI semantic-convention attributes, when bridging."""
+        parent = current_span()
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": self.provider,
+            "gen_ai.provider.name": self.provider,
+            "gen_ai.request.model": self.model,
+        }
+        span = start_span(
+            f"chat {self.model or ''}".strip(), attributes, parent.otel if parent else None, self.started_ns
+        )
+        end_span(
+            span,
+            {
+                "gen_ai.response.model": self.model,
+                "gen_ai.usage.input_tokens": self.usage.get("input_tokens"),
+                "gen_ai.usage.output_tokens": self.usage.get("output_tokens"),
+                "gen_ai.usage.cache_read.input_tokens": self.usage.get("cached_tokens"),
+                "gen_ai.usage.cache_creation.input_tokens": self.usage.get("cache_creation_tokens"),
+                "gen_ai.usage.reasoning.output_tokens": self.usage.get("reasoning_tokens"),
+                "keystone.tool_calls": [call.get("name", "") for call in self.tool_calls.values() if call]
+                or None,
+            },
+            error,
+        )
 
 
 def attribute(value: Any, *path: str) -> Any:

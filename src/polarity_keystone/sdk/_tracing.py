@@ -32,6 +32,7 @@ from . import _config
 from ._errors import KeystoneError
 from ._http import HttpClient
 from ._models import TraceEvent
+from ._otel import end_span, start_span
 from ._retry import RetryPolicy
 from ._sandboxes import SandboxService
 
@@ -153,6 +154,8 @@ class Span:
     parent: Span | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     _clock: float = field(default_factory=time.perf_counter)
+    otel: Any = None
+    """The OpenTelemetry span bridging this one (`init_tracing(otel_tracer=...)`), else None."""
 
     def set_input(self, value: Any) -> None:
         self.input = summarize(value)
@@ -200,6 +203,8 @@ class SpanScope:
 
     def __enter__(self) -> Span:
         span = Span(self.name, parent=_current.get())
+        attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": self.name}
+        span.otel = start_span(self.name, attributes, span.parent.otel if span.parent else None)
         self._tokens.append(_current.set(span))
         return span
 
@@ -208,6 +213,8 @@ class SpanScope:
     ) -> None:
         span = _current.get()
         _current.reset(self._tokens.pop())
+        if span is not None:
+            end_span(span.otel, {}, error)
         tracer = active_tracer()
         if span is not None and tracer is not None:
             tracer.report(span.events(error))
