@@ -71,7 +71,8 @@ def test_commands_run_with_the_agent_environment_and_secrets_redacted(box: tuple
     failing = api.client.post(url, json={"command": "echo oops >&2; exit 3", "timeout": "30s"})
 
     assert identity.status_code == 200
-    assert identity.json()["stdout"] == f"{sandbox_id} {api.base_url} ***\n"
+    port = api.base_url.rsplit(":", 1)[1]  # the host's 127.0.0.1 is the container's own loopback
+    assert identity.json()["stdout"] == f"{sandbox_id} http://keystone-server:{port} ***\n"
     assert identity.json()["exit_code"] == 0 and identity.json()["duration_ms"] >= 0
     assert (failing.json()["exit_code"], failing.json()["stderr"]) == (3, "oops\n")
     assert api.client.get(f"/v1/sandboxes/{sandbox_id}").json()["state"] == "running"

@@ -24,6 +24,7 @@ from ._base import (
     WorkspaceSnapshot,
 )
 from ._docker import DockerBackend, DockerSandbox, connect, split_services, workspace_path
+from ._gateway import SERVER_HOST
 from ._hardening import disk_quota_problem, runtime_problem
 from ._images import ImageError, ImageResolver, ResolvedImage, UnknownUser
 from ._output import OUTPUT_LIMIT
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_AGENT",
     "OUTPUT_LIMIT",
     "ROOT",
+    "SERVER_HOST",
     "AgentProcess",
     "AgentUser",
     "BootEvent",

@@ -319,6 +319,9 @@ class SandboxPlan:
     owner: str = ""
     keep: bool = False
     sandbox_id: str | None = None
+    server_port: int | None = None
+    """A port of the Docker host the agent may connect to, as `SERVER_HOST` (the Keystone server that
+    booted it); nothing else of the host is reachable."""
 
 
 class SandboxBackend(abc.ABC):

@@ -379,6 +379,13 @@ def split_services(
     return pod, bridged
 
 
+def _server_host(sandbox: DockerSandbox, plan: SandboxPlan) -> dict[str, str]:
+    """`SERVER_HOST` as the host's address on the sandbox network, for an agent that may reach the server."""
+    if plan.server_port is None:
+        return {}
+    return {gateway.SERVER_HOST: bridge_address(sandbox.network.attrs["IPAM"]["Config"][0])}
+
+
 def _probe(container: Container, readiness: Readiness) -> bool:
     """One readiness probe; refreshes `container.status` so a crashed service is noticed."""
     if isinstance(readiness, LogLine) and readiness.text in _decode(container.logs()):
@@ -578,6 +585,8 @@ class DockerBackend(SandboxBackend):
         try:
             if plan.gateway_image:  # the host rules are in place before the first sandbox network
                 self._host_guard.addresses(self.client, plan.gateway_image)
+                if plan.server_port is not None:
+                    self._host_guard.open_server_port(self.client, plan.gateway_image, plan.server_port)
             network = self.client.networks.create(
                 f"keystone-{sandbox_id}",
                 driver="bridge",
@@ -730,7 +739,7 @@ class DockerBackend(SandboxBackend):
             environment=env,
             labels={**sandbox.labels, labels.ROLE: "agent"},
             hostname="sandbox",
-            extra_hosts={name: "127.0.0.1" for name in names},
+            extra_hosts={name: "127.0.0.1" for name in names} | _server_host(sandbox, plan),
             nano_cpus=int(plan.cpu * 1e9),
             mem_limit=plan.memory_bytes,
             memswap_limit=plan.memory_bytes,

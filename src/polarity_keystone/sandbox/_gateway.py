@@ -22,6 +22,9 @@ INGRESS_BASE_PORT = 20000
 """The gateway listens for ingress to agent port N on INGRESS_BASE_PORT + i, so an agent port may be any
 port, 80 and 443 included."""
 HOSTS_VARIABLE = "KEYSTONE_GATEWAY_HOSTS"
+SERVER_HOST = "keystone-server"
+"""The agent's name for the Docker host's address on its sandbox network, where it reaches the server
+that booted it (`SandboxPlan.server_port`): direct, never through the gateway, which refuses the host."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def proxy_env(services: list[ServiceContainer]) -> dict[str, str]:
     stay direct. Clients that ignore them still go through the gateway by DNS (ports 80 and 443)."""
     proxy = f"http://{ALIAS}:{PROXY_PORT}"
     direct = ",".join(
-        ["localhost", "127.0.0.1", "agent", ALIAS, INTERNAL_SUFFIX, *(s.name for s in services)]
+        ["localhost", "127.0.0.1", "agent", ALIAS, SERVER_HOST, INTERNAL_SUFFIX, *(s.name for s in services)]
     )
     env = {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "NO_PROXY": direct}
     return {**env, **{name.lower(): value for name, value in env.items()}}

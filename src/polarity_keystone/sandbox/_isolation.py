@@ -12,6 +12,12 @@ then (`HostGuard`). The same container
 reports the host's addresses, read from its interfaces (the engine's API does not list them, nor, here,
 docker0's address), so each gateway refuses them too: a port another container published on one of them
 is forwarded, not delivered to the host, and so escapes the INPUT rule.
+
+One exception: the port of the Keystone server that boots the sandboxes (`open_server_port`), so an
+agent can call the server with its sandbox token. It is accepted above the drop rule for that TCP port
+alone; every other port of the host stays dropped. The rule stays after the server stops (ports are the
+host's; it admits sandboxes only to whatever listens there, which on a host running Keystone is its
+server) and is installed once per port, not per sandbox, so a boot costs no extra container.
 """
 
 from __future__ import annotations
@@ -34,7 +40,6 @@ _RULES = (
     # Link-local (the cloud metadata service) for sandboxes with open egress and no gateway, too.
     f"DOCKER-USER -i {BRIDGE_PREFIX}+ -d 169.254.0.0/16 -j REJECT",
 )
-_INSTALL = "\n".join(f"    $ipt -C {rule} 2>/dev/null || $ipt -I {rule} || exit 1" for rule in _RULES)
 _ADDRESSES_MARKER = "keystone host addresses:"
 _ADDRESSES = r"""
 import ipaddress, os, re
@@ -45,16 +50,27 @@ if os.path.exists("/proc/net/if_inet6"):
         found += [str(ipaddress.IPv6Address(int(line.split()[0], 16))) for line in table]
 print(MARKER, *sorted(set(found)))
 """.replace("MARKER", repr(_ADDRESSES_MARKER))
-_SCRIPT = f"""
+
+
+def _script(rules: tuple[str, ...], then: str) -> str:
+    """Install `rules` (each at the top of its chain, if missing) with the iptables flavour holding
+    Docker's rules, then run `then`."""
+    install = "\n".join(f"    $ipt -C {rule} 2>/dev/null || $ipt -I {rule} || exit 1" for rule in rules)
+    return f"""
 for ipt in iptables-nft iptables-legacy; do
   if $ipt -S FORWARD 2>/dev/null | grep -q DOCKER; then
-{_INSTALL}
-    exec python3 -c {shlex.quote(_ADDRESSES)}
+{install}
+    {then}
   fi
 done
 echo "no iptables on this host holds Docker's rules" >&2
 exit 1
 """
+
+
+def server_rule(port: int) -> str:
+    """Accepts new connections from sandbox bridges to this TCP port of the host (and nothing else)."""
+    return f"INPUT -i {BRIDGE_PREFIX}+ -p tcp --dport {port} -m conntrack --ctstate NEW -j ACCEPT"
 
 
 def bridge_name(sandbox_id: str) -> str:
@@ -68,10 +84,27 @@ def guard_host(client: docker.DockerClient, image: str) -> tuple[str, ...]:
     time (see `HostGuard`), since a host gains addresses while a server runs."""
     if os.environ.get(OPT_OUT) == "1":
         return ()
+    output = _on_host(client, image, _script(_RULES, f"exec python3 -c {shlex.quote(_ADDRESSES)}"))
+    lines = _decode(output).splitlines()
+    reported = next((line for line in lines if line.startswith(_ADDRESSES_MARKER)), None)
+    if reported is None:
+        raise SandboxError(_failure(f"the host's addresses could not be read: {_decode(output)}"))
+    return tuple(reported.removeprefix(_ADDRESSES_MARKER).split())
+
+
+def open_server_port(client: docker.DockerClient, image: str, port: int) -> None:
+    """Let sandboxes connect to `port` of the host (`server_rule`), above the drop rule that `guard_host`
+    installs first; nothing to do when the operator opted out of the host rules."""
+    if os.environ.get(OPT_OUT) != "1":
+        _on_host(client, image, _script((server_rule(port),), "exit 0"))
+
+
+def _on_host(client: docker.DockerClient, image: str, script: str) -> object:
+    """Run `script` in a short-lived container on the host's network with NET_ADMIN; its output."""
     try:
-        output = client.containers.run(
+        return client.containers.run(
             image,
-            ["sh", "-c", _SCRIPT],
+            ["sh", "-c", script],
             network_mode="host",
             cap_add=["NET_ADMIN", "NET_RAW"],
             remove=True,
@@ -81,11 +114,6 @@ def guard_host(client: docker.DockerClient, image: str) -> tuple[str, ...]:
         raise SandboxError(_failure(str(exc.stderr or exc))) from exc
     except docker.errors.APIError as exc:
         raise SandboxError(_failure(str(exc.explanation or exc))) from exc
-    lines = _decode(output).splitlines()
-    reported = next((line for line in lines if line.startswith(_ADDRESSES_MARKER)), None)
-    if reported is None:
-        raise SandboxError(_failure(f"the host's addresses could not be read: {_decode(output)}"))
-    return tuple(reported.removeprefix(_ADDRESSES_MARKER).split())
 
 
 class HostGuard:
@@ -97,6 +125,7 @@ class HostGuard:
         self.ttl_s = ttl_s
         self._addresses: tuple[str, ...] = ()
         self._read_at: float | None = None
+        self._server_ports: set[int] = set()
         self._lock = threading.Lock()
 
     def addresses(self, client: docker.DockerClient, image: str) -> tuple[str, ...]:
@@ -104,7 +133,15 @@ class HostGuard:
             if self._read_at is None or time.monotonic() - self._read_at > self.ttl_s:
                 self._addresses = guard_host(client, image)
                 self._read_at = time.monotonic()
+                self._server_ports.clear()  # checked again too: the rules may have been flushed since
             return self._addresses
+
+    def open_server_port(self, client: docker.DockerClient, image: str, port: int) -> None:
+        """`open_server_port`, once per port (after `addresses`, so the exception lands above the drop)."""
+        with self._lock:
+            if port not in self._server_ports:
+                open_server_port(client, image, port)
+                self._server_ports.add(port)
 
 
 def _decode(output: object) -> str:

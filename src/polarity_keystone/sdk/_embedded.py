@@ -22,10 +22,10 @@ class EmbeddedServer:
 
 
 def start_embedded_server(directory: Path) -> EmbeddedServer:
-    """Serve on 127.0.0.1 (a free port) from SQLite in `directory/keystone.db`, with a fresh API key.
-    Specs reach it as they reach any server, their local files in a bundle; their secrets may read this
-    machine's environment, files and commands: server and caller are the same local user, who trusts
-    their own specs (a shared server does not; see ServerSettings.host_sources)."""
+    """Serve on a free port (reached here through 127.0.0.1) from SQLite in `directory/keystone.db`, with
+    a fresh API key. Specs reach it as they reach any server, their local files in a bundle; their
+    secrets may read this machine's environment, files and commands: server and caller are the same local
+    user, who trusts their own specs (a shared server does not; see ServerSettings.host_sources)."""
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     ignore = directory / ".gitignore"
@@ -52,7 +52,10 @@ def start_embedded_server(directory: Path) -> EmbeddedServer:
             webhook_allow_private_networks=True,
             max_blob_bytes_per_project=0,  # nothing collects blobs yet: a local user must never hit a wall
         )
-        running = serve_in_thread(settings)
+        # On every address, so the agents of its sandboxes reach it at the host's address on their
+        # network (each sandbox lets its agent through to this port alone); every route but the health
+        # probe and the OpenAPI document needs this process's key or a sandbox token.
+        running = serve_in_thread(settings, host="0.0.0.0")
     except BaseException:
         revoke_key()
         raise

@@ -46,6 +46,7 @@ from ..sandbox import (
 from ..secrets import Redactor, SecretError
 from ..spec import LoadedSpec, SpecError
 from ..store import ExperimentRecord, ReplicaRecord, Store
+from ._agent_reach import agent_reach
 from ._agents import AgentSnapshots
 from ._engine import LazyEngine
 from ._errors import AtCapacity, InvalidRequest, WrongState
@@ -109,7 +110,8 @@ class _ReplicaSandboxes(SandboxBackend):
         identity = self._manager.admit(
             sandbox_id, self._owner, self._project_id, plan.spec_id, self._base_url, metadata, self._redact
         )
-        plan = replace(plan, sandbox_id=sandbox_id, env={**plan.env, **identity})
+        server_port = agent_reach(self._base_url).server_port
+        plan = replace(plan, sandbox_id=sandbox_id, env={**plan.env, **identity}, server_port=server_port)
         try:
             sandbox = self._inner.create(plan, on_event)
         except BaseException as exc:

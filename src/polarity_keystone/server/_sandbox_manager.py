@@ -29,6 +29,7 @@ from ..sandbox import (
 from ..secrets import Redactor
 from ..spec import LoadedSpec
 from ..store import NotFound, SandboxRecord, SandboxStateName, Store
+from ._agent_reach import agent_reach
 from ._engine import LazyEngine
 from ._errors import AtCapacity, SandboxFailed, WrongState
 from ._events import EventBus, sandbox_stream
@@ -110,7 +111,8 @@ class SandboxManager:
         redact: Redactor,
     ) -> dict[str, str]:
         """Record a sandbox about to boot and issue its token; returns the environment that tells its
-        agent who it is and where the server is. `redact` hides its secrets in what the agent reports."""
+        agent who it is and where the server is (`agent_reach`: its plan's `server_port` must come from
+        the same `base_url`). `redact` hides its secrets in what the agent reports."""
         token, key = create_sandbox_token(self._store, sandbox_id, project_id)
         with self._lock:
             self._tokens[sandbox_id] = key.id
@@ -123,7 +125,7 @@ class SandboxManager:
             "KEYSTONE_SANDBOX_ID": sandbox_id,
             "POLARITY_SANDBOX_ID": sandbox_id,
             "KEYSTONE_API_KEY": token,
-            "KEYSTONE_BASE_URL": base_url,
+            "KEYSTONE_BASE_URL": agent_reach(base_url).base_url,
         }
 
     def on_boot(self, event: BootEvent) -> None:
@@ -204,7 +206,11 @@ class SandboxManager:
         )
         timeout = request.timeout_s or spec.resources.timeout
         sandbox_plan: SandboxPlan = replace(
-            plan.sandbox, sandbox_id=sandbox_id, env={**plan.sandbox.env, **identity}, timeout_s=timeout
+            plan.sandbox,
+            sandbox_id=sandbox_id,
+            env={**plan.sandbox.env, **identity},
+            timeout_s=timeout,
+            server_port=agent_reach(request.base_url).server_port,
         )
         try:
             sandbox = self._engine.backend().create(sandbox_plan, self.on_boot)

@@ -79,5 +79,6 @@ def serve_in_thread(settings: ServerSettings, host: str = "127.0.0.1", port: int
         close_app(app)
         raise RuntimeError(f"the Keystone server did not start on {host}:{port}")
     bound = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
+    # On every address, the server is reached from this machine through loopback.
+    shown = "127.0.0.1" if host == "0.0.0.0" else f"[{host}]" if ":" in host else host
     return RunningServer(app, server, thread, f"http://{shown}:{bound}")
