@@ -161,12 +161,17 @@ def test_each_call_records_model_tokens_latency_and_tool_calls(
     }
 
 
+def wrapped_sync_client(provider: str, providers: FakeProviders, ks: Keystone) -> tuple[Any, Any]:
+    """A wrapped sync client of `provider` and the function calling it."""
+    make, call = CLIENTS[provider]
+    return ks.wrap(make(providers), auto_instrument=False), call
+
+
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_a_stream_stays_the_providers_stream_and_records_when_closed_early(
     providers: FakeProviders, trace: Any, ks: Keystone, provider: str
 ) -> None:
-    make, call = CLIENTS[provider]
-    client = ks.wrap(make(providers), auto_instrument=False)
+    client, call = wrapped_sync_client(provider, providers, ks)
     with call(client, stream=True) as stream:
         assert isinstance(stream, STREAM_TYPES[provider])
         next(iter(stream))
@@ -179,8 +184,7 @@ def test_a_stream_stays_the_providers_stream_and_records_when_closed_early(
 def test_a_failed_call_raises_the_providers_error_and_records_it(
     providers: FakeProviders, trace: Any, ks: Keystone, provider: str
 ) -> None:
-    make, call = CLIENTS[provider]
-    client = ks.wrap(make(providers), auto_instrument=False)
+    client, call = wrapped_sync_client(provider, providers, ks)
     errors = {"openai": openai.BadRequestError, "anthropic": anthropic.BadRequestError}
     with pytest.raises(errors[provider]):
         call(client, stream=False, model=BAD_MODEL)
