@@ -24,6 +24,7 @@ MISSING = "fuzz-missing"
 """Every id the bodies and paths name: nothing with it exists, so no valid body starts real work."""
 TEMPLATES: dict[str, dict[str, Any]] = {
     "/v1/specs": {"yaml": spec_yaml("fuzzed"), "name": "fuzzed"},
+    "/v1/traces": {"events": [{"event_type": "tool_call", "tool": "t", "phase": "end"}], "trace_id": "tr_1"},
     "/v1/experiments": {"name": "n", "spec_id": MISSING, "replicas": 1, "seed": 1, "metadata": {}},
     "/v1/experiments/{experiment_id}/run": {},
     "/v1/experiments/{experiment_id}/extend": {"replicas": {MISSING: 2}, "secrets": {}},

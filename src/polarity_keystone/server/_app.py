@@ -28,6 +28,7 @@ from ._routes_health import router as health
 from ._routes_runs import router as runs
 from ._routes_sandboxes import router as sandboxes
 from ._routes_specs import router as specs
+from ._routes_traces import router as traces
 from ._routes_webhooks import completion_body
 from ._routes_webhooks import router as webhook_subscriptions
 from ._settings import ServerSettings
@@ -142,6 +143,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         agents,
         snapshots,
         webhook_subscriptions,
+        traces,
         admin,
     )
     for router in routers:

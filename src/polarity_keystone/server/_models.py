@@ -434,6 +434,25 @@ class TraceAccepted(_Response):
     accepted: int
 
 
+class TracesIngest(_Request):
+    events: list[dict[str, Any]] = Field(max_length=10_000)
+    sandbox_id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The sandbox the events belong to (scored with its replica); a sandbox token's own "
+        "sandbox when it sends them; none for an agent run outside Keystone.",
+    )
+    trace_id: str | None = Field(
+        default=None, max_length=200, description="The trace of events that name none; a new one if absent."
+    )
+
+
+class TracesAccepted(_Response):
+    accepted: int
+    trace_ids: list[str]
+    """The traces the events were filed under."""
+
+
 class TraceMetrics(_Response):
     total_tool_calls: int
     tool_success_rate: float

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from ..sandbox import Sandbox, SandboxError
-from ..secrets import redact_all, require_available
+from ..secrets import require_available
 from ..spec import parse_duration
 from ..store import SandboxRecord, SandboxStateName
 from ._context import ServerContext
@@ -43,7 +43,7 @@ from ._models import (
 )
 from ._paging import LIST_RESPONSES, Paging
 from ._results import trace_metrics
-from ._routes_traces import admit_events
+from ._routes_traces import store_events
 from ._sandbox_manager import BootRequest
 from ._seeds import seed_text
 
@@ -287,10 +287,7 @@ def ingest_trace(
     sandbox_id: str, body: TraceIngest, context: Context, caller: SandboxScoped
 ) -> TraceAccepted:
     context.store.get_sandbox(sandbox_id)
-    admit_events(context.store, sandbox_id, body.events)
-    # Stored, and shown in experiment metrics: no secret value of the sandbox, even as a tool name.
-    events = redact_all(body.events, context.sandboxes.redactor(sandbox_id))
-    return TraceAccepted(accepted=context.store.add_trace_events(sandbox_id, caller.id, events))
+    return TraceAccepted(accepted=store_events(context, caller, sandbox_id, body.events))
 
 
 @router.get(

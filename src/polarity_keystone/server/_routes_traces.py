@@ -1,12 +1,25 @@
-"""Trace ingest: the bounds every event reported over the API passes before it is stored."""
+"""Trace ingest and listing: `POST /v1/traces` (agent mode: events grouped by trace id, with or without a
+sandbox), `GET /v1/traces` (a project's events, filtered and paged), and the bounds every event reported
+over the API passes before it is stored."""
 
 from __future__ import annotations
 
-from typing import Any
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
 
-from ..scoring import MAX_EVENTS_PER_SANDBOX, event_problem
-from ..store import Store
-from ._errors import PayloadTooLarge
+from fastapi import APIRouter, Query
+
+from ..scoring import MAX_EVENTS_PER_SANDBOX, event_problem, normalise_event
+from ..secrets import redact_all
+from ..store import Store, TraceEventIndex, TraceEventRecord
+from ._deps import Authenticated, Context, Principal
+from ._errors import Forbidden, PayloadTooLarge
+from ._models import TracesAccepted, TracesIngest, error_responses
+from ._paging import LIST_RESPONSES, Paging
+
+router = APIRouter(prefix="/v1/traces", tags=["traces"])
 
 
 def admit_events(store: Store, sandbox_id: str | None, events: list[dict[str, Any]]) -> None:
@@ -24,3 +37,108 @@ def admit_events(store: Store, sandbox_id: str | None, events: list[dict[str, An
             f"the sandbox's trace holds {held} events; {len(events)} more would pass its cap of "
             f"{MAX_EVENTS_PER_SANDBOX}"
         )
+
+
+def trace_index(trace_id: str | None) -> Callable[[dict[str, Any]], TraceEventIndex]:
+    """What listings filter an event by: its trace (its own `trace_id`, else the batch's), normalised
+    type and tool."""
+
+    def index(event: dict[str, Any]) -> TraceEventIndex:
+        normal = normalise_event(event)
+        return TraceEventIndex(normal.get("trace_id") or trace_id, normal["event_type"], normal["tool"])
+
+    return index
+
+
+def store_events(
+    context: Context,
+    caller: Principal,
+    sandbox_id: str | None,
+    events: list[dict[str, Any]],
+    trace_id: str | None = None,
+) -> int:
+    """Bound, redact (a sandbox's secrets never reach the store) and store events for the caller's
+    project; the sandbox, when named, is the caller's to write to."""
+    admit_events(context.store, sandbox_id, events)
+    if sandbox_id is not None:
+        events = redact_all(events, context.sandboxes.redactor(sandbox_id))
+    return context.store.add_trace_events(
+        sandbox_id, caller.id, events, project_id=caller.project_id, index=trace_index(trace_id)
+    )
+
+
+def _sandbox_of(context: Context, caller: Principal, sandbox_id: str | None) -> str | None:
+    """The sandbox events are filed under: a sandbox token's own (it may name no other), or the one a
+    key names in its project."""
+    if caller.kind == "sandbox":
+        if sandbox_id not in (None, caller.sandbox_id):
+            raise Forbidden(f"this sandbox token belongs to sandbox {caller.sandbox_id}, not {sandbox_id}")
+        return caller.sandbox_id
+    if sandbox_id is not None:
+        context.sandbox(caller.project_id, sandbox_id)
+    return sandbox_id
+
+
+@router.post(
+    "",
+    response_model=TracesAccepted,
+    summary="Ingest trace events (agent mode: with or without a sandbox, grouped by trace id)",
+    responses=error_responses(403, 404),
+)
+def ingest(body: TracesIngest, context: Context, caller: Authenticated) -> TracesAccepted:
+    sandbox_id = _sandbox_of(context, caller, body.sandbox_id)
+    trace_id = body.trace_id or f"tr_{secrets.token_hex(8)}"
+    accepted = store_events(context, caller, sandbox_id, body.events, trace_id)
+    index = trace_index(trace_id)
+    return TracesAccepted(accepted=accepted, trace_ids=sorted({str(index(e).trace_id) for e in body.events}))
+
+
+@router.get(
+    "",
+    summary="Trace events of the caller's project, oldest first (filter by experiment, sandbox, "
+    "trace, event type, tool, received since)",
+    responses={**LIST_RESPONSES, **error_responses(403, 404)},
+)
+def list_events(
+    context: Context,
+    caller: Authenticated,
+    pager: Paging,
+    experiment_id: Annotated[str | None, Query(max_length=200)] = None,
+    sandbox_id: Annotated[str | None, Query(max_length=200)] = None,
+    trace_id: Annotated[str | None, Query(max_length=200)] = None,
+    event_type: Annotated[str | None, Query(max_length=200)] = None,
+    tool: Annotated[str | None, Query(max_length=500)] = None,
+    since: Annotated[datetime | None, Query(description="Events received at or after this time.")] = None,
+) -> list[dict[str, Any]]:
+    sandbox_ids = None
+    if sandbox_id is not None or caller.kind == "sandbox":
+        sandbox_ids = [str(_sandbox_of(context, caller, sandbox_id))]
+    if experiment_id is not None:
+        context.experiment(caller.project_id, experiment_id)
+        replicas = [
+            record.id
+            for record in context.store.list_sandboxes(project_id=caller.project_id, include_destroyed=True)
+            if record.metadata.get("experiment_id") == experiment_id
+        ]
+        sandbox_ids = [s for s in replicas if sandbox_ids is None or s in sandbox_ids]
+    page = context.store.list_trace_events(
+        caller.project_id,
+        cursor=pager.cursor,
+        limit=pager.limit,
+        sandbox_ids=sandbox_ids,
+        trace_id=trace_id,
+        event_type=event_type,
+        tool=tool,
+        since=since,
+    )
+    return pager.answer(page, _listed)
+
+
+def _listed(record: TraceEventRecord) -> dict[str, Any]:
+    """The event as sent, with where it was filed and when it arrived."""
+    return {
+        **record.data,
+        "sandbox_id": record.sandbox_id,
+        "trace_id": record.trace_id,
+        "received_at": record.created_at.isoformat(),
+    }

@@ -27,6 +27,8 @@ from ._base import (
     SpecRecord,
     Store,
     StoreError,
+    TraceEventIndex,
+    TraceEventRecord,
     WebhookDeliveryRecord,
     WebhookRecord,
 )
@@ -62,6 +64,8 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "TraceEventIndex",
+    "TraceEventRecord",
     "WebhookDeliveryRecord",
     "WebhookRecord",
     "decode_cursor",

@@ -80,6 +80,24 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True)
+class TraceEventIndex:
+    """What trace listings filter on, read from an event by its caller: the store keeps events as sent."""
+
+    trace_id: str | None = None
+    event_type: str = ""
+    tool: str = ""
+
+
+@dataclass(frozen=True)
+class TraceEventRecord:
+    id: int
+    sandbox_id: str | None
+    trace_id: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class ExperimentRecord:
     id: str
     name: str
@@ -311,8 +329,31 @@ class Store(abc.ABC):
 
     # -- trace events reported by agents
     @abc.abstractmethod
-    def add_trace_events(self, sandbox_id: str | None, owner: str, events: list[dict[str, Any]]) -> int:
-        """Append; returns how many were stored."""
+    def add_trace_events(
+        self,
+        sandbox_id: str | None,
+        owner: str,
+        events: list[dict[str, Any]],
+        *,
+        project_id: str = DEFAULT_PROJECT,
+        index: Callable[[dict[str, Any]], TraceEventIndex] | None = None,
+    ) -> int:
+        """Append, as sent, with what `index` reads from each for listings; returns how many were stored."""
+
+    @abc.abstractmethod
+    def list_trace_events(
+        self,
+        project_id: str,
+        *,
+        cursor: str | None,
+        limit: int,
+        sandbox_ids: Sequence[str] | None = None,
+        trace_id: str | None = None,
+        event_type: str | None = None,
+        tool: str | None = None,
+        since: datetime | None = None,
+    ) -> Page[TraceEventRecord]:
+        """The project's events, oldest first, narrowed by each filter given."""
 
     @abc.abstractmethod
     def trace_events(self, sandbox_id: str) -> list[dict[str, Any]]: ...

@@ -240,6 +240,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        7,
+        "trace events owned by a project (reported without a sandbox too), grouped by trace id, "
+        "filterable by event type and tool",
+        (
+            "ALTER TABLE trace_events ADD COLUMN project_id TEXT NOT NULL DEFAULT 'default'",
+            "UPDATE trace_events SET project_id = COALESCE((SELECT sandboxes.project_id FROM sandboxes "
+            "WHERE sandboxes.id = trace_events.sandbox_id), 'default')",
+            "ALTER TABLE trace_events ADD COLUMN trace_id TEXT",
+            "ALTER TABLE trace_events ADD COLUMN event_type TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE trace_events ADD COLUMN tool TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX trace_events_project ON trace_events (project_id, id)",
+            "CREATE INDEX trace_events_trace ON trace_events (project_id, trace_id, id)",
+        ),
+    ),
 )
 
 

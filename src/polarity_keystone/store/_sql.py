@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from ._base import (
+    DEFAULT_PROJECT,
     AgentSnapshotRecord,
     ApiKeyRecord,
     Conflict,
@@ -33,6 +34,8 @@ from ._base import (
     SandboxRecord,
     SpecRecord,
     Store,
+    TraceEventIndex,
+    TraceEventRecord,
     WebhookDeliveryRecord,
     WebhookRecord,
 )
@@ -355,13 +358,68 @@ class SqlStore(Store, Generic[C]):
         return [from_row(SandboxRecord, row) for row in rows]
 
     # -- trace events
-    def add_trace_events(self, sandbox_id: str | None, owner: str, events: list[dict[str, Any]]) -> int:
+    def add_trace_events(
+        self,
+        sandbox_id: str | None,
+        owner: str,
+        events: list[dict[str, Any]],
+        *,
+        project_id: str = DEFAULT_PROJECT,
+        index: Callable[[dict[str, Any]], TraceEventIndex] | None = None,
+    ) -> int:
         created_at = timestamp(self._now())
         with self._write() as session:
             for event in events:
-                values = {"sandbox_id": sandbox_id, "owner": owner, "data": encode("data", event)}
+                listed = index(event) if index is not None else TraceEventIndex()
+                values = {
+                    "sandbox_id": sandbox_id,
+                    "owner": owner,
+                    "project_id": project_id,
+                    "trace_id": listed.trace_id,
+                    "event_type": listed.event_type,
+                    "tool": listed.tool,
+                    "data": encode("data", event),
+                }
                 session.run(*insert_sql("trace_events", {**values, "created_at": created_at}))
         return len(events)
+
+    def list_trace_events(
+        self,
+        project_id: str,
+        *,
+        cursor: str | None,
+        limit: int,
+        sandbox_ids: Sequence[str] | None = None,
+        trace_id: str | None = None,
+        event_type: str | None = None,
+        tool: str | None = None,
+        since: datetime | None = None,
+    ) -> Page[TraceEventRecord]:
+        where: list[str] = ["project_id = ?"]
+        params: list[Any] = [project_id]
+        for column, value in (("trace_id", trace_id), ("event_type", event_type), ("tool", tool)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if sandbox_ids is not None:
+            if not sandbox_ids:
+                return Page([], None)
+            where.append(f"sandbox_id IN ({', '.join('?' for _ in sandbox_ids)})")
+            params.extend(sandbox_ids)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(timestamp(since))
+        if cursor is not None:
+            where.append("id > ?")
+            params.append(int(decode_cursor(cursor, "trace_events", 1)[0]))
+        with self._read() as session:
+            rows = session.all(
+                "SELECT id, sandbox_id, trace_id, data, created_at FROM trace_events "
+                f"WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+                (*params, limit + 1),
+            )
+        records = [from_row(TraceEventRecord, row) for row in rows]
+        return _page(records, limit, lambda item: encode_cursor("trace_events", [item.id]))
 
     def trace_events(self, sandbox_id: str) -> list[dict[str, Any]]:
         with self._read() as session:
