@@ -72,8 +72,8 @@ def test_llm_calls_and_traced_spans_become_otel_spans_with_gen_ai_attributes(
         "gen_ai.response.model": "gpt-4o-mini",
         "gen_ai.usage.input_tokens": INPUT_TOKENS,
         "gen_ai.usage.output_tokens": OUTPUT_TOKENS,
-        "gen_ai.usage.cache_read.input_tokens": CACHED_TOKENS,
-        "gen_ai.usage.reasoning.output_tokens": REASONING_TOKENS,
+        "gen_ai.usage.cache_read_input_tokens": CACHED_TOKENS,
+        "gen_ai.usage.reasoning_tokens": REASONING_TOKENS,
         "keystone.tool_calls": (TOOL,),
     }
     assert dict(plan.attributes or {}) == {

@@ -1,8 +1,9 @@
 """One LLM call as a trace event: `llm_call` with the model, token usage, latency and requested tool calls.
 
 The event keeps to the trace shape the engine scores (`event_type`, `tool`, `phase: complete`, `status`,
-`duration_ms`) and carries its usage in a `cost` block (`model`, `input_tokens`, `output_tokens`, and
-`cached_tokens`, `cache_creation_tokens`, `reasoning_tokens` when the provider reports them), with the
+`duration_ms`) and carries its usage in a `cost` block (`model`, `input_tokens` — all prompt tokens,
+cached ones included —, `output_tokens`, and `cache_read_tokens`, `cache_write_tokens`,
+`reasoning_tokens` when the provider reports them: the names the engine's usage reads), with the
 tool calls the model asked for (`{"id", "name"}`) in `metadata.tool_calls`. Recording never breaks the
 caller: a failure to read a response or to report is logged and dropped.
 """
@@ -48,6 +49,8 @@ class LlmCall:
     model: str | None = None
     stream: bool = False
     usage: dict[str, int] = field(default_factory=dict)
+    provider_usage: dict[str, int] = field(default_factory=dict)
+    """Counts as the provider names them, where `usage` is derived from several (Anthropic's input)."""
     tool_calls: dict[int | str, dict[str, str]] = field(default_factory=dict)
     """Requested tool calls by position (streams send a call's id and name once, then its index)."""
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -122,9 +125,9 @@ class LlmCall:
                 "gen_ai.response.model": self.model,
                 "gen_ai.usage.input_tokens": self.usage.get("input_tokens"),
                 "gen_ai.usage.output_tokens": self.usage.get("output_tokens"),
-                "gen_ai.usage.cache_read.input_tokens": self.usage.get("cached_tokens"),
-                "gen_ai.usage.cache_creation.input_tokens": self.usage.get("cache_creation_tokens"),
-                "gen_ai.usage.reasoning.output_tokens": self.usage.get("reasoning_tokens"),
+                "gen_ai.usage.cache_read_input_tokens": self.usage.get("cache_read_tokens"),
+                "gen_ai.usage.cache_creation_input_tokens": self.usage.get("cache_write_tokens"),
+                "gen_ai.usage.reasoning_tokens": self.usage.get("reasoning_tokens"),
                 "keystone.tool_calls": [call.get("name", "") for call in self.tool_calls.values() if call]
                 or None,
             },

@@ -11,13 +11,21 @@ OPERATION = "anthropic.messages.create"
 
 
 def read_usage(call: LlmCall, usage: Any) -> None:
-    """Stream deltas carry cumulative counts, so a later value replaces an earlier one."""
+    """Anthropic's `input_tokens` leaves out the tokens read from and written to the prompt cache; the
+    event's `input_tokens` counts all of them, as OpenAI's do. Stream deltas carry cumulative counts, so
+    a later value replaces an earlier one."""
     if usage is None:
         return
-    call.set_usage("input_tokens", attribute(usage, "input_tokens"))
+    for name in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"):
+        value = attribute(usage, name)
+        if isinstance(value, int):
+            call.provider_usage[name] = value
     call.set_usage("output_tokens", attribute(usage, "output_tokens"))
-    call.set_usage("cached_tokens", attribute(usage, "cache_read_input_tokens"))
-    call.set_usage("cache_creation_tokens", attribute(usage, "cache_creation_input_tokens"))
+    counts = call.provider_usage
+    if "input_tokens" in counts:
+        call.set_usage("input_tokens", sum(counts.values()))
+    call.set_usage("cache_read_tokens", counts.get("cache_read_input_tokens"))
+    call.set_usage("cache_write_tokens", counts.get("cache_creation_input_tokens"))
 
 
 def read_message(call: LlmCall, message: Any) -> None:

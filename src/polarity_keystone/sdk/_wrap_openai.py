@@ -15,7 +15,7 @@ def read_usage(call: LlmCall, usage: Any) -> None:
         return
     call.set_usage("input_tokens", attribute(usage, "prompt_tokens"))
     call.set_usage("output_tokens", attribute(usage, "completion_tokens"))
-    call.set_usage("cached_tokens", attribute(usage, "prompt_tokens_details", "cached_tokens"))
+    call.set_usage("cache_read_tokens", attribute(usage, "prompt_tokens_details", "cached_tokens"))
     call.set_usage("reasoning_tokens", attribute(usage, "completion_tokens_details", "reasoning_tokens"))
 
 
