@@ -10,6 +10,7 @@ import pytest
 
 from polarity_keystone.server import _routes_traces as routes_traces
 from polarity_keystone.server import create_api_key
+from polarity_keystone.server._events import experiment_stream
 from polarity_keystone.server._keys import create_sandbox_token
 from polarity_keystone.store import ProjectRecord, SandboxRecord
 from tests.server.server_api import Api, MakeApi, spec_yaml
@@ -92,6 +93,23 @@ def test_an_experiments_events_are_those_of_its_sandboxes(api: Api) -> None:
         api.client.post("/v1/traces", json={"events": [{"tool": sandbox_id}], "sandbox_id": sandbox_id})
 
     assert _tools(api.client.get("/v1/traces", params={"experiment_id": experiment_id})) == ["sb-of-exp"]
+
+
+def test_an_experiment_replicas_events_go_out_live_on_its_stream(api: Api) -> None:
+    _sandbox(api, "sb-live", experiment_id="exp-live")
+    events = [
+        {"type": "tool_use", "id": "t1", "name": "search"},
+        {"event_type": "llm_call", "model": "gpt-4o", "cost": {"input_tokens": 3}},
+    ]
+    sent = api.client.post("/v1/sandboxes/sb-live/trace", json={"events": events})
+    assert sent.status_code == 200, sent.text
+
+    streamed = api.context.store.events_after(experiment_stream("exp-live"), 0)
+    assert [(e.type, e.data["event_type"], e.data["tool"], e.data["model"]) for e in streamed] == [
+        ("tool_call", "tool_call", "search", None),
+        ("step", "llm_call", "", "gpt-4o"),
+    ]
+    assert {e.data["sandbox_id"] for e in streamed} == {"sb-live"}
 
 
 def test_a_sandbox_token_files_events_under_its_own_sandbox_only(api: Api) -> None:

@@ -16,10 +16,15 @@ from ..secrets import redact_all
 from ..store import Store, TraceEventIndex, TraceEventRecord
 from ._deps import Authenticated, Context, Principal
 from ._errors import Forbidden, PayloadTooLarge
+from ._events import experiment_stream
 from ._models import TracesAccepted, TracesIngest, error_responses
 from ._paging import LIST_RESPONSES, Paging
 
 router = APIRouter(prefix="/v1/traces", tags=["traces"])
+
+LIVE_EVENTS_PER_BATCH = 100
+"""How many events of one batch go out live on their experiment's stream (all of them are stored)."""
+_LIVE_KEYS = ("event_type", "tool", "phase", "status", "duration_ms", "model")
 
 
 def admit_events(store: Store, sandbox_id: str | None, events: list[dict[str, Any]]) -> None:
@@ -60,11 +65,31 @@ def store_events(
     """Bound, redact (a sandbox's secrets never reach the store) and store events for the caller's
     project; the sandbox, when named, is the caller's to write to."""
     admit_events(context.store, sandbox_id, events)
-    if sandbox_id is not None:
-        events = redact_all(events, context.sandboxes.redactor(sandbox_id))
-    return context.store.add_trace_events(
+    if sandbox_id is None:
+        return context.store.add_trace_events(
+            None, caller.id, events, project_id=caller.project_id, index=trace_index(trace_id)
+        )
+    events = redact_all(events, context.sandboxes.redactor(sandbox_id))
+    stored = context.store.add_trace_events(
         sandbox_id, caller.id, events, project_id=caller.project_id, index=trace_index(trace_id)
     )
+    _publish_live(context, sandbox_id, events[:LIVE_EVENTS_PER_BATCH], trace_id)
+    return stored
+
+
+def _publish_live(
+    context: Context, sandbox_id: str, events: list[dict[str, Any]], trace_id: str | None
+) -> None:
+    """Events of an experiment's replica on the experiment's stream as they arrive (the run and replica
+    streams follow it too): a tool call as `tool_call`, anything else as `step`."""
+    experiment_id = context.store.get_sandbox(sandbox_id).metadata.get("experiment_id")
+    if not experiment_id:
+        return
+    for event in map(normalise_event, events):
+        kind = "tool_call" if event["event_type"] == "tool_call" else "step"
+        data = {key: event.get(key) for key in _LIVE_KEYS}
+        data |= {"sandbox_id": sandbox_id, "trace_id": event.get("trace_id") or trace_id}
+        context.bus.publish(experiment_stream(str(experiment_id)), kind, data)
 
 
 def _sandbox_of(context: Context, caller: Principal, sandbox_id: str | None) -> str | None:
