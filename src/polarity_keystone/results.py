@@ -56,12 +56,21 @@ class Reproducer(_Result):
 
 
 class CostInfo(_Result):
+    """Tokens and estimated cost of the LLM calls a run reported (its `llm_call` trace events), or of
+    all replicas of a scenario together. `input_tokens` includes the `cache_read_tokens`."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     reasoning_tokens: int = 0
     model: str = ""
-    estimated_usd: float = 0.0
+    """The model called; several, comma-separated in name order."""
+    estimated_usd: float | None = 0.0
+    """None when a model called has no price (`unpriced_models`): an unknown cost, never 0."""
+    llm_calls: int = 0
+    unpriced_models: list[str] = Field(default_factory=list)
+    pricing_version: str = ""
+    """The version of the price table that priced the calls."""
 
 
 class RunOutcome(_Result):
@@ -118,6 +127,9 @@ class ScenarioResult(RunOutcome):
     pass_rate_ci: tuple[float, float] = (0.0, 0.0)
     """95% Wilson score interval of the pass rate over the replicas that produced a verdict."""
     replicas: list[ReplicaResult] = Field(default_factory=list)
+    mean_cost_per_run_usd: float | None = None
+    """Mean estimated cost of the replicas whose cost is known; None when none is (no LLM calls
+    reported, or only unpriced models). `cost` holds the tokens and cost of all replicas together."""
 
 
 class RunMetrics(_Result):
@@ -135,6 +147,11 @@ class RunMetrics(_Result):
     """pass^k: the estimated chance that k fresh replicas of a scenario all pass (k = replicas)."""
     k: int = 1
     mean_boot_ms: float = 0.0
+    runs_priced: int = 0
+    """Replicas whose cost is known: `mean_cost_per_run_usd` is over these (`mean_tokens` is over the
+    replicas that reported LLM calls)."""
+    unpriced_models: list[str] = Field(default_factory=list)
+    """Models that replicas called but the price table does not know: their cost is unknown."""
 
 
 class RunResults(_Result):

@@ -12,11 +12,13 @@ from ._estimates import pass_hat_k, percentile, wilson_interval
 from ._fisher import fisher_exact_one_sided
 from ._power import min_replicas_to_detect
 from ._pricing import (
+    PRICING_FILE_ENV,
     ModelPrice,
     Pricing,
     PricingError,
     estimate_cost,
     load_pricing,
+    operator_pricing,
     pricing_table,
     shipped_pricing,
 )
@@ -37,6 +39,7 @@ __all__ = [
     "CORRECTIONS",
     "FUTILITY_P",
     "MAX_REPLICAS_HINT",
+    "PRICING_FILE_ENV",
     "Correction",
     "Counts",
     "Decision",
@@ -61,6 +64,7 @@ __all__ = [
     "judged",
     "load_pricing",
     "min_replicas_to_detect",
+    "operator_pricing",
     "pass_hat_k",
     "percentile",
     "pricing_table",

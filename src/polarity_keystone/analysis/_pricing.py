@@ -20,6 +20,8 @@ from typing import Any, Literal
 import yaml
 
 SHIPPED_PRICING = Path(__file__).with_name("pricing.json")
+PRICING_FILE_ENV = "KEYSTONE_PRICING_FILE"
+"""The operator's pricing file when `ks serve --pricing` is not given, and for the embedded server."""
 PER_TOKENS = 1_000_000
 """Prices are per million tokens."""
 Reasoning = Literal["in_output", "extra_output"]
@@ -123,6 +125,11 @@ def _read(path: Path) -> dict[str, Any]:
 def shipped_pricing() -> Pricing:
     document = json.loads(SHIPPED_PRICING.read_text(encoding="utf-8"))
     return Pricing.of(str(document["version"]), document["models"])
+
+
+def operator_pricing(path: Path | None) -> Pricing:
+    """The table a server costs runs with: the shipped one, with the operator's file over it if any."""
+    return shipped_pricing() if path is None else load_pricing(path)
 
 
 def load_pricing(path: Path) -> Pricing:

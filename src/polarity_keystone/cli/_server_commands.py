@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from rich.console import Console
 
 from .. import exit_codes
+from ..analysis import PRICING_FILE_ENV, PricingError, operator_pricing
 from ..store import Store, open_store
 
 if TYPE_CHECKING:
@@ -81,6 +82,15 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         metavar="MIB",
         help="refuse request bodies larger than this with 413, before reading them (default: 8)",
     )
+    serve.add_argument(
+        "--pricing",
+        type=Path,
+        default=os.environ.get(PRICING_FILE_ENV) or None,
+        metavar="FILE",
+        help="model prices (JSON or YAML: {version, models: {NAME: {input, output, cached_input}}}, USD per "
+        "million tokens) laid over the shipped table; runs are costed with them (default: "
+        "$KEYSTONE_PRICING_FILE)",
+    )
 
 
 def blob_store_options(parser: argparse.ArgumentParser) -> None:
@@ -136,6 +146,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not has_keys:
         hint = f"ks keys create NAME --store {_shown(store_url)}"
         err.print(f"[yellow]no API key yet:[/] create one with `{hint}`")
+    try:
+        pricing = operator_pricing(args.pricing)
+    except PricingError as exc:
+        err.print(f"[red]invalid --pricing:[/] {exc}")
+        return exit_codes.INVALID_INPUT
     if args.spec_root is not None and not args.spec_root.is_dir():
         err.print(f"[red]invalid --spec-root:[/] {args.spec_root} is not a directory")
         return exit_codes.INVALID_INPUT
@@ -151,6 +166,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             webhook_url=args.webhook_url,
             webhook_secret=os.environ.get("KEYSTONE_WEBHOOK_SECRET") or None,
             webhook_allow_private_networks=args.allow_private_webhooks,
+            pricing=pricing,
         )
     except ValueError as exc:
         err.print(f"[red]invalid server settings:[/] {exc}")

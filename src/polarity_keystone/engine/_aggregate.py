@@ -7,6 +7,7 @@ from typing import Any
 
 from ..analysis import judged, pass_hat_k, percentile, scenario_status, wilson_interval
 from ..results import ReplicaResult, RunMetrics, RunOutcome, RunResults, ScenarioResult
+from ._usage import mean_cost, priced, total_cost
 
 
 def _representative(replicas: list[ReplicaResult]) -> ReplicaResult:
@@ -26,6 +27,7 @@ def aggregate_scenario(
     counts = judged(r.status for r in replicas)
     outcome = {field: getattr(shown, field) for field in RunOutcome.model_fields}
     outcome["composite_score"] = sum(r.composite_score for r in replicas) / len(replicas)
+    outcome["cost"] = total_cost([r.cost for r in replicas])
     return ScenarioResult(
         **outcome,
         scenario_id=scenario_id,
@@ -37,6 +39,7 @@ def aggregate_scenario(
         pass_rate=counts.rate,
         pass_rate_ci=wilson_interval(*counts),
         replicas=replicas,
+        mean_cost_per_run_usd=mean_cost([r.cost for r in replicas]),
     )
 
 
@@ -55,6 +58,9 @@ def aggregate_run(
     walls = [float(r.wall_ms) for r in replicas]
     per_scenario = [judged(r.status for r in s.replicas) for s in scenarios]
     hat_k = [pass_hat_k(passed, total, k) for passed, total in per_scenario if total > 0]
+    costs = [r.cost for r in replicas]
+    usage = [cost for cost in costs if cost is not None]
+    known = priced(costs)
     metrics = RunMetrics(
         pass_rate=counts.rate,
         pass_rate_ci=wilson_interval(*counts),
@@ -64,6 +70,11 @@ def aggregate_run(
         pass_hat_k=sum(hat_k) / len(hat_k) if hat_k else 0.0,
         k=k,
         mean_boot_ms=sum(r.boot_ms for r in replicas) / len(replicas) if replicas else 0.0,
+        mean_tokens=sum(c.input_tokens + c.output_tokens for c in usage) / len(usage) if usage else 0.0,
+        total_cost_usd=sum(known),
+        mean_cost_per_run_usd=sum(known) / len(known) if known else 0.0,
+        runs_priced=len(known),
+        unpriced_models=sorted({model for cost in usage for model in cost.unpriced_models}),
     )
     return RunResults(
         ran_at=datetime.now(UTC).isoformat(),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..analysis import Pricing, shipped_pricing
 from ..sandbox import ROOT, AgentUser, ImageResolver, ResolvedImage, SandboxPlan
 from ..secrets import (
     LOCAL,
@@ -97,6 +98,8 @@ class PreparedSpec:
     """Keystone's network gateway, which also keeps sandboxes away from the host (see sandbox/_isolation)."""
     agent_user: AgentUser = ROOT
     """Who the agent runs as (`agent.user`); its image has the user, /workspace and its home ready."""
+    pricing: Pricing = field(default_factory=shipped_pricing)
+    """The prices the replicas' LLM calls are costed at (a server passes its operator's table)."""
 
     @property
     def spec(self) -> Any:

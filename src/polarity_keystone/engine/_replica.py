@@ -34,6 +34,7 @@ from ._network import gateway_calls, mock_calls
 from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
 from ._state_audit import capture, state_changes
 from ._trace import ReportedTrace, read_trace, tool_call_events, tool_calls
+from ._usage import run_cost
 
 AGENT_OUTPUT_LIMIT = 1024 * 1024
 """Bytes of the agent's stdout, and of its stderr, that a replica keeps: the first and the last half MiB,
@@ -144,7 +145,9 @@ def _run_and_score(
     diff = sandbox.diff()
     agent_commands = read_commands(sandbox, str(spec.agent.command)) if needs_command_log(spec) else []
     writes, statements = db_audit.finish() if db_audit else ([], [])
-    calls = tool_calls(read_trace(sandbox, reported_trace))
+    events = read_trace(sandbox, reported_trace)
+    calls = tool_calls(events)
+    result.cost = run_cost(events, prepared.pricing)
     if state_before:
         result.service_state = state_changes(state_before, capture(sandbox, plan.services))
     through_gateway, lookups = gateway_calls(sandbox.network_log(), since=agent_started_at)

@@ -36,7 +36,7 @@ class ServerContext:
         self.bus = EventBus(self.store)
         self.limiter = RateLimiter(settings.read_rate, settings.write_rate)
         self.project_limiter = RateLimiter(*settings.project_rates)
-        self.engine = LazyEngine(settings.backend_factory, settings.secret_policy)
+        self.engine = LazyEngine(settings.backend_factory, settings.secret_policy, settings.pricing)
         backend = open_blob_store(settings.blob_store_url, settings.blob_store_endpoint, settings.data_path)
         self.blobs = ProjectBlobs(self.store, backend, settings.max_blob_bytes_per_project)
         limits = BundleLimits(settings.max_bundle_bytes, settings.max_bundle_files)

@@ -4,10 +4,12 @@ the crashed one left running without waiting for a request that needs sandboxes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Mapping
 
+from ..analysis import Pricing
 from ..engine import PreparedSpec, ResolvedAgent, prepare
 from ..sandbox import DockerBackend, ImageResolver, SandboxError
 from ..secrets import SecretPolicy
@@ -19,9 +21,12 @@ STOP_WAIT_S = 10.0
 
 
 class LazyEngine:
-    def __init__(self, backend_factory: Callable[[], DockerBackend], secret_policy: SecretPolicy) -> None:
+    def __init__(
+        self, backend_factory: Callable[[], DockerBackend], secret_policy: SecretPolicy, pricing: Pricing
+    ) -> None:
         self._factory = backend_factory
         self._secret_policy = secret_policy
+        self._pricing = pricing
         self._lock = threading.Lock()
         self._backend: DockerBackend | None = None
         self._resolver: ImageResolver | None = None
@@ -73,7 +78,8 @@ class LazyEngine:
     ) -> PreparedSpec:
         self.backend()
         assert self._resolver is not None
-        return prepare(loaded, self._resolver, secrets, self._secret_policy, bundle=bundle, agent=agent)
+        prepared = prepare(loaded, self._resolver, secrets, self._secret_policy, bundle=bundle, agent=agent)
+        return dataclasses.replace(prepared, pricing=self._pricing)
 
     @property
     def started(self) -> bool:
