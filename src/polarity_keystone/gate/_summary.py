@@ -126,6 +126,28 @@ def _scenario_table(scenarios: list[ScenarioVerdict]) -> list[str]:
     return [*lines, "", "</details>"]
 
 
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.4f}"
+
+
+def _cost_changes(scenarios: list[ScenarioVerdict]) -> list[str]:
+    """Mean cost per run of each scenario whose cost is known, against the baseline's where it has one."""
+    costed = [
+        s
+        for s in scenarios
+        if s.mean_cost_per_run_usd is not None or s.baseline_mean_cost_per_run_usd is not None
+    ]
+    lines = []
+    for s in costed[:MAX_ROWS]:
+        before, after = s.baseline_mean_cost_per_run_usd, s.mean_cost_per_run_usd
+        change = f" ({(after - before) / before:+.1%})" if before and after is not None else ""
+        shown = _usd(after) if before is None else f"{_usd(before)} → {_usd(after)}{change}"
+        lines.append(f"- {s.spec_id} / {s.scenario_id}: {shown}")
+    if len(costed) > MAX_ROWS:
+        lines.append(f"- … and {len(costed) - MAX_ROWS} more")
+    return ["", "#### Mean cost per run (baseline → candidate)", "", *lines] if lines else []
+
+
 COULD_NOT_RUN = {2: "invalid input", 3: "infrastructure error"}
 """What stopped a run that could not decide, by exit code."""
 
@@ -184,6 +206,7 @@ def render(report: GateReport) -> str:
     if problems:
         lines += ["", "#### Needs attention", "", *problems]
     lines += ["", *_scenario_table(verdict.scenarios())]
+    lines += _cost_changes(verdict.scenarios())
     notes = [f"- {spec.spec_id}: {clip(note)}" for spec in verdict.specs for note in spec.notes]
     if notes:
         lines += ["", "<details><summary>Notes</summary>", "", *notes, "", "</details>"]

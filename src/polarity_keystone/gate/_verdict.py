@@ -133,6 +133,9 @@ class ScenarioVerdict(BaseModel):
     """The agent's exit code and last output lines in the first erroring, else failing, replica."""
     wall_ms: int = 0
     """Wall time of all its replicas together."""
+    mean_cost_per_run_usd: float | None = None
+    """Mean estimated cost of a replica; None when unknown (no LLM calls reported, or unpriced models)."""
+    baseline_mean_cost_per_run_usd: float | None = None
 
 
 class SpecVerdict(BaseModel):
@@ -145,7 +148,7 @@ class SpecVerdict(BaseModel):
     errors: list[str] = Field(default_factory=list)
     """Why the spec could not be evaluated (a lost experiment, a refused baseline)."""
     reasons: list[str] = Field(default_factory=list)
-    """Spec-level thresholds that broke (pass rate, cost, p95 wall time)."""
+    """Spec-level thresholds that broke (pass rate, p95 wall time; cost is checked per scenario)."""
     notes: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     """What the user should change in the set-up (shown, never blocking)."""
@@ -325,6 +328,12 @@ def _threshold_reasons(verdict: ScenarioVerdict, policy: Policy) -> list[str]:
         ]
     if "gate-invariant" in policy.fail_on:
         reasons += [_newly_broken(stat) for stat in verdict.invariants if _is_newly_broken(stat)]
+    cost, limit = verdict.mean_cost_per_run_usd, policy.max_cost_per_run_usd
+    if limit is not None and cost is not None and cost > limit:
+        reasons.append(
+            f"mean cost per run of {verdict.scenario_id} ${cost:.4f} exceeds "
+            f"max-cost-per-run-usd ${limit:.4f}"
+        )
     return reasons
 
 
@@ -412,7 +421,25 @@ def _spec_verdict(run: SpecRun, policy: Policy, compared: list[_Compared]) -> Sp
         verdict.errors.append(run.problem)
     if candidate is not None:
         verdict.reasons += _spec_thresholds(verdict, policy)
+        verdict.notes += _unchecked_cost(candidate, verdict, policy)
     return verdict
+
+
+def _unchecked_cost(candidate: RunResults, verdict: SpecVerdict, policy: Policy) -> list[str]:
+    """Why max-cost-per-run-usd could not be checked, for the scenarios whose cost is unknown."""
+    unknown = [
+        s.scenario_id for s in verdict.scenarios if s.mean_cost_per_run_usd is None and s.outcome != "error"
+    ]
+    if policy.max_cost_per_run_usd is None or not unknown:
+        return []
+    which = "" if len(unknown) == len(verdict.scenarios) else f" for {', '.join(unknown)}"
+    unpriced = candidate.metrics.unpriced_models
+    if not unpriced:
+        return [f"the run reported no cost, so max-cost-per-run-usd was not checked{which}"]
+    return [
+        f"the models called have no price ({', '.join(unpriced)}), so max-cost-per-run-usd was not "
+        f"checked{which}; the server's operator prices them with ks serve --pricing"
+    ]
 
 
 def _scenario_verdict(
@@ -434,6 +461,8 @@ def _scenario_verdict(
         replay=_replay(scenario),
         evidence=failure_evidence(scenario) if scenario.status != "pass" else "",
         wall_ms=sum(replica.wall_ms for replica in scenario.replicas) or scenario.wall_ms,
+        mean_cost_per_run_usd=scenario.mean_cost_per_run_usd,
+        baseline_mean_cost_per_run_usd=baseline.mean_cost_per_run_usd if baseline else None,
     )
     if scenario.status == "error":
         verdict.outcome = "error"
@@ -455,13 +484,6 @@ def _spec_thresholds(verdict: SpecVerdict, policy: Policy) -> list[str]:
     if policy.min_pass_rate and verdict.candidate.rate < policy.min_pass_rate:
         reasons.append(
             f"pass rate {verdict.candidate.describe()} is below min-pass-rate {policy.min_pass_rate:.0%}"
-        )
-    cost = verdict.mean_cost_per_run_usd
-    if policy.max_cost_per_run_usd is not None and not cost:
-        verdict.notes.append("the run reported no cost, so max-cost-per-run-usd was not checked")
-    elif policy.max_cost_per_run_usd is not None and cost > policy.max_cost_per_run_usd:
-        reasons.append(
-            f"mean cost per run ${cost:.4f} exceeds max-cost-per-run-usd ${policy.max_cost_per_run_usd:.4f}"
         )
     wall_s = verdict.p95_wall_ms / 1000
     if policy.max_p95_wall_s is not None and wall_s > policy.max_p95_wall_s:
