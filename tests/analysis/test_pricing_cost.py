@@ -13,6 +13,7 @@ from polarity_keystone.analysis import (
     PricingError,
     estimate_cost,
     load_pricing,
+    local_pricing,
     pricing_table,
     shipped_pricing,
 )
@@ -88,3 +89,15 @@ def test_a_bad_operator_file_is_refused_with_its_path(tmp_path: Path, text: str,
     with pytest.raises(PricingError, match=r"prices\.yaml") as raised:
         load_pricing(path)
     assert message in str(raised.value)
+
+
+def test_local_runs_read_the_operator_file_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KEYSTONE_PRICING_FILE", raising=False)
+    assert local_pricing() == shipped_pricing()
+    path = tmp_path / "prices.json"
+    path.write_text('{"models": {"in-house-7b": {"input": 1, "output": 2}}}')
+    monkeypatch.setenv("KEYSTONE_PRICING_FILE", str(path))
+    assert local_pricing().price_of("in-house-7b") == ModelPrice(1.0, 2.0)
+    assert local_pricing().version == f"{shipped_pricing().version}+prices.json"

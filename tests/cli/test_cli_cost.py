@@ -25,3 +25,16 @@ def test_ks_serve_refuses_a_pricing_file_that_is_not_prices(
     err = capsys.readouterr().err
     assert "cannot read pricing file" in err
     assert "missing.json" in err
+
+
+def test_runs_on_this_machine_refuse_a_pricing_file_that_is_not_prices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the embedded server keeps its store under the working directory
+    for name in ("KEYSTONE_BASE_URL", "KEYSTONE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KEYSTONE_PRICING_FILE", str(tmp_path / "missing.json"))
+    spec = Path(__file__).parents[2] / "examples" / "hello-world" / "hello.yaml"
+
+    assert cli.main(["eval", "run", str(spec)]) == 2
+    assert "invalid $KEYSTONE_PRICING_FILE: cannot read pricing file" in capsys.readouterr().err

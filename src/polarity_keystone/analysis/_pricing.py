@@ -11,6 +11,7 @@ is None, never 0, so an unknown cost cannot pass a budget.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -130,6 +131,13 @@ def shipped_pricing() -> Pricing:
 def operator_pricing(path: Path | None) -> Pricing:
     """The table a server costs runs with: the shipped one, with the operator's file over it if any."""
     return shipped_pricing() if path is None else load_pricing(path)
+
+
+def local_pricing() -> Pricing:
+    """The table of runs on this machine's own behalf (the embedded server, `ks eval run --keep`,
+    `ks replay`): the shipped one, with the file $KEYSTONE_PRICING_FILE names over it."""
+    path = os.environ.get(PRICING_FILE_ENV)
+    return operator_pricing(Path(path) if path else None)
 
 
 def load_pricing(path: Path) -> Pricing:

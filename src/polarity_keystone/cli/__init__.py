@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from rich.console import Console
 
 from .. import exit_codes
 from .._version import __version__
+from ..analysis import PRICING_FILE_ENV, PricingError, local_pricing
 from ..engine import FingerprintMismatch, RunOptions, prepare, replay, run_experiment
 from ..gate import GateInputError, report_invalid_inputs, resolve, run_gate
 from ..gate import add_arguments as add_gate_arguments
@@ -150,7 +152,7 @@ def _run_direct(loaded: Sequence[LoadedSpec], options: RunOptions) -> list[RunRe
     runs = []
     for item in loaded:
         err.print(f"[bold]{item.spec.id}[/] preparing images…")
-        prepared = prepare(item, resolver)
+        prepared = dataclasses.replace(prepare(item, resolver), pricing=local_pricing())
         with ConsoleProgress(err, item.spec.id) as progress:
             runs.append(run_experiment(prepared, backend, options, progress))
     return runs
@@ -162,6 +164,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     files = collect_bundle(loaded[0])  # a served run pinned its files' bundle digest: so does the replay
     bundle = files.digest if files.manifest else None
     prepared = prepare(loaded[0], ImageResolver(backend.client), bundle=bundle)
+    prepared = dataclasses.replace(prepared, pricing=local_pricing())
     try:
         result = replay(
             prepared,
@@ -248,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_codes.INVALID_INPUT
     except SpecError as exc:  # every issue of every file (or found while preparing: a path swapped)
         err.print(str(exc), markup=False, highlight=False)
+        return exit_codes.INVALID_INPUT
+    except PricingError as exc:
+        err.print(f"[red]invalid ${PRICING_FILE_ENV}:[/] {exc}")
         return exit_codes.INVALID_INPUT
     except _served.ServedRunError as exc:
         err.print(f"[red]{'invalid input' if exc.invalid_input else 'infrastructure error'}:[/] {exc}")

@@ -3,12 +3,11 @@ no server is configured) — the same API and code path as a shared server, with
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..analysis import PRICING_FILE_ENV, operator_pricing
+from ..analysis import local_pricing
 from ..server import ServerSettings, create_api_key, serve_in_thread
 from ..store import open_store
 
@@ -47,14 +46,13 @@ def start_embedded_server(directory: Path) -> EmbeddedServer:
         finally:
             store.close()
 
-    pricing_file = os.environ.get(PRICING_FILE_ENV)
     try:
         settings = ServerSettings(
             store_url=store_url,
             host_sources=True,
             webhook_allow_private_networks=True,
             max_blob_bytes_per_project=0,  # nothing collects blobs yet: a local user must never hit a wall
-            pricing=operator_pricing(Path(pricing_file) if pricing_file else None),
+            pricing=local_pricing(),
         )
         # On every address, so the agents of its sandboxes reach it at the host's address on their
         # network (each sandbox lets its agent through to this port alone); every route but the health
