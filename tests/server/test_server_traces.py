@@ -4,10 +4,12 @@ id), `GET /v1/traces` (the project's events, filtered and paged), and the bounds
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
+from polarity_keystone import Keystone
 from polarity_keystone.server import _routes_traces as routes_traces
 from polarity_keystone.server import create_api_key
 from polarity_keystone.server._events import experiment_stream
@@ -164,3 +166,49 @@ def test_oversized_deep_or_too_many_events_are_refused_with_413(
     assert f"holds {cap} events; 1 more would pass its cap of {cap}" in over.json()["message"]
     through_sandbox_route = api.client.post("/v1/sandboxes/sb-full/trace", json={"events": [{"tool": "t"}]})
     assert through_sandbox_route.status_code == 413
+
+
+REPORTER_SPEC = """\
+version: 1
+id: reports-home
+base: "ubuntu:24.04"
+task: {prompt: "look up the order"}
+agent:
+  type: cli
+  command: |
+    python3 -c '
+    import json, os, urllib.request
+    event = {"type": "tool_use", "id": "toolu_9", "name": "deploy.prod", "input": {"env": "prod"}}
+    request = urllib.request.Request(
+        os.environ["KEYSTONE_BASE_URL"] + "/v1/traces",
+        data=json.dumps({"events": [event]}).encode(),
+        headers={"Authorization": "Bearer " + os.environ["KEYSTONE_API_KEY"],
+                 "Content-Type": "application/json"},
+        method="POST",
+    )
+    print(urllib.request.urlopen(request, timeout=10).read().decode())
+    '
+network:
+  egress:
+    default: deny
+invariants:
+  done: {check: {type: command_exit, command: "true"}}
+forbidden:
+  tool_calls: ['deploy\\..*']
+"""
+
+
+@pytest.mark.docker
+def test_a_forbidden_tool_an_agent_posts_from_its_sandbox_fails_the_replica(tmp_path: Path) -> None:
+    """The whole path: a replica's agent posts a tool call to `POST /v1/traces` with its `ks_sb_` token,
+    nothing in its trace file, and the replica's `forbidden.tool_calls` sees it."""
+    with Keystone.local(tmp_path / ".keystone") as ks:
+        ks.specs.create(REPORTER_SPEC)
+        results = ks.experiments.run_and_wait(ks.experiments.create("home", "reports-home").id, timeout=240)
+    (replica,) = results.scenarios[0].replicas
+
+    assert '"accepted":1' in replica.agent_output, replica.agent_output + replica.agent_stderr
+    (rule,) = replica.forbidden_checks
+    assert rule.violated, rule.details
+    assert rule.details == "agent called forbidden tool(s) deploy.prod (1 call(s))"
+    assert (replica.status, replica.tool_calls) == ("fail", 1)
