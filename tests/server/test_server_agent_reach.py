@@ -6,7 +6,10 @@ spec) another port of the host, where a server listens, stays unreachable. Again
 from __future__ import annotations
 
 import json
+import re
 import shlex
+import shutil
+import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +83,16 @@ REPLICA_SPEC = textwrap.dedent(
 )
 
 
+def _ports_open_to_sandboxes() -> set[int]:
+    """The ports the host rules accept from sandbox bridges, in whichever iptables holds them."""
+    rules = "".join(
+        subprocess.run([ipt, "-S", "INPUT"], capture_output=True, text=True).stdout
+        for ipt in ("iptables-nft", "iptables-legacy")
+        if shutil.which(ipt)
+    )
+    return {int(port) for port in re.findall(r"-i ks-\+ -p tcp -m tcp --dport (\d+) ", rules)}
+
+
 @pytest.fixture
 def other_port() -> Iterator[HostServer]:
     """A server on every address of the host, on another port: what the agent must not reach."""
@@ -117,6 +130,9 @@ def test_an_agent_reaches_the_embedded_server_and_no_other_host_port(
     spec = SPEC + f"resources: {{runtime: {runtime}}}\n"
     with Keystone.local(tmp_path / ".keystone") as ks:
         _agent_calls_home(ks, other_port, spec)
+        port = int(ks.base_url.rsplit(":", 1)[1])
+        assert port in _ports_open_to_sandboxes()
+    assert port not in _ports_open_to_sandboxes()  # the server closed, and its exception with it
 
 
 def test_an_agent_reaches_a_ks_serve_on_every_address_and_no_other_host_port(

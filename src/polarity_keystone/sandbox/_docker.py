@@ -562,6 +562,10 @@ class DockerBackend(SandboxBackend):
         self._host_guard = HostGuard()
         """The host rules and the host's addresses, which gateways refuse."""
 
+    def close_server_ports(self) -> None:
+        """Remove the host rules that let sandboxes reach the server ports of this backend's plans."""
+        self._host_guard.close(self.client)
+
     def hold_lease(self) -> None:
         """Start this owner's reaper now (the first sandbox starts it otherwise): needed before labelling
         anything else with `self.owner`, or other processes' reaps take the owner for gone."""

@@ -15,9 +15,9 @@ is forwarded, not delivered to the host, and so escapes the INPUT rule.
 
 One exception: the port of the Keystone server that boots the sandboxes (`open_server_port`), so an
 agent can call the server with its sandbox token. It is accepted above the drop rule for that TCP port
-alone; every other port of the host stays dropped. The rule stays after the server stops (ports are the
-host's; it admits sandboxes only to whatever listens there, which on a host running Keystone is its
-server) and is installed once per port, not per sandbox, so a boot costs no extra container.
+alone; every other port of the host stays dropped. It is installed once per port, not per sandbox (a
+boot costs no extra container), and removed when the server closes its engine (`HostGuard.close`); a
+server that is killed leaves it behind until the host's rules are reset.
 """
 
 from __future__ import annotations
@@ -99,6 +99,12 @@ def open_server_port(client: docker.DockerClient, image: str, port: int) -> None
         _on_host(client, image, _script((server_rule(port),), "exit 0"))
 
 
+def close_server_port(client: docker.DockerClient, image: str, port: int) -> None:
+    """Remove every copy of `server_rule(port)`."""
+    rule = server_rule(port)
+    _on_host(client, image, _script((), f"while $ipt -D {rule} 2>/dev/null; do :; done; exit 0"))
+
+
 def _on_host(client: docker.DockerClient, image: str, script: str) -> object:
     """Run `script` in a short-lived container on the host's network with NET_ADMIN; its output."""
     try:
@@ -125,7 +131,9 @@ class HostGuard:
         self.ttl_s = ttl_s
         self._addresses: tuple[str, ...] = ()
         self._read_at: float | None = None
-        self._server_ports: set[int] = set()
+        self._server_ports: dict[int, str] = {}
+        """Ports opened to sandboxes (by `open_server_port`) -> the image that opened them."""
+        self._checked: set[int] = set()
         self._lock = threading.Lock()
 
     def addresses(self, client: docker.DockerClient, image: str) -> tuple[str, ...]:
@@ -133,15 +141,24 @@ class HostGuard:
             if self._read_at is None or time.monotonic() - self._read_at > self.ttl_s:
                 self._addresses = guard_host(client, image)
                 self._read_at = time.monotonic()
-                self._server_ports.clear()  # checked again too: the rules may have been flushed since
+                self._checked.clear()  # the server ports too: the rules may have been flushed since
             return self._addresses
 
     def open_server_port(self, client: docker.DockerClient, image: str, port: int) -> None:
         """`open_server_port`, once per port (after `addresses`, so the exception lands above the drop)."""
         with self._lock:
-            if port not in self._server_ports:
+            if port not in self._checked:
+                self._server_ports[port] = image
                 open_server_port(client, image, port)
-                self._server_ports.add(port)
+                self._checked.add(port)
+
+    def close(self, client: docker.DockerClient) -> None:
+        """Close the ports this guard opened to sandboxes."""
+        with self._lock:
+            opened, self._server_ports = self._server_ports, {}
+            self._checked.clear()
+        for port, image in opened.items():
+            close_server_port(client, image, port)
 
 
 def _decode(output: object) -> str:

@@ -4,6 +4,7 @@ the crashed one left running without waiting for a request that needs sandboxes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -67,6 +68,8 @@ class LazyEngine:
             self._starting.join(STOP_WAIT_S)
         with self._lock:
             if self._backend is not None:
+                with contextlib.suppress(SandboxError):  # a host that refuses the rule refuses its removal
+                    self._backend.close_server_ports()
                 self._backend.client.close()
 
     def prepare(
