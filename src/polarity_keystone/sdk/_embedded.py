@@ -51,7 +51,7 @@ def start_embedded_server(directory: Path) -> EmbeddedServer:
             store_url=store_url,
             host_sources=True,
             webhook_allow_private_networks=True,
-            max_blob_bytes_per_project=0,  # nothing collects blobs yet: a local user must never hit a wall
+            max_blob_bytes_per_project=0,  # the local user's own disk: no quota between them and their files
             pricing=local_pricing(),
         )
         # On every address, so the agents of its sandboxes reach it at the host's address on their
