@@ -265,7 +265,9 @@ def bench_bare(
 ) -> dict[str, Any]:
     image = resolver.resolve("ubuntu:24.04")
     under = f", runtime {runtime}" if runtime else ""
-    out(f"== {'2c. gvisor:' if runtime else '1.'} bare sandbox (agent container only; image {image.ref}{under}) ==")
+    out(
+        f"== {'2c. gvisor:' if runtime else '1.'} bare sandbox (agent container only; image {image.ref}{under}) =="
+    )
     return time_boots(
         backend,
         cleanup,

@@ -16,8 +16,16 @@ LOG = [
         "allowed": False,
         "reason": "destination 172.17.0.1 is the Docker host",
     },
-    {"ts": 13.0, "kind": "http", "method": "POST", "host": "stripe", "path": "/v1/refunds", "allowed": True,
-     "service": "stripe", "status": 200},
+    {
+        "ts": 13.0,
+        "kind": "http",
+        "method": "POST",
+        "host": "stripe",
+        "path": "/v1/refunds",
+        "allowed": True,
+        "service": "stripe",
+        "status": 200,
+    },
 ]
 
 

@@ -233,7 +233,9 @@ def test_rerunning_the_same_job_attempt_reuses_its_experiment(
         assert new_attempt.outputs["experiment-id"] != first.outputs["experiment-id"]
     store = open_store(f"sqlite://{workspace.root / '.keystone' / 'keystone.db'}")
     try:
-        runs = [e.metadata.get("ci_run") for e in store.list_experiments("default", cursor=None, limit=50).items]
+        runs = [
+            e.metadata.get("ci_run") for e in store.list_experiments("default", cursor=None, limit=50).items
+        ]
     finally:
         store.close()
     assert sorted(runs) == ["github:o/r:100:1:gate", "github:o/r:100:2:gate"]

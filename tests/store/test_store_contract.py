@@ -140,7 +140,10 @@ def test_deleting_a_spec_hides_every_version_and_a_new_upload_starts_above_them(
     assert store.get_spec("default", "refunds") == revived
     with pytest.raises(NotFound):
         store.get_spec("default", "refunds", 2)
-    assert [spec.id for spec in store.list_specs("default", cursor=None, limit=10).items] == ["other", "refunds"]
+    assert [spec.id for spec in store.list_specs("default", cursor=None, limit=10).items] == [
+        "other",
+        "refunds",
+    ]
 
 
 def test_concurrent_uploads_of_one_spec_get_distinct_versions(store: Store) -> None:
@@ -290,7 +293,9 @@ def test_experiments_filter_on_spec_status_and_every_given_metadata_pair(store: 
     assert ids(spec_id="refunds", status="created") == ["numeric", "main"]
 
     page = store.list_experiments("default", cursor=None, limit=1, metadata={"repo": "acme/agents"})
-    rest = store.list_experiments("default", cursor=page.next_cursor, limit=10, metadata={"repo": "acme/agents"})
+    rest = store.list_experiments(
+        "default", cursor=page.next_cursor, limit=10, metadata={"repo": "acme/agents"}
+    )
     assert [item.id for item in page.items + rest.items] == ["other-spec", "numeric", "feature", "main"]
 
 
@@ -333,7 +338,10 @@ def test_sandboxes_are_inserted_replaced_and_listed_by_owner(store: Store) -> No
     assert store.get_sandbox("sb-1") == ready
     assert [s.id for s in store.list_sandboxes(project_id=None)] == ["sb-1", "sb-2"]
     assert [s.id for s in store.list_sandboxes(project_id=None, owner="key-1")] == ["sb-1"]
-    assert [s.id for s in store.list_sandboxes(project_id=None, owner="key-1", include_destroyed=True)] == ["sb-1", "sb-3"]
+    assert [s.id for s in store.list_sandboxes(project_id=None, owner="key-1", include_destroyed=True)] == [
+        "sb-1",
+        "sb-3",
+    ]
     with pytest.raises(NotFound):
         store.get_sandbox("missing")
 

@@ -41,7 +41,8 @@ charge, amount = sql(f"SELECT charge_id || ' ' || amount_cents FROM orders WHERE
 refund = stripe("/v1/refunds", {"charge": charge, "amount": amount})
 sql(
     f"BEGIN; UPDATE orders SET status = 'refunded' WHERE id = {order_id}; "
-    f"INSERT INTO refunds (order_id, stripe_refund_id, amount_cents) VALUES ({order_id}, '{refund['id']}', {amount}); "
+    "INSERT INTO refunds (order_id, stripe_refund_id, amount_cents) "
+    f"VALUES ({order_id}, '{refund['id']}', {amount}); "
     "COMMIT;"
 )
 print(f"refunded order {order_id}: {refund['id']}")

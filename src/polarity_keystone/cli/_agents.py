@@ -147,4 +147,3 @@ def cmd_delete(args: argparse.Namespace) -> int:
         err.print(f"deleted {args.snapshot_id}")
 
     return _served(delete)
-

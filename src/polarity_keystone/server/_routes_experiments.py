@@ -100,7 +100,11 @@ def list_experiments(
     }
     page = context.store.list_experiments(
         caller.project_id,
-        cursor=pager.cursor, limit=pager.limit, spec_id=spec_id, status=status, metadata=metadata or None
+        cursor=pager.cursor,
+        limit=pager.limit,
+        spec_id=spec_id,
+        status=status,
+        metadata=metadata or None,
     )
     return pager.answer(page, experiment_out)
 

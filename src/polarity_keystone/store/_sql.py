@@ -122,9 +122,7 @@ class SqlStore(Store, Generic[C]):
     # -- projects and API keys
     def add_project(self, record: ProjectRecord) -> None:
         with self._write() as session:
-            taken = session.one(
-                "SELECT id FROM projects WHERE id = ? OR name = ?", (record.id, record.name)
-            )
+            taken = session.one("SELECT id FROM projects WHERE id = ? OR name = ?", (record.id, record.name))
             if taken:
                 raise Conflict(f"a project named {record.name!r} or with id {record.id!r} exists")
             session.run(*insert_sql("projects", to_row(record)))
