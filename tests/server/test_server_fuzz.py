@@ -25,6 +25,11 @@ MISSING = "fuzz-missing"
 TEMPLATES: dict[str, dict[str, Any]] = {
     "/v1/specs": {"yaml": spec_yaml("fuzzed"), "name": "fuzzed"},
     "/v1/traces": {"events": [{"event_type": "tool_call", "tool": "t", "phase": "end"}], "trace_id": "tr_1"},
+    "/otel/v1/traces": {
+        "resourceSpans": [
+            {"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "name": "s"}]}]}
+        ]
+    },
     "/v1/experiments": {"name": "n", "spec_id": MISSING, "replicas": 1, "seed": 1, "metadata": {}},
     "/v1/experiments/{experiment_id}/run": {},
     "/v1/experiments/{experiment_id}/extend": {"replicas": {MISSING: 2}, "secrets": {}},

@@ -25,6 +25,7 @@ from ._routes_blobs import router as blobs
 from ._routes_bundles import router as bundles
 from ._routes_experiments import router as experiments
 from ._routes_health import router as health
+from ._routes_otlp import router as otlp
 from ._routes_runs import router as runs
 from ._routes_sandboxes import router as sandboxes
 from ._routes_specs import router as specs
@@ -144,6 +145,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         snapshots,
         webhook_subscriptions,
         traces,
+        otlp,
         admin,
     )
     for router in routers:
