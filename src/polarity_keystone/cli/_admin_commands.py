@@ -138,15 +138,15 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from ..server import revoke_live_key
+
     with _operator_store(args) as store:
         if store is None:
             return exit_codes.INVALID_INPUT
-        if not any(key.id == args.key_id and key.kind == "live" for key in store.list_api_keys()):
-            err.print(f"[red]no API key {args.key_id!r}[/]; `ks keys list` shows them")
-            return exit_codes.INVALID_INPUT
         try:
-            store.revoke_api_key(args.key_id)
+            revoke_live_key(store, args.key_id)
         except NotFound:
+            err.print(f"[red]no API key {args.key_id!r}[/]; `ks keys list` shows them")
             return exit_codes.INVALID_INPUT
     err.print(f"revoked {args.key_id}")
     return exit_codes.PASSED

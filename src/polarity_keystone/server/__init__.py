@@ -10,7 +10,7 @@ Settings are built by the caller (`ks serve`, the embedded mode, tests) and pass
 from ._app import close_app, create_app
 from ._blob_gc import BlobCollector, GcPolicy, GcReport
 from ._blobs import open_blob_store
-from ._keys import create_api_key, create_sandbox_token, hash_key
+from ._keys import create_api_key, create_sandbox_token, hash_key, revoke_live_key
 from ._models import project_name_problem
 from ._serve import RunningServer, serve_in_thread
 from ._settings import ServerSettings
@@ -30,6 +30,7 @@ __all__ = [
     "hash_key",
     "open_blob_store",
     "project_name_problem",
+    "revoke_live_key",
     "serve_in_thread",
     "sign_webhook",
     "verify_webhook",

@@ -9,7 +9,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime
 
-from ..store import DEFAULT_PROJECT, ApiKeyRecord, Store
+from ..store import DEFAULT_PROJECT, ApiKeyRecord, NotFound, Store
 
 LIVE_PREFIX = "ks_live_"
 SANDBOX_PREFIX = "ks_sb_"
@@ -47,6 +47,14 @@ def create_api_key(
     and never stored."""
     store.get_project(project_id)
     return _issue(store, name, LIVE_PREFIX, None, project_id, admin=admin)
+
+
+def revoke_live_key(store: Store, key_id: str) -> None:
+    """Revoke a `ks_live_` key; NotFound for an unknown id or a sandbox token (those end with their
+    sandbox)."""
+    if not any(key.id == key_id and key.kind == "live" for key in store.list_api_keys()):
+        raise NotFound(f"no API key {key_id!r}")
+    store.revoke_api_key(key_id)
 
 
 def create_sandbox_token(store: Store, sandbox_id: str, project_id: str) -> tuple[str, ApiKeyRecord]:

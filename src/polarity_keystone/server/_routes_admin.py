@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..store import ApiKeyRecord, NotFound, ProjectRecord
+from ..store import ApiKeyRecord, ProjectRecord
 from ._deps import AdminKey, Context
-from ._keys import create_api_key
+from ._keys import create_api_key, revoke_live_key
 from ._models import KeyCreate, KeyCreated, KeyOut, ProjectCreate, ProjectOut, error_responses
 from ._paging import LIST_RESPONSES, Paging
 
@@ -101,7 +101,5 @@ def list_keys(
     responses=error_responses(403, 404),
 )
 def revoke_key(key_id: str, context: Context, _: AdminKey) -> Response:
-    if not any(key.id == key_id and key.kind == "live" for key in context.store.list_api_keys()):
-        raise NotFound(f"no API key {key_id!r}")
-    context.store.revoke_api_key(key_id)
+    revoke_live_key(context.store, key_id)
     return Response(status_code=204)

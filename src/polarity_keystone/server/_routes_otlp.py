@@ -15,8 +15,7 @@ from ._deps import Authenticated, Context, Principal
 from ._errors import PayloadTooLarge
 from ._models import error_responses
 from ._otlp import JSON, PROTOBUF, decode_export, encode_answer, media_of, span_events
-from ._routes_traces import _sandbox_of as filing_sandbox
-from ._routes_traces import admit_events, store_events
+from ._routes_traces import admit_events, filing_sandbox, store_events
 
 router = APIRouter(prefix="/otel/v1/traces", tags=["traces"])
 

@@ -92,7 +92,7 @@ def _publish_live(
         context.bus.publish(experiment_stream(str(experiment_id)), kind, data)
 
 
-def _sandbox_of(context: Context, caller: Principal, sandbox_id: str | None) -> str | None:
+def filing_sandbox(context: Context, caller: Principal, sandbox_id: str | None) -> str | None:
     """The sandbox events are filed under: a sandbox token's own (it may name no other), or the one a
     key names in its project."""
     if caller.kind == "sandbox":
@@ -111,7 +111,7 @@ def _sandbox_of(context: Context, caller: Principal, sandbox_id: str | None) -> 
     responses=error_responses(403, 404),
 )
 def ingest(body: TracesIngest, context: Context, caller: Authenticated) -> TracesAccepted:
-    sandbox_id = _sandbox_of(context, caller, body.sandbox_id)
+    sandbox_id = filing_sandbox(context, caller, body.sandbox_id)
     trace_id = body.trace_id or f"tr_{secrets.token_hex(8)}"
     accepted = store_events(context, caller, sandbox_id, body.events, trace_id)
     index = trace_index(trace_id)
@@ -137,7 +137,7 @@ def list_events(
 ) -> list[dict[str, Any]]:
     sandbox_ids = None
     if sandbox_id is not None or caller.kind == "sandbox":
-        sandbox_ids = [str(_sandbox_of(context, caller, sandbox_id))]
+        sandbox_ids = [str(filing_sandbox(context, caller, sandbox_id))]
     if experiment_id is not None:
         context.experiment(caller.project_id, experiment_id)
         replicas = [
