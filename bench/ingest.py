@@ -1,6 +1,6 @@
 """Trace ingest benchmark: prints figures for this machine, asserts nothing.
 
-    python bench/ingest.py [--stores sqlite,postgres|URL,...] [--batches N] [--batch-size N] [--clients 1,4]
+    python bench/ingest.py [--store sqlite,postgres|URL,...] [--batches N] [--batch-size N] [--clients 1,4]
 
 Events per second through `POST /v1/traces` (a real uvicorn socket, API key auth, rate limits raised
 out of the way): `--batches` batches of `--batch-size` events from each of 1 and 4 concurrent clients,
@@ -151,7 +151,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--stores",
+        "--store",
         default="sqlite,postgres",
         help="comma-separated: sqlite (a temp file), postgres (a local container) or postgresql:// URLs",
     )
@@ -159,7 +159,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--clients", default="1,4")
     args = parser.parse_args()
-    stores = args.stores.split(",")
+    stores = args.store.split(",")
     clients = [int(count) for count in args.clients.split(",")]
     columns = []
     for store in stores:
