@@ -107,6 +107,10 @@ class ReplicaResult(RunOutcome):
     per table (when the spec audits databases), each a JSON object with a `type`."""
     service_state: dict[str, Any] = Field(default_factory=dict)
     """With `audit.service_state`: per service, the items the agent added, removed and changed."""
+    recordings: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    """Per `type: llm` service, every model call it answered, in order (request, response or stream,
+    usage, tool calls requested, and in a replay where it diverged): what `ks replay --recording`
+    answers the same calls from."""
 
 
 class ScenarioResult(RunOutcome):

@@ -142,7 +142,7 @@ def test_an_s3_image_is_an_s3_service_without_a_type() -> None:
             "  - name: db\n",
             12,
             "services[1]",
-            "unless it has type: http_mock or type: s3",
+            "unless it has type: http_mock, s3 or llm",
             id="other services need an image",
         ),
     ],

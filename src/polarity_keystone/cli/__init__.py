@@ -25,6 +25,7 @@ from ..spec import LoadedSpec, SpecError, collect_bundle, format_duration, load_
 from . import _admin_commands, _agents, _blob_commands, _replay_changes, _served, _server_commands
 from ._output import dump_json, write_json
 from ._progress import ConsoleProgress
+from ._recordings import RecordingError, load_recordings
 from ._report import print_replica_failure, print_run
 from ._signals import Interrupted, interrupted_by_signals
 
@@ -80,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--param", type=_param, action="append", default=[], metavar="KEY=VALUE")
     rep.add_argument("--fingerprint", help="the failing run's fingerprint; a mismatch refuses to replay")
     rep.add_argument("--force", action="store_true", help="replay even if the spec or images changed")
+    rep.add_argument(
+        "--recording",
+        type=Path,
+        metavar="RESULTS",
+        help="the failing run's results JSON: its model calls are answered from what it recorded, offline",
+    )
     rep.add_argument("--keep", action="store_true", help="leave the sandbox up and print how to get a shell")
     rep.add_argument("--json", action="store_true", help="print the replica result as JSON on stdout")
 
@@ -160,6 +167,13 @@ def _run_direct(loaded: Sequence[LoadedSpec], options: RunOptions) -> list[RunRe
 
 def cmd_replay(args: argparse.Namespace) -> int:
     loaded = load_specs([args.spec])
+    try:
+        recordings = (
+            load_recordings(args.recording, seed=args.seed, replica=args.replica) if args.recording else None
+        )
+    except RecordingError as exc:
+        err.print(f"[red]cannot replay the model calls:[/] {exc}", markup=True)
+        return exit_codes.INVALID_INPUT
     backend = _backend()
     files = collect_bundle(loaded[0])  # a served run pinned its files' bundle digest: so does the replay
     bundle = files.digest if files.manifest else None
@@ -175,6 +189,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             fingerprint=args.fingerprint,
             force=args.force,
             keep=args.keep,
+            recordings=recordings,
         )
     except FingerprintMismatch as exc:
         err.print(f"[red]refusing to replay:[/] {exc}")

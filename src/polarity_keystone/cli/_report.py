@@ -66,5 +66,19 @@ def print_replica_failure(console: Console, scenario_id: str, replica: ReplicaRe
         console.print(f"  {escape(head)}")
         for line in output.splitlines():
             console.print(f"    [dim]{escape(line)}[/]", soft_wrap=True)
+    for divergence in (event for event in replica.audit if event.get("type") == "llm_divergence"):
+        where = divergence.get("path") or "(the call itself)"
+        expected, got = (str(divergence.get(key))[:200] for key in ("expected", "got"))
+        console.print(
+            f"  model call {divergence.get('call')} diverged from the recording at `{escape(str(where))}`: "
+            f"expected {escape(expected)}, got {escape(got)}",
+            soft_wrap=True,
+        )
     if replica.reproducer is not None:
         console.print(f"  replay: [bold]{escape(replica.reproducer.command)}[/]", soft_wrap=True)
+        if any(replica.recordings.values()):
+            console.print(
+                "  [dim]add --recording RESULTS.json (this run's results, e.g. from `ks eval run -o`) to "
+                "answer its model calls from the recording, with no network[/]",
+                soft_wrap=True,
+            )

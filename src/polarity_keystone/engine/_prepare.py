@@ -25,7 +25,7 @@ from ..secrets import (
     resolve_fixed,
     secret_files,
 )
-from ..services import kind_of
+from ..services import kind_of, llm
 from ..spec import (
     SEMANTIC_KEYS,
     LoadedSpec,
@@ -216,15 +216,20 @@ def plan_replica(
     seed: int,
     parameters: dict[str, Any],
     keep: bool = False,
+    replaying: bool = False,
 ) -> ReplicaPlan:
-    """Everything one replica's sandbox and agent need; secrets are resolved here (raises SecretError)."""
+    """Everything one replica's sandbox and agent need; secrets are resolved here (raises SecretError).
+    `replaying`: the model services (`type: llm`) answer from a recording, not in their spec's mode."""
     spec = prepared.spec
     values = {**prepared.secrets, **generated(spec.secrets, seed)}
     services: dict[str, Service] = {}
     plans = []
     service_env: dict[str, str] = {}
     for declared in spec.services:
-        env = {key: interpolate(value, values) for key, value in declared.env.items()}
+        if replaying and declared.llm is not None:
+            declared = llm.as_replay(declared)
+        templates = {**declared.env, **kind_of(declared).secret_env(declared)}
+        env = {key: interpolate(value, values) for key, value in templates.items()}
         service = services[declared.name] = declared.model_copy(update={"env": env})
         if needs_db_audit(spec):
             service = services[declared.name] = audited(service)

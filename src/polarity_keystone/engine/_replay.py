@@ -9,6 +9,7 @@ from typing import Any
 from ..results import ReplicaResult
 from ..sandbox import BootListener, Sandbox, SandboxBackend
 from ._experiment import scenarios_of
+from ._model_calls import Recordings
 from ._prepare import PreparedSpec
 from ._replica import ReplicaJob, run_replica
 from ._trace import ReportedTrace
@@ -32,7 +33,10 @@ def replay(
     on_boot: BootListener | None = None,
     on_sandbox: Callable[[Sandbox], None] | None = None,
     reported_trace: ReportedTrace | None = None,
+    recordings: Recordings | None = None,
 ) -> ReplicaResult:
+    """`recordings` (a replica's `recordings`): its model services answer the same calls from them,
+    with no network, instead of in their spec's mode."""
     if fingerprint and fingerprint != prepared.fingerprint_id and not force:
         raise FingerprintMismatch(
             f"the spec, agent or images changed since the run being replayed (fingerprint "
@@ -59,4 +63,5 @@ def replay(
         on_boot=on_boot,
         on_sandbox=on_sandbox,
         reported_trace=reported_trace,
+        replaying=recordings,
     )

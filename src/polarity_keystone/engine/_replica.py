@@ -30,6 +30,7 @@ from ..spec import Spec
 from ._audit import audit_events
 from ._db_audit import DbAudit, needs_db_audit
 from ._execlog import needs_command_log, read_commands
+from ._model_calls import Recordings, divergence_events, put_recordings, read_recordings, with_model_calls
 from ._network import gateway_calls, mock_calls
 from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
 from ._state_audit import capture, state_changes
@@ -75,10 +76,12 @@ def run_replica(
     on_boot: BootListener | None = None,
     on_sandbox: Callable[[Sandbox], None] | None = None,
     reported_trace: ReportedTrace | None = None,
+    replaying: Recordings | None = None,
 ) -> ReplicaResult:
     """Never raises for a failure inside the sandbox: boot and infrastructure failures become a result
     with status `error`, agent failures a result with status `fail`. `reported_trace` gives the events
-    the agent reported over the API, scored with its trace file's."""
+    the agent reported over the API, scored with its trace file's. With `replaying`, the spec's model
+    services answer from those recordings instead of their own mode, with no network."""
     started = time.monotonic()
     result = ReplicaResult(replica=job.replica, seed=job.seed, status="error")
     try:
@@ -90,6 +93,7 @@ def run_replica(
             seed=job.seed,
             parameters=job.parameters,
             keep=keep,
+            replaying=replaying is not None,
         )
     except SecretError as exc:
         result.error = str(exc)
@@ -102,6 +106,8 @@ def run_replica(
         result.boot_ms = int((time.monotonic() - started) * 1000)
         if on_sandbox is not None:
             on_sandbox(sandbox)
+        if replaying is not None:
+            put_recordings(sandbox, plan.services, replaying)
         _run_and_score(prepared, sandbox, plan, result, reported_trace)
     except SandboxBootError as exc:
         result.sandbox_id = exc.sandbox_id
@@ -145,7 +151,8 @@ def _run_and_score(
     diff = sandbox.diff()
     agent_commands = read_commands(sandbox, str(spec.agent.command)) if needs_command_log(spec) else []
     writes, statements = db_audit.finish() if db_audit else ([], [])
-    events = read_trace(sandbox, reported_trace)
+    result.recordings = read_recordings(sandbox, plan.services)
+    events = with_model_calls(read_trace(sandbox, reported_trace), result.recordings)
     calls = tool_calls(events)
     result.cost = run_cost(events, prepared.pricing)
     if state_before:
@@ -170,6 +177,7 @@ def _run_and_score(
         agent_commands=agent_commands,
     )
     result.audit += tool_call_events(calls)
+    result.audit += divergence_events(result.recordings)
     result.audit += _leftover_events(settled)
     result.tool_calls = len(calls)
     result.exit_code = run.exit_code

@@ -1,6 +1,7 @@
 """Backing services: one module per kind, each registered under the name the spec gives it (its
 `type`, or the kind its image runs). A kind builds the container the sandbox runs for a service."""
 
+from . import llm
 from ._base import GENERIC, KINDS, ServiceKind, kind_of, register_kind
 from ._snapshots import ServiceSnapshot, snapshot_diff
 from .http_mock import HttpMock
@@ -22,6 +23,7 @@ __all__ = [
     "SqlError",
     "TableWrite",
     "kind_of",
+    "llm",
     "register_kind",
     "snapshot_diff",
 ]

@@ -45,6 +45,11 @@ class ServiceKind:
         """Environment the service's own container gets on top of the spec's `env` (its config)."""
         return {}
 
+    def secret_env(self, service: Service) -> dict[str, str]:
+        """Environment of the service's own container filled from secrets, as `{{ secrets.NAME }}`
+        templates: the engine fills them like the spec's `env`, and redacts their values everywhere."""
+        return {}
+
     def agent_env(self, service: Service) -> dict[str, str]:
         """Environment the agent gets for this service: `<NAME>_HOST` / `<NAME>_PORT` (+ kind extras)."""
         prefix = service.name.upper().replace("-", "_")

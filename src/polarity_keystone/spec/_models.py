@@ -109,8 +109,30 @@ class SetupFile(_Block):
     mode: Annotated[int, BeforeValidator(_octal_mode)] = 0o644
 
 
+_PROJECT = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_EXTRAS = rf"\[\s*{_PROJECT}(?:\s*,\s*{_PROJECT})*\s*\]"
+_EXACT_PIN = re.compile(rf"{_PROJECT}(?:{_EXTRAS})?\s*==\s*[0-9][A-Za-z0-9.+!_-]*")
+
+
+def _exact_pin(value: str) -> str:
+    """`openai==1.109.1`, extras allowed (`psycopg[binary]==3.2.10`): the image is built once per
+    requirement list, so a range would freeze whatever version happened to be newest at that build."""
+    if _EXACT_PIN.fullmatch(value.strip()):
+        return value.strip()
+    name = re.match(_PROJECT, value.strip())
+    example = f"{name.group(0)}==<version>" if name else "openai==<version>"
+    raise ValueError(f"{value!r} is not an exact pin: give one version, e.g. {example}")
+
+
+PinnedRequirement = Annotated[str, AfterValidator(_exact_pin)]
+
+
 class Setup(_Block):
     packages: list[str] = Field(default_factory=list)
+    pip: list[PinnedRequirement] = Field(default_factory=list)
+    """Keystone extension: Python packages installed with pip after `packages` and `files`, before
+    `commands`; their wheels (dependencies included) are downloaded on the host, so the image needs
+    python3 but no pip and no index."""
     commands: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     files: list[SetupFile] = Field(default_factory=list)
@@ -274,10 +296,90 @@ class MockRoute(_Block):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
+LlmProvider = Literal["openai", "anthropic"]
+
+
+class LlmMatch(_Block):
+    """When a canned response answers: every condition given must hold."""
+
+    call: int | None = Field(default=None, ge=0)
+    """The 0-based index of the call among this replica's model calls."""
+    contains: str | None = None
+    """Text the request's last message contains (a tool result included)."""
+
+
+class LlmToolCall(_Block):
+    name: str = Field(min_length=1, max_length=64)
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+    id: str | None = None
+    """Default: a deterministic id per call and position, so a re-run sends identical requests."""
+
+
+class LlmUsage(_Block):
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+
+
+class LlmResponse(_Block):
+    """One canned model answer of an `llm` service in `mock` mode, in whichever provider's shape the
+    agent asked (OpenAI chat completions or Anthropic messages), streamed when the agent streams."""
+
+    match: LlmMatch | None = None
+    content: str = ""
+    tool_calls: list[LlmToolCall] = Field(default_factory=list)
+    usage: LlmUsage | None = None
+    """Default: estimated from the text (a token per four characters)."""
+    model: str | None = None
+    """Default: the model the request named."""
+    status: HttpStatus = 200
+    error: str | None = None
+    """With a `status` of 400 or more: the message of the provider-shaped error body."""
+
+
+DEFAULT_LLM_UPSTREAMS: dict[LlmProvider, str] = {
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+}
+
+
+class LlmProxy(_Block):
+    """Keystone extension, the `llm` block of a `type: llm` service: an OpenAI- and Anthropic-compatible
+    proxy the agent calls in place of the provider (its clients get `OPENAI_BASE_URL` and
+    `ANTHROPIC_BASE_URL`). `mock` answers from `responses`, offline; `record` forwards to the provider
+    with the key of the secret `api_keys` names (the agent holds only a placeholder) and keeps every
+    exchange in the replica's result, so `ks replay --recording` can answer the same calls again."""
+
+    mode: Literal["mock", "record", "replay"] = "mock"
+    responses: list[LlmResponse] = Field(default_factory=list, max_length=1000)
+    upstreams: dict[LlmProvider, str] = Field(default_factory=lambda: dict(DEFAULT_LLM_UPSTREAMS))
+    api_keys: dict[LlmProvider, str] = Field(default_factory=dict)
+    """Provider -> the name of a spec secret holding its API key."""
+    max_calls: int = Field(default=1000, ge=1, le=10_000)
+
+    @field_validator("upstreams")
+    @classmethod
+    def _http_urls(cls, value: dict[LlmProvider, str]) -> dict[LlmProvider, str]:
+        for provider, url in value.items():
+            if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+                example = DEFAULT_LLM_UPSTREAMS[provider]
+                raise ValueError(f"upstream of {provider} {url!r} must be an http(s) URL, e.g. {example}")
+        return {**DEFAULT_LLM_UPSTREAMS, **value}
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> LlmProxy:
+        if self.mode == "replay":
+            raise ValueError(
+                "mode: replay is set by `ks replay --recording FILE`, not in a spec; use mock or record"
+            )
+        if self.mode == "mock" and not self.responses:
+            raise ValueError("mode: mock needs `responses` (the canned answers, first match wins)")
+        return self
+
+
 class Service(_Block):
     name: str
     image: str | None = None
-    type: Literal["", "postgres", "redis", "http_mock", "s3", "generic"] = ""
+    type: Literal["", "postgres", "redis", "http_mock", "s3", "llm", "generic"] = ""
     env: dict[str, str] = Field(default_factory=dict)
     ports: list[int] = Field(default_factory=list)
     command: str | list[str] | None = None
@@ -289,6 +391,8 @@ class Service(_Block):
     """`http_mock` only: the status of a request no route matches."""
     routes: list[MockRoute] = Field(default_factory=list)
     """`http_mock` only: the mock's routes, first match wins."""
+    llm: LlmProxy | None = None
+    """`llm` only: how the model proxy answers (Keystone extension)."""
 
     @field_validator("name")
     @classmethod
@@ -299,12 +403,14 @@ class Service(_Block):
 
     @model_validator(mode="after")
     def _needs_image(self) -> Service:
-        if self.type not in ("http_mock", "s3") and not self.image:
+        if self.type not in ("http_mock", "s3", "llm") and not self.image:
             raise ValueError(
-                "a service needs an `image` (e.g. postgres:16) unless it has type: http_mock or type: s3"
+                "a service needs an `image` (e.g. postgres:16) unless it has type: http_mock, s3 or llm"
             )
         if self.type != "http_mock" and (self.routes or self.record):
             raise ValueError("`routes` and `record` only apply to a service with type: http_mock")
+        if (self.type == "llm") != (self.llm is not None):
+            raise ValueError("a service with type: llm needs an `llm` block (mode, responses), and only it")
         return self
 
 

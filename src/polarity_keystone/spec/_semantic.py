@@ -48,6 +48,7 @@ def semantic_issues(spec: Spec, source: SourceMap, root: Path | None) -> list[Sp
         *_local_paths(spec, source, root),
         *_all_weights_zero(spec, source),
         *_reserved_axes(spec, source),
+        *_undeclared_llm_keys(spec, source),
     ]
 
 
@@ -205,3 +206,18 @@ def _reserved_axes(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
                 f"matrix axis `{axis}` collides with the env vars Keystone sets ({_RESERVED_ENV_PREFIX}*)",
                 "rename the axis; it is exported to the agent as an env var of the same name",
             )
+
+
+def _undeclared_llm_keys(spec: Spec, source: SourceMap) -> Iterator[SpecIssue]:
+    """An `llm` service's `api_keys` name secrets the spec declares."""
+    declared = [secret.name for secret in spec.secrets]
+    for index, service in enumerate(spec.services):
+        for provider, name in (service.llm.api_keys if service.llm else {}).items():
+            if name not in declared:
+                close = difflib.get_close_matches(name, declared, n=1)
+                hint = f"did you mean `{close[0]}`?" if close else f"declare it: `secrets: [{name}]`"
+                yield source.issue(
+                    ("services", index, "llm", "api_keys", provider),
+                    f"secret `{name}` is not declared in `secrets`",
+                    hint,
+                )
