@@ -1,5 +1,6 @@
-"""A local server speaking the OpenAI chat-completions and Anthropic messages HTTP APIs, for the official
-`openai` and `anthropic` clients (`base_url=providers.openai_url` / `providers.anthropic_url`).
+"""A local server speaking the OpenAI chat-completions and Responses and the Anthropic messages HTTP APIs,
+for the official `openai` and `anthropic` clients (`base_url=providers.openai_url` /
+`providers.anthropic_url`).
 
 Every answer asks for one tool call (`lookup_order`) and reports usage with cache and reasoning tokens,
 whole or streamed as server-sent events the way the providers stream them. A request for the model
@@ -12,7 +13,7 @@ import json
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -27,6 +28,8 @@ BAD_MODEL = "bad-model"
 @dataclass(frozen=True)
 class FakeProviders:
     port: int
+    keys: list[str] = field(default_factory=list)
+    """The key each request carried (`x-api-key`, or `Authorization` without `Bearer `), in order."""
 
     @property
     def openai_url(self) -> str:
@@ -39,26 +42,35 @@ class FakeProviders:
 
 @contextmanager
 def fake_providers() -> Iterator[FakeProviders]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server = _Server(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield FakeProviders(server.server_address[1])
+        yield FakeProviders(server.server_address[1], server.keys)
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
 
 
+class _Server(ThreadingHTTPServer):
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.keys: list[str] = []
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    server: _Server
     disable_nagle_algorithm = True  # headers and body go out in two writes: no delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the tests read no access log
         pass
 
     def do_POST(self) -> None:
+        key = self.headers.get("x-api-key") or self.headers.get("Authorization", "").removeprefix("Bearer ")
+        self.server.keys.append(key)
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         model = str(body.get("model", ""))
         if self.path == "/v1/chat/completions":
@@ -70,6 +82,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._sse((None, data) for data in [*chunks, "[DONE]"])
             else:
                 self._json(200, openai_completion(model))
+        elif self.path == "/v1/responses":
+            if model == BAD_MODEL:
+                self._json(400, {"error": {"message": "unknown model", "type": "invalid_request_error"}})
+            elif body.get("stream"):
+                self._sse((event["type"], json.dumps(event)) for event in openai_response_events(model))
+            else:
+                self._json(200, openai_response(model))
         elif self.path == "/v1/messages":
             if model == BAD_MODEL:
                 error = {"type": "invalid_request_error", "message": "unknown model"}
@@ -162,6 +181,79 @@ def openai_chunks(model: str, include_usage: bool) -> list[dict[str, Any]]:
     if include_usage:
         chunks.append({**base, "choices": [], "usage": openai_usage()})
     return chunks
+
+
+def openai_response(model: str, *, done: bool = True) -> dict[str, Any]:
+    """A Responses API response: a text message, then a function call; in progress it has neither
+    output nor usage yet."""
+    message = openai_output_message(
+        "completed", [{"type": "output_text", "text": "Looking it up.", "annotations": []}]
+    )
+    usage = {
+        "input_tokens": INPUT_TOKENS,
+        "input_tokens_details": {"cached_tokens": CACHED_TOKENS},
+        "output_tokens": OUTPUT_TOKENS,
+        "output_tokens_details": {"reasoning_tokens": REASONING_TOKENS},
+        "total_tokens": INPUT_TOKENS + OUTPUT_TOKENS,
+    }
+    return {
+        "id": "resp_fake",
+        "object": "response",
+        "created_at": 1_700_000_000,
+        "model": model,
+        "status": "completed" if done else "in_progress",
+        "output": [message, openai_function_call()] if done else [],
+        "usage": usage if done else None,
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+
+
+def openai_output_message(status: str, content: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "message", "id": "msg_fake", "status": status, "role": "assistant", "content": content}
+
+
+def openai_function_call(arguments: str = TOOL_ARGUMENTS) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": "fc_fake",
+        "call_id": OPENAI_TOOL_CALL_ID,
+        "name": TOOL,
+        "arguments": arguments,
+        "status": "completed",
+    }
+
+
+def openai_response_events(model: str) -> list[dict[str, Any]]:
+    """As the Responses API streams: `response.created`, the text as `response.output_text.delta`, the
+    function call as an output item whose arguments arrive in two `response.function_call_arguments.delta`
+    pieces, and `response.completed` with the whole response and its usage."""
+    half = len(TOOL_ARGUMENTS) // 2
+    message = openai_output_message("in_progress", [])
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": openai_response(model, done=False)},
+        {"type": "response.output_item.added", "output_index": 0, "item": message},
+        {
+            "type": "response.output_text.delta",
+            "item_id": "msg_fake",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": "Looking it up.",
+        },
+        {"type": "response.output_item.added", "output_index": 1, "item": openai_function_call("")},
+        *(
+            {
+                "type": "response.function_call_arguments.delta",
+                "item_id": "fc_fake",
+                "output_index": 1,
+                "delta": piece,
+            }
+            for piece in (TOOL_ARGUMENTS[:half], TOOL_ARGUMENTS[half:])
+        ),
+        {"type": "response.completed", "response": openai_response(model)},
+    ]
+    return [{**event, "sequence_number": number} for number, event in enumerate(events)]
 
 
 def anthropic_usage() -> dict[str, Any]:

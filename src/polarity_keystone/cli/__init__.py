@@ -223,7 +223,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 def cmd_images_build(args: argparse.Namespace) -> int:
     resolver = ImageResolver(DockerBackend().client)
-    for name in ("base", "postgres", "redis", "http_mock", "s3", "gateway", "execlog", "reaper"):
+    for name in ("base", "postgres", "redis", "http_mock", "llm_proxy", "s3", "gateway", "execlog", "reaper"):
         image = resolver.local(name)
         err.print(f"{name}: {image.ref}")
     return exit_codes.PASSED
