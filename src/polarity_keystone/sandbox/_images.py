@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -111,17 +113,21 @@ def _hash_tree(files: dict[str, bytes]) -> str:
     return digest.hexdigest()
 
 
-def download_wheels(requirements: bytes, architecture: str) -> dict[str, bytes]:
-    """`wheels/<file>` for every pinned requirement (no dependency resolution: the list is complete),
-    binary wheels for CPython 3.11 on `architecture` (x86_64 or aarch64), fetched with the host's pip."""
+def download_wheels(
+    requirements: bytes, architecture: str, *, python: str = WHEELS_PYTHON, dependencies: bool = False
+) -> dict[str, bytes]:
+    """`wheels/<file>` for every requirement (one a line), binary wheels for CPython `python` (X.Y) on
+    `architecture` (x86_64 or aarch64), fetched with the host's pip; with `dependencies` pip resolves
+    and fetches theirs too, else the list must be complete."""
     platforms = _PLATFORMS.get({"amd64": "x86_64", "arm64": "aarch64"}.get(architecture, architecture))
     if platforms is None:
         raise ImageError(f"no wheels for the engine's architecture {architecture!r} (x86_64 or aarch64)")
     with tempfile.TemporaryDirectory(prefix="keystone-wheels-") as folder:
         listing = Path(folder) / WHEELS_FILE
         listing.write_bytes(requirements)
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"]
-        command += ["--python-version", WHEELS_PYTHON, "--implementation", "cp"]
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:"]
+        command += [] if dependencies else ["--no-deps"]
+        command += ["--python-version", python, "--implementation", "cp"]
         for platform in (*platforms, "any"):
             command += ["--platform", platform]
         command += ["-d", str(Path(folder) / "wheels"), "-r", str(listing)]
@@ -129,10 +135,29 @@ def download_wheels(requirements: bytes, architecture: str) -> dict[str, bytes]:
             subprocess.run(command, check=True, capture_output=True, text=True, timeout=900)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
             output = str(getattr(exc, "stderr", "") or getattr(exc, "output", "") or exc)
-            raise ImageError(f"downloading the wheels in {WHEELS_FILE} failed: {output[-4000:]}") from exc
+            wanted = ", ".join(line.strip() for line in requirements.decode().splitlines() if line.strip())
+            raise ImageError(f"pip could not download the wheels of {wanted}: {output[-4000:]}") from exc
         return {
             f"wheels/{path.name}": path.read_bytes() for path in sorted((Path(folder) / "wheels").iterdir())
         }
+
+
+def _project(requirement: str) -> str:
+    """The normalized project name of a requirement such as `Psycopg[binary]==3.2.10`."""
+    return re.sub(r"[-_.]+", "-", re.split(r"[\[=<>!~;\s]", requirement, maxsplit=1)[0]).lower()
+
+
+def _pip_install(requirements: list[str]) -> list[str]:
+    """Dockerfile lines installing `requirements` from the downloaded `wheels/`, with no index and no pip
+    in the image: pip runs from its own wheel. The wheels' layer stays (the classic builder cannot mount
+    them), but the RUN leaves no copy of them in the file system."""
+    install = (
+        'set -- /tmp/wheels/pip-*.whl && python3 "$1/pip" install --no-index --find-links /tmp/wheels '
+        "--break-system-packages --no-cache-dir --disable-pip-version-check --root-user-action=ignore "
+        + " ".join(shlex.quote(requirement) for requirement in requirements)
+        + " && rm -rf /tmp/wheels"
+    )
+    return ["COPY wheels /tmp/wheels", f"RUN {json.dumps(['sh', '-c', install])}"]
 
 
 DOCKERFILES = resources.files("polarity_keystone.sandbox") / "dockerfiles"
@@ -227,9 +252,9 @@ class ImageResolver:
         return str(self._client.info().get("Architecture", "x86_64"))
 
     def bake_setup(self, base: ResolvedImage, setup: Setup) -> ResolvedImage:
-        """The base image with `setup.packages`, `setup.files` and `setup.commands` baked in, built once per
-        distinct setup (and base image) instead of once per sandbox."""
-        if not (setup.packages or setup.commands or setup.files):
+        """The base image with `setup.packages`, `setup.files`, `setup.pip` and `setup.commands` baked in,
+        in that order, built once per distinct setup (and base image) instead of once per sandbox."""
+        if not (setup.packages or setup.commands or setup.files or setup.pip):
             return base
         lines = [f"FROM {base.ref}", "USER root", "WORKDIR /workspace"]
         files: dict[str, bytes] = {}
@@ -243,8 +268,45 @@ class ImageResolver:
             files[f"file-{index}"] = item.content.encode()
             lines.append(f"COPY file-{index} {json.dumps(item.path)}")
             lines.append(f"RUN chmod {item.mode:o} {json.dumps(item.path)}")
+        wheels: Callable[[], dict[str, bytes]] | None = None
+        if setup.pip:
+            base = self._derive(base, lines, files)
+            lines = [f"FROM {base.ref}", "USER root", "WORKDIR /workspace", *_pip_install(setup.pip)]
+            files = {}
+            wheels = self._wheels_for(base, setup.pip)
         lines.extend(f"RUN {json.dumps(['sh', '-c', command])}" for command in setup.commands)
-        return self._derive(base, lines, files)
+        return self._derive(base, lines, files, wheels)
+
+    def _wheels_for(self, image: ResolvedImage, requirements: list[str]) -> Callable[[], dict[str, bytes]]:
+        """The download of `requirements` (dependencies resolved) and of pip itself for `image`'s python3,
+        run only when the image that installs them is built. Its tag need not hash the Python version:
+        `image`'s digest, which it hashes, fixes that version."""
+        wanted = requirements if any(_project(r) == "pip" for r in requirements) else [*requirements, "pip"]
+
+        def download() -> dict[str, bytes]:
+            python = self._python_version(image)
+            listing = "".join(f"{requirement}\n" for requirement in wanted).encode()
+            return download_wheels(listing, self._architecture(), python=python, dependencies=True)
+
+        return download
+
+    def _python_version(self, image: ResolvedImage) -> str:
+        """X.Y of `image`'s python3, asked in a throwaway container; ImageError when it has none."""
+        code = "import sys; print('%d.%d' % sys.version_info[:2])"
+        container = self._client.containers.create(
+            image.ref, ["-c", code], entrypoint=["python3"], user="root", network_disabled=True
+        )
+        try:
+            container.start()
+            status = container.wait(timeout=120).get("StatusCode")
+            version = bytes(container.logs(stdout=True, stderr=False)).decode(errors="replace").strip()
+        except docker.errors.APIError:  # no python3 to start
+            status, version = None, ""
+        finally:
+            container.remove(force=True)
+        if status != 0 or not re.fullmatch(r"3\.[0-9]+", version):
+            raise ImageError("setup.pip needs python3 in the image: add python3 to setup.packages")
+        return version
 
     def for_agent(self, image: ResolvedImage, user: str | None) -> tuple[ResolvedImage, AgentUser]:
         """`image` prepared for the agent user (`agent.user`; None is Keystone's unprivileged `agent`):
@@ -297,12 +359,19 @@ class ImageResolver:
         lines += [f"COPY --from={local.ref} {json.dumps([src, dest])}" for src, dest in sorted(paths.items())]
         return self._derive(base, lines, {})  # the source's tag, in `lines`, names its content
 
-    def _derive(self, base: ResolvedImage, lines: list[str], files: dict[str, bytes]) -> ResolvedImage:
-        """An image built on `base` from Dockerfile `lines` and context `files`, tagged by their hash."""
+    def _derive(
+        self,
+        base: ResolvedImage,
+        lines: list[str],
+        files: dict[str, bytes],
+        extra: Callable[[], dict[str, bytes]] | None = None,
+    ) -> ResolvedImage:
+        """An image built on `base` from Dockerfile `lines` and context `files`, tagged by their hash;
+        `extra` as in `_build`."""
         files = {**files, "Dockerfile": ("\n".join(lines) + "\n").encode()}
         tag = f"{SETUP_REPO}:{_hash_tree({**files, 'base': base.digest.encode()})[:16]}"
         return ResolvedImage(
-            requested=base.requested, ref=tag, digest=self._build(tag, files), note=base.note
+            requested=base.requested, ref=tag, digest=self._build(tag, files, extra), note=base.note
         )
 
     def _resolve(self, ref: str) -> ResolvedImage:

@@ -119,8 +119,8 @@ def _exact_pin(value: str) -> str:
     requirement list, so a range would freeze whatever version happened to be newest at that build."""
     if _EXACT_PIN.fullmatch(value.strip()):
         return value.strip()
-    name = re.match(_PROJECT, value.strip())
-    example = f"{name.group(0)}==<version>" if name else "openai==<version>"
+    name = re.match(rf"({_PROJECT})\s*(?:{_EXTRAS})?\s*(?:[<>=!~;]|$)", value.strip())
+    example = f"{name.group(1)}==<version>" if name else "openai==<version>"
     raise ValueError(f"{value!r} is not an exact pin: give one version, e.g. {example}")
 
 
