@@ -19,6 +19,8 @@ from polarity_keystone.sandbox import DockerBackend, ImageError, ImageResolver
 from polarity_keystone.sandbox import _images as images
 from polarity_keystone.spec import Setup, load_spec
 
+pytestmark = pytest.mark.docker
+
 OPENAI = "1.109.1"
 """The newest openai 1.x with wheels for CPython 3.11 (the stand-in base's python3) when this was written."""
 
@@ -90,9 +92,6 @@ def built(
                 resolver.client.images.remove(ref, force=True)
 
 
-pytestmark = pytest.mark.docker
-
-
 def test_the_agent_imports_the_pinned_package(
     built: tuple[PreparedSpec, list[tuple[bytes, str]]], backend: DockerBackend
 ) -> None:
@@ -101,7 +100,10 @@ def test_the_agent_imports_the_pinned_package(
     assert requirements.decode().split() == [f"openai=={OPENAI}", "pip"]
     results = run_experiment(prepared, backend, RunOptions(seed=1))
     (replica,) = results.scenarios[0].replicas
-    assert (replica.status, replica.agent_output.strip()) == ("pass", OPENAI), (replica.reasons, replica.agent_stderr)
+    assert (replica.status, replica.agent_output.strip()) == ("pass", OPENAI), (
+        replica.reasons,
+        replica.agent_stderr,
+    )
 
 
 def test_a_second_prepare_builds_and_downloads_nothing(
