@@ -1,7 +1,8 @@
 """`ks replay --recording FILE`: the model calls a replica made, read from the results it left.
 
 FILE is a run's results (`ks eval run -o`, `--json`, the server's experiment results) or one replica's
-(`ks replay --json`); the replica is the one with the replayed seed and replica number.
+(`ks replay --json`); the replica is the one with the replayed seed and replica number. Only the shape
+this needs is read, so results written by another version of Keystone serve as well.
 """
 
 from __future__ import annotations
@@ -9,10 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-
-from pydantic import ValidationError
-
-from ..results import ReplicaResult, RunResults
 
 RECORDING_FILE_LIMIT = 512 * 1024 * 1024
 
@@ -32,25 +29,37 @@ def load_recordings(path: Path, *, seed: int, replica: int) -> dict[str, list[di
         raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:
         raise RecordingError(f"{path} is not JSON: {exc}") from exc
-    try:
-        replicas = _replicas(document)
-    except ValidationError as exc:
+    replicas = _replicas(document)
+    if not replicas:
         raise RecordingError(
-            f"{path} is neither a run's results nor a replica's: {exc.errors()[0]['msg']}"
-        ) from exc
-    found = next((r for r in replicas if r.seed == seed and r.replica == replica), None)
+            f"{path} is neither a run's results nor a replica's (no `seed` and `recordings`)"
+        )
+    found = next((r for r in replicas if r.get("seed") == seed and r.get("replica") == replica), None)
     if found is None:
-        seen = ", ".join(f"seed {r.seed} replica {r.replica}" for r in replicas[:10]) or "none"
+        seen = ", ".join(f"seed {r.get('seed')} replica {r.get('replica')}" for r in replicas[:10])
         raise RecordingError(f"{path} has no replica with seed {seed} and replica {replica} (it has: {seen})")
-    if not any(found.recordings.values()):
+    recordings = found.get("recordings")
+    if not isinstance(recordings, dict) or not any(
+        isinstance(calls, list) and calls for calls in recordings.values()
+    ):
         raise RecordingError(
             f"replica {replica} (seed {seed}) in {path} made no model calls through a `type: llm` service"
         )
-    return found.recordings
+    return {
+        str(name): [call for call in calls if isinstance(call, dict)]
+        for name, calls in recordings.items()
+        if isinstance(calls, list)
+    }
 
 
-def _replicas(document: Any) -> list[ReplicaResult]:
-    if isinstance(document, dict) and "scenarios" in document:
-        results = RunResults.model_validate(document)
-        return [replica for scenario in results.scenarios for replica in scenario.replicas]
-    return [ReplicaResult.model_validate(document)]
+def _replicas(document: Any) -> list[dict[str, Any]]:
+    """The replica objects of a run's results (`scenarios[].replicas[]`), or the one replica given."""
+    if isinstance(document, dict) and isinstance(document.get("scenarios"), list):
+        return [
+            replica
+            for scenario in document["scenarios"]
+            if isinstance(scenario, dict) and isinstance(scenario.get("replicas"), list)
+            for replica in scenario["replicas"]
+            if isinstance(replica, dict)
+        ]
+    return [document] if isinstance(document, dict) and "seed" in document else []
