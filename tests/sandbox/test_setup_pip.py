@@ -22,7 +22,7 @@ from polarity_keystone.spec import Setup, load_spec
 pytestmark = pytest.mark.docker
 
 OPENAI = "1.109.1"
-"""The newest openai 1.x with wheels for CPython 3.11 (the stand-in base's python3) when this was written."""
+"""An openai release whose wheels, and its dependencies', pip finds for CPython 3.11 and 3.12 on manylinux."""
 
 SPEC = f"""
 version: 1
