@@ -32,9 +32,7 @@ import openai
 from polarity_keystone.sdk import Keystone
 from polarity_keystone.sdk._llm_wrappers import CallReader, instrument
 from polarity_keystone.sdk._tracing import reset_tracing
-from polarity_keystone.sdk._wrap_anthropic import OPERATION as ANTHROPIC_OPERATION
 from polarity_keystone.sdk._wrap_anthropic import patch_points as anthropic_points
-from polarity_keystone.sdk._wrap_openai import OPERATION as OPENAI_OPERATION
 from polarity_keystone.sdk._wrap_openai import patch_points as openai_points
 from tests.fakes.llm_providers import TOOL, FakeProviders, fake_providers
 
@@ -73,11 +71,33 @@ def anthropic_call(stream: bool) -> Callable[[Any], Any]:
     return call
 
 
+def openai_responses_call(stream: bool) -> Callable[[Any], Any]:
+    tools = [{"type": "function", "name": TOOL, "parameters": {"type": "object"}}]
+
+    def call(client: Any) -> Any:
+        result = client.responses.create(
+            model="gpt-4o-mini", input=MESSAGES[0]["content"], tools=tools, stream=stream
+        )
+        return list(result) if stream else result
+
+    return call
+
+
+def anthropic_stream_manager_call(client: Any) -> Any:
+    with client.messages.stream(
+        model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES, tools=ANTHROPIC_TOOLS
+    ) as stream:
+        return stream.get_final_message()
+
+
 CASES: dict[str, tuple[Callable[[FakeProviders], Any], Callable[[Any], Any]]] = {
     "openai chat.completions": (openai_client, openai_call(False)),
     "openai chat.completions stream": (openai_client, openai_call(True)),
     "anthropic messages": (anthropic_client, anthropic_call(False)),
     "anthropic messages stream": (anthropic_client, anthropic_call(True)),
+    "openai responses": (openai_client, openai_responses_call(False)),
+    "openai responses stream": (openai_client, openai_responses_call(True)),
+    "anthropic messages.stream()": (anthropic_client, anthropic_stream_manager_call),
 }
 
 
@@ -100,13 +120,13 @@ def end_to_end(
     return plain_times, wrapped_times
 
 
-def recording_alone(response: Any, operation: str, reader: CallReader, calls: int) -> float:
+def recording_alone(response: Any, reader: CallReader, calls: int) -> float:
     """µs per call that `instrument` adds to a method answering `response` at once (median of 5 runs)."""
 
     def answer(**_: Any) -> Any:
         return response
 
-    wrapped = instrument(answer, operation, reader)
+    wrapped = instrument(answer, reader)
     runs = []
     for _ in range(5):
         started = time.perf_counter()
@@ -154,11 +174,11 @@ def main() -> None:
             with anthropic_client(providers) as client:
                 message = anthropic_call(False)(client)
             print(f"\n{'the recording alone':32} {'µs per call':>12}")
-            for name, response, operation, reader in (
-                ("openai chat.completions", completion, OPENAI_OPERATION, openai_points()[0][2]),
-                ("anthropic messages", message, ANTHROPIC_OPERATION, anthropic_points()[0][2]),
+            for name, response, reader in (
+                ("openai chat.completions", completion, openai_points()[0][2]),
+                ("anthropic messages", message, anthropic_points()[0][2]),
             ):
-                print(f"{name:32} {recording_alone(response, operation, reader, args.calls):>12.1f}")
+                print(f"{name:32} {recording_alone(response, reader, args.calls):>12.1f}")
         events = len(trace_file.read_text().splitlines())
         print(f"\n{events} llm_call events written to the trace file")
 

@@ -19,7 +19,7 @@ from ._tracing import set_tracer, tracer_from_env
 C = TypeVar("C")
 
 PROVIDERS: tuple[ModuleType, ...] = (_wrap_openai, _wrap_anthropic)
-"""Each names its `OPERATION`, the `patch_points()` of its package and a client's `client_resources()`."""
+"""Each names the `patch_points()` of its package and a client's `client_resources()`."""
 
 _patched: list[tuple[type, str, Any]] = []
 """(class, method name, original attribute) of every method `auto_instrument` replaced."""
@@ -35,7 +35,7 @@ def wrap_client(client: C) -> tuple[C, list[str]]:
         for resource in provider.client_resources(client) if points else []:
             for cls, method, reader in points:
                 if isinstance(resource, cls):
-                    wrapped = instrument(getattr(resource, method), provider.OPERATION, reader)
+                    wrapped = instrument(getattr(resource, method), reader)
                     setattr(resource, method, wrapped)
                     labels.append(f"{reader.provider}-client")
     return client, sorted(set(labels))
@@ -49,7 +49,7 @@ def patch_providers() -> list[str]:
             for cls, method, reader in provider.patch_points():
                 original = cls.__dict__[method]
                 if not getattr(original, WRAPPED_MARK, False):
-                    setattr(cls, method, instrument(original, provider.OPERATION, reader))
+                    setattr(cls, method, instrument(original, reader))
                     _patched.append((cls, method, original))
                 applied.append(reader.provider)
     return sorted(set(applied))

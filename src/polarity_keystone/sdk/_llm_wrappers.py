@@ -3,7 +3,9 @@
 
 A stream is observed by giving it a subclass of its own class that sees every item as the caller
 iterates (`isinstance` checks keep holding); the call is recorded when the stream is exhausted, fails or
-is closed.
+is closed. A method that returns a context manager making the request on entering (Anthropic's
+`messages.stream()`) gets its manager observed the same way: entering it observes the provider stream
+inside, which the manager closes on leaving.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 from ._llm_call import LlmCall, mark_recording, recording, unmark_recording
@@ -22,17 +25,27 @@ log = logging.getLogger("polarity_keystone.sdk")
 WRAPPED_MARK = "__keystone_llm_call__"
 
 
+def _itself(value: Any) -> Any:
+    return value
+
+
 @dataclass(frozen=True)
 class CallReader:
-    """How one provider's responses read: the whole response, or one item of its stream."""
+    """How one provider method's responses read: the whole response, or one item of its stream."""
 
     provider: str
+    operation: str
+    """The instrumented method, e.g. `openai.chat.completions.create`: the event's `tool`."""
     read_response: Callable[[LlmCall, Any], None]
     read_item: Callable[[LlmCall, Any], None]
     stream_types: tuple[type, ...]
+    stream_managers: tuple[type, ...] = ()
+    """Context managers the method returns, which make the request when entered."""
+    managed_stream: Callable[[Any], Any] = _itself
+    """The provider stream inside what entering a manager returns."""
 
 
-def instrument(function: Callable[..., Any], operation: str, reader: CallReader) -> Callable[..., Any]:
+def instrument(function: Callable[..., Any], reader: CallReader) -> Callable[..., Any]:
     """`function` recording one `llm_call` per call; `function` itself when it already does. An async
     client's method returns an awaitable: the call is then recorded when it is awaited."""
     if getattr(function, WRAPPED_MARK, False):
@@ -42,52 +55,34 @@ def instrument(function: Callable[..., Any], operation: str, reader: CallReader)
     def run(*args: Any, **kwargs: Any) -> Any:
         if recording():
             return function(*args, **kwargs)
-        call = _start(operation, reader, kwargs)
+        watch = _Watch(_start(reader, kwargs), reader)
         token = mark_recording()
         try:
-            result = function(*args, **kwargs)
-        except BaseException as error:
-            call.finish(error)
-            raise
+            with watch:
+                result = function(*args, **kwargs)
         finally:
             unmark_recording(token)
         if inspect.isawaitable(result):
-            return _await(call, reader, result)
-        return _observe(call, reader, result)
+            return _await(watch, result)
+        return watch.observe(result)
 
     setattr(run, WRAPPED_MARK, True)
     return run
 
 
-async def _await(call: LlmCall, reader: CallReader, pending: Awaitable[Any]) -> Any:
+async def _await(watch: _Watch, pending: Awaitable[Any]) -> Any:
     token = mark_recording()
     try:
-        result = await pending
-    except BaseException as error:
-        call.finish(error)
-        raise
+        with watch:
+            result = await pending
     finally:
         unmark_recording(token)
-    return _observe(call, reader, result)
+    return watch.observe(result)
 
 
-def _start(operation: str, reader: CallReader, kwargs: dict[str, Any]) -> LlmCall:
+def _start(reader: CallReader, kwargs: dict[str, Any]) -> LlmCall:
     model = kwargs.get("model")
-    return LlmCall(reader.provider, operation, model=model if isinstance(model, str) else None)
-
-
-def _observe(call: LlmCall, reader: CallReader, result: Any) -> Any:
-    if isinstance(result, reader.stream_types):
-        call.stream = True
-        try:
-            result.__class__ = _observed_class(type(result))
-            result._keystone_watch = _Watch(call, reader.read_item)  # type: ignore[attr-defined]
-        except Exception:
-            log.warning("could not observe a stream of %s", call.operation, exc_info=True)
-        return result
-    _read(reader.read_response, call, result)
-    call.finish()
-    return result
+    return LlmCall(reader.provider, reader.operation, model=model if isinstance(model, str) else None)
 
 
 def _read(read: Callable[[LlmCall, Any], None], call: LlmCall, value: Any) -> None:
@@ -99,92 +94,135 @@ def _read(read: Callable[[LlmCall, Any], None], call: LlmCall, value: Any) -> No
 
 @dataclass
 class _Watch:
+    """One call under way. As a context manager around a step of it (the request, a stream's next item),
+    it records the call when the step ends it: with the error it raised, or as done when it reports the
+    end of a stream; a generator closed early records nothing (the stream's `close` does)."""
+
     call: LlmCall
-    read_item: Callable[[LlmCall, Any], None]
+    reader: CallReader
+
+    def __enter__(self) -> _Watch:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if isinstance(error, (StopIteration, StopAsyncIteration)):
+            self.call.finish()
+        elif error is not None and not isinstance(error, GeneratorExit):
+            self.call.finish(error)
 
     def see(self, item: Any) -> None:
-        _read(self.read_item, self.call, item)
+        _read(self.reader.read_item, self.call, item)
+
+    def observe(self, result: Any) -> Any:
+        """`result`, watched until its stream ends, or read and recorded when it is the whole answer."""
+        if isinstance(result, self.reader.stream_types):
+            self.call.stream = True
+            return self._adopt(result, _observed_stream_class)
+        if isinstance(result, self.reader.stream_managers):
+            self.call.stream = True
+            return self._adopt(result, _observed_manager_class)
+        _read(self.reader.read_response, self.call, result)
+        self.call.finish()
+        return result
+
+    def _adopt(self, value: Any, observed_class: Callable[[type], type]) -> Any:
+        try:
+            value.__class__ = observed_class(type(value))
+            value._keystone_watch = self
+        except Exception:
+            log.warning("could not observe a stream of %s", self.call.operation, exc_info=True)
+        return value
 
 
 _observed_classes: dict[type, type] = {}
 
 
-def _observed_class(stream_class: type) -> type:
-    if getattr(stream_class, WRAPPED_MARK, False):
-        return stream_class
-    if stream_class not in _observed_classes:
-        is_async = hasattr(stream_class, "__anext__")
-        body = _async_stream_methods() if is_async else _sync_stream_methods()
-        body[WRAPPED_MARK] = True
-        _observed_classes[stream_class] = type(stream_class.__name__, (stream_class,), body)
-    return _observed_classes[stream_class]
+def _observed_subclass(base: type, methods: dict[str, Any]) -> type:
+    """`base` with `methods` overriding its own, made once per class; `base` itself when it is one."""
+    if getattr(base, WRAPPED_MARK, False):
+        return base
+    if base not in _observed_classes:
+        _observed_classes[base] = type(base.__name__, (base,), {**methods, WRAPPED_MARK: True})
+    return _observed_classes[base]
 
 
-def _sync_stream_methods() -> dict[str, Any]:
-    def __next__(self: Any) -> Any:
-        watch: _Watch = self._keystone_watch
-        try:
-            item = super(type(self), self).__next__()
-        except StopIteration:
-            watch.call.finish()
-            raise
-        except BaseException as error:
-            watch.call.finish(error)
-            raise
-        watch.see(item)
-        return item
-
-    def __iter__(self: Any) -> Iterator[Any]:
-        watch: _Watch = self._keystone_watch
-        try:
-            for item in super(type(self), self).__iter__():
-                watch.see(item)
-                yield item
-        except BaseException as error:
-            if not isinstance(error, GeneratorExit):
-                watch.call.finish(error)
-            raise
-        watch.call.finish()
-
-    def close(self: Any) -> None:
-        try:
-            super(type(self), self).close()
-        finally:
-            self._keystone_watch.call.finish()
-
-    return {"__next__": __next__, "__iter__": __iter__, "close": close}
+def _observed_stream_class(stream_class: type) -> type:
+    is_async = hasattr(stream_class, "__anext__")
+    return _observed_subclass(stream_class, _ASYNC_STREAM if is_async else _SYNC_STREAM)
 
 
-def _async_stream_methods() -> dict[str, Any]:
-    async def __anext__(self: Any) -> Any:
-        watch: _Watch = self._keystone_watch
-        try:
-            item = await super(type(self), self).__anext__()
-        except StopAsyncIteration:
-            watch.call.finish()
-            raise
-        except BaseException as error:
-            watch.call.finish(error)
-            raise
-        watch.see(item)
-        return item
+def _observed_manager_class(manager_class: type) -> type:
+    is_async = hasattr(manager_class, "__aenter__")
+    return _observed_subclass(manager_class, _ASYNC_MANAGER if is_async else _SYNC_MANAGER)
 
-    async def __aiter__(self: Any) -> AsyncIterator[Any]:
-        watch: _Watch = self._keystone_watch
-        try:
-            async for item in super(type(self), self).__aiter__():
-                watch.see(item)
-                yield item
-        except BaseException as error:
-            if not isinstance(error, GeneratorExit):
-                watch.call.finish(error)
-            raise
-        watch.call.finish()
 
-    async def close(self: Any) -> None:
-        try:
-            await super(type(self), self).close()
-        finally:
-            self._keystone_watch.call.finish()
+def _stream_next(self: Any) -> Any:
+    watch: _Watch = self._keystone_watch
+    with watch:
+        item = super(type(self), self).__next__()
+    watch.see(item)
+    return item
 
-    return {"__anext__": __anext__, "__aiter__": __aiter__, "close": close}
+
+def _stream_iter(self: Any) -> Iterator[Any]:
+    watch: _Watch = self._keystone_watch
+    with watch:
+        for item in super(type(self), self).__iter__():
+            watch.see(item)
+            yield item
+    watch.call.finish()
+
+
+def _stream_close(self: Any) -> None:
+    try:
+        super(type(self), self).close()
+    finally:
+        self._keystone_watch.call.finish()
+
+
+async def _stream_anext(self: Any) -> Any:
+    watch: _Watch = self._keystone_watch
+    with watch:
+        item = await super(type(self), self).__anext__()
+    watch.see(item)
+    return item
+
+
+async def _stream_aiter(self: Any) -> AsyncIterator[Any]:
+    watch: _Watch = self._keystone_watch
+    with watch:
+        async for item in super(type(self), self).__aiter__():
+            watch.see(item)
+            yield item
+    watch.call.finish()
+
+
+async def _stream_aclose(self: Any) -> None:
+    try:
+        await super(type(self), self).close()
+    finally:
+        self._keystone_watch.call.finish()
+
+
+def _manager_enter(self: Any) -> Any:
+    watch: _Watch = self._keystone_watch
+    with watch:
+        entered = super(type(self), self).__enter__()
+    watch.observe(watch.reader.managed_stream(entered))
+    return entered
+
+
+async def _manager_aenter(self: Any) -> Any:
+    watch: _Watch = self._keystone_watch
+    with watch:
+        entered = await super(type(self), self).__aenter__()
+    watch.observe(watch.reader.managed_stream(entered))
+    return entered
+
+
+_SYNC_STREAM = {"__next__": _stream_next, "__iter__": _stream_iter, "close": _stream_close}
+_ASYNC_STREAM = {"__anext__": _stream_anext, "__aiter__": _stream_aiter, "close": _stream_aclose}
+_SYNC_MANAGER = {"__enter__": _manager_enter}
+_ASYNC_MANAGER = {"__aenter__": _manager_aenter}

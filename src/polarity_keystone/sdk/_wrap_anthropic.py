@@ -1,4 +1,5 @@
-"""The official `anthropic` client: messages (sync, async, streamed) as `llm_call` events."""
+"""The official `anthropic` client: messages (sync, async, streamed, and through the `messages.stream()`
+context manager) as `llm_call` events."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ from typing import Any
 
 from ._llm_call import LlmCall, attribute
 from ._llm_wrappers import CallReader
-
-OPERATION = "anthropic.messages.create"
 
 
 def read_usage(call: LlmCall, usage: Any) -> None:
@@ -50,14 +49,36 @@ def read_event(call: LlmCall, event: Any) -> None:
 
 
 def patch_points() -> list[tuple[type, str, CallReader]]:
-    """The classes and methods `auto_instrument` patches; empty when `anthropic` is not importable."""
+    """The classes and methods `auto_instrument` patches; empty when `anthropic` is not importable.
+    `messages.stream()` makes its request when its manager is entered, without calling `create`; the
+    manager's message stream reads the provider's stream, which the reader observes."""
     try:
         import anthropic
+        from anthropic.lib.streaming import AsyncMessageStreamManager, MessageStreamManager
         from anthropic.resources.messages import AsyncMessages, Messages
     except ImportError:
         return []
-    reader = CallReader("anthropic", read_message, read_event, (anthropic.Stream, anthropic.AsyncStream))
-    return [(Messages, "create", reader), (AsyncMessages, "create", reader)]
+    streams = (anthropic.Stream, anthropic.AsyncStream)
+    create = CallReader("anthropic", "anthropic.messages.create", read_message, read_event, streams)
+    stream = CallReader(
+        "anthropic",
+        "anthropic.messages.stream",
+        read_message,
+        read_event,
+        streams,
+        stream_managers=(MessageStreamManager, AsyncMessageStreamManager),
+        managed_stream=_raw_stream,
+    )
+    return [
+        (Messages, "create", create),
+        (AsyncMessages, "create", create),
+        (Messages, "stream", stream),
+        (AsyncMessages, "stream", stream),
+    ]
+
+
+def _raw_stream(message_stream: Any) -> Any:
+    return message_stream._raw_stream
 
 
 def client_resources(client: Any) -> list[Any]:
