@@ -11,10 +11,12 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -335,6 +337,56 @@ def test_record_sends_the_real_key_upstream_streams_through_and_logs_usage(recor
     anthropic_arguments = json.dumps(json.loads(TOOL_ARGUMENTS))
     assert tools[3] == tools[4] == [{"id": "toolu_fake_1", "name": TOOL, "arguments": anthropic_arguments}]
     assert log[1]["stream"].rstrip().endswith("data: [DONE]")
+
+
+class HeldStream(BaseHTTPRequestHandler):
+    """A provider that streams one chunk, then holds the rest until the test has seen that chunk."""
+
+    protocol_version = "HTTP/1.1"
+    seen_first = threading.Event()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        self.wfile.write(self.chunk("first"))
+        self.wfile.flush()
+        self.wfile.write(self.chunk("released" if self.seen_first.wait(5) else "timed out"))
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    @staticmethod
+    def chunk(content: str) -> bytes:
+        choices = [{"index": 0, "delta": {"content": content}}]
+        chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": choices}
+        return f"data: {json.dumps(chunk)}\n\n".encode()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_record_passes_a_stream_through_as_it_arrives(tmp_path: Path) -> None:
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), HeldStream)
+    thread = threading.Thread(target=upstream.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{upstream.server_address[1]}"
+    try:
+        with running_proxy(tmp_path, "held", {"mode": "record", "upstreams": {"openai": base}}) as proxy:
+            with proxy.openai() as client:
+                ask: Any = [{"role": "user", "content": ASK}]
+                chunks = iter(client.chat.completions.create(model="m", messages=ask, stream=True))
+                first = next(chunks).choices[0].delta.content
+                HeldStream.seen_first.set()
+                rest = [chunk.choices[0].delta.content for chunk in chunks]
+            log = proxy.log(1)
+    finally:
+        upstream.shutdown()
+        upstream.server_close()
+        thread.join()
+    assert (first, rest) == ("first", ["released"])
+    assert log[0]["stream"].count("data: ") == 3
 
 
 def test_replay_answers_from_the_recording_without_the_provider(recording: Recording, tmp_path: Path) -> None:

@@ -529,6 +529,11 @@ class Call:
     """The body parsed as JSON; None when it is empty or not JSON."""
     started: float
 
+    @property
+    def route(self) -> str:
+        """The path without its query string."""
+        return urlsplit(self.path).path or "/"
+
 
 @dataclass
 class Answer:
@@ -538,6 +543,8 @@ class Answer:
     streamed: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     divergence: dict[str, Any] | None = None
+    upstream: Any = None
+    """The provider's response the chunks are read from (record mode), closed once the answer is sent."""
 
 
 def json_answer(status: int, payload: Any, divergence: dict[str, Any] | None = None) -> Answer:
@@ -560,12 +567,12 @@ def wants_stream(call: Call) -> bool:
 
 
 def mock_answer(config: Config, call: Call) -> Answer:
-    if call.method == "GET" and call.path == MODELS:
+    if call.method == "GET" and call.route == MODELS:
         models = sorted({response.model for response in config.responses if response.model}) or [
             DEFAULT_MODEL
         ]
         return json_answer(200, models_list(call.provider, models))
-    if call.method != "POST" or call.path not in (OPENAI_CHAT, ANTHROPIC_MESSAGES):
+    if call.method != "POST" or call.route not in (OPENAI_CHAT, ANTHROPIC_MESSAGES):
         return error_answer(call, 404, f"the LLM proxy mocks no route {call.method} {call.path}")
     last = last_message_text(call.body)
     response = next((r for r in config.responses if r.matches(call.number, last)), None)
@@ -576,7 +583,7 @@ def mock_answer(config: Config, call: Call) -> Answer:
     if response.status >= 400:
         return error_answer(call, response.status, response.error or f"mock error {response.status}")
     reply = resolve(response, call)
-    if call.path == ANTHROPIC_MESSAGES:
+    if call.route == ANTHROPIC_MESSAGES:
         if wants_stream(call):
             return text_answer(response.status, SSE, anthropic_stream(reply), streamed=True)
         return json_answer(response.status, anthropic_message(reply))
@@ -634,13 +641,14 @@ def forward(config: Config, call: Call) -> Answer:
     headers.pop("Content-Type", None)
     streamed = content_type.startswith(SSE)
     chunks = read_chunks(response) if streamed else [response.read()]
-    return Answer(response.status, content_type, chunks, streamed=streamed, headers=headers)
+    return Answer(
+        response.status, content_type, chunks, streamed=streamed, headers=headers, upstream=response
+    )
 
 
 def read_chunks(response: Any) -> Iterator[bytes]:
-    with response:
-        while chunk := response.read1(65536):
-            yield chunk
+    while chunk := response.read1(65536):
+        yield chunk
 
 
 # --- replay ----------------------------------------------------------------------------------------------
@@ -783,7 +791,7 @@ class Proxy:
             return error_answer(call, 413, f"request body over {BODY_LIMIT} bytes")
         if call.number >= self.config.max_calls:
             return error_answer(call, 429, f"the LLM proxy allows {self.config.max_calls} calls (max_calls)")
-        if call.body is None and call.path in (OPENAI_CHAT, ANTHROPIC_MESSAGES):
+        if call.body is None and call.route in (OPENAI_CHAT, ANTHROPIC_MESSAGES):
             return error_answer(call, 400, "the request body is not valid JSON")
         if self.config.mode == "record":
             return forward(self.config, call)
@@ -861,13 +869,11 @@ class Handler(BaseHTTPRequestHandler):
         except (ClientGone, OSError, ValueError):  # gone, timed out, or a malformed chunk size
             self.close_connection = True
             return
-        path = urlsplit(self.path).path or "/"
-        target = self.path if self.proxy.config.mode == "record" else path
         call = Call(
             number=self.proxy.next_call(),
             method=self.command.upper(),
-            path=target,
-            provider=provider_of(path, headers),
+            path=self.path,
+            provider=provider_of(urlsplit(self.path).path, headers),
             headers=headers,
             raw=raw,
             body=parse_json(raw),
@@ -895,9 +901,9 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_header("Content-Length", str(len(body)))
             chunks = iter([body])
-        self.end_headers()
         try:
-            for chunk in chunks:
+            self.end_headers()
+            for chunk in filter(None, chunks):  # an empty chunk would end a chunked body
                 size += len(chunk)
                 if size <= LOGGED_RESPONSE_LIMIT:
                     kept.append(chunk)
@@ -905,8 +911,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
             if body is None:
                 self.wfile.write(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True  # the client left before the end of the answer
+        except OSError:  # the client left, or the provider's stream broke off, before the end
+            self.close_connection = True
+        finally:
+            if answer.upstream is not None:
+                answer.upstream.close()
         return b"".join(kept), size <= LOGGED_RESPONSE_LIMIT
 
     def log_message(self, format: str, *args: object) -> None:
