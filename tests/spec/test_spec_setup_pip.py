@@ -73,3 +73,13 @@ def test_a_changed_pin_changes_the_fingerprint_of_the_setup() -> None:
         if after["spec_parts"]["sections"][key] != value
     }
     assert changed == {"setup"}
+
+
+def test_a_key_left_at_its_default_does_not_change_what_a_spec_means() -> None:
+    """A spec written before `setup.pip` existed keeps its hash, so its baselines still compare."""
+    bare = SPEC.replace("  pip:\n    - openai==1.109.1\n    - {entry}\n", "")
+    written_out = bare.replace("  packages: [python3]\n", "  packages: [python3]\n  pip: []\n")
+    hashes = {
+        semantic_fingerprint(parse_spec(text.format()).spec)[SEMANTIC_KEY] for text in (bare, written_out)
+    }
+    assert len(hashes) == 1

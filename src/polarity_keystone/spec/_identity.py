@@ -1,5 +1,7 @@
 """What a spec means, as hashes: its validated model in canonical JSON, so comments, key order, quoting
-and formatting of the YAML do not count, while every value (defaults filled in) does.
+and formatting of the YAML do not count, while every value does. A value left at its default counts as
+absent (written out or not, it is the same spec), so a key a later Keystone adds to the spec does not
+change the hash of a spec that does not use it, and baselines survive the upgrade.
 
 The whole model has one hash (`spec_semantic_sha256`); `spec_parts` hashes each invariant and forbidden
 rule by name and every other top-level field by its key, so a comparison of two runs can say which of
@@ -25,15 +27,19 @@ def _sha256(value: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def _meaning(spec: Spec) -> dict[str, Any]:
+    return spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+
 def semantic_fingerprint(spec: Spec) -> dict[str, Any]:
     """`{spec_semantic_sha256: hex, spec_parts: {invariants: {name: hex}, forbidden: {rule: hex},
     sections: {field: hex}}}`; part hashes are shortened to 16 hex digits (they name what changed; the
     whole-model hash is the one that proves sameness). Forbidden rules left unset are absent."""
-    model = spec.model_dump(mode="json", by_alias=True)
-    invariants = model.pop("invariants")
-    forbidden = {rule: value for rule, value in model.pop("forbidden").items() if value is not None}
+    model = _meaning(spec)
+    invariants = model.pop("invariants", {})
+    forbidden = model.pop("forbidden", {})
     return {
-        SEMANTIC_KEY: _sha256(spec.model_dump(mode="json", by_alias=True)),
+        SEMANTIC_KEY: _sha256(_meaning(spec)),
         PARTS_KEY: {
             "invariants": {name: _sha256(value)[:16] for name, value in invariants.items()},
             "forbidden": {rule: _sha256(value)[:16] for rule, value in forbidden.items()},
