@@ -226,14 +226,22 @@ def openai_function_call(arguments: str = TOOL_ARGUMENTS) -> dict[str, Any]:
 
 
 def openai_response_events(model: str) -> list[dict[str, Any]]:
-    """As the Responses API streams: `response.created`, the text as `response.output_text.delta`, the
-    function call as an output item whose arguments arrive in two `response.function_call_arguments.delta`
-    pieces, and `response.completed` with the whole response and its usage."""
+    """As the Responses API streams: `response.created`, a message item whose text part arrives as
+    `response.output_text.delta`, a function call item whose arguments arrive in two
+    `response.function_call_arguments.delta` pieces, and `response.completed` with the whole response
+    and its usage."""
     half = len(TOOL_ARGUMENTS) // 2
     message = openai_output_message("in_progress", [])
     events: list[dict[str, Any]] = [
         {"type": "response.created", "response": openai_response(model, done=False)},
         {"type": "response.output_item.added", "output_index": 0, "item": message},
+        {
+            "type": "response.content_part.added",
+            "item_id": "msg_fake",
+            "output_index": 0,
+            "content_index": 0,
+            "part": {"type": "output_text", "text": "", "annotations": []},
+        },
         {
             "type": "response.output_text.delta",
             "item_id": "msg_fake",

@@ -322,6 +322,17 @@ def test_a_messages_stream_the_provider_refuses_raises_on_entering_and_records_i
     assert event["status"] == "error" and event["error_type"] == "BadRequestError"
 
 
+def test_the_openai_responses_stream_helper_is_recorded_through_create(
+    providers: FakeProviders, trace: Any, ks: Keystone
+) -> None:
+    client = ks.wrap(openai_client(providers), auto_instrument=False)
+    with client.responses.stream(model="gpt-4o-mini", input=MESSAGES[0]["content"]) as stream:
+        assert stream.get_final_response().output[1].name == TOOL
+    [event] = trace()
+    assert event["tool"] == "openai.responses.create" and event["metadata"]["stream"] is True
+    assert event["cost"] == OPENAI_COST
+
+
 def test_auto_instrument_records_the_responses_api_and_messages_stream_once_each(
     providers: FakeProviders, trace: Any, ks: Keystone
 ) -> None:
