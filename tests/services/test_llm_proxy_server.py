@@ -56,11 +56,12 @@ class RunningProxy:
     log_path: Path
 
     def log(self, calls: int) -> list[dict[str, Any]]:
-        """The log once it has `calls` lines (a call's line is written after its answer is sent)."""
+        """The log once it has `calls` lines, in call order (a call's line is written after its answer is
+        sent, so a call on another connection can be logged before it)."""
         deadline = time.monotonic() + 10
         while len(lines := self.log_path.read_text().splitlines()) < calls and time.monotonic() < deadline:
             time.sleep(0.02)
-        return [json.loads(line) for line in lines]
+        return sorted((json.loads(line) for line in lines), key=lambda exchange: int(exchange["call"]))
 
     def openai(self) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=PLACEHOLDER, max_retries=0)
@@ -314,7 +315,7 @@ def test_record_sends_the_real_key_upstream_streams_through_and_logs_usage(recor
     assert streamed == (None, [("call_fake_1", TOOL, TOOL_ARGUMENTS)])
     assert refused == 400
     assert message["content"][1]["input"] == final["content"][1]["input"] == json.loads(TOOL_ARGUMENTS)
-    log = [json.loads(line) for line in text.splitlines()]
+    log = sorted((json.loads(line) for line in text.splitlines()), key=lambda exchange: int(exchange["call"]))
     assert [(e["mode"], e["status"], e["stream"] is not None) for e in log] == [
         ("record", 200, False),
         ("record", 200, True),

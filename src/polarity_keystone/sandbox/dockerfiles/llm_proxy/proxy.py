@@ -654,20 +654,22 @@ def read_chunks(response: Any) -> Iterator[bytes]:
 # --- replay ----------------------------------------------------------------------------------------------
 
 
-def load_recording(path: str) -> list[dict[str, Any]] | None:
+def load_recording(path: str) -> dict[int, dict[str, Any]] | None:
+    """The recorded exchanges by call number (lines are written as calls end, not always in order)."""
     try:
         with open(path, encoding="utf-8") as lines:
-            return [json.loads(line) for line in lines if line.strip()]
+            exchanges = [json.loads(line) for line in lines if line.strip()]
     except FileNotFoundError:
         return None
+    return {int(exchange["call"]): exchange for exchange in exchanges}
 
 
-def replay_answer(recording: list[dict[str, Any]] | None, config: Config, call: Call) -> Answer:
+def replay_answer(recording: dict[int, dict[str, Any]] | None, config: Config, call: Call) -> Answer:
     route = f"{call.method} {call.path}"
     if recording is None:
         divergence = {"call": call.number, "path": "", "expected": "a recording", "got": route}
         return error_answer(call, 500, f"no recording at {config.recording_path}", divergence)
-    if call.number >= len(recording):
+    if call.number not in recording:
         divergence = {"call": call.number, "path": "", "expected": "end of recording", "got": route}
         message = f"call {call.number} is beyond the end of the recording ({len(recording)} calls)"
         return error_answer(call, 500, message, divergence)
@@ -772,7 +774,7 @@ class Proxy:
         self.log = ExchangeLog(config.log_path, config.keys.values())
         self.lock = threading.Lock()
         self.calls = 0
-        self.recording: list[dict[str, Any]] | None = None
+        self.recording: dict[int, dict[str, Any]] | None = None
         self.recording_loaded = False
 
     def next_call(self) -> int:
@@ -780,7 +782,7 @@ class Proxy:
             number, self.calls = self.calls, self.calls + 1
             return number
 
-    def replay_recording(self) -> list[dict[str, Any]] | None:
+    def replay_recording(self) -> dict[int, dict[str, Any]] | None:
         with self.lock:
             if not self.recording_loaded:
                 self.recording, self.recording_loaded = load_recording(self.config.recording_path), True
