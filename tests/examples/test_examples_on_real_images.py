@@ -19,8 +19,9 @@ pytestmark = pytest.mark.docker
 
 MINIMAL = "debian:bookworm-slim"
 SPECS = sorted(EXAMPLES.glob("*/*.yaml"))
-EXPECTED = {"sloppy-agent": "fail"}
-"""Examples that fail by design (sloppy-agent breaks a forbidden rule); the others pass."""
+EXPECTED = {"sloppy-agent": "fail", "llm-agent-reckless": "fail"}
+"""Examples that fail by design (sloppy-agent and llm-agent-reckless break a forbidden rule); the others
+pass."""
 SEED = 7
 """A seed on which flaky-agent answers right."""
 
@@ -47,7 +48,7 @@ def test_an_answering_image_that_is_absent_is_an_error_never_a_stand_in(backend:
         resolver.resolve("ubuntu:24.04")
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[path.parent.name for path in SPECS])
+@pytest.mark.parametrize("spec", SPECS, ids=[path.relative_to(EXAMPLES).as_posix() for path in SPECS])
 def test_the_example_runs_on_a_python_less_base(spec: Path, real_images: ImageResolver, run: RunSpec) -> None:
     prepared = prepare(load_spec(spec), real_images)
     base = real_images.resolve(prepared.spec.base)

@@ -19,7 +19,7 @@ from tests.ks_serve import start_ks_serve
 
 pytestmark = pytest.mark.docker
 
-EXPECTED = {"sloppy-agent": "fail"}
+EXPECTED = {"sloppy-agent": "fail", "llm-agent-reckless": "fail"}
 """Scenario statuses other than `pass` at one replica and seed 7 (sloppy-agent writes outside its
 directory, a forbidden rule)."""
 

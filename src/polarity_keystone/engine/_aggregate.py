@@ -61,7 +61,12 @@ def aggregate_run(
     costs = [r.cost for r in replicas]
     usage = [cost for cost in costs if cost is not None]
     known = priced(costs)
+    tool_statuses = [e.get("status") for r in replicas for e in r.audit if e.get("type") == "tool_call"]
     metrics = RunMetrics(
+        mean_tool_calls=sum(r.tool_calls for r in replicas) / len(replicas) if replicas else 0.0,
+        tool_success_rate=(
+            sum(status != "error" for status in tool_statuses) / len(tool_statuses) if tool_statuses else 0.0
+        ),
         pass_rate=counts.rate,
         pass_rate_ci=wilson_interval(*counts),
         mean_wall_ms=sum(walls) / len(walls) if walls else 0.0,
