@@ -421,18 +421,37 @@ def test_replay_answers_from_the_recording_without_the_provider(recording: Recor
     assert log[1]["usage"]["reasoning_tokens"] == REASONING_TOKENS and log[0]["mode"] == "replay"
 
 
-def test_replay_refuses_a_truncated_exchange_and_a_missing_recording(tmp_path: Path) -> None:
-    recorded = {"call": 0, "method": "POST", "path": "/v1/chat/completions", "truncated": True, "status": 200}
-    (tmp_path / "truncated.jsonl").write_text(json.dumps(recorded) + "\n")
+TRUNCATED = {"call": 0, "method": "POST", "path": "/v1/chat/completions", "truncated": True, "status": 200}
+MALFORMED = {"call": 0, "method": "POST", "path": "/v1/chat/completions", "request_hash": "x"}
+
+
+@pytest.mark.parametrize(
+    ("recorded", "message", "divergence"),
+    [
+        (TRUNCATED, "recorded call 0 was too large to keep", ("a complete recorded exchange", "truncated")),
+        (None, "no recording at", ("a recording", "POST /v1/chat/completions")),
+        (MALFORMED, "the LLM proxy failed on call 0: KeyError('status')", None),
+    ],
+    ids=["truncated", "missing", "malformed"],
+)
+def test_replay_answers_500_without_a_complete_recorded_exchange(
+    tmp_path: Path, recorded: dict[str, Any] | None, message: str, divergence: tuple[str, str] | None
+) -> None:
+    if recorded is not None:
+        (tmp_path / "recording.jsonl").write_text(json.dumps(recorded) + "\n")
+    config = {"mode": "replay", "recording_path": str(tmp_path / "recording.jsonl")}
     ask = json.dumps({"model": "m", "messages": [{"role": "user", "content": ASK}]}).encode()
-    for name in ("truncated", "missing"):
-        config = {"mode": "replay", "recording_path": str(tmp_path / f"{name}.jsonl")}
-        with running_proxy(tmp_path, f"replay-{name}", config) as proxy:
-            status, body = proxy.post("/v1/chat/completions", ask)
-            (entry,) = proxy.log(1)
-        assert status == 500 and body["error"]["type"] == "api_error"
-        assert entry["divergence"]["path"] == "" and entry["divergence"]["call"] == 0
-    assert "too large to keep" in body["error"]["message"] or "no recording" in body["error"]["message"]
+    with running_proxy(tmp_path, "replay", config) as proxy:
+        status, body = proxy.post("/v1/chat/completions", ask)
+        (entry,) = proxy.log(1)
+    assert status == 500 and body["error"]["type"] == "api_error"
+    assert body["error"]["message"].startswith(message) and entry["error"] == body["error"]["message"]
+    expected = (
+        None
+        if divergence is None
+        else {"call": 0, "path": "", "expected": divergence[0], "got": divergence[1]}
+    )
+    assert entry["divergence"] == expected
 
 
 # --- bounds ----------------------------------------------------------------------------------------------

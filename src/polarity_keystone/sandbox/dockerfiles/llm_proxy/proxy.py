@@ -93,6 +93,12 @@ class ToolCall:
     """A JSON object as text, as OpenAI sends it; Anthropic gets it parsed."""
     id: str | None
 
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> ToolCall:
+        arguments = raw.get("arguments", {})
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        return cls(name=str(raw["name"]), arguments=text, id=raw.get("id"))
+
 
 @dataclass(frozen=True)
 class MockResponse:
@@ -108,20 +114,11 @@ class MockResponse:
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> MockResponse:
         match = raw.get("match") or {}
-        calls = [
-            ToolCall(
-                name=str(call["name"]),
-                arguments=arguments if isinstance(arguments, str) else json.dumps(arguments),
-                id=call.get("id"),
-            )
-            for call in raw.get("tool_calls") or []
-            for arguments in [call.get("arguments", {})]
-        ]
         return cls(
             match_call=None if match.get("call") is None else int(match["call"]),
             match_contains=None if match.get("contains") is None else str(match["contains"]),
             content=str(raw.get("content") or ""),
-            tool_calls=calls,
+            tool_calls=[ToolCall.parse(call) for call in raw.get("tool_calls") or []],
             usage={key: int(value) for key, value in raw["usage"].items()} if raw.get("usage") else None,
             model=raw.get("model"),
             status=int(raw.get("status", 200)),
@@ -795,11 +792,16 @@ class Proxy:
             return error_answer(call, 429, f"the LLM proxy allows {self.config.max_calls} calls (max_calls)")
         if call.body is None and call.route in (OPENAI_CHAT, ANTHROPIC_MESSAGES):
             return error_answer(call, 400, "the request body is not valid JSON")
-        if self.config.mode == "record":
-            return forward(self.config, call)
-        if self.config.mode == "replay":
-            return replay_answer(self.replay_recording(), self.config, call)
-        return mock_answer(self.config, call)
+        try:
+            if self.config.mode == "record":
+                return forward(self.config, call)
+            if self.config.mode == "replay":
+                return replay_answer(self.replay_recording(), self.config, call)
+            return mock_answer(self.config, call)
+        except (
+            Exception
+        ) as error:  # a malformed recording or response: the agent gets an answer and a log line
+            return error_answer(call, 500, f"the LLM proxy failed on call {call.number}: {error!r}")
 
     def logs(self, call: Call) -> bool:
         """Calls beyond `max_calls` are refused; only the first of them is logged, so a runaway agent
