@@ -43,6 +43,8 @@ class DbCursor(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any], /) -> object: ...
 
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]], /) -> object: ...
+
     def fetchall(self) -> list[Any]: ...
 
 
@@ -64,10 +66,19 @@ class Session:
         self._dialect = dialect
 
     def _execute(self, sql: str, params: Sequence[Any]) -> None:
-        if self._dialect.placeholder != "?":
-            sql = sql.replace("?", self._dialect.placeholder)
         try:
-            self._cursor.execute(sql, params)
+            self._cursor.execute(self._native(sql), params)
+        except self._dialect.integrity_error as exc:
+            raise Conflict(str(exc).strip()) from exc
+
+    def _native(self, sql: str) -> str:
+        return sql if self._dialect.placeholder == "?" else sql.replace("?", self._dialect.placeholder)
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows of parameters, sent together (on Postgres, one round trip for
+        all of them instead of one each)."""
+        try:
+            self._cursor.executemany(self._native(sql), rows)
         except self._dialect.integrity_error as exc:
             raise Conflict(str(exc).strip()) from exc
 

@@ -366,19 +366,24 @@ class SqlStore(Store, Generic[C]):
         index: Callable[[dict[str, Any]], TraceEventIndex] | None = None,
     ) -> int:
         created_at = timestamp(self._now())
-        with self._write() as session:
-            for event in events:
-                listed = index(event) if index is not None else TraceEventIndex()
-                values = {
-                    "sandbox_id": sandbox_id,
-                    "owner": owner,
-                    "project_id": project_id,
-                    "trace_id": listed.trace_id,
-                    "event_type": listed.event_type,
-                    "tool": listed.tool,
-                    "data": encode("data", event),
-                }
-                session.run(*insert_sql("trace_events", {**values, "created_at": created_at}))
+        statement, rows = None, []
+        for event in events:
+            listed = index(event) if index is not None else TraceEventIndex()
+            values = {
+                "sandbox_id": sandbox_id,
+                "owner": owner,
+                "project_id": project_id,
+                "trace_id": listed.trace_id,
+                "event_type": listed.event_type,
+                "tool": listed.tool,
+                "data": encode("data", event),
+                "created_at": created_at,
+            }
+            statement, params = insert_sql("trace_events", values)
+            rows.append(params)
+        if statement is not None:
+            with self._write() as session:
+                session.run_many(statement, rows)
         return len(events)
 
     def list_trace_events(
