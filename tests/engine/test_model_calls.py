@@ -18,6 +18,7 @@ def exchange(call: int, *, tools: tuple[str, ...] = (), status: int = 200, **ext
         "call": call,
         "ts": 1_700_000_000.0 + call,
         "provider": "openai",
+        "method": "POST",
         "status": status,
         "model": "gpt-4o-mini",
         "usage": {"input_tokens": 100, "output_tokens": 10, "cache_read_tokens": 0, "reasoning_tokens": 0},
@@ -59,6 +60,12 @@ def test_an_agent_that_reports_no_tool_calls_is_judged_by_what_its_model_asked_f
 
 def test_without_proxy_calls_the_agents_events_stand_as_they_are() -> None:
     assert with_model_calls([AGENT_LLM, AGENT_TOOL], {"llm": []}) == [AGENT_LLM, AGENT_TOOL]
+
+
+def test_a_model_listing_is_no_llm_call() -> None:
+    listing = {"call": 0, "method": "GET", "path": "/v1/models", "status": 200, "model": None}
+    events = with_model_calls([AGENT_TOOL], {"llm": [listing, exchange(1)]})
+    assert [event["event_id"] for event in events if event["event_type"] == "llm_call"] == ["llm:1"]
 
 
 def test_a_refused_call_is_an_error_event() -> None:

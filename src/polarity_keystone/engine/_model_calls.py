@@ -37,7 +37,13 @@ def put_recordings(sandbox: Sandbox, services: dict[str, Service], recordings: R
 
 def with_model_calls(events: list[AgentEvent], recordings: Recordings) -> list[AgentEvent]:
     """The agent's events with the proxy's calls counted by the module's rule."""
-    calls = [_llm_event(name, exchange) for name, exchanges in recordings.items() for exchange in exchanges]
+    calls = [
+        _llm_event(name, exchange)
+        for name, exchanges in recordings.items()
+        for exchange in exchanges
+        if exchange.get("method") == "POST"
+        and exchange.get("model")  # not a model listing, not refused unread
+    ]
     if not calls:
         return events
     kept = [event for event in events if event["event_type"] != "llm_call"]

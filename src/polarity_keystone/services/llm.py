@@ -92,11 +92,14 @@ def put_recording(sandbox: Sandbox, service: Service, exchanges: list[Exchange])
 
 
 def logged_exchanges(sandbox: Sandbox, service: Service) -> list[Exchange]:
-    """Every call the proxy answered, in order (the first RECORDING_LIMIT bytes' worth); raises
+    """Every call the proxy answered (the first RECORDING_LIMIT bytes' worth), in call order; raises
     SandboxError if its log cannot be read."""
     read = f"if [ -f {LOG_PATH} ]; then head -c {RECORDING_LIMIT} {LOG_PATH}; fi"
     result = sandbox.service_exec(service.name, ["sh", "-c", read], timeout=60)
     if result.exit_code != 0:
         output = (result.stderr or result.stdout).strip()
         raise SandboxError(f"cannot read the model calls logged by {service.name!r}: {output}")
-    return json_objects(result.stdout)
+    calls = json_objects(result.stdout)  # a line is written as its call ends: calls overlap
+    return sorted(
+        calls, key=lambda exchange: exchange["call"] if isinstance(exchange.get("call"), int) else -1
+    )

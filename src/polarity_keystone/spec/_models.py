@@ -303,7 +303,7 @@ class LlmMatch(_Block):
     """When a canned response answers: every condition given must hold."""
 
     call: int | None = Field(default=None, ge=0)
-    """The 0-based index of the call among this replica's model calls."""
+    """The call's number among the requests this replica sent the proxy, from 0 (a model listing counts)."""
     contains: str | None = None
     """Text the request's last message contains (a tool result included)."""
 
