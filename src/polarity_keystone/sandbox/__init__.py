@@ -24,12 +24,13 @@ from ._base import (
     WorkspaceSnapshot,
 )
 from ._docker import DockerBackend, DockerSandbox, connect, split_services, workspace_path
+from ._engine_ca import EngineCA, IssuedCertificate
 from ._gateway import SERVER_HOST
 from ._hardening import disk_quota_problem, runtime_problem
 from ._images import ImageError, ImageResolver, ResolvedImage, UnknownUser
 from ._output import OUTPUT_LIMIT
 from ._processes import AgentProcess
-from ._service_plan import CommandSucceeds, LogLine, Readiness, ServiceContainer, StaysUp
+from ._service_plan import CommandSucceeds, LogLine, Readiness, ServiceContainer, ServiceTls, StaysUp
 
 __all__ = [
     "DEFAULT_AGENT",
@@ -43,12 +44,14 @@ __all__ = [
     "CommandSucceeds",
     "DockerBackend",
     "DockerSandbox",
+    "EngineCA",
     "ExecResult",
     "FileInfo",
     "FixtureError",
     "FixtureStep",
     "ImageError",
     "ImageResolver",
+    "IssuedCertificate",
     "LogLine",
     "NetworkPolicy",
     "Readiness",
@@ -61,6 +64,7 @@ __all__ = [
     "SandboxStatus",
     "ServiceContainer",
     "ServiceEndpoint",
+    "ServiceTls",
     "SettleReport",
     "StaysUp",
     "UnknownUser",

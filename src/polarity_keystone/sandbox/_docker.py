@@ -26,6 +26,7 @@ from docker.models.networks import Network
 from docker.types.daemon import CancellableStream
 
 from .._jsonl import json_objects
+from . import _agent_trust as agent_trust
 from . import _gateway as gateway
 from . import _labels as labels
 from . import _lease as lease
@@ -52,6 +53,7 @@ from ._base import (
     WorkspaceSnapshot,
 )
 from ._egress import bridge_address, egress_network
+from ._engine_ca import EngineCA, IssuedCertificate
 from ._hardening import (
     AGENT_CAPABILITIES,
     AGENT_SYSCTLS,
@@ -370,7 +372,7 @@ def split_services(
     bridged: list[ServiceContainer] = []
     taken: set[int] = set()
     for service in services:
-        ports = set(service.ports)
+        ports = set(service.ports) | ({service.tls.port} if service.tls is not None else set())
         if ports and not ports & taken:
             pod.append(service)
             taken |= ports
@@ -561,6 +563,8 @@ class DockerBackend(SandboxBackend):
         """Extra names the gateways resolve (like `--add-host`); default: $KEYSTONE_GATEWAY_HOSTS."""
         self._host_guard = HostGuard()
         """The host rules and the host's addresses, which gateways refuse."""
+        self._engine_ca: EngineCA | None = None
+        self._engine_ca_lock = threading.Lock()
 
     def close_server_ports(self) -> None:
         """Remove the host rules that let sandboxes reach the server ports of this backend's plans."""
@@ -624,22 +628,47 @@ class DockerBackend(SandboxBackend):
         emit("ready")
         return sandbox
 
+    def engine_ca(self) -> EngineCA:
+        """The engine's sandbox CA, made on first use (see `_engine_ca.py`); SandboxError when its files
+        cannot be read or written."""
+        with self._engine_ca_lock:
+            if self._engine_ca is None:
+                engine_id = str(self.client.info()["ID"])
+                try:
+                    self._engine_ca = EngineCA.for_engine(engine_id)
+                except (OSError, ValueError) as exc:
+                    raise SandboxError(f"the sandbox CA of Docker engine {engine_id}: {exc}") from exc
+            return self._engine_ca
+
+    def _certificates(self, plan: SandboxPlan) -> dict[str, IssuedCertificate]:
+        """Service -> its certificate for the hosts the plan overrides to it, for services answering TLS."""
+        hosts = gateway.tls_hosts(plan.network, plan.services)
+        return {service: self.engine_ca().issue(names) for service, names in hosts.items()}
+
     def _boot(self, sandbox: DockerSandbox, plan: SandboxPlan, emit: Callable[[str, str], None]) -> None:
         pod, bridged = split_services(plan.services)
-        with ThreadPoolExecutor(max_workers=len(plan.services) + 4) as pool:
-            futures = [pool.submit(self._start_service, sandbox, plan, service, None) for service in bridged]
+        certificates = self._certificates(plan)
+        with ThreadPoolExecutor(max_workers=len(plan.services) + 5) as pool:
+
+            def start(service: ServiceContainer, pod_of: Container | None) -> Future[None]:
+                certificate = certificates.get(service.name)
+                return pool.submit(self._start_service, sandbox, plan, service, pod_of, certificate)
+
+            futures = [start(service, None) for service in bridged]
             gateway_up = None
             if plan.network is not None:
                 gateway_up = pool.submit(self._start_gateway, sandbox, plan.network, plan)
                 futures.append(pool.submit(_gateway_ready, sandbox.id, gateway_up))
             try:
-                agent = self._start_agent(sandbox, plan, pod)
+                agent = self._start_agent(sandbox, plan, pod, trust_ca=bool(certificates))
             except BaseException:
                 wait(futures)  # never leave a half-started service behind an agent that failed
                 raise
             if gateway_up is not None:
                 futures.append(pool.submit(self._point_resolver, sandbox, agent, gateway_up))
-            futures += [pool.submit(self._start_service, sandbox, plan, service, agent) for service in pod]
+            futures += [start(service, agent) for service in pod]
+            if certificates:
+                futures.append(pool.submit(self._trust_engine_ca, agent))
             if plan.agent_dir:
                 futures.append(pool.submit(self._copy_agent, agent, plan.agent_dir, plan.agent_user))
             # The workspace is final once the agent started, unless a fixture writes into it: then the
@@ -657,19 +686,31 @@ class DockerBackend(SandboxBackend):
         emit("snapshot", "")
 
     def _run(
-        self, sandbox: DockerSandbox, name: str, image: str, aliases: list[str] | None, **kwargs: Any
+        self,
+        sandbox: DockerSandbox,
+        name: str,
+        image: str,
+        aliases: list[str] | None,
+        files: bytes | None,
+        /,
+        **kwargs: Any,
     ) -> Container:
         """Start a container on the sandbox network under `aliases`, or, with `aliases=None`, inside the
-        agent container's network namespace (`kwargs` then carries that `network_mode`)."""
+        agent container's network namespace (`kwargs` then carries that `network_mode`); `files`, a tar,
+        is extracted at / before it starts."""
         if aliases is not None:
             kwargs["network"] = sandbox.network.name
             kwargs["networking_config"] = {
                 sandbox.network.name: self.client.api.create_endpoint_config(aliases=aliases)
             }
         try:
-            return self.client.containers.run(
+            container = self.client.containers.create(
                 image, detach=True, name=f"keystone-{sandbox.id}-{name}", **kwargs
             )
+            if files is not None:
+                container.put_archive("/", files)
+            container.start()
+            return container
         except docker.errors.APIError as exc:
             raise SandboxBootError(sandbox.id, "services", f"{name}: {exc.explanation or exc}") from exc
 
@@ -725,18 +766,25 @@ class DockerBackend(SandboxBackend):
             )
 
     def _start_agent(
-        self, sandbox: DockerSandbox, plan: SandboxPlan, pod: list[ServiceContainer]
+        self, sandbox: DockerSandbox, plan: SandboxPlan, pod: list[ServiceContainer], trust_ca: bool
     ) -> Container:
         """The agent container: no capability beyond `AGENT_CAPABILITIES`, no new privileges, limits on
-        CPU, memory (swap included), processes and (with `disk_bytes`) its writable layer."""
+        CPU, memory (swap included), processes and (with `disk_bytes`) its writable layer. With
+        `trust_ca`, its environment names the engine CA's files (`_trust_engine_ca` writes them) unless
+        the spec names others."""
         names = [service.name for service in pod]
         runtime = self.runtime or plan.runtime  # the operator's runtime is never traded for a spec's
-        env = {**plan.env, **(gateway.proxy_env(plan.services) if plan.network is not None else {})}
+        env = {
+            **(agent_trust.trust_env() if trust_ca else {}),
+            **plan.env,
+            **(gateway.proxy_env(plan.services) if plan.network is not None else {}),
+        }
         sandbox.agent = self._run(
             sandbox,
             "agent",
             plan.image,
             ["agent", *names],
+            None,
             command=["sleep", "infinity"],
             init=True,
             working_dir=WORKSPACE,
@@ -759,6 +807,13 @@ class DockerBackend(SandboxBackend):
         sandbox.limits = (plan.pids_limit, plan.memory_bytes)
         return sandbox.agent
 
+    def _trust_engine_ca(self, agent: Container) -> None:
+        """The engine CA's certificate into the agent's trust (see `_agent_trust.py`)."""
+        result = _exec(agent, agent_trust.install_command(self.engine_ca().cert_pem), user=ROOT.exec_user)
+        if result.exit_code != 0:
+            detail = (result.stderr or result.stdout).strip() or "no output: the container may have stopped"
+            raise SandboxError(f"adding the sandbox CA to the agent's trust failed: {detail}")
+
     @staticmethod
     def _copy_agent(agent: Container, agent_dir: str, user: AgentUser) -> None:
         """/opt/agent belongs to root: the agent user reads and runs its code but cannot change it."""
@@ -770,16 +825,29 @@ class DockerBackend(SandboxBackend):
             agent.put_archive("/opt/agent", tar_directory(agent_dir, (0, user.gid)))
 
     def _start_service(
-        self, sandbox: DockerSandbox, plan: SandboxPlan, service: ServiceContainer, pod_of: Container | None
+        self,
+        sandbox: DockerSandbox,
+        plan: SandboxPlan,
+        service: ServiceContainer,
+        pod_of: Container | None,
+        certificate: IssuedCertificate | None = None,
     ) -> None:
         """Start a service in the agent's network namespace (`pod_of`), or on the network by its alias,
-        with the agent's CPU, memory and pids limits: a busy or hostile service cannot take the host."""
+        with the agent's CPU, memory and pids limits: a busy or hostile service cannot take the host. A
+        `certificate` is placed where `service.tls` says before the service starts (the key, mode 0600,
+        never in its environment)."""
         placement: dict[str, Any] = {"network_mode": f"container:{pod_of.id}"} if pod_of is not None else {}
+        files = None
+        if certificate is not None and service.tls is not None:
+            tls = service.tls
+            pems = {tls.cert_path: certificate.cert_pem, tls.key_path: certificate.key_pem}
+            files = tar_files(pems, {tls.key_path: 0o600})
         container = self._run(
             sandbox,
             service.name,
             service.image,
             None if pod_of is not None else [service.name],
+            files,
             command=list(service.command) if service.command is not None else None,
             environment=dict(service.env),
             labels={**sandbox.labels, labels.ROLE: "service", labels.SERVICE: service.name},

@@ -63,14 +63,27 @@ def ingress_ports(policy: NetworkPolicy) -> dict[int, int]:
     return {INGRESS_BASE_PORT + index: port for index, port in enumerate(policy.ingress)}
 
 
+def tls_hosts(policy: NetworkPolicy | None, services: list[ServiceContainer]) -> dict[str, tuple[str, ...]]:
+    """Service -> the overridden host names it answers TLS for (the names its certificate holds), for
+    each service that answers TLS (`ServiceContainer.tls`) and has hosts overridden to it."""
+    hosts: dict[str, tuple[str, ...]] = {}
+    answering = {service.name for service in services if service.tls is not None}
+    for host, service in sorted((policy.overrides if policy is not None else {}).items()):
+        if service in answering:
+            hosts[service] = (*hosts.get(service, ()), host)
+    return hosts
+
+
 def gateway_config(policy: NetworkPolicy, services: list[ServiceContainer], subnet: str, fence: Fence) -> str:
     ports = {service.name: service.port for service in services}
+    tls = {service.name: service.tls.port for service in services if service.tls is not None}
     return json.dumps(
         {
             "default": "allow" if policy.default_allow else "deny",
             "allow": list(policy.allow),
             "overrides": dict(policy.overrides),
             "services": {"agent": None, **ports},
+            "tls_ports": {name: tls[name] for name in tls_hosts(policy, services)},
             "subnet": subnet,
             "ingress": {str(listen): port for listen, port in ingress_ports(policy).items()},
             "host": list(fence.host),

@@ -36,6 +36,17 @@ Readiness = LogLine | CommandSucceeds | StaysUp
 
 
 @dataclass(frozen=True)
+class ServiceTls:
+    """How a service answers TLS for the hosts the network policy overrides to it: the backend issues it
+    a certificate for those names from its engine's CA, placed at `cert_path` and `key_path` before the
+    container starts, sends TLS for those names to `port`, and makes the agent trust the CA."""
+
+    port: int
+    cert_path: str
+    key_path: str
+
+
+@dataclass(frozen=True)
 class ServiceContainer:
     """One service container of a sandbox; the agent reaches it by `name`."""
 
@@ -51,6 +62,8 @@ class ServiceContainer:
     env: Mapping[str, str] = field(default_factory=dict)
     url: str = ""
     """How the agent reaches it (e.g. `postgres://postgres@db:5432/postgres`)."""
+    tls: ServiceTls | None = None
+    """Set when the service can stand in for an overridden host over TLS (the model proxy)."""
 
     @property
     def port(self) -> int | None:

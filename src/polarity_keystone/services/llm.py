@@ -6,15 +6,20 @@ The server itself is `sandbox/dockerfiles/llm_proxy/proxy.py` (standard library 
 this module writes into `KEYSTONE_LLM_CONFIG`, and the provider keys from their own variables, filled
 from the spec's secrets, so they reach only the proxy. Its log, one JSON object per call, is the
 replica's recording.
+
+An agent that ignores the base-URL variables reaches the proxy through `dns_overrides` of the provider's
+host: the proxy also answers HTTPS (`TLS`), with a certificate for the overridden names that the
+sandbox backend issues from its engine's CA and places before the proxy starts (`ServiceTls`).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from .._jsonl import json_objects
-from ..sandbox import LogLine, Readiness, Sandbox, SandboxError
+from ..sandbox import LogLine, Readiness, Sandbox, SandboxError, ServiceContainer, ServiceTls
 from ..spec import Service
 from ._base import ServiceKind, register_kind
 
@@ -22,6 +27,10 @@ READY_MARKER = "keystone: llm_proxy ready"
 CONFIG_ENV = "KEYSTONE_LLM_CONFIG"
 LOG_PATH = "/var/lib/keystone-llm/exchanges.jsonl"
 RECORDING_PATH = "/var/lib/keystone-llm/recording.jsonl"
+TLS = ServiceTls(
+    port=443, cert_path="/etc/keystone-llm/tls/cert.pem", key_path="/etc/keystone-llm/tls/key.pem"
+)
+"""Where the proxy answers HTTPS for hosts overridden to it, and where its certificate is placed."""
 RECORDING_LIMIT = 32 * 1024 * 1024
 """Bytes of a replica's log a result keeps; the proxy caps each exchange (bodies over its limits are
 marked `truncated`), this caps a long run's calls together."""
@@ -76,8 +85,12 @@ class LlmProxy(ServiceKind):
             "upstreams": service.llm.upstreams,
             "max_calls": service.llm.max_calls,
             "responses": [response.model_dump(exclude_none=True) for response in service.llm.responses],
+            "tls": {"port": TLS.port, "cert": TLS.cert_path, "key": TLS.key_path},
         }
         return {CONFIG_ENV: json.dumps(config, sort_keys=True)}
+
+    def container(self, service: Service, image: str, *, local_image: bool = False) -> ServiceContainer:
+        return replace(super().container(service, image, local_image=local_image), tls=TLS)
 
 
 def as_replay(service: Service) -> Service:

@@ -10,7 +10,9 @@ serves the agent three ways, all through one policy:
 * HTTP on :80 (transparent: the Host header names the destination) and an HTTP proxy on :3128
   (absolute-form requests and CONNECT, for clients that honour HTTP_PROXY / HTTPS_PROXY).
 * TLS on :443 (transparent: the destination comes from the ClientHello's SNI; the bytes are passed
-  through untouched, so only the host name is visible).
+  through untouched, so only the host name is visible). TLS for a host overridden to a service that
+  answers TLS itself (`tls_ports`, the model proxy standing in for api.openai.com) goes to that port, on
+  :443 and through CONNECT alike; other traffic to a service goes to its first port.
 
 Whatever the policy allows, the gateway connects only to addresses that destinations.py lets through
 (never the Docker host, another sandbox, loopback or link-local), checked after it resolved the name.
@@ -24,6 +26,7 @@ KEYSTONE_GATEWAY_CONFIG:
 
     {"default": "deny", "allow": ["*.example.com"], "subnet": "172.18.0.0/16",
      "overrides": {"api.stripe.com": "stripe"}, "services": {"stripe": 8080, "db": 5432},
+     "tls_ports": {"llm": 443},
      "host": ["172.17.0.1", "192.0.2.2"], "docker_networks": ["172.20.0.0/16"],
      "ingress": {"20000": 3000}, "ingress_from": ["172.20.0.1"], "log": "/var/log/keystone/gateway.jsonl"}
 """
@@ -79,6 +82,7 @@ class Policy:
         self.allow = [pattern.lower() for pattern in config.get("allow", [])]
         self.overrides = {host.lower(): service for host, service in config.get("overrides", {}).items()}
         self.services: dict[str, int | None] = config.get("services", {})
+        self.tls_ports: dict[str, int] = config.get("tls_ports", {})
 
     def service_of(self, host: str) -> str | None:
         host = host.lower().rstrip(".")
@@ -95,7 +99,8 @@ class Policy:
         host = host.lower().rstrip(".")
         service = self.service_of(host)
         if service is not None:
-            return Route(True, service, service, self.services.get(service) or port)
+            tls_port = self.tls_ports.get(service) if port == 443 else None
+            return Route(True, service, service, tls_port or self.services.get(service) or port)
         matches = [pattern for pattern in self.allow if fnmatch.fnmatch(host, pattern)]
         named = any(_names_hosts(pattern) for pattern in matches)
         return Route(self.default_allow or bool(matches), None, host, port, named)

@@ -6,6 +6,7 @@ recording them, or from a recording.
 Configuration is one JSON document in the KEYSTONE_LLM_CONFIG environment variable:
 
     {"port": 80, "mode": "mock" | "record" | "replay",
+     "tls": {"port": 443, "cert": "/etc/keystone-llm/tls/cert.pem", "key": "/etc/keystone-llm/tls/key.pem"},
      "log_path": "/var/lib/keystone-llm/exchanges.jsonl",
      "recording_path": "/var/lib/keystone-llm/recording.jsonl",
      "upstreams": {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com"},
@@ -19,6 +20,10 @@ Routes: POST /v1/chat/completions (OpenAI), POST /v1/messages (Anthropic), GET /
 answered in its provider's shape, streamed as server-sent events when the request asks for `stream`.
 A request is Anthropic's when its path is /v1/messages or it carries `anthropic-version` or `x-api-key`.
 Every request is one call, numbered from 0 in arrival order, and one line of the log.
+
+With `tls`, and its certificate file in place (Keystone puts one for the hosts a spec's `dns_overrides`
+sends here, e.g. api.openai.com), the same routes are also served over HTTPS on `tls.port`: an agent that
+ignores OPENAI_BASE_URL and calls https://api.openai.com gets the same answers.
 
 - mock: the first response whose `match` holds answers (`call` is the call's number, `contains` a
   substring of the text of the request's last message); no `match` always matches. Tool-call ids default
@@ -141,6 +146,7 @@ class Config:
     max_calls: int
     responses: list[MockResponse]
     keys: dict[str, str]
+    tls: Tls | None = None
 
     @classmethod
     def load(cls, raw: dict[str, Any], environ: dict[str, str]) -> Config:
@@ -156,7 +162,19 @@ class Config:
             max_calls=int(raw.get("max_calls", 1000)),
             responses=[MockResponse.parse(item) for item in raw.get("responses") or []],
             keys={provider: environ[name] for provider, name in KEY_ENV.items() if environ.get(name)},
+            tls=Tls.parse(raw["tls"]) if raw.get("tls") else None,
         )
+
+
+@dataclass(frozen=True)
+class Tls:
+    port: int
+    cert: str
+    key: str
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Tls:
+        return cls(port=int(raw.get("port", 443)), cert=str(raw["cert"]), key=str(raw["key"]))
 
 
 # --- request bodies --------------------------------------------------------------------------------
@@ -935,15 +953,43 @@ def parse_json(raw: bytes | None) -> Any:
         return None
 
 
+class TlsServer(ThreadingHTTPServer):
+    """HTTPS with the same handler: each connection's handshake runs on its own thread, so a client
+    that stalls or refuses the certificate holds up no other."""
+
+    def __init__(self, address: tuple[str, int], tls: Tls) -> None:
+        super().__init__(address, Handler)
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(tls.cert, tls.key)
+
+    def get_request(self) -> tuple[Any, Any]:
+        connection, address = super().get_request()
+        return self.context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False), address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(CLIENT_TIMEOUT)
+        try:
+            request.do_handshake()
+        except (ssl.SSLError, OSError) as exc:
+            sys.stderr.write(f"TLS handshake with {client_address[0]} failed: {exc}\n")
+            return
+        super().finish_request(request, client_address)
+
+
 def main() -> None:
     config = Config.load(json.loads(os.environ.get("KEYSTONE_LLM_CONFIG") or "{}"), dict(os.environ))
     Handler.proxy = Proxy(config)
-    server = ThreadingHTTPServer(("0.0.0.0", config.port), Handler)
-    server.daemon_threads = True
-    print(
-        f"{READY_MARKER} on port {config.port} ({config.mode}, {len(config.responses)} responses)", flush=True
-    )
-    server.serve_forever()
+    servers = [ThreadingHTTPServer(("0.0.0.0", config.port), Handler)]
+    listening = f"port {config.port}"
+    if config.tls is not None and os.path.exists(config.tls.cert):
+        servers.append(TlsServer(("0.0.0.0", config.tls.port), config.tls))
+        listening += f" and HTTPS on port {config.tls.port}"
+    for server in servers:
+        server.daemon_threads = True
+    for server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"{READY_MARKER} on {listening} ({config.mode}, {len(config.responses)} responses)", flush=True)
+    servers[0].serve_forever()
 
 
 if __name__ == "__main__":
