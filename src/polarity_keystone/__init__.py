@@ -1,26 +1,37 @@
-"""Keystone: an open, self-hostable eval runtime for AI agents."""
+"""Keystone: an open, self-hostable eval runtime for AI agents.
+
+The public names load their packages on first use (PEP 562), not when `polarity_keystone` is imported:
+`ks --help` imports this package too, and must not pay for the SDK, httpx and pydantic models it does
+not use."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._version import PUBLISHED_IMAGES, __version__
-from .analysis import estimate_cost, pricing_table
-from .sdk import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    ConflictError,
-    InternalServerError,
-    Keystone,
-    KeystoneError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    ServiceUnavailableError,
-    auto_instrument,
-    flush_otel,
-    register_otel_flush,
-    traced,
-)
+
+if TYPE_CHECKING:
+    from .analysis import estimate_cost, pricing_table
+    from .sdk import (
+        APIConnectionError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        ConflictError,
+        InternalServerError,
+        Keystone,
+        KeystoneError,
+        NotFoundError,
+        PermissionDeniedError,
+        RateLimitError,
+        ServiceUnavailableError,
+        auto_instrument,
+        flush_otel,
+        register_otel_flush,
+        traced,
+    )
 
 __all__ = [
     "PUBLISHED_IMAGES",
@@ -45,3 +56,18 @@ __all__ = [
     "register_otel_flush",
     "traced",
 ]
+
+
+_ANALYSIS = ("estimate_cost", "pricing_table")
+_HOMES = {
+    name: ".analysis" if name in _ANALYSIS else ".sdk"
+    for name in __all__
+    if name not in ("PUBLISHED_IMAGES", "__version__")
+}
+"""The package each lazily loaded public name comes from."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name], __name__), name)

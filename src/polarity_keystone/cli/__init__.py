@@ -1,4 +1,9 @@
-"""The `ks` command line: `eval run`, `spec validate`, `replay`, `cleanup`, `images build`, `gate`."""
+"""The `ks` command line: `eval run`, `spec validate`, `replay`, `cleanup`, `images build`, `gate`.
+
+A command imports what it works with inside itself: building the parser (all `ks --help` and a mistyped
+flag need) loads argparse, rich and the flags' definitions, never the engine, the server, Docker or httpx.
+tests/cli/test_cli_imports.py holds every command module to that.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +13,21 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from .. import exit_codes
 from .._version import __version__
-from ..analysis import PRICING_FILE_ENV, PricingError, local_pricing
-from ..engine import FingerprintMismatch, RunOptions, prepare, replay, run_experiment
-from ..gate import GateInputError, report_invalid_inputs, resolve, run_gate
 from ..gate import add_arguments as add_gate_arguments
-from ..results import RunResults
-from ..sandbox import DockerBackend, FixtureError, ImageError, ImageResolver, SandboxError
-from ..sdk import KeystoneError
-from ..secrets import SecretError
-from ..spec import LoadedSpec, SpecError, collect_bundle, format_duration, load_specs
-from . import _admin_commands, _agents, _blob_commands, _replay_changes, _served, _server_commands
-from ._output import dump_json, write_json
-from ._progress import ConsoleProgress
-from ._recordings import RecordingError, load_recordings
-from ._report import print_replica_failure, print_run
+from . import _admin_commands, _agents, _blob_commands, _server_commands
 from ._signals import Interrupted, interrupted_by_signals
+
+if TYPE_CHECKING:
+    from ..engine import RunOptions
+    from ..results import RunResults
+    from ..sandbox import DockerBackend
+    from ..spec import LoadedSpec
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 """Soft wrap: spec errors and replay commands stay on one line, copyable, in any terminal or CI log."""
@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    from ..gate import GateInputError, report_invalid_inputs, resolve, run_gate
+
     try:
         config = resolve(args, os.environ)
     except GateInputError as exc:
@@ -124,12 +126,16 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def _backend() -> DockerBackend:
+    from ..sandbox import DockerBackend
+
     backend = DockerBackend()
     backend.reap()
     return backend
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from ..spec import load_specs
+
     loaded = load_specs(args.specs)
     for item in loaded:
         err.print(f"[green]ok[/] {item.path}")
@@ -137,6 +143,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_run(args: argparse.Namespace) -> int:
+    from ..engine import RunOptions
+    from ..spec import load_specs
+    from . import _served
+    from ._output import dump_json, write_json
+    from ._report import print_run
+
     loaded = load_specs(args.specs)
     options = RunOptions(replicas=args.replicas, concurrency=args.concurrency, seed=args.seed, keep=args.keep)
     runs = _run_direct(loaded, options) if args.keep else _served.run_all(loaded, err, options)
@@ -154,6 +166,11 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
 def _run_direct(loaded: Sequence[LoadedSpec], options: RunOptions) -> list[RunResults]:
     """`--keep` runs on the engine in this process: kept sandboxes are a local debugging aid, outside the
     server's lifecycle (it destroys every replica's sandbox)."""
+    from ..analysis import local_pricing
+    from ..engine import prepare, run_experiment
+    from ..sandbox import ImageResolver
+    from ._progress import ConsoleProgress
+
     backend = _backend()
     resolver = ImageResolver(backend.client)
     runs = []
@@ -166,6 +183,15 @@ def _run_direct(loaded: Sequence[LoadedSpec], options: RunOptions) -> list[RunRe
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from ..analysis import local_pricing
+    from ..engine import FingerprintMismatch, prepare, replay
+    from ..sandbox import ImageResolver
+    from ..spec import collect_bundle, format_duration, load_specs
+    from . import _replay_changes
+    from ._output import dump_json
+    from ._recordings import RecordingError, load_recordings
+    from ._report import print_replica_failure
+
     loaded = load_specs([args.spec])
     try:
         recordings = (
@@ -216,12 +242,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
+    from ..sandbox import DockerBackend
+
     removed = DockerBackend().reap(everything=args.all)
     err.print(f"removed {len(removed)} sandbox(es)" + (": " + ", ".join(removed) if removed else ""))
     return exit_codes.PASSED
 
 
 def cmd_images_build(args: argparse.Namespace) -> int:
+    from ..sandbox import DockerBackend, ImageResolver
+
     resolver = ImageResolver(DockerBackend().client)
     for name in ("base", "postgres", "redis", "http_mock", "llm_proxy", "s3", "gateway", "execlog", "reaper"):
         image = resolver.local(name)
@@ -261,27 +291,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with interrupted_by_signals():
             return handler(args)
-    except SecretError as exc:
-        err.print(f"[red]invalid secrets:[/] {exc}")
-        return exit_codes.INVALID_INPUT
-    except SpecError as exc:  # every issue of every file (or found while preparing: a path swapped)
-        err.print(str(exc), markup=False, highlight=False)
-        return exit_codes.INVALID_INPUT
-    except PricingError as exc:
-        err.print(f"[red]invalid ${PRICING_FILE_ENV}:[/] {exc}")
-        return exit_codes.INVALID_INPUT
-    except _served.ServedRunError as exc:
-        err.print(f"[red]{'invalid input' if exc.invalid_input else 'infrastructure error'}:[/] {exc}")
-        return exit_codes.INVALID_INPUT if exc.invalid_input else exit_codes.INFRASTRUCTURE
-    except (SandboxError, ImageError, KeystoneError) as exc:
-        err.print(f"[red]infrastructure error:[/] {exc}")
-        return exit_codes.INFRASTRUCTURE
-    except FixtureError as exc:
-        err.print(f"[red]fixture could not be prepared:[/] {exc}\n{exc.output}")
-        return exit_codes.INFRASTRUCTURE
     except Interrupted as exc:
         err.print(f"interrupted ({exc}); this process's sandboxes are removed as it exits")
         return exc.exit_code
+    except Exception as exc:
+        code = _reported(exc)
+        if code is None:
+            raise
+        return code
+
+
+def _reported(exc: Exception) -> int | None:
+    """The exit code of a failure a command let through, once said on stderr; None for anything else (a
+    bug: its traceback shows). Each family is imported just before its check, cheapest first: a command
+    that raised one loaded its package already, and `ks spec validate` with a bad spec must not load
+    Docker only to learn its error was no sandbox's."""
+    from ..secrets import SecretError
+    from ..spec import SpecError
+
+    if isinstance(exc, SecretError):
+        err.print(f"[red]invalid secrets:[/] {exc}")
+        return exit_codes.INVALID_INPUT
+    if isinstance(exc, SpecError):  # every issue of every file (or found while preparing: a path swapped)
+        err.print(str(exc), markup=False, highlight=False)
+        return exit_codes.INVALID_INPUT
+    from ..analysis import PRICING_FILE_ENV, PricingError
+
+    if isinstance(exc, PricingError):
+        err.print(f"[red]invalid ${PRICING_FILE_ENV}:[/] {exc}")
+        return exit_codes.INVALID_INPUT
+    from ..sandbox import FixtureError, ImageError, SandboxError
+    from ..sdk import KeystoneError
+    from ._served import ServedRunError
+
+    if isinstance(exc, ServedRunError):
+        err.print(f"[red]{'invalid input' if exc.invalid_input else 'infrastructure error'}:[/] {exc}")
+        return exit_codes.INVALID_INPUT if exc.invalid_input else exit_codes.INFRASTRUCTURE
+    if isinstance(exc, SandboxError | ImageError | KeystoneError):
+        err.print(f"[red]infrastructure error:[/] {exc}")
+        return exit_codes.INFRASTRUCTURE
+    if isinstance(exc, FixtureError):
+        err.print(f"[red]fixture could not be prepared:[/] {exc}\n{exc.output}")
+        return exit_codes.INFRASTRUCTURE
+    return None
 
 
 def run() -> None:

@@ -10,12 +10,15 @@ import secrets
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from .. import exit_codes
-from ..store import DEFAULT_PROJECT, Conflict, NotFound, ProjectRecord, Store
 from ._server_commands import default_store_url, open_store_or_none, store_option
+
+if TYPE_CHECKING:
+    from ..store import ProjectRecord, Store
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -37,7 +40,6 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     create.add_argument("name", help="who or what the key is for, e.g. ci-github")
     create.add_argument(
         "--project",
-        default=DEFAULT_PROJECT,
         metavar="PROJECT",
         help="the id or name of the project whose resources the key sees (default: the default project)",
     )
@@ -76,6 +78,7 @@ def _unknown_project(store: Store, id_or_name: str) -> int:
 
 def cmd_projects_create(args: argparse.Namespace) -> int:
     from ..server import project_name_problem
+    from ..store import Conflict, ProjectRecord
 
     problem = project_name_problem(args.name)
     if problem:
@@ -106,13 +109,15 @@ def cmd_projects_list(args: argparse.Namespace) -> int:
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from ..server import create_api_key
+    from ..store import DEFAULT_PROJECT
 
+    id_or_name = args.project or DEFAULT_PROJECT
     with _operator_store(args) as store:
         if store is None:
             return exit_codes.INVALID_INPUT
-        project = _project(store, args.project)
+        project = _project(store, id_or_name)
         if project is None:
-            return _unknown_project(store, args.project)
+            return _unknown_project(store, id_or_name)
         key, record = create_api_key(store, args.name, project.id, admin=args.admin)
     role = "admin key" if record.admin else "API key"
     err.print(f"created {role} {record.id} ({record.name}) of project {project.name}; shown only this once:")
@@ -139,6 +144,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from ..server import revoke_live_key
+    from ..store import NotFound
 
     with _operator_store(args) as store:
         if store is None:

@@ -9,13 +9,15 @@ import os
 import shlex
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from .. import exit_codes
-from ..sdk import AgentSnapshot, APIStatusError, Keystone
 from ._output import dump_json
-from ._served import connect
+
+if TYPE_CHECKING:
+    from ..sdk import AgentSnapshot, Keystone
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -68,6 +70,9 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def _served(action: Callable[[Keystone], str | None]) -> int:
     """Run `action` against the server, printing what it returns; a refused request exits 2."""
+    from ..sdk import APIStatusError
+    from ._served import connect
+
     with connect(os.environ.get("KEYSTONE_BASE_URL"), err) as ks:
         try:
             printed = action(ks)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING
 
 from .._files import write_atomically
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
 
 def dump_json(document: BaseModel | Sequence[BaseModel]) -> str:
+    from pydantic import BaseModel  # late: the documents are models, so pydantic is loaded by now
+
     if not isinstance(document, BaseModel):
         return "[" + ",".join(item.model_dump_json(indent=2) for item in document) + "]"
     return document.model_dump_json(indent=2)

@@ -14,11 +14,10 @@ from urllib.parse import urlsplit, urlunsplit
 from rich.console import Console
 
 from .. import exit_codes
-from ..analysis import PRICING_FILE_ENV, PricingError, operator_pricing
-from ..store import Store, open_store
 
 if TYPE_CHECKING:
     from ..sandbox import DockerBackend
+    from ..store import Store
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -85,7 +84,6 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     serve.add_argument(
         "--pricing",
         type=Path,
-        default=os.environ.get(PRICING_FILE_ENV) or None,
         metavar="FILE",
         help="model prices (JSON or YAML: {version, models: {NAME: {input, output, cached_input}}}, USD per "
         "million tokens) laid over the shipped table; runs are costed with them (default: "
@@ -130,6 +128,7 @@ def store_option(parser: argparse.ArgumentParser) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn  # imported late: the other commands need no web server
 
+    from ..analysis import PRICING_FILE_ENV, PricingError, operator_pricing
     from ..server import ServerSettings, create_app
 
     operator_secrets = _operator_secrets(args.secret)
@@ -146,8 +145,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not has_keys:
         hint = f"ks keys create NAME --store {_shown(store_url)}"
         err.print(f"[yellow]no API key yet:[/] create one with `{hint}`")
+    from_env = os.environ.get(PRICING_FILE_ENV)  # read here: the parser is built without the analysis package
+    pricing_file = args.pricing or (Path(from_env) if from_env else None)
     try:
-        pricing = operator_pricing(args.pricing)
+        pricing = operator_pricing(pricing_file)
     except PricingError as exc:
         err.print(f"[red]invalid --pricing:[/] {exc}")
         return exit_codes.INVALID_INPUT
@@ -226,6 +227,8 @@ def _operator_secrets(values: list[str]) -> dict[str, str] | None:
 
 
 def open_store_or_none(store_url: str) -> Store | None:
+    from ..store import open_store
+
     try:
         return open_store(store_url)
     except ValueError as exc:

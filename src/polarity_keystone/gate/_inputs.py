@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..spec import parse_duration
-
 Kind = Literal["text", "list", "int", "float", "bool", "choice", "duration", "replicas"]
 
 COMMENT_MODES = ("always", "on-failure", "on-change")
@@ -302,6 +300,8 @@ def _parse(item: GateInput, text: str) -> Any:
             raise ValueError("expected true or false")
         return lowered in ("true", "1", "yes")
     if item.kind == "duration":
+        from ..spec import parse_duration  # late: `ks`'s parser is built from this module, without specs
+
         return parse_duration(text)
     if item.kind == "replicas":
         if text == "spec":
