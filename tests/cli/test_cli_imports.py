@@ -15,6 +15,7 @@ import pytest
 
 import polarity_keystone
 from polarity_keystone import gate, sdk
+from tests.cli.test_cli import BROKEN_SPEC
 from tests.examples.shipped_examples import EXAMPLES
 
 HEAVY = (
@@ -35,17 +36,6 @@ import json, sys
 from polarity_keystone.cli import main
 code = main(json.loads(sys.argv[1]))
 print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
-"""
-
-BROKEN_SPEC = """\
-version: 1
-id: broken
-base: "ubuntu:24.04"
-task: {prompt: "write a.txt"}
-agent: {type: cli, command: "true"}
-invariants:
-  ok:
-    check: {type: file_exists, paht: a.txt}
 """
 
 
