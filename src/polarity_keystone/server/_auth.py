@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._context import ServerContext
-from ._deps import bearer, charge, identify
+from ._deps import bearer, charge, identify, identify_remembered
 from ._errors import ApiError, api_error_response, scope_request_id
 from ._limits import BODILESS, UNREAD_BODY
 
@@ -34,7 +34,9 @@ class AuthenticationMiddleware:
             return
         try:
             credentials = await bearer(Request(scope))
-            principal = await run_in_threadpool(identify, self.context, credentials)
+            principal = identify_remembered(self.context, credentials)
+            if principal is None:
+                principal = await run_in_threadpool(identify, self.context, credentials)
             charge(self.context, principal, scope["method"])
         except ApiError as exc:
             if scope["method"] not in BODILESS:

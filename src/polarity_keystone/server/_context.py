@@ -16,8 +16,10 @@ from ._blobs import open_blob_store
 from ._bundle_cache import BundleCache, BundleLimits
 from ._engine import LazyEngine
 from ._events import EventBus
+from ._known_keys import KnownKeys
 from ._project_blobs import ProjectBlobs
 from ._ratelimit import RateLimiter
+from ._results_cache import EncodedResults
 from ._runner import ExperimentRunner
 from ._sandbox_manager import SandboxManager
 from ._settings import ServerSettings
@@ -34,6 +36,8 @@ class ServerContext:
         self.settings = settings
         self.store = open_store(settings.store_url)
         self.bus = EventBus(self.store)
+        self.encoded_results = EncodedResults()
+        self.known_keys = KnownKeys(self.store)
         self.limiter = RateLimiter(settings.read_rate, settings.write_rate)
         self.project_limiter = RateLimiter(*settings.project_rates)
         self.engine = LazyEngine(settings.backend_factory, settings.secret_policy, settings.pricing)
@@ -102,10 +106,14 @@ class ServerContext:
         self.sandboxes.recover()
         self.engine.start_in_background()
 
-    def experiment(self, project_id: str, experiment_id: str) -> ExperimentRecord:
+    def experiment(
+        self, project_id: str, experiment_id: str, *, with_results: bool = True
+    ) -> ExperimentRecord:
         """The experiment, if it belongs to the project; another project's is as unknown as a missing one
-        (NotFound), so its id says nothing about whether it exists."""
-        record = self.store.get_experiment(experiment_id)
+        (NotFound), so its id says nothing about whether it exists. Without results, its `results` is
+        None (see `Store.get_experiment_head`)."""
+        read = self.store.get_experiment if with_results else self.store.get_experiment_head
+        record = read(experiment_id)
         if record.project_id != project_id:
             raise NotFound(f"no experiment {experiment_id!r}")
         return record

@@ -3,6 +3,9 @@
 `Authenticated` is the caller `AuthenticationMiddleware` identified (and charged a token from its read
 or write bucket) before the body was read; `LiveKey` also refuses sandbox tokens (403), and
 `SandboxScoped` lets a sandbox token through only for the sandbox in the path.
+
+The dependencies that do no I/O are `async`: FastAPI runs a plain `def` dependency in a worker thread, and
+a thread hop per dependency per request cost more than all they do.
 """
 
 from __future__ import annotations
@@ -13,15 +16,14 @@ from typing import Annotated, Literal
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..store import DEFAULT_PROJECT
+from ..store import DEFAULT_PROJECT, ApiKeyRecord
 from ._context import ServerContext
 from ._errors import Forbidden, InvalidRequest, NotFoundError, RateLimited, Unauthorized
 from ._events import last_event_id
-from ._keys import hash_key
 from ._models import MAX_ID_LENGTH, unstorable_text
 
 
-def storable_parameters(request: Request) -> None:
+async def storable_parameters(request: Request) -> None:
     """Path and query values the store could not keep (a NUL character) are a 400, never a 500; an id in
     the path longer than any id can be names nothing (404), and is not echoed."""
     for name, value in request.path_params.items():
@@ -36,7 +38,7 @@ def storable_parameters(request: Request) -> None:
         raise InvalidRequest(f"a path or query parameter is invalid: {reason}")
 
 
-def get_context(request: Request) -> ServerContext:
+async def get_context(request: Request) -> ServerContext:
     context: ServerContext = request.app.state.keystone
     return context
 
@@ -72,9 +74,22 @@ def identify(context: ServerContext, credentials: HTTPAuthorizationCredentials |
         if context.settings.auth_required:
             raise Unauthorized("missing Authorization: Bearer <api key> header")
         return LOCAL
-    record = context.store.api_key_by_hash(hash_key(credentials.credentials))
+    record = context.known_keys.look_up(credentials.credentials)
     if record is None or record.revoked:
         raise Unauthorized("invalid or revoked API key")
+    return _principal(record)
+
+
+def identify_remembered(
+    context: ServerContext, credentials: HTTPAuthorizationCredentials | None
+) -> Principal | None:
+    """`identify` without I/O: the caller if its key was looked up a moment ago (see KnownKeys), else None
+    (then `identify` must ask the store)."""
+    record = None if credentials is None else context.known_keys.remembered(credentials.credentials)
+    return None if record is None else _principal(record)
+
+
+def _principal(record: ApiKeyRecord) -> Principal:
     return Principal(record.id, record.kind, record.sandbox_id, record.project_id, record.admin)
 
 
@@ -90,7 +105,7 @@ def charge(context: ServerContext, principal: Principal, method: str) -> None:
         raise RateLimited(f"{kind} rate limit exceeded for this key's project", retry_after=wait)
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
@@ -103,7 +118,7 @@ def authenticate(
 Authenticated = Annotated[Principal, Depends(authenticate)]
 
 
-def live_key(principal: Authenticated) -> Principal:
+async def live_key(principal: Authenticated) -> Principal:
     if principal.kind == "sandbox":
         raise Forbidden("a sandbox token (ks_sb_) can only use the endpoints of its own sandbox")
     return principal
@@ -112,7 +127,7 @@ def live_key(principal: Authenticated) -> Principal:
 LiveKey = Annotated[Principal, Depends(live_key)]
 
 
-def admin_key(principal: Authenticated) -> Principal:
+async def admin_key(principal: Authenticated) -> Principal:
     if not principal.admin:
         raise Forbidden("this needs an admin key (`ks keys create NAME --admin` on the server's machine)")
     return principal
@@ -136,7 +151,7 @@ def sandbox_scoped(sandbox_id: str, principal: Authenticated, context: Context) 
 SandboxScoped = Annotated[Principal, Depends(sandbox_scoped)]
 
 
-def _resume_after(
+async def _resume_after(
     header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     query: Annotated[int | None, Query(alias="last_event_id", ge=0, le=2**62)] = None,
 ) -> int:

@@ -78,7 +78,7 @@ class Pager:
         return Page(shown, encode_cursor(listing, list(position(shown[-1]))))
 
 
-def _pager(
+async def _pager(
     request: Request,
     response: Response,
     context: Context,

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
@@ -31,6 +31,7 @@ from ._models import (
 from ._paging import LIST_RESPONSES, Paging
 from ._planning import Plan, record_experiment
 from ._results import compare, experiment_metrics, results_so_far
+from ._results_cache import results_key
 from ._runner import TERMINAL
 
 router = APIRouter(tags=["Experiments"])
@@ -121,17 +122,40 @@ def _results(context: ServerContext, record: ExperimentRecord) -> dict[str, Any]
     responses=error_responses(403, 404),
 )
 def get_experiment(experiment_id: str, context: Context, caller: LiveKey) -> Response:
-    document = experiment_document(context, context.experiment(caller.project_id, experiment_id))
-    # Built as JSON directly: results can be large, and they were validated when they were stored.
-    return Response(json.dumps(document), media_type="application/json")
+    # Built as JSON directly, without the response model: results can be large, and they were validated
+    # when they were stored. A finished experiment's results are encoded once (see EncodedResults); the
+    # record is read without them, to check the caller's project and the status on every request.
+    record = context.experiment(caller.project_id, experiment_id, with_results=False)
+    results = context.encoded_results.get(results_key(record)) if record.status in TERMINAL else None
+    if results is None:
+        record = context.experiment(caller.project_id, experiment_id)
+        results = _members(
+            {key: value for key, value in _results(context, record).items() if key not in HEAD}
+        )
+        if record.results is not None and record.status in TERMINAL:
+            context.encoded_results.put(results_key(record), results)
+    members = b",".join(filter(None, (results, _members(experiment_head(record)))))
+    return Response(b"{" + members + b"}", media_type="application/json")
+
+
+HEAD = frozenset(ExperimentOut.model_fields) - {"options"}
+"""The experiment's own fields in its document; where the results have a field of the same name
+(`spec_id`), the experiment's is answered."""
+
+
+def experiment_head(record: ExperimentRecord) -> dict[str, Any]:
+    return experiment_out(record).model_dump(mode="json", include=set(HEAD))
+
+
+def _members(document: dict[str, Any]) -> bytes:
+    """`document` as the members of a JSON object, without its braces (empty for an empty one). NaN and
+    infinities are written as Python's json module writes them, as they always were."""
+    return to_json(document, inf_nan_mode="constants")[1:-1]
 
 
 def experiment_document(context: ServerContext, record: ExperimentRecord) -> dict[str, Any]:
     """The experiment as `GET /v1/experiments/{id}` answers it (and `experiment.completed` sends it)."""
-    return {
-        **_results(context, record),
-        **experiment_out(record).model_dump(mode="json", exclude={"options"}),
-    }
+    return {**_results(context, record), **experiment_head(record)}
 
 
 @router.post(

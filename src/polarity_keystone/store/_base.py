@@ -252,6 +252,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def revoke_api_key(self, key_id: str) -> None: ...
 
+    @property
+    @abc.abstractmethod
+    def revocations(self) -> int:
+        """How many keys were revoked through this object so far: a key record read through it before this
+        number changed may be stale."""
+
     # -- specs
     @abc.abstractmethod
     def put_spec(self, project_id: str, spec_id: str, yaml_text: str, sha256: str) -> SpecRecord:
@@ -275,6 +281,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def get_experiment(self, experiment_id: str) -> ExperimentRecord: ...
+
+    @abc.abstractmethod
+    def get_experiment_head(self, experiment_id: str) -> ExperimentRecord:
+        """The experiment with `results` left out (None whatever is stored): enough to check its project
+        and status without reading and decoding a large document."""
 
     @abc.abstractmethod
     def list_experiments(

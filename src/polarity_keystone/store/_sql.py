@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -70,6 +72,8 @@ class SqlStore(Store, Generic[C]):
         self._dialect = dialect
         self._pool = pool
         self._now: Clock = lambda: utc(now())
+        self._revocations = 0
+        self._revoking = threading.Lock()
         try:
             with self._write() as session:
                 self.applied_migrations = migrate(session, dialect, self._now())
@@ -158,6 +162,12 @@ class SqlStore(Store, Generic[C]):
         with self._write() as session:
             if not session.run("UPDATE api_keys SET revoked = TRUE WHERE id = ?", (key_id,)):
                 raise NotFound(f"no API key {key_id!r}")
+        with self._revoking:  # after the commit: a lookup that starts later sees the revocation
+            self._revocations += 1
+
+    @property
+    def revocations(self) -> int:
+        return self._revocations
 
     # -- specs
     def put_spec(self, project_id: str, spec_id: str, yaml_text: str, sha256: str) -> SpecRecord:
@@ -232,6 +242,14 @@ class SqlStore(Store, Generic[C]):
         if row is None:
             raise NotFound(f"no experiment {experiment_id!r}")
         return from_row(ExperimentRecord, row)
+
+    def get_experiment_head(self, experiment_id: str) -> ExperimentRecord:
+        columns = ", ".join(field.name for field in fields(ExperimentRecord) if field.name != "results")
+        with self._read() as session:
+            row = session.one(f"SELECT {columns} FROM experiments WHERE id = ?", (experiment_id,))
+        if row is None:
+            raise NotFound(f"no experiment {experiment_id!r}")
+        return from_row(ExperimentRecord, {**row, "results": None})
 
     def list_experiments(
         self,
