@@ -107,6 +107,11 @@ class ReplicaResult(RunOutcome):
     per table (when the spec audits databases), each a JSON object with a `type`."""
     service_state: dict[str, Any] = Field(default_factory=dict)
     """With `audit.service_state`: per service, the items the agent added, removed and changed."""
+    renewed: bool = False
+    """Its services were reset after an earlier replica instead of booted afresh, their state verified
+    equal to a fresh boot's (data, schema, users, settings)."""
+    boot_note: str = ""
+    """How the sandbox was prepared, when the replica should know (e.g. a reset that failed its check)."""
     recordings: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     """Per `type: llm` service, every model call it answered, in order (request, response or stream,
     usage, tool calls requested, and in a replay where it diverged): what `ks replay --recording`

@@ -1,4 +1,5 @@
-"""The warm pool boots replicas' sandboxes ahead without wasting any or leaving any behind."""
+"""The warm pool makes replicas' sandboxes ready ahead (fresh boots, then renewals of the sandboxes
+replicas hand back) without wasting any or leaving any behind."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from collections.abc import Callable
 import pytest
 
 from polarity_keystone.engine import PreparedSpec, RunOptions, run_experiment
-from polarity_keystone.sandbox import BootListener, DockerBackend, DockerSandbox, SandboxPlan
+from polarity_keystone.sandbox import (
+    BootListener,
+    DockerBackend,
+    DockerSandbox,
+    ResetServices,
+    Sandbox,
+    SandboxPlan,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -26,11 +34,19 @@ class CountingBackend(DockerBackend):
     def __init__(self, inner: DockerBackend) -> None:
         super().__init__(inner.client, owner=inner.owner)
         self.created: list[str] = []
+        self.renewed: list[str] = []
 
     def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> DockerSandbox:
         sandbox = super().create(plan, on_event)
         self.created.append(sandbox.id)
         return sandbox
+
+    def renew(
+        self, sandbox: Sandbox, plan: SandboxPlan, reset: ResetServices, on_event: BootListener | None = None
+    ) -> DockerSandbox:
+        renewed = super().renew(sandbox, plan, reset, on_event)
+        self.renewed.append(renewed.id)
+        return renewed
 
 
 def test_pool_boots_exactly_one_sandbox_per_replica_and_cleans_up(
@@ -43,7 +59,11 @@ def test_pool_boots_exactly_one_sandbox_per_replica_and_cleans_up(
 
     replicas = results.scenarios[0].replicas
     assert [r.status for r in replicas] == ["pass"] * 5
-    assert len(counting.created) == 5, "the pool must not boot sandboxes nobody uses"
-    assert len({r.sandbox_id for r in replicas}) == 5, "every replica gets its own fresh sandbox"
+    assert len(counting.created) + len(counting.renewed) == 5, (
+        "the pool must not prepare sandboxes nobody uses"
+    )
+    assert len(counting.renewed) >= 3, "after the first replicas, handed-back sandboxes are renewed"
+    assert [r.renewed for r in replicas].count(True) == len(counting.renewed)
+    assert len({r.sandbox_id for r in replicas}) == 5, "every replica gets its own sandbox id and agent"
     leftovers = backend.client.containers.list(all=True, filters={"label": "keystone.run-id=exp-pooltest"})
     assert leftovers == []

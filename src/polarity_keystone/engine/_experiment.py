@@ -13,11 +13,12 @@ from functools import partial
 from typing import Any, Protocol
 
 from ..results import ReplicaResult, RunResults
-from ..sandbox import BootEvent, SandboxBackend
+from ..sandbox import BootEvent, Sandbox, SandboxBackend
 from ._aggregate import aggregate_run, aggregate_scenario
-from ._prepare import PreparedSpec
-from ._replica import BootSandbox, ReplicaJob, run_replica
+from ._prepare import PreparedSpec, ReplicaPlan
+from ._replica import ReplicaJob, booting_on, destroying, run_replica
 from ._seeds import new_experiment_seed, replica_seed
+from ._service_reset import resettable
 from ._trace import ReportedTrace
 from ._warm_pool import WarmPool
 
@@ -76,6 +77,10 @@ def _poolable(prepared: PreparedSpec, replicas: int) -> bool:
     return replicas > 1 and not any(secret.from_ == "generated" for secret in prepared.spec.secrets)
 
 
+def _give_back(pool: WarmPool, key: str, sandbox: Sandbox, plan: ReplicaPlan, clean: bool) -> None:
+    (pool.release if clean else pool.destroy)(key, sandbox, plan)
+
+
 def run_experiment(
     prepared: PreparedSpec,
     backend: SandboxBackend,
@@ -98,17 +103,28 @@ def run_experiment(
     concurrency = concurrency_for(prepared, options)
     new_replicas = Counter(job.scenario_id for job in jobs)
     poolable = _poolable(prepared, max(new_replicas.values(), default=0))
-    pool = WarmPool(backend, depth=concurrency, on_boot=on_boot) if poolable else None
+    pool = None
+    if poolable:
+        pool = WarmPool(
+            backend, depth=concurrency, on_boot=on_boot, renew=resettable(spec) and not options.keep
+        )
     for scenario_id, count in new_replicas.items():
         if pool is not None:
             pool.expect(scenario_id, count)
 
     def work(job: ReplicaJob) -> ReplicaResult:
-        boot: BootSandbox = backend.create
+        boot, give_back = booting_on(backend), destroying
         if pool is not None:
             boot = partial(pool.acquire, job.scenario_id)
+            give_back = partial(_give_back, pool, job.scenario_id)
         result = run_replica(
-            prepared, boot, job, keep=options.keep, on_boot=on_boot, reported_trace=options.reported_trace
+            prepared,
+            boot,
+            job,
+            keep=options.keep,
+            on_boot=on_boot,
+            reported_trace=options.reported_trace,
+            give_back=give_back,
         )
         if progress is not None:
             progress.replica_done(job.scenario_id, result)

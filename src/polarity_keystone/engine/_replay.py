@@ -11,7 +11,7 @@ from ..sandbox import BootListener, Sandbox, SandboxBackend
 from ._experiment import scenarios_of
 from ._model_calls import Recordings
 from ._prepare import PreparedSpec
-from ._replica import ReplicaJob, run_replica
+from ._replica import ReplicaJob, booting_on, run_replica
 from ._trace import ReportedTrace
 
 
@@ -57,7 +57,7 @@ def replay(
     job = ReplicaJob(f"replay-{secrets.token_hex(4)}", cell[0], replica, seed, cell[1])
     return run_replica(
         prepared,
-        backend.create,
+        booting_on(backend),
         job,
         keep=keep,
         on_boot=on_boot,

@@ -17,9 +17,9 @@ from ..results import ReplicaResult, Reproducer
 from ..sandbox import (
     BootListener,
     Sandbox,
+    SandboxBackend,
     SandboxBootError,
     SandboxError,
-    SandboxPlan,
     SettleReport,
     WorkspaceDiff,
 )
@@ -42,8 +42,19 @@ AGENT_OUTPUT_LIMIT = 1024 * 1024
 with a line saying how much was cut between them. The result, the checks and `secrets_in_logs` see this."""
 LOG_FILE_LIMIT = 1024 * 1024
 
-BootSandbox = Callable[[SandboxPlan, BootListener | None], Sandbox]
-"""Where a replica gets its ready sandbox: `SandboxBackend.create`, or a warm pool."""
+BootSandbox = Callable[[ReplicaPlan, BootListener | None], Sandbox]
+"""Where a replica gets its ready sandbox: a new boot (`booting_on`), or a warm pool."""
+ReturnSandbox = Callable[[Sandbox, ReplicaPlan, bool], None]
+"""Where a replica's sandbox goes after it: with `clean` (the replica ran and was scored, within its
+limits) a warm pool may renew it for another replica; otherwise it must be destroyed."""
+
+
+def booting_on(backend: SandboxBackend) -> BootSandbox:
+    return lambda plan, on_boot: backend.create(plan.sandbox, on_boot)
+
+
+def destroying(sandbox: Sandbox, plan: ReplicaPlan, clean: bool) -> None:
+    sandbox.destroy()
 
 
 @dataclass
@@ -77,6 +88,7 @@ def run_replica(
     on_sandbox: Callable[[Sandbox], None] | None = None,
     reported_trace: ReportedTrace | None = None,
     replaying: Recordings | None = None,
+    give_back: ReturnSandbox = destroying,
 ) -> ReplicaResult:
     """Never raises for a failure inside the sandbox: boot and infrastructure failures become a result
     with status `error`, agent failures a result with status `fail`. `reported_trace` gives the events
@@ -100,15 +112,17 @@ def run_replica(
         # No plan, so no generated values yet: the fixed ones are all this message could hold.
         return _finish(prepared, job, result, started, Redactor(prepared.secrets))
     sandbox: Sandbox | None = None
+    clean = False
     try:
-        sandbox = boot(plan.sandbox, on_boot)
+        sandbox = boot(plan, on_boot)
         result.sandbox_id = sandbox.id
         result.boot_ms = int((time.monotonic() - started) * 1000)
+        result.renewed, result.boot_note = sandbox.renewed > 0, sandbox.boot_note
         if on_sandbox is not None:
             on_sandbox(sandbox)
         if replaying is not None:
             put_recordings(sandbox, plan.services, replaying)
-        _run_and_score(prepared, sandbox, plan, result, reported_trace)
+        clean = _run_and_score(prepared, sandbox, plan, result, reported_trace)
     except SandboxBootError as exc:
         result.sandbox_id = exc.sandbox_id
         result.error = f"{exc}\n{exc.output}".strip()
@@ -117,7 +131,7 @@ def run_replica(
         result.status, result.error = "error", "; ".join([str(exc), *limits])
     finally:
         if sandbox is not None and not keep:
-            sandbox.destroy()
+            give_back(sandbox, plan, clean)
     return _finish(prepared, job, result, started, plan.redact)
 
 
@@ -127,7 +141,8 @@ def _run_and_score(
     plan: ReplicaPlan,
     result: ReplicaResult,
     reported_trace: ReportedTrace | None,
-) -> None:
+) -> bool:
+    """Runs the agent and scores what it did; True when it stayed within its time and limits."""
     spec = prepared.spec
     task = spec.task.prompt + (f"\n\n{spec.task.context}" if spec.task.context else "")
     sandbox.write_file(TASK_FILE, task.encode())
@@ -207,6 +222,7 @@ def _run_and_score(
     if run.timed_out:
         reasons.insert(0, f"agent timed out after {timeout:g}s")
     result.reasons = [] if passed else reasons
+    return not run.timed_out and not limits
 
 
 def _leftover_events(settled: SettleReport) -> list[dict[str, Any]]:

@@ -132,6 +132,10 @@ class Sandbox(abc.ABC):
     state: SandboxStatus
     services: dict[str, ServiceEndpoint]
     labels: dict[str, str]
+    renewed: int = 0
+    """How many replicas ran in this sandbox's services before (`SandboxBackend.renew`); 0 when fresh."""
+    boot_note: str = ""
+    """What the replica should know about how its sandbox was prepared (e.g. why it was booted afresh)."""
 
     @abc.abstractmethod
     def exec(
@@ -322,11 +326,27 @@ class SandboxPlan:
     server_port: int | None = None
     """A port of the Docker host the agent may connect to, as `SERVER_HOST` (the Keystone server that
     booted it); nothing else of the host is reachable."""
+    renewals: int = 0
+    """How many later replicas may renew this sandbox (`SandboxBackend.renew`); its labels' expiry, which
+    other processes' reapers honour, covers them all."""
+
+
+ResetServices = Callable[["Sandbox"], None]
+"""Puts a sandbox's services back as a fresh boot left them (before its fixtures run again); raises
+SandboxError when it cannot."""
 
 
 class SandboxBackend(abc.ABC):
     @abc.abstractmethod
     def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> Sandbox: ...
+
+    def renew(
+        self, sandbox: Sandbox, plan: SandboxPlan, reset: ResetServices, on_event: BootListener | None = None
+    ) -> Sandbox:
+        """`sandbox`, used by a replica, ready for the next one: a fresh agent container beside the same
+        services, which `reset` puts back before the fixtures run again. Raises SandboxError when it
+        cannot (the caller destroys the sandbox and boots a new one)."""
+        raise SandboxError(f"{type(self).__name__} cannot renew a sandbox")
 
     @abc.abstractmethod
     def reap(self, *, everything: bool = False) -> list[str]:

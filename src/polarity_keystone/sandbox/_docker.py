@@ -41,6 +41,7 @@ from ._base import (
     FixtureError,
     FixtureStep,
     NetworkPolicy,
+    ResetServices,
     Sandbox,
     SandboxBackend,
     SandboxBootError,
@@ -112,6 +113,9 @@ class DockerSandbox(Sandbox):
         self.expired_after: float | None = None
         """Set when `resources.timeout` destroyed the sandbox, so later calls say why it is gone."""
         self._lock = threading.Lock()
+        self.renewable = False
+        """Its services run beside the agent container, not in its network namespace: `renew` can
+        replace the agent and keep them."""
 
     # --- commands and files ------------------------------------------------------------------
 
@@ -337,9 +341,15 @@ class DockerSandbox(Sandbox):
             with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
                 list(pool.map(_remove_container, containers))
             with contextlib.suppress(docker.errors.NotFound):
-                self.network.remove()
+                _remove_network(self.network)
             if self.state is not SandboxStatus.ERROR:
                 self.state = SandboxStatus.STOPPED
+
+
+def _done(container: Container) -> Future[Container]:
+    done: Future[Container] = Future()
+    done.set_result(container)
+    return done
 
 
 def _apply(sandbox: DockerSandbox, fixture: FixtureStep) -> None:
@@ -434,6 +444,20 @@ def _engine_errors(doing: str) -> Iterator[None]:
         raise
     except docker.errors.APIError as exc:
         raise SandboxError(f"{doing} failed: {exc.explanation or exc}") from exc
+
+
+def _remove_network(network: Network) -> None:
+    """Remove the network, and first any container still attached to it (one that was being started
+    while the sandbox went away), which would otherwise keep it."""
+    try:
+        network.remove()
+    except docker.errors.APIError as exc:
+        if "active endpoints" not in str(exc):
+            raise
+        network.reload()
+        for container in network.containers:
+            _remove_container(container)
+        network.remove()
 
 
 def _remove_container(container: Container) -> None:
@@ -584,7 +608,7 @@ class DockerBackend(SandboxBackend):
                 on_event(BootEvent(sandbox_id, step, detail, int((time.monotonic() - started) * 1000)))
 
         sandbox_labels = labels.sandbox_labels(
-            sandbox_id, plan.run_id, plan.spec_id, plan.timeout_s, self.owner, plan.keep
+            sandbox_id, plan.run_id, plan.spec_id, plan.timeout_s * (plan.renewals + 1), self.owner, plan.keep
         )
         try:  # this process's reaper runs before its first sandbox: other processes see it alive
             self.hold_lease()
@@ -646,7 +670,9 @@ class DockerBackend(SandboxBackend):
         return {service: self.engine_ca().issue(names) for service, names in hosts.items()}
 
     def _boot(self, sandbox: DockerSandbox, plan: SandboxPlan, emit: Callable[[str, str], None]) -> None:
-        pod, bridged = split_services(plan.services)
+        # Services that will outlive this agent container (renewals) cannot live in its namespace.
+        pod, bridged = split_services(plan.services) if not plan.renewals else ([], list(plan.services))
+        sandbox.renewable = not pod
         certificates = self._certificates(plan)
         with ThreadPoolExecutor(max_workers=len(plan.services) + 5) as pool:
 
@@ -869,6 +895,53 @@ class DockerBackend(SandboxBackend):
             image=service.image,
             url=service.url,
         )
+
+    def renew(
+        self, sandbox: Sandbox, plan: SandboxPlan, reset: ResetServices, on_event: BootListener | None = None
+    ) -> DockerSandbox:
+        """The agent container is replaced (under `plan.sandbox_id`, or a new id: each replica has its own),
+        the network, gateway and services stay. On a failure the sandbox is destroyed and SandboxError
+        raised."""
+        if not isinstance(sandbox, DockerSandbox) or sandbox.agent is None:
+            raise SandboxError("only a ready Docker sandbox can be renewed")
+        if not sandbox.renewable:  # its services live in the agent container's network namespace
+            raise SandboxError(
+                "a sandbox booted without renewals keeps its services in the agent's namespace"
+            )
+        started = time.monotonic()
+        try:
+            with sandbox._lock:
+                if sandbox.state not in (SandboxStatus.READY, SandboxStatus.RUNNING):
+                    raise SandboxError(f"sandbox {sandbox.id} is {sandbox.state.value}")
+                if sandbox._timer is not None:
+                    sandbox._timer.cancel()
+            _remove_container(sandbox.agent)
+            sandbox.agent = None
+            sandbox.id = plan.sandbox_id or f"sb-{secrets.token_hex(6)}"
+            sandbox.labels = {**sandbox.labels, labels.SANDBOX: sandbox.id, labels.RUN: plan.run_id}
+            reset(sandbox)
+            trust_ca = bool(gateway.tls_hosts(plan.network, plan.services))
+            agent = self._start_agent(sandbox, plan, [], trust_ca=trust_ca)
+            if sandbox.gateway is not None:
+                self._point_resolver(sandbox, agent, _done(sandbox.gateway))
+            if trust_ca:
+                self._trust_engine_ca(agent)
+            if plan.agent_dir:
+                self._copy_agent(agent, plan.agent_dir, plan.agent_user)
+            for fixture in plan.fixtures:
+                _apply(sandbox, fixture)
+            _snapshot(sandbox)
+        except BaseException:
+            sandbox.state = SandboxStatus.ERROR
+            sandbox.destroy()
+            raise
+        sandbox.renewed += 1
+        sandbox.boot_note = ""
+        sandbox.state = SandboxStatus.READY
+        sandbox.expire_after(plan.timeout_s)
+        if on_event is not None:
+            on_event(BootEvent(sandbox.id, "ready", "renewed", int((time.monotonic() - started) * 1000)))
+        return sandbox
 
     def reap(self, *, everything: bool = False) -> list[str]:
         return reap(self.client, everything=everything)

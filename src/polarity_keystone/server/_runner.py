@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from ..sandbox import (
     BootListener,
     FixtureError,
     ImageError,
+    ResetServices,
     Sandbox,
     SandboxBackend,
     SandboxError,
@@ -105,6 +107,15 @@ class _ReplicaSandboxes(SandboxBackend):
         self._lock = threading.Lock()
 
     def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> Sandbox:
+        return self._admitted(plan, lambda admitted: self._inner.create(admitted, on_event))
+
+    def renew(
+        self, sandbox: Sandbox, plan: SandboxPlan, reset: ResetServices, on_event: BootListener | None = None
+    ) -> Sandbox:
+        """A renewed sandbox is a new sandbox to the server: its own id, record and token."""
+        return self._admitted(plan, lambda admitted: self._inner.renew(sandbox, admitted, reset, on_event))
+
+    def _admitted(self, plan: SandboxPlan, start: Callable[[SandboxPlan], Sandbox]) -> Sandbox:
         sandbox_id = new_sandbox_id()
         metadata = {"experiment_id": self._experiment_id}
         identity = self._manager.admit(
@@ -113,7 +124,7 @@ class _ReplicaSandboxes(SandboxBackend):
         server_port = agent_reach(self._base_url).server_port
         plan = replace(plan, sandbox_id=sandbox_id, env={**plan.env, **identity}, server_port=server_port)
         try:
-            sandbox = self._inner.create(plan, on_event)
+            sandbox = start(plan)
         except BaseException as exc:
             reason = self._redact(str(exc)) if isinstance(exc, SandboxError) else ""
             self._manager.retire(sandbox_id, "error", reason)

@@ -11,7 +11,7 @@ import shlex
 from typing import TypeVar
 
 from .._registry import Registry
-from ..sandbox import CommandSucceeds, Readiness, Sandbox, ServiceContainer, StaysUp
+from ..sandbox import CommandSucceeds, Readiness, Sandbox, SandboxError, ServiceContainer, StaysUp
 from ..spec import Service, service_kind
 from ._snapshots import ServiceSnapshot
 
@@ -73,6 +73,19 @@ class ServiceKind:
             env={**service.env, **self.container_env(service)},
             url=self.url(service),
         )
+
+    resettable = False
+    """Whether `reset` puts the service back as a fresh boot left it; a sandbox with a service that is
+    not is never renewed for another replica."""
+
+    def reset(self, sandbox: Sandbox, service: Service) -> None:
+        """Undo what an agent did, as far as a fresh boot (before fixtures) goes; raises SandboxError."""
+        raise SandboxError(f"a {self.name} service cannot be reset")
+
+    def state_digest(self, sandbox: Sandbox, service: Service) -> str:
+        """A digest of every state of the service an agent could change (data, schema, users, settings):
+        equal digests after a fresh boot and after a reset (fixtures applied to both) prove the reset."""
+        raise SandboxError(f"the state of a {self.name} service cannot be read")
 
     def snapshot(self, sandbox: Sandbox, service: Service) -> ServiceSnapshot | None:
         """The service's data items now (`audit.service_state`), or None for a kind whose data

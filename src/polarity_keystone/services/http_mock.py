@@ -49,6 +49,20 @@ class HttpMock(ServiceKind):
     def container_env(self, service: Service) -> dict[str, str]:
         return {CONFIG_ENV: config_json(service, self.port(service) or self.default_port)}
 
+    resettable = True
+
+    def reset(self, sandbox: Sandbox, service: Service) -> None:
+        """The recorded requests forgotten (the routes never change)."""
+        result = sandbox.service_exec(service.name, ["sh", "-c", f": > {RECORD_PATH}"])
+        if result.exit_code != 0:
+            raise SandboxError(f"resetting mock {service.name!r} failed: {result.stderr.strip()}")
+
+    def state_digest(self, sandbox: Sandbox, service: Service) -> str:
+        result = sandbox.service_exec(
+            service.name, ["sh", "-c", f"wc -c < {RECORD_PATH} 2>/dev/null || echo 0"]
+        )
+        return f"recorded {result.stdout.strip()} bytes"
+
 
 def config_json(service: Service, port: int) -> str:
     """The server's configuration: the routes as declared, the fallback status, whether to record."""

@@ -7,7 +7,7 @@ import html
 import json
 import re
 
-from ..sandbox import CommandSucceeds, ExecResult, LogLine, Readiness, Sandbox
+from ..sandbox import CommandSucceeds, ExecResult, LogLine, Readiness, Sandbox, SandboxError
 from ..spec import Service
 from ._base import ServiceKind, register_kind
 from ._snapshots import ITEM_LIMIT, ServiceSnapshot
@@ -46,6 +46,32 @@ class Postgres(ServiceKind):
         env = super().agent_env(service)
         env[f"{service.name.upper().replace('-', '_')}_URL"] = self.url(service)
         return env
+
+    resettable = True
+
+    def reset(self, sandbox: Sandbox, service: Service) -> None:
+        """Every database dropped; the two a fresh server has (`postgres` and the service's own) created
+        again, empty, for the owners they had. Roles and server settings are left: `state_digest` shows
+        whether the agent changed them."""
+        user, _, db = credentials(service)
+        command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"db={db}"]
+        command += ["-h", "127.0.0.1", "-U", user, "-d", "template1", "-f", "-"]
+        script = 'printf "%s" "$KEYSTONE_SQL" | exec "$@"'
+        result = sandbox.service_exec(
+            service.name, ["sh", "-c", script, "sh", *command], timeout=120, env={"KEYSTONE_SQL": _RESET}
+        )
+        if result.exit_code != 0:
+            output = (result.stderr or result.stdout).strip()
+            raise SandboxError(f"resetting Postgres service {service.name!r} failed: {output}")
+
+    def state_digest(self, sandbox: Sandbox, service: Service) -> str:
+        try:
+            rows = query(sandbox, service, _STATE)
+        except SqlError as exc:
+            raise SandboxError(
+                f"reading the state of Postgres service {service.name!r}: {exc.output}"
+            ) from exc
+        return hashlib.sha256("\n".join(str(row[0]) for row in rows).encode()).hexdigest()
 
     def snapshot(self, sandbox: Sandbox, service: Service) -> ServiceSnapshot:
         """Every row, keyed by table and primary key, the row as JSON."""
@@ -126,3 +152,47 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_s
 ORDER BY 1
 """
 _XML_ROW = re.compile(r"<r>(.*?)</r>", re.DOTALL)
+
+_RESET = """
+CREATE TEMP TABLE keystone_again AS
+  SELECT format('CREATE DATABASE %I OWNER %I', datname, pg_get_userbyid(datdba)) AS statement
+  FROM pg_database WHERE datname IN ('postgres', :'db');
+SELECT format('DROP DATABASE %I WITH (FORCE)', datname) FROM pg_database WHERE NOT datistemplate
+\\gexec
+SELECT statement FROM keystone_again
+\\gexec
+"""
+"""Run in `template1`: `\\gexec` sends each generated statement on its own, outside a transaction."""
+
+_STATE = r"""
+SELECT line FROM (
+  SELECT 'database ' || datname || ' ' || pg_get_userbyid(datdba) FROM pg_database
+  UNION ALL SELECT 'role ' || rolname || ' ' || rolsuper || rolcreatedb || rolcanlogin
+    || coalesce(rolpassword, '') FROM pg_authid
+  UNION ALL SELECT 'role setting ' || setrole || ' ' || setdatabase || ' ' || array_to_string(setconfig, ',')
+    FROM pg_db_role_setting
+  UNION ALL SELECT 'setting ' || name || '=' || setting FROM pg_settings
+    WHERE source NOT IN ('default', 'override', 'environment variable', 'client', 'session')
+  UNION ALL SELECT 'extension ' || extname || ' ' || extversion FROM pg_extension
+  UNION ALL SELECT 'relation ' || n.nspname || '.' || c.relname || ' ' || c.relkind::text
+    || CASE WHEN c.relkind IN ('r', 'p', 'm') THEN ' ' || (xpath('/row/h/text()', query_to_xml(format(
+         'SELECT md5(coalesce(string_agg(t::text, %L ORDER BY t::text), %L)) AS h FROM %I.%I t',
+         E'\n', '', n.nspname, c.relname), false, true, '')))[1]::text
+       WHEN c.relkind = 'S' THEN ' ' || coalesce(pg_sequence_last_value(c.oid)::text, '-')
+       ELSE '' END
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+      AND c.relkind IN ('r', 'p', 'm', 'v', 'S', 'f')
+  UNION ALL SELECT 'column ' || table_schema || '.' || table_name || '.' || column_name || ' ' || data_type
+    || coalesce(' default ' || column_default, '') || ' ' || is_nullable FROM information_schema.columns
+    WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
+  UNION ALL SELECT 'routine ' || n.nspname || '.' || p.proname || ' ' || md5(p.prosrc)
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  UNION ALL SELECT 'trigger ' || tgname || ' ' || tgrelid::regclass::text
+    FROM pg_trigger WHERE NOT tgisinternal
+) AS state(line) ORDER BY line
+"""
+"""What an agent could leave behind in the service's database and server: databases, roles, settings
+it persisted, extensions, every relation with a digest of its rows or its sequence's position, columns,
+routines and triggers."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ..sandbox import CommandSucceeds, LogLine, Readiness, Sandbox
+import hashlib
+import re
+
+from ..sandbox import CommandSucceeds, LogLine, Readiness, Sandbox, SandboxError
 from ..spec import Service
 from ._base import ServiceKind, register_kind
 from ._snapshots import ITEM_LIMIT, ServiceSnapshot
@@ -27,6 +30,34 @@ class Redis(ServiceKind):
         env[f"{service.name.upper().replace('-', '_')}_URL"] = self.url(service)
         return env
 
+    resettable = True
+
+    def reset(self, sandbox: Sandbox, service: Service) -> None:
+        """Every key of every database, and loaded scripts and functions, gone; users and settings are
+        left: `state_digest` shows whether the agent changed them."""
+        flush = ("FLUSHALL SYNC", "SCRIPT FLUSH", "FUNCTION FLUSH")
+        script = " && ".join(f'redis-cli -p "$0" {command}' for command in flush)
+        result = sandbox.service_exec(service.name, ["sh", "-c", script, str(self.port(service))])
+        if result.exit_code != 0 or "ERR" in result.stdout:
+            output = (result.stderr or result.stdout).strip()
+            raise SandboxError(f"resetting Redis service {service.name!r} failed: {output}")
+
+    def state_digest(self, sandbox: Sandbox, service: Service) -> str:
+        """Keys (every database's count, database 0's keys and values), users, settings, functions; read
+        in one exec."""
+        reads = ("INFO keyspace", "ACL LIST", "CONFIG GET *", "FUNCTION LIST", 'EVAL "$1" 0')
+        script = f'; echo "{_SECTION}"; '.join(f'redis-cli -p "$0" --raw {read}' for read in reads)
+        command = ["sh", "-c", script, str(self.port(service)), _SNAPSHOT_SCRIPT]
+        result = sandbox.service_exec(service.name, command)
+        if result.exit_code != 0:
+            output = result.stderr.strip()
+            raise SandboxError(f"reading the state of Redis service {service.name!r}: {output}")
+        keyspace, users, config, functions, keys = result.stdout.split(_SECTION + "\n")
+        lines = config.split("\n")  # name/value pairs, in no fixed order
+        config = "\n".join(sorted(f"{n}={v}" for n, v in zip(lines[0::2], lines[1::2], strict=False)))
+        keyspace = re.sub(r",avg_ttl=\d+", "", keyspace)  # the mean TTL moves as time passes
+        return hashlib.sha256("\0".join((keyspace, users, config, functions, keys)).encode()).hexdigest()
+
     def snapshot(self, sandbox: Sandbox, service: Service) -> ServiceSnapshot:
         """Every key: its type, a hash of its value, the start of a string value."""
         port = str(self.port(service))
@@ -38,6 +69,7 @@ class Redis(ServiceKind):
         return ServiceSnapshot(dict(list(items.items())[:ITEM_LIMIT]), len(items) > ITEM_LIMIT)
 
 
+_SECTION = "--keystone-section--"
 _SNAPSHOT_SCRIPT = f"""
 local out, cursor = {{}}, '0'
 repeat

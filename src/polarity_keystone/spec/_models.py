@@ -149,6 +149,9 @@ class Resources(_Block):
     pids: int = Field(default=512, ge=32, le=65536)
     """Keystone extension: at most this many processes and threads in the agent container (and in each
     service container), so a fork bomb stops at the limit."""
+    fresh_services: bool = False
+    """Keystone extension: boot every replica's services afresh. By default replicas of a scenario may
+    share them, reset in between (verified equal to a fresh boot's state, else booted afresh)."""
     runtime: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     """Keystone extension: the Docker runtime of the agent container, e.g. `runsc` (gVisor), where the
     server sets none; a server's runtime (`ks serve --runtime`, KEYSTONE_RUNTIME) always wins."""
