@@ -4,12 +4,14 @@ for the official `openai` and `anthropic` clients (`base_url=providers.openai_ur
 
 Every answer asks for one tool call (`lookup_order`) and reports usage with cache and reasoning tokens,
 whole or streamed as server-sent events the way the providers stream them. A request for the model
-`bad-model` is answered 400 with the provider's error body.
+`bad-model` is answered 400 with the provider's error body. Azure OpenAI's chat-completions path (a
+deployment's, `providers.azure_url`) answers as OpenAI's does.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -23,6 +25,7 @@ OPENAI_TOOL_CALL_ID = "call_fake_1"
 ANTHROPIC_TOOL_USE_ID = "toolu_fake_1"
 INPUT_TOKENS, OUTPUT_TOKENS, CACHED_TOKENS, CACHE_CREATION_TOKENS, REASONING_TOKENS = 120, 30, 80, 16, 12
 BAD_MODEL = "bad-model"
+AZURE_CHAT_PATH = re.compile(r"/openai/deployments/[^/]+/chat/completions(\?.*)?")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,10 @@ class FakeProviders:
 
     @property
     def anthropic_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def azure_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
 
@@ -73,7 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.keys.append(key)
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         model = str(body.get("model", ""))
-        if self.path == "/v1/chat/completions":
+        if self.path == "/v1/chat/completions" or AZURE_CHAT_PATH.fullmatch(self.path):
             if model == BAD_MODEL:
                 self._json(400, {"error": {"message": "unknown model", "type": "invalid_request_error"}})
             elif body.get("stream"):

@@ -6,7 +6,6 @@ Responses API, Anthropic's messages through `create` and through the `messages.s
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,36 +28,11 @@ from tests.fakes.llm_providers import (
     REASONING_TOKENS,
     TOOL,
     FakeProviders,
-    fake_providers,
 )
 
 MESSAGES = [{"role": "user", "content": "Where is order A-17?"}]
 TOOLS = [{"type": "function", "function": {"name": TOOL, "parameters": {"type": "object"}}}]
 ANTHROPIC_TOOLS = [{"name": TOOL, "input_schema": {"type": "object"}}]
-
-
-@pytest.fixture(scope="module")
-def providers() -> Iterator[FakeProviders]:
-    with fake_providers() as running:
-        yield running
-
-
-@pytest.fixture
-def trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """Events go to a trace file (no server in the environment); reads the `llm_call` events in it."""
-    for name in ("KEYSTONE_API_KEY", "KEYSTONE_SANDBOX_ID", "POLARITY_SANDBOX_ID"):
-        monkeypatch.delenv(name, raising=False)
-    path = tmp_path / "trace.jsonl"
-    monkeypatch.setenv("KEYSTONE_TRACE_FILE", str(path))
-    reset_tracing()
-
-    def read() -> list[dict[str, Any]]:
-        lines = path.read_text().splitlines() if path.exists() else []
-        return [event for event in map(json.loads, lines) if event["event_type"] == "llm_call"]
-
-    yield read
-    uninstrument()
-    reset_tracing()
 
 
 @pytest.fixture
@@ -349,7 +323,7 @@ def test_wrapping_twice_and_auto_instrumenting_still_records_each_call_once(
     providers: FakeProviders, trace: Any, ks: Keystone
 ) -> None:
     client = ks.wrap(ks.wrap(openai_client(providers)))
-    assert auto_instrument() == ["anthropic", "openai"]
+    assert auto_instrument() == ["anthropic", "litellm", "openai"]
     call_openai(client, stream=False)
     call_openai(openai_client(providers), stream=False)  # a client made later, patched by auto_instrument
     assert len(trace()) == 2
@@ -375,7 +349,7 @@ def test_observe_wraps_the_clients_and_names_what_it_applied(
 ) -> None:
     clients = [anthropic_client(providers), openai_client(providers)]
     applied = ks.observe(clients=clients, tracing=False)
-    assert applied == ["anthropic-client", "openai-client", "anthropic", "openai"]
+    assert applied == ["anthropic-client", "openai-client", "anthropic", "litellm", "openai"]
     call_anthropic(clients[0], stream=False)
     assert len(trace()) == 1
 

@@ -12,17 +12,18 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any, TypeVar
 
-from . import _config, _wrap_anthropic, _wrap_openai
-from ._llm_wrappers import WRAPPED_MARK, instrument
+from . import _config, _wrap_anthropic, _wrap_litellm, _wrap_openai
+from ._llm_wrappers import RETIRED_MARK, WRAPPED_MARK, instrument
 from ._tracing import set_tracer, tracer_from_env
 
 C = TypeVar("C")
 
-PROVIDERS: tuple[ModuleType, ...] = (_wrap_openai, _wrap_anthropic)
-"""Each names the `patch_points()` of its package and a client's `client_resources()`."""
+PROVIDERS: tuple[ModuleType, ...] = (_wrap_openai, _wrap_anthropic, _wrap_litellm)
+"""Each names the `patch_points()` of its package (classes' methods, or a module's functions) and a
+client's `client_resources()`."""
 
-_patched: list[tuple[type, str, Any]] = []
-"""(class, method name, original attribute) of every method `auto_instrument` replaced."""
+_patched: list[tuple[type | ModuleType, str, Any]] = []
+"""(class or module, attribute name, original attribute) of every method `auto_instrument` replaced."""
 _patch_lock = threading.Lock()
 
 
@@ -47,7 +48,7 @@ def patch_providers() -> list[str]:
     with _patch_lock:
         for provider in PROVIDERS:
             for cls, method, reader in provider.patch_points():
-                original = cls.__dict__[method]
+                original = vars(cls)[method]
                 if not getattr(original, WRAPPED_MARK, False):
                     setattr(cls, method, instrument(original, reader))
                     _patched.append((cls, method, original))
@@ -60,6 +61,7 @@ def uninstrument() -> None:
     with _patch_lock:
         while _patched:
             cls, method, original = _patched.pop()
+            setattr(vars(cls)[method], RETIRED_MARK, True)
             setattr(cls, method, original)
 
 

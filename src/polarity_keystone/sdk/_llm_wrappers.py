@@ -5,7 +5,9 @@ A stream is observed by giving it a subclass of its own class that sees every it
 iterates (`isinstance` checks keep holding); the call is recorded when the stream is exhausted, fails or
 is closed. A method that returns a context manager making the request on entering (Anthropic's
 `messages.stream()`) gets its manager observed the same way: entering it observes the provider stream
-inside, which the manager closes on leaving.
+inside, which the manager closes on leaving. A raw response (`with_raw_response`, how LangChain calls the
+clients) is read through its `parse()`, which the client caches: the caller's own `parse()` then gets the
+same, observed, object.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from ._llm_call import LlmCall, mark_recording, recording, unmark_recording
 log = logging.getLogger("polarity_keystone.sdk")
 
 WRAPPED_MARK = "__keystone_llm_call__"
+RETIRED_MARK = "__keystone_llm_call_retired__"
+"""Set on an instrumented function `uninstrument` took back: copies of it bound before (a client's
+`with_raw_response` keeps its resource's bound `create`) then call through without recording."""
 
 
 def _itself(value: Any) -> Any:
@@ -43,6 +48,8 @@ class CallReader:
     """Context managers the method returns, which make the request when entered."""
     managed_stream: Callable[[Any], Any] = _itself
     """The provider stream inside what entering a manager returns."""
+    raw_responses: tuple[type, ...] = ()
+    """What the method returns when called through `with_raw_response`: the response wraps the answer."""
 
 
 def instrument(function: Callable[..., Any], reader: CallReader) -> Callable[..., Any]:
@@ -53,7 +60,7 @@ def instrument(function: Callable[..., Any], reader: CallReader) -> Callable[...
 
     @functools.wraps(function)
     def run(*args: Any, **kwargs: Any) -> Any:
-        if recording():
+        if recording() or getattr(run, RETIRED_MARK, False):
             return function(*args, **kwargs)
         watch = _Watch(_start(reader, kwargs), reader)
         token = mark_recording()
@@ -64,7 +71,8 @@ def instrument(function: Callable[..., Any], reader: CallReader) -> Callable[...
             unmark_recording(token)
         if inspect.isawaitable(result):
             return _await(watch, result)
-        return watch.observe(result)
+        watch.observe(watch.content(result))
+        return result
 
     setattr(run, WRAPPED_MARK, True)
     return run
@@ -77,7 +85,19 @@ async def _await(watch: _Watch, pending: Awaitable[Any]) -> Any:
             result = await pending
     finally:
         unmark_recording(token)
-    return watch.observe(result)
+    content = watch.content(result)
+    if inspect.isawaitable(content):  # an async client's raw response parses asynchronously
+        content = await _settled(watch.call, content)
+    watch.observe(content)
+    return result
+
+
+async def _settled(call: LlmCall, pending: Awaitable[Any]) -> Any:
+    try:
+        return await pending
+    except Exception:  # the caller's own parse() will raise it
+        log.warning("could not parse a raw response of %s", call.operation, exc_info=True)
+        return None
 
 
 def _start(reader: CallReader, kwargs: dict[str, Any]) -> LlmCall:
@@ -115,6 +135,18 @@ class _Watch:
     def see(self, item: Any) -> None:
         _read(self.reader.read_item, self.call, item)
 
+    def content(self, result: Any) -> Any:
+        """The answer `result` holds: itself, or a raw response's parsed answer (an awaitable for an async
+        client's), or None when it cannot be parsed."""
+        if not isinstance(result, self.reader.raw_responses):
+            return result
+        raw: Any = result
+        try:
+            return raw.parse()
+        except Exception:  # the caller's own parse() will raise it
+            log.warning("could not parse a raw response of %s", self.call.operation, exc_info=True)
+            return None
+
     def observe(self, result: Any) -> Any:
         """`result`, watched until its stream ends, or read and recorded when it is the whole answer."""
         if isinstance(result, self.reader.stream_types):
@@ -149,6 +181,9 @@ def _observed_subclass(base: type, methods: dict[str, Any]) -> type:
 
 
 def _observed_stream_class(stream_class: type) -> type:
+    """A stream iterates either way (litellm's, whose `__iter__` and `__aiter__` return itself), or one."""
+    if hasattr(stream_class, "__next__") and hasattr(stream_class, "__anext__"):
+        return _observed_subclass(stream_class, _EITHER_WAY_STREAM)
     is_async = hasattr(stream_class, "__anext__")
     return _observed_subclass(stream_class, _ASYNC_STREAM if is_async else _SYNC_STREAM)
 
@@ -206,6 +241,13 @@ async def _stream_aclose(self: Any) -> None:
         self._keystone_watch.call.finish()
 
 
+async def _stream_aclose_itself(self: Any) -> None:
+    try:
+        await super(type(self), self).aclose()
+    finally:
+        self._keystone_watch.call.finish()
+
+
 def _manager_enter(self: Any) -> Any:
     watch: _Watch = self._keystone_watch
     with watch:
@@ -224,5 +266,11 @@ async def _manager_aenter(self: Any) -> Any:
 
 _SYNC_STREAM = {"__next__": _stream_next, "__iter__": _stream_iter, "close": _stream_close}
 _ASYNC_STREAM = {"__anext__": _stream_anext, "__aiter__": _stream_aiter, "close": _stream_aclose}
+_EITHER_WAY_STREAM = {
+    "__next__": _stream_next,
+    "__anext__": _stream_anext,
+    "close": _stream_close,
+    "aclose": _stream_aclose_itself,
+}
 _SYNC_MANAGER = {"__enter__": _manager_enter}
 _ASYNC_MANAGER = {"__aenter__": _manager_aenter}

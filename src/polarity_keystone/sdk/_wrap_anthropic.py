@@ -59,7 +59,10 @@ def patch_points() -> list[tuple[type, str, CallReader]]:
     except ImportError:
         return []
     streams = (anthropic.Stream, anthropic.AsyncStream)
-    create = CallReader("anthropic", "anthropic.messages.create", read_message, read_event, streams)
+    raw = (anthropic.APIResponse, anthropic.AsyncAPIResponse)  # what `with_raw_response` returns
+    create = CallReader(
+        "anthropic", "anthropic.messages.create", read_message, read_event, streams, raw_responses=raw
+    )
     stream = CallReader(
         "anthropic",
         "anthropic.messages.stream",

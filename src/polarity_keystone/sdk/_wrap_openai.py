@@ -80,14 +80,23 @@ def patch_points() -> list[tuple[type, str, CallReader]]:
     """The classes and methods `auto_instrument` patches; empty when `openai` is not importable."""
     try:
         import openai
+        from openai._legacy_response import LegacyAPIResponse
         from openai.resources.chat.completions import AsyncCompletions, Completions
         from openai.resources.responses import AsyncResponses, Responses
     except ImportError:
         return []
     streams = (openai.Stream, openai.AsyncStream)
-    chat = CallReader("openai", "openai.chat.completions.create", read_response, read_chunk, streams)
+    raw = (LegacyAPIResponse,)  # `with_raw_response` returns it, from sync and async clients alike
+    chat = CallReader(
+        "openai", "openai.chat.completions.create", read_response, read_chunk, streams, raw_responses=raw
+    )
     responses = CallReader(
-        "openai", "openai.responses.create", read_responses_response, read_responses_event, streams
+        "openai",
+        "openai.responses.create",
+        read_responses_response,
+        read_responses_event,
+        streams,
+        raw_responses=raw,
     )
     return [
         (Completions, "create", chat),
