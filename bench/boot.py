@@ -1,6 +1,6 @@
 """Boot-time benchmark: prints figures for this machine, asserts nothing.
 
-    python bench/boot.py [--runs N] [--warmup W] [--sections bare,services,testcontainers,replicas]
+    python bench/boot.py [--runs N] [--warmup W] [--sections bare,services,reset,testcontainers,replicas]
                          [--tc-mode sequential|concurrent|both] [--tc-poll-interval S]
                          [--replica-runs 2,4 | none] [--replicas 20]
 
@@ -10,7 +10,10 @@ Sections (each its own function):
   2b. gateway  the same with a network policy, so egress goes through Keystone's gateway container;
   2c. gvisor   the bare sandbox with its agent container under gVisor (runsc), beside runc's;
   3. testcontainers  the same readiness with testcontainers-python on the same local images;
-  4. replicas  wall time of N replicas of examples/refund-agent/refund.yaml through the engine.
+  2d. reset    the sandbox of 2 renewed for another replica: agent container replaced, Postgres and Redis
+               reset, fixture applied again (the warm pool's renewal), and the state check after it;
+  4. replicas  wall time of N replicas of examples/refund-agent/refund.yaml through the engine, with
+               services reset between replicas (the default) and booted afresh (fresh_services).
 
 Everything this process starts is removed at the end, on an error and on Ctrl-C / SIGTERM: Keystone
 sandboxes by this process's `keystone.owner` label, testcontainers containers by their session label.
@@ -21,6 +24,8 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import dataclasses
+import itertools
 import os
 import platform
 import secrets
@@ -32,6 +37,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +64,7 @@ REFUND_SPEC = ROOT / "examples" / "refund-agent" / "refund.yaml"
 BENCH_ID = f"bench-{secrets.token_hex(4)}"
 FIXTURE_SQL = "CREATE TABLE t(id int); INSERT INTO t VALUES (1)"
 STEPS = ("network", "services", "fixtures", "snapshot", "ready")
-SECTIONS = ("bare", "services", "gateway", "gvisor", "testcontainers", "replicas")
+SECTIONS = ("bare", "services", "gateway", "gvisor", "reset", "testcontainers", "replicas")
 GATEWAY_POLICY = NetworkPolicy(default_allow=False, overrides={"api.stripe.com": "cache"})
 TARGET_READY_S = 0.8
 TARGET_SPEEDUP = 3.0
@@ -329,6 +335,59 @@ def bench_services(
     )
 
 
+def bench_reset(
+    backend: DockerBackend, resolver: ImageResolver, cleanup: Cleanup, runs: int, warmup: int
+) -> dict[str, Any]:
+    """One sandbox of section 2, dirtied by an 'agent' and renewed `warmup + runs` times."""
+    from polarity_keystone.engine._service_reset import reset_services, state_digests
+
+    db, cache = Service(name="db", image="postgres:16"), Service(name="cache", image="redis:7")
+    services = {"db": db, "cache": cache}
+    plans = [
+        kind_of(s).container(s, resolver.resolve(s.image or "").ref, local_image=True) for s in (db, cache)
+    ]
+    plan = SandboxPlan(
+        spec_id="bench",
+        run_id=f"{BENCH_ID}-reset",
+        image=resolver.resolve("ubuntu:24.04").ref,
+        services=plans,
+        fixtures=[
+            FixtureStep(lambda sandbox: postgres.run_sql(sandbox, db, FIXTURE_SQL), "sql fixture", False)
+        ],
+        renewals=warmup + runs,
+    )
+    out(
+        "== 2d. the sandbox of 2 renewed for another replica (services reset, fixture again, state checked) =="
+    )
+    sandbox = backend.create(plan)
+    cleanup.track(sandbox)
+    reference = state_digests(sandbox, services)
+    renew: list[float] = []
+    check: list[float] = []
+    failures = 0
+    try:
+        for index in range(warmup + runs):
+            postgres.run_sql(sandbox, db, "INSERT INTO t VALUES (2)")  # what an agent leaves behind
+            started = time.perf_counter()
+            sandbox = backend.renew(sandbox, plan, lambda box: reset_services(services, box))
+            renewed = time.perf_counter()
+            same = state_digests(sandbox, services) == reference
+            checked = time.perf_counter()
+            failures += not same
+            if index >= warmup:
+                renew.append(renewed - started)
+                check.append(checked - renewed)
+    finally:
+        sandbox.destroy()
+        cleanup.untrack(sandbox)
+    out(line("renew (reset + fixture)", renew, failures))
+    out(line("state check after it", check))
+    out(line("renew + check", [a + b for a, b in zip(renew, check, strict=True)]))
+    out("  a replica takes a renewed sandbox from the warm pool as soon as it is ready: no boot on its path")
+    out()
+    return {"renew": renew, "check": check}
+
+
 # --- 3. testcontainers-python ------------------------------------------------------------------
 
 
@@ -495,35 +554,50 @@ def run_in_thread(work: Callable[[], Any]) -> Any:
 
 def bench_replicas(
     backend: DockerBackend, resolver: ImageResolver, concurrencies: list[int], replicas: int
-) -> dict[int, dict[str, float]]:
+) -> dict[str, dict[str, float]]:
     from polarity_keystone.engine import RunOptions, prepare, run_experiment
     from polarity_keystone.spec import load_spec
 
-    prepared = prepare(load_spec(REFUND_SPEC), resolver)
+    reset = prepare(load_spec(REFUND_SPEC), resolver)
+    fresh = dataclasses.replace(
+        reset,
+        loaded=dataclasses.replace(
+            reset.loaded,
+            spec=reset.spec.model_copy(
+                update={"resources": reset.spec.resources.model_copy(update={"fresh_services": True})}
+            ),
+        ),
+    )
     out(f"== 4. engine: {replicas} replicas of {REFUND_SPEC.relative_to(ROOT)} (seed 1) ==")
-    figures: dict[int, dict[str, float]] = {}
-    for concurrency in concurrencies:
+    figures: dict[str, dict[str, float]] = {}
+    for (mode, prepared), concurrency in itertools.product(
+        (("reset", reset), ("fresh", fresh)), concurrencies
+    ):
         options = RunOptions(
-            replicas=replicas, seed=1, concurrency=concurrency, experiment_id=f"{BENCH_ID}-c{concurrency}"
+            replicas=replicas,
+            seed=1,
+            concurrency=concurrency,
+            experiment_id=f"{BENCH_ID}-{mode}-c{concurrency}",
         )
         started = time.perf_counter()
-        results = run_in_thread(lambda o=options: run_experiment(prepared, backend, o))
+        results = run_in_thread(partial(run_experiment, prepared, backend, options))
         wall = time.perf_counter() - started
         done = [r for scenario in results.scenarios for r in scenario.replicas]
         passed = sum(r.status == "pass" for r in done)
         errors = [r for r in done if r.status == "error"]
         boot = [r.boot_ms for r in done if r.status != "error"]
         mean_boot = statistics.fmean(boot) if boot else float("nan")
-        figures[concurrency] = {
+        renewed = sum(r.renewed for r in done)
+        figures[f"{mode} services, concurrency {concurrency}"] = {
             "wall": wall,
             "per_min": len(done) / wall * 60,
             "passed": passed,
             "boot_ms": mean_boot,
         }
         out(
-            f"  concurrency {concurrency}: wall {wall:6.2f} s   {len(done) / wall * 60:5.1f} replicas/min   "
-            f"pass {passed}/{len(done)}   errors {len(errors)}   mean boot_ms {mean_boot:.0f}   "
-            f"(engine mean_boot_ms {results.metrics.mean_boot_ms:.0f})"
+            f"  {mode} services, concurrency {concurrency}: wall {wall:6.2f} s   {len(done) / wall * 60:5.1f} "
+            f"replicas/min   pass {passed}/{len(done)}   errors {len(errors)}   renewed {renewed}   "
+            f"mean boot_ms {mean_boot:.0f} (waited by the replica)"
         )
         for replica in errors[:2]:
             out(f"    error: {(replica.error or '')[:300]}")
@@ -574,9 +648,16 @@ def summary(figures: dict[str, Any]) -> None:
             )
     for note in tc.get("notes", []):
         out(f"    testcontainers: {note}")
-    for concurrency, row in figures.get("replicas", {}).items():
+    reset = figures.get("reset")
+    if reset and reset["renew"]:
+        both = [a + b for a, b in zip(reset["renew"], reset["check"], strict=True)]
         out(
-            f"  refund-agent x{row.get('n', 0):<3} concurrency {concurrency}  wall {row['wall']:6.2f} s  "
+            f"  renewed for the next replica    p50 {fmt_s(pct(both, 50))}  p95 {fmt_s(pct(both, 95))}"
+            f"   (reset + fixture + state check, off the replica's path; vs create -> ready above)"
+        )
+    for run, row in figures.get("replicas", {}).items():
+        out(
+            f"  refund-agent x{row.get('n', 0):<3} {run}  wall {row['wall']:6.2f} s  "
             f"{row['per_min']:5.1f} replicas/min  pass {row['passed']}/{row.get('n', 0)}  mean boot {row['boot_ms']:.0f} ms"
         )
 
@@ -649,6 +730,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "gvisor" in args.sections:
             figures["gvisor"] = bench_gvisor(backend, resolver, cleanup, args.runs, args.warmup)
+        if "reset" in args.sections:
+            figures["reset"] = bench_reset(backend, resolver, cleanup, args.runs, args.warmup)
         if "testcontainers" in args.sections:
             modes = ["sequential", "concurrent"] if args.tc_mode == "both" else [args.tc_mode]
             figures["testcontainers"] = bench_testcontainers(

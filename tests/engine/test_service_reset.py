@@ -63,28 +63,29 @@ def test_replicas_in_reset_services_pass_and_bad_agents_are_still_caught(
 ) -> None:
     refund = run(example("refund-agent/refund.yaml"), replicas=4, concurrency=1, seed=3).scenarios[0]
     # refund_recorded counts refund rows: a database that kept an earlier replica's refund would fail it.
-    assert [(r.status, r.renewed) for r in refund.replicas] == [("pass", False)] + [("pass", True)] * 3
+    # One replica runs at a time and one sandbox is on its way: two fresh boots, then renewals.
+    assert [(r.status, r.renewed) for r in refund.replicas] == [("pass", False)] * 2 + [("pass", True)] * 2
     sloppy = run(example("sloppy-agent/sloppy.yaml"), replicas=3, concurrency=1, seed=3).scenarios[0]
     assert [r.status for r in sloppy.replicas] == ["fail"] * 3
-    assert [r.renewed for r in sloppy.replicas] == [False, True, True]
+    assert [r.renewed for r in sloppy.replicas] == [False, False, True]
     assert all(any("file_writes_outside" in reason for reason in r.reasons) for r in sloppy.replicas)
 
 
 def test_a_change_a_reset_cannot_undo_gets_a_fresh_sandbox_that_says_why(
     prepared_from: Callable[..., PreparedSpec], run: RunSpec
 ) -> None:
-    replicas = run(prepared_from(ROLE_SPEC), replicas=2, concurrency=1, seed=5).scenarios[0].replicas
-    assert [r.status for r in replicas] == ["pass", "pass"], [r.error for r in replicas]
-    second = replicas[1]
-    assert not second.renewed
-    assert "a reset left db different from a fresh boot" in second.boot_note
-    assert second.boot_note.endswith("this sandbox was booted afresh")
+    replicas = run(prepared_from(ROLE_SPEC), replicas=3, concurrency=1, seed=5).scenarios[0].replicas
+    assert [r.status for r in replicas] == ["pass"] * 3, [r.error for r in replicas]
+    third = replicas[2]  # the first two boot fresh (one in use, one on its way); the third gets the first's
+    assert not third.renewed
+    assert "a reset left db different from a fresh boot" in third.boot_note
+    assert third.boot_note.endswith("this sandbox was booted afresh")
 
 
 def test_a_spec_may_ask_for_fresh_services(prepared_from: Callable[..., PreparedSpec], run: RunSpec) -> None:
     spec = ROLE_SPEC.replace("invariants:", "resources: {fresh_services: true}\ninvariants:")
-    replicas = run(prepared_from(spec), replicas=2, concurrency=1, seed=5).scenarios[0].replicas
-    assert [(r.status, r.renewed, r.boot_note) for r in replicas] == [("pass", False, "")] * 2
+    replicas = run(prepared_from(spec), replicas=3, concurrency=1, seed=5).scenarios[0].replicas
+    assert [(r.status, r.renewed, r.boot_note) for r in replicas] == [("pass", False, "")] * 3
 
 
 def test_renewing_leaves_nothing_behind(
@@ -102,7 +103,7 @@ def test_renewing_leaves_nothing_behind(
     results = run_experiment(
         example("refund-agent/refund.yaml"), backend, RunOptions(replicas=5, concurrency=2)
     )
-    assert sum(r.renewed for r in results.scenarios[0].replicas) >= 3
+    assert sum(r.renewed for r in results.scenarios[0].replicas) >= 1
     assert ours() == before
 
 
@@ -143,6 +144,6 @@ def test_under_a_server_each_renewed_sandbox_is_its_own_sandbox(tmp_path: Path) 
         replicas = results.scenarios[0].replicas
         traces = [[e.tool for e in ks.sandboxes.get_trace(r.sandbox_id).events] for r in replicas]
 
-    assert [(r.status, r.renewed) for r in replicas] == [("pass", False), ("pass", True), ("pass", True)]
+    assert [(r.status, r.renewed) for r in replicas] == [("pass", False), ("pass", False), ("pass", True)]
     assert len({r.sandbox_id for r in replicas}) == 3
     assert traces == [["replica-0"], ["replica-1"], ["replica-2"]]

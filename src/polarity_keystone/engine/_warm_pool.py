@@ -45,8 +45,6 @@ class WarmPool:
         self._demand: dict[str, int] = defaultdict(int)
         self._coming: dict[str, list[Future[Sandbox | None]]] = defaultdict(list)
         """Fresh boots and renewals under way or done, per scenario; None for a renewal that failed."""
-        self._out: dict[str, int] = defaultdict(int)
-        """Sandboxes handed to replicas that may come back renewed."""
         self._fresh_state: dict[int, tuple[dict[str, str], int]] = {}
         """Per renewable sandbox (by identity): its services' state digests after its first boot, and how
         many more times it may be renewed."""
@@ -69,7 +67,6 @@ class WarmPool:
             ahead = next((f for f in coming if f.done()), coming[0] if coming else None)
             if ahead is not None:
                 coming.remove(ahead)
-            self._out[key] += self._renew
             self._refill(key, plan)
         sandbox = None
         if ahead is not None:
@@ -84,7 +81,6 @@ class WarmPool:
         """Take back the sandbox of a replica that ended cleanly: renewed for a replica still to come, or
         destroyed; either off the replica's path."""
         with self._lock:
-            self._out[key] -= self._renew
             wanted = self._renew and not self._closed and self._demand[key] > len(self._coming[key])
             if wanted and self._fresh_state.get(id(sandbox), ({}, 0))[1] > 0:
                 self._coming[key].append(self._executor.submit(self._renewed, sandbox, plan))
@@ -98,14 +94,15 @@ class WarmPool:
     def destroy(self, key: str, sandbox: Sandbox, plan: ReplicaPlan) -> None:
         """A replica's sandbox that may not serve again (the replica failed to run, or kept it)."""
         with self._lock:
-            self._out[key] -= self._renew
             if not self._closed:
                 self._refill(key, plan)
         self._discard(sandbox)
 
     def _refill(self, key: str, plan: ReplicaPlan) -> None:
-        """Boot fresh sandboxes ahead for the replicas no coming or returning sandbox will serve."""
-        wanted = min(self._depth, self._demand[key]) - len(self._coming[key]) - self._out[key]
+        """Keep `depth` sandboxes on their way (never more than the replicas to come), booting fresh ones
+        where renewals do not: sandboxes in use and on their way then rotate, each renewed while the
+        others' replicas run, so a replica never waits for the renewal of the sandbox it just gave back."""
+        wanted = min(self._depth, self._demand[key]) - len(self._coming[key])
         for _ in range(max(0, wanted)):
             self._coming[key].append(self._executor.submit(self._fresh, plan, self._on_boot))
 

@@ -80,6 +80,8 @@ engine whose container died under it (gVisor ending a sandbox at its pids limit)
 KILL_ROUNDS = 50
 """SIGSTOP rounds before `settle_agent` gives up on processes that keep starting new ones."""
 RUNTIME_ENV = "KEYSTONE_RUNTIME"
+_PROBE_AND_LIMITS = ["sh", "-c", f"{PROBE[-1]}; printf '\\001'; {LIMIT_EVENTS_COMMAND[-1]}"]
+"""PROBE's listing, a byte 1, then what LIMIT_EVENTS_COMMAND prints."""
 
 
 def workspace_path(path: str) -> str:
@@ -116,6 +118,9 @@ class DockerSandbox(Sandbox):
         self.renewable = False
         """Its services run beside the agent container, not in its network namespace: `renew` can
         replace the agent and keep them."""
+        self._settled_limits: tuple[Container, str] | None = None
+        """The agent container's limit counters as `settle_agent`'s last probe read them, for
+        `limits_hit`; dropped when a command runs there again (only a process can move them)."""
 
     # --- commands and files ------------------------------------------------------------------
 
@@ -142,6 +147,7 @@ class DockerSandbox(Sandbox):
         agent = self._agent()
         if self.state is SandboxStatus.READY:
             self.state = SandboxStatus.RUNNING
+        self._settled_limits = None
         return _exec(
             agent, command, timeout=timeout, env=env, workdir=workdir, user=user, output_limit=output_limit
         )
@@ -203,6 +209,9 @@ class DockerSandbox(Sandbox):
         pids, memory = self.limits
         try:
             agent = self._agent()
+            settled, self._settled_limits = self._settled_limits, None
+            if settled is not None and settled[0] is agent:
+                return limits_from_events(settled[1], pids, memory)
             with contextlib.suppress(SandboxError):
                 result = _exec(agent, LIMIT_EVENTS_COMMAND)
                 if result.exit_code == 0:
@@ -225,6 +234,7 @@ class DockerSandbox(Sandbox):
             "cd /workspace && find . -xdev -type f -printf '%P\\0%s\\0%m\\0' && printf '\\001' && "
             "find . -xdev -type f -print0 | xargs -0 -r sha256sum -z"
         )
+        self._settled_limits = None
         result = _exec(self._agent(), ["sh", "-c", script])
         if result.exit_code != 0:
             raise SandboxError(f"could not read the workspace state: {result.stderr.strip()}")
@@ -281,10 +291,15 @@ class DockerSandbox(Sandbox):
         return SettleReport(tuple(lingering), tuple(killed), int((time.monotonic() - started) * 1000))
 
     def _agent_processes(self) -> list[AgentProcess]:
+        """The agent's processes; the same exec reads the limit counters for `limits_hit` after settling
+        (one exec less per replica)."""
         # As root: the probe must see, and `_kill` signal, whatever user the agent ran as.
-        result = _exec(self._agent(), PROBE, user=ROOT.exec_user)
+        agent = self._agent()
+        result = _exec(agent, _PROBE_AND_LIMITS, user=ROOT.exec_user)
+        listing, marker, events = result.stdout.partition("\x01")
+        self._settled_limits = (agent, events) if marker else None
         try:
-            return agent_processes(result.stdout)
+            return agent_processes(listing)
         except ValueError as exc:
             problem = f"{exc} {result.stderr.strip()}".strip()
             raise SandboxError(f"could not list the agent's processes: {problem}") from exc
@@ -448,16 +463,20 @@ def _engine_errors(doing: str) -> Iterator[None]:
 
 def _remove_network(network: Network) -> None:
     """Remove the network, and first any container still attached to it (one that was being started
-    while the sandbox went away), which would otherwise keep it."""
-    try:
-        network.remove()
-    except docker.errors.APIError as exc:
-        if "active endpoints" not in str(exc):
-            raise
-        network.reload()
-        for container in network.containers:
-            _remove_container(container)
-        network.remove()
+    while the sandbox went away), which would otherwise keep it. A network Docker still will not remove
+    (an endpoint being torn down) is left to the reaper, which its labels lead to."""
+    for pause in (0.0, 0.2, 0.5, 1.0):
+        time.sleep(pause)
+        try:
+            network.remove()
+            return
+        except docker.errors.APIError as exc:
+            if "active endpoints" not in str(exc):
+                raise
+            with contextlib.suppress(docker.errors.APIError):
+                network.reload()
+                for container in network.containers:
+                    _remove_container(container)
 
 
 def _remove_container(container: Container) -> None:
@@ -915,19 +934,23 @@ class DockerBackend(SandboxBackend):
                     raise SandboxError(f"sandbox {sandbox.id} is {sandbox.state.value}")
                 if sandbox._timer is not None:
                     sandbox._timer.cancel()
-            _remove_container(sandbox.agent)
-            sandbox.agent = None
+            used, sandbox.agent = sandbox.agent, None
             sandbox.id = plan.sandbox_id or f"sb-{secrets.token_hex(6)}"
             sandbox.labels = {**sandbox.labels, labels.SANDBOX: sandbox.id, labels.RUN: plan.run_id}
-            reset(sandbox)
             trust_ca = bool(gateway.tls_hosts(plan.network, plan.services))
-            agent = self._start_agent(sandbox, plan, [], trust_ca=trust_ca)
-            if sandbox.gateway is not None:
-                self._point_resolver(sandbox, agent, _done(sandbox.gateway))
-            if trust_ca:
-                self._trust_engine_ca(agent)
-            if plan.agent_dir:
-                self._copy_agent(agent, plan.agent_dir, plan.agent_user)
+            # The used agent goes, the services are reset and the new agent starts, all at once: the new
+            # container has its own name, and the used agent's processes were settled after its run.
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                steps = [pool.submit(_remove_container, used), pool.submit(reset, sandbox)]
+                agent = self._start_agent(sandbox, plan, [], trust_ca=trust_ca)
+                if sandbox.gateway is not None:
+                    steps.append(pool.submit(self._point_resolver, sandbox, agent, _done(sandbox.gateway)))
+                if trust_ca:
+                    steps.append(pool.submit(self._trust_engine_ca, agent))
+                if plan.agent_dir:
+                    steps.append(pool.submit(self._copy_agent, agent, plan.agent_dir, plan.agent_user))
+                for step in steps:
+                    step.result()
             for fixture in plan.fixtures:
                 _apply(sandbox, fixture)
             _snapshot(sandbox)

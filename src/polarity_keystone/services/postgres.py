@@ -6,6 +6,8 @@ import hashlib
 import html
 import json
 import re
+import shlex
+from collections.abc import Sequence
 
 from ..sandbox import CommandSucceeds, ExecResult, LogLine, Readiness, Sandbox, SandboxError
 from ..spec import Service
@@ -50,28 +52,35 @@ class Postgres(ServiceKind):
     resettable = True
 
     def reset(self, sandbox: Sandbox, service: Service) -> None:
-        """Every database dropped; the two a fresh server has (`postgres` and the service's own) created
-        again, empty, for the owners they had. Roles and server settings are left: `state_digest` shows
-        whether the agent changed them."""
+        """The service's database dropped and created again, empty, for the owner it had, and any
+        database a fresh server does not have dropped. Roles, settings and the `postgres` maintenance
+        database are left: `state_digest` shows whether the agent changed them."""
         user, _, db = credentials(service)
-        command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"db={db}"]
-        command += ["-h", "127.0.0.1", "-U", user, "-d", "template1", "-f", "-"]
+        self._psql_script(sandbox, service, _RESET, ["-v", f"db={db}", "-U", user, "-d", "template1"])
+
+    def state_digest(self, sandbox: Sandbox, service: Service) -> str:
+        """Over the service's database and `postgres` (both what a fresh server has), in one exec."""
+        user, _, db = credentials(service)
+        databases = list(dict.fromkeys((db, "postgres")))
+        loop = 'for db in "$@"; do printf "%s" "$KEYSTONE_SQL" | psql -X -q -v ON_ERROR_STOP=1 -A -t '
+        loop += f'-h 127.0.0.1 -U {shlex.quote(user)} -d "$db" -f - || exit 1; done'
+        command = ["sh", "-c", loop, "sh", *databases]
+        result = sandbox.service_exec(service.name, command, timeout=120, env={"KEYSTONE_SQL": _STATE})
+        if result.exit_code != 0:
+            output = (result.stderr or result.stdout).strip()
+            raise SandboxError(f"reading the state of Postgres service {service.name!r}: {output}")
+        return hashlib.sha256(result.stdout.encode()).hexdigest()
+
+    @staticmethod
+    def _psql_script(sandbox: Sandbox, service: Service, sql: str, options: list[str]) -> None:
+        command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", *options, "-f", "-"]
         script = 'printf "%s" "$KEYSTONE_SQL" | exec "$@"'
         result = sandbox.service_exec(
-            service.name, ["sh", "-c", script, "sh", *command], timeout=120, env={"KEYSTONE_SQL": _RESET}
+            service.name, ["sh", "-c", script, "sh", *command], timeout=120, env={"KEYSTONE_SQL": sql}
         )
         if result.exit_code != 0:
             output = (result.stderr or result.stdout).strip()
             raise SandboxError(f"resetting Postgres service {service.name!r} failed: {output}")
-
-    def state_digest(self, sandbox: Sandbox, service: Service) -> str:
-        try:
-            rows = query(sandbox, service, _STATE)
-        except SqlError as exc:
-            raise SandboxError(
-                f"reading the state of Postgres service {service.name!r}: {exc.output}"
-            ) from exc
-        return hashlib.sha256("\n".join(str(row[0]) for row in rows).encode()).hexdigest()
 
     def snapshot(self, sandbox: Sandbox, service: Service) -> ServiceSnapshot:
         """Every row, keyed by table and primary key, the row as JSON."""
@@ -121,15 +130,72 @@ def run_sql(sandbox: Sandbox, service: Service, sql: str) -> ExecResult:
     return result
 
 
-def query(sandbox: Sandbox, service: Service, sql: str) -> list[list[str | None]]:
+Rows = list[list[str | None]]
+_UNALIGNED = ("-A", "-t", "-F", "\x1f", "-R", "\x1e", "-P", "null=\x1dNULL\x1d")
+"""psql's output for `query`: unaligned rows, cells and rows split by control characters, NULL marked."""
+
+
+_QUERY_TIMEOUT_S = 30.0
+
+
+def query(sandbox: Sandbox, service: Service, sql: str) -> Rows:
     """Rows of a query as text (NULL as None), read through psql's unaligned output."""
     result = sandbox.service_exec(
-        service.name,
-        _psql(service, "-A", "-t", "-F", "\x1f", "-R", "\x1e", "-P", "null=\x1dNULL\x1d", "-c", sql),
+        service.name, _psql(service, *_UNALIGNED, "-c", sql), timeout=_QUERY_TIMEOUT_S
     )
-    if result.exit_code != 0:
-        raise SqlError(f"query on service {service.name!r} failed", (result.stderr or result.stdout).strip())
-    text = result.stdout.rstrip("\n")
+    return _rows(service, result.exit_code, result.stdout, result.stderr)
+
+
+_EACH_QUERY = """
+t=$(mktemp -d) || exit 1
+trap 'rm -rf "$t"' EXIT
+for q in "$@"; do
+  {psql} "$q" >"$t/out" 2>"$t/err"
+  printf '%s\\n' "$?"
+  od -An -v -tx1 "$t/out"; echo .
+  od -An -v -tx1 "$t/err"; echo .
+done
+"""
+"""Per query: psql's exit code on a line, then its stdout and its stderr, each as hex ending in a `.` line
+(hex: the exec's output is read as text, and rows may hold any character)."""
+
+
+def query_each(sandbox: Sandbox, service: Service, queries: Sequence[str]) -> list[Rows | SqlError] | None:
+    """`query` of each of `queries`, in order, in one exec: each in its own psql session as `query` runs
+    it, so a failing query fails alone, with psql's own message. None when the batch gave no readable
+    answer (the exec failed or its output was cut): the caller then runs `query` one by one."""
+    script = _EACH_QUERY.format(psql=shlex.join(_psql(service, *_UNALIGNED, "-c")))
+    command = ["sh", "-c", script, "sh", *queries]
+    result = sandbox.service_exec(service.name, command, timeout=_QUERY_TIMEOUT_S * len(queries))
+    if result.exit_code != 0 or result.truncated:
+        return None
+    lines = result.stdout.splitlines()
+    answers: list[Rows | SqlError] = []
+    try:
+        for _ in queries:
+            exit_code = int(lines.pop(0))
+            stdout, stderr = _unhex(lines), _unhex(lines)
+            try:
+                answers.append(_rows(service, exit_code, stdout, stderr))
+            except SqlError as exc:
+                answers.append(exc)
+    except (IndexError, ValueError):
+        return None
+    return answers
+
+
+def _unhex(lines: list[str]) -> str:
+    """Consumes the hex lines up to the next `.` line; their bytes as text."""
+    end = lines.index(".")
+    data = bytes.fromhex("".join(lines[:end]))
+    del lines[: end + 1]
+    return data.decode("utf-8", errors="replace")
+
+
+def _rows(service: Service, exit_code: int, stdout: str, stderr: str) -> Rows:
+    if exit_code != 0:
+        raise SqlError(f"query on service {service.name!r} failed", (stderr or stdout).strip())
+    text = stdout.rstrip("\n")
     if not text:
         return []
     return [
@@ -156,8 +222,9 @@ _XML_ROW = re.compile(r"<r>(.*?)</r>", re.DOTALL)
 _RESET = """
 CREATE TEMP TABLE keystone_again AS
   SELECT format('CREATE DATABASE %I OWNER %I', datname, pg_get_userbyid(datdba)) AS statement
-  FROM pg_database WHERE datname IN ('postgres', :'db');
-SELECT format('DROP DATABASE %I WITH (FORCE)', datname) FROM pg_database WHERE NOT datistemplate
+  FROM pg_database WHERE datname = :'db';
+SELECT format('DROP DATABASE %I WITH (FORCE)', datname) FROM pg_database
+  WHERE NOT datistemplate AND (datname = :'db' OR datname <> 'postgres')
 \\gexec
 SELECT statement FROM keystone_again
 \\gexec
