@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import operator
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -207,3 +209,16 @@ def test_auto_instrument_twice_records_once_and_uninstrument_restores_litellm(
     assert litellm.completion is completion
     call_litellm(providers, "azure", stream=False, is_async=False)
     assert len(trace()) == 1
+
+
+def test_instrumenting_does_not_import_litellm() -> None:
+    """In a fresh interpreter: importing litellm takes seconds (and a network fetch of its price map), so
+    it is patched only once the program imports it (as this module does, for the tests above)."""
+    program = (
+        "import sys\n"
+        "from polarity_keystone.sdk._instrument import patch_providers\n"
+        "print(patch_providers(), 'litellm' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["['anthropic', 'openai'] False"]

@@ -9,6 +9,7 @@ patch records nothing inside an instrumented call.
 
 from __future__ import annotations
 
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -28,13 +29,14 @@ def read_chunk(call: LlmCall, chunk: Any) -> None:
 
 
 def patch_points() -> list[tuple[ModuleType, str, CallReader]]:
-    """The module functions `auto_instrument` patches (callers name them `litellm.completion`); empty when
-    `litellm` is not importable."""
-    try:
-        import litellm
-        from litellm import CustomStreamWrapper
-    except ImportError:
+    """The module functions `auto_instrument` patches (callers name them `litellm.completion`); empty until
+    the program has imported `litellm`. Instrumenting does not import it: the import takes seconds, and
+    litellm fetches its model price map from the network when imported (tens of seconds offline)."""
+    litellm = sys.modules.get("litellm")
+    if litellm is None:
         return []
+    from litellm import CustomStreamWrapper
+
     reader = CallReader("litellm", "litellm.completion", read_response, read_chunk, (CustomStreamWrapper,))
     return [(litellm, "completion", reader), (litellm, "acompletion", reader)]
 
