@@ -83,9 +83,11 @@ def identify(context: ServerContext, credentials: HTTPAuthorizationCredentials |
 def identify_remembered(
     context: ServerContext, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal | None:
-    """`identify` without I/O: the caller if its key was looked up a moment ago (see KnownKeys), else None
-    (then `identify` must ask the store)."""
-    record = None if credentials is None else context.known_keys.remembered(credentials.credentials)
+    """`identify` without I/O: the caller if its key was looked up a moment ago (see KnownKeys) or the
+    server needs none, else None (then `identify` must ask the store, or refuse)."""
+    if credentials is None:
+        return None if context.settings.auth_required else LOCAL
+    record = context.known_keys.remembered(credentials.credentials)
     return None if record is None else _principal(record)
 
 
