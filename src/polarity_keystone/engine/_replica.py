@@ -23,7 +23,7 @@ from ..sandbox import (
     SettleReport,
     WorkspaceDiff,
 )
-from ..scoring import CheckContext, RunRecord, check_forbidden, run_check, score_run
+from ..scoring import CheckContext, RunRecord, check_forbidden, run_checks, score_run
 from ..secrets import Redactor, SecretError, redact_result
 from ..services import http_mock, kind_of
 from ..spec import Spec
@@ -201,7 +201,7 @@ def _run_and_score(
     result.agent_stderr = run.stderr
 
     context = CheckContext(sandbox, plan.services, prepared.loaded.spec_dir, result.agent_output, plan.redact)
-    result.invariants = [run_check(name, invariant, context) for name, invariant in spec.invariants.items()]
+    result.invariants = run_checks(spec.invariants, context)
     logs = {"agent_output": run.stdout, "agent_stderr": run.stderr, **_log_files(sandbox, diff)}
     record = RunRecord(
         diff,

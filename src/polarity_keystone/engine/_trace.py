@@ -26,8 +26,10 @@ ReportedTrace = Callable[[str], list[dict[str, Any]]]
 
 def read_trace(sandbox: Sandbox, reported: ReportedTrace | None = None) -> list[AgentEvent]:
     """The trace file's events, then those reported elsewhere, normalised and each once."""
-    result = sandbox.exec(["cat", TRACE_FILE])
-    from_file = json_objects(result.stdout) if result.exit_code == 0 else []  # else: reported nothing
+    try:  # through the engine's archive API: no process started in the sandbox
+        from_file = json_objects(sandbox.read_file(TRACE_FILE).decode("utf-8", errors="replace"))
+    except (FileNotFoundError, IsADirectoryError):
+        from_file = []  # reported nothing
     from_elsewhere = reported(sandbox.id) if reported is not None else []
     return merge_events(
         [normalise_event(event) for event in from_file],

@@ -22,12 +22,14 @@ AGENT_SYSCTLS = {"net.ipv4.ip_unprivileged_port_start": "0"}
 per network namespace, so it concerns the sandbox alone."""
 
 _EVENTS = (
-    "cat /sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids.events "
-    "/sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null; true"
+    "for f in /sys/fs/cgroup/pids/pids.events /sys/fs/cgroup/pids.events "
+    "/sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do"
+    ' [ -r "$f" ] && while IFS= read -r line; do echo "$line"; done < "$f"; done; true'
 )
 LIMIT_EVENTS_COMMAND = ["sh", "-c", _EVENTS]
 """Prints the cgroup counters of the container (v1 and v2 file names): `max N` counts the forks the pids
-limit refused, `oom_kill N` the processes the memory limit killed."""
+limit refused, `oom_kill N` the processes the memory limit killed. Builtins only: it runs where the pids
+limit leaves no room for another process (after `settle_agent`'s probe, in the same exec)."""
 
 
 def limits_from_events(events: str, pids_limit: int, memory_bytes: int) -> list[str]:

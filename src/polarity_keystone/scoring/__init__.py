@@ -8,7 +8,7 @@ from ._agent_events import (
     merge_events,
     normalise_event,
 )
-from ._checks import CheckContext, Outcome, register, run_check, supported_checks
+from ._checks import CheckContext, Outcome, register, run_check, run_checks, supported_checks
 from ._composite import Verdict, score_run
 from ._forbidden import RunRecord, check_forbidden, supported_rules
 from ._http_mock import json_subset
@@ -31,6 +31,7 @@ __all__ = [
     "parse_verdict",
     "register",
     "run_check",
+    "run_checks",
     "score_run",
     "supported_checks",
     "supported_rules",

@@ -3,10 +3,10 @@ what it saw, so a failure explains itself without re-running."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from ..spec import (
     confine,
     read_regular,
 )
+from ._prefetch import PREFETCHED_TYPES, Prefetched, content_path, exists_path, prefetch
 
 EXCERPT = 2000
 
@@ -43,6 +44,8 @@ class CheckContext:
     redact: Callable[[str], str] = lambda text: text
     """For text a check sends out of Keystone (an LLM judge). What a check returns is raw: the engine
     redacts the finished replica result as a whole."""
+    prefetched: Prefetched = field(default_factory=Prefetched)
+    """Answers fetched for a stretch of checks at once (`run_checks`); a check reads for itself otherwise."""
 
 
 @dataclass
@@ -63,6 +66,25 @@ supported_checks = _CHECKS.names
 
 def _excerpt(text: str) -> str:
     return text if len(text) <= EXCERPT else text[:EXCERPT] + f"... ({len(text) - EXCERPT} more characters)"
+
+
+def run_checks(invariants: Mapping[str, Invariant], ctx: CheckContext) -> list[InvariantResult]:
+    """`run_check` of each invariant in order, with what each stretch of read-only checks needs fetched
+    in one go before its first check (a check that runs commands may change what the next ones read)."""
+    items = list(invariants.items())
+    results = []
+    for index, (name, invariant) in enumerate(items):
+        if invariant.check.type not in PREFETCHED_TYPES:
+            ctx = dataclasses.replace(ctx, prefetched=Prefetched())
+        elif index == 0 or items[index - 1][1].check.type not in PREFETCHED_TYPES:
+            stretch = []
+            for _, following in items[index:]:
+                if following.check.type not in PREFETCHED_TYPES:
+                    break
+                stretch.append(following.check)
+            ctx = dataclasses.replace(ctx, prefetched=prefetch(stretch, ctx.sandbox, ctx.services))
+        results.append(run_check(name, invariant, ctx))
+    return results
 
 
 def run_check(name: str, invariant: Invariant, ctx: CheckContext) -> InvariantResult:
@@ -92,23 +114,30 @@ def run_check(name: str, invariant: Invariant, ctx: CheckContext) -> InvariantRe
 
 
 def _read_text(ctx: CheckContext, path: str) -> str | None:
+    answer = ctx.prefetched.file(content_path(path))
+    if answer is not None and answer.content is not None:
+        return answer.content.decode("utf-8", errors="replace")
     try:
         return ctx.sandbox.read_file(path).decode("utf-8", errors="replace")
     except (FileNotFoundError, IsADirectoryError):
         return None
 
 
+def _exists(ctx: CheckContext, path: str) -> bool:
+    absolute = exists_path(path)
+    answer = ctx.prefetched.file(absolute)
+    return answer.exists if answer is not None else ctx.sandbox.exec(["test", "-e", absolute]).exit_code == 0
+
+
 @register("file_exists")
 def _file_exists(check: FileExistsCheck, ctx: CheckContext) -> Outcome:
-    result = ctx.sandbox.exec(["test", "-e", posixpath.join("/workspace", check.path)])
-    exists = result.exit_code == 0
+    exists = _exists(ctx, check.path)
     return Outcome(exists, f"{check.path} {'exists' if exists else 'does not exist'}", {"path": check.path})
 
 
 @register("file_absent")
 def _file_absent(check: FileAbsentCheck, ctx: CheckContext) -> Outcome:
-    result = ctx.sandbox.exec(["test", "-e", posixpath.join("/workspace", check.path)])
-    absent = result.exit_code != 0
+    absent = not _exists(ctx, check.path)
     return Outcome(absent, f"{check.path} {'is absent' if absent else 'exists'}", {"path": check.path})
 
 
@@ -167,7 +196,11 @@ def _matches(actual: str | None, expected: Any) -> bool:
 def _sql(check: SqlCheck, ctx: CheckContext) -> Outcome:
     service = ctx.services[check.service]
     try:
-        rows = postgres.query(ctx.sandbox, service, check.query)
+        rows = ctx.prefetched.query(service.name, check.query)
+        if rows is None:
+            rows = postgres.query(ctx.sandbox, service, check.query)
+        elif isinstance(rows, SqlError):
+            raise rows
     except SqlError as exc:
         return Outcome(False, f"{exc}: {exc.output}", {"query": check.query, "error": exc.output})
     actual = rows[0][0] if rows and rows[0] else None
