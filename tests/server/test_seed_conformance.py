@@ -272,6 +272,10 @@ def check_sandbox(client: SeedClient) -> None:
     read = client.http.get(f"{path}/files/config.json")
     assert (read.status_code, read.content) == (200, b'{"x": 1}')
     assert client.http.get(f"{path}/files/a/%2E%2E/%2E%2E/etc/passwd").status_code == 400
+    big = {"command": "head -c 33554433 /dev/zero > big.bin", "timeout": "2m", "background": False}
+    client.call("POST", f"{path}/commands", json=big)
+    too_big = client.http.get(f"{path}/files/big.bin")  # over 32 MiB: refused, never held whole
+    assert too_big.status_code == 413 and too_big.json()["error"] == "payload_too_large"
     assert "config.json" in json.dumps(client.call("GET", f"{path}/state"))
     assert "config.json" in json.dumps(client.call("GET", f"{path}/diff"))
     client.call("DELETE", f"{path}/files/config.json", 204)

@@ -263,7 +263,7 @@ def _log_files(sandbox: Sandbox, diff: WorkspaceDiff) -> dict[str, str]:
     for path in [*diff.added, *diff.modified]:
         if path.endswith(".log"):
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-                logs[path] = sandbox.read_file(path)[:LOG_FILE_LIMIT].decode("utf-8", errors="replace")
+                logs[path] = sandbox.read_file(path, LOG_FILE_LIMIT).decode("utf-8", errors="replace")
     return logs
 
 

@@ -63,11 +63,32 @@ def _tar_tree(local_dir: Path, owner: Owner) -> bytes:
     return buffer.getvalue()
 
 
-def first_file(chunks: Iterator[bytes]) -> bytes:
-    """The content of the single regular file in a tar stream (Docker's get_archive of a file)."""
-    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks)), mode="r") as archive:
+class _ChunkReader:
+    """`read(size)` over an iterator of byte chunks (all tarfile's stream mode asks of a file), read as
+    far as the reader needs and no further."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._pending) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._pending += chunk
+        end = len(self._pending) if size < 0 else min(size, len(self._pending))
+        taken = bytes(self._pending[:end])
+        del self._pending[:end]
+        return taken
+
+
+def first_file(chunks: Iterator[bytes], limit: int | None = None) -> bytes:
+    """The content of the single regular file in a tar stream (Docker's get_archive of a file): its first
+    `limit` bytes at most, read without holding more of the stream in memory."""
+    with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as archive:  # type: ignore[call-overload]
         for member in archive:
             if member.isfile():
                 extracted = archive.extractfile(member)
-                return extracted.read() if extracted else b""
+                return extracted.read(-1 if limit is None else limit) if extracted else b""
     raise IsADirectoryError("not a regular file")

@@ -179,8 +179,9 @@ class Sandbox(abc.ABC):
         """Place a file inside a service's container (e.g. an SQL script for psql -f)."""
 
     @abc.abstractmethod
-    def read_file(self, path: str) -> bytes:
-        """Raises FileNotFoundError when the path does not exist."""
+    def read_file(self, path: str, limit: int = OUTPUT_LIMIT) -> bytes:
+        """The file's first `limit` bytes (an agent's file can be larger than the host's memory); raises
+        FileNotFoundError when the path does not exist."""
 
     @abc.abstractmethod
     def write_file(self, path: str, content: bytes, mode: int = 0o644) -> None: ...

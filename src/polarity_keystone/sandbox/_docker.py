@@ -176,11 +176,11 @@ class DockerSandbox(Sandbox):
         except KeyError:
             raise SandboxError(f"sandbox {self.id} has no service {name!r}") from None
 
-    def read_file(self, path: str) -> bytes:
+    def read_file(self, path: str, limit: int = OUTPUT_LIMIT) -> bytes:
         try:
             with _engine_errors(f"reading {path}"):
                 chunks, _ = self._agent().get_archive(workspace_path(path))
-                return first_file(chunks)
+                return first_file(chunks, limit)
         except docker.errors.NotFound:
             raise FileNotFoundError(path) from None
 

@@ -20,7 +20,7 @@ from ..spec import parse_duration
 from ..store import SandboxRecord, SandboxStateName
 from ._context import ServerContext
 from ._deps import Context, LiveKey, ResumeAfter, SandboxScoped
-from ._errors import InvalidRequest, NotFoundError, WrongState
+from ._errors import InvalidRequest, NotFoundError, PayloadTooLarge, WrongState
 from ._events import sandbox_event_ends, sandbox_stream, sse_response
 from ._image_spec import image_spec
 from ._models import (
@@ -229,12 +229,18 @@ def write_file(sandbox_id: str, body: FileWrite, context: Context, _: SandboxSco
     summary="Read a file (raw bytes)",
     responses={
         200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-        **error_responses(403, 404, 409),
+        **error_responses(403, 404, 409, 413),
     },
 )
 def read_file(sandbox_id: str, path: str, context: Context, _: SandboxScoped) -> Response:
     relative = workspace_relative(path)
-    content = _sandbox_call(sandbox_id, context, relative, lambda sandbox: sandbox.read_file(relative))
+    content = _sandbox_call(
+        sandbox_id, context, relative, lambda sandbox: sandbox.read_file(relative, MAX_FILE_BYTES + 1)
+    )
+    if len(content) > MAX_FILE_BYTES:
+        raise PayloadTooLarge(
+            f"{relative} is over {MAX_FILE_BYTES // 2**20} MiB; read it inside the sandbox (POST .../exec)"
+        )
     return Response(content, media_type="application/octet-stream")
 
 
