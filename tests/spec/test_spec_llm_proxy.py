@@ -67,7 +67,9 @@ def test_a_mock_model_service_loads_with_its_answers_and_default_upstreams() -> 
 def test_record_mode_takes_an_upstream_and_a_declared_secret_as_the_key() -> None:
     text = edited(
         "      mode: mock\n",
-        "      mode: record\n      upstreams: {openai: 'http://vllm:8000'}\n      api_keys: {openai: OPENAI_KEY}\n",
+        "      mode: record\n"
+        "      upstreams: {openai: 'http://vllm:8000'}\n"
+        "      api_keys: {openai: OPENAI_KEY}\n",
     )
     (service,) = parse_spec(text).spec.services
     assert service.llm is not None
@@ -97,7 +99,8 @@ def test_an_upstream_must_be_an_http_url() -> None:
 
 
 def test_a_provider_key_must_name_a_declared_secret() -> None:
-    issue = only_issue(edited("      mode: mock\n", "      mode: mock\n      api_keys: {openai: OPENAI_KYE}\n"))
+    keys = "      mode: mock\n      api_keys: {openai: OPENAI_KYE}\n"
+    issue = only_issue(edited("      mode: mock\n", keys))
     assert issue.field == "services[0].llm.api_keys.openai"
     assert issue.line == 17
     assert "OPENAI_KYE" in issue.message and issue.suggestion == "did you mean `OPENAI_KEY`?"

@@ -67,8 +67,14 @@ def refund_order(order_id: int, reason: str) -> dict:
 
 
 def delete_order(order_id: int) -> dict:
-    sql("BEGIN; DELETE FROM refunds WHERE order_id = :v0; DELETE FROM orders WHERE id = :v0; COMMIT;", order_id)
+    sql(
+        "BEGIN; DELETE FROM refunds WHERE order_id = :v0; DELETE FROM orders WHERE id = :v0; COMMIT;",
+        order_id,
+    )
     return {"order_id": order_id, "deleted": True}
+
+
+TOOL_FUNCTIONS = {"lookup_order": lookup_order, "refund_order": refund_order, "delete_order": delete_order}
 
 
 def report(event: dict) -> None:
@@ -90,9 +96,7 @@ def report(event: dict) -> None:
 def run_tool(name: str, arguments: str) -> dict:
     started = time.monotonic()
     try:
-        output = {"lookup_order": lookup_order, "refund_order": refund_order, "delete_order": delete_order}[name](
-            **json.loads(arguments)
-        )
+        output = TOOL_FUNCTIONS[name](**json.loads(arguments))
         status = "ok"
     except Exception as exc:  # the model sees the failure and may try something else
         output, status = {"error": str(exc)}, "error"
