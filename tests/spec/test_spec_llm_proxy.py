@@ -61,7 +61,10 @@ def test_a_mock_model_service_loads_with_its_answers_and_default_upstreams() -> 
     assert first.tool_calls[0].name == "lookup_order" and first.tool_calls[0].arguments == {"order_id": 1042}
     assert second.usage is not None and second.usage.output_tokens == 4
     assert (third.status, third.error) == (429, "slow down")
-    assert service.llm.upstreams == {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com"}
+    assert service.llm.upstreams == {
+        "openai": "https://api.openai.com",
+        "anthropic": "https://api.anthropic.com",
+    }
 
 
 def test_record_mode_takes_an_upstream_and_a_declared_secret_as_the_key() -> None:
@@ -93,7 +96,9 @@ def test_replay_mode_belongs_to_ks_replay_not_to_a_spec() -> None:
 
 
 def test_an_upstream_must_be_an_http_url() -> None:
-    issue = only_issue(edited("      mode: mock\n", "      mode: mock\n      upstreams: {openai: 'ftp://x'}\n"))
+    issue = only_issue(
+        edited("      mode: mock\n", "      mode: mock\n      upstreams: {openai: 'ftp://x'}\n")
+    )
     assert issue.field == "services[0].llm.upstreams"
     assert "must be an http(s) URL" in issue.message
 
