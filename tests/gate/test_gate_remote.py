@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from polarity_keystone.server import create_api_key
+from polarity_keystone.spec import load_spec
 from polarity_keystone.store import open_store
 from tests.examples.shipped_examples import EXAMPLES
 from tests.gate.gate_env import GateRun, gate
@@ -62,7 +63,7 @@ def test_every_example_gated_on_a_remote_server_gets_the_embedded_verdict(
 
     assert f"Keystone server: {remote['KEYSTONE_BASE_URL']}" in served.log
     assert outcome(served) == outcome(embedded), served.log
-    specs = sorted(path.parent.name for path in EXAMPLES.glob("*/*.yaml"))
+    specs = sorted(load_spec(path).spec.id for path in EXAMPLES.glob("*/*.yaml"))
     statuses = dict(outcome(served)[1])
     assert sorted(statuses) == specs
     assert statuses == {spec: EXPECTED.get(spec, "pass") for spec in specs}

@@ -78,19 +78,23 @@ TOOL_FUNCTIONS = {"lookup_order": lookup_order, "refund_order": refund_order, "d
 
 
 def report(event: dict) -> None:
-    """One trace event: live to the server when there is one, else to the trace file."""
+    """One trace event: live to the server when it answers, else to the trace file (a server that
+    listens on loopback only is out of a sandbox's reach). Either way it counts."""
     event = {"ts": time.time(), **event}
     server, sandbox = os.environ.get("KEYSTONE_BASE_URL"), os.environ.get("KEYSTONE_SANDBOX_ID")
     if server and sandbox:
-        httpx.post(
-            f"{server}/v1/sandboxes/{sandbox}/trace",
-            json={"events": [event]},
-            headers={"Authorization": f"Bearer {os.environ['KEYSTONE_API_KEY']}"},
-            timeout=10,
-        ).raise_for_status()
-    else:
-        with open(os.environ["KEYSTONE_TRACE_FILE"], "a") as trace:
-            trace.write(json.dumps(event) + "\n")
+        try:
+            httpx.post(
+                f"{server}/v1/sandboxes/{sandbox}/trace",
+                json={"events": [event]},
+                headers={"Authorization": f"Bearer {os.environ['KEYSTONE_API_KEY']}"},
+                timeout=5,
+            ).raise_for_status()
+            return
+        except httpx.HTTPError:
+            pass
+    with open(os.environ["KEYSTONE_TRACE_FILE"], "a") as trace:
+        trace.write(json.dumps(event) + "\n")
 
 
 def run_tool(name: str, arguments: str) -> dict:
