@@ -42,6 +42,8 @@ class WarmPool:
         self._renew = renew
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=max(2, depth), thread_name_prefix="keystone-pool")
+        self._teardown = ThreadPoolExecutor(max_workers=max(1, depth), thread_name_prefix="keystone-teardown")
+        """Sandboxes are destroyed on their own threads: a teardown never delays a boot or a renewal."""
         self._demand: dict[str, int] = defaultdict(int)
         self._coming: dict[str, list[Future[Sandbox | None]]] = defaultdict(list)
         """Fresh boots and renewals under way or done, per scenario; None for a renewal that failed."""
@@ -86,7 +88,7 @@ class WarmPool:
                 self._coming[key].append(self._executor.submit(self._renewed, sandbox, plan))
                 return
             if not self._closed:
-                self._executor.submit(self._discard, sandbox)
+                self._teardown.submit(self._discard, sandbox)
                 self._refill(key, plan)
                 return
         self._discard(sandbox)
@@ -157,6 +159,7 @@ class WarmPool:
         for future in futures:
             future.cancel()
         self._executor.shutdown(wait=True)
+        self._teardown.shutdown(wait=True)
         for future in futures:
             if not future.cancelled() and future.exception() is None and (sandbox := future.result()):
                 self._discard(sandbox)
