@@ -55,8 +55,13 @@ class Postgres(ServiceKind):
         """The service's database dropped and created again, empty, for the owner it had, and any
         database a fresh server does not have dropped. Roles, settings and the `postgres` maintenance
         database are left: `state_digest` shows whether the agent changed them."""
-        user, _, db = credentials(service)
-        self._psql_script(sandbox, service, _RESET, ["-v", f"db={db}", "-U", user, "-d", "template1"])
+        psql = _psql(service, "-v", f"db={credentials(service)[2]}", "-f", "-", database="template1")
+        result = sandbox.service_exec(
+            service.name, ["sh", "-c", _PIPED, "sh", *psql], timeout=120, env={"KEYSTONE_SQL": _RESET}
+        )
+        if result.exit_code != 0:
+            output = (result.stderr or result.stdout).strip()
+            raise SandboxError(f"resetting Postgres service {service.name!r} failed: {output}")
 
     def state_digest(self, sandbox: Sandbox, service: Service) -> str:
         """Over the service's database and `postgres` (both what a fresh server has), in one exec."""
@@ -70,17 +75,6 @@ class Postgres(ServiceKind):
             output = (result.stderr or result.stdout).strip()
             raise SandboxError(f"reading the state of Postgres service {service.name!r}: {output}")
         return hashlib.sha256(result.stdout.encode()).hexdigest()
-
-    @staticmethod
-    def _psql_script(sandbox: Sandbox, service: Service, sql: str, options: list[str]) -> None:
-        command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", *options, "-f", "-"]
-        script = 'printf "%s" "$KEYSTONE_SQL" | exec "$@"'
-        result = sandbox.service_exec(
-            service.name, ["sh", "-c", script, "sh", *command], timeout=120, env={"KEYSTONE_SQL": sql}
-        )
-        if result.exit_code != 0:
-            output = (result.stderr or result.stdout).strip()
-            raise SandboxError(f"resetting Postgres service {service.name!r} failed: {output}")
 
     def snapshot(self, sandbox: Sandbox, service: Service) -> ServiceSnapshot:
         """Every row, keyed by table and primary key, the row as JSON."""
@@ -105,9 +99,27 @@ def credentials(service: Service) -> tuple[str, str, str]:
     return user, service.env.get("POSTGRES_PASSWORD", ""), service.env.get("POSTGRES_DB", user)
 
 
-def _psql(service: Service, *args: str) -> list[str]:
+def _psql(service: Service, *args: str, database: str | None = None) -> list[str]:
+    """psql as the service's user, on its own database unless `database` names another."""
     user, _, db = credentials(service)
-    return ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", user, "-d", db, *args]
+    return [
+        "psql",
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        user,
+        "-d",
+        database or db,
+        *args,
+    ]
+
+
+_PIPED = 'printf "%s" "$KEYSTONE_SQL" | exec "$@"'
+"""`sh -c` that runs its arguments (psql reading `-f -`) with the script in KEYSTONE_SQL as its input."""
 
 
 _ENV_SQL_LIMIT = 100_000
@@ -118,8 +130,7 @@ def run_sql(sandbox: Sandbox, service: Service, sql: str) -> ExecResult:
     """Run a script (a fixture) in one transaction; raises SqlError with psql's output on failure."""
     single = ["--single-transaction", "-f"]
     if len(sql.encode()) < _ENV_SQL_LIMIT:
-        script = 'printf "%s" "$KEYSTONE_SQL" | exec "$@"'
-        command = ["sh", "-c", script, "sh", *_psql(service, *single, "-")]
+        command = ["sh", "-c", _PIPED, "sh", *_psql(service, *single, "-")]
         result = sandbox.service_exec(service.name, command, timeout=300, env={"KEYSTONE_SQL": sql})
     else:
         path = "/tmp/keystone-fixture.sql"
