@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,12 @@ from typing import Any
 import pytest
 
 from polarity_keystone.results import InvariantResult, ReplicaResult
-from polarity_keystone.sandbox import DockerBackend, DockerSandbox, FixtureStep, ImageResolver, SandboxPlan
+from polarity_keystone.sandbox import DockerBackend, DockerSandbox, ImageResolver
 from polarity_keystone.scoring import CheckContext, run_check, supported_checks
 from polarity_keystone.secrets import Redactor, redact_result
-from polarity_keystone.services import kind_of, postgres
+from polarity_keystone.services import postgres
 from polarity_keystone.spec import Invariant, Service
+from tests.scoring.sandboxes import booted
 
 pytestmark = pytest.mark.docker
 
@@ -52,18 +52,8 @@ def _seed(sandbox: DockerSandbox) -> None:
 
 @pytest.fixture(scope="module")
 def sandbox(backend: DockerBackend, resolver: ImageResolver) -> Iterator[DockerSandbox]:
-    plan = SandboxPlan(
-        spec_id="checks",
-        run_id=f"test-{uuid.uuid4().hex[:10]}",
-        image=resolver.local("base").ref,
-        services=[kind_of(DB).container(DB, resolver.local("postgres").ref, local_image=True)],
-        fixtures=[FixtureStep(_seed, "seed")],
-    )
-    sandbox = backend.create(plan)
-    try:
+    with booted(backend, resolver, "checks", _seed, [DB]) as sandbox:
         yield sandbox
-    finally:
-        sandbox.destroy()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ one exec per kind, and every check's result is exactly what `run_check` alone gi
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,14 +14,13 @@ from polarity_keystone.results import InvariantResult
 from polarity_keystone.sandbox import (
     DockerBackend,
     DockerSandbox,
-    FixtureStep,
     ImageResolver,
     Sandbox,
-    SandboxPlan,
 )
 from polarity_keystone.scoring import CheckContext, run_check, run_checks
-from polarity_keystone.services import kind_of, postgres
+from polarity_keystone.services import postgres
 from polarity_keystone.spec import Invariant, Service
+from tests.scoring.sandboxes import booted
 
 pytestmark = pytest.mark.docker
 
@@ -49,18 +47,8 @@ def _seed(sandbox: Sandbox) -> None:
 
 @pytest.fixture(scope="module")
 def sandbox(backend: DockerBackend, resolver: ImageResolver) -> Iterator[DockerSandbox]:
-    plan = SandboxPlan(
-        spec_id="checks-batched",
-        run_id=f"test-{uuid.uuid4().hex[:10]}",
-        image=resolver.local("base").ref,
-        services=[kind_of(DB).container(DB, resolver.local("postgres").ref, local_image=True)],
-        fixtures=[FixtureStep(_seed, "seed")],
-    )
-    sandbox = backend.create(plan)
-    try:
+    with booted(backend, resolver, "checks-batched", _seed, [DB]) as sandbox:
         yield sandbox
-    finally:
-        sandbox.destroy()
 
 
 @pytest.fixture

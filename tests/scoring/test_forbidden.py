@@ -3,15 +3,15 @@ allowlist pass, writes, changes and deletions outside it are violations that nam
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from polarity_keystone.results import ForbiddenCheckResult
-from polarity_keystone.sandbox import DockerBackend, DockerSandbox, FixtureStep, ImageResolver, SandboxPlan
+from polarity_keystone.sandbox import DockerBackend, DockerSandbox, ImageResolver
 from polarity_keystone.scoring import RunRecord, check_forbidden, supported_rules
 from polarity_keystone.spec._models import Forbidden
+from tests.scoring.sandboxes import booted
 
 pytestmark = pytest.mark.docker
 
@@ -34,17 +34,8 @@ def _seed(sandbox: DockerSandbox) -> None:
 
 @pytest.fixture(scope="module")
 def module_sandbox(backend: DockerBackend, resolver: ImageResolver) -> Iterator[DockerSandbox]:
-    plan = SandboxPlan(
-        spec_id="forbidden",
-        run_id=f"test-{uuid.uuid4().hex[:10]}",
-        image=resolver.local("base").ref,
-        fixtures=[FixtureStep(_seed, "seed")],
-    )
-    sandbox = backend.create(plan)
-    try:
+    with booted(backend, resolver, "forbidden", _seed, ()) as sandbox:
         yield sandbox
-    finally:
-        sandbox.destroy()
 
 
 @pytest.fixture
