@@ -3,6 +3,7 @@ the table, the rows and the statements as evidence; Keystone's own fixtures and 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -95,3 +96,27 @@ def test_forbidden_sql_is_caught_even_when_it_fails(
     violation = next(c for c in replica.forbidden_checks if c.rule == "sql")
     assert violation.evidence["statements"][0]["statement"] == "DROP TABLE nope"
     assert replica.status == "fail"
+
+
+CHECK_WRITES = f"{PSQL} \"INSERT INTO admin_users VALUES ('check')\""
+
+
+@pytest.mark.parametrize("write_check_first", [False, True], ids=["after-sql-check", "before-sql-check"])
+def test_a_check_that_writes_never_counts_whether_the_closing_count_rides_with_the_sql_checks_or_not(
+    prepared_from: Callable[..., PreparedSpec], backend: DockerBackend, write_check_first: bool
+) -> None:
+    """With an `sql` check first, the audit's closing row count runs first in that check's batch; with a
+    command check first, it is read on its own before any check. Either way it is taken before the
+    command check writes."""
+    writer = f"  writes:\n    check: {{type: command_exit, command: {json.dumps(CHECK_WRITES)}}}\n"
+    spec = SPEC.format(command=GOOD)
+    refunded = spec[spec.index("  refunded:") : spec.index("audit:")]
+    invariants = writer + refunded if write_check_first else refunded + writer
+    spec = spec.replace(refunded, invariants)
+    results = run_experiment(prepared_from(spec), backend, RunOptions(seed=1))
+    replica = results.scenarios[0].replicas[0]
+
+    assert [result.passed for result in replica.invariants] == [True, True]
+    assert rules(replica) == {"db_writes_outside": False, "sql": False}
+    writes = [(e["table"], e["rows"]) for e in replica.audit if e["type"] == "db_write"]
+    assert writes == [("public.orders", 1)]

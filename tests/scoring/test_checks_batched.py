@@ -17,7 +17,7 @@ from polarity_keystone.sandbox import (
     ImageResolver,
     Sandbox,
 )
-from polarity_keystone.scoring import CheckContext, run_check, run_checks
+from polarity_keystone.scoring import CheckContext, first_fetch, leading_sql_services, run_check, run_checks
 from polarity_keystone.services import postgres
 from polarity_keystone.spec import Invariant, Service
 from tests.scoring.sandboxes import booted
@@ -197,3 +197,43 @@ def test_a_check_that_runs_commands_ends_a_stretch(sandbox: DockerSandbox, calls
     )
     assert [result.passed for result in results] == [True] * 6
     assert made == {"exec": 4}  # a probe per stretch of two, and the two commands
+
+
+def test_a_callers_query_rides_first_in_the_leading_checks_batch(
+    sandbox: DockerSandbox, calls: Counter[str]
+) -> None:
+    """`first_fetch` runs the caller's `ahead` query before the checks' queries in their one exec, and the
+    checks given that fetch answer exactly as they do alone; a service no leading check queries gets no
+    exec for it (nor does a stretch that is not leading)."""
+    ctx = CheckContext(sandbox=sandbox, services={"db": DB}, spec_dir=Path("."))
+    ticket = "SELECT nextval('tickets')"
+    checks: dict[str, dict[str, Any]] = {
+        "refunded": {
+            "type": "sql",
+            "service": "db",
+            "query": "SELECT status FROM orders WHERE id = 1",
+            "equals": "refunded",
+        },
+        "ticket": {"type": "sql", "service": "db", "query": ticket, "equals": 0},
+    }
+    invariants = _invariants(checks)
+    single = [run_check(name, invariant, ctx) for name, invariant in invariants.items()]
+    calls.clear()
+    first = first_fetch(invariants, sandbox, {"db": DB}, {"db": [ticket], "cache": ["SELECT 1"]})
+    batched = run_checks(invariants, ctx, first)
+    assert calls == {"service_exec": 1}
+    ahead = first.ahead[("db", ticket)]
+    assert isinstance(ahead, list)
+    ticket_before = int(str(single[1].evidence["rows"][0][0]))
+    assert int(str(ahead[0][0])) == ticket_before + 1, "the caller's query ran first"
+    assert batched[1].evidence["rows"] == [[str(ticket_before + 2)]]
+    assert [result.passed for result in batched] == [True, False]
+    assert batched[0].model_dump() == single[0].model_dump()
+
+    calls.clear()
+    leading_files = _invariants({"note": {"type": "file_exists", "path": "notes/refund.md"}, **checks})
+    assert leading_sql_services(leading_files) == {"db"}
+    behind_a_command = _invariants({"make": {"type": "command_exit", "command": "true"}, **checks})
+    assert leading_sql_services(behind_a_command) == set()
+    assert first_fetch(behind_a_command, sandbox, {"db": DB}, {"db": [ticket]}).ahead == {}
+    assert calls == {}

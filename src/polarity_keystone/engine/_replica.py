@@ -23,18 +23,25 @@ from ..sandbox import (
     SettleReport,
     WorkspaceDiff,
 )
-from ..scoring import CheckContext, RunRecord, check_forbidden, run_checks, score_run
+from ..scoring import (
+    CheckContext,
+    RunRecord,
+    check_forbidden,
+    first_fetch,
+    leading_sql_services,
+    run_checks,
+    score_run,
+)
 from ..secrets import Redactor, SecretError, redact_result
-from ..services import http_mock, kind_of
 from ..spec import Spec
 from ._audit import audit_events
 from ._db_audit import DbAudit, needs_db_audit
-from ._execlog import needs_command_log, read_commands
-from ._model_calls import Recordings, divergence_events, put_recordings, read_recordings, with_model_calls
+from ._model_calls import Recordings, divergence_events, put_recordings, with_model_calls
 from ._network import gateway_calls, mock_calls
 from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
+from ._run_reads import read_run
 from ._state_audit import capture, state_changes
-from ._trace import ReportedTrace, read_trace, tool_call_events, tool_calls
+from ._trace import ReportedTrace, tool_call_events, tool_calls
 from ._usage import run_cost
 
 AGENT_OUTPUT_LIMIT = 1024 * 1024
@@ -147,7 +154,9 @@ def _run_and_score(
     task = spec.task.prompt + (f"\n\n{spec.task.context}" if spec.task.context else "")
     sandbox.write_file(TASK_FILE, task.encode())
     timeout = min(spec.agent.timeout or spec.resources.timeout, spec.resources.timeout)
-    db_audit = DbAudit.start(sandbox, plan.services) if needs_db_audit(spec) else None
+    db_audit = None
+    if needs_db_audit(spec):
+        db_audit = DbAudit.start(sandbox, plan.services, leading_sql_services(spec.invariants))
     state_before = capture(sandbox, plan.services) if spec.audit.service_state else {}
     agent_started, agent_started_at = time.monotonic(), time.time()
     user = plan.sandbox.agent_user
@@ -163,24 +172,18 @@ def _run_and_score(
     settled = sandbox.settle_agent(deadline=agent_started + timeout)
     limits = sandbox.limits_hit()
     # What the agent did is read before any check runs: checks may write files or query databases too.
-    diff = sandbox.diff()
-    agent_commands = read_commands(sandbox, str(spec.agent.command)) if needs_command_log(spec) else []
-    writes, statements = db_audit.finish() if db_audit else ([], [])
-    result.recordings = read_recordings(sandbox, plan.services)
-    events = with_model_calls(read_trace(sandbox, reported_trace), result.recordings)
+    reads = read_run(sandbox, spec, plan.services, db_audit, reported_trace, state_before)
+    diff, agent_commands = reads.diff, reads.commands
+    first = first_fetch(spec.invariants, sandbox, plan.services, db_audit.ahead() if db_audit else {})
+    writes, statements = db_audit.finish(first) if db_audit else ([], [])
+    result.recordings = reads.recordings
+    events = with_model_calls(reads.trace, result.recordings)
     calls = tool_calls(events)
     result.cost = run_cost(events, prepared.pricing)
     if state_before:
-        result.service_state = state_changes(state_before, capture(sandbox, plan.services))
-    through_gateway, lookups = gateway_calls(sandbox.network_log(), since=agent_started_at)
-    http_calls = through_gateway + mock_calls(
-        [
-            (service.name, request)
-            for service in plan.services.values()
-            if kind_of(service).name == "http_mock" and service.record
-            for request in http_mock.recorded_requests(sandbox, service)
-        ]
-    )
+        result.service_state = state_changes(state_before, reads.state_after)
+    through_gateway, lookups = gateway_calls(reads.network_log, since=agent_started_at)
+    http_calls = through_gateway + mock_calls(reads.mock_requests)
     result.audit = audit_events(
         str(spec.agent.command),
         run,
@@ -201,7 +204,7 @@ def _run_and_score(
     result.agent_stderr = run.stderr
 
     context = CheckContext(sandbox, plan.services, prepared.loaded.spec_dir, result.agent_output, plan.redact)
-    result.invariants = run_checks(spec.invariants, context)
+    result.invariants = run_checks(spec.invariants, context, first)
     logs = {"agent_output": run.stdout, "agent_stderr": run.stderr, **_log_files(sandbox, diff)}
     record = RunRecord(
         diff,

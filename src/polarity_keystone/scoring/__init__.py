@@ -8,11 +8,21 @@ from ._agent_events import (
     merge_events,
     normalise_event,
 )
-from ._checks import CheckContext, Outcome, register, run_check, run_checks, supported_checks
+from ._checks import (
+    CheckContext,
+    Outcome,
+    first_fetch,
+    leading_sql_services,
+    register,
+    run_check,
+    run_checks,
+    supported_checks,
+)
 from ._composite import Verdict, score_run
 from ._forbidden import RunRecord, check_forbidden, supported_rules
 from ._http_mock import json_subset
 from ._llm_judge import parse_verdict
+from ._prefetch import Prefetched
 from ._s3 import _s3_object as _s3_object  # registers `s3_object`
 
 __all__ = [
@@ -20,12 +30,15 @@ __all__ = [
     "AgentEvent",
     "CheckContext",
     "Outcome",
+    "Prefetched",
     "RunRecord",
     "Verdict",
     "check_forbidden",
     "event_problem",
+    "first_fetch",
     "is_tool_call",
     "json_subset",
+    "leading_sql_services",
     "merge_events",
     "normalise_event",
     "parse_verdict",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from ..spec import (
     confine,
     read_regular,
 )
-from ._prefetch import PREFETCHED_TYPES, Prefetched, content_path, exists_path, prefetch
+from ._prefetch import PREFETCHED_TYPES, Prefetched, content_path, exists_path, leading_stretch, prefetch
 
 EXCERPT = 2000
 
@@ -68,23 +68,44 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= EXCERPT else text[:EXCERPT] + f"... ({len(text) - EXCERPT} more characters)"
 
 
-def run_checks(invariants: Mapping[str, Invariant], ctx: CheckContext) -> list[InvariantResult]:
+def run_checks(
+    invariants: Mapping[str, Invariant], ctx: CheckContext, first: Prefetched | None = None
+) -> list[InvariantResult]:
     """`run_check` of each invariant in order, with what each stretch of read-only checks needs fetched
-    in one go before its first check (a check that runs commands may change what the next ones read)."""
+    in one go before its first check (a check that runs commands may change what the next ones read).
+    `first`, when given, is what the caller fetched for the leading stretch (`first_fetch`)."""
     items = list(invariants.items())
+    checks = [invariant.check for _, invariant in items]
     results = []
     for index, (name, invariant) in enumerate(items):
         if invariant.check.type not in PREFETCHED_TYPES:
             ctx = dataclasses.replace(ctx, prefetched=Prefetched())
+        elif index == 0 and first is not None:
+            ctx = dataclasses.replace(ctx, prefetched=first)
         elif index == 0 or items[index - 1][1].check.type not in PREFETCHED_TYPES:
-            stretch = []
-            for _, following in items[index:]:
-                if following.check.type not in PREFETCHED_TYPES:
-                    break
-                stretch.append(following.check)
+            stretch = leading_stretch(checks[index:])
             ctx = dataclasses.replace(ctx, prefetched=prefetch(stretch, ctx.sandbox, ctx.services))
         results.append(run_check(name, invariant, ctx))
     return results
+
+
+def first_fetch(
+    invariants: Mapping[str, Invariant],
+    sandbox: Sandbox,
+    services: dict[str, Service],
+    ahead: Mapping[str, Sequence[str]],
+) -> Prefetched:
+    """What `run_checks` fetches for its leading stretch of read-only checks, with the caller's `ahead`
+    queries run first in the batches of the services those checks query (see `prefetch`)."""
+    return prefetch(
+        leading_stretch([invariant.check for invariant in invariants.values()]), sandbox, services, ahead
+    )
+
+
+def leading_sql_services(invariants: Mapping[str, Invariant]) -> set[str]:
+    """Services the leading stretch of read-only checks queries: where `first_fetch` runs `ahead` queries."""
+    stretch = leading_stretch([invariant.check for invariant in invariants.values()])
+    return {check.service for check in stretch if isinstance(check, SqlCheck)}
 
 
 def run_check(name: str, invariant: Invariant, ctx: CheckContext) -> InvariantResult:

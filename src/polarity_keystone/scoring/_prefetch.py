@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import posixpath
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..sandbox import Sandbox, SandboxError
 from ..services import SqlError, postgres
-from ..spec import FileAbsentCheck, FileContentCheck, FileExistsCheck, Service, SqlCheck
+from ..spec import Check, FileAbsentCheck, FileContentCheck, FileExistsCheck, Service, SqlCheck
 
 PREFETCHED_TYPES = frozenset({"file_exists", "file_absent", "file_content", "sql"})
 """Check types that only read: a stretch of them can be answered by one fetch made before the first."""
@@ -62,6 +62,8 @@ class Prefetched:
     queries: dict[tuple[str, str], deque[postgres.Rows | SqlError]] = field(default_factory=dict)
     """By (service, query): each answer once, in the order the checks come (a query may change what the
     same query answers next)."""
+    ahead: dict[tuple[str, str], postgres.Rows | SqlError] = field(default_factory=dict)
+    """By (service, query): answers to the caller's own queries that ran first in a service's batch."""
 
     def file(self, path: str) -> FileAnswer | None:
         return self.files.get(path)
@@ -71,8 +73,26 @@ class Prefetched:
         return answers.popleft() if answers else None
 
 
-def prefetch(checks: Sequence[object], sandbox: Sandbox, services: dict[str, Service]) -> Prefetched:
-    """Answers for `checks` (a stretch of PREFETCHED_TYPES) wherever two or more share one fetch."""
+def leading_stretch(checks: Sequence[Check]) -> list[Check]:
+    """The checks from the first up to the first that is not one of PREFETCHED_TYPES: one fetch's worth."""
+    stretch = []
+    for check in checks:
+        if check.type not in PREFETCHED_TYPES:
+            break
+        stretch.append(check)
+    return stretch
+
+
+def prefetch(
+    checks: Sequence[object],
+    sandbox: Sandbox,
+    services: dict[str, Service],
+    ahead: Mapping[str, Sequence[str]] | None = None,
+) -> Prefetched:
+    """Answers for `checks` (a stretch of PREFETCHED_TYPES) wherever two or more share one fetch. `ahead`
+    gives, per service, queries of the caller's own to run before the checks' in that service's batch
+    (only where the checks query it: never an exec of their own); their answers are in `ahead`, absent
+    when the batch gave none."""
     prefetched = Prefetched()
     file_checks = [check for check in checks if isinstance(check, FileExistsCheck | FileAbsentCheck)]
     content_checks = [check for check in checks if isinstance(check, FileContentCheck)]
@@ -85,8 +105,9 @@ def prefetch(checks: Sequence[object], sandbox: Sandbox, services: dict[str, Ser
         if isinstance(check, SqlCheck) and check.service in services:
             by_service.setdefault(check.service, []).append(check.query)
     for name, queries in by_service.items():
-        if len(queries) > 1:
-            _prefetch_queries(prefetched, sandbox, services[name], queries)
+        first = list((ahead or {}).get(name, ()))
+        if len(first) + len(queries) > 1:
+            _prefetch_queries(prefetched, sandbox, services[name], first, queries)
     return prefetched
 
 
@@ -115,10 +136,16 @@ def _probe_files(sandbox: Sandbox, paths: list[str]) -> dict[str, FileAnswer]:
     return answers
 
 
-def _prefetch_queries(prefetched: Prefetched, sandbox: Sandbox, service: Service, queries: list[str]) -> None:
+def _prefetch_queries(
+    prefetched: Prefetched, sandbox: Sandbox, service: Service, ahead: list[str], queries: list[str]
+) -> None:
     try:
-        answers = postgres.query_each(sandbox, service, queries)
+        answers = postgres.query_each(sandbox, service, [*ahead, *queries])
     except SandboxError:
         return
-    for sql, answer in zip(queries, answers or [], strict=False):
+    if answers is None:
+        return
+    for sql, answer in zip(ahead, answers, strict=False):
+        prefetched.ahead[(service.name, sql)] = answer
+    for sql, answer in zip(queries, answers[len(ahead) :], strict=False):
         prefetched.queries.setdefault((service.name, sql), deque()).append(answer)

@@ -13,12 +13,16 @@ from dataclasses import dataclass
 
 from ..sandbox import Sandbox
 from ..spec import Service
-from .postgres import query
+from .postgres import Rows, query
 
 AUDIT_COMMAND = ["postgres", "-c", "log_statement=all"]
 """The service command that makes Postgres log every statement (official and local images alike)."""
 
-_COUNTS = "SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
+COUNTS_QUERY = (
+    "SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
+)
+"""Rows inserted, updated or deleted so far, per table of the service's database (`write_counts` reads it;
+a caller that runs it in a batch of its own reads the rows with `counted_writes`)."""
 _STATEMENT = re.compile(r"(?:LOG|STATEMENT):\s+(?:statement|execute [^:]*):\s?(.*)$")
 _LOG_LINE = re.compile(r"^\S+ \S+ \S+ \[\d+\]|^\d{4}-\d\d-\d\d")
 _IDENT = r'(?:"[^"]+"|[A-Za-z_][\w$]*)(?:\s*\.\s*(?:"[^"]+"|[A-Za-z_][\w$]*))?'
@@ -40,7 +44,12 @@ class TableWrite:
 
 def write_counts(sandbox: Sandbox, service: Service) -> dict[str, int]:
     """Rows inserted, updated or deleted so far, per table of the service's database."""
-    return {str(table): int(count or 0) for table, count in query(sandbox, service, _COUNTS)}
+    return counted_writes(query(sandbox, service, COUNTS_QUERY))
+
+
+def counted_writes(rows: Rows) -> dict[str, int]:
+    """COUNTS_QUERY's rows as counts per table."""
+    return {str(table): int(count or 0) for table, count in rows}
 
 
 def statements_since(sandbox: Sandbox, service: Service, since: float) -> list[str]:
