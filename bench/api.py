@@ -8,9 +8,11 @@
    raised out of the way), side by side with a bare FastAPI app (the same uvicorn, no auth, no store)
    serving the very JSON our endpoint answered for that experiment, and the ratio of the two. The load
    comes from 1 and 8 httpx clients (keep-alive connections, threads of this process), and from `wrk`
-   with `--connections` connections when `wrk` is installed (a process of its own). The two servers take
-   turns, `--rounds` times each, and the median round of each is shown. The bare route is a plain `def`,
-   as ours is (its store reads run in a worker thread);
+   with `--connections` connections when `wrk` is installed (a process of its own). The servers take
+   turns, `--rounds` times each, and the median round of each is shown. There are two bare apps: one
+   whose route is a plain `def` (run in a worker thread, as our route's store reads are) and one whose
+   route is `async def` (on the event loop, as our answer from memory for a finished experiment read a
+   moment ago is); the ratio to each is shown;
 2. SSE latency: the time from publishing an experiment event on the server to a client following
    `/v1/experiments/{id}/stream` reading it, over `--events` events.
 """
@@ -170,13 +172,18 @@ def wrk_load(wrk: str, url: str, headers: dict[str, str], connections: int, seco
 
 
 @contextmanager
-def bare_fastapi(document: bytes) -> Iterator[str]:
-    """The floor to compare with: FastAPI on the same uvicorn, answering the stored bytes of our answer."""
+def bare_fastapi(document: bytes, *, on_event_loop: bool) -> Iterator[str]:
+    """A floor to compare with: FastAPI on the same uvicorn, answering the stored bytes of our answer
+    from an `async def` route (`on_event_loop`) or a plain `def` one."""
     app = FastAPI()
 
-    @app.get(PATH)
-    def get_experiment() -> Response:
+    def answer() -> Response:
         return Response(document, media_type="application/json")
+
+    async def answer_on_event_loop() -> Response:
+        return answer()
+
+    app.get(PATH)(answer_on_event_loop if on_event_loop else answer)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as serve_in_thread does
@@ -196,22 +203,26 @@ def bare_fastapi(document: bytes) -> Iterator[str]:
 def side_by_side(
     label: str,
     ours: str,
-    bare: str,
+    floors: dict[str, str],
     auth: dict[str, str],
     load: Callable[[str, dict[str, str]], Figures],
     rounds: int,
 ) -> None:
-    """Alternates the two servers `rounds` times and shows each one's median round: on a shared machine
-    the load of the moment moves both alike."""
-    mine, floor = [], []
+    """Alternates the servers `rounds` times and shows each one's median round (on a shared machine the
+    load of the moment moves all alike), and our ratio to each of the `floors` (name: url)."""
+    mine: list[Figures] = []
+    bare: dict[str, list[Figures]] = {name: [] for name in floors}
     for _ in range(rounds):
         mine.append(load(ours, auth))
-        floor.append(load(bare, {}))
+        for name, url in floors.items():
+            bare[name].append(load(url, {}))
     middle = (rounds - 1) // 2
     ours_median = sorted(mine, key=lambda figures: figures.requests_per_s)[middle]
-    bare_median = sorted(floor, key=lambda figures: figures.requests_per_s)[middle]
-    ratio = ours_median.requests_per_s / bare_median.requests_per_s
-    print(f"  {label:<22} keystone {ours_median}   bare FastAPI {bare_median}   ratio {ratio:.2f}x")
+    print(f"  {label:<22} keystone {ours_median}")
+    for name, figures in bare.items():
+        bare_median = sorted(figures, key=lambda each: each.requests_per_s)[middle]
+        ratio = ours_median.requests_per_s / bare_median.requests_per_s
+        print(f"  {'':<22} bare FastAPI, {name:<10} {bare_median}   ratio {ratio:.2f}x")
 
 
 def sse_latency(url: str, key: str, experiment: str, app: Any, events: int) -> list[float]:
@@ -273,12 +284,16 @@ def main() -> None:
                 f"keystone API benchmark, store {args.store}: GET {PATH} "
                 f"(a finished experiment, {SCENARIOS}x{REPLICAS} replicas, {len(answer.content):,} bytes)"
             )
-            with bare_fastapi(answer.content) as bare:
+            with (
+                bare_fastapi(answer.content, on_event_loop=False) as bare_def,
+                bare_fastapi(answer.content, on_event_loop=True) as bare_async,
+            ):
+                floors = {"def": bare_def, "async def": bare_async}
                 for clients in (int(c) for c in args.clients.split(",")):
                     side_by_side(
                         f"httpx, {clients} client(s)",
                         server.url,
-                        bare,
+                        floors,
                         auth,
                         partial(httpx_load, clients=clients, seconds=args.seconds),
                         args.rounds,
@@ -288,7 +303,7 @@ def main() -> None:
                     side_by_side(
                         f"wrk, {args.connections} connections",
                         server.url,
-                        bare,
+                        floors,
                         auth,
                         lambda url, headers: wrk_load(wrk, url, headers, args.connections, args.seconds),
                         args.rounds,

@@ -1,6 +1,7 @@
 """The fast read path of `GET /v1/experiments/{id}`: a finished experiment's results are encoded once and
-answered from memory while it stays finished, never to another project; a key is looked up once a
-second, and a revocation still refuses the next request."""
+answered from memory while it stays finished, never to another project; its head is read once a second,
+and a write through the server's store is answered at the next request; a key is looked up once a second,
+and a revocation still refuses the next request."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from polarity_keystone.server import create_api_key
 from polarity_keystone.server._known_keys import KnownKeys
-from polarity_keystone.server._results_cache import EncodedResults
+from polarity_keystone.server._results_cache import EncodedResults, json_object
 from polarity_keystone.store import ProjectRecord, open_store
 from tests.gate.gate_results import run
 from tests.server.server_api import Api
@@ -69,6 +72,67 @@ def test_results_that_change_with_a_new_finish_are_answered_not_the_cached_ones(
 
     body = _get(api, "exp-grown")
     assert (body["status"], body["scenarios"][0]["replicas_total"]) == ("completed", 4)
+
+
+def test_a_finished_experiment_read_a_moment_ago_is_answered_without_reading_the_store(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_finished(api.context.store, run({"s1": "PF"}, experiment_id="exp-again"))
+    first = _get(api, "exp-again")
+
+    def unread(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the store was read")
+
+    monkeypatch.setattr(api.context.store, "get_experiment_head", unread)
+    monkeypatch.setattr(api.context.store, "get_experiment", unread)
+    assert _get(api, "exp-again") == first
+
+
+def test_a_transition_through_the_servers_store_is_answered_at_the_next_request(api: Api) -> None:
+    store = api.context.store
+    store_finished(store, run({"s1": "PP"}, experiment_id="exp-extended"))
+    assert _get(api, "exp-extended")["status"] == "completed"
+
+    assert store.transition_experiment("exp-extended", ("completed",), "queued") is not None
+
+    assert _get(api, "exp-extended")["status"] == "queued"
+
+
+def test_a_remembered_head_answers_its_project_only_and_only_while_fresh_and_unwritten() -> None:
+    now = [0.0]
+    cache = EncodedResults(head_ttl_s=1.0, clock=lambda: now[0])
+    key = ("proj_a", "exp-1", "completed", None)
+    cache.put(key, b'"passed":true')
+    cache.remember_head(key, b'"id":"exp-1"', writes=3)
+    document = json_object(b'"passed":true', b'"id":"exp-1"')
+
+    assert json.loads(document) == {"passed": True, "id": "exp-1"}
+    assert cache.recent_document("proj_a", "exp-1", writes=3) == document
+    assert cache.recent_document("proj_b", "exp-1", writes=3) is None
+    assert cache.recent_document("proj_a", "exp-1", writes=4) is None  # written since: read again
+    cache.remember_head(key, b'"id":"exp-1"', writes=4)
+    now[0] = 0.9
+    assert cache.recent_document("proj_a", "exp-1", writes=4) == document
+    now[0] = 1.9  # another process's write is seen once the head is a second old
+    assert cache.recent_document("proj_a", "exp-1", writes=4) is None
+
+
+def test_experiment_writes_count_the_writes_through_the_store_object_itself(store_url: str) -> None:
+    server_store, other_process = open_store(store_url), open_store(store_url)
+    try:
+        store_finished(server_store, run({"s1": "P"}, experiment_id="exp-counted"))
+        before = server_store.experiment_writes("exp-counted")
+
+        other_process.update_experiment("exp-counted", progress={"done": 1})
+        assert server_store.experiment_writes("exp-counted") == before  # seen once a head is a second old
+        server_store.update_experiment("exp-counted", progress={"done": 2})
+        updated = server_store.experiment_writes("exp-counted")
+        server_store.transition_experiment("exp-counted", ("completed",), "queued")
+
+        assert before != updated != server_store.experiment_writes("exp-counted")
+    finally:
+        server_store.close()
+        other_process.close()
 
 
 def test_another_projects_key_gets_404_for_a_cached_experiment(api: Api) -> None:

@@ -31,7 +31,7 @@ from ._models import (
 from ._paging import LIST_RESPONSES, Paging
 from ._planning import Plan, record_experiment
 from ._results import compare, experiment_metrics, results_so_far
-from ._results_cache import results_key
+from ._results_cache import json_object, results_key
 from ._runner import TERMINAL
 
 router = APIRouter(tags=["Experiments"])
@@ -121,21 +121,36 @@ def _results(context: ServerContext, record: ExperimentRecord) -> dict[str, Any]
     summary="Get RunResults (partial while running) with status and progress",
     responses=error_responses(403, 404),
 )
-def get_experiment(experiment_id: str, context: Context, caller: LiveKey) -> Response:
-    # Built as JSON directly, without the response model: results can be large, and they were validated
-    # when they were stored. A finished experiment's results are encoded once (see EncodedResults); the
-    # record is read without them, to check the caller's project and the status on every request.
-    record = context.experiment(caller.project_id, experiment_id, with_results=False)
-    results = context.encoded_results.get(results_key(record)) if record.status in TERMINAL else None
+async def get_experiment(experiment_id: str, context: Context, caller: LiveKey) -> Response:
+    # A finished experiment read a moment ago is answered from memory, on the event loop (see
+    # EncodedResults); anything else is read from the store in a worker thread.
+    writes = context.store.experiment_writes(experiment_id)
+    document = context.encoded_results.recent_document(caller.project_id, experiment_id, writes)
+    if document is None:
+        document = await run_in_threadpool(_read_document, context, caller.project_id, experiment_id)
+    return Response(document, media_type="application/json")
+
+
+def _read_document(context: ServerContext, project_id: str, experiment_id: str) -> bytes:
+    """The document, built as JSON directly, without the response model: results can be large, and they
+    were validated when they were stored. A finished experiment's results are encoded once; the record is
+    read without them, to check the caller's project and the status on every call."""
+    writes = context.store.experiment_writes(experiment_id)  # before the reads: a write during them counts
+    record = context.experiment(project_id, experiment_id, with_results=False)
+    finished = record.status in TERMINAL
+    results = context.encoded_results.get(results_key(record)) if finished else None
     if results is None:
-        record = context.experiment(caller.project_id, experiment_id)
+        record = context.experiment(project_id, experiment_id)
+        finished = record.status in TERMINAL and record.results is not None
         results = _members(
             {key: value for key, value in _results(context, record).items() if key not in HEAD}
         )
-        if record.results is not None and record.status in TERMINAL:
+        if finished:
             context.encoded_results.put(results_key(record), results)
-    members = b",".join(filter(None, (results, _members(experiment_head(record)))))
-    return Response(b"{" + members + b"}", media_type="application/json")
+    head = _members(experiment_head(record))
+    if finished:
+        context.encoded_results.remember_head(results_key(record), head, writes)
+    return json_object(results, head)
 
 
 HEAD = frozenset(ExperimentOut.model_fields) - {"options"}

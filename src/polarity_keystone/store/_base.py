@@ -313,6 +313,12 @@ class Store(abc.ABC):
         This is how two concurrent `run` calls start the experiment once."""
 
     @abc.abstractmethod
+    def experiment_writes(self, experiment_id: str) -> int:
+        """A count that grows whenever the experiment is updated or transitioned through this object (a
+        write to another experiment may grow it too): a record read through it before the count changed
+        may be stale."""
+
+    @abc.abstractmethod
     def unfinished_experiments(self) -> list[ExperimentRecord]:
         """Experiments queued or running, for recovery when the server starts."""
 
