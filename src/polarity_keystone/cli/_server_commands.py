@@ -82,6 +82,22 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="refuse request bodies larger than this with 413, before reading them (default: 8)",
     )
     serve.add_argument(
+        "--warm-pool",
+        type=int,
+        default=2,
+        metavar="N",
+        help="ready sandboxes kept between experiments per project and spec (when its services can be "
+        "reset), four times as many in all, so the next experiment's first replicas start at once; 0: "
+        "none (default: 2)",
+    )
+    serve.add_argument(
+        "--warm-pool-ttl",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="a kept sandbox not used within this long is destroyed (default: 600)",
+    )
+    serve.add_argument(
         "--pricing",
         type=Path,
         metavar="FILE",
@@ -129,6 +145,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn  # imported late: the other commands need no web server
 
     from ..analysis import PRICING_FILE_ENV, PricingError, operator_pricing
+    from ..engine import StockLimits
     from ..server import ServerSettings, create_app
 
     operator_secrets = _operator_secrets(args.secret)
@@ -168,6 +185,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             webhook_secret=os.environ.get("KEYSTONE_WEBHOOK_SECRET") or None,
             webhook_allow_private_networks=args.allow_private_webhooks,
             pricing=pricing,
+            warm_pool=StockLimits(args.warm_pool, total=4 * args.warm_pool, ttl_s=args.warm_pool_ttl),
         )
     except ValueError as exc:
         err.print(f"[red]invalid server settings:[/] {exc}")

@@ -6,6 +6,7 @@ from ._fixtures import supported_fixtures
 from ._prepare import TASK_FILE, PreparedSpec, ResolvedAgent, fingerprint_id, plan_replica, prepare
 from ._replay import FingerprintMismatch, replay
 from ._replica import AGENT_OUTPUT_LIMIT
+from ._sandbox_stock import SandboxStock, StockLimits, StockShelf
 from ._seeds import SEED_BITS, new_experiment_seed, replica_seed
 from ._trace import ReportedTrace
 
@@ -19,6 +20,9 @@ __all__ = [
     "ReportedTrace",
     "ResolvedAgent",
     "RunOptions",
+    "SandboxStock",
+    "StockLimits",
+    "StockShelf",
     "aggregate_run",
     "aggregate_scenario",
     "fingerprint_id",

@@ -17,6 +17,7 @@ from ..sandbox import BootEvent, Sandbox, SandboxBackend
 from ._aggregate import aggregate_run, aggregate_scenario
 from ._prepare import PreparedSpec, ReplicaPlan
 from ._replica import ReplicaJob, booting_on, destroying, run_replica
+from ._sandbox_stock import StockShelf
 from ._seeds import new_experiment_seed, replica_seed
 from ._service_reset import resettable
 from ._trace import ReportedTrace
@@ -50,6 +51,9 @@ class RunOptions:
     """Replicas run before, per scenario: kept as they are; new ones are numbered after them."""
     reported_trace: ReportedTrace | None = None
     """The events agents reported for a sandbox over the API (a server's store), scored with the file's."""
+    stock: StockShelf | None = None
+    """Ready sandboxes kept between experiments (a server's warm pool), taken from and given back to
+    when the spec's services can be reset."""
 
 
 def scenarios_of(matrix: dict[str, list[Any]], spec_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -72,9 +76,12 @@ def concurrency_for(prepared: PreparedSpec, options: RunOptions) -> int:
     return max(1, min(wanted, limit) if limit else wanted)
 
 
-def _poolable(prepared: PreparedSpec, replicas: int) -> bool:
-    """Replicas of a scenario boot identical sandboxes unless a secret is generated from each seed."""
-    return replicas > 1 and not any(secret.from_ == "generated" for secret in prepared.spec.secrets)
+def _poolable(prepared: PreparedSpec, replicas: int, stocked: bool) -> bool:
+    """Replicas of a scenario boot identical sandboxes unless a secret is generated from each seed; one
+    replica alone needs a pool only to use a stock."""
+    return (replicas > 1 or (stocked and replicas > 0)) and not any(
+        secret.from_ == "generated" for secret in prepared.spec.secrets
+    )
 
 
 def _give_back(pool: WarmPool, key: str, sandbox: Sandbox, plan: ReplicaPlan, clean: bool) -> None:
@@ -102,12 +109,11 @@ def run_experiment(
     on_boot: Callable[[BootEvent], None] | None = progress.boot if progress else None
     concurrency = concurrency_for(prepared, options)
     new_replicas = Counter(job.scenario_id for job in jobs)
-    poolable = _poolable(prepared, max(new_replicas.values(), default=0))
+    renew = resettable(spec) and not options.keep
+    stock = options.stock.for_spec(prepared) if options.stock is not None and renew else None
     pool = None
-    if poolable:
-        pool = WarmPool(
-            backend, depth=concurrency, on_boot=on_boot, renew=resettable(spec) and not options.keep
-        )
+    if _poolable(prepared, max(new_replicas.values(), default=0), stock is not None):
+        pool = WarmPool(backend, depth=concurrency, on_boot=on_boot, renew=renew, stock=stock)
     for scenario_id, count in new_replicas.items():
         if pool is not None:
             pool.expect(scenario_id, count)

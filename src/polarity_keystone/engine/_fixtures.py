@@ -7,6 +7,8 @@ anything else; they come from `secrets`, not from `fixtures`, so no fixture type
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import stat
 from collections.abc import Callable, Mapping
@@ -60,6 +62,12 @@ def prepare_fixture(loaded: LoadedSpec, index: int, fixture: Fixture) -> Prepare
     return prepare(loaded, index, fixture)
 
 
+def digest(content: Any) -> str:
+    """A digest of a fixture's content (text, or JSON-able pairs): `FixtureStep.content`."""
+    text = content if isinstance(content, str) else json.dumps(content)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def secret_files_step(files: dict[str, str]) -> list[FixtureStep]:
     """The step that writes the secret files (path -> content, readable by the agent only), if any."""
     if not files:
@@ -69,7 +77,7 @@ def secret_files_step(files: dict[str, str]) -> list[FixtureStep]:
         for path, content in files.items():
             sandbox.write_file(path, content.encode(), 0o600)
 
-    return [FixtureStep(write, f"secret files {sorted(files)}")]
+    return [FixtureStep(write, f"secret files {sorted(files)}", content=digest(sorted(files.items())))]
 
 
 @register("sql")
@@ -85,7 +93,8 @@ def _sql(loaded: LoadedSpec, index: int, fixture: SqlFixture) -> PreparedFixture
                 raise FixtureError(str(exc), psql_errors(exc.output)) from exc
 
         origin = fixture.file or "inline"
-        return FixtureStep(apply_sql, f"sql fixture on {service.name} ({origin})", touches_workspace=False)
+        label = f"sql fixture on {service.name} ({origin})"
+        return FixtureStep(apply_sql, label, touches_workspace=False, content=digest(sql))
 
     return PreparedFixture(step)
 
@@ -175,4 +184,6 @@ def _s3_step(loaded: LoadedSpec, index: int, service: Service, fixture: S3Fixtur
 
     origin = f"{fixture.source} -> " if fixture.source is not None else ""
     target = f"s3://{fixture.bucket}/{fixture.prefix}"
-    return FixtureStep(upload, f"s3 fixture on {service.name} ({origin}{target})", touches_workspace=False)
+    label = f"s3 fixture on {service.name} ({origin}{target})"
+    content = digest(sorted(fixture.objects.items())) if root is None else ""
+    return FixtureStep(upload, label, touches_workspace=False, content=content)

@@ -65,4 +65,4 @@ class GitCheckout:
             sandbox.copy_in(str(self.directory), self._fixture.path)
 
         label = f"git_repo fixture {self._fixture.url}@{self.commit[:12]} -> {self._fixture.path}"
-        return FixtureStep(copy, label)
+        return FixtureStep(copy, label, content=self.commit)

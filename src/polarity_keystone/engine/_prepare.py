@@ -100,6 +100,9 @@ class PreparedSpec:
     """Who the agent runs as (`agent.user`); its image has the user, /workspace and its home ready."""
     pricing: Pricing = field(default_factory=shipped_pricing)
     """The prices the replicas' LLM calls are costed at (a server passes its operator's table)."""
+    server_port: int | None = None
+    """The port of this host the agents may reach: the Keystone server that runs them (see
+    `SandboxPlan.server_port`)."""
 
     @property
     def spec(self) -> Any:
@@ -274,5 +277,6 @@ def plan_replica(
         gateway_image=prepared.gateway_image,
         agent_dir=str(prepared.agent_dir) if prepared.agent_dir else None,
         keep=keep,
+        server_port=prepared.server_port,
     )
     return ReplicaPlan(sandbox, agent_env, Redactor(values), services)

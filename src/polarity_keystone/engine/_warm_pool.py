@@ -13,20 +13,29 @@ sandbox), so a replica need not wait for its own boot. Two ways to have one read
   which is most of a boot's CPU; fresh boots are then needed only for the first replicas.
 
 A replica takes a ready sandbox, else the one nearest to ready, else boots its own.
+
+With a `stock` (a server's sandboxes kept between experiments, see `_sandbox_stock.py`), a sandbox is
+first taken from there, ready at once; the sandboxes this experiment needs no more (no replica left to
+run, or made ready and never used) go there instead of being destroyed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
+import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 
-from ..sandbox import BootListener, Sandbox, SandboxBackend, SandboxError
+from ..sandbox import BootEvent, BootListener, Sandbox, SandboxBackend, SandboxError
 from ._prepare import ReplicaPlan
+from ._sandbox_stock import Stocked, StockShelf
 from ._service_reset import differing, reset_services, state_digests
+
+log = logging.getLogger("polarity_keystone.engine")
 
 MAX_RENEWALS = 20
 """Replicas one sandbox's services serve at most; its labels' expiry covers them all."""
@@ -34,12 +43,20 @@ MAX_RENEWALS = 20
 
 class WarmPool:
     def __init__(
-        self, backend: SandboxBackend, depth: int, on_boot: BootListener | None = None, *, renew: bool = False
+        self,
+        backend: SandboxBackend,
+        depth: int,
+        on_boot: BootListener | None = None,
+        *,
+        renew: bool = False,
+        stock: StockShelf | None = None,
     ) -> None:
+        """`stock` is used only with `renew`: a sandbox kept there must be renewable."""
         self._backend = backend
         self._depth = depth
         self._on_boot = on_boot
         self._renew = renew
+        self._stock = stock if renew else None
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=max(2, depth), thread_name_prefix="keystone-pool")
         self._teardown = ThreadPoolExecutor(max_workers=max(1, depth), thread_name_prefix="keystone-teardown")
@@ -50,6 +67,8 @@ class WarmPool:
         self._fresh_state: dict[int, tuple[dict[str, str], int]] = {}
         """Per renewable sandbox (by identity): its services' state digests after its first boot, and how
         many more times it may be renewed."""
+        self._plans: dict[str, ReplicaPlan] = {}
+        """A plan of each scenario, for the sandboxes made ready and never used, which go to the stock."""
         self._closed = False
 
     def expect(self, key: str, count: int) -> None:
@@ -65,6 +84,7 @@ class WarmPool:
         """
         with self._lock:
             self._demand[key] -= 1
+            self._plans[key] = plan
             coming = self._coming[key]
             ahead = next((f for f in coming if f.done()), coming[0] if coming else None)
             if ahead is not None:
@@ -88,7 +108,8 @@ class WarmPool:
                 self._coming[key].append(self._executor.submit(self._renewed, sandbox, plan))
                 return
             if not self._closed:
-                self._teardown.submit(self._discard, sandbox)
+                if not self._stocked(sandbox, plan):
+                    self._teardown.submit(self._discard, sandbox)
                 self._refill(key, plan)
                 return
         self._discard(sandbox)
@@ -111,11 +132,42 @@ class WarmPool:
     def _fresh(self, plan: ReplicaPlan, on_boot: BootListener | None) -> Sandbox:
         if not self._renew:
             return self._backend.create(plan.sandbox, on_boot)
-        renewals = min(MAX_RENEWALS, max(0, self._total_demand()))
+        if self._stock is not None and (stocked := self._stock.take(plan)) is not None:
+            adopted = self._adopted(stocked, plan, on_boot)
+            if adopted is not None:
+                return adopted
+        # A sandbox that may end in the stock may serve as many replicas as any.
+        renewals = MAX_RENEWALS if self._stock else min(MAX_RENEWALS, max(0, self._total_demand()))
         sandbox = self._backend.create(replace(plan.sandbox, renewals=renewals), on_boot)
         with contextlib.suppress(SandboxError):  # else it serves one replica, and is destroyed after it
             self._fresh_state[id(sandbox)] = (state_digests(sandbox, plan.services), renewals)
         return sandbox
+
+    def _adopted(self, stocked: Stocked, plan: ReplicaPlan, on_boot: BootListener | None) -> Sandbox | None:
+        """A sandbox from the stock, given to this experiment's backend (which gives it its identity);
+        None (and destroyed) when that fails."""
+        started = time.monotonic()
+        try:
+            sandbox = self._backend.adopt(stocked.sandbox, plan.sandbox)
+        except Exception:
+            log.exception("a sandbox kept between experiments could not be handed over; booting another")
+            stocked.sandbox.destroy()
+            return None
+        self._fresh_state[id(sandbox)] = (stocked.reference, stocked.renewals)
+        if on_boot is not None:
+            elapsed = int((time.monotonic() - started) * 1000)
+            on_boot(BootEvent(sandbox.id, "ready", "kept warm between experiments", elapsed))
+        return sandbox
+
+    def _stocked(self, sandbox: Sandbox, plan: ReplicaPlan) -> bool:
+        """Whether the stock took `sandbox` (which this pool then no longer owns)."""
+        if self._stock is None or id(sandbox) not in self._fresh_state:  # not verified after its boot
+            return False
+        reference, renewals = self._fresh_state[id(sandbox)]
+        if not self._stock.offer(sandbox, plan, reference, renewals):
+            return False
+        self._fresh_state.pop(id(sandbox), None)
+        return True
 
     def _total_demand(self) -> int:
         with self._lock:
@@ -151,15 +203,18 @@ class WarmPool:
         sandbox.destroy()
 
     def close(self) -> None:
-        """Destroy every sandbox made ready and not used (called when the experiment ends)."""
+        """The sandboxes made ready and not used go to the stock, or are destroyed (called when the
+        experiment ends)."""
         with self._lock:
             self._closed = True
-            futures = [f for group in self._coming.values() for f in group]
+            futures = [(key, f) for key, group in self._coming.items() for f in group]
             self._coming.clear()
-        for future in futures:
+        for _, future in futures:
             future.cancel()
         self._executor.shutdown(wait=True)
         self._teardown.shutdown(wait=True)
-        for future in futures:
-            if not future.cancelled() and future.exception() is None and (sandbox := future.result()):
+        for key, future in futures:
+            if future.cancelled() or future.exception() is not None or not (sandbox := future.result()):
+                continue
+            if key not in self._plans or not self._stocked(sandbox, self._plans[key]):
                 self._discard(sandbox)

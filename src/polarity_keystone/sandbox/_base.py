@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from . import _labels
 from ._output import OUTPUT_LIMIT
 from ._processes import AgentProcess
 from ._service_plan import ServiceContainer
@@ -136,6 +137,15 @@ class Sandbox(abc.ABC):
     """How many replicas ran in this sandbox's services before (`SandboxBackend.renew`); 0 when fresh."""
     boot_note: str = ""
     """What the replica should know about how its sandbox was prepared (e.g. why it was booted afresh)."""
+    exec_env: Mapping[str, str] = MappingProxyType({})
+    """Environment every command in the agent container gets, under the one `exec` is given: who is
+    using the sandbox now (a server's sandbox id and token). It is not in the container's own environment
+    because a pooled sandbox changes hands without a new container."""
+
+    @property
+    def expires_at(self) -> float:
+        """When any Keystone process's reaper may remove this sandbox (a UNIX time; inf: never)."""
+        return _labels.expires_at(self.labels)
 
     @abc.abstractmethod
     def exec(
@@ -251,6 +261,10 @@ class FixtureStep:
     """Names the fixture in errors, e.g. `sql fixture on db (fixtures/schema.sql)`."""
     touches_workspace: bool = True
     """False lets the backend take the before-run snapshot while the fixture runs."""
+    content: str = ""
+    """A digest of what the step puts in a sandbox (a script, a commit), so that sandboxes prepared by
+    equal steps are known to be alike; empty when the step reads what it puts at apply time (files on
+    disk), which may change between two runs."""
 
 
 @dataclass(frozen=True)
@@ -348,6 +362,12 @@ class SandboxBackend(abc.ABC):
         services, which `reset` puts back before the fixtures run again. Raises SandboxError when it
         cannot (the caller destroys the sandbox and boots a new one)."""
         raise SandboxError(f"{type(self).__name__} cannot renew a sandbox")
+
+    def adopt(self, sandbox: Sandbox, plan: SandboxPlan) -> Sandbox:
+        """`sandbox`, made ready for `plan` on this backend's engine but for nobody in particular (a pool
+        kept between experiments), taken by this backend's next replica: a backend that gives each
+        sandbox an identity gives it one here."""
+        return sandbox
 
     @abc.abstractmethod
     def reap(self, *, everything: bool = False) -> list[str]:

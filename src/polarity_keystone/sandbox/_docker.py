@@ -148,6 +148,7 @@ class DockerSandbox(Sandbox):
         if self.state is SandboxStatus.READY:
             self.state = SandboxStatus.RUNNING
         self._settled_limits = None
+        env = {**self.exec_env, **(env or {})}
         return _exec(
             agent, command, timeout=timeout, env=env, workdir=workdir, user=user, output_limit=output_limit
         )
@@ -960,6 +961,7 @@ class DockerBackend(SandboxBackend):
             raise
         sandbox.renewed += 1
         sandbox.boot_note = ""
+        sandbox.exec_env = {}  # a new sandbox: whoever used the old one is not who uses this one
         sandbox.state = SandboxStatus.READY
         sandbox.expire_after(plan.timeout_s)
         if on_event is not None:

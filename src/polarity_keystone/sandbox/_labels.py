@@ -8,10 +8,12 @@ read from the label: its reaper container says so (see `_lease`).
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import socket
 import time
+from collections.abc import Mapping
 
 MANAGED = "keystone.managed"
 SANDBOX = "keystone.sandbox-id"
@@ -64,8 +66,13 @@ def sandbox_labels(
     }
 
 
-def expired(labels: dict[str, str], now: float | None = None) -> bool:
+def expires_at(labels: Mapping[str, str]) -> float:
+    """When any process's reaper may remove what carries `labels` (a UNIX time; inf: never)."""
     try:
-        return float(labels.get(EXPIRES, "inf")) < (time.time() if now is None else now)
+        return float(labels.get(EXPIRES, "inf"))
     except ValueError:
-        return False
+        return math.inf
+
+
+def expired(labels: dict[str, str], now: float | None = None) -> bool:
+    return expires_at(labels) < (time.time() if now is None else now)

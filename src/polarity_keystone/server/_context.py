@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Request
 
+from ..engine import SandboxStock
 from ..store import ExperimentRecord, NotFound, SandboxRecord, open_store
 from ._agents import AgentSnapshots
 from ._blob_gc import BlobCollector, GcPolicy, ScheduledCollection
@@ -86,6 +87,9 @@ class ServerContext:
             max_concurrent=settings.max_concurrent_experiments,
             per_key=settings.per_key_concurrency,
             per_project=settings.per_project_concurrency,
+            stock=SandboxStock(self.engine.backend, settings.warm_pool)
+            if settings.warm_pool.per_plan
+            else None,
         )
         policy = GcPolicy(
             retention=timedelta(days=settings.blob_retention_days),

@@ -27,6 +27,7 @@ from ..engine import (
     PreparedSpec,
     ReportedTrace,
     RunOptions,
+    SandboxStock,
     aggregate_run,
     aggregate_scenario,
     replay,
@@ -103,7 +104,7 @@ class _ReplicaSandboxes(SandboxBackend):
         self._project_id = experiment.project_id
         self._owner = owner
         self._base_url = base_url
-        self._up: dict[str, Sandbox] = {}
+        self._live: dict[str, Sandbox] = {}
         self._lock = threading.Lock()
 
     def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> Sandbox:
@@ -115,22 +116,33 @@ class _ReplicaSandboxes(SandboxBackend):
         """A renewed sandbox is a new sandbox to the server: its own id, record and token."""
         return self._admitted(plan, lambda admitted: self._inner.renew(sandbox, admitted, reset, on_event))
 
+    def adopt(self, sandbox: Sandbox, plan: SandboxPlan) -> Sandbox:
+        """A sandbox from the server's warm pool: recorded and given a token as it is handed over."""
+        identity = self._admit(sandbox.id, plan.spec_id)
+        return self._handed_over(sandbox, identity)
+
     def _admitted(self, plan: SandboxPlan, start: Callable[[SandboxPlan], Sandbox]) -> Sandbox:
         sandbox_id = new_sandbox_id()
-        metadata = {"experiment_id": self._experiment_id}
-        identity = self._manager.admit(
-            sandbox_id, self._owner, self._project_id, plan.spec_id, self._base_url, metadata, self._redact
-        )
-        server_port = agent_reach(self._base_url).server_port
-        plan = replace(plan, sandbox_id=sandbox_id, env={**plan.env, **identity}, server_port=server_port)
+        identity = self._admit(sandbox_id, plan.spec_id)
         try:
-            sandbox = start(plan)
+            sandbox = start(replace(plan, sandbox_id=sandbox_id))
         except BaseException as exc:
             reason = self._redact(str(exc)) if isinstance(exc, SandboxError) else ""
             self._manager.retire(sandbox_id, "error", reason)
             raise
+        return self._handed_over(sandbox, identity)
+
+    def _admit(self, sandbox_id: str, spec_id: str) -> dict[str, str]:
+        metadata = {"experiment_id": self._experiment_id}
+        return self._manager.admit(
+            sandbox_id, self._owner, self._project_id, spec_id, self._base_url, metadata, self._redact
+        )
+
+    def _handed_over(self, sandbox: Sandbox, identity: dict[str, str]) -> Sandbox:
+        """The agent's commands run as `identity` (the id and token the server issued to this sandbox)."""
+        sandbox.exec_env = identity
         with self._lock:
-            self._up[sandbox_id] = sandbox
+            self._live[sandbox.id] = sandbox
         self._manager.booted(sandbox, {"experiment_id": self._experiment_id}, None)
         return sandbox
 
@@ -139,19 +151,19 @@ class _ReplicaSandboxes(SandboxBackend):
 
     def retire(self, sandbox_id: str) -> None:
         with self._lock:
-            self._up.pop(sandbox_id, None)
+            self._live.pop(sandbox_id, None)
         self._manager.retire(sandbox_id)
 
     def retire_all(self) -> None:
         with self._lock:
-            ids = list(self._up)
+            ids = list(self._live)
         for sandbox_id in ids:
             self.retire(sandbox_id)
 
     def destroy_all(self) -> None:
         """Stop what runs now (the server is stopping): the replicas end at once."""
         with self._lock:
-            sandboxes = list(self._up.values())
+            sandboxes = list(self._live.values())
         for sandbox in sandboxes:
             sandbox.destroy()
 
@@ -253,7 +265,10 @@ class ExperimentRunner:
         max_concurrent: int,
         per_key: int,
         per_project: int,
+        stock: SandboxStock | None = None,
     ) -> None:
+        """`stock`: ready sandboxes kept between experiments (the server's warm pool), closed with the
+        runner."""
         self.store = store
         self.bus = bus
         self.sandboxes = sandboxes
@@ -264,12 +279,12 @@ class ExperimentRunner:
         self._max_concurrent = max_concurrent
         self._per_key = per_key
         self._per_project = per_project
+        self._stock = stock
         self._executor = ThreadPoolExecutor(
             max_workers=max_concurrent, thread_name_prefix="keystone-experiment"
         )
         self._active: dict[str, tuple[str, str]] = {}
         """experiment id -> (owner key, project) of each experiment queued or running here."""
-        """experiment id -> the key that started it, while queued or running here."""
         self._running: dict[str, _ReplicaSandboxes] = {}
         self._secrets: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
@@ -421,7 +436,10 @@ class ExperimentRunner:
                 options,
             )
             agent = self._agents.for_run(running.project_id, options)
-            prepared = self._engine.prepare(loaded, secrets, bundle, agent)
+            prepared = replace(
+                self._engine.prepare(loaded, secrets, bundle, agent),
+                server_port=agent_reach(base_url).server_port,
+            )
             redact = Redactor(prepared.secrets)
             sandboxes = _ReplicaSandboxes(
                 self._engine.backend(), self.sandboxes, record, owner, base_url, redact
@@ -444,6 +462,7 @@ class ExperimentRunner:
                     wanted=dict(options.get("scenario_replicas", {})),
                     kept=kept,
                     reported_trace=self.store.trace_events,
+                    stock=self._stock.shelf(record.project_id) if self._stock is not None else None,
                 )
                 results = run_experiment(prepared, sandboxes, run_options, progress)
         except _Stopped:
@@ -507,6 +526,8 @@ class ExperimentRunner:
         for sandboxes in running:
             sandboxes.destroy_all()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._stock is not None:
+            self._stock.close()
         with self._lock:
             left = list(self._active)
             self._active.clear()

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from ..analysis import Pricing, shipped_pricing
+from ..engine import StockLimits
 from ..sandbox import DockerBackend
 from ..secrets import SecretPolicy, check_operator_secret
 from ._blobs import s3_location
@@ -100,6 +101,9 @@ class ServerSettings:
     """What a snapshot's tarball may unpack to, tar headers included; more is 413 (gzip bombs)."""
     max_snapshot_members: int = 10_000
     """Files, directories and links in a snapshot's tarball; more are 413."""
+    warm_pool: StockLimits = field(default_factory=lambda: StockLimits(per_plan=0))
+    """Ready sandboxes kept between experiments, per project and sandbox plan (`ks serve --warm-pool`);
+    off by default (per_plan 0): an idle server then holds no containers."""
     pricing: Pricing = field(default_factory=shipped_pricing)
     """The prices runs are costed at: the shipped table, with the operator's file over it (`ks serve
     --pricing`, KEYSTONE_PRICING_FILE); never chosen by a spec."""
