@@ -237,3 +237,33 @@ def test_a_callers_query_rides_first_in_the_leading_checks_batch(
     assert leading_sql_services(behind_a_command) == set()
     assert first_fetch(behind_a_command, sandbox, {"db": DB}, {"db": [ticket]}).ahead == {}
     assert calls == {}
+
+
+def test_a_lone_file_content_check_is_read_while_the_query_batch_runs(
+    sandbox: DockerSandbox, calls: Counter[str]
+) -> None:
+    """Not worth a probe, the lone file is read as its check reads it, beside the query batch; a missing
+    one is left to its check, which says so as before."""
+    queries = {
+        "refunded": {
+            "type": "sql",
+            "service": "db",
+            "query": "SELECT status FROM orders WHERE id = 1",
+            "equals": "refunded",
+        },
+        "paid": {
+            "type": "sql",
+            "service": "db",
+            "query": "SELECT status FROM orders WHERE id = 2",
+            "equals": "paid",
+        },
+    }
+    note = {"type": "file_content", "path": "notes/refund.md", "pattern": "(?i)damaged"}
+    results, made = _run_both(sandbox, calls, {**queries, "note": note})
+    assert [result.passed for result in results] == [True, True, True]
+    assert made == {"service_exec": 1, "read_file": 1}
+
+    missing = {"type": "file_content", "path": "notes/nothing.md", "contains": "x"}
+    results, made = _run_both(sandbox, calls, {"missing": missing, **queries})
+    assert results[0].message == "notes/nothing.md does not exist"
+    assert made == {"service_exec": 1, "read_file": 2}

@@ -1,6 +1,7 @@
 """What a stretch of read-only checks needs, fetched together: each `docker exec` costs the engine tens of
 milliseconds of CPU, so the paths of all file checks are probed in one exec and the queries of all `sql`
-checks on a service run in one exec, instead of one exec per check.
+checks on a service run in one exec, instead of one exec per check. The fetches of a stretch run side by
+side (a lone `file_content` check's file, not worth a probe, is read while the query batches run).
 
 A prefetched answer is what the check would have read itself at that moment; where the batch cannot
 answer as the check would (a file the probe could not read in full, an exec that failed), the check
@@ -11,12 +12,17 @@ from __future__ import annotations
 
 import posixpath
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
 
 from ..sandbox import Sandbox, SandboxError
 from ..services import SqlError, postgres
 from ..spec import Check, FileAbsentCheck, FileContentCheck, FileExistsCheck, Service, SqlCheck
+
+_T = TypeVar("_T")
 
 PREFETCHED_TYPES = frozenset({"file_exists", "file_absent", "file_content", "sql"})
 """Check types that only read: a stretch of them can be answered by one fetch made before the first."""
@@ -51,8 +57,9 @@ def content_path(path: str) -> str:
 class FileAnswer:
     exists: bool
     content: bytes | None
-    """The whole file; None when the probe did not read it in full (not a regular file, unreadable to
-    the exec's user, or over CONTENT_LIMIT)."""
+    """What the check reads: the whole file, or for a lone check the file as `Sandbox.read_file` reads it;
+    None when the probe did not read it in full (not a regular file, unreadable to the exec's user, or over
+    CONTENT_LIMIT)."""
 
 
 @dataclass
@@ -93,22 +100,57 @@ def prefetch(
     gives, per service, queries of the caller's own to run before the checks' in that service's batch
     (only where the checks query it: never an exec of their own); their answers are in `ahead`, absent
     when the batch gave none."""
-    prefetched = Prefetched()
     file_checks = [check for check in checks if isinstance(check, FileExistsCheck | FileAbsentCheck)]
     content_checks = [check for check in checks if isinstance(check, FileContentCheck)]
-    if len(file_checks) + len(content_checks) > 1:
-        paths = {exists_path(check.path) for check in file_checks}
-        paths |= {content_path(check.path) for check in content_checks}
-        prefetched.files = _probe_files(sandbox, sorted(paths))
     by_service: dict[str, list[str]] = {}
     for check in checks:
         if isinstance(check, SqlCheck) and check.service in services:
             by_service.setdefault(check.service, []).append(check.query)
-    for name, queries in by_service.items():
-        first = list((ahead or {}).get(name, ()))
-        if len(first) + len(queries) > 1:
-            _prefetch_queries(prefetched, sandbox, services[name], first, queries)
+    first_queries = ahead or {}
+    batches = {
+        name: (list(first_queries.get(name, ())), queries)
+        for name, queries in by_service.items()
+        if len(first_queries.get(name, ())) + len(queries) > 1
+    }
+    files: Callable[[], dict[str, FileAnswer]] | None = None
+    if len(file_checks) + len(content_checks) > 1:
+        paths = {exists_path(check.path) for check in file_checks}
+        paths |= {content_path(check.path) for check in content_checks}
+        files = partial(_probe_files, sandbox, sorted(paths))
+    elif content_checks and batches:
+        files = partial(_read_lone_file, sandbox, content_path(content_checks[0].path))
+    prefetched = Prefetched()
+    count = len(batches) + (files is not None)
+    # The fetches read different containers, or different things in one, and none writes: when there
+    # are several, they run on their own threads.
+    with ThreadPoolExecutor(max_workers=max(1, count), thread_name_prefix="prefetch") as pool:
+        start = pool.submit if count > 1 else _now
+        probed = start(files) if files else None
+        answered = {
+            name: start(_query_batch, sandbox, services[name], [*first, *queries])
+            for name, (first, queries) in batches.items()
+        }
+        if probed is not None:
+            prefetched.files = probed.result()
+        for name, (first, queries) in batches.items():
+            _keep_queries(prefetched, name, first, queries, answered[name].result())
     return prefetched
+
+
+def _now(fetch: Callable[..., _T], /, *args: Any) -> Future[_T]:
+    """`fetch` run here and now, as a done future (one fetch alone needs no thread)."""
+    done: Future[_T] = Future()
+    done.set_result(fetch(*args))
+    return done
+
+
+def _read_lone_file(sandbox: Sandbox, path: str) -> dict[str, FileAnswer]:
+    """A lone `file_content` check's file, read as the check reads it, while the query batches run; a
+    file that is not there, or a read that failed, is left to the check."""
+    try:
+        return {path: FileAnswer(True, sandbox.read_file(path))}
+    except (FileNotFoundError, IsADirectoryError, SandboxError):
+        return {}
 
 
 def _probe_files(sandbox: Sandbox, paths: list[str]) -> dict[str, FileAnswer]:
@@ -136,16 +178,25 @@ def _probe_files(sandbox: Sandbox, paths: list[str]) -> dict[str, FileAnswer]:
     return answers
 
 
-def _prefetch_queries(
-    prefetched: Prefetched, sandbox: Sandbox, service: Service, ahead: list[str], queries: list[str]
-) -> None:
+def _query_batch(
+    sandbox: Sandbox, service: Service, queries: list[str]
+) -> list[postgres.Rows | SqlError] | None:
     try:
-        answers = postgres.query_each(sandbox, service, [*ahead, *queries])
+        return postgres.query_each(sandbox, service, queries)
     except SandboxError:
-        return
+        return None
+
+
+def _keep_queries(
+    prefetched: Prefetched,
+    service: str,
+    ahead: list[str],
+    queries: list[str],
+    answers: list[postgres.Rows | SqlError] | None,
+) -> None:
     if answers is None:
         return
     for sql, answer in zip(ahead, answers, strict=False):
-        prefetched.ahead[(service.name, sql)] = answer
+        prefetched.ahead[(service, sql)] = answer
     for sql, answer in zip(queries, answers[len(ahead) :], strict=False):
-        prefetched.queries.setdefault((service.name, sql), deque()).append(answer)
+        prefetched.queries.setdefault((service, sql), deque()).append(answer)
