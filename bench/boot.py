@@ -1,6 +1,6 @@
 """Boot-time benchmark: prints figures for this machine, asserts nothing.
 
-    python bench/boot.py [--runs N] [--warmup W] [--sections bare,services,reset,testcontainers,replicas]
+    python bench/boot.py [--runs N] [--warmup W] [--sections bare,services,reset,warm,testcontainers,replicas]
                          [--tc-mode sequential|concurrent|both] [--tc-poll-interval S]
                          [--replica-runs 2,4 | none] [--replicas 20]
 
@@ -12,6 +12,8 @@ Sections (each its own function):
   3. testcontainers  the same readiness with testcontainers-python on the same local images;
   2d. reset    the sandbox of 2 renewed for another replica: agent container replaced, Postgres and Redis
                reset, fixture applied again (the warm pool's renewal), and the state check after it;
+  2e. warm     experiments of one refund-agent replica, one after another on one stock of kept sandboxes
+               (`ks serve --warm-pool`): what the replica of each later experiment waits for its sandbox;
   4. replicas  wall time of N replicas of examples/refund-agent/refund.yaml through the engine, with
                services reset between replicas (the default) and booted afresh (fresh_services).
 
@@ -64,10 +66,11 @@ REFUND_SPEC = ROOT / "examples" / "refund-agent" / "refund.yaml"
 BENCH_ID = f"bench-{secrets.token_hex(4)}"
 FIXTURE_SQL = "CREATE TABLE t(id int); INSERT INTO t VALUES (1)"
 STEPS = ("network", "services", "fixtures", "snapshot", "ready")
-SECTIONS = ("bare", "services", "gateway", "gvisor", "reset", "testcontainers", "replicas")
+SECTIONS = ("bare", "services", "gateway", "gvisor", "reset", "warm", "testcontainers", "replicas")
 GATEWAY_POLICY = NetworkPolicy(default_allow=False, overrides={"api.stripe.com": "cache"})
 TARGET_READY_S = 0.8
 TARGET_SPEEDUP = 3.0
+TARGET_WARM_S = 0.05
 
 
 def out(text: str = "") -> None:
@@ -388,6 +391,39 @@ def bench_reset(
     return {"renew": renew, "check": check}
 
 
+def bench_warm(backend: DockerBackend, resolver: ImageResolver, runs: int, warmup: int) -> list[float]:
+    """Like a server between experiments: each experiment starts once the stock holds the sandbox the one
+    before gave back, renewed and verified (the first experiment boots its own)."""
+    from polarity_keystone.engine import RunOptions, SandboxStock, StockLimits, prepare, run_experiment
+    from polarity_keystone.spec import load_spec
+
+    prepared = prepare(load_spec(REFUND_SPEC), resolver)
+    stock = SandboxStock(lambda: backend, StockLimits(per_plan=1, total=1))
+    out(
+        f"== 2e. warm pool: experiments of 1 replica of {REFUND_SPEC.relative_to(ROOT)}, one after another =="
+    )
+    waits: list[float] = []
+    failures = 0
+    try:
+        for index in range(1 + warmup + runs):
+            deadline = time.monotonic() + 60
+            while index and stock.count() < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            options = RunOptions(replicas=1, seed=index, experiment_id=f"{BENCH_ID}-warm-{index}")
+            options.stock = stock.shelf("bench")
+            results = run_in_thread(partial(run_experiment, prepared, backend, options))
+            (replica,) = results.scenarios[0].replicas
+            failures += replica.status != "pass" or (index > 0 and not replica.renewed)
+            if index > warmup:
+                waits.append(replica.boot_ms / 1000)
+    finally:
+        stock.close()
+    out(line("sandbox ready for the replica", waits, failures))
+    out("  (the replica's own wait: taken from the stock; a server adds its record and token, ~1 ms)")
+    out()
+    return waits
+
+
 # --- 3. testcontainers-python ------------------------------------------------------------------
 
 
@@ -655,6 +691,16 @@ def summary(figures: dict[str, Any]) -> None:
             f"  renewed for the next replica    p50 {fmt_s(pct(both, 50))}  p95 {fmt_s(pct(both, 95))}"
             f"   (reset + fixture + state check, off the replica's path; vs create -> ready above)"
         )
+    warm = figures.get("warm")
+    if warm:
+        tc_ready: list[float] = next(
+            (tc[mode]["ready"] for mode in ("sequential", "concurrent") if tc.get(mode, {}).get("ready")), []
+        )
+        speedup = f"{pct(tc_ready, 50) / pct(warm, 50):.0f}x" if tc_ready and pct(warm, 50) > 0 else "n/a"
+        out(
+            f"  from the warm pool              p50 {fmt_s(pct(warm, 50))}  p95 {fmt_s(pct(warm, 95))}"
+            f"   ratio tc_p50/warm_p50 {speedup}   (target p50 <= {TARGET_WARM_S} s, >= 30x)"
+        )
     for run, row in figures.get("replicas", {}).items():
         out(
             f"  refund-agent x{row.get('n', 0):<3} {run}  wall {row['wall']:6.2f} s  "
@@ -732,6 +778,8 @@ def main(argv: list[str] | None = None) -> int:
             figures["gvisor"] = bench_gvisor(backend, resolver, cleanup, args.runs, args.warmup)
         if "reset" in args.sections:
             figures["reset"] = bench_reset(backend, resolver, cleanup, args.runs, args.warmup)
+        if "warm" in args.sections:
+            figures["warm"] = bench_warm(backend, resolver, args.runs, args.warmup)
         if "testcontainers" in args.sections:
             modes = ["sequential", "concurrent"] if args.tc_mode == "both" else [args.tc_mode]
             figures["testcontainers"] = bench_testcontainers(
