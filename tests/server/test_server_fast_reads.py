@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from polarity_keystone.server import create_api_key
+from polarity_keystone.server import create_api_key, create_sandbox_token
 from polarity_keystone.server._known_keys import KnownKeys
 from polarity_keystone.server._results_cache import EncodedResults, json_object
 from polarity_keystone.store import ProjectRecord, open_store
@@ -86,6 +86,31 @@ def test_a_finished_experiment_read_a_moment_ago_is_answered_without_reading_the
     monkeypatch.setattr(api.context.store, "get_experiment_head", unread)
     monkeypatch.setattr(api.context.store, "get_experiment", unread)
     assert _get(api, "exp-again") == first
+
+
+def test_the_answer_from_memory_is_the_routes_answer_byte_for_byte(api: Api) -> None:
+    store_finished(api.context.store, run({"s1": "PPF"}, experiment_id="exp-bytes"))
+    from_route = api.client.get("/v1/experiments/exp-bytes")
+    from_memory = api.client.get("/v1/experiments/exp-bytes", headers={"X-Request-ID": "req-mine"})
+
+    assert from_memory.content == from_route.content
+    for name in ("content-type", "content-length"):
+        assert from_memory.headers[name] == from_route.headers[name]
+    assert from_memory.headers["x-request-id"] == "req-mine"
+
+
+def test_what_the_route_refuses_is_still_refused_for_an_experiment_in_memory(api: Api) -> None:
+    store_finished(api.context.store, run({"s1": "P"}, experiment_id="exp-guarded"))
+    _get(api, "exp-guarded")
+    token, _ = create_sandbox_token(api.context.store, "sb-any", "default")
+
+    as_sandbox = api.as_key(token).get("/v1/experiments/exp-guarded")
+    unstorable = api.client.get("/v1/experiments/exp-guarded", params={"q": "a\x00b"})
+    unauthenticated = api.as_key("ks_live_wrong").get("/v1/experiments/exp-guarded")
+
+    assert (as_sandbox.status_code, as_sandbox.json()["error"]) == (403, "forbidden")
+    assert (unstorable.status_code, unstorable.json()["error"]) == (400, "invalid_request")
+    assert (unauthenticated.status_code, unauthenticated.json()["error"]) == (401, "unauthorized")
 
 
 def test_a_transition_through_the_servers_store_is_answered_at_the_next_request(api: Api) -> None:

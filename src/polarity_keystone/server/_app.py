@@ -15,6 +15,7 @@ from ._auth import AuthenticationMiddleware
 from ._context import ServerContext
 from ._deps import storable_parameters
 from ._errors import install_error_handlers
+from ._finished_reads import FinishedReadsMiddleware
 from ._idempotency import IdempotencyMiddleware
 from ._limits import MAX_JSON_DEPTH, BodyLimitMiddleware, describe_size
 from ._models import ExperimentResults, ReplicaSuiteOut, RunOut
@@ -166,8 +167,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         `GET /v1/experiments/{id}` answers it."""
 
     # Outermost last: request id, then who is calling, then the body's bounds, all before anything
-    # (idempotency, FastAPI) reads the body.
+    # (idempotency, FastAPI) reads the body; innermost, finished experiments' reads answered from memory.
     streamed = {"/v1/agents": settings.max_snapshot_bytes}
+    app.add_middleware(FinishedReadsMiddleware, context=context)
     app.add_middleware(
         IdempotencyMiddleware, store=context.store, wait_s=settings.idempotency_wait_s, unkeyed=streamed
     )

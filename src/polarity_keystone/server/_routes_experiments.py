@@ -121,13 +121,10 @@ def _results(context: ServerContext, record: ExperimentRecord) -> dict[str, Any]
     summary="Get RunResults (partial while running) with status and progress",
     responses=error_responses(403, 404),
 )
-async def get_experiment(experiment_id: str, context: Context, caller: LiveKey) -> Response:
-    # A finished experiment read a moment ago is answered from memory, on the event loop (see
-    # EncodedResults); anything else is read from the store in a worker thread.
-    writes = context.store.experiment_writes(experiment_id)
-    document = context.encoded_results.recent_document(caller.project_id, experiment_id, writes)
-    if document is None:
-        document = await run_in_threadpool(_read_document, context, caller.project_id, experiment_id)
+def get_experiment(experiment_id: str, context: Context, caller: LiveKey) -> Response:
+    # A finished experiment read a moment ago is answered from memory before it gets here (see
+    # FinishedReadsMiddleware).
+    document = _read_document(context, caller.project_id, experiment_id)
     return Response(document, media_type="application/json")
 
 
