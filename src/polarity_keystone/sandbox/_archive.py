@@ -31,23 +31,29 @@ def tar_files(
     return buffer.getvalue()
 
 
-def tar_directory(local_dir: str, owner: Owner = (0, 0)) -> bytes:
+def tar_directory(local_dir: str, owner: Owner = (0, 0), under: str = "") -> bytes:
     """A tar of a local directory's contents (not the directory itself), every entry owned by `owner`
     (not by whoever owns the files on this machine). Symlinks are kept as links, never followed, so
     one pointing out of the directory cannot copy what it points to; regular files are read without
     blocking (see `read_regular`); a FIFO, device or socket raises SandboxError (the spec's checks
-    refuse them first; this catches a file swapped since)."""
+    refuse them first; this catches a file swapped since). With `under` (e.g. `opt/agent`), the
+    entries are put below that path, whose own entry belongs to root with mode 0755: extracted at /,
+    the tar makes the directory too, which saves a `mkdir` in the container first."""
     try:
-        return _tar_tree(Path(local_dir), owner)
+        return _tar_tree(Path(local_dir), owner, under.strip("/"))
     except LocalPathError as exc:
         raise SandboxError(f"cannot copy {local_dir} into the sandbox: {exc.message}") from None
 
 
-def _tar_tree(local_dir: Path, owner: Owner) -> bytes:
+def _tar_tree(local_dir: Path, owner: Owner, under: str) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
+        if under:
+            top = tarfile.TarInfo(under)
+            top.type, top.mode = tarfile.DIRTYPE, 0o755
+            archive.addfile(top)
         for entry in tree(local_dir):
-            info = tarfile.TarInfo(entry.relative)
+            info = tarfile.TarInfo(f"{under}/{entry.relative}" if under else entry.relative)
             info.uid, info.gid = owner
             info.mode = stat.S_IMODE(entry.mode)
             info.mtime = int(entry.status.st_mtime)

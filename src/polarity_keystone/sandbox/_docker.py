@@ -80,6 +80,8 @@ engine whose container died under it (gVisor ending a sandbox at its pids limit)
 KILL_ROUNDS = 50
 """SIGSTOP rounds before `settle_agent` gives up on processes that keep starting new ones."""
 RUNTIME_ENV = "KEYSTONE_RUNTIME"
+AGENT_DIR = "opt/agent"
+"""Where the agent's code is copied (`agent.path`), owned by root."""
 _PROBE_AND_LIMITS = ["sh", "-c", f"{PROBE[-1]}; printf '\\001'; {LIMIT_EVENTS_COMMAND[-1]}"]
 """PROBE's listing, a byte 1, then what LIMIT_EVENTS_COMMAND prints."""
 
@@ -863,12 +865,8 @@ class DockerBackend(SandboxBackend):
     @staticmethod
     def _copy_agent(agent: Container, agent_dir: str, user: AgentUser) -> None:
         """/opt/agent belongs to root: the agent user reads and runs its code but cannot change it."""
-        made = _exec(agent, ["mkdir", "-p", "/opt/agent"])
-        if made.exit_code != 0:
-            detail = made.stderr.strip() or "no output: the container may have stopped"
-            raise SandboxError(f"creating /opt/agent failed (exit {made.exit_code}): {detail}")
         with _engine_errors(f"copying the agent from {agent_dir}"):
-            agent.put_archive("/opt/agent", tar_directory(agent_dir, (0, user.gid)))
+            agent.put_archive("/", tar_directory(agent_dir, (0, user.gid), under=AGENT_DIR))
 
     def _start_service(
         self,
@@ -954,7 +952,10 @@ class DockerBackend(SandboxBackend):
                     step.result()
             for fixture in plan.fixtures:
                 _apply(sandbox, fixture)
-            _snapshot(sandbox)
+            # A new agent container of the same image, whose workspace no fixture writes, has the
+            # workspace the first boot's snapshot shows: it is kept instead of taken again.
+            if sandbox._baseline is None or any(fixture.touches_workspace for fixture in plan.fixtures):
+                _snapshot(sandbox)
         except BaseException:
             sandbox.state = SandboxStatus.ERROR
             sandbox.destroy()
