@@ -29,11 +29,10 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import partial
 
 from ..sandbox import Sandbox, SandboxBackend, SandboxError
 from ._prepare import PreparedSpec, ReplicaPlan
-from ._service_reset import differing, reset_services, state_digests
+from ._service_reset import renew_verified
 
 log = logging.getLogger("polarity_keystone.engine")
 
@@ -212,19 +211,14 @@ class SandboxStock:
         """`sandbox` renewed for nobody in particular and verified; None (and destroyed) otherwise."""
         anonymous = replace(plan.sandbox, sandbox_id=None, keep=False)
         try:
-            renewed = self._backend().renew(sandbox, anonymous, partial(reset_services, plan.services))
-        except Exception as exc:  # renew destroyed it
-            log.info("a sandbox was not kept for later experiments: renewing it failed (%s)", exc)
+            renewed = renew_verified(self._backend(), sandbox, anonymous, plan.services, reference)
+        except SandboxError as exc:  # destroyed
+            log.info("a sandbox was not kept for later experiments: %s", exc)
             return None
-        try:
-            changed = differing(reference, state_digests(renewed, plan.services))
-        except SandboxError as exc:
-            log.info("a sandbox was not kept for later experiments: reading its state failed (%s)", exc)
-            changed = ["its state"]
         # The labels must outlast its stay here, the replica that takes it and the renewals it keeps.
         left = renewed.expires_at - time.time() - LABEL_MARGIN_S - self.limits.ttl_s
         renewals = min(renewals, int(left // plan.sandbox.timeout_s) - 1)
-        if changed or renewals < 0:
+        if renewals < 0:
             renewed.destroy()
             return None
         renewed.expire_after(self.limits.ttl_s + plan.sandbox.timeout_s)

@@ -28,12 +28,11 @@ import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from functools import partial
 
 from ..sandbox import BootEvent, BootListener, Sandbox, SandboxBackend, SandboxError
 from ._prepare import ReplicaPlan
 from ._sandbox_stock import Stocked, StockShelf
-from ._service_reset import differing, reset_services, state_digests
+from ._service_reset import ResetFailed, renew_verified, state_digests
 
 log = logging.getLogger("polarity_keystone.engine")
 
@@ -176,21 +175,13 @@ class WarmPool:
     def _renewed(self, sandbox: Sandbox, plan: ReplicaPlan) -> Sandbox | None:
         """`sandbox` renewed and verified, else a fresh sandbox that says why; None if that boot failed."""
         reference, renewals = self._fresh_state.pop(id(sandbox), ({}, 0))
-        why = ""
         try:
-            renewed = self._backend.renew(sandbox, plan.sandbox, partial(reset_services, plan.services))
-            changed = differing(reference, state_digests(renewed, plan.services))
-        except SandboxError as exc:
-            why = f"resetting the services of an earlier replica's sandbox failed ({exc})"
+            renewed = renew_verified(self._backend, sandbox, plan.sandbox, plan.services, reference)
+        except ResetFailed as exc:
+            why = str(exc)
         else:
-            if not changed:
-                self._fresh_state[id(renewed)] = (reference, renewals - 1)
-                return renewed
-            self._discard(renewed)
-            why = (
-                f"after an earlier replica, a reset left {', '.join(changed)} different from a fresh boot "
-                "(something a reset does not undo, e.g. a new database role)"
-            )
+            self._fresh_state[id(renewed)] = (reference, renewals - 1)
+            return renewed
         try:
             fresh = self._fresh(plan, self._on_boot)
         except Exception:
