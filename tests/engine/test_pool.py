@@ -62,7 +62,9 @@ def test_pool_boots_exactly_one_sandbox_per_replica_and_cleans_up(
     assert len(counting.created) + len(counting.renewed) == 5, (
         "the pool must not prepare sandboxes nobody uses"
     )
-    assert len(counting.created) == 4, "two per replica slot (one in use, one on its way), then renewals"
+    # At most two per replica slot (one in use, one on its way), then renewals; how many of the later
+    # replicas get a renewal rather than a sandbox already on its way depends on timing.
+    assert len(counting.created) <= 4 and counting.renewed, (counting.created, counting.renewed)
     assert [r.renewed for r in replicas].count(True) == len(counting.renewed)
     assert len({r.sandbox_id for r in replicas}) == 5, "every replica gets its own sandbox id and agent"
     leftovers = backend.client.containers.list(all=True, filters={"label": "keystone.run-id=exp-pooltest"})
