@@ -45,6 +45,10 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "/v1/sandboxes/{sandbox_id}/trace": {"events": [{"type": "tool_call", "tool": "t"}]},
     "/v1/sandboxes/{sandbox_id}/timeout": {"timeout": "1m"},
     "/v1/webhooks": {"url": "http://93.184.215.14/hook", "events": ["run.completed"], "secret": "s" * 16},
+    "/v1/datasets": {"name": "fuzzed", "description": "d"},
+    "/v1/datasets/{dataset_id}/records": {
+        "records": [{"input": {"id": "a"}, "expected": {"ok": True}, "tags": ["t"], "metadata": {}}]
+    },
     "/v1/projects": {"name": "fuzzed-project"},
     "/v1/keys": {"name": "k", "project_id": "default", "admin": False},
 }
@@ -137,7 +141,7 @@ def test_fuzzed_bodies_never_get_a_5xx_or_a_traceback(
     served: tuple[httpx.Client, httpx.Client], route: str
 ) -> None:
     keyed, anonymous = served
-    path = route.format(experiment_id=MISSING, run_id=MISSING, sandbox_id=MISSING)
+    path = route.format(experiment_id=MISSING, run_id=MISSING, sandbox_id=MISSING, dataset_id=MISSING)
 
     @settings(
         max_examples=100,

@@ -68,6 +68,8 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
     store.put_sandbox(sandbox)
     webhook = a.post("/v1/webhooks", json=TEMPLATES["/v1/webhooks"])
     assert webhook.status_code == 201, webhook.text
+    dataset = a.post("/v1/datasets", json=TEMPLATES["/v1/datasets"])
+    assert dataset.status_code == 201, dataset.text
     metadata = {"name": "a-agent", "entrypoint": ["python", "main.py"], "tag": "stable"}
     agent = a.post(
         "/v1/agents",
@@ -89,6 +91,7 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
         "suite_id": suite.id,
         "sandbox_id": sandbox.id,
         "webhook_id": webhook.json()["id"],
+        "dataset_id": dataset.json()["id"],
         "snapshot_id": agent.json()["id"],
         "name": "a-agent",
         "tag": "stable",

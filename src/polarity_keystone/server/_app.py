@@ -24,6 +24,7 @@ from ._routes_admin import router as admin
 from ._routes_agents import agents, snapshots
 from ._routes_blobs import router as blobs
 from ._routes_bundles import router as bundles
+from ._routes_datasets import router as datasets
 from ._routes_experiments import router as experiments
 from ._routes_health import router as health
 from ._routes_otlp import router as otlp
@@ -145,6 +146,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         agents,
         snapshots,
         webhook_subscriptions,
+        datasets,
         traces,
         otlp,
         admin,

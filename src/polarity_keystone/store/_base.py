@@ -221,6 +221,56 @@ class AgentSnapshotRecord:
     """The tags that point at this version now (a tag points at one version of its name)."""
 
 
+@dataclass(frozen=True)
+class DatasetRecord:
+    """A project's versioned dataset: each append of entries makes the next version (the first is 1,
+    empty), and every older version stays readable (its entries are those of versions up to it)."""
+
+    id: str
+    project_id: str
+    name: str
+    description: str
+    owner: str
+    """The id of the API key that created it."""
+    version: int
+    entry_count: int
+    size_bytes: int
+    """What its entries weigh, summed (each entry's `size_bytes`)."""
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One entry to append to a dataset, as its caller made it (id and size included)."""
+
+    id: str
+    input: Any
+    expected: Any
+    metadata: dict[str, Any]
+    tags: tuple[str, ...]
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class DatasetEntryRecord:
+    """A stored dataset entry: the version that added it, and its place among that version's entries."""
+
+    dataset_id: str
+    version: int
+    position: int
+    entry: DatasetEntry
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DatasetQuota:
+    """The most one dataset may hold, over all its versions."""
+
+    max_entries: int
+    max_bytes: int
+
+
 class Store(abc.ABC):
     """Persistence for the server. Implementations: `SqliteStore`, `PostgresStore` (`open_store(url)`)."""
 
@@ -473,6 +523,45 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def webhook_deliveries(self, webhook_id: str) -> list[WebhookDeliveryRecord]:
         """Oldest first."""
+
+    # -- datasets and their versioned entries (every method reads and writes only the given project's)
+    @abc.abstractmethod
+    def add_dataset(self, record: DatasetRecord, *, max_per_project: int) -> None:
+        """Conflict when the project already has `max_per_project` datasets."""
+
+    @abc.abstractmethod
+    def get_dataset(self, project_id: str, dataset_id: str) -> DatasetRecord:
+        """NotFound when absent or another project's."""
+
+    @abc.abstractmethod
+    def list_datasets(self, project_id: str, *, cursor: str | None, limit: int) -> Page[DatasetRecord]:
+        """Oldest first (by created_at, then id)."""
+
+    @abc.abstractmethod
+    def delete_dataset(self, project_id: str, dataset_id: str) -> None:
+        """The dataset and all its entries; NotFound when absent or another project's."""
+
+    @abc.abstractmethod
+    def append_dataset_entries(
+        self, project_id: str, dataset_id: str, entries: Sequence[DatasetEntry], quota: DatasetQuota
+    ) -> DatasetRecord:
+        """Store `entries` as the dataset's next version, in their order; returns the dataset as it is
+        then. Conflict, storing nothing, when the dataset would then exceed `quota`. Concurrent appends
+        each make their own version."""
+
+    @abc.abstractmethod
+    def dataset_entries(
+        self,
+        project_id: str,
+        dataset_id: str,
+        *,
+        version: int | None,
+        tags: Sequence[str],
+        cursor: str | None,
+        limit: int,
+    ) -> Page[DatasetEntryRecord]:
+        """The entries of `version` (all versions up to it; default: the latest) carrying every one of
+        `tags`, oldest first. NotFound when the dataset is absent or has no such version yet."""
 
     # -- blob owners: blobs are shared on disk, but a project may name in a bundle only the blobs it
     # uploaded itself (or a manifest it sent)

@@ -255,6 +255,47 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX trace_events_trace ON trace_events (project_id, trace_id, id)",
         ),
     ),
+    Migration(
+        8,
+        "datasets of a project, their entries stamped with the version that added them, and the entries' "
+        "tags to filter on",
+        (
+            """CREATE TABLE datasets (
+                id TEXT PRIMARY KEY,
+                project_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                description TEXT NOT NULL,
+                owner TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                entry_count INTEGER NOT NULL,
+                size_bytes BIGINT NOT NULL,
+                created_at {timestamp} NOT NULL,
+                updated_at {timestamp} NOT NULL
+            )""",
+            "CREATE INDEX datasets_project ON datasets (project_id, created_at, id)",
+            """CREATE TABLE dataset_entries (
+                project_id TEXT NOT NULL,
+                dataset_id TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                position INTEGER NOT NULL,
+                id TEXT NOT NULL,
+                input {json} NOT NULL,
+                expected {json},
+                metadata {json} NOT NULL,
+                tags {json} NOT NULL,
+                size_bytes BIGINT NOT NULL,
+                created_at {timestamp} NOT NULL,
+                PRIMARY KEY (dataset_id, version, position)
+            )""",
+            """CREATE TABLE dataset_entry_tags (
+                dataset_id TEXT NOT NULL,
+                tag TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                position INTEGER NOT NULL,
+                PRIMARY KEY (dataset_id, tag, version, position)
+            )""",
+        ),
+    ),
 )
 
 

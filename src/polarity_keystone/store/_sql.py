@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -26,6 +27,10 @@ from ._base import (
     AgentSnapshotRecord,
     ApiKeyRecord,
     Conflict,
+    DatasetEntry,
+    DatasetEntryRecord,
+    DatasetQuota,
+    DatasetRecord,
     EventRecord,
     ExperimentRecord,
     IdempotencyRecord,
@@ -753,6 +758,124 @@ class SqlStore(Store, Generic[C]):
             )
         return [from_row(WebhookDeliveryRecord, row) for row in rows]
 
+    # -- datasets and their versioned entries
+    def add_dataset(self, record: DatasetRecord, *, max_per_project: int) -> None:
+        with self._write() as session:
+            row = session.one("SELECT COUNT(*) AS n FROM datasets WHERE project_id = ?", (record.project_id,))
+            if row and row["n"] >= max_per_project:
+                raise Conflict(
+                    f"the project has {row['n']} datasets, the most it may have ({max_per_project})"
+                )
+            session.run(*insert_sql("datasets", to_row(record)))
+
+    def get_dataset(self, project_id: str, dataset_id: str) -> DatasetRecord:
+        with self._read() as session:
+            return _dataset(session, project_id, dataset_id)
+
+    def list_datasets(self, project_id: str, *, cursor: str | None, limit: int) -> Page[DatasetRecord]:
+        where, params = ["project_id = ?"], [project_id]
+        if cursor is not None:
+            where.append("(created_at, id) > (?, ?)")
+            params.extend(decode_cursor(cursor, "datasets", 2))
+        with self._read() as session:
+            rows = session.all(
+                f"SELECT * FROM datasets WHERE {' AND '.join(where)} ORDER BY created_at, id LIMIT ?",
+                (*params, limit + 1),
+            )
+        return _page(
+            [from_row(DatasetRecord, row) for row in rows],
+            limit,
+            lambda item: encode_cursor("datasets", [timestamp(item.created_at), item.id]),
+        )
+
+    def delete_dataset(self, project_id: str, dataset_id: str) -> None:
+        with self._write() as session:
+            if not session.run(
+                "DELETE FROM datasets WHERE id = ? AND project_id = ?", (dataset_id, project_id)
+            ):
+                raise NotFound(f"no dataset {dataset_id!r}")
+            session.run("DELETE FROM dataset_entries WHERE dataset_id = ?", (dataset_id,))
+            session.run("DELETE FROM dataset_entry_tags WHERE dataset_id = ?", (dataset_id,))
+
+    def append_dataset_entries(
+        self, project_id: str, dataset_id: str, entries: Sequence[DatasetEntry], quota: DatasetQuota
+    ) -> DatasetRecord:
+        # One conditional UPDATE takes the next version and checks the quota: concurrent appends queue on
+        # the dataset's row, so each gets its own version and none passes the quota on a stale count.
+        count, added_bytes = len(entries), sum(entry.size_bytes for entry in entries)
+        room_entries, room_bytes = quota.max_entries - count, quota.max_bytes - added_bytes
+        now = timestamp(self._now())
+        with self._write() as session:
+            row = session.one(
+                "UPDATE datasets SET version = version + 1, entry_count = entry_count + ?, "
+                "size_bytes = size_bytes + ?, updated_at = ? WHERE id = ? AND project_id = ? "
+                "AND entry_count <= ? AND size_bytes <= ? RETURNING *",
+                (count, added_bytes, now, dataset_id, project_id, room_entries, room_bytes),
+            )
+            if row is None:
+                held = _dataset(session, project_id, dataset_id)
+                raise Conflict(
+                    f"dataset {dataset_id!r} holds {held.entry_count} records ({held.size_bytes} bytes); "
+                    f"{count} more ({added_bytes} bytes) would pass its limit of {quota.max_entries} "
+                    f"records or {quota.max_bytes} bytes"
+                )
+            updated = from_row(DatasetRecord, row)
+            entry_rows = [
+                _entry_row(project_id, dataset_id, updated.version, position, entry, now)
+                for position, entry in enumerate(entries)
+            ]
+            tag_rows = [
+                (dataset_id, tag, updated.version, position)
+                for position, entry in enumerate(entries)
+                for tag in dict.fromkeys(entry.tags)
+            ]
+            if entry_rows:
+                statement = insert_sql("dataset_entries", entry_rows[0])[0]
+                session.run_many(statement, [tuple(entry_row.values()) for entry_row in entry_rows])
+            if tag_rows:
+                session.run_many(
+                    "INSERT INTO dataset_entry_tags (dataset_id, tag, version, position) VALUES (?, ?, ?, ?)",
+                    tag_rows,
+                )
+        return updated
+
+    def dataset_entries(
+        self,
+        project_id: str,
+        dataset_id: str,
+        *,
+        version: int | None,
+        tags: Sequence[str],
+        cursor: str | None,
+        limit: int,
+    ) -> Page[DatasetEntryRecord]:
+        where = ["e.dataset_id = ?", "e.version <= ?"]
+        params: list[Any] = [dataset_id]
+        with self._read() as session:
+            latest = _dataset(session, project_id, dataset_id).version
+            if version is not None and version > latest:
+                raise NotFound(f"dataset {dataset_id!r} has no version {version} yet: its latest is {latest}")
+            params.append(latest if version is None else version)
+            for tag in dict.fromkeys(tags):
+                where.append(
+                    "EXISTS (SELECT 1 FROM dataset_entry_tags t WHERE t.dataset_id = e.dataset_id "
+                    "AND t.tag = ? AND t.version = e.version AND t.position = e.position)"
+                )
+                params.append(tag)
+            if cursor is not None:
+                where.append("(e.version, e.position) > (?, ?)")
+                params.extend(decode_cursor(cursor, "dataset_entries", 2))
+            rows = session.all(
+                f"SELECT e.* FROM dataset_entries e WHERE {' AND '.join(where)} "
+                "ORDER BY e.version, e.position LIMIT ?",
+                (*params, limit + 1),
+            )
+        return _page(
+            [_entry_record(row) for row in rows],
+            limit,
+            lambda item: encode_cursor("dataset_entries", [item.version, item.position]),
+        )
+
     # -- blob owners
     def add_blob_owner(self, project_id: str, sha256: str, size: int, max_project_bytes: int | None) -> bool:
         # The project's usage is one row, raised by a conditional UPDATE: concurrent claims of a project
@@ -956,6 +1079,45 @@ def _assignments(changes: dict[str, Any]) -> tuple[str, list[Any]]:
     return ", ".join(f"{name} = ?" for name in changes), [
         encode(name, value) for name, value in changes.items()
     ]
+
+
+def _dataset(session: Session, project_id: str, dataset_id: str) -> DatasetRecord:
+    row = session.one("SELECT * FROM datasets WHERE id = ? AND project_id = ?", (dataset_id, project_id))
+    if row is None:
+        raise NotFound(f"no dataset {dataset_id!r}")
+    return from_row(DatasetRecord, row)
+
+
+def _entry_row(
+    project_id: str, dataset_id: str, version: int, position: int, entry: DatasetEntry, created_at: str
+) -> dict[str, Any]:
+    return {
+        "project_id": project_id,
+        "dataset_id": dataset_id,
+        "version": version,
+        "position": position,
+        "id": entry.id,
+        "input": json.dumps(entry.input),
+        "expected": None if entry.expected is None else json.dumps(entry.expected),
+        "metadata": json.dumps(entry.metadata),
+        "tags": json.dumps(list(entry.tags)),
+        "size_bytes": entry.size_bytes,
+        "created_at": created_at,
+    }
+
+
+def _entry_record(row: dict[str, Any]) -> DatasetEntryRecord:
+    entry = DatasetEntry(
+        id=row["id"],
+        input=json.loads(row["input"]),
+        expected=None if row["expected"] is None else json.loads(row["expected"]),
+        metadata=json.loads(row["metadata"]),
+        tags=tuple(json.loads(row["tags"])),
+        size_bytes=row["size_bytes"],
+    )
+    return DatasetEntryRecord(
+        row["dataset_id"], row["version"], row["position"], entry, decode("created_at", row["created_at"])
+    )
 
 
 def _page(items: list[T], limit: int, position: Callable[[T], str]) -> Page[T]:
