@@ -19,6 +19,7 @@ from ..results import (
 )
 from ._agents import AgentService
 from ._client import Keystone
+from ._datasets import Dataset, DatasetRecord, DatasetService
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -86,6 +87,9 @@ __all__ = [
     "ConfigFile",
     "ConflictError",
     "CostInfo",
+    "Dataset",
+    "DatasetRecord",
+    "DatasetService",
     "Experiment",
     "ExperimentMetrics",
     "ExperimentResults",

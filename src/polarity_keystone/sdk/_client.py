@@ -11,6 +11,7 @@ import httpx
 
 from . import _config
 from ._agents import AgentService
+from ._datasets import DatasetService
 from ._errors import KeystoneError
 from ._experiments import ExperimentService
 from ._http import HttpClient
@@ -57,6 +58,7 @@ class Keystone:
         self.experiments = ExperimentService(self._http)
         self.webhooks = WebhookService(self._http)
         self.agents = AgentService(self._http)
+        self.datasets = DatasetService(self._http)
         self._on_close: list[Callable[[], None]] = []
 
     @classmethod
