@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._base import (
     DEFAULT_PROJECT,
@@ -51,8 +51,12 @@ from ._connections import ConnectionPool
 from ._dialect import DbConnection, Dialect, Session, insert_sql
 from ._migrations import migrate
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 Clock = Callable[[], datetime]
 T = TypeVar("T")
+R = TypeVar("R", bound="DataclassInstance")
 C = TypeVar("C", bound=DbConnection)
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -123,6 +127,36 @@ class SqlStore(Store, Generic[C]):
 
     def _write(self) -> AbstractContextManager[Session]:
         return self._transaction(self._dialect.begin_write)
+
+    def _add_capped(
+        self, table: str, record: DataclassInstance, project_id: str, most: int, noun: str
+    ) -> None:
+        """Insert `record` as a row of `table`; Conflict when the project already has `most` rows there."""
+        with self._write() as session:
+            row = session.one(f"SELECT COUNT(*) AS n FROM {table} WHERE project_id = ?", (project_id,))
+            if row and row["n"] >= most:
+                raise Conflict(f"the project has {row['n']} {noun}, the most it may have ({most})")
+            session.run(*insert_sql(table, to_row(record)))
+
+    def _oldest_first(
+        self, kind: type[R], table: str, project_id: str, cursor: str | None, limit: int
+    ) -> Page[R]:
+        """A page of the project's rows of `table` (records of `kind`), by created_at, then id."""
+        where, params = ["project_id = ?"], [project_id]
+        if cursor is not None:
+            where.append("(created_at, id) > (?, ?)")
+            params.extend(decode_cursor(cursor, table, 2))
+        with self._read() as session:
+            rows = session.all(
+                f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY created_at, id LIMIT ?",
+                (*params, limit + 1),
+            )
+        page = _page(
+            rows,
+            limit,
+            lambda row: encode_cursor(table, [timestamp(decode("created_at", row["created_at"])), row["id"]]),
+        )
+        return Page([from_row(kind, row) for row in page.items], page.next_cursor)
 
     def _retry_races(self, attempt: Callable[[], T]) -> T:
         """Run `attempt` again when a concurrent writer made it raise Conflict."""
@@ -687,13 +721,7 @@ class SqlStore(Store, Generic[C]):
 
     # -- webhook subscriptions and their deliveries
     def add_webhook(self, record: WebhookRecord, *, max_per_project: int) -> None:
-        with self._write() as session:
-            row = session.one("SELECT COUNT(*) AS n FROM webhooks WHERE project_id = ?", (record.project_id,))
-            if row and row["n"] >= max_per_project:
-                raise Conflict(
-                    f"the project has {row['n']} webhooks, the most it may have ({max_per_project})"
-                )
-            session.run(*insert_sql("webhooks", to_row(record)))
+        self._add_capped("webhooks", record, record.project_id, max_per_project, "webhooks")
 
     def get_webhook(self, project_id: str, webhook_id: str) -> WebhookRecord:
         with self._read() as session:
@@ -705,20 +733,7 @@ class SqlStore(Store, Generic[C]):
         return from_row(WebhookRecord, row)
 
     def list_webhooks(self, project_id: str, *, cursor: str | None, limit: int) -> Page[WebhookRecord]:
-        where, params = ["project_id = ?"], [project_id]
-        if cursor is not None:
-            where.append("(created_at, id) > (?, ?)")
-            params.extend(decode_cursor(cursor, "webhooks", 2))
-        with self._read() as session:
-            rows = session.all(
-                f"SELECT * FROM webhooks WHERE {' AND '.join(where)} ORDER BY created_at, id LIMIT ?",
-                (*params, limit + 1),
-            )
-        return _page(
-            [from_row(WebhookRecord, row) for row in rows],
-            limit,
-            lambda item: encode_cursor("webhooks", [timestamp(item.created_at), item.id]),
-        )
+        return self._oldest_first(WebhookRecord, "webhooks", project_id, cursor, limit)
 
     def subscribed_webhooks(self, project_id: str, event_type: str) -> list[WebhookRecord]:
         with self._read() as session:
@@ -760,33 +775,14 @@ class SqlStore(Store, Generic[C]):
 
     # -- datasets and their versioned entries
     def add_dataset(self, record: DatasetRecord, *, max_per_project: int) -> None:
-        with self._write() as session:
-            row = session.one("SELECT COUNT(*) AS n FROM datasets WHERE project_id = ?", (record.project_id,))
-            if row and row["n"] >= max_per_project:
-                raise Conflict(
-                    f"the project has {row['n']} datasets, the most it may have ({max_per_project})"
-                )
-            session.run(*insert_sql("datasets", to_row(record)))
+        self._add_capped("datasets", record, record.project_id, max_per_project, "datasets")
 
     def get_dataset(self, project_id: str, dataset_id: str) -> DatasetRecord:
         with self._read() as session:
             return _dataset(session, project_id, dataset_id)
 
     def list_datasets(self, project_id: str, *, cursor: str | None, limit: int) -> Page[DatasetRecord]:
-        where, params = ["project_id = ?"], [project_id]
-        if cursor is not None:
-            where.append("(created_at, id) > (?, ?)")
-            params.extend(decode_cursor(cursor, "datasets", 2))
-        with self._read() as session:
-            rows = session.all(
-                f"SELECT * FROM datasets WHERE {' AND '.join(where)} ORDER BY created_at, id LIMIT ?",
-                (*params, limit + 1),
-            )
-        return _page(
-            [from_row(DatasetRecord, row) for row in rows],
-            limit,
-            lambda item: encode_cursor("datasets", [timestamp(item.created_at), item.id]),
-        )
+        return self._oldest_first(DatasetRecord, "datasets", project_id, cursor, limit)
 
     def delete_dataset(self, project_id: str, dataset_id: str) -> None:
         with self._write() as session:
