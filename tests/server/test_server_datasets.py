@@ -124,21 +124,34 @@ def test_the_tags_filter_keeps_records_with_every_tag(api: Api) -> None:
     )
 
 
+def _pages(client: httpx.Client, dataset: str, **params: Any) -> list[list[Any]]:
+    """The inputs of each page of the dataset's records, following the cursors."""
+    pages, query = [], dict(params)
+    while True:
+        page = client.get(f"/v1/datasets/{dataset}/records", params=query)
+        pages.append([record["input"] for record in page.json()])
+        if "X-Next-Cursor" not in page.headers:
+            return pages
+        query = {**params, "cursor": page.headers["X-Next-Cursor"]}
+
+
 def test_records_page_across_versions(api: Api) -> None:
     dataset = _create(api.client)["id"]
     _add(api.client, dataset, *({"input": i} for i in range(3)))
     _add(api.client, dataset, *({"input": i} for i in range(3, 5)))
-    seen: list[list[Any]] = []
-    params: dict[str, Any] = {"limit": 2}
-    while True:
-        page = api.client.get(f"/v1/datasets/{dataset}/records", params=params)
-        seen.append([record["input"] for record in page.json()])
-        if "X-Next-Cursor" not in page.headers:
-            break
-        params = {"limit": 2, "cursor": page.headers["X-Next-Cursor"]}
-    assert seen == [[0, 1], [2, 3], [4]]
+    assert _pages(api.client, dataset, limit=2) == [[0, 1], [2, 3], [4]]
     bad = api.client.get(f"/v1/datasets/{dataset}/records", params={"cursor": "bm90LWEtY3Vyc29y"})
     _error(bad, 400)
+
+
+def test_a_records_page_stops_at_its_byte_budget(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("polarity_keystone.server._routes_datasets.MAX_RECORDS_PAGE_BYTES", 400)
+    dataset = _create(api.client)["id"]
+    small = [f"{i}" * 100 for i in range(6)]  # about 150 bytes of JSON each
+    _add(api.client, dataset, *({"input": text} for text in [*small[:2], "big" * 400, *small[2:]]))
+    pages = _pages(api.client, dataset)
+    assert pages == [small[:2], ["big" * 400], small[2:4], small[4:]]
+    assert _pages(api.client, dataset, limit=1) == [[text] for page in pages for text in page]
 
 
 BAD_DATASETS: list[tuple[dict[str, Any], str]] = [

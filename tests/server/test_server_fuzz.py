@@ -49,6 +49,13 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "/v1/datasets/{dataset_id}/records": {
         "records": [{"input": {"id": "a"}, "expected": {"ok": True}, "tags": ["t"], "metadata": {}}]
     },
+    "/v1/prompts": {
+        "slug": "fuzzed",
+        "template": "Hi {name} {#items}{_it}{/items}",
+        "tag": "t",
+        "metadata": {},
+    },
+    "/v1/prompts/{prompt_id}/render": {"variables": {"name": "n", "items": [1, {"k": "v"}]}},
     "/v1/projects": {"name": "fuzzed-project"},
     "/v1/keys": {"name": "k", "project_id": "default", "admin": False},
 }
@@ -141,7 +148,9 @@ def test_fuzzed_bodies_never_get_a_5xx_or_a_traceback(
     served: tuple[httpx.Client, httpx.Client], route: str
 ) -> None:
     keyed, anonymous = served
-    path = route.format(experiment_id=MISSING, run_id=MISSING, sandbox_id=MISSING, dataset_id=MISSING)
+    path = route.format(
+        experiment_id=MISSING, run_id=MISSING, sandbox_id=MISSING, dataset_id=MISSING, prompt_id=MISSING
+    )
 
     @settings(
         max_examples=100,

@@ -28,6 +28,9 @@ MAX_TAG_LENGTH = 100
 MAX_RECORD_BYTES = 256 * 1024
 """Of one record's JSON (input, expected, metadata and tags together)."""
 MAX_RECORDS_PER_CALL = 10_000
+MAX_RECORDS_PAGE_BYTES = 8 * 1024**2
+"""Of the records one page of `GET .../records` holds (it holds fewer than `limit` past that): 500 records
+of 256 KiB would otherwise be 128 MiB in the server's memory at once."""
 DATASET_QUOTA = DatasetQuota(max_entries=100_000, max_bytes=256 * 1024**2)
 
 Tag = Annotated[

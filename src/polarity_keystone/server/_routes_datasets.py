@@ -12,6 +12,7 @@ from ..store import DatasetRecord
 from ._datasets import (
     DATASET_QUOTA,
     MAX_DATASETS_PER_PROJECT,
+    MAX_RECORDS_PAGE_BYTES,
     MAX_TAG_LENGTH,
     MAX_TAGS,
     DatasetCreate,
@@ -111,6 +112,8 @@ def add_records(
     "/{dataset_id}/records",
     response_model=list[DatasetRecordOut],
     summary="A version's records (those added up to it), oldest first, optionally only those with all tags",
+    description=f"A page holds fewer than `limit` records where they would pass {MAX_RECORDS_PAGE_BYTES} "
+    "bytes.",
     responses={**LIST_RESPONSES, **error_responses(403, 404)},
 )
 def get_records(
@@ -140,5 +143,6 @@ def get_records(
         tags=wanted,
         cursor=pager.cursor,
         limit=pager.limit,
+        max_bytes=MAX_RECORDS_PAGE_BYTES,
     )
     return pager.answer(page, dataset_record_out)

@@ -559,9 +559,11 @@ class Store(abc.ABC):
         tags: Sequence[str],
         cursor: str | None,
         limit: int,
+        max_bytes: int,
     ) -> Page[DatasetEntryRecord]:
         """The entries of `version` (all versions up to it; default: the latest) carrying every one of
-        `tags`, oldest first. NotFound when the dataset is absent or has no such version yet."""
+        `tags`, oldest first: a page of at most `limit`, and of no more than `max_bytes` of entries unless
+        its one entry is larger. NotFound when the dataset is absent or has no such version yet."""
 
     # -- blob owners: blobs are shared on disk, but a project may name in a bundle only the blobs it
     # uploaded itself (or a manifest it sent)

@@ -296,6 +296,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        9,
+        "prompt templates of a project, versioned per slug; a version's tag, its template's variables",
+        (
+            # Deleted versions stay as tombstones, so their numbers are never given again.
+            """CREATE TABLE prompts (
+                project_id TEXT NOT NULL,
+                id TEXT NOT NULL,
+                slug TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                template TEXT NOT NULL,
+                tag TEXT,
+                variables {json} NOT NULL,
+                metadata {json} NOT NULL,
+                created_at {timestamp} NOT NULL,
+                deleted BOOLEAN NOT NULL DEFAULT FALSE,
+                PRIMARY KEY (project_id, slug, version)
+            )""",
+            "CREATE UNIQUE INDEX prompts_id ON prompts (project_id, id)",
+            "CREATE INDEX prompts_tag ON prompts (project_id, slug, tag, version)",
+        ),
+    ),
 )
 
 

@@ -844,6 +844,7 @@ class SqlStore(Store, Generic[C]):
         tags: Sequence[str],
         cursor: str | None,
         limit: int,
+        max_bytes: int,
     ) -> Page[DatasetEntryRecord]:
         where = ["e.dataset_id = ?", "e.version <= ?"]
         params: list[Any] = [dataset_id]
@@ -861,16 +862,18 @@ class SqlStore(Store, Generic[C]):
             if cursor is not None:
                 where.append("(e.version, e.position) > (?, ?)")
                 params.extend(decode_cursor(cursor, "dataset_entries", 2))
-            rows = session.all(
-                f"SELECT e.* FROM dataset_entries e WHERE {' AND '.join(where)} "
-                "ORDER BY e.version, e.position LIMIT ?",
-                (*params, limit + 1),
-            )
-        return _page(
-            [_entry_record(row) for row in rows],
-            limit,
-            lambda item: encode_cursor("dataset_entries", [item.version, item.position]),
-        )
+            matching = f"FROM dataset_entries e WHERE {' AND '.join(where)} ORDER BY e.version, e.position"
+            sizes = [
+                row["size_bytes"]
+                for row in session.all(f"SELECT e.size_bytes {matching} LIMIT ?", (*params, limit + 1))
+            ]
+            shown = _fitting(sizes, limit, max_bytes)
+            records = [
+                _entry_record(row) for row in session.all(f"SELECT e.* {matching} LIMIT ?", (*params, shown))
+            ]
+        if len(sizes) <= len(records):
+            return Page(records, None)
+        return Page(records, encode_cursor("dataset_entries", [records[-1].version, records[-1].position]))
 
     # -- blob owners
     def add_blob_owner(self, project_id: str, sha256: str, size: int, max_project_bytes: int | None) -> bool:
@@ -1082,6 +1085,17 @@ def _dataset(session: Session, project_id: str, dataset_id: str) -> DatasetRecor
     if row is None:
         raise NotFound(f"no dataset {dataset_id!r}")
     return from_row(DatasetRecord, row)
+
+
+def _fitting(sizes: list[int], limit: int, max_bytes: int) -> int:
+    """How many of the first entries (of these sizes) a page shows: at most `limit`, and no more than fit in
+    `max_bytes` together, but always one."""
+    total = 0
+    for count, size in enumerate(sizes[:limit]):
+        total += size
+        if total > max_bytes:
+            return max(count, 1)
+    return min(len(sizes), limit)
 
 
 def _entry_row(
