@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,7 +22,14 @@ ReplicaStatus = Literal["pass", "fail", "error"]
 
 
 class _Result(BaseModel):
+    """Unknown keys are kept, never refused: results a newer Keystone wrote still load."""
+
     model_config = ConfigDict(extra="allow")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The result from its JSON object (as the server answers it or a results file holds it)."""
+        return cls.model_validate(data)
 
 
 class InvariantResult(_Result):

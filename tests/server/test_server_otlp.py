@@ -79,7 +79,7 @@ def test_the_otlp_exporter_files_spans_as_events_with_tools_tokens_and_status(ma
 
     assert _export(api, api.key, spans) == SpanExportResult.SUCCESS
 
-    stored = api.client.get("/v1/traces", params={"sandbox_id": "sb-agent"}).json()
+    stored = api.client.get("/v1/traces", params={"sandbox_id": "sb-agent"}).json()["items"]
     events = {event["span_name"]: normalise_event(event) for event in stored}
     assert set(events) == {"invoke_agent refunds", "chat claude-sonnet-4", "execute_tool refund"}
     chat, tool, agent = (
@@ -98,7 +98,8 @@ def test_the_otlp_exporter_files_spans_as_events_with_tools_tokens_and_status(ma
     assert {event["trace_id"] for event in events.values()} == {f"{spans[0].context.trace_id:032x}"}
     assert all(event["duration_ms"] >= 0 and event["ts"] for event in events.values())
     assert {event["service"] for event in stored} == {"refund-agent"}
-    listed = api.client.get("/v1/traces", params={"event_type": "tool_call", "tool": "refund"}).json()
+    listed = api.client.get("/v1/traces", params={"event_type": "tool_call", "tool": "refund"})
+    listed = listed.json()["items"]
     assert [event["span_name"] for event in listed] == ["execute_tool refund"]
 
 
@@ -157,7 +158,7 @@ def test_the_json_encoding_is_read_and_an_oversized_span_is_a_partial_success(ap
     partial = answer.json()["partialSuccess"]
     assert partial["rejectedSpans"] == "1"
     assert "over the limit" in partial["errorMessage"]
-    (event,) = api.client.get("/v1/traces", params={"trace_id": TRACE_ID}).json()
+    (event,) = api.client.get("/v1/traces", params={"trace_id": TRACE_ID}).json()["items"]
     assert (event["span_id"], event["ts"], event["duration_ms"]) == (
         "eee19b7ec3c1b174",
         "2026-01-01T00:00:00+00:00",

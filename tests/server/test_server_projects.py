@@ -70,8 +70,6 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
     assert webhook.status_code == 201, webhook.text
     dataset = a.post("/v1/datasets", json=TEMPLATES["/v1/datasets"])
     assert dataset.status_code == 201, dataset.text
-    prompt = a.post("/v1/prompts", json={**TEMPLATES["/v1/prompts"], "slug": "a-prompt", "tag": "stable"})
-    assert prompt.status_code == 201, prompt.text
     metadata = {"name": "a-agent", "entrypoint": ["python", "main.py"], "tag": "stable"}
     agent = a.post(
         "/v1/agents",
@@ -86,6 +84,8 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
     bundle = canonical_manifest({"a.txt": BundleFile(file_digest, len(blob), 0o644)})
     digest = hashlib.sha256(bundle).hexdigest()
     assert a.put(f"/v1/blobs/{digest}", content=bundle).status_code in (200, 201)
+    trace = a.post("/v1/traces", json={"events": [{"tool": "a-tool"}], "trace_id": "tr_a"})
+    assert trace.status_code == 200, trace.text
     ids = {
         "spec_id": "a-spec",
         "experiment_id": record.id,
@@ -94,8 +94,6 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
         "sandbox_id": sandbox.id,
         "webhook_id": webhook.json()["id"],
         "dataset_id": dataset.json()["id"],
-        "prompt_id": prompt.json()["id"],
-        "slug": "a-prompt",
         "snapshot_id": agent.json()["id"],
         "name": "a-agent",
         "tag": "stable",
@@ -103,6 +101,7 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
         "key_id": key_id,
         "sha256": digest,
         "path": "a.txt",
+        "trace_id": "tr_a",
     }
     return ProjectA(ids, "a-spec", record.id)
 

@@ -34,7 +34,7 @@ def _sandbox(api: Api, sandbox_id: str, project_id: str = "default", experiment_
 
 def _tools(listing: httpx.Response) -> list[str]:
     assert listing.status_code == 200, listing.text
-    return [event["tool"] for event in listing.json()]
+    return [event["tool"] for event in listing.json()["items"]]
 
 
 def test_events_without_a_sandbox_are_grouped_by_trace_and_listed(api: Api) -> None:
@@ -51,15 +51,15 @@ def test_events_without_a_sandbox_are_grouped_by_trace_and_listed(api: Api) -> N
     (generated,) = [t for t in sent.json()["trace_ids"] if t != "tr_own"]
     assert sent.json() == {"accepted": 2, "trace_ids": sorted([generated, "tr_own"])}
 
-    listed = api.client.get("/v1/traces").json()
+    listed = api.client.get("/v1/traces").json()["items"]
     assert [(e["tool"] if "tool" in e else e["name"], e["trace_id"], e["sandbox_id"]) for e in listed] == [
         ("anthropic.create", generated, None),
         ("search", "tr_own", None),
     ]
     assert _tools(api.client.get("/v1/traces", params={"trace_id": generated})) == ["anthropic.create"]
     # Filters read the normalised event: a tool_use block is a tool call of tool `search`.
-    by_type = api.client.get("/v1/traces", params={"event_type": "tool_call", "tool": "search"}).json()
-    assert [e["id"] for e in by_type] == ["toolu_1"]
+    by_type = api.client.get("/v1/traces", params={"event_type": "tool_call", "tool": "search"})
+    assert [e["id"] for e in by_type.json()["items"]] == ["toolu_1"]
 
 
 def test_listing_filters_by_sandbox_experiment_and_time_and_pages(api: Api) -> None:
@@ -73,8 +73,8 @@ def test_listing_filters_by_sandbox_experiment_and_time_and_pages(api: Api) -> N
     assert _tools(api.client.get("/v1/traces", params={"sandbox_id": "sb-2"})) == ["sb-2.t"]
     first = api.client.get("/v1/traces", params={"limit": 2})
     assert _tools(first) == ["sb-1.t", "sb-2.t"]
-    rest = api.client.get("/v1/traces", params={"limit": 2, "cursor": first.headers["X-Next-Cursor"]})
-    assert _tools(rest) == ["sb-1.t"] and "X-Next-Cursor" not in rest.headers
+    rest = api.client.get("/v1/traces", params={"limit": 2, "cursor": first.json()["next_cursor"]})
+    assert _tools(rest) == ["sb-1.t"] and rest.json()["next_cursor"] is None
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert _tools(api.client.get("/v1/traces", params={"since": later})) == []
     assert api.client.get("/v1/traces", params={"sandbox_id": "sb-nope"}).status_code == 404
@@ -125,7 +125,7 @@ def test_a_sandbox_token_files_events_under_its_own_sandbox_only(api: Api) -> No
     assert api.context.store.trace_events("sb-mine") == [{"type": "tool_use", "id": "t1", "name": "deploy"}]
     refused = agent.post("/v1/traces", json={"events": [{"tool": "x"}], "sandbox_id": "sb-theirs"})
     assert refused.status_code == 403
-    assert [e["id"] for e in agent.get("/v1/traces", params={"tool": "deploy"}).json()] == ["t1"]
+    assert [e["id"] for e in agent.get("/v1/traces", params={"tool": "deploy"}).json()["items"]] == ["t1"]
     assert agent.get("/v1/traces", params={"sandbox_id": "sb-theirs"}).status_code == 403
 
 
@@ -137,7 +137,7 @@ def test_another_projects_events_and_sandboxes_are_not_found(api: Api) -> None:
     _sandbox(api, "sb-a")
     api.client.post("/v1/traces", json={"events": [{"tool": "a-only"}], "sandbox_id": "sb-a"})
 
-    assert b.get("/v1/traces").json() == []
+    assert b.get("/v1/traces").json()["items"] == []
     assert b.post("/v1/traces", json={"events": [{"tool": "x"}], "sandbox_id": "sb-a"}).status_code == 404
     assert b.get("/v1/traces", params={"sandbox_id": "sb-a"}).status_code == 404
 

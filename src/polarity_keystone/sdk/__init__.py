@@ -35,6 +35,7 @@ from ._errors import (
     ServiceUnavailableError,
 )
 from ._experiments import ExperimentService
+from ._export import ExportService
 from ._instrument import auto_instrument, uninstrument
 from ._models import (
     AgentAuth,
@@ -94,6 +95,7 @@ __all__ = [
     "ExperimentMetrics",
     "ExperimentResults",
     "ExperimentService",
+    "ExportService",
     "FileInfo",
     "ForbiddenCheckResult",
     "InternalServerError",

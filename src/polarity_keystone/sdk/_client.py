@@ -14,6 +14,7 @@ from ._agents import AgentService
 from ._datasets import DatasetService
 from ._errors import KeystoneError
 from ._experiments import ExperimentService
+from ._export import ExportService
 from ._http import HttpClient
 from ._instrument import observe
 from ._models import Sandbox
@@ -58,6 +59,7 @@ class Keystone:
         self.experiments = ExperimentService(self._http)
         self.webhooks = WebhookService(self._http)
         self.agents = AgentService(self._http)
+        self.export = ExportService(self._http)
         self.datasets = DatasetService(self._http)
         self._on_close: list[Callable[[], None]] = []
 

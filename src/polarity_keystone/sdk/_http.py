@@ -114,6 +114,13 @@ class HttpClient:
             query.setdefault("limit", min(limit, MAX_PAGE))
         return list(itertools.islice(self.iter_items(path, params=query), limit))
 
+    def lines(self, path: str, *, params: Params | None = None) -> Iterator[str]:
+        """The non-empty lines of a GET's body as they arrive, so a long NDJSON answer is never held
+        whole. The request is sent (and retried, and its error raised) now; the body is read as iterated."""
+        request = self._client.build_request("GET", path, params=_clean(params))
+        response: httpx.Response = self.retry.retrying()(self._send, request, stream=True)
+        return _body_lines(response)
+
     def stream(
         self,
         path: str,
@@ -167,6 +174,13 @@ def _connection_error(exc: httpx.TransportError, request: httpx.Request) -> APIC
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"{where} timed out ({type(exc).__name__})")
     return APIConnectionError(f"{where} failed: {exc or type(exc).__name__}")
+
+
+def _body_lines(response: httpx.Response) -> Iterator[str]:
+    try:
+        yield from (line for line in response.iter_lines() if line)
+    finally:
+        response.close()
 
 
 def _until(lines: Iterator[str], deadline: float) -> Iterator[str]:

@@ -40,6 +40,20 @@ class KeystoneModel(BaseModel):
         except KeyError:
             return default
 
+    def keys(self) -> list[str]:
+        """The fields and the unknown keys kept: with `in`, `items()` and `values()`, a model reads like
+        the dict the hosted product's SDK returns (`"events" in trace`, `dict(trace)`, `{**trace}`)."""
+        return [*type(self).model_fields, *(self.model_extra or {})]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(key, self[key]) for key in self.keys()]
+
+    def values(self) -> list[Any]:
+        return [self[key] for key in self.keys()]
+
 
 class ServiceInfo(KeystoneModel):
     """How the agent reaches one service of its sandbox: `db` -> host "db", port 5432."""

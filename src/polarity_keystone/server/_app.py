@@ -26,9 +26,9 @@ from ._routes_blobs import router as blobs
 from ._routes_bundles import router as bundles
 from ._routes_datasets import router as datasets
 from ._routes_experiments import router as experiments
+from ._routes_export import router as export
 from ._routes_health import router as health
 from ._routes_otlp import router as otlp
-from ._routes_prompts import router as prompts
 from ._routes_runs import router as runs
 from ._routes_sandboxes import router as sandboxes
 from ._routes_specs import router as specs
@@ -148,8 +148,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         snapshots,
         webhook_subscriptions,
         datasets,
-        prompts,
         traces,
+        export,
         otlp,
         admin,
     )

@@ -1,24 +1,22 @@
-"""Trace ingest and listing: `POST /v1/traces` (agent mode: events grouped by trace id, with or without a
-sandbox), `GET /v1/traces` (a project's events, filtered and paged), and the bounds every event reported
-over the API passes before it is stored."""
+"""Trace ingest: `POST /v1/traces` (agent mode: events grouped by trace id, with or without a sandbox), and
+the bounds every event reported over the API passes before it is stored. Listing is export's
+(`_routes_export`)."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from ..scoring import MAX_EVENTS_PER_SANDBOX, event_problem, normalise_event
 from ..secrets import redact_all
-from ..store import Store, TraceEventIndex, TraceEventRecord
+from ..store import Store, TraceEventIndex
 from ._deps import Authenticated, Context, Principal
 from ._errors import Forbidden, PayloadTooLarge
 from ._events import experiment_stream
 from ._models import TracesAccepted, TracesIngest, error_responses
-from ._paging import LIST_RESPONSES, Paging
 
 router = APIRouter(prefix="/v1/traces", tags=["traces"])
 
@@ -116,54 +114,3 @@ def ingest(body: TracesIngest, context: Context, caller: Authenticated) -> Trace
     accepted = store_events(context, caller, sandbox_id, body.events, trace_id)
     index = trace_index(trace_id)
     return TracesAccepted(accepted=accepted, trace_ids=sorted({str(index(e).trace_id) for e in body.events}))
-
-
-@router.get(
-    "",
-    summary="Trace events of the caller's project, oldest first (filter by experiment, sandbox, "
-    "trace, event type, tool, received since)",
-    responses={**LIST_RESPONSES, **error_responses(403, 404)},
-)
-def list_events(
-    context: Context,
-    caller: Authenticated,
-    pager: Paging,
-    experiment_id: Annotated[str | None, Query(max_length=200)] = None,
-    sandbox_id: Annotated[str | None, Query(max_length=200)] = None,
-    trace_id: Annotated[str | None, Query(max_length=200)] = None,
-    event_type: Annotated[str | None, Query(max_length=200)] = None,
-    tool: Annotated[str | None, Query(max_length=500)] = None,
-    since: Annotated[datetime | None, Query(description="Events received at or after this time.")] = None,
-) -> list[dict[str, Any]]:
-    sandbox_ids = None
-    if sandbox_id is not None or caller.kind == "sandbox":
-        sandbox_ids = [str(filing_sandbox(context, caller, sandbox_id))]
-    if experiment_id is not None:
-        context.experiment(caller.project_id, experiment_id)
-        replicas = [
-            record.id
-            for record in context.store.list_sandboxes(project_id=caller.project_id, include_destroyed=True)
-            if record.metadata.get("experiment_id") == experiment_id
-        ]
-        sandbox_ids = [s for s in replicas if sandbox_ids is None or s in sandbox_ids]
-    page = context.store.list_trace_events(
-        caller.project_id,
-        cursor=pager.cursor,
-        limit=pager.limit,
-        sandbox_ids=sandbox_ids,
-        trace_id=trace_id,
-        event_type=event_type,
-        tool=tool,
-        since=since,
-    )
-    return pager.answer(page, _listed)
-
-
-def _listed(record: TraceEventRecord) -> dict[str, Any]:
-    """The event as sent, with where it was filed and when it arrived."""
-    return {
-        **record.data,
-        "sandbox_id": record.sandbox_id,
-        "trace_id": record.trace_id,
-        "received_at": record.created_at.isoformat(),
-    }
