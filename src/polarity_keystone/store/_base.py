@@ -271,6 +271,22 @@ class DatasetQuota:
     max_bytes: int
 
 
+@dataclass(frozen=True)
+class PromptRecord:
+    """One version of a project's prompt template. Versions count up per slug from 1 and are never
+    reused, even after a delete; a tag names the newest live version that was created with it."""
+
+    project_id: str
+    id: str
+    slug: str
+    version: int
+    template: str
+    tag: str | None
+    variables: list[str]
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
 class Store(abc.ABC):
     """Persistence for the server. Implementations: `SqliteStore`, `PostgresStore` (`open_store(url)`)."""
 
@@ -564,6 +580,47 @@ class Store(abc.ABC):
         """The entries of `version` (all versions up to it; default: the latest) carrying every one of
         `tags`, oldest first: a page of at most `limit`, and of no more than `max_bytes` of entries unless
         its one entry is larger. NotFound when the dataset is absent or has no such version yet."""
+
+    # -- prompt templates, versioned per slug (every method reads and writes only the given project's)
+    @abc.abstractmethod
+    def add_prompt_version(
+        self,
+        project_id: str,
+        prompt_id: str,
+        slug: str,
+        template: str,
+        *,
+        tag: str | None,
+        variables: list[str],
+        metadata: dict[str, Any],
+        max_per_project: int,
+    ) -> PromptRecord:
+        """Store `template` as the next version of `slug`. Conflict when the project already has
+        `max_per_project` live versions (of all its prompts)."""
+
+    @abc.abstractmethod
+    def get_prompt(self, project_id: str, prompt_id: str) -> PromptRecord:
+        """NotFound when absent, deleted or another project's."""
+
+    @abc.abstractmethod
+    def resolve_prompt(
+        self, project_id: str, slug: str, *, version: int | None = None, tag: str | None = None
+    ) -> PromptRecord:
+        """The given version, the newest version created with `tag`, or (neither given) the latest."""
+
+    @abc.abstractmethod
+    def list_prompts(self, project_id: str, *, cursor: str | None, limit: int) -> Page[PromptRecord]:
+        """The latest version of each prompt, ordered by slug."""
+
+    @abc.abstractmethod
+    def list_prompt_versions(
+        self, project_id: str, slug: str, *, cursor: str | None, limit: int
+    ) -> Page[PromptRecord]:
+        """The versions of one prompt, newest first; NotFound when it has none."""
+
+    @abc.abstractmethod
+    def delete_prompt(self, project_id: str, prompt_id: str) -> None:
+        """Delete one version (its number is never given again); NotFound when absent."""
 
     # -- blob owners: blobs are shared on disk, but a project may name in a bundle only the blobs it
     # uploaded itself (or a manifest it sent)

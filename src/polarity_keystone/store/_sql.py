@@ -37,6 +37,7 @@ from ._base import (
     NotFound,
     Page,
     ProjectRecord,
+    PromptRecord,
     ReplicaRecord,
     SandboxRecord,
     SpecRecord,
@@ -875,6 +876,129 @@ class SqlStore(Store, Generic[C]):
             return Page(records, None)
         return Page(records, encode_cursor("dataset_entries", [records[-1].version, records[-1].position]))
 
+    # -- prompt templates
+    def add_prompt_version(
+        self,
+        project_id: str,
+        prompt_id: str,
+        slug: str,
+        template: str,
+        *,
+        tag: str | None,
+        variables: list[str],
+        metadata: dict[str, Any],
+        max_per_project: int,
+    ) -> PromptRecord:
+        def attempt() -> PromptRecord:
+            with self._write() as session:
+                live = session.one(
+                    "SELECT COUNT(*) AS n FROM prompts WHERE project_id = ? AND NOT deleted", (project_id,)
+                )
+                if live and live["n"] >= max_per_project:
+                    raise Conflict(
+                        f"the project has {live['n']} prompt versions, "
+                        f"the most it may have ({max_per_project})"
+                    )
+                latest = session.one(
+                    "SELECT MAX(version) AS version FROM prompts WHERE project_id = ? AND slug = ?",
+                    (project_id, slug),
+                )
+                row = {
+                    "project_id": project_id,
+                    "id": prompt_id,
+                    "slug": slug,
+                    "version": (latest["version"] if latest and latest["version"] else 0) + 1,
+                    "template": template,
+                    "tag": tag,
+                    "variables": json.dumps(variables),
+                    "metadata": json.dumps(metadata),
+                    "created_at": timestamp(self._now()),
+                }
+                session.run(*insert_sql("prompts", row))
+                return _prompt(row)
+
+        return self._retry_races(attempt)
+
+    def get_prompt(self, project_id: str, prompt_id: str) -> PromptRecord:
+        with self._read() as session:
+            row = session.one(
+                "SELECT * FROM prompts WHERE project_id = ? AND id = ? AND NOT deleted",
+                (project_id, prompt_id),
+            )
+        if row is None:
+            raise NotFound(f"no prompt {prompt_id!r}")
+        return _prompt(row)
+
+    def resolve_prompt(
+        self, project_id: str, slug: str, *, version: int | None = None, tag: str | None = None
+    ) -> PromptRecord:
+        where = "project_id = ? AND slug = ? AND NOT deleted"
+        params: tuple[Any, ...] = (project_id, slug)
+        if tag is not None:
+            where += " AND tag = ?"
+            params += (tag,)
+            missing = f"prompt {slug!r} has no version tagged {tag!r}"
+        elif version is not None:
+            where += " AND version = ?"
+            params += (version,)
+            missing = f"prompt {slug!r} has no version {version}"
+        else:
+            missing = f"no prompt {slug!r}"
+        with self._read() as session:
+            row = session.one(f"SELECT * FROM prompts WHERE {where} ORDER BY version DESC LIMIT 1", params)
+        if row is None:
+            raise NotFound(missing)
+        return _prompt(row)
+
+    def list_prompts(self, project_id: str, *, cursor: str | None, limit: int) -> Page[PromptRecord]:
+        where = [
+            "p.project_id = ?",
+            "NOT p.deleted",
+            "p.version = (SELECT MAX(v.version) FROM prompts v"
+            " WHERE v.project_id = p.project_id AND v.slug = p.slug AND NOT v.deleted)",
+        ]
+        params: list[Any] = [project_id]
+        if cursor is not None:
+            where.append("p.slug > ?")
+            params.extend(decode_cursor(cursor, "prompts", 1))
+        with self._read() as session:
+            rows = session.all(
+                f"SELECT p.* FROM prompts p WHERE {' AND '.join(where)} ORDER BY p.slug LIMIT ?",
+                (*params, limit + 1),
+            )
+        return _page(
+            [_prompt(row) for row in rows], limit, lambda item: encode_cursor("prompts", [item.slug])
+        )
+
+    def list_prompt_versions(
+        self, project_id: str, slug: str, *, cursor: str | None, limit: int
+    ) -> Page[PromptRecord]:
+        where = ["project_id = ?", "slug = ?", "NOT deleted"]
+        params: list[Any] = [project_id, slug]
+        if cursor is not None:
+            where.append("version < ?")
+            params.extend(decode_cursor(cursor, "prompt-versions", 1))
+        with self._read() as session:
+            rows = session.all(
+                f"SELECT * FROM prompts WHERE {' AND '.join(where)} ORDER BY version DESC LIMIT ?",
+                (*params, limit + 1),
+            )
+        if not rows and cursor is None:
+            raise NotFound(f"no prompt {slug!r}")
+        return _page(
+            [_prompt(row) for row in rows],
+            limit,
+            lambda item: encode_cursor("prompt-versions", [item.version]),
+        )
+
+    def delete_prompt(self, project_id: str, prompt_id: str) -> None:
+        with self._write() as session:
+            if not session.run(
+                "UPDATE prompts SET deleted = TRUE WHERE project_id = ? AND id = ? AND NOT deleted",
+                (project_id, prompt_id),
+            ):
+                raise NotFound(f"no prompt {prompt_id!r}")
+
     # -- blob owners
     def add_blob_owner(self, project_id: str, sha256: str, size: int, max_project_bytes: int | None) -> bool:
         # The project's usage is one row, raised by a conditional UPDATE: concurrent claims of a project
@@ -1128,6 +1252,10 @@ def _entry_record(row: dict[str, Any]) -> DatasetEntryRecord:
     return DatasetEntryRecord(
         row["dataset_id"], row["version"], row["position"], entry, decode("created_at", row["created_at"])
     )
+
+
+def _prompt(row: dict[str, Any]) -> PromptRecord:
+    return from_row(PromptRecord, {**row, "variables": json.loads(row["variables"])})
 
 
 def _page(items: list[T], limit: int, position: Callable[[T], str]) -> Page[T]:
