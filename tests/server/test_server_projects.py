@@ -70,6 +70,8 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
     assert webhook.status_code == 201, webhook.text
     dataset = a.post("/v1/datasets", json=TEMPLATES["/v1/datasets"])
     assert dataset.status_code == 201, dataset.text
+    prompt = a.post("/v1/prompts", json={**TEMPLATES["/v1/prompts"], "slug": "a-prompt", "tag": "stable"})
+    assert prompt.status_code == 201, prompt.text
     metadata = {"name": "a-agent", "entrypoint": ["python", "main.py"], "tag": "stable"}
     agent = a.post(
         "/v1/agents",
@@ -94,6 +96,8 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
         "sandbox_id": sandbox.id,
         "webhook_id": webhook.json()["id"],
         "dataset_id": dataset.json()["id"],
+        "prompt_id": prompt.json()["id"],
+        "slug": "a-prompt",
         "snapshot_id": agent.json()["id"],
         "name": "a-agent",
         "tag": "stable",

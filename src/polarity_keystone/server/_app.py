@@ -29,6 +29,7 @@ from ._routes_experiments import router as experiments
 from ._routes_export import router as export
 from ._routes_health import router as health
 from ._routes_otlp import router as otlp
+from ._routes_prompts import router as prompts
 from ._routes_runs import router as runs
 from ._routes_sandboxes import router as sandboxes
 from ._routes_specs import router as specs
@@ -148,6 +149,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         snapshots,
         webhook_subscriptions,
         datasets,
+        prompts,
         traces,
         export,
         otlp,
