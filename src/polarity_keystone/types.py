@@ -4,6 +4,7 @@ import path existing Keystone SDK users already write."""
 from .sdk import (
     AgentAuth,
     AgentSnapshot,
+    AlertRule,
     CommandResult,
     Comparison,
     ConfigFile,
@@ -30,6 +31,7 @@ from .sdk import (
 __all__ = [
     "AgentAuth",
     "AgentSnapshot",
+    "AlertRule",
     "CommandResult",
     "Comparison",
     "ConfigFile",

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from polarity_keystone import sdk
 from polarity_keystone.server import _models as server
+from polarity_keystone.server import _routes_alerts as server_alerts
 
 COUNTERPARTS: dict[type[BaseModel], type[BaseModel]] = {
     server.ServiceInfo: sdk.ServiceInfo,
@@ -43,6 +44,9 @@ COUNTERPARTS: dict[type[BaseModel], type[BaseModel]] = {
     server.WebhookOut: sdk.Webhook,
     server.WebhookCreated: sdk.Webhook,
     server.WebhookDeliveryOut: sdk.WebhookDelivery,
+    server_alerts.AlertRuleOut: sdk.AlertRule,
+    server_alerts.AlertRuleCreated: sdk.AlertRule,
+    server_alerts.AlertFiringOut: sdk.AlertFiring,
 }
 
 

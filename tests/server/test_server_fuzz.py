@@ -45,6 +45,13 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "/v1/sandboxes/{sandbox_id}/trace": {"events": [{"type": "tool_call", "tool": "t"}]},
     "/v1/sandboxes/{sandbox_id}/timeout": {"timeout": "1m"},
     "/v1/webhooks": {"url": "http://93.184.215.14/hook", "events": ["run.completed"], "secret": "s" * 16},
+    "/v1/alerts": {
+        "name": "n",
+        "condition": "pass_rate < 0.8",
+        "window": "last_5_runs",
+        "notify": "webhook",
+        "webhook_url": "http://93.184.215.14/hook",
+    },
     "/v1/datasets": {"name": "fuzzed", "description": "d"},
     "/v1/datasets/{dataset_id}/records": {
         "records": [{"input": {"id": "a"}, "expected": {"ok": True}, "tags": ["t"], "metadata": {}}]

@@ -68,6 +68,8 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
     store.put_sandbox(sandbox)
     webhook = a.post("/v1/webhooks", json=TEMPLATES["/v1/webhooks"])
     assert webhook.status_code == 201, webhook.text
+    alert = a.post("/v1/alerts", json=TEMPLATES["/v1/alerts"])
+    assert alert.status_code == 201, alert.text
     dataset = a.post("/v1/datasets", json=TEMPLATES["/v1/datasets"])
     assert dataset.status_code == 201, dataset.text
     prompt = a.post("/v1/prompts", json={**TEMPLATES["/v1/prompts"], "slug": "a-prompt", "tag": "stable"})
@@ -98,6 +100,7 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
         "dataset_id": dataset.json()["id"],
         "prompt_id": prompt.json()["id"],
         "slug": "a-prompt",
+        "alert_id": alert.json()["id"],
         "snapshot_id": agent.json()["id"],
         "name": "a-agent",
         "tag": "stable",

@@ -18,6 +18,7 @@ from ..results import (
     ScenarioResult,
 )
 from ._agents import AgentService
+from ._alerts import AlertFiring, AlertRule, AlertService
 from ._client import Keystone
 from ._datasets import Dataset, DatasetRecord, DatasetService
 from ._errors import (
@@ -80,6 +81,9 @@ __all__ = [
     "AgentAuth",
     "AgentService",
     "AgentSnapshot",
+    "AlertFiring",
+    "AlertRule",
+    "AlertService",
     "AuthenticationError",
     "BadRequestError",
     "CommandResult",

@@ -11,6 +11,7 @@ import httpx
 
 from . import _config
 from ._agents import AgentService
+from ._alerts import AlertService
 from ._datasets import DatasetService
 from ._errors import KeystoneError
 from ._experiments import ExperimentService
@@ -59,6 +60,7 @@ class Keystone:
         self.experiments = ExperimentService(self._http)
         self.webhooks = WebhookService(self._http)
         self.agents = AgentService(self._http)
+        self.alerts = AlertService(self._http)
         self.export = ExportService(self._http)
         self.datasets = DatasetService(self._http)
         self._on_close: list[Callable[[], None]] = []

@@ -22,6 +22,7 @@ from ._models import ExperimentResults, ReplicaSuiteOut, RunOut
 from ._request_id import RequestIdMiddleware
 from ._routes_admin import router as admin
 from ._routes_agents import agents, snapshots
+from ._routes_alerts import router as alerts
 from ._routes_blobs import router as blobs
 from ._routes_bundles import router as bundles
 from ._routes_datasets import router as datasets
@@ -148,6 +149,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         agents,
         snapshots,
         webhook_subscriptions,
+        alerts,
         datasets,
         prompts,
         traces,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -12,6 +13,7 @@ from fastapi import Request
 from ..engine import SandboxStock
 from ..store import ExperimentRecord, NotFound, SandboxRecord, open_store
 from ._agents import AgentSnapshots
+from ._alerts import SLACK_WEBHOOK_URL_ENV, AlertNotifier
 from ._blob_gc import BlobCollector, GcPolicy, ScheduledCollection
 from ._blobs import open_blob_store
 from ._bundle_cache import BundleCache, BundleLimits
@@ -76,6 +78,11 @@ class ServerContext:
             operator_secret=settings.webhook_secret,
             allow_private=settings.webhook_allow_private_networks,
         )
+        self.alerts = AlertNotifier(
+            self.store,
+            slack_webhook_url=os.environ.get(SLACK_WEBHOOK_URL_ENV) or None,
+            allow_private=settings.webhook_allow_private_networks,
+        )
         self.runner = ExperimentRunner(
             self.store,
             self.bus,
@@ -90,6 +97,7 @@ class ServerContext:
             stock=SandboxStock(self.engine.backend, settings.warm_pool)
             if settings.warm_pool.per_plan
             else None,
+            on_finished=self.alerts.experiment_finished,
         )
         policy = GcPolicy(
             retention=timedelta(days=settings.blob_retention_days),
@@ -143,5 +151,6 @@ class ServerContext:
         self.sandboxes.close()
         self.engine.close()
         self.webhooks.close()
+        self.alerts.close()
         self._blob_gc.close()
         self.store.close()

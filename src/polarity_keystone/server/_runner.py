@@ -266,9 +266,12 @@ class ExperimentRunner:
         per_key: int,
         per_project: int,
         stock: SandboxStock | None = None,
+        on_finished: Callable[[ExperimentRecord], None] = lambda record: None,
     ) -> None:
         """`stock`: ready sandboxes kept between experiments (the server's warm pool), closed with the
-        runner."""
+        runner. `on_finished`: told of every experiment that ended, after its webhooks are queued; it
+        must return at once and never raise (the alert rules' evaluation)."""
+        self._on_finished = on_finished
         self.store = store
         self.bus = bus
         self.sandboxes = sandboxes
@@ -503,6 +506,7 @@ class ExperimentRunner:
         )
         event_type = COMPLETED_WEBHOOK.get(record.options.get("kind", ""), EXPERIMENT_COMPLETED)
         self._webhooks.send(event_type, record)
+        self._on_finished(record)
         return record
 
     def recover(self) -> None:

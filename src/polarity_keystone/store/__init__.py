@@ -11,6 +11,8 @@ The server turns these into HTTP errors in its one error handler.
 from ._base import (
     DEFAULT_PROJECT,
     AgentSnapshotRecord,
+    AlertFiringRecord,
+    AlertRuleRecord,
     ApiKeyRecord,
     Conflict,
     DatasetEntry,
@@ -49,6 +51,8 @@ __all__ = [
     "IDEMPOTENCY_TTL",
     "MIGRATIONS",
     "AgentSnapshotRecord",
+    "AlertFiringRecord",
+    "AlertRuleRecord",
     "ApiKeyRecord",
     "Clock",
     "Conflict",

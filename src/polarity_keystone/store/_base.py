@@ -185,6 +185,44 @@ class WebhookRecord:
 
 
 @dataclass(frozen=True)
+class AlertRuleRecord:
+    """A project's alert: when `condition` holds over `eval_window` of a spec's completed experiments,
+    a firing is sent to `webhook_url` (signed with `secret`) or to Slack (`slack_webhook_url`, else the
+    operator's)."""
+
+    id: str
+    project_id: str
+    name: str
+    eval_id: str | None
+    condition: str
+    eval_window: str
+    notify: Literal["webhook", "slack"]
+    webhook_url: str | None
+    slack_channel: str | None
+    slack_webhook_url: str | None
+    secret: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertFiringRecord:
+    """One time a rule held after an experiment completed, and its delivery's last outcome."""
+
+    id: str
+    rule_id: str
+    rule_name: str
+    reason: str
+    experiment_id: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    status_code: int | None
+    error: str | None
+    created_at: datetime
+    """When it fired."""
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class WebhookDeliveryRecord:
     """One event sent (or being sent) to one subscription: the last attempt's outcome."""
 
@@ -538,6 +576,32 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def webhook_deliveries(self, webhook_id: str) -> list[WebhookDeliveryRecord]:
+        """Oldest first."""
+
+    # -- alert rules and their firings
+    @abc.abstractmethod
+    def add_alert_rule(self, record: AlertRuleRecord, *, max_per_project: int) -> None:
+        """Conflict when the project already has `max_per_project` rules."""
+
+    @abc.abstractmethod
+    def get_alert_rule(self, project_id: str, rule_id: str) -> AlertRuleRecord:
+        """NotFound when absent or another project's."""
+
+    @abc.abstractmethod
+    def list_alert_rules(self, project_id: str, *, cursor: str | None, limit: int) -> Page[AlertRuleRecord]:
+        """Oldest first (by created_at, then id)."""
+
+    @abc.abstractmethod
+    def delete_alert_rule(self, project_id: str, rule_id: str) -> None:
+        """Also drops its firings; NotFound when absent or another project's."""
+
+    @abc.abstractmethod
+    def put_alert_firing(self, record: AlertFiringRecord, *, keep: int) -> bool:
+        """Insert or replace; only the rule's `keep` newest firings are kept. False, storing nothing, when
+        the rule was deleted meanwhile."""
+
+    @abc.abstractmethod
+    def alert_firings(self, rule_id: str) -> list[AlertFiringRecord]:
         """Oldest first."""
 
     # -- datasets and their versioned entries (every method reads and writes only the given project's)

@@ -318,6 +318,41 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX prompts_tag ON prompts (project_id, slug, tag, version)",
         ),
     ),
+    Migration(
+        10,
+        "alert rules of a project over its experiments' metrics, and their firings with each one's delivery",
+        (
+            """CREATE TABLE alert_rules (
+                id TEXT PRIMARY KEY,
+                project_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                eval_id TEXT,
+                condition TEXT NOT NULL,
+                eval_window TEXT NOT NULL,
+                notify TEXT NOT NULL,
+                webhook_url TEXT,
+                slack_channel TEXT,
+                slack_webhook_url TEXT,
+                secret TEXT NOT NULL,
+                created_at {timestamp} NOT NULL
+            )""",
+            "CREATE INDEX alert_rules_project ON alert_rules (project_id, created_at, id)",
+            """CREATE TABLE alert_firings (
+                id TEXT PRIMARY KEY,
+                rule_id TEXT NOT NULL,
+                rule_name TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                experiment_id TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                status_code INTEGER,
+                error TEXT,
+                created_at {timestamp} NOT NULL,
+                updated_at {timestamp} NOT NULL
+            )""",
+            "CREATE INDEX alert_firings_rule ON alert_firings (rule_id, created_at, id)",
+        ),
+    ),
 )
 
 

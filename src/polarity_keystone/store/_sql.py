@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ._base import (
     DEFAULT_PROJECT,
     AgentSnapshotRecord,
+    AlertFiringRecord,
+    AlertRuleRecord,
     ApiKeyRecord,
     Conflict,
     DatasetEntry,
@@ -138,6 +140,24 @@ class SqlStore(Store, Generic[C]):
             if row and row["n"] >= most:
                 raise Conflict(f"the project has {row['n']} {noun}, the most it may have ({most})")
             session.run(*insert_sql(table, to_row(record)))
+
+    def _put_kept(self, table: str, record: DataclassInstance, owner: tuple[str, str], keep: int) -> bool:
+        """Insert or replace `record`, a log entry of the row of table `owner[0]` whose id is in its
+        `owner[1]` column, keeping that owner's `keep` newest entries; False, storing nothing, when the
+        owner is gone."""
+        owner_table, owner_column = owner
+        row = to_row(record)
+        replace = ", ".join(f"{column} = excluded.{column}" for column in row if column != "id")
+        with self._write() as session:
+            if session.one(f"SELECT id FROM {owner_table} WHERE id = ?", (row[owner_column],)) is None:
+                return False
+            session.run(*insert_sql(table, row, f"ON CONFLICT (id) DO UPDATE SET {replace}"))
+            session.run(
+                f"DELETE FROM {table} WHERE {owner_column} = ? AND id NOT IN (SELECT id FROM {table} "
+                f"WHERE {owner_column} = ? ORDER BY created_at DESC, id DESC LIMIT ?)",
+                (row[owner_column], row[owner_column], keep),
+            )
+        return True
 
     def _oldest_first(
         self, kind: type[R], table: str, project_id: str, cursor: str | None, limit: int
@@ -753,18 +773,7 @@ class SqlStore(Store, Generic[C]):
             session.run("DELETE FROM webhook_deliveries WHERE webhook_id = ?", (webhook_id,))
 
     def put_webhook_delivery(self, record: WebhookDeliveryRecord, *, keep: int) -> bool:
-        row = to_row(record)
-        replace = ", ".join(f"{column} = excluded.{column}" for column in row if column != "id")
-        with self._write() as session:
-            if session.one("SELECT id FROM webhooks WHERE id = ?", (record.webhook_id,)) is None:
-                return False
-            session.run(*insert_sql("webhook_deliveries", row, f"ON CONFLICT (id) DO UPDATE SET {replace}"))
-            session.run(
-                "DELETE FROM webhook_deliveries WHERE webhook_id = ? AND id NOT IN (SELECT id FROM "
-                "webhook_deliveries WHERE webhook_id = ? ORDER BY created_at DESC, id DESC LIMIT ?)",
-                (record.webhook_id, record.webhook_id, keep),
-            )
-        return True
+        return self._put_kept("webhook_deliveries", record, ("webhooks", "webhook_id"), keep)
 
     def webhook_deliveries(self, webhook_id: str) -> list[WebhookDeliveryRecord]:
         with self._read() as session:
@@ -773,6 +782,40 @@ class SqlStore(Store, Generic[C]):
                 (webhook_id,),
             )
         return [from_row(WebhookDeliveryRecord, row) for row in rows]
+
+    # -- alert rules and their firings
+    def add_alert_rule(self, record: AlertRuleRecord, *, max_per_project: int) -> None:
+        self._add_capped("alert_rules", record, record.project_id, max_per_project, "alert rules")
+
+    def get_alert_rule(self, project_id: str, rule_id: str) -> AlertRuleRecord:
+        with self._read() as session:
+            row = session.one(
+                "SELECT * FROM alert_rules WHERE id = ? AND project_id = ?", (rule_id, project_id)
+            )
+        if row is None:
+            raise NotFound(f"no alert rule {rule_id!r}")
+        return from_row(AlertRuleRecord, row)
+
+    def list_alert_rules(self, project_id: str, *, cursor: str | None, limit: int) -> Page[AlertRuleRecord]:
+        return self._oldest_first(AlertRuleRecord, "alert_rules", project_id, cursor, limit)
+
+    def delete_alert_rule(self, project_id: str, rule_id: str) -> None:
+        with self._write() as session:
+            if not session.run(
+                "DELETE FROM alert_rules WHERE id = ? AND project_id = ?", (rule_id, project_id)
+            ):
+                raise NotFound(f"no alert rule {rule_id!r}")
+            session.run("DELETE FROM alert_firings WHERE rule_id = ?", (rule_id,))
+
+    def put_alert_firing(self, record: AlertFiringRecord, *, keep: int) -> bool:
+        return self._put_kept("alert_firings", record, ("alert_rules", "rule_id"), keep)
+
+    def alert_firings(self, rule_id: str) -> list[AlertFiringRecord]:
+        with self._read() as session:
+            rows = session.all(
+                "SELECT * FROM alert_firings WHERE rule_id = ? ORDER BY created_at, id", (rule_id,)
+            )
+        return [from_row(AlertFiringRecord, row) for row in rows]
 
     # -- datasets and their versioned entries
     def add_dataset(self, record: DatasetRecord, *, max_per_project: int) -> None:
