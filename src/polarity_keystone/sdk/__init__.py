@@ -67,6 +67,7 @@ from ._models import (
     TrendPoint,
 )
 from ._otel import flush_otel, register_otel_flush
+from ._prompts import Prompt, PromptService
 from ._sandboxes import SandboxService
 from ._secrets import collect_declared_secrets_from_file
 from ._specs import SpecService
@@ -110,6 +111,8 @@ __all__ = [
     "MetricsSummary",
     "NotFoundError",
     "PermissionDeniedError",
+    "Prompt",
+    "PromptService",
     "RateLimitError",
     "Reproducer",
     "RunMetrics",

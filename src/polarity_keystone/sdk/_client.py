@@ -20,6 +20,7 @@ from ._http import HttpClient
 from ._instrument import observe
 from ._models import Sandbox
 from ._otel import set_otel_tracer
+from ._prompts import PromptService
 from ._retry import RetryPolicy
 from ._sandboxes import SandboxService
 from ._specs import SpecService
@@ -63,6 +64,7 @@ class Keystone:
         self.alerts = AlertService(self._http)
         self.export = ExportService(self._http)
         self.datasets = DatasetService(self._http)
+        self.prompts = PromptService(self._http)
         self._on_close: list[Callable[[], None]] = []
 
     @classmethod
