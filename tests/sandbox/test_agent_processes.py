@@ -6,11 +6,15 @@ from __future__ import annotations
 import shlex
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from polarity_keystone.sandbox import AgentProcess, DockerBackend, DockerSandbox, SandboxPlan
+from polarity_keystone.sandbox import AgentProcess, DockerBackend, DockerSandbox, ExecResult, SandboxPlan
+from polarity_keystone.sandbox import _docker as docker_module
 from polarity_keystone.sandbox._processes import agent_processes
+
+real_exec = docker_module._exec
 
 
 def _stat(pid: int, name: str, state: str = "S", parent: int = 1, start: int = 1000) -> str:
@@ -105,6 +109,46 @@ def test_settle_kills_every_process_at_the_deadline_whoever_it_runs_as_and_whate
     assert {"?", "sleep", "sh"} <= {process.name for process in report.killed}
     assert sandbox.settle_agent(deadline=time.monotonic()).lingering == (), "nothing survived"
     assert sandbox.exec("echo still up").stdout == "still up\n", "init and the container's command live on"
+
+
+@pytest.mark.docker
+def test_a_name_holding_a_separator_hides_no_process(sandbox: DockerSandbox) -> None:
+    """A process name is the agent's to choose, any byte but NUL: the probe's boundary is random, so no name
+    can end the listing early and hide the processes listed after it."""
+    sandbox.exec("cp /bin/sleep \"$(printf '/tmp/a\\001b--keystone-')\"")
+    sandbox.exec("(\"$(printf '/tmp/a\\001b--keystone-')\" 1000 &) > /dev/null 2>&1")
+    for _ in range(5):
+        sandbox.exec("(sleep 1000 &) > /dev/null 2>&1")
+
+    report = sandbox.settle_agent(deadline=time.monotonic())
+
+    assert {"a\x01b--keystone-", "sleep"} <= {process.name for process in report.killed}
+    assert sandbox.settle_agent(deadline=time.monotonic()).lingering == (), "nothing hid from the kill"
+
+
+@pytest.mark.docker
+def test_the_diff_after_settling_is_read_by_the_settle_probe_unless_a_command_ran_since(
+    sandbox: DockerSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox.snapshot()
+    sandbox.exec("echo a > a.txt")
+    sandbox.settle_agent(deadline=time.monotonic() + 30)
+    execs: list[object] = []
+
+    def counted(*args: Any, **kwargs: Any) -> ExecResult:
+        execs.append(args)
+        return real_exec(*args, **kwargs)
+
+    monkeypatch.setattr(docker_module, "_exec", counted)
+
+    assert sandbox.diff().added == ["a.txt"]
+    assert execs == [], "the settle probe read the workspace: no exec of its own"
+
+    sandbox.snapshot()
+    sandbox.exec("echo b > b.txt")
+    sandbox.settle_agent(deadline=time.monotonic() + 30)
+    sandbox.exec("echo c > c.txt")  # after the probe: its reading no longer holds
+    assert sandbox.diff().added == ["b.txt", "c.txt"]
 
 
 BOMB = """

@@ -8,6 +8,7 @@ nothing is published on the host.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import posixpath
 import secrets
@@ -82,8 +83,21 @@ KILL_ROUNDS = 50
 RUNTIME_ENV = "KEYSTONE_RUNTIME"
 AGENT_DIR = "opt/agent"
 """Where the agent's code is copied (`agent.path`), owned by root."""
-_PROBE_AND_LIMITS = ["sh", "-c", f"{PROBE[-1]}; printf '\\001'; {LIMIT_EVENTS_COMMAND[-1]}"]
-"""PROBE's listing, a byte 1, then what LIMIT_EVENTS_COMMAND prints."""
+_WORKSPACE_LISTING = (
+    "cd /workspace && find . -xdev -type f -printf '%P\\0%s\\0%m\\0' && printf '\\001' && "
+    "find . -xdev -type f -print0 | xargs -0 -r sha256sum -z"
+)
+"""Sizes and modes from find, a byte 1, checksums from sha256sum; NUL-separated for odd names."""
+
+
+def _settle_probe(boundary: str, with_workspace: bool) -> list[str]:
+    """PROBE's listing, `boundary`, what LIMIT_EVENTS_COMMAND prints and, `with_workspace`, `boundary`
+    again and the workspace listing. The boundary is random: the listing holds process names, which the
+    agent chooses, so a fixed one could be forged to hide a process from the probe."""
+    parts = [PROBE[-1], f"printf '%s' {boundary}", LIMIT_EVENTS_COMMAND[-1]]
+    if with_workspace:
+        parts += [f"printf '%s' {boundary}", _WORKSPACE_LISTING]
+    return ["sh", "-c", "; ".join(parts)]
 
 
 def workspace_path(path: str) -> str:
@@ -123,6 +137,9 @@ class DockerSandbox(Sandbox):
         self._settled_limits: tuple[Container, str] | None = None
         """The agent container's limit counters as `settle_agent`'s last probe read them, for
         `limits_hit`; dropped when a command runs there again (only a process can move them)."""
+        self._settled_workspace: tuple[Container, WorkspaceSnapshot] | None = None
+        """The workspace as `settle_agent`'s first probe read it when no agent process was left to change
+        it, for `diff`; dropped when a command runs there again."""
 
     # --- commands and files ------------------------------------------------------------------
 
@@ -149,7 +166,7 @@ class DockerSandbox(Sandbox):
         agent = self._agent()
         if self.state is SandboxStatus.READY:
             self.state = SandboxStatus.RUNNING
-        self._settled_limits = None
+        self._forget_settled()
         env = {**self.exec_env, **(env or {})}
         return _exec(
             agent, command, timeout=timeout, env=env, workdir=workdir, user=user, output_limit=output_limit
@@ -232,34 +249,13 @@ class DockerSandbox(Sandbox):
     # --- state and diff ----------------------------------------------------------------------
 
     def workspace_snapshot(self) -> WorkspaceSnapshot:
-        # One exec: sizes and modes from find, checksums from sha256sum, NUL-separated for odd names.
-        script = (
-            "cd /workspace && find . -xdev -type f -printf '%P\\0%s\\0%m\\0' && printf '\\001' && "
-            "find . -xdev -type f -print0 | xargs -0 -r sha256sum -z"
-        )
-        self._settled_limits = None
-        result = _exec(self._agent(), ["sh", "-c", script])
-        if result.exit_code != 0:
-            raise SandboxError(f"could not read the workspace state: {result.stderr.strip()}")
-        if result.truncated:
-            raise SandboxError(
-                f"could not read the workspace state: its listing of {result.stdout_bytes} bytes is over "
-                f"Keystone's limit of {OUTPUT_LIMIT} (too many files under /workspace)"
-            )
-        listing, _, sums = result.stdout.partition("\x01")
-        fields = listing.split("\0")
-        checksums = {}
-        for line in sums.split("\0"):
-            if line:
-                digest, _, name = line.partition("  ")
-                checksums[name.removeprefix("./")] = digest
-        files = {
-            fields[i]: FileInfo(
-                size=int(fields[i + 1]), mode=fields[i + 2], checksum=checksums.get(fields[i], "")
-            )
-            for i in range(0, len(fields) - 2, 3)
-        }
-        return WorkspaceSnapshot(captured_at=datetime.now(UTC).isoformat(), files=files)
+        """As root, which reads every file, whoever the agent ran as."""
+        self._forget_settled()
+        return _workspace_from(_exec(self._agent(), ["sh", "-c", _WORKSPACE_LISTING], user=ROOT.exec_user))
+
+    def _forget_settled(self) -> None:
+        """A command runs in the agent container: what the settle probe read may no longer hold."""
+        self._settled_limits = self._settled_workspace = None
 
     def snapshot(self) -> None:
         self._baseline = self.workspace_snapshot()
@@ -267,7 +263,9 @@ class DockerSandbox(Sandbox):
     def diff(self) -> WorkspaceDiff:
         if self._baseline is None:
             raise SandboxError(f"sandbox {self.id} has no before-run snapshot")
-        before, after = self._baseline.files, self.workspace_snapshot().files
+        settled, self._settled_workspace = self._settled_workspace, None
+        taken = settled[1] if settled is not None and settled[0] is self.agent else self.workspace_snapshot()
+        before, after = self._baseline.files, taken.files
         return WorkspaceDiff(
             added=sorted(set(after) - set(before)),
             removed=sorted(set(before) - set(after)),
@@ -284,7 +282,7 @@ class DockerSandbox(Sandbox):
 
     def settle_agent(self, deadline: float) -> SettleReport:
         started = time.monotonic()
-        lingering = left = self._agent_processes()
+        lingering = left = self._agent_processes(with_workspace=True)
         pause = 0.05
         while left and time.monotonic() < deadline:
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
@@ -293,19 +291,32 @@ class DockerSandbox(Sandbox):
         killed = self._kill(left)
         return SettleReport(tuple(lingering), tuple(killed), int((time.monotonic() - started) * 1000))
 
-    def _agent_processes(self) -> list[AgentProcess]:
-        """The agent's processes; the same exec reads the limit counters for `limits_hit` after settling
-        (one exec less per replica)."""
+    def _agent_processes(self, with_workspace: bool = False) -> list[AgentProcess]:
+        """The agent's processes. The same exec reads the limit counters for `limits_hit` after settling
+        and, `with_workspace`, the workspace for `diff` when no agent process is left: an exec less per
+        replica for each."""
         # As root: the probe must see, and `_kill` signal, whatever user the agent ran as.
         agent = self._agent()
-        result = _exec(agent, _PROBE_AND_LIMITS, user=ROOT.exec_user)
-        listing, marker, events = result.stdout.partition("\x01")
+        boundary = f"--keystone-{secrets.token_hex(12)}--"
+        result = _exec(agent, _settle_probe(boundary, with_workspace), user=ROOT.exec_user)
+        if with_workspace and result.truncated:  # a huge workspace listing: the probe alone, whole
+            return self._agent_processes()
+        listing, marker, rest = result.stdout.partition(boundary)
+        events, _, workspace = rest.partition(boundary)
         self._settled_limits = (agent, events) if marker else None
         try:
-            return agent_processes(listing)
+            processes = agent_processes(listing)
         except ValueError as exc:
             problem = f"{exc} {result.stderr.strip()}".strip()
             raise SandboxError(f"could not list the agent's processes: {problem}") from exc
+        self._settled_workspace = None
+        if with_workspace and marker and not processes:
+            with contextlib.suppress(SandboxError):  # `diff` takes its own snapshot (and says why it fails)
+                self._settled_workspace = (
+                    agent,
+                    _workspace_from(dataclasses.replace(result, stdout=workspace)),
+                )
+        return processes
 
     def _kill(self, processes: list[AgentProcess]) -> list[AgentProcess]:
         """Stop the processes (SIGSTOP), and whatever they started meanwhile, until no new one appears,
@@ -362,6 +373,29 @@ class DockerSandbox(Sandbox):
                 _remove_network(self.network)
             if self.state is not SandboxStatus.ERROR:
                 self.state = SandboxStatus.STOPPED
+
+
+def _workspace_from(result: ExecResult) -> WorkspaceSnapshot:
+    """The snapshot in what `_WORKSPACE_LISTING` printed; SandboxError when it failed or was cut."""
+    if result.exit_code != 0:
+        raise SandboxError(f"could not read the workspace state: {result.stderr.strip()}")
+    if result.truncated:
+        raise SandboxError(
+            f"could not read the workspace state: its listing of {result.stdout_bytes} bytes is over "
+            f"Keystone's limit of {OUTPUT_LIMIT} (too many files under /workspace)"
+        )
+    listing, _, sums = result.stdout.partition("\x01")
+    fields = listing.split("\0")
+    checksums = {}
+    for line in sums.split("\0"):
+        if line:
+            digest, _, name = line.partition("  ")
+            checksums[name.removeprefix("./")] = digest
+    files = {
+        name: FileInfo(size=int(size), mode=mode, checksum=checksums.get(name, ""))
+        for name, size, mode in zip(fields[0:-2:3], fields[1:-1:3], fields[2::3], strict=False)
+    }
+    return WorkspaceSnapshot(captured_at=datetime.now(UTC).isoformat(), files=files)
 
 
 def _done(container: Container) -> Future[Container]:
