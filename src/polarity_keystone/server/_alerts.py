@@ -28,12 +28,20 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
-import tenacity
 
 from ..store import AlertFiringRecord, AlertRuleRecord, ExperimentRecord, Store
 from ._alert_conditions import Condition, parse_condition, parse_window, window_value
-from ._webhook_targets import UnsafeTarget, resolve_target
-from ._webhooks import DELIVERY_HEADER, EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, sign_webhook
+from ._webhook_targets import UnsafeTarget
+from ._webhooks import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    EVENT_ID_HEADER,
+    SIGNATURE_HEADER,
+    DeliveryFailed,
+    delivery_attempts,
+    post_json,
+    sign_webhook,
+)
 
 log = logging.getLogger("polarity_keystone.server")
 
@@ -45,10 +53,6 @@ KEPT_FIRINGS = 100
 """Firings kept per rule; older ones are dropped."""
 WINDOW_SCAN = 200
 """The most recent experiments of a spec a time window looks through."""
-
-
-class _Failed(Exception):
-    """An attempt the receiver did not accept: a non-2xx answer, no answer, or a refused address."""
 
 
 class _RuleDeleted(Exception):
@@ -200,20 +204,14 @@ class AlertNotifier:
         return _Outgoing(self._slack_webhook_url or "", body, {}, trusted=True)
 
     def _deliver(self, rule: AlertRuleRecord, firing: AlertFiringRecord) -> None:
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self._attempts) | tenacity.stop_when_event_set(self._stop),
-            wait=tenacity.wait_exponential(multiplier=self._backoff_s, max=self._max_backoff_s),
-            sleep=self._pause,
-            retry=tenacity.retry_if_exception_type(_Failed),
-            reraise=True,
-        )
+        retrying = delivery_attempts(self._attempts, self._backoff_s, self._max_backoff_s, self._stop)
         try:
             for attempt in retrying:
                 with attempt:
                     firing = self._attempt(rule, firing, attempt.retry_state.attempt_number)
                     if firing.error is not None:
-                        raise _Failed(firing.error)
-        except _Failed as exc:
+                        raise DeliveryFailed(firing.error)
+        except DeliveryFailed as exc:
             log.warning("alert %s (%s) not delivered after retries: %s", rule.name, rule.id, exc)
             self._store.put_alert_firing(replace(firing, state="failed"), keep=KEPT_FIRINGS)
         except _RuleDeleted:
@@ -223,7 +221,14 @@ class AlertNotifier:
         """One POST; the firing with its outcome, stored."""
         status: int | None = None
         try:
-            status = self._post(self._outgoing(rule, firing))
+            outgoing = self._outgoing(rule, firing)
+            if not outgoing.url:
+                raise UnsafeTarget(
+                    "no Slack incoming-webhook URL: give the rule a slack_webhook_url, or set "
+                    f"{SLACK_WEBHOOK_URL_ENV} on the server"
+                )
+            allow_private = None if outgoing.trusted else self._allow_private
+            status = post_json(outgoing.url, outgoing.body, outgoing.headers, allow_private=allow_private)
             error = None if 200 <= status < 300 else f"the receiver answered {status}"
         except (httpx.HTTPError, UnsafeTarget) as exc:
             error = str(exc) or type(exc).__name__
@@ -239,32 +244,6 @@ class AlertNotifier:
         if not self._store.put_alert_firing(outcome, keep=KEPT_FIRINGS):
             raise _RuleDeleted()
         return outcome
-
-    def _post(self, outgoing: _Outgoing) -> int:
-        """The receiver's status code; a caller's URL is checked and its address pinned first, and no
-        answer is read beyond its status line."""
-        if not outgoing.url:
-            raise UnsafeTarget(
-                "no Slack incoming-webhook URL: give the rule a slack_webhook_url, or set "
-                "KEYSTONE_SLACK_WEBHOOK_URL on the server"
-            )
-        url, extensions = outgoing.url, {}
-        headers = {"Content-Type": "application/json", **outgoing.headers}
-        if not outgoing.trusted:
-            target = resolve_target(outgoing.url, allow_private=self._allow_private)
-            url, extensions = target.connect_url, {"sni_hostname": target.host}
-            headers["Host"] = target.host_header
-        with (
-            httpx.Client(timeout=10.0, follow_redirects=False, trust_env=outgoing.trusted) as client,
-            client.stream(
-                "POST", url, content=outgoing.body, headers=headers, extensions=extensions
-            ) as answer,
-        ):
-            return answer.status_code
-
-    def _pause(self, seconds: float) -> None:
-        """Backoff that ends early when the server stops."""
-        self._stop.wait(seconds)
 
     def close(self) -> None:
         """Queued evaluations run and every delivery makes its attempt; none waits to retry any more."""

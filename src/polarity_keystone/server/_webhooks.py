@@ -49,6 +49,41 @@ Render = Callable[[str, ExperimentRecord], dict[str, Any]]
 """The body of an event of the given type about the experiment."""
 
 
+def delivery_attempts(
+    attempts: int, backoff_s: float, max_backoff_s: float, stop: threading.Event
+) -> tenacity.Retrying:
+    """The attempts of one delivery: up to `attempts`, again after DeliveryFailed with exponential
+    backoff, the last failure re-raised; once `stop` is set, no attempt waits to be retried."""
+
+    def pause(seconds: float) -> None:
+        stop.wait(seconds)
+
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_when_event_set(stop),
+        wait=tenacity.wait_exponential(multiplier=backoff_s, max=max_backoff_s),
+        sleep=pause,
+        retry=tenacity.retry_if_exception_type(DeliveryFailed),
+        reraise=True,
+    )
+
+
+def post_json(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool | None) -> int:
+    """POST the JSON `body`; the receiver's status code (its answer is never read further). A URL an API
+    caller gave is checked and its address pinned first (UnsafeTarget when refused) under
+    `allow_private`; the operator's own URL (`allow_private=None`) is trusted, proxies included."""
+    headers = {"Content-Type": "application/json", **headers}
+    extensions: dict[str, Any] = {}
+    if allow_private is not None:
+        target = resolve_target(url, allow_private=allow_private)
+        url, extensions = target.connect_url, {"sni_hostname": target.host}
+        headers["Host"] = target.host_header
+    with (
+        httpx.Client(timeout=10.0, follow_redirects=False, trust_env=allow_private is None) as client,
+        client.stream("POST", url, content=body, headers=headers, extensions=extensions) as response,
+    ):
+        return response.status_code
+
+
 def sign_webhook(secret: str, body: bytes, timestamp: int | None = None) -> str:
     """The `Keystone-Signature` header value for `body`."""
     t = int(time.time()) if timestamp is None else timestamp
@@ -80,8 +115,9 @@ class _Delivery:
     trusted and unlogged."""
 
 
-class _Failed(Exception):
-    """An attempt the receiver did not accept (a non-2xx answer, no answer, or a refused address)."""
+class DeliveryFailed(Exception):
+    """An attempt the receiver did not accept (a non-2xx answer, no answer, or a refused address): what
+    `delivery_attempts` retries."""
 
 
 class _Unsubscribed(Exception):
@@ -155,18 +191,12 @@ class WebhookSender:
         return deliveries
 
     def _deliver(self, delivery: _Delivery) -> None:
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self._attempts) | tenacity.stop_when_event_set(self._stop),
-            wait=tenacity.wait_exponential(multiplier=self._backoff_s, max=self._max_backoff_s),
-            sleep=self._pause,
-            retry=tenacity.retry_if_exception_type(_Failed),
-            reraise=True,
-        )
+        retrying = delivery_attempts(self._attempts, self._backoff_s, self._max_backoff_s, self._stop)
         try:
             for attempt in retrying:
                 with attempt:
                     self._attempt(delivery, attempt.retry_state.attempt_number)
-        except _Failed as exc:
+        except DeliveryFailed as exc:
             log.warning("webhook %s to %s failed after retries: %s", delivery.event_type, delivery.url, exc)
             self._record(delivery, "failed")
         except _Unsubscribed:
@@ -179,36 +209,27 @@ class WebhookSender:
             error = str(exc) or type(exc).__name__
             if not self._record(delivery, "pending", attempts=number, status_code=None, error=error):
                 raise _Unsubscribed() from exc
-            raise _Failed(error) from exc
+            raise DeliveryFailed(error) from exc
         if not 200 <= status < 300:
             if not self._record(
                 delivery, "pending", attempts=number, status_code=status, error=f"answered {status}"
             ):
                 raise _Unsubscribed()
-            raise _Failed(f"the receiver answered {status}")
+            raise DeliveryFailed(f"the receiver answered {status}")
         self._record(delivery, "delivered", attempts=number, status_code=status, error=None)
 
     def _post(self, delivery: _Delivery) -> int:
         """POST the body; the receiver's status code. A subscription's URL is checked and its address
         pinned first; the response body is never read."""
         headers = {
-            "Content-Type": "application/json",
             EVENT_HEADER: delivery.event_type,
             EVENT_ID_HEADER: delivery.event_id,
             SIGNATURE_HEADER: sign_webhook(delivery.secret, delivery.body),
         }
-        url, extensions, trusted = delivery.url, {}, delivery.log is None
-        if delivery.log is not None:
-            target = resolve_target(delivery.url, allow_private=self._allow_private)
-            url, extensions = target.connect_url, {"sni_hostname": target.host}
-            headers |= {"Host": target.host_header, DELIVERY_HEADER: delivery.log.id}
-        with (
-            httpx.Client(timeout=10.0, follow_redirects=False, trust_env=trusted) as client,
-            client.stream(
-                "POST", url, content=delivery.body, headers=headers, extensions=extensions
-            ) as response,
-        ):
-            return response.status_code
+        if delivery.log is None:
+            return post_json(delivery.url, delivery.body, headers, allow_private=None)
+        headers[DELIVERY_HEADER] = delivery.log.id
+        return post_json(delivery.url, delivery.body, headers, allow_private=self._allow_private)
 
     def _record(self, delivery: _Delivery, state: DeliveryState, **outcome: Any) -> bool:
         """Log the attempt in the subscription's deliveries (nothing for the operator's URL); False when
@@ -217,10 +238,6 @@ class WebhookSender:
             return True
         delivery.log = replace(delivery.log, state=state, updated_at=datetime.now(UTC), **outcome)
         return self._store.put_webhook_delivery(delivery.log, keep=KEPT_DELIVERIES)
-
-    def _pause(self, seconds: float) -> None:
-        """Backoff that ends early when the server stops."""
-        self._stop.wait(seconds)
 
     def close(self) -> None:
         """Every queued delivery makes its attempt; none waits to retry any more."""
