@@ -274,3 +274,12 @@ def test_a_project_holds_a_bounded_number_of_rules(api: Api, monkeypatch: pytest
         "webhook_url": "http://93.184.215.14/",
     }
     assert [api.client.post("/v1/alerts", json=body).status_code for _ in range(3)] == [201, 201, 400]
+
+
+def test_an_experiment_completing_while_the_alerts_stop_still_completes(api: Api) -> None:
+    _rule(api.client, condition="pass_rate < 0.8", webhook_url="http://93.184.215.14/hook")
+    api.context.alerts.close()
+
+    _complete(api, "exp_late", pass_rate=0.0)
+
+    assert api.context.store.get_experiment("exp_late").status == "completed"

@@ -127,10 +127,14 @@ class AlertNotifier:
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="keystone-alerts")
 
     def experiment_finished(self, record: ExperimentRecord) -> None:
-        """Evaluate the project's rules in the background; returns at once. Only a completed experiment
-        with results is evaluated."""
-        if record.status == "completed" and record.results is not None and not self._stop.is_set():
+        """Evaluate the project's rules in the background; returns at once and never raises. Only a
+        completed experiment with results is evaluated, and none once the notifier is closed."""
+        if record.status != "completed" or record.results is None:
+            return
+        try:
             self._executor.submit(self._evaluate, record)
+        except RuntimeError:
+            log.warning("alert rules not evaluated for %s: the server is stopping", record.id)
 
     def _evaluate(self, record: ExperimentRecord) -> None:
         try:
