@@ -8,6 +8,7 @@ import contextlib
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,7 +86,9 @@ def test_the_readme_snippet_prints_what_its_comments_say(
     monkeypatch.setenv("KEYSTONE_BASE_URL", socket_server.base_url)
     monkeypatch.setenv("KEYSTONE_API_KEY", socket_server.key)
     printed = io.StringIO()
+    scope: dict[str, Any] = {}
     with contextlib.redirect_stdout(printed):
-        exec(compile(snippet, str(README), "exec"), {})
+        exec(compile(snippet, str(README), "exec"), scope)
+    scope["ks"].close()
     assert [line.rstrip() for line in printed.getvalue().splitlines()] == expected
     assert re.search(r"ks\.prompts\.create\(", snippet)

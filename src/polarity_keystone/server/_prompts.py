@@ -57,8 +57,11 @@ RENDER_TOO_LARGE_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _json_size(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False).encode())
+def _json_at_most(value: dict[str, Any], limit: int, what: str) -> dict[str, Any]:
+    """`value`, unless its JSON passes `limit` bytes (ValueError: a 400 naming the field)."""
+    if len(json.dumps(value, ensure_ascii=False).encode()) > limit:
+        raise ValueError(f"{what} may be at most {limit} bytes of JSON")
+    return value
 
 
 class PromptCreate(_Request):
@@ -83,9 +86,7 @@ class PromptCreate(_Request):
     @field_validator("metadata")
     @classmethod
     def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if _json_size(value) > MAX_METADATA_BYTES:
-            raise ValueError(f"metadata may be at most {MAX_METADATA_BYTES} bytes of JSON")
-        return value
+        return _json_at_most(value, MAX_METADATA_BYTES, "metadata")
 
 
 class PromptOut(_Response):
@@ -107,9 +108,7 @@ class PromptRenderRequest(_Request):
     @field_validator("variables")
     @classmethod
     def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if _json_size(value) > MAX_RENDER_VARIABLES_BYTES:
-            raise ValueError(f"variables may be at most {MAX_RENDER_VARIABLES_BYTES} bytes of JSON")
-        return value
+        return _json_at_most(value, MAX_RENDER_VARIABLES_BYTES, "variables")
 
 
 class PromptRendered(_Response):
