@@ -86,6 +86,10 @@ def event_page(
             return Page(kept, position)
 
 
+def events_envelope(page: Page[TraceEventRecord]) -> ExportPage:
+    return envelope([listed_event(record) for record in page.items], page.next_cursor)
+
+
 def listed_event(record: TraceEventRecord) -> dict[str, Any]:
     """The event as sent, with where it was filed and when it arrived."""
     return {

@@ -18,7 +18,7 @@ from ..scoring import normalise_event
 from ..store import ExperimentRecord, NotFound, TraceEventRecord
 from ._context import ServerContext
 from ._deps import Authenticated, Context, LiveKey, Principal
-from ._export_pages import ExportPage, envelope, event_page, listed_event
+from ._export_pages import ExportPage, envelope, event_page, events_envelope, listed_event
 from ._models import error_responses
 from ._paging import Paging
 from ._results import results_so_far
@@ -118,7 +118,7 @@ def list_events(
         tool=tool,
         since=since,
     )
-    return envelope([listed_event(record) for record in page.items], page.next_cursor)
+    return events_envelope(page)
 
 
 @router.get(
@@ -181,7 +181,7 @@ def list_spans(
         event_type=event_type,
         tool=tool,
     )
-    return envelope([listed_event(record) for record in page.items], page.next_cursor)
+    return events_envelope(page)
 
 
 def _results(context: ServerContext, record: ExperimentRecord) -> dict[str, Any]:
