@@ -30,7 +30,7 @@ from typing import Any, Literal
 import httpx
 
 from ..store import AlertFiringRecord, AlertRuleRecord, ExperimentRecord, Store
-from ._alert_conditions import Condition, parse_condition, parse_window, window_value
+from ._alert_conditions import Condition, Window, parse_condition, parse_window, window_value
 from ._webhook_targets import UnsafeTarget
 from ._webhooks import (
     DELIVERY_HEADER,
@@ -141,34 +141,34 @@ class AlertNotifier:
             rules = self._store.list_alert_rules(
                 record.project_id, cursor=None, limit=MAX_ALERT_RULES_PER_PROJECT
             ).items
+            windows = {
+                rule.id: parse_window(rule.eval_window)
+                for rule in rules
+                if rule.eval_id in (None, record.spec_id)
+            }
+            if not windows:
+                return
+            earlier = self._earlier(record, max(window.runs or WINDOW_SCAN for window in windows.values()))
             for rule in rules:
-                if rule.eval_id in (None, record.spec_id):
-                    self._check(rule, record)
+                if rule.id in windows:
+                    self._check(rule, record, _within(windows[rule.id], record, earlier))
         except Exception:
             log.exception("alert rules after experiment %s: evaluation failed", record.id)
 
-    def _check(self, rule: AlertRuleRecord, record: ExperimentRecord) -> None:
-        condition = parse_condition(rule.condition)
-        experiments = self._window(rule, record)
-        values = [float(e.results["metrics"].get(condition.metric, 0.0)) for e in experiments if e.results]
-        value = window_value(condition.metric, values)
-        if condition.holds(value):
-            self._fire(rule, record, _reason(condition, value, rule.eval_window, len(values)))
-
-    def _window(self, rule: AlertRuleRecord, record: ExperimentRecord) -> list[ExperimentRecord]:
-        """The spec's completed experiments the rule's window covers, the one just completed among them."""
-        window = parse_window(rule.eval_window)
-        scan = window.runs or WINDOW_SCAN
+    def _earlier(self, record: ExperimentRecord, scan: int) -> list[ExperimentRecord]:
+        """The spec's other completed experiments among its `scan` latest, newest first: read once for
+        every rule."""
         recent = self._store.list_experiments(
             record.project_id, cursor=None, limit=scan, spec_id=record.spec_id, status="completed"
         ).items
-        others = [e for e in recent if e.id != record.id and e.results is not None]
-        if window.period is not None:
-            since = (record.finished_at or datetime.now(UTC)) - window.period
-            others = [e for e in others if e.finished_at is not None and e.finished_at >= since]
-        else:
-            others = others[: scan - 1]
-        return [record, *others]
+        return [e for e in recent if e.id != record.id and e.results is not None]
+
+    def _check(self, rule: AlertRuleRecord, record: ExperimentRecord, window: list[ExperimentRecord]) -> None:
+        condition = parse_condition(rule.condition)
+        values = [float(e.results["metrics"].get(condition.metric, 0.0)) for e in window if e.results]
+        value = window_value(condition.metric, values)
+        if condition.holds(value):
+            self._fire(rule, record, _reason(condition, value, rule.eval_window, len(values)))
 
     def _fire(self, rule: AlertRuleRecord, record: ExperimentRecord, reason: str) -> None:
         now = datetime.now(UTC)
@@ -253,6 +253,17 @@ class AlertNotifier:
         """Queued evaluations run and every delivery makes its attempt; none waits to retry any more."""
         self._stop.set()
         self._executor.shutdown(wait=True)
+
+
+def _within(
+    window: Window, record: ExperimentRecord, earlier: list[ExperimentRecord]
+) -> list[ExperimentRecord]:
+    """The experiments the window covers: the one just completed and those of `earlier` (newest first)
+    among its last runs, or finished within its period."""
+    if window.period is None:
+        return [record, *earlier[: (window.runs or 1) - 1]]
+    since = (record.finished_at or datetime.now(UTC)) - window.period
+    return [record, *(e for e in earlier if e.finished_at is not None and e.finished_at >= since)]
 
 
 def _reason(condition: Condition, value: float, window: str, experiments: int) -> str:
