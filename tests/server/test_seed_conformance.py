@@ -5,11 +5,11 @@ implements, and checks the shapes they show: field names, types, a list where th
 It is plain httpx: no import of this project's SDK or models, so the server cannot pass by agreeing with
 itself. The server is a real one on a socket; the Docker test boots real sandboxes.
 
-Not yet (routes of those documents this server does not implement, so not tested here): alerts
-(`/v1/alerts`), an agent's traces (`/v1/agents/:name/traces`), datasets, scoring rules
-and offline scores (`/v1/score-rules`, `/v1/experiments/:id/score|scores`), export (`/v1/traces...`,
-`/v1/spans`, `/v1/scenarios`, `/v1/scores`, `/v1/experiments/:id/export`), agent-mode tracing
-(`POST /v1/traces`), OTLP ingest (`/otel/v1/traces`) and eval history (`/v1/evals/:id/history`).
+Not yet (routes of those documents this server does not implement, so not tested here): an agent's
+traces (`/v1/agents/:name/traces`), scoring rules and offline scores (`/v1/score-rules`,
+`/v1/experiments/:id/score|scores`, `/v1/scores`) and eval history (`/v1/evals/:id/history`). Alerts,
+datasets, prompts and export have tests of their own (tests/server/test_server_{alerts,datasets,prompts,
+export}.py, and through the SDK in tests/sdk/).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from ._events import EventBus
 from ._known_keys import KnownKeys
 from ._project_blobs import ProjectBlobs
 from ._ratelimit import RateLimiter
+from ._results import results_so_far
 from ._results_cache import EncodedResults
 from ._runner import ExperimentRunner
 from ._sandbox_manager import SandboxManager
@@ -129,6 +130,12 @@ class ServerContext:
         if record.project_id != project_id:
             raise NotFound(f"no experiment {experiment_id!r}")
         return record
+
+    def results(self, record: ExperimentRecord) -> dict[str, Any]:
+        """The experiment's RunResults JSON: the final one once stored, else built from its replicas so far
+        (see `results_so_far`)."""
+        replicas = [] if record.results is not None else self.store.replicas(record.id)
+        return results_so_far(record, replicas)
 
     def sandbox(self, project_id: str, sandbox_id: str) -> SandboxRecord:
         """The sandbox, if it belongs to the project (NotFound otherwise, as for `experiment`)."""

@@ -30,7 +30,7 @@ from ._models import (
 )
 from ._paging import LIST_RESPONSES, Paging
 from ._planning import Plan, record_experiment
-from ._results import compare, experiment_metrics, results_so_far
+from ._results import compare, experiment_metrics
 from ._results_cache import json_object, results_key
 from ._runner import TERMINAL
 
@@ -110,11 +110,6 @@ def list_experiments(
     return pager.answer(page, experiment_out)
 
 
-def _results(context: ServerContext, record: ExperimentRecord) -> dict[str, Any]:
-    replicas = [] if record.results is not None else context.store.replicas(record.id)
-    return results_so_far(record, replicas)
-
-
 @router.get(
     "/v1/experiments/{experiment_id}",
     response_model=ExperimentResults,
@@ -139,9 +134,7 @@ def _read_document(context: ServerContext, project_id: str, experiment_id: str) 
     if results is None:
         record = context.experiment(project_id, experiment_id)
         finished = record.status in TERMINAL and record.results is not None
-        results = _members(
-            {key: value for key, value in _results(context, record).items() if key not in HEAD}
-        )
+        results = _members({key: value for key, value in context.results(record).items() if key not in HEAD})
         if finished:
             context.encoded_results.put(results_key(record), results)
     head = _members(experiment_head(record))
@@ -167,7 +160,7 @@ def _members(document: dict[str, Any]) -> bytes:
 
 def experiment_document(context: ServerContext, record: ExperimentRecord) -> dict[str, Any]:
     """The experiment as `GET /v1/experiments/{id}` answers it (and `experiment.completed` sends it)."""
-    return {**_results(context, record), **experiment_head(record)}
+    return {**context.results(record), **experiment_head(record)}
 
 
 @router.post(
@@ -207,7 +200,7 @@ def _finished_results(context: ServerContext, project_id: str, experiment_id: st
     record = context.experiment(project_id, experiment_id)
     if record.status not in TERMINAL:
         raise WrongState(f"experiment {experiment_id} is {record.status}; compare needs finished experiments")
-    return RunResults.model_validate(_results(context, record))
+    return RunResults.model_validate(context.results(record))
 
 
 @router.post(
@@ -264,7 +257,7 @@ async def stream_experiment(
 )
 def metrics(experiment_id: str, context: Context, caller: LiveKey) -> dict[str, Any]:
     record = context.experiment(caller.project_id, experiment_id)
-    results = RunResults.model_validate(_results(context, record))
+    results = RunResults.model_validate(context.results(record))
     events = [
         event
         for scenario in results.scenarios

@@ -21,7 +21,6 @@ from ._deps import Authenticated, Context, LiveKey, Principal
 from ._export_pages import ExportPage, envelope, event_page, events_envelope, listed_event
 from ._models import error_responses
 from ._paging import Paging
-from ._results import results_so_far
 from ._routes_experiments import experiment_out
 from ._routes_traces import filing_sandbox
 
@@ -184,11 +183,6 @@ def list_spans(
     return events_envelope(page)
 
 
-def _results(context: ServerContext, record: ExperimentRecord) -> dict[str, Any]:
-    replicas = [] if record.results is not None else context.store.replicas(record.id)
-    return results_so_far(record, replicas)
-
-
 @router.get(
     "/v1/scenarios",
     response_model=ExportPage,
@@ -208,7 +202,7 @@ def list_scenarios(
     scenarios = sorted(
         (
             scenario
-            for scenario in _results(context, record).get("scenarios", [])
+            for scenario in context.results(record).get("scenarios", [])
             if wanted in (None, scenario.get("status")) and scenario_id in (None, scenario.get("scenario_id"))
         ),
         key=lambda scenario: str(scenario.get("scenario_id")),
@@ -225,7 +219,7 @@ iterator of the objects of an array)."""
 def _bundle(context: ServerContext, project_id: str, record: ExperimentRecord) -> Iterator[Section]:
     """The experiment, its results without their scenarios, each scenario without its replicas, each
     replica, then each trace event of its replicas' sandboxes, read from the store a batch at a time."""
-    results = _results(context, record)
+    results = context.results(record)
     scenarios = results.get("scenarios", [])
     yield "experiment", "experiment", experiment_out(record).model_dump(mode="json")
     yield "results", "results", {key: value for key, value in results.items() if key != "scenarios"}
