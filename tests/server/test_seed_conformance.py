@@ -6,10 +6,9 @@ It is plain httpx: no import of this project's SDK or models, so the server cann
 itself. The server is a real one on a socket; the Docker test boots real sandboxes.
 
 Not yet (routes of those documents this server does not implement, so not tested here): an agent's
-traces (`/v1/agents/:name/traces`), scoring rules and offline scores (`/v1/score-rules`,
-`/v1/experiments/:id/score|scores`, `/v1/scores`) and eval history (`/v1/evals/:id/history`). Alerts,
-datasets, prompts and export have tests of their own (tests/server/test_server_{alerts,datasets,prompts,
-export}.py, and through the SDK in tests/sdk/).
+traces (`/v1/agents/:name/traces`) and eval history (`/v1/evals/:id/history`). Alerts, datasets,
+prompts, export and scoring have tests of their own (tests/server/test_server_{alerts,datasets,prompts,
+export,scoring}.py, and through the SDK in tests/sdk/).
 """
 
 from __future__ import annotations

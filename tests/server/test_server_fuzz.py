@@ -52,6 +52,8 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         "notify": "webhook",
         "webhook_url": "http://93.184.215.14/hook",
     },
+    "/v1/score-rules": {"name": "n", "type": "regex", "config": {"pattern": "done|finished"}},
+    "/v1/experiments/{experiment_id}/score": {"rule_ids": [MISSING]},
     "/v1/datasets": {"name": "fuzzed", "description": "d"},
     "/v1/datasets/{dataset_id}/records": {
         "records": [{"input": {"id": "a"}, "expected": {"ok": True}, "tags": ["t"], "metadata": {}}]

@@ -70,6 +70,8 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
     assert webhook.status_code == 201, webhook.text
     alert = a.post("/v1/alerts", json=TEMPLATES["/v1/alerts"])
     assert alert.status_code == 201, alert.text
+    score_rule = a.post("/v1/score-rules", json=TEMPLATES["/v1/score-rules"])
+    assert score_rule.status_code == 201, score_rule.text
     dataset = a.post("/v1/datasets", json=TEMPLATES["/v1/datasets"])
     assert dataset.status_code == 201, dataset.text
     prompt = a.post("/v1/prompts", json={**TEMPLATES["/v1/prompts"], "slug": "a-prompt", "tag": "stable"})
@@ -101,6 +103,7 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
         "prompt_id": prompt.json()["id"],
         "slug": "a-prompt",
         "alert_id": alert.json()["id"],
+        "rule_id": score_rule.json()["id"],
         "snapshot_id": agent.json()["id"],
         "name": "a-agent",
         "tag": "stable",

@@ -21,7 +21,7 @@ from ._checks import (
 from ._composite import Verdict, score_run
 from ._forbidden import RunRecord, check_forbidden, supported_rules
 from ._http_mock import json_subset
-from ._llm_judge import parse_verdict
+from ._llm_judge import judge, parse_verdict
 from ._prefetch import Prefetched
 from ._s3 import _s3_object as _s3_object  # registers `s3_object`
 
@@ -38,6 +38,7 @@ __all__ = [
     "first_fetch",
     "is_tool_call",
     "json_subset",
+    "judge",
     "leading_sql_services",
     "merge_events",
     "normalise_event",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ..services import http_mock
@@ -36,6 +37,14 @@ SYSTEM = (
 
 @register("llm_as_judge")
 def _llm_as_judge(check: LlmAsJudgeCheck, ctx: CheckContext) -> Outcome:
+    return judge(check, lambda: _read_input(check, ctx), ctx.redact)
+
+
+def judge(
+    check: LlmAsJudgeCheck, read_input: Callable[[], str | Outcome], redact: Callable[[str], str]
+) -> Outcome:
+    """The judge's verdict on the text `read_input` gives (an Outcome when there is none to judge),
+    redacted and capped; skipped, without reading the input, when the provider has no key."""
     config = client.configure(check.model, check.provider)
     if isinstance(config, client.MissingKey):
         return Outcome(
@@ -45,10 +54,10 @@ def _llm_as_judge(check: LlmAsJudgeCheck, ctx: CheckContext) -> Outcome:
             {"model": config.model, "provider": config.provider},
             skipped=True,
         )
-    raw = _read_input(check, ctx)
+    raw = read_input()
     if isinstance(raw, Outcome):
         return raw
-    text = _cap(ctx.redact(raw), INPUT_CAP)
+    text = _cap(redact(raw), INPUT_CAP)
     system, prompt = build_prompt(check, text)
     evidence: dict[str, Any] = {
         "model": config.model,

@@ -69,6 +69,7 @@ from ._models import (
 from ._otel import flush_otel, register_otel_flush
 from ._prompts import Prompt, PromptService
 from ._sandboxes import SandboxService
+from ._scoring import RuleScore, ScoreRule, ScoringAccepted, ScoringService
 from ._secrets import collect_declared_secrets_from_file
 from ._specs import SpecService
 from ._sse import StreamEvent
@@ -115,6 +116,7 @@ __all__ = [
     "PromptService",
     "RateLimitError",
     "Reproducer",
+    "RuleScore",
     "RunMetrics",
     "RunResults",
     "Sandbox",
@@ -122,6 +124,9 @@ __all__ = [
     "SandboxTrace",
     "ScenarioComparison",
     "ScenarioResult",
+    "ScoreRule",
+    "ScoringAccepted",
+    "ScoringService",
     "ServiceInfo",
     "ServiceUnavailableError",
     "Span",

@@ -23,6 +23,7 @@ from ._otel import set_otel_tracer
 from ._prompts import PromptService
 from ._retry import RetryPolicy
 from ._sandboxes import SandboxService
+from ._scoring import ScoringService
 from ._specs import SpecService
 from ._tracing import Tracer, reset_tracing, set_tracer
 from ._webhooks import WebhookService
@@ -65,6 +66,7 @@ class Keystone:
         self.export = ExportService(self._http)
         self.datasets = DatasetService(self._http)
         self.prompts = PromptService(self._http)
+        self.scoring = ScoringService(self._http)
         self._on_close: list[Callable[[], None]] = []
 
     @classmethod

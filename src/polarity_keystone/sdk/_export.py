@@ -1,4 +1,4 @@
-"""`ks.export`: a project's trace events, spans and scenario results as iterators that fetch each page
+"""`ks.export`: a project's trace events, spans, scenario results and scores as iterators that fetch each page
 when the one before is used up, one trace, and an experiment's whole bundle (JSON, or NDJSON lines
 streamed). Events come as the agent sent them (plus `sandbox_id`, `trace_id`, `received_at`): an
 export adds nothing they did not say."""
@@ -80,6 +80,13 @@ class ExportService:
         params = {"experiment_id": experiment_id, "status": status, "scenario_id": scenario_id}
         items = self._http.iter_items("/v1/scenarios", params={**params, "limit": page_size})
         return (ScenarioResult.from_dict(item) for item in items)
+
+    def scores(
+        self, *, experiment_id: str, rule_id: str | None = None, page_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The experiment's scores given by score rules (`ks.scoring`), oldest first."""
+        params = {"experiment_id": experiment_id, "rule_id": rule_id, "limit": page_size}
+        return self._http.iter_items("/v1/scores", params=params)
 
     def trace(self, trace_id: str) -> dict[str, Any]:
         """`{trace_id, events, count, truncated}`: every event filed under the trace id, oldest first

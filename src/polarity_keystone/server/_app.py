@@ -33,6 +33,7 @@ from ._routes_otlp import router as otlp
 from ._routes_prompts import router as prompts
 from ._routes_runs import router as runs
 from ._routes_sandboxes import router as sandboxes
+from ._routes_scoring import router as scoring
 from ._routes_specs import router as specs
 from ._routes_traces import router as traces
 from ._routes_webhooks import completion_body
@@ -152,6 +153,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         alerts,
         datasets,
         prompts,
+        scoring,
         traces,
         export,
         otlp,

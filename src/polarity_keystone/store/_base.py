@@ -223,6 +223,38 @@ class AlertFiringRecord:
 
 
 @dataclass(frozen=True)
+class ScoreRuleRecord:
+    """A project's score rule: how an experiment's replicas are scored when it is (re-)scored offline.
+    `options` is the rule type's configuration (`{text}`, `{pattern}`, `{criteria|rubric, model}`)."""
+
+    id: str
+    project_id: str
+    name: str
+    type: Literal["contains", "regex", "llm_as_judge"]
+    options: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    """One rule's score of one replica of an experiment; `state` skipped: the rule could not be
+    evaluated (no judge configured), never passed."""
+
+    id: str
+    project_id: str
+    experiment_id: str
+    rule_id: str
+    trace_id: str
+    """The replica's sandbox id, under which its trace events are filed."""
+    scenario_id: str
+    replica: int
+    score: float | None
+    state: Literal["passed", "failed", "skipped"]
+    message: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class WebhookDeliveryRecord:
     """One event sent (or being sent) to one subscription: the last attempt's outcome."""
 
@@ -603,6 +635,34 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def alert_firings(self, rule_id: str) -> list[AlertFiringRecord]:
         """Oldest first."""
+
+    # -- score rules and the scores they gave
+    @abc.abstractmethod
+    def add_score_rule(self, record: ScoreRuleRecord, *, max_per_project: int) -> None:
+        """Conflict when the project already has `max_per_project` rules."""
+
+    @abc.abstractmethod
+    def get_score_rule(self, project_id: str, rule_id: str) -> ScoreRuleRecord:
+        """NotFound when absent or another project's."""
+
+    @abc.abstractmethod
+    def list_score_rules(self, project_id: str, *, cursor: str | None, limit: int) -> Page[ScoreRuleRecord]:
+        """Oldest first (by created_at, then id)."""
+
+    @abc.abstractmethod
+    def delete_score_rule(self, project_id: str, rule_id: str) -> None:
+        """Also drops its scores; NotFound when absent or another project's."""
+
+    @abc.abstractmethod
+    def replace_scores(self, rule: ScoreRuleRecord, experiment_id: str, scores: list[ScoreRecord]) -> bool:
+        """The rule's scores of the experiment become `scores` (earlier ones are dropped). False, storing
+        nothing, when the rule was deleted meanwhile."""
+
+    @abc.abstractmethod
+    def list_scores(
+        self, project_id: str, experiment_id: str, *, rule_id: str | None, cursor: str | None, limit: int
+    ) -> Page[ScoreRecord]:
+        """The experiment's scores (of one rule, when given), oldest first (by created_at, then id)."""
 
     # -- datasets and their versioned entries (every method reads and writes only the given project's)
     @abc.abstractmethod

@@ -353,6 +353,36 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX alert_firings_rule ON alert_firings (rule_id, created_at, id)",
         ),
     ),
+    Migration(
+        11,
+        "score rules of a project, and each rule's scores of each replica of the experiments it scored",
+        (
+            """CREATE TABLE score_rules (
+                id TEXT PRIMARY KEY,
+                project_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                type TEXT NOT NULL,
+                options {json} NOT NULL,
+                created_at {timestamp} NOT NULL
+            )""",
+            "CREATE INDEX score_rules_project ON score_rules (project_id, created_at, id)",
+            """CREATE TABLE scores (
+                id TEXT PRIMARY KEY,
+                project_id TEXT NOT NULL,
+                experiment_id TEXT NOT NULL,
+                rule_id TEXT NOT NULL,
+                trace_id TEXT NOT NULL,
+                scenario_id TEXT NOT NULL,
+                replica INTEGER NOT NULL,
+                score DOUBLE PRECISION,
+                state TEXT NOT NULL,
+                message TEXT NOT NULL,
+                created_at {timestamp} NOT NULL
+            )""",
+            "CREATE INDEX scores_experiment ON scores (project_id, experiment_id, created_at, id)",
+            "CREATE INDEX scores_rule ON scores (rule_id, experiment_id)",
+        ),
+    ),
 )
 
 

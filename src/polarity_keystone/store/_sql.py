@@ -16,7 +16,7 @@ import hashlib
 import itertools
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
@@ -42,6 +42,8 @@ from ._base import (
     PromptRecord,
     ReplicaRecord,
     SandboxRecord,
+    ScoreRecord,
+    ScoreRuleRecord,
     SpecRecord,
     Store,
     TraceEventIndex,
@@ -160,10 +162,21 @@ class SqlStore(Store, Generic[C]):
         return True
 
     def _oldest_first(
-        self, kind: type[R], table: str, project_id: str, cursor: str | None, limit: int
+        self,
+        kind: type[R],
+        table: str,
+        project_id: str,
+        cursor: str | None,
+        limit: int,
+        filters: Mapping[str, str | None] | None = None,
     ) -> Page[R]:
-        """A page of the project's rows of `table` (records of `kind`), by created_at, then id."""
+        """A page of the project's rows of `table` (records of `kind`), by created_at, then id; `filters`
+        are columns and the values they must hold (a None value filters nothing)."""
         where, params = ["project_id = ?"], [project_id]
+        for column, value in (filters or {}).items():
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
         if cursor is not None:
             where.append("(created_at, id) > (?, ?)")
             params.extend(decode_cursor(cursor, table, 2))
@@ -816,6 +829,47 @@ class SqlStore(Store, Generic[C]):
                 "SELECT * FROM alert_firings WHERE rule_id = ? ORDER BY created_at, id", (rule_id,)
             )
         return [from_row(AlertFiringRecord, row) for row in rows]
+
+    # -- score rules and the scores they gave
+    def add_score_rule(self, record: ScoreRuleRecord, *, max_per_project: int) -> None:
+        self._add_capped("score_rules", record, record.project_id, max_per_project, "score rules")
+
+    def get_score_rule(self, project_id: str, rule_id: str) -> ScoreRuleRecord:
+        with self._read() as session:
+            row = session.one(
+                "SELECT * FROM score_rules WHERE id = ? AND project_id = ?", (rule_id, project_id)
+            )
+        if row is None:
+            raise NotFound(f"no score rule {rule_id!r}")
+        return from_row(ScoreRuleRecord, row)
+
+    def list_score_rules(self, project_id: str, *, cursor: str | None, limit: int) -> Page[ScoreRuleRecord]:
+        return self._oldest_first(ScoreRuleRecord, "score_rules", project_id, cursor, limit)
+
+    def delete_score_rule(self, project_id: str, rule_id: str) -> None:
+        with self._write() as session:
+            if not session.run(
+                "DELETE FROM score_rules WHERE id = ? AND project_id = ?", (rule_id, project_id)
+            ):
+                raise NotFound(f"no score rule {rule_id!r}")
+            session.run("DELETE FROM scores WHERE rule_id = ?", (rule_id,))
+
+    def replace_scores(self, rule: ScoreRuleRecord, experiment_id: str, scores: list[ScoreRecord]) -> bool:
+        with self._write() as session:
+            if session.one("SELECT id FROM score_rules WHERE id = ?", (rule.id,)) is None:
+                return False
+            session.run(
+                "DELETE FROM scores WHERE rule_id = ? AND experiment_id = ?", (rule.id, experiment_id)
+            )
+            for score in scores:
+                session.run(*insert_sql("scores", to_row(score)))
+        return True
+
+    def list_scores(
+        self, project_id: str, experiment_id: str, *, rule_id: str | None, cursor: str | None, limit: int
+    ) -> Page[ScoreRecord]:
+        filters = {"experiment_id": experiment_id, "rule_id": rule_id}
+        return self._oldest_first(ScoreRecord, "scores", project_id, cursor, limit, filters)
 
     # -- datasets and their versioned entries
     def add_dataset(self, record: DatasetRecord, *, max_per_project: int) -> None:
