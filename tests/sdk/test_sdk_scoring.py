@@ -4,22 +4,15 @@ errors, and the README's snippet."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from polarity_keystone import BadRequestError, NotFoundError
-from polarity_keystone.scoring import _judge_client as judge_client
 from polarity_keystone.sdk import RuleScore
 from polarity_keystone.types import ScoreRule
-from tests.scoring.test_llm_judge import ENV_VARS, FakeModel
+from tests.scoring.test_llm_judge import ENV_VARS
+from tests.sdk.readme_snippets import run_readme_snippet
 from tests.sdk.sdk_servers import KeystoneServer
-from tests.server.test_server_scoring import stored_experiment
-
-README = Path(__file__).parents[2] / "README.md"
+from tests.server.test_server_scoring import configured_judge, stored_experiment
 
 
 @pytest.fixture
@@ -55,13 +48,7 @@ def test_the_seed_calls_work_against_a_served_server(socket_server: KeystoneServ
 def test_score_experiment_waits_for_the_judge_rules_scores(
     socket_server: KeystoneServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model = FakeModel()
-    try:
-        for name in ENV_VARS:
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("KEYSTONE_JUDGE_BASE_URL", model.url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-judge")
-        monkeypatch.setattr(judge_client, "BACKOFF", 0.01)
+    with configured_judge(monkeypatch) as model:
         model.answer('{"score": 0.8, "reasoning": "r"}', '{"score": 0.1}', '{"score": 0.9}')
         stored_experiment(socket_server.store, "exp-old")
         ks = socket_server.client()
@@ -74,8 +61,6 @@ def test_score_experiment_waits_for_the_judge_rules_scores(
             (0.1, False),
             (0.9, True),
         ]
-    finally:
-        model.close()
 
 
 def test_refusals_raise_the_sdks_errors(socket_server: KeystoneServer) -> None:
@@ -93,13 +78,6 @@ def test_the_readme_snippet_prints_what_its_comments_say(
     socket_server: KeystoneServer, monkeypatch: pytest.MonkeyPatch, no_judge: None
 ) -> None:
     stored_experiment(socket_server.store, "exp-old")
-    snippet = README.read_text().split("## Scoring\n", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
-    expected = [line.rsplit("  # ", 1)[1] for line in snippet.splitlines() if line.startswith("print(")]
-    monkeypatch.setenv("KEYSTONE_BASE_URL", socket_server.base_url)
-    monkeypatch.setenv("KEYSTONE_API_KEY", socket_server.key)
-    printed, names = io.StringIO(), dict[str, Any]()
-    with contextlib.redirect_stdout(printed):
-        exec(compile(snippet, str(README), "exec"), names)
-    names["ks"].close()
-    assert printed.getvalue().splitlines() == expected
+    printed, expected = run_readme_snippet("Scoring", socket_server, monkeypatch)
+    assert printed == expected
     assert socket_server.client().scoring.list_rules() == []

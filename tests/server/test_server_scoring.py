@@ -5,7 +5,8 @@ model server otherwise, the bounds, and projects kept apart."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,20 +35,35 @@ def no_judge(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def judge(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeModel]:
+@contextmanager
+def configured_judge(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeModel]:
+    """A fake OpenAI-compatible model server on a real socket, configured as the server's judge."""
     model = FakeModel()
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KEYSTONE_JUDGE_BASE_URL", model.url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-judge")
     monkeypatch.setattr(judge_client, "BACKOFF", 0.01)
-    yield model
-    model.close()
+    try:
+        yield model
+    finally:
+        model.close()
 
 
-def stored_experiment(store: Store, experiment_id: str, project_id: str = DEFAULT_PROJECT) -> None:
-    """A completed experiment with OUTPUTS as its replicas' agent output, stored as the runner would."""
+@pytest.fixture
+def judge(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeModel]:
+    with configured_judge(monkeypatch) as model:
+        yield model
+
+
+def stored_experiment(
+    store: Store,
+    experiment_id: str,
+    project_id: str = DEFAULT_PROJECT,
+    outputs_by_scenario: Mapping[str, list[str]] = OUTPUTS,
+) -> None:
+    """A completed experiment with these replicas' agent output (per scenario), stored as the runner
+    would."""
     now = datetime.now(UTC)
     scenarios = [
         ScenarioResult(
@@ -64,7 +80,7 @@ def stored_experiment(store: Store, experiment_id: str, project_id: str = DEFAUL
                 for index, out in enumerate(outputs)
             ],
         )
-        for scenario, outputs in OUTPUTS.items()
+        for scenario, outputs in outputs_by_scenario.items()
     ]
     results = RunResults(
         ran_at=now.isoformat(), spec_id="s", experiment_id=experiment_id, seed=1, scenarios=scenarios
@@ -154,6 +170,20 @@ def test_a_regex_rule_matches_anywhere_in_the_output_and_rescoring_replaces_its_
         "sb-refund-1": (0.0, False, "failed"),
         "sb-greet-0": (0.0, False, "failed"),
     }
+
+
+def test_a_pattern_that_backtracks_catastrophically_is_skipped_after_the_time_limit(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("polarity_keystone.server._scoring.MATCH_TIMEOUT", 1.0)
+    stored_experiment(api.context.store, "exp-slow", outputs_by_scenario={"s": ["a" * 64 + "!"]})
+    rule_id = create_rule(api.client, "regex", {"pattern": "^(a+)+$"})
+
+    score(api.client, "exp-slow", rule_id)
+
+    [skipped] = api.client.get("/v1/experiments/exp-slow/scores").json()
+    assert (skipped["score"], skipped["passed"], skipped["state"]) == (None, False, "skipped")
+    assert skipped["message"].startswith("skipped: matching /^(a+)+$/ took over 1s")
 
 
 def test_a_judge_rule_without_a_configured_judge_is_skipped_saying_what_to_set(

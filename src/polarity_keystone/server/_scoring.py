@@ -2,18 +2,21 @@
 results, without running anything again.
 
 Every rule reads the replica's agent output (its stdout, as stored: secret values are redacted before
-results are stored). `contains {text}` passes when the output holds the text; `regex {pattern}` when the
-pattern (Python syntax, checked like a spec's `file_content` pattern when the rule is created, and
-bounded in length) matches somewhere in it; `llm_as_judge {criteria | rubric, model}` asks the
-operator's judge (the same client and environment as a spec's `llm_as_judge` check: `OPENAI_API_KEY`
-and `KEYSTONE_JUDGE_BASE_URL` for an OpenAI-compatible endpoint, `ANTHROPIC_API_KEY` for `claude*`
+results are stored). `contains {text}` passes when the output holds the text. `regex {pattern}` passes
+when the pattern (Python syntax, checked like a spec's `file_content` pattern when the rule is made,
+bounded in length) matches somewhere in it; it is matched in a child process given MATCH_TIMEOUT, else
+the scores are skipped. `llm_as_judge {criteria | rubric, model}` asks the operator's judge, with the
+same client and environment as a spec's `llm_as_judge` check (`OPENAI_API_KEY` and
+`KEYSTONE_JUDGE_BASE_URL` for an OpenAI-compatible endpoint, `ANTHROPIC_API_KEY` for `claude*`
 models); without a key its scores are recorded *skipped*, saying what to set, never passed.
 """
 
 from __future__ import annotations
 
-import re
+import json
 import secrets
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +39,13 @@ MAX_TEXT_LENGTH = 1000
 """Of a `contains` rule's text."""
 MAX_PATTERN_LENGTH = 500
 """Of a `regex` rule's pattern: with the output's own bound, what keeps a match's work bounded."""
+MATCH_TIMEOUT = 5.0
+"""Seconds a `regex` rule may take to match all of an experiment's outputs."""
+_MATCHER = (
+    "import json, re, sys; asked = json.load(sys.stdin);"
+    " pattern = re.compile(asked['pattern'], re.MULTILINE);"
+    " print(json.dumps([pattern.search(text) is not None for text in asked['texts']]))"
+)
 MESSAGE_EXCERPT = 120
 """Characters of the text or pattern quoted in a score's message."""
 
@@ -131,16 +141,40 @@ class Judgement:
     message: str
 
 
-def judgement(rule: ScoreRuleRecord, output: str) -> Judgement:
-    """The rule's verdict on one agent output."""
+def judgements(rule: ScoreRuleRecord, outputs: list[str]) -> list[Judgement]:
+    """The rule's verdict on each agent output."""
+    if rule.type == "regex":
+        return _regex_judgements(str(rule.options["pattern"]), outputs)
+    return [_judgement(rule, output) for output in outputs]
+
+
+def _regex_judgements(pattern: str, outputs: list[str]) -> list[Judgement]:
+    """Matched in a child process killed after MATCH_TIMEOUT: Python's `re` cannot be interrupted, and a
+    pattern that backtracks catastrophically would otherwise hold a server thread for good."""
+    texts = json.dumps({"pattern": pattern, "texts": outputs})
+    command = [sys.executable, "-I", "-c", _MATCHER]
+    try:
+        done = subprocess.run(
+            command, input=texts, capture_output=True, text=True, timeout=MATCH_TIMEOUT, check=True
+        )
+    except subprocess.TimeoutExpired:
+        message = (
+            f"skipped: matching /{_excerpt(pattern)}/ took over {MATCH_TIMEOUT:g}s (a pattern that"
+            " backtracks catastrophically?)"
+        )
+        return [Judgement(None, "skipped", message) for _ in outputs]
+    shown = f"/{_excerpt(pattern)}/"
+    return [
+        _binary(found, f"the output {'matches' if found else 'does not match'} {shown}")
+        for found in json.loads(done.stdout)
+    ]
+
+
+def _judgement(rule: ScoreRuleRecord, output: str) -> Judgement:
     if rule.type == "contains":
         text = str(rule.options["text"])
         found = text in output
         return _binary(found, f"the output {'contains' if found else 'does not contain'} {_quoted(text)}")
-    if rule.type == "regex":
-        pattern = str(rule.options["pattern"])
-        found = re.search(pattern, output, re.MULTILINE) is not None
-        return _binary(found, f"the output {'matches' if found else 'does not match'} /{_excerpt(pattern)}/")
     outcome = judge(JudgeOptions.model_validate(rule.options).check(), lambda: output, lambda text: text)
     if outcome.skipped:
         return Judgement(None, "skipped", outcome.message)
@@ -150,8 +184,7 @@ def judgement(rule: ScoreRuleRecord, output: str) -> Judgement:
 def scores_of(rule: ScoreRuleRecord, experiment_id: str, replicas: list[Replica]) -> list[ScoreRecord]:
     """The rule's score of each replica."""
     scores = []
-    for replica in replicas:
-        verdict = judgement(rule, replica.output)
+    for replica, verdict in zip(replicas, judgements(rule, [r.output for r in replicas]), strict=True):
         scores.append(
             ScoreRecord(
                 id=f"score_{secrets.token_hex(12)}",
