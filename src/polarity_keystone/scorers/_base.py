@@ -126,6 +126,9 @@ class Case:
         )
 
 
+MAX_ERROR_CHARS = 500
+"""A failed scorer's reason is cut to this: an exception may quote the whole (huge) output."""
+
 ScoreFunction = Callable[[Case], "Score | float | bool"]
 
 
@@ -152,8 +155,9 @@ class Scorer:
         """Score one case; never raises for what the case holds."""
         try:
             outcome = self._score(case)
-        except Exception as error:  # noqa: BLE001 - a scorer's failure is a failed score, with its reason
-            return Score(self.name, None, passed=False, message=f"{type(error).__name__}: {error}", error=str(error))
+        except Exception as error:  # a scorer's failure is a failed score, with its reason
+            reason = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
+            return Score(self.name, None, passed=False, message=reason, error=reason)
         return self.as_score(outcome)
 
     def as_score(self, outcome: Score | float | bool) -> Score:
