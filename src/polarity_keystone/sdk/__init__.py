@@ -35,6 +35,9 @@ from ._errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
+from ._eval import Eval, EvalCase, EvalResult, EvalSummary
+from ._eval_context import eval_context
+from ._evals import EvalRun, EvalService
 from ._experiments import ExperimentService
 from ._export import ExportService
 from ._instrument import auto_instrument, uninstrument
@@ -97,6 +100,12 @@ __all__ = [
     "Dataset",
     "DatasetRecord",
     "DatasetService",
+    "Eval",
+    "EvalCase",
+    "EvalResult",
+    "EvalRun",
+    "EvalService",
+    "EvalSummary",
     "Experiment",
     "ExperimentMetrics",
     "ExperimentResults",
@@ -148,6 +157,7 @@ __all__ = [
     "WebhookService",
     "auto_instrument",
     "collect_declared_secrets_from_file",
+    "eval_context",
     "flush_otel",
     "register_otel_flush",
     "traced",

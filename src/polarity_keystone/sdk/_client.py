@@ -14,6 +14,7 @@ from ._agents import AgentService
 from ._alerts import AlertService
 from ._datasets import DatasetService
 from ._errors import KeystoneError
+from ._evals import EvalService
 from ._experiments import ExperimentService
 from ._export import ExportService
 from ._http import HttpClient
@@ -67,6 +68,7 @@ class Keystone:
         self.datasets = DatasetService(self._http)
         self.prompts = PromptService(self._http)
         self.scoring = ScoringService(self._http)
+        self.evals = EvalService(self._http)
         self._on_close: list[Callable[[], None]] = []
 
     @classmethod
