@@ -29,7 +29,7 @@ from polarity_keystone.sandbox import (
     WorkspaceSnapshot,
 )
 from polarity_keystone.scoring import CheckContext, parse_verdict, run_check, score_run, supported_checks
-from polarity_keystone.scoring import _judge_client as judge_client
+from polarity_keystone.judge import _client as judge_client
 from polarity_keystone.secrets import Redactor, redact_result
 from polarity_keystone.services import kind_of
 from polarity_keystone.spec import Invariant, Service

@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .. import judge as client
 from ..services import http_mock
 from ..spec import JUDGE_TEXT_CAP, LlmAsJudgeCheck
-from . import _judge_client as client
 from ._checks import CheckContext, Outcome, register
 
 INPUT_CAP = 32 * 1024

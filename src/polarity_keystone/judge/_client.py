@@ -113,8 +113,6 @@ def configure(
 def complete(config: JudgeConfig, system: str | None, prompt: str, temperature: float) -> JudgeReply:
     """One judgement: the model's text answer and its token usage."""
     if config.provider == "anthropic":
-        url = f"{config.base_url}/v1/messages"
-        headers = {"x-api-key": config.api_key, "anthropic-version": ANTHROPIC_VERSION}
         body: dict[str, Any] = {
             "model": config.model,
             "max_tokens": MAX_TOKENS,
@@ -123,9 +121,9 @@ def complete(config: JudgeConfig, system: str | None, prompt: str, temperature: 
         }
         if system:
             body["system"] = system
+        data, attempts = send(config, "/v1/messages", body)
+        text, usage = _anthropic_answer(data)
     else:
-        url = f"{config.base_url}/chat/completions"
-        headers = {"Authorization": f"Bearer {config.api_key}"}
         messages = [{"role": "system", "content": system}] if system else []
         body = {
             "model": config.model,
@@ -133,6 +131,19 @@ def complete(config: JudgeConfig, system: str | None, prompt: str, temperature: 
             "max_tokens": MAX_TOKENS,
             "messages": [*messages, {"role": "user", "content": prompt}],
         }
+        data, attempts = send(config, "/chat/completions", body)
+        text, usage = _openai_answer(data)
+    return JudgeReply(text, usage, attempts)
+
+
+def send(config: JudgeConfig, path: str, body: dict[str, Any]) -> tuple[Any, int]:
+    """POST `body` to `path` under the provider's base URL, retrying transient failures: the decoded
+    JSON answer and how many attempts it took."""
+    url = f"{config.base_url}{path}"
+    if config.provider == "anthropic":
+        headers = {"x-api-key": config.api_key, "anthropic-version": ANTHROPIC_VERSION}
+    else:
+        headers = {"Authorization": f"Bearer {config.api_key}"}
     retrying = Retrying(
         retry=retry_if_exception(lambda exc: isinstance(exc, _Transient)),
         stop=stop_after_attempt(ATTEMPTS),
@@ -144,11 +155,7 @@ def complete(config: JudgeConfig, system: str | None, prompt: str, temperature: 
             with attempt:
                 data = _post(client, url, headers, body)
                 number = attempt.retry_state.attempt_number
-    if config.provider == "anthropic":
-        text, usage = _anthropic_answer(data)
-    else:
-        text, usage = _openai_answer(data)
-    return JudgeReply(text, usage, number)
+    return data, number
 
 
 def _wait(state: RetryCallState) -> float:
@@ -170,7 +177,7 @@ def _post(client: httpx.Client, url: str, headers: dict[str, str], body: dict[st
     try:
         return response.json()
     except ValueError as exc:
-        raise JudgeError(f"the judge at {url} answered with invalid JSON: {_excerpt(response.text)}") from exc
+        raise JudgeError(f"the judge at {url} answered with invalid JSON: {excerpt(response.text)}") from exc
 
 
 def _http_error(url: str, response: httpx.Response) -> str:
@@ -183,7 +190,7 @@ def _http_error(url: str, response: httpx.Response) -> str:
             detail = error
     except (ValueError, AttributeError):
         pass
-    return f"the judge at {url} returned HTTP {response.status_code}: {_excerpt(detail.strip())}"
+    return f"the judge at {url} returned HTTP {response.status_code}: {excerpt(detail.strip())}"
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -200,7 +207,7 @@ def _openai_answer(data: Any) -> tuple[str, dict[str, int]]:
     try:
         content = data["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError) as exc:
-        raise JudgeError(f"unexpected Chat Completions response: {_excerpt(str(data))}") from exc
+        raise JudgeError(f"unexpected Chat Completions response: {excerpt(str(data))}") from exc
     return str(content or ""), _usage(data)
 
 
@@ -209,7 +216,7 @@ def _anthropic_answer(data: Any) -> tuple[str, dict[str, int]]:
         blocks = data["content"]
         text = "".join(block.get("text", "") for block in blocks if block.get("type") == "text")
     except (KeyError, TypeError, AttributeError) as exc:
-        raise JudgeError(f"unexpected Messages API response: {_excerpt(str(data))}") from exc
+        raise JudgeError(f"unexpected Messages API response: {excerpt(str(data))}") from exc
     return text, _usage(data)
 
 
@@ -220,5 +227,5 @@ def _usage(data: Any) -> dict[str, int]:
     return {str(k): v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
-def _excerpt(text: str) -> str:
+def excerpt(text: str) -> str:
     return text if len(text) <= ERROR_EXCERPT else text[:ERROR_EXCERPT] + "..."
