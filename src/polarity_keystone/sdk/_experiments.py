@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..scorers import Scorer
+from ._client_scores import apply_client_scores
 from ._errors import APIConnectionError, APIStatusError, ConflictError
 from ._http import HttpClient
 from ._models import Comparison, Experiment, ExperimentMetrics, ExperimentResults
@@ -90,17 +92,23 @@ class ExperimentService:
         *,
         stream: bool = True,
         on_event: EventCallback | None = None,
+        scores: Sequence[Scorer] = (),
     ) -> ExperimentResults:
         """Run the experiment and return its results when it has finished (whatever its outcome: see
-        `status` and `error`). An experiment already running or finished is waited for, not run again."""
+        `status` and `error`). An experiment already running or finished is waited for, not run again.
+
+        `scores` are client-side scorers run here on each finished scenario: their scores are appended
+        to the scenario's `invariants`, and a failed one fails a passing scenario and the counts
+        (a skipped one changes nothing). The server's stored results are not changed."""
         try:
             self.run(experiment_id)
         except ConflictError:
             if self.get(experiment_id).status == "created":
                 raise  # it cannot start (e.g. its secrets are gone): waiting would never end
-        return self.wait(
+        results = self.wait(
             experiment_id, poll_interval=poll_interval, timeout=timeout, stream=stream, on_event=on_event
         )
+        return apply_client_scores(results, scores)
 
     def wait(
         self,
