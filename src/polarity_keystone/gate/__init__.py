@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from ._adaptive import decide_adaptively
     from ._ci import CiContext, detect
     from ._comments import CommentError, GitHubThread, GitLabThread, Marker, StickyComment
+    from ._evals import EvalFileError, run_eval_file
     from ._pipeline import Gate, GateInfrastructureError, idempotency_key, report_invalid_inputs, run_gate
     from ._report import REPORT_SCHEMA_VERSION, GateReport, ReportError, read_report, read_runs
     from ._verdict import GateVerdict, Policy, Rate, ScenarioVerdict, SpecRun, SpecVerdict, Test, decide
@@ -21,6 +22,7 @@ __all__ = [
     "REPORT_SCHEMA_VERSION",
     "CiContext",
     "CommentError",
+    "EvalFileError",
     "Gate",
     "GateConfig",
     "GateInfrastructureError",
@@ -48,6 +50,7 @@ __all__ = [
     "read_runs",
     "report_invalid_inputs",
     "resolve",
+    "run_eval_file",
     "run_gate",
 ]
 
@@ -55,6 +58,7 @@ _MODULES = {
     "._adaptive": ("decide_adaptively",),
     "._ci": ("CiContext", "detect"),
     "._comments": ("CommentError", "GitHubThread", "GitLabThread", "Marker", "StickyComment"),
+    "._evals": ("EvalFileError", "run_eval_file"),
     "._pipeline": ("Gate", "GateInfrastructureError", "idempotency_key", "report_invalid_inputs", "run_gate"),
     "._report": ("REPORT_SCHEMA_VERSION", "GateReport", "ReportError", "read_report", "read_runs"),
     "._verdict": (
