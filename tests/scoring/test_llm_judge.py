@@ -1,8 +1,9 @@
 """The `llm_as_judge` check against a local fake model server (a real HTTP server on 127.0.0.1 that
-speaks both Chat Completions and the Messages API), configured through the same env vars as a real
-provider: scores and thresholds, what reaches the provider (criteria, rubric, delimited and redacted
-input), skipping without a key, retries honouring Retry-After, failures, both providers, templates
-and every `input_from` selector (the http_mock one against a real sandbox)."""
+speaks both Chat Completions and the Messages API, with tool calls, and OpenAI's embeddings and
+moderations), configured through the same env vars as a real provider: scores and thresholds, what
+reaches the provider (criteria, rubric, delimited and redacted input), skipping without a key, retries
+honouring Retry-After, failures, both providers, templates and every `input_from` selector (the
+http_mock one against a real sandbox)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any, cast
 
 import pytest
 
+from polarity_keystone.judge import _client as judge_client
 from polarity_keystone.results import InvariantResult, ReplicaResult
 from polarity_keystone.sandbox import (
     DockerBackend,
@@ -29,7 +31,6 @@ from polarity_keystone.sandbox import (
     WorkspaceSnapshot,
 )
 from polarity_keystone.scoring import CheckContext, parse_verdict, run_check, score_run, supported_checks
-from polarity_keystone.judge import _client as judge_client
 from polarity_keystone.secrets import Redactor, redact_result
 from polarity_keystone.services import kind_of
 from polarity_keystone.spec import Invariant, Service
@@ -76,19 +77,9 @@ class FakeModel:
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 model.requests.append(Seen(self.path, headers, body, time.monotonic()))
                 reply = model.script.popleft() if model.script else Reply()
-                if reply.status != 200:
-                    payload: Any = {"error": {"message": f"scripted failure {reply.status}"}}
-                elif self.path == "/chat/completions":
-                    payload = {
-                        "choices": [{"message": {"role": "assistant", "content": reply.text}}],
-                        "usage": {"prompt_tokens": 120, "completion_tokens": 15, "total_tokens": 135},
-                    }
-                elif self.path == "/v1/messages":
-                    payload = {
-                        "content": [{"type": "text", "text": reply.text}],
-                        "usage": {"input_tokens": 110, "output_tokens": 12},
-                    }
-                else:
+                failure = {"error": {"message": f"scripted failure {reply.status}"}}
+                payload = answer(self.path, body, reply.text) if reply.status == 200 else failure
+                if payload is None:
                     reply, payload = Reply(status=404), {"error": f"no route {self.path}"}
                 data = json.dumps(payload).encode()
                 self.send_response(reply.status)
@@ -120,6 +111,52 @@ class FakeModel:
     def prompt(self) -> str:
         """The user message of the last request."""
         return str(self.requests[-1].body["messages"][-1]["content"])
+
+
+USAGE = {"prompt_tokens": 120, "completion_tokens": 15, "total_tokens": 135}
+
+
+def answer(path: str, body: dict[str, Any], text: str) -> dict[str, Any] | None:
+    """The provider's answer to a request on `path`, saying `text` (a tool call's JSON arguments when
+    the request offers tools), or None for an unknown path."""
+    if path == "/chat/completions" and body.get("tools"):
+        call = {"id": "call_1", "type": "function", "function": {"name": _tool(body), "arguments": text}}
+        message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
+        return {"choices": [{"message": message}], "usage": USAGE}
+    if path == "/chat/completions":
+        return {"choices": [{"message": {"role": "assistant", "content": text}}], "usage": USAGE}
+    usage = {"input_tokens": 110, "output_tokens": 12}
+    if path == "/v1/messages" and body.get("tools"):
+        use = {"type": "tool_use", "id": "toolu_1", "name": _tool(body), "input": json.loads(text)}
+        content = [{"type": "text", "text": "Let me grade."}, use]
+        return {"content": content, "stop_reason": "tool_use", "usage": usage}
+    if path == "/v1/messages":
+        return {"content": [{"type": "text", "text": text}], "usage": usage}
+    if path == "/embeddings":
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        return {"data": [{"index": i, "embedding": letter_counts(t)} for i, t in enumerate(texts)]}
+    if path == "/moderations":
+        flagged = "FLAG" in str(body["input"])
+        scores = {"violence": 0.9 if flagged else 0.01}
+        return {"results": [{"flagged": flagged, "categories": {}, "category_scores": scores}]}
+    return None
+
+
+def _tool(body: dict[str, Any]) -> str:
+    """The tool a request forces (OpenAI's or Anthropic's `tool_choice`), else its first tool."""
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        name = choice.get("name") or (choice.get("function") or {}).get("name")
+        if name:
+            return str(name)
+    first = body["tools"][0]
+    return str(first.get("name") or first["function"]["name"])
+
+
+def letter_counts(text: str) -> list[float]:
+    """The fake embedding: how often each letter a-z occurs, plus one (texts alike are close)."""
+    lowered = text.lower()
+    return [1.0 + lowered.count(chr(ord("a") + i)) for i in range(26)]
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from polarity_keystone.results import ReplicaResult, RunResults, ScenarioResult
 from polarity_keystone.judge import _client as judge_client
+from polarity_keystone.results import ReplicaResult, RunResults, ScenarioResult
 from polarity_keystone.server import create_api_key
 from polarity_keystone.store import DEFAULT_PROJECT, ExperimentRecord, ProjectRecord, Store
 from tests.scoring.test_llm_judge import ENV_VARS, FakeModel, Reply
