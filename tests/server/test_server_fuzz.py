@@ -44,6 +44,7 @@ TEMPLATES: dict[str, dict[str, Any]] = {
     "/v1/sandboxes/{sandbox_id}/files": {"path": "a.txt", "content": "x", "encoding": "utf-8"},
     "/v1/sandboxes/{sandbox_id}/trace": {"events": [{"type": "tool_call", "tool": "t"}]},
     "/v1/sandboxes/{sandbox_id}/timeout": {"timeout": "1m"},
+    "/v1/sandboxes/{sandbox_id}/checks": {"invariants": {"out": {"type": "file_exists", "path": "a.txt"}}},
     "/v1/webhooks": {"url": "http://93.184.215.14/hook", "events": ["run.completed"], "secret": "s" * 16},
     "/v1/alerts": {
         "name": "n",

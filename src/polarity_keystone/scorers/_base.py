@@ -17,9 +17,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..results import ScenarioResult
+
+if TYPE_CHECKING:
+    from ._sandbox import SandboxChecker
 
 DEFAULT_PASS_THRESHOLD = 0.5
 """A score at or above this passes, unless the scorer says otherwise (the judge checks' default too)."""
@@ -99,6 +102,8 @@ class Case:
     scenario: ScenarioResult | None = None
     sandbox_id: str | None = None
     """The live sandbox the case ran in, for the sandbox-family scorers."""
+    sandbox_checker: SandboxChecker | None = None
+    """What runs a sandbox scorer's check in that live sandbox (the SDK's `ks.sandboxes`)."""
 
     @property
     def agent_output(self) -> str:

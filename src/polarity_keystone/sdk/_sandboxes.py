@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import builtins
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,16 @@ class SandboxService:
         ]
         data = self._http.json("POST", _path(sandbox_id, "trace"), json={"events": payload})
         return int(data.get("accepted", len(payload))) if isinstance(data, dict) else len(payload)
+
+    def check(
+        self, sandbox_id: str, invariants: Mapping[str, Mapping[str, Any]]
+    ) -> builtins.list[dict[str, Any]]:
+        """Run spec invariants (`{key: {check: {type, ...}}}` or `{key: {type, ...}}`, at most 20) against
+        the live sandbox, with the server's checks; one result (`name`, `passed`, `score`, `message`,
+        `evidence`...) per key, in order. What a sandbox scorer's `to_invariant()` returns fits as is."""
+        body = {"invariants": {key: dict(value) for key, value in invariants.items()}}
+        data = self._http.json("POST", _path(sandbox_id, "checks"), json=body)
+        return [dict(result) for result in data["results"]]
 
     def get_trace(self, sandbox_id: str) -> SandboxTrace:
         return SandboxTrace.from_dict(self._http.json("GET", _path(sandbox_id, "trace")))

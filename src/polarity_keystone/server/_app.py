@@ -32,6 +32,7 @@ from ._routes_health import router as health
 from ._routes_otlp import router as otlp
 from ._routes_prompts import router as prompts
 from ._routes_runs import router as runs
+from ._routes_sandbox_checks import router as sandbox_checks
 from ._routes_sandboxes import router as sandboxes
 from ._routes_scoring import router as scoring
 from ._routes_specs import router as specs
@@ -147,6 +148,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         experiments,
         runs,
         sandboxes,
+        sandbox_checks,
         agents,
         snapshots,
         webhook_subscriptions,

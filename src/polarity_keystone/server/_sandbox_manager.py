@@ -27,7 +27,7 @@ from ..sandbox import (
     SandboxPlan,
 )
 from ..secrets import Redactor
-from ..spec import LoadedSpec
+from ..spec import LoadedSpec, Service
 from ..store import NotFound, SandboxRecord, SandboxStateName, Store
 from ._agent_reach import agent_reach
 from ._engine import LazyEngine
@@ -72,6 +72,8 @@ class LiveSandbox:
     redact: Redactor
     user: AgentUser
     """Commands run as the spec's agent user, as the agent of a replica does (never root by default)."""
+    services: dict[str, Service]
+    """The spec's services with their secrets filled in, for checks run against the live sandbox."""
     timer: threading.Timer | None = None
 
 
@@ -229,6 +231,7 @@ class SandboxManager:
             {**plan.agent_env, **identity},
             plan.redact,
             plan.sandbox.agent_user,
+            plan.services,
         )
         with self._lock:
             self._live[sandbox_id] = live
