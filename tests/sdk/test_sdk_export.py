@@ -62,7 +62,7 @@ def test_the_iterators_page_through_every_event_span_and_scenario(seeded: Keysto
 def test_the_bundle_as_json_and_as_streamed_ndjson_lines(seeded: KeystoneServer) -> None:
     ks = seeded.client()
     bundle = ks.export.experiment(EXPERIMENT_ID, format="json")
-    assert list(bundle) == ["experiment", "results", "scenarios", "replicas", "trace_events"]
+    assert list(bundle) == ["experiment", "results", "scenarios", "replicas", "scores", "trace_events"]
     assert (bundle["experiment"]["id"], len(bundle["trace_events"])) == (EXPERIMENT_ID, EVENTS)
 
     ndjson = ks.export.experiment(EXPERIMENT_ID, format="ndjson")
@@ -73,6 +73,19 @@ def test_the_bundle_as_json_and_as_streamed_ndjson_lines(seeded: KeystoneServer)
     assert [line["data"] for line in rest if line["type"] == "trace_event"] == bundle["trace_events"]
     with pytest.raises(NotFoundError):
         ks.export.experiment("exp-missing", format="ndjson")
+
+
+def test_the_bundle_holds_the_scores_of_the_experiments_rules(seeded: KeystoneServer) -> None:
+    ks = seeded.client()
+    rule = ks.scoring.create_rule("mentions-refund", "contains", {"text": "refund"})
+    ks.scoring.score_experiment(EXPERIMENT_ID, [rule.id])
+    bundle = ks.export.experiment(EXPERIMENT_ID)
+    assert [(s["rule_id"], s["passed"]) for s in bundle["scores"]] == [(rule.id, False)] * len(STATUSES)
+    assert bundle["scores"] == [
+        score.model_dump(mode="json") for score in ks.scoring.get_scores(EXPERIMENT_ID)
+    ]
+    ndjson = [json.loads(line) for line in ks.export.experiment(EXPERIMENT_ID, format="ndjson")]
+    assert [line["data"] for line in ndjson if line["type"] == "score"] == bundle["scores"]
 
 
 def test_a_single_trace_and_another_projects_data(seeded: KeystoneServer) -> None:

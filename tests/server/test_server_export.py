@@ -18,7 +18,7 @@ from polarity_keystone.store import ProjectRecord, encode_cursor
 from tests.server.export_data import EXPERIMENT_ID, SPANS, STATUSES, seed_experiment
 from tests.server.server_api import Api, MakeApi
 
-BUNDLE_MEMBERS = ["experiment", "results", "scenarios", "replicas", "trace_events"]
+BUNDLE_MEMBERS = ["experiment", "results", "scenarios", "replicas", "scores", "trace_events"]
 
 
 @pytest.fixture
@@ -153,7 +153,23 @@ def test_the_bundle_as_json_holds_experiment_results_scenarios_replicas_and_even
     assert [s["scenario_id"] for s in bundle["scenarios"]] == list(STATUSES)
     assert all("replicas" not in s for s in bundle["scenarios"])
     assert [r["scenario_id"] for r in bundle["replicas"]] == list(STATUSES)
-    assert len(bundle["trace_events"]) == 3 * len(SPANS)
+    assert len(bundle["trace_events"]) == 3 * len(SPANS) and bundle["scores"] == []
+
+
+def test_the_bundle_holds_the_scores_the_experiments_rules_gave(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(routes_export, "BUNDLE_BATCH", 2)  # the scores are read in several batches
+    rule = api.client.post("/v1/score-rules", json={"name": "r", "type": "contains", "config": {"text": "x"}})
+    scored = api.client.post(f"/v1/experiments/{EXPERIMENT_ID}/score", json={"rule_ids": [rule.json()["id"]]})
+    assert scored.status_code == 202, scored.text
+    listed = api.client.get(f"/v1/experiments/{EXPERIMENT_ID}/scores").json()
+
+    bundle = api.client.get(f"/v1/experiments/{EXPERIMENT_ID}/export").json()
+    assert len(bundle["scores"]) == len(STATUSES) and bundle["scores"] == listed
+    lines = api.client.get(f"/v1/experiments/{EXPERIMENT_ID}/export", params={"format": "ndjson"}).text
+    typed = [json.loads(line) for line in lines.splitlines()]
+    assert [line["data"] for line in typed if line["type"] == "score"] == listed
 
 
 def test_the_bundle_as_ndjson_is_one_typed_line_per_part(api: Api) -> None:
@@ -162,7 +178,7 @@ def test_the_bundle_as_ndjson_is_one_typed_line_per_part(api: Api) -> None:
     assert answer.headers["content-type"] == "application/x-ndjson"
     lines = [json.loads(line) for line in answer.text.splitlines()]
     kinds = [line["type"] for line in lines]
-    assert len(lines) == 1 + 1 + 3 + 3 + 3 * len(SPANS)
+    assert len(lines) == 1 + 1 + 3 + 3 + 3 * len(SPANS)  # no score: no rule scored it
     assert kinds[:5] == ["experiment", "results", "scenario", "scenario", "scenario"]
     assert kinds.count("replica") == 3 and kinds.count("trace_event") == 3 * len(SPANS)
     assert (
@@ -182,7 +198,10 @@ def test_an_experiment_without_replicas_exports_empty_arrays(api: Api) -> None:
     assert created.status_code == 201, created.text
     made = api.client.post("/v1/experiments", json={"name": "e", "spec_id": "empty"})
     bundle = api.client.get(f"/v1/experiments/{made.json()['id']}/export").json()
-    assert list(bundle) == BUNDLE_MEMBERS and bundle["trace_events"] == [] and bundle["replicas"] == []
+    assert (
+        list(bundle) == BUNDLE_MEMBERS
+        and bundle["trace_events"] == [] == bundle["replicas"] == bundle["scores"]
+    )
 
 
 def test_another_projects_export_is_invisible(api: Api) -> None:

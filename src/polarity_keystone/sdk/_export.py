@@ -103,8 +103,9 @@ class ExportService:
     def experiment(
         self, experiment_id: str, format: Literal["json", "ndjson"] = "json"
     ) -> dict[str, Any] | Iterator[str]:
-        """The bundle: `{experiment, results, scenarios, replicas, trace_events}` (results without their
-        scenarios, scenarios without their replicas). With `format="ndjson"`, the same as lines of
+        """The bundle: `{experiment, results, scenarios, replicas, scores, trace_events}` (results
+        without their scenarios, scenarios without their replicas, `scores` those the experiment's score
+        rules gave, as `ks.scoring.get_scores` answers them). With `format="ndjson"`, the same as lines of
         `{"type": ..., "data": ...}` JSON text, read from the server as they are iterated."""
         path = f"/v1/experiments/{quote(experiment_id, safe='')}/export"
         if format == "ndjson":

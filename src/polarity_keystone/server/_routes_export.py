@@ -1,27 +1,28 @@
 """Export: a project's trace events (`GET /v1/traces`), one trace (`GET /v1/traces/{trace_id}`), spans
 (`GET /v1/spans`), an experiment's scenario results (`GET /v1/scenarios`), each a cursor-paged
 `{items, next_cursor, count}` page, and an experiment's whole bundle (`GET /v1/experiments/{id}/export`)
-as one JSON document or NDJSON lines, streamed as it is read."""
+as one JSON document or NDJSON lines, streamed as it is read: with the scores its score rules gave."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from ..scoring import normalise_event
-from ..store import ExperimentRecord, NotFound, TraceEventRecord
+from ..store import ExperimentRecord, NotFound, Page, TraceEventRecord
 from ._context import ServerContext
 from ._deps import Authenticated, Context, LiveKey, Principal
 from ._export_pages import ExportPage, envelope, event_page, events_envelope, listed_event
 from ._models import error_responses
 from ._paging import Paging
 from ._routes_experiments import experiment_out
+from ._routes_scoring import score_out
 from ._routes_traces import filing_sandbox
 
 router = APIRouter(tags=["export"])
@@ -34,6 +35,7 @@ BUNDLE_BATCH = 500
 SCENARIO_STATUSES = {"passed": "pass", "failed": "fail", "errored": "error"}
 """Run-status words accepted for the scenario statuses they mean (`status=failed` is `fail`)."""
 
+Item = TypeVar("Item")
 Id = Annotated[str | None, Query(max_length=200)]
 Name = Annotated[str | None, Query(max_length=500)]
 ScenarioStatus = Literal["pass", "fail", "flaky", "error", "passed", "failed", "errored"]
@@ -218,7 +220,9 @@ iterator of the objects of an array)."""
 
 def _bundle(context: ServerContext, project_id: str, record: ExperimentRecord) -> Iterator[Section]:
     """The experiment, its results without their scenarios, each scenario without its replicas, each
-    replica, then each trace event of its replicas' sandboxes, read from the store a batch at a time."""
+    replica, each score its score rules gave (as `GET /v1/experiments/{id}/scores` answers them), then
+    each trace event of its replicas' sandboxes; scores and events are read from the store a batch at
+    a time."""
     results = context.results(record)
     scenarios = results.get("scenarios", [])
     yield "experiment", "experiment", experiment_out(record).model_dump(mode="json")
@@ -226,20 +230,40 @@ def _bundle(context: ServerContext, project_id: str, record: ExperimentRecord) -
     yield "scenarios", "scenario", ({k: v for k, v in s.items() if k != "replicas"} for s in scenarios)
     replicas = ({"scenario_id": s.get("scenario_id"), **r} for s in scenarios for r in s.get("replicas", []))
     yield "replicas", "replica", replicas
+    yield "scores", "score", _scores(context, project_id, record.id)
     yield "trace_events", "trace_event", _trace_events(context, project_id, record.id)
+
+
+def _batched(read: Callable[[str | None], Page[Item]]) -> Iterator[Item]:
+    """Every item of a cursor-paged store listing, `read(cursor)` giving one batch after another."""
+    cursor = None
+    while True:
+        page = read(cursor)
+        yield from page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return
 
 
 def _trace_events(context: ServerContext, project_id: str, experiment_id: str) -> Iterator[dict[str, Any]]:
     sandbox_ids = _replica_sandboxes(context, project_id, experiment_id)
-    cursor = None
-    while sandbox_ids:
-        page = context.store.list_trace_events(
+    if not sandbox_ids:
+        return iter(())
+    records = _batched(
+        lambda cursor: context.store.list_trace_events(
             project_id, cursor=cursor, limit=BUNDLE_BATCH, sandbox_ids=sandbox_ids
         )
-        yield from map(listed_event, page.items)
-        cursor = page.next_cursor
-        if cursor is None:
-            return
+    )
+    return map(listed_event, records)
+
+
+def _scores(context: ServerContext, project_id: str, experiment_id: str) -> Iterator[dict[str, Any]]:
+    records = _batched(
+        lambda cursor: context.store.list_scores(
+            project_id, experiment_id, rule_id=None, cursor=cursor, limit=BUNDLE_BATCH
+        )
+    )
+    return (score_out(record).model_dump(mode="json") for record in records)
 
 
 def _dumps(value: Any) -> str:
@@ -269,8 +293,8 @@ def _json(sections: Iterator[Section]) -> Iterator[bytes]:
 
 @router.get(
     "/v1/experiments/{experiment_id}/export",
-    summary="The experiment's whole bundle: experiment, results, scenarios, replicas and trace events, as "
-    "one JSON document or as NDJSON lines `{type, data}`, streamed",
+    summary="The experiment's whole bundle: experiment, results, scenarios, replicas, rule scores and "
+    "trace events, as one JSON document or as NDJSON lines `{type, data}`, streamed",
     responses={
         200: {
             "description": "The bundle.",
