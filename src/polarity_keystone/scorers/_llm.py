@@ -53,15 +53,14 @@ class JudgeScorer(AutoevalsScorer):
         return arguments
 
     def to_invariant(self) -> dict[str, dict[str, Any]] | None:
-        return {
-            invariant_key(self.name): {
-                "type": "llm_as_judge",
-                "criteria": self.criteria,
-                "model": self.model,
-                "pass_threshold": self.pass_threshold,
-                "template_key": type(self).__name__.lower(),
-            }
+        check = {
+            "type": "llm_as_judge",
+            "criteria": self.criteria,
+            "model": self.model,
+            "pass_threshold": self.pass_threshold,
+            "template_key": type(self).__name__.lower(),
         }
+        return {invariant_key(self.name): {"description": self.name, "check": check}}
 
 
 class Factuality(JudgeScorer):
