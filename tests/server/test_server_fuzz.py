@@ -66,6 +66,20 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         "metadata": {},
     },
     "/v1/prompts/{prompt_id}/render": {"variables": {"name": "n", "items": [1, {"k": "v"}]}},
+    "/v1/evals": {"name": "fuzzed", "total_cases": 2, "scorers": ["exact"], "metadata": {"branch": "b"}},
+    "/v1/evals/{experiment_id}/cases": {
+        "cases": [
+            {
+                "index": 0,
+                "input": {"q": "a"},
+                "expected": "b",
+                "output": "b",
+                "wall_ms": 1.5,
+                "scores": [{"name": "exact", "score": 1.0, "passed": True, "message": "m"}],
+            }
+        ]
+    },
+    "/v1/evals/{experiment_id}/complete": {},
     "/v1/projects": {"name": "fuzzed-project"},
     "/v1/keys": {"name": "k", "project_id": "default", "admin": False},
 }

@@ -92,6 +92,9 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
     assert a.put(f"/v1/blobs/{digest}", content=bundle).status_code in (200, 201)
     trace = a.post("/v1/traces", json={"events": [{"tool": "a-tool"}], "trace_id": "tr_a"})
     assert trace.status_code == 200, trace.text
+    evaluation = a.post("/v1/evals", json={**TEMPLATES["/v1/evals"], "name": "a-eval"})
+    assert evaluation.status_code == 201, evaluation.text
+    assert a.post(f"/v1/evals/{evaluation.json()['id']}/complete").status_code == 200
     ids = {
         "spec_id": "a-spec",
         "experiment_id": record.id,
@@ -112,6 +115,7 @@ def _create_project_a(api: Api, a: httpx.Client, key_id: str) -> ProjectA:
         "sha256": digest,
         "path": "a.txt",
         "trace_id": "tr_a",
+        "eval_name": "a-eval",
     }
     return ProjectA(ids, "a-spec", record.id)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -80,15 +81,19 @@ class EvalCase:
     def to_record(self) -> dict[str, Any]:
         """The case as the server stores it."""
         return {
+            "index": self.index,
             "id": self.id,
-            "input": self.input,
-            "expected": self.expected,
-            "metadata": dict(self.metadata),
+            "input": _jsonable(self.input),
+            "expected": _jsonable(self.expected),
+            "metadata": _jsonable(dict(self.metadata)),
             "tags": list(self.tags),
-            "output": self.output,
+            "output": _jsonable(self.output),
             "error": self.error,
             "wall_ms": self.wall_ms,
-            "scores": [score.to_dict() for score in self.scores],
+            "scores": [
+                {key: value for key, value in score.to_dict().items() if key != "metadata"}
+                for score in self.scores
+            ],
         }
 
 
@@ -284,6 +289,15 @@ def _call(task: Task, value: Any) -> Any:
 
 async def _awaited(answer: Awaitable[Any]) -> Any:
     return await answer
+
+
+def _jsonable(value: Any) -> Any:
+    """`value` if it is JSON as it is, else its text: a task may answer any object."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
 
 
 @contextlib.contextmanager

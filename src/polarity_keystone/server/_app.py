@@ -26,6 +26,7 @@ from ._routes_alerts import router as alerts
 from ._routes_blobs import router as blobs
 from ._routes_bundles import router as bundles
 from ._routes_datasets import router as datasets
+from ._routes_evals import router as evals
 from ._routes_experiments import router as experiments
 from ._routes_export import router as export
 from ._routes_health import router as health
@@ -154,6 +155,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         webhook_subscriptions,
         alerts,
         datasets,
+        evals,
         prompts,
         scoring,
         traces,

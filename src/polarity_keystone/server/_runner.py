@@ -214,20 +214,7 @@ class _Progress:
             self._counts["done"] += 1
             self._counts[_COUNTED.get(result.status, "errors")] += 1
             self._save()
-        self._runner.bus.publish(
-            self._stream,
-            "replica_done",
-            {
-                "scenario_id": scenario_id,
-                "replica": result.replica,
-                "status": result.status,
-                "seed": result.seed,
-                "sandbox_id": result.sandbox_id,
-                "wall_ms": result.wall_ms,
-                "composite_score": result.composite_score,
-                "error": result.error,
-            },
-        )
+        self._runner.bus.publish(self._stream, "replica_done", replica_event(scenario_id, result))
         if self._details:
             for invariant in result.invariants:
                 status = "skipped" if invariant.skipped else "passed" if invariant.passed else "failed"
@@ -588,6 +575,20 @@ def _run_one(
         spec_file="",
         k=1,
     )
+
+
+def replica_event(scenario_id: str, result: ReplicaResult) -> dict[str, Any]:
+    """What a finished replica's `replica_done` event (on its experiment's stream) says."""
+    return {
+        "scenario_id": scenario_id,
+        "replica": result.replica,
+        "status": result.status,
+        "seed": result.seed,
+        "sandbox_id": result.sandbox_id,
+        "wall_ms": result.wall_ms,
+        "composite_score": result.composite_score,
+        "error": result.error,
+    }
 
 
 def terminal_summary(record: ExperimentRecord) -> dict[str, Any]:
