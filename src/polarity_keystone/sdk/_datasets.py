@@ -15,6 +15,9 @@ from urllib.parse import quote
 
 from pydantic import Field
 
+from ._dataset_traces import records_from_events
+from ._errors import KeystoneError
+from ._export import ExportService
 from ._http import HttpClient
 from ._models import KeystoneModel
 
@@ -87,6 +90,38 @@ class DatasetService:
             params["tags"] = ",".join(tags)
         items = self._http.iter_items(f"{_path(dataset_id)}/records", params=params)
         return [DatasetRecord.from_dict(item) for item in items]
+
+    def from_traces(
+        self,
+        name: str,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        description: str = "",
+        limit: int = 1000,
+    ) -> Dataset:
+        """A new dataset made of the project's stored trace events that `filter` keeps (the keywords of
+        `ks.export.traces`: experiment_id, sandbox_id, trace_id, agent, event_type, tool, since), oldest
+        first: each LLM or tool call with an input becomes a record, its input the record's `input` and
+        its output the record's `expected`, where it came from in the record's `metadata`; at most
+        `limit` (up to 10,000) records. The records are all added as version 2, or none: when the
+        server refuses them (a record over 256 KiB), the dataset is deleted and the error raised."""
+        if not 1 <= limit <= MAX_TRACE_RECORDS:
+            raise ValueError(f"limit must be between 1 and {MAX_TRACE_RECORDS}, not {limit}")
+        events = ExportService(self._http).traces(**dict(filter or {}))
+        records = records_from_events(events, limit)
+        dataset = self.create(name, description)
+        if not records:
+            return dataset
+        try:
+            self.add_records(dataset.id, records)
+        except KeystoneError:
+            self.delete(dataset.id)
+            raise
+        return self.get(dataset.id)
+
+
+MAX_TRACE_RECORDS = 10_000
+"""The most records `from_traces` makes: what one `add_records` call may add."""
 
 
 def _path(dataset_id: str) -> str:
