@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     eval_ = commands.add_parser("eval", help="run specs").add_subparsers(dest="eval_command", required=True)
-    run = eval_.add_parser("run", help="run spec files in fresh Docker sandboxes and score them")
+    run = eval_.add_parser(
+        "run",
+        help="run spec files in fresh Docker sandboxes and score them; run eval files (FILE.py: their "
+        "Eval(...) calls), recorded as experiments",
+    )
     run.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
     run.add_argument(
         "--replicas", type=_positive, help="replicas per scenario (default: parallelism.replicas)"
@@ -145,22 +149,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_eval_run(args: argparse.Namespace) -> int:
     from ..engine import RunOptions
     from ..spec import load_specs
-    from . import _served
+    from . import _eval_files, _served
     from ._output import dump_json, write_json
     from ._report import print_run
 
-    loaded = load_specs(args.specs)
+    eval_files = [path for path in args.specs if path.suffix == ".py"]
+    loaded = load_specs([path for path in args.specs if path.suffix != ".py"])
     options = RunOptions(replicas=args.replicas, concurrency=args.concurrency, seed=args.seed, keep=args.keep)
-    runs = _run_direct(loaded, options) if args.keep else _served.run_all(loaded, err, options)
+    runs: list[RunResults] = []
+    if loaded:
+        runs = _run_direct(loaded, options) if args.keep else _served.run_all(loaded, err, options)
     for results in runs:
         print_run(err, results)
+    code = exit_codes.for_statuses(s.status for run in runs for s in run.scenarios)
+    if eval_files:  # after the specs, on the server they run on; each Eval's RunResults joins the output
+        eval_code, recorded = _eval_files.run_files(eval_files, err)
+        runs, code = [*runs, *recorded], max(code, eval_code)
     document = runs[0] if len(runs) == 1 else runs
     if args.output:
         write_json(args.output, document)
         err.print(f"results written to {args.output}")
     if args.json:
         sys.stdout.write(dump_json(document) + "\n")
-    return exit_codes.for_statuses(s.status for run in runs for s in run.scenarios)
+    return code
 
 
 def _run_direct(loaded: Sequence[LoadedSpec], options: RunOptions) -> list[RunResults]:

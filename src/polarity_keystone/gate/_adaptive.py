@@ -20,11 +20,11 @@ ENDS_THE_RUN = ("regressed", "threshold_failed", "error")
 
 def design_for(runs: Sequence[SpecRun], max_replicas: int) -> SequentialDesign:
     """Looks from the fewest replicas any candidate scenario ran (its first look) up to `max_replicas`;
-    a fixed design when nothing ran or nothing is compared with a baseline."""
+    a fixed design when nothing that can grow ran or is compared with a baseline."""
     counts = [
         scenario.replicas_total
         for run in runs
-        if run.candidate is not None and run.baseline is not None
+        if run.grows and run.candidate is not None and run.baseline is not None
         for scenario in run.candidate.scenarios
         if scenario.replicas_total
     ]

@@ -4,7 +4,7 @@ Everything goes through the SDK; nothing here reaches into a server."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,16 +77,23 @@ def from_experiment(ks: Keystone, experiment_id: str, spec_ids: Sequence[str]) -
     return baselines
 
 
-def from_branch(ks: Keystone, branch: str, spec_ids: Sequence[str], ci: CiContext) -> Baselines:
+def from_branch(
+    ks: Keystone, branch: str, spec_ids: Sequence[str], ci: CiContext, exclude: Collection[str] = ()
+) -> Baselines:
     """The newest completed experiment per spec tagged with this branch (and repository, when known),
-    other than one of this very run (a re-run of the same job attempt)."""
+    other than one of this very run (a re-run of the same job attempt, or one in `exclude`: the eval
+    experiments this run recorded before it looked for their baselines)."""
     baselines = Baselines()
     tags = {"branch": branch, **({"repo": ci.repository} if ci.repository else {})}
     for spec_id in spec_ids:
         found = ks.experiments.list(
             spec_id=spec_id, status="completed", metadata=tags, limit=BRANCH_CANDIDATES
         )
-        earlier = [e for e in found if not ci.run_key or e.metadata.get("ci_run") != ci.run_key]
+        earlier = [
+            e
+            for e in found
+            if e.id not in exclude and (not ci.run_key or e.metadata.get("ci_run") != ci.run_key)
+        ]
         if not earlier:
             baselines.note(
                 spec_id, f"no completed run of this spec on branch {branch} yet: compared with nothing"

@@ -26,7 +26,7 @@ import hashlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 
@@ -50,6 +50,7 @@ from ._baseline import Baselines, from_branch, from_experiment, from_file, spec_
 from ._changed import mark_unchanged, unchanged_specs
 from ._ci import CiContext, detect
 from ._comments import CommentError, Marker, StickyComment, default_comment_key, thread_for
+from ._evals import EvalFileError, is_eval_file, run_eval_file
 from ._inputs import GateConfig, GateInputError, matrix_values, parse_baseline, resolve_to_report
 from ._locations import InvariantLocations
 from ._problems import Problem
@@ -158,7 +159,9 @@ class Gate:
     def run(self) -> int:
         if self.config.from_results is not None:
             return self._report_earlier(self.config.from_results)
-        loaded = _load_distinct_specs(expand_specs(self.config.specs), self.err)
+        paths = expand_specs(self.config.specs)
+        eval_files = [path for path in paths if is_eval_file(path)]
+        loaded = _load_distinct_specs([path for path in paths if not is_eval_file(path)], self.err)
         spec_secrets: list[str] = []
         for item in loaded:
             assert item.path is not None  # loaded from files
@@ -171,19 +174,27 @@ class Gate:
             from_file(Path(baseline[1]), spec_ids) if baseline and baseline[0] == "file" else Baselines()
         )
         with self._connect() as ks:
-            if baseline and baseline[0] == "experiment":
-                baselines = from_experiment(ks, baseline[1], spec_ids)
+            evals = self._run_evals(ks, eval_files)  # first: an eval's name is known once its file ran
+            recorded = {run.candidate.experiment_id for run in evals if run.candidate is not None}
+            gated_ids = [*spec_ids, *_distinct_names(evals, spec_ids)]
+            if baseline and baseline[0] == "file" and evals:
+                baselines = from_file(Path(baseline[1]), gated_ids)
+            elif baseline and baseline[0] == "experiment":
+                baselines = from_experiment(ks, baseline[1], gated_ids)
             elif baseline and baseline[0] == "branch":
-                baselines = from_branch(ks, baseline[1], spec_ids, self.ci)
+                baselines = from_branch(ks, baseline[1], gated_ids, self.ci, exclude=recorded)
             self._refuse_changed_specs(loaded, baselines)
             unchanged: dict[str, str] = {}
             if self.config.changed_only:
                 unchanged = unchanged_specs(loaded, baselines, Path.cwd(), self.err)
             with self._sticky() as sticky:
                 if sticky is not None:
-                    self._comment(sticky, running(spec_ids, self.ci.run_url))
+                    self._comment(sticky, running(gated_ids, self.ci.run_url))
                 deadline = time.monotonic() + self.config.timeout
                 runs = self._run_all(ks, loaded, baselines, unchanged, deadline)
+                runs += [
+                    dataclasses.replace(run, **_baseline_fields(run.spec_id, baselines)) for run in evals
+                ]
                 runs, verdict = self._grow(ks, loaded, runs, deadline)
                 mark_unchanged(verdict, unchanged)
                 candidates = [run.candidate for run in runs if run.candidate is not None]
@@ -323,6 +334,39 @@ class Gate:
         name_spec_file(results, item.path)
         return results, problem
 
+    def _run_evals(self, ks: Keystone, paths: Sequence[Path]) -> list[SpecRun]:
+        """Each eval file's Evals, recorded through `ks` with the CI tags and an Idempotency-Key derived
+        from the CI run like a spec experiment's; one run per Eval (its name in the place of a spec id),
+        without a baseline yet."""
+        runs: list[SpecRun] = []
+        run_key = self.ci.run_key
+        for path in paths:
+            self.err.print(f"[{path}] running its evals", markup=False)
+            try:
+                results = run_eval_file(
+                    path,
+                    ks=ks,
+                    metadata=self.ci.tags(),
+                    idempotency_key=(lambda name: idempotency_key(run_key, name)) if run_key else None,
+                )
+            except EvalFileError as exc:
+                self.err.print(self.redact(exc.describe()), markup=False)
+                raise InvalidSpecsError([Problem(message=str(exc), file=str(path), line=exc.line)]) from None
+            except KeystoneError as exc:
+                raise GateInfrastructureError(f"{path}: the Keystone server failed: {exc.message}") from None
+            for result in results:
+                candidate = result.run_results
+                if candidate is not None:
+                    name_spec_file(candidate, path)
+                self.err.print(
+                    f"[{result.name}] experiment {result.experiment_id}: {result.passed} of "
+                    f"{len(result.cases)} cases passed",
+                    markup=False,
+                )
+                problem = None if candidate is not None else "the eval was not recorded"
+                runs.append(SpecRun(result.name, candidate, problem=problem, grows=False))
+        return runs
+
     # -- adaptive replicas --------------------------------------------------------------------------
 
     def _grow(
@@ -349,7 +393,7 @@ class Gate:
         items = {item.spec.id: item for item in loaded}
         for position, run in enumerate(runs):
             scenarios = wanted.get(run.spec_id)
-            if not scenarios or run.candidate is None:
+            if not scenarios or run.candidate is None or not run.grows:
                 continue
             if time.monotonic() >= deadline:
                 return f"the timeout ({self.config.timeout:g}s) ran out"
@@ -468,14 +512,26 @@ class Gate:
 def _spec_run(
     spec_id: str, baselines: Baselines, candidate: RunResults | None, problem: str | None
 ) -> SpecRun:
-    return SpecRun(
-        spec_id,
-        candidate,
-        baselines.runs.get(spec_id),
-        baselines.sources.get(spec_id, ""),
-        problem,
-        tuple(baselines.notes.get(spec_id, [])),
-    )
+    return SpecRun(spec_id, candidate, problem=problem, **_baseline_fields(spec_id, baselines))
+
+
+def _baseline_fields(spec_id: str, baselines: Baselines) -> dict[str, Any]:
+    """A SpecRun's baseline, its source and notes for this spec (or Eval)."""
+    return {
+        "baseline": baselines.runs.get(spec_id),
+        "baseline_source": baselines.sources.get(spec_id, ""),
+        "notes": tuple(baselines.notes.get(spec_id, [])),
+    }
+
+
+def _distinct_names(evals: Sequence[SpecRun], spec_ids: Sequence[str]) -> list[str]:
+    """The Evals' names, each once among them and the specs' ids (a verdict is keyed by it)."""
+    names: list[str] = []
+    for run in evals:
+        if run.spec_id in spec_ids or run.spec_id in names:
+            raise GateInputError(f"invalid specs: two specs or Evals are named {run.spec_id}")
+        names.append(run.spec_id)
+    return names
 
 
 def _named(values: Sequence[str]) -> dict[str, str]:

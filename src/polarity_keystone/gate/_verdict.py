@@ -242,6 +242,8 @@ class SpecRun:
     problem: str | None = None
     """Why the candidate is missing or incomplete (the server went away, the timeout ran out)."""
     notes: tuple[str, ...] = ()
+    grows: bool = True
+    """False for an Eval's run: each case ran once, and adaptive replicas cannot add to it."""
 
 
 # --- per scenario ----------------------------------------------------------------------------------
@@ -546,8 +548,10 @@ def decide(runs: Sequence[SpecRun], policy: Policy, look: Look | None = None) ->
     compared: list[_Compared] = []
     specs = [_spec_verdict(run, policy, compared) for run in runs]
     suite, suite_outcome = _label(compared, policy, look)
-    for spec in specs:
+    for run, spec in zip(runs, specs, strict=True):
         own: Outcome = "error" if spec.errors else "threshold_failed" if spec.reasons else "passed"
+        if not run.grows:
+            own = _worst([own, _eval_outcome(spec, compared, policy, look)])
         spec.outcome = _worst([own, *(s.outcome for s in spec.scenarios)])
     # A scenario's own `inconclusive` is a warning; only the suite's blocks (see the module docstring).
     blocking: list[Outcome] = [spec.outcome for spec in specs if spec.outcome != "inconclusive"]
@@ -561,6 +565,25 @@ def decide(runs: Sequence[SpecRun], policy: Policy, look: Look | None = None) ->
         policy=policy.describe(),
         specs=specs,
     )
+
+
+def _eval_outcome(spec: SpecVerdict, compared: list[_Compared], policy: Policy, look: Look | None) -> Outcome:
+    """An Eval's own verdict over its cases together: each case is a one-replica scenario, which alone can
+    never show a significant drop, so its cases are also tested as one suite (the stratified test over
+    them); `regressed` with the reason first when that is significant, else `passed`."""
+    cases = [item.counts for item in compared if item.verdict.spec_id == spec.spec_id]
+    if len(cases) < 2:
+        return "passed"
+    decided = decide_regressions(cases, policy.regression, look)
+    if decided.suite is None or decided.suite.decision != "regressed":
+        return "passed"
+    test = Test.of(decided.suite)
+    spec.reasons.insert(
+        0,
+        f"regressed: its cases' pass rate {test.baseline.describe()} -> {test.candidate.describe()}, "
+        f"p={test.p_value:.3g}",
+    )
+    return "regressed"
 
 
 def exit_code(verdict: Outcome, specs: Sequence[SpecVerdict], inconclusive_blocking: bool) -> int:
