@@ -1,6 +1,7 @@
 """`Eval` run locally (no client configured): rows run at the concurrency asked and no more, a raising
 task fails its case only, async tasks, the summary's figures against a hand computation, data from a
-callable, and the ambient context's metadata and result hook."""
+callable, the seed's scorers (a judge without a key skipped), the ambient context's metadata and result
+hook; and the README snippet against a served server."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from typing import Any
 import pytest
 
 import polarity_keystone
-from polarity_keystone.scorers import Case, Score, Scorer
+from polarity_keystone.scorers import Case, ExactMatch, Factuality, Score, Scorer
 from polarity_keystone.sdk import Eval, EvalResult, EvalSummary, eval_context
+from tests.scorers.conftest import clear_judge_env
+from tests.sdk.readme_snippets import run_readme_snippet
+from tests.sdk.sdk_servers import KeystoneServer
 
 
 @pytest.fixture(autouse=True)
@@ -117,6 +121,21 @@ def test_the_summary_matches_a_hand_computation() -> None:
     assert [case.passed for case in result.cases] == [True, False, False, False]
 
 
+def test_the_seed_scorers_score_an_eval_and_a_judge_without_a_key_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clear_judge_env(monkeypatch)
+    rows = [{"input": "Paris", "expected": "Paris"}, {"input": "Lyon", "expected": "Paris"}]
+    result = Eval("seed-scorers", data=rows, task=lambda city: city, scores=[ExactMatch(), Factuality()])
+    assert (result.summary["exact_match"].mean, result.summary["exact_match"].count) == (0.5, 2)
+    assert "factuality" not in result.summary
+    assert [[score.status for score in case.scores] for case in result.cases] == [
+        ["pass", "skipped"],
+        ["fail", "skipped"],
+    ]
+    assert (result.passed, result.failed) == (1, 1)  # a skipped judge neither passes nor fails a case
+
+
 def test_data_from_a_callable_and_plain_functions_as_scorers() -> None:
     def rows() -> list[dict[str, Any]]:
         return [{"input": "x", "expected": "x", "metadata": {"source": "crm"}, "tags": ["pro"], "id": 7}]
@@ -140,3 +159,12 @@ def test_the_ambient_context_hears_of_each_result() -> None:
     Eval("outside", data=[{"input": 1}], task=lambda value: value, scores=[])
     assert heard == [first]
     assert first.experiment_id is None and first.run_results is None  # nothing configured: not recorded
+
+
+def test_the_readme_snippet_prints_what_its_comments_say(
+    socket_server: KeystoneServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clear_judge_env(monkeypatch)
+    printed, expected = run_readme_snippet("Eval", socket_server, monkeypatch)
+    assert printed == expected
+    assert len(printed) == 4
