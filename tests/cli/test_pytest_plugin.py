@@ -1,6 +1,7 @@
 """The pytest plugin for eval files, run by pytest's own pytester: opt-in only, one test per Eval,
 a failing case fails its test with the case and its scores in the report, and a raising file is a
-collection error naming its line. The plugin is the installed one (its `pytest11` entry point). No client: the Evals run without recording (KEYSTONE_API_KEY unset)."""
+collection error naming its line. The plugin is the installed one (its `pytest11` entry point). No
+client: the Evals run without recording (KEYSTONE_API_KEY unset)."""
 
 from __future__ import annotations
 
