@@ -1,6 +1,7 @@
 """`POST /v1/sandboxes/{id}/checks` in a real sandbox of the refund example (Postgres beside it): the
 sandbox scorers of the SDK run their spec checks in it through `ks.sandboxes`, another project's sandbox
-is a 404, a bad check a 400 naming its key, and a call holds at most 20 checks."""
+is a 404, a bad check a 400 naming its key, and a call holds at most 20 checks; the README's snippet
+prints what it says."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from polarity_keystone import CommandExits, FileContains, FileExists, Keystone, 
 from polarity_keystone.scorers import Case
 from polarity_keystone.server import create_api_key
 from polarity_keystone.store import ProjectRecord
+from tests.sdk.readme_snippets import run_readme_snippet
+from tests.sdk.sdk_servers import keystone_on_socket
 from tests.server.server_api import Api, MakeApi
 from tests.stores import ENGINE_ON_ONE_STORE
 
@@ -76,6 +79,10 @@ def test_checks_are_bounded_validated_and_kept_within_the_project(
     other = api.as_key(create_api_key(store, "other", "proj_other")[0])
     exists = {"type": "file_exists", "path": "a.txt"}
 
+    token = api.client.post(
+        f"/v1/sandboxes/{sandbox_id}/commands", json={"command": "echo $KEYSTONE_API_KEY"}
+    )
+    own_token = api.as_key(token.json()["stdout"].strip()).post(url, json={"invariants": {"a": exists}})
     foreign = other.post(url, json={"invariants": {"a": exists}})
     bad = api.client.post(
         url, json={"invariants": {"ok": exists, "note": {"type": "file_content", "path": "n"}}}
@@ -92,6 +99,7 @@ def test_checks_are_bounded_validated_and_kept_within_the_project(
     )
 
     assert foreign.status_code == 404, foreign.text
+    assert own_token.status_code == 403, own_token.text  # checks run as the container's user, not the agent's
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_request"
     assert bad.json()["message"].startswith("invariants.note.check.file_content: ")
     assert (
@@ -103,3 +111,10 @@ def test_checks_are_bounded_validated_and_kept_within_the_project(
     assert as_invariant.status_code == 200, as_invariant.text
     [result] = as_invariant.json()["results"]
     assert (result["name"], result["passed"], result["gate"], result["weight"]) == ("a", False, True, 2.0)
+
+
+def test_the_readme_snippet_prints_what_it_says(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REFUND_SPEC.parents[2])  # the snippet names the example from the checkout's root
+    with keystone_on_socket(store_url) as server:
+        printed, expected = run_readme_snippet("Sandbox scorers", server, monkeypatch)
+    assert printed == expected

@@ -35,6 +35,14 @@ MAX_CHECKS_BODY_BYTES = 64 * 1024
 NO_SPEC_DIR = Path("/nonexistent")
 """Where a check would read a local script from: nowhere, as `_require_runnable` refuses scripts."""
 
+CHECKS_DESCRIPTION = (
+    "Each invariant runs with the check code an experiment's replica is scored with, in order, and answers "
+    "an InvariantResult (`passed`, `score`, `skipped`, `message`, `evidence`). An entry is a spec invariant "
+    "(`{check: {type, ...}, weight?, gate?}`) or a bare check (`{type, ...}`); a bad one is a 400 naming its "
+    f"key and field. At most {MAX_CHECKS_PER_CALL} invariants and {MAX_CHECKS_BODY_BYTES // 1024} KiB a call "
+    "(413). Project keys only: a sandbox token is refused (403). 409 when the sandbox is gone."
+)
+
 
 def _as_invariant(value: Any) -> Any:
     """A bare check (`{type: file_exists, path: ...}`) is the invariant holding just that check."""
@@ -67,6 +75,7 @@ class SandboxCheckResults(BaseModel):
     response_model=SandboxCheckResults,
     summary="Run spec invariants (file_exists, file_content, command_exit, sql, llm_as_judge...) in a live "
     "sandbox",
+    description=CHECKS_DESCRIPTION,
     responses=error_responses(403, 404, 409, 413),
 )
 def run_sandbox_checks(
