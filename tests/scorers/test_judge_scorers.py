@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import autoevals
 import autoevals.oai
 import pytest
 
@@ -160,6 +161,7 @@ def test_rag_scorers_read_the_models_extractions(openai_judge: FakeModel) -> Non
 def test_answer_scorers_use_chat_and_embeddings(openai_judge: FakeModel) -> None:
     same = AnswerSimilarity()(output="Paris", expected="Paris")
     assert same.score == pytest.approx(1.0)
+    assert not autoevals.EmbeddingSimilarity._CACHE  # the vectors are not kept after the score
     assert openai_judge.requests[-1].path == "/embeddings"
     assert openai_judge.requests[-1].body["model"] == "text-embedding-3-small"
 

@@ -1,5 +1,6 @@
-"""The LLM providers an `llm_as_judge` check calls: an OpenAI-compatible Chat Completions API or
-Anthropic's Messages API, configured from the environment of the machine running Keystone.
+"""The LLM providers a judge calls (the server's `llm_as_judge` check, the client-side judge scorers):
+an OpenAI-compatible Chat Completions API or Anthropic's Messages API, configured from the environment
+of the machine running Keystone.
 
 Environment (never the spec, never logged):
 

@@ -71,6 +71,8 @@ class AutoevalsScorer(Scorer):
             result = self._autoevals(client).eval(**self._arguments(case))
         except SkipScore as skip:
             return Score(self.name, None, message=str(skip), skipped=True)
+        finally:
+            forget_embeddings(client)
         return self.from_autoevals(result, client)
 
     def from_autoevals(self, result: autoevals.Score, client: JudgeLLMClient) -> Score:
@@ -86,6 +88,16 @@ class AutoevalsScorer(Scorer):
         return Score(
             self.name, score, passed=score >= self.pass_threshold, message=message, metadata=metadata
         )
+
+
+def forget_embeddings(client: JudgeLLMClient) -> None:
+    """Drop the vectors autoevals' EmbeddingSimilarity cached for `client` on its class: keyed by the
+    client's id, they would only grow (a client serves one score) and could be served to a later
+    client that reuses the id."""
+    cache = autoevals.EmbeddingSimilarity._CACHE
+    with autoevals.EmbeddingSimilarity._CACHE_LOCK:
+        for key in [key for key in cache if key[3] == id(client)]:
+            del cache[key]
 
 
 def _capped(value: Any) -> Any:
