@@ -312,18 +312,26 @@ def _progress(name: str, total: int) -> Iterator[Callable[[], None]]:
 
 
 class _Recorder:
-    """Sends an Eval's cases to its experiment as they finish, in batches."""
+    """Sends an Eval's cases to its experiment as they finish, in batches.
 
-    def __init__(self, client: Keystone, experiment_id: str) -> None:
+    When the Idempotency-Key the experiment was started with had already started it (a CI job run again),
+    the server answers that experiment: if it is no longer running, its cases are recorded already and
+    this run's are not sent; `complete` answers its results."""
+
+    def __init__(self, client: Keystone, experiment_id: str, *, recording: bool) -> None:
         self._client = client
         self.experiment_id = experiment_id
+        self._recording = recording
         self._pending: list[dict[str, Any]] = []
 
     @classmethod
     def start(cls, client: Keystone, name: str, **fields: Any) -> _Recorder:
-        return cls(client, client.evals.start(name, **fields).id)
+        experiment = client.evals.start(name, **fields)
+        return cls(client, experiment.id, recording=experiment.status == "running")
 
     def add(self, case: EvalCase) -> None:
+        if not self._recording:
+            return
         self._pending.append(case.to_record())
         if len(self._pending) >= RECORD_BATCH:
             self.flush()

@@ -15,6 +15,8 @@ from ..results import RunResults
 from ._http import HttpClient
 from ._models import Experiment, KeystoneModel
 
+REPLAYED = "Idempotent-Replayed"
+"""The header of an answer the server replayed for an Idempotency-Key it had seen."""
 MAX_CASES_PER_CALL = 100
 """The server takes at most this many cases in one `add_cases` call; larger lists are sent in parts."""
 
@@ -46,14 +48,19 @@ class EvalService:
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Experiment:
-        """A `running` experiment for the eval `name` (its `spec_id`), expecting `total_cases` cases."""
+        """A `running` experiment for the eval `name` (its `spec_id`), expecting `total_cases` cases; the
+        experiment an earlier call with the same `idempotency_key` started, in its status now."""
         body: dict[str, Any] = {"name": name, "total_cases": total_cases, "scorers": list(scorers)}
         if experiment_name is not None:
             body["experiment_name"] = experiment_name
         if metadata:
             body["metadata"] = dict(metadata)
-        answer = self._http.json("POST", "/v1/evals", json=body, idempotency_key=idempotency_key)
-        return Experiment.from_dict(answer)
+        response = self._http.request("POST", "/v1/evals", json=body, idempotency_key=idempotency_key)
+        experiment = Experiment.from_dict(response.json())
+        if response.headers.get(REPLAYED) == "true":  # started before with this key: as it is now
+            now = self._http.json("GET", f"/v1/experiments/{quote(experiment.id, safe='')}")
+            experiment = experiment.model_copy(update={"status": now["status"]})
+        return experiment
 
     def add_cases(self, experiment_id: str, cases: Iterable[Mapping[str, Any]]) -> int:
         """Store finished cases (`{id?, input, expected, metadata, output, error, wall_ms, scores}`);
