@@ -53,6 +53,7 @@ def test_each_scorer_serialises_as_its_spec_invariant_with_the_reference_keys() 
         "model": "paragon-fast",
         "pass_threshold": 0.5,
     }
+    assert list(SQLEquals("db", "SELECT 1", 1).to_invariant()) == ["sql_equals_db_SELECT_1"]
     for scorer in (FileExists("a"), FileContains("a", not_contains="b"), CommandExits("true"), judge):
         for invariant in scorer.to_invariant().values():
             Invariant.model_validate(invariant)  # what a spec's loader accepts

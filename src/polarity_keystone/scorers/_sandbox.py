@@ -125,7 +125,7 @@ class SQLEquals(SandboxScorer):
     ) -> None:
         if (equals is _UNSET) == (expected is _UNSET):
             raise ValueError("SQLEquals takes the expected value once: equals= (or its alias expected=)")
-        super().__init__(name or f"sql_equals:{service}")
+        super().__init__(name or f"sql_equals:{service}:{query}")
         self.service, self.query = service, query
         self.equals = expected if equals is _UNSET else equals
 

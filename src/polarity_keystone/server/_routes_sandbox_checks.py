@@ -30,6 +30,8 @@ from ._models import error_responses
 router = APIRouter(prefix="/v1/sandboxes", tags=["Sandboxes"])
 
 MAX_CHECKS_PER_CALL = 20
+MAX_KEY_LENGTH = 500
+"""A scorer's key holds its command or query (`command_exits_pytest_-q`)."""
 MAX_CHECKS_BODY_BYTES = 64 * 1024
 """The invariants of one call, as JSON: checks are short; a judge's criteria are capped by the spec too."""
 NO_SPEC_DIR = Path("/nonexistent")
@@ -51,7 +53,7 @@ def _as_invariant(value: Any) -> Any:
     return value
 
 
-CheckKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+CheckKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH)]
 CheckEntry = Annotated[Invariant, BeforeValidator(_as_invariant)]
 
 
