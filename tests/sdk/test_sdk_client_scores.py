@@ -7,7 +7,10 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from polarity_keystone.scorers import Case, Score, Scorer
+from polarity_keystone.sdk import _client_scores as client_scores
 from tests.sdk.sdk_servers import KeystoneServer
 from tests.server.export_data import EXPERIMENT_ID, STATUSES, seed_experiment
 
@@ -50,22 +53,34 @@ def test_a_skipped_score_never_passes_nor_fails_a_scenario(server: KeystoneServe
     assert all(s.invariants[-1].skipped for s in results.scenarios)
 
 
-def test_scenarios_are_scored_a_few_at_a_time(server: KeystoneServer) -> None:
+def test_scenarios_are_scored_a_few_at_a_time(
+    server: KeystoneServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seed_experiment(server.store)
+    together = threading.Barrier(len(STATUSES), timeout=10)
+
+    @Scorer
+    def all_at_once(case: Case) -> float:
+        together.wait()  # breaks (a failed score) unless every scenario is scored at the same time
+        return 1.0
+
+    results = server.client().experiments.run_and_wait(EXPERIMENT_ID, scores=[all_at_once])
+    assert [s.invariants[-1].passed for s in results.scenarios] == [True] * len(STATUSES)
+
+    monkeypatch.setattr(client_scores, "SCORING_THREADS", 2)
     running, most = 0, 0
     lock = threading.Lock()
 
     @Scorer
-    def slow(case: Case) -> float:
+    def counted(case: Case) -> float:
         nonlocal running, most
         with lock:
             running += 1
             most = max(most, running)
-        time.sleep(0.2)
+        time.sleep(0.05)
         with lock:
             running -= 1
         return 1.0
 
-    started = time.monotonic()
-    server.client().experiments.run_and_wait(EXPERIMENT_ID, scores=[slow])
-    assert most == len(STATUSES) and time.monotonic() - started < 0.2 * len(STATUSES)
+    server.client().experiments.run_and_wait(EXPERIMENT_ID, scores=[counted])
+    assert most <= 2
