@@ -4,6 +4,7 @@ project's eval is 404; the bounds of `/v1/evals`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +74,8 @@ def test_an_eval_is_recorded_as_an_experiment_like_a_spec_experiment(
     api: Api, ks: Keystone, receiver: Receiver
 ) -> None:
     alert = _rule(api.client, condition="pass_rate < 0.8", eval_id="doubling", webhook_url=receiver.url)
+    hook = {"url": receiver.url, "events": ["experiment.completed"], "secret": "s" * 16}
+    assert api.client.post("/v1/webhooks", json=hook).status_code == 201
 
     baseline = _eval(ks, double, metadata={"branch": "main", "commit": "abc"})
 
@@ -107,6 +110,9 @@ def test_an_eval_is_recorded_as_an_experiment_like_a_spec_experiment(
     assert kinds.count("replica_done") == 4 and kinds[-1] == "done"
     assert api.client.get(f"/v1/metrics/experiments/{baseline.experiment_id}").status_code == 200
     assert api.client.get(f"/v1/alerts/{alert['id']}/firings").json() == []
+    headers, body = receiver.deliveries.get(timeout=10)  # the completion webhook a spec experiment sends
+    assert headers["Keystone-Event"] == "experiment.completed"
+    assert (json.loads(body)["id"], json.loads(body)["passed"]) == (baseline.experiment_id, 3)
 
     candidate = _eval(ks, double_badly, metadata={"branch": "feature"})
     [firing] = _firings(api.client, alert["id"])  # pass rate 0.5 < 0.8, as a spec experiment's would
