@@ -104,6 +104,12 @@ def test_an_eval_file_is_gated_against_the_baseline_from_main(
     monkeypatch.delenv("SUPPORT_TASK_BROKEN")
     equal = gate_evals(checkout, judge, "3")
     assert equal.code == 0, equal.log
+    # A re-run of the same job attempt: the cases run again, into a new experiment (the attempt's key
+    # would answer the completed one, which takes no more cases).
+    again = gate_evals(checkout, judge, "3")
+    assert again.code == 0, again.log
+    assert "this job attempt already completed experiment" in again.log
+    assert again.outputs["experiment-id"] != equal.outputs["experiment-id"]
 
 
 def test_an_eval_file_that_raises_is_invalid_input_naming_its_line(

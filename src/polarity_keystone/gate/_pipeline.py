@@ -339,7 +339,6 @@ class Gate:
         from the CI run like a spec experiment's; one run per Eval (its name in the place of a spec id),
         without a baseline yet."""
         runs: list[SpecRun] = []
-        run_key = self.ci.run_key
         for path in paths:
             self.err.print(f"[{path}] running its evals", markup=False)
             try:
@@ -347,7 +346,7 @@ class Gate:
                     path,
                     ks=ks,
                     metadata=self.ci.tags(),
-                    idempotency_key=(lambda name: idempotency_key(run_key, name)) if run_key else None,
+                    idempotency_key=lambda name: self._eval_key(ks, name),
                 )
             except EvalFileError as exc:
                 self.err.print(self.redact(exc.describe()), markup=False)
@@ -366,6 +365,22 @@ class Gate:
                 problem = None if candidate is not None else "the eval was not recorded"
                 runs.append(SpecRun(result.name, candidate, problem=problem, grows=False))
         return runs
+
+    def _eval_key(self, ks: Keystone, name: str) -> str | None:
+        """The Idempotency-Key of this job attempt's experiment of the Eval `name`; None (a fresh one)
+        when the attempt already completed one: its cases run again in this process, so they are a new
+        run (the key would answer the completed experiment, which takes no more cases)."""
+        run_key = self.ci.run_key
+        if not run_key:
+            return None
+        done = ks.experiments.list(spec_id=name, status="completed", metadata={"ci_run": run_key}, limit=1)
+        if done:
+            self.err.print(
+                f"[{name}] this job attempt already completed experiment {done[0].id}: recording a new one",
+                markup=False,
+            )
+            return None
+        return idempotency_key(run_key, name)
 
     # -- adaptive replicas --------------------------------------------------------------------------
 
