@@ -1,5 +1,6 @@
 """`POST /v1/sandboxes/{id}/checks` in a real sandbox of the refund example (Postgres beside it): the
-sandbox scorers of the SDK run their spec checks in it through `ks.sandboxes`, another project's sandbox
+sandbox scorers of the SDK run their spec checks in it through `ks.sandboxes` (the judge's against a
+local fake model server), another project's sandbox
 is a 404, a bad check a 400 naming its key, and a call holds at most 20 checks; the README's snippet
 prints what it says."""
 
@@ -11,13 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from polarity_keystone import CommandExits, FileContains, FileExists, Keystone, SQLEquals
+from polarity_keystone import CommandExits, FileContains, FileExists, Keystone, LLMJudge, SQLEquals
 from polarity_keystone.scorers import Case
 from polarity_keystone.server import create_api_key
 from polarity_keystone.store import ProjectRecord
+from tests.scoring.test_llm_judge import ENV_VARS
 from tests.sdk.readme_snippets import run_readme_snippet
 from tests.sdk.sdk_servers import keystone_on_socket
 from tests.server.server_api import Api, MakeApi
+from tests.server.test_server_scoring import configured_judge
 from tests.stores import ENGINE_ON_ONE_STORE
 
 pytestmark = [pytest.mark.docker, ENGINE_ON_ONE_STORE]
@@ -67,6 +70,27 @@ def test_the_sandbox_scorers_run_their_checks_in_a_live_sandbox(
     assert "exited 3 (expected 0)" in scores["failing"].message
     assert scores["count"].message == "query returned '2', expected 3"
     assert scores["paid"].metadata["evidence"]["rows"] == [["paid"]]
+
+
+def test_llm_judge_reads_the_live_workspace_with_the_servers_judge_and_is_skipped_without_one(
+    refund_box: tuple[Api, Keystone, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _api, ks, sandbox_id = refund_box
+    ks.sandboxes.write_file(sandbox_id, "notes/refund-1042.md", "Refunded: damaged in transit.\n")
+    case = Case(sandbox_id=sandbox_id, sandbox_checker=ks.sandboxes)
+    scorer = LLMJudge("The note says why the order was refunded", model="judge-model", pass_threshold=0.7)
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+    unjudged = scorer(case)
+    with configured_judge(monkeypatch) as judge:
+        judge.answer('{"score": 0.9, "reasoning": "damage in transit is the reason"}')
+        judged = scorer(case)
+
+    assert unjudged.status == "skipped" and unjudged.passed is None
+    assert (judged.status, judged.score) == ("pass", 0.9)
+    assert "Refunded: damaged in transit." in judge.prompt  # the workspace, LLMJudge's default input
+    assert "The note says why the order was refunded" in judge.prompt
 
 
 def test_checks_are_bounded_validated_and_kept_within_the_project(
