@@ -2,7 +2,8 @@
 (created through `ks.datasets`) with two heuristic scorers and one judge scorer, whose judge is the
 local fake model server of the judge tests (real HTTP on loopback). The run on main is the baseline; a
 pull request whose task regresses exits 1 naming the eval in JUnit and the summary, one equal to the
-baseline exits 0. Nothing runs in Docker."""
+baseline exits 0. Nothing runs in Docker. And the decision itself: an Eval's cases are also tested
+together, and adaptive replicas never grow an Eval."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from pathlib import Path
 import pytest
 
 from polarity_keystone import Keystone
+from polarity_keystone.gate import Policy, SpecRun, decide
+from polarity_keystone.gate._adaptive import design_for
 from tests.gate.gate_env import GateRun, gate, github_env
+from tests.gate.gate_results import run
 from tests.scoring.test_llm_judge import FakeModel
 from tests.server.test_server_scoring import configured_judge
 
@@ -123,3 +127,20 @@ def test_an_eval_file_that_raises_is_invalid_input_naming_its_line(
     assert "evals/broken.py:3: KeyError: 'NO_SUCH_DATASET'" in result.log
     (problem,) = result.results["problems"]
     assert problem["file"] == "evals/broken.py" and problem["line"] == 3
+
+
+def test_an_evals_cases_are_also_tested_together_and_never_grow() -> None:
+    """Each case is a one-replica scenario: alone none can show a drop, together 10 of 20 lost is one."""
+    cases = {f"case-{n}": "P" for n in range(20)}
+    broken = {case: "F" if n % 2 else "P" for n, case in enumerate(cases)}
+    baseline = run(cases, spec_id="faq", experiment_id="exp-base")
+    candidate = run(broken, spec_id="faq")
+    policy = Policy(fail_on=frozenset())  # the scorers are no gate invariants: only the drop can block
+    as_eval = decide([SpecRun("faq", candidate, baseline, grows=False)], policy)
+    (spec,) = as_eval.specs
+    assert spec.outcome == "regressed" and as_eval.exit_code == 1
+    assert spec.reasons[0].startswith("regressed: its cases' pass rate 20/20")
+    assert {scenario.outcome for scenario in spec.scenarios} == {"passed"}
+    as_spec = decide([SpecRun("faq", candidate, baseline)], policy)
+    assert as_spec.specs[0].outcome == "passed"  # a spec's scenarios are not pooled per spec
+    assert design_for([SpecRun("faq", candidate, baseline, grows=False)], 80).looks == (80,)
