@@ -16,6 +16,7 @@ import pytest
 from polarity_keystone import Keystone
 from polarity_keystone.gate import Policy, SpecRun, decide
 from polarity_keystone.gate._adaptive import design_for
+from polarity_keystone.gate._pipeline import expand_specs
 from tests.gate.gate_env import GateRun, gate, github_env
 from tests.gate.gate_results import run
 from tests.scoring.test_llm_judge import FakeModel
@@ -144,3 +145,16 @@ def test_an_evals_cases_are_also_tested_together_and_never_grow() -> None:
     as_spec = decide([SpecRun("faq", candidate, baseline)], policy)
     assert as_spec.specs[0].outcome == "passed"  # a spec's scenarios are not pooled per spec
     assert design_for([SpecRun("faq", candidate, baseline, grows=False)], 80).looks == (80,)
+
+
+def test_a_glob_runs_python_files_only_when_it_ends_in_py(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An eval file is code run in the CI job: a pull request adding `specs/evil.py` under a `specs/*`
+    glob must not get it executed, while `evals/*.py` and a file named outright do run."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("specs/a.yaml", "specs/evil.py", "evals/eval_one.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert expand_specs(["specs/*"]) == [Path("specs/a.yaml")]
+    assert expand_specs(["evals/*.py", "specs/evil.py"]) == [Path("evals/eval_one.py"), Path("specs/evil.py")]

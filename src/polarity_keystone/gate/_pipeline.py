@@ -79,10 +79,18 @@ class InvalidSpecsError(GateInputError):
 
 
 def expand_specs(patterns: Sequence[str]) -> list[Path]:
+    """The files the patterns name. An eval file is Python the gate executes in the job, so a glob yields
+    `.py` files only when it ends in `.py` itself: a pull request adding `specs/x.py` under `specs/*`
+    does not get its code run unless the workflow asked for Python files there."""
     paths: list[Path] = []
     for pattern in patterns:
         if glob.has_magic(pattern):
-            matches = [Path(m) for m in sorted(glob.glob(pattern, recursive=True)) if Path(m).is_file()]
+            runs_python = is_eval_file(Path(pattern))
+            matches = [
+                Path(m)
+                for m in sorted(glob.glob(pattern, recursive=True))
+                if Path(m).is_file() and (runs_python or not is_eval_file(Path(m)))
+            ]
         else:
             matches = [Path(pattern)] if Path(pattern).is_file() else []
         if not matches:
