@@ -5,10 +5,9 @@ implements, and checks the shapes they show: field names, types, a list where th
 It is plain httpx: no import of this project's SDK or models, so the server cannot pass by agreeing with
 itself. The server is a real one on a socket; the Docker test boots real sandboxes.
 
-Not yet (a route of those documents this server does not implement, so not tested here): an agent's
-traces (`/v1/agents/:name/traces`). Alerts, datasets, prompts, export, scoring and evals have tests of
-their own (tests/server/test_server_{alerts,datasets,prompts,export,scoring,evals}.py, and through the
-SDK in tests/sdk/).
+Alerts, datasets, prompts, export (an agent's traces among it), scoring and evals have tests of their
+own (tests/server/test_server_{alerts,datasets,prompts,export,scoring,evals}.py, and through the SDK in
+tests/sdk/).
 """
 
 from __future__ import annotations

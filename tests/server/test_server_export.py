@@ -14,9 +14,10 @@ import pytest
 from polarity_keystone.server import _export_pages as export_pages
 from polarity_keystone.server import _routes_export as routes_export
 from polarity_keystone.server import create_api_key
-from polarity_keystone.store import ProjectRecord, encode_cursor
+from polarity_keystone.store import ExperimentRecord, ProjectRecord, SandboxRecord, encode_cursor
 from tests.server.export_data import EXPERIMENT_ID, SPANS, STATUSES, seed_experiment
 from tests.server.server_api import Api, MakeApi
+from tests.server.test_server_agents import member, tarball, uploaded
 
 BUNDLE_MEMBERS = ["experiment", "results", "scenarios", "replicas", "scores", "trace_events"]
 
@@ -215,3 +216,60 @@ def test_another_projects_export_is_invisible(api: Api) -> None:
     assert other.get("/v1/traces", params={"sandbox_id": "sb-s-pass"}).status_code == 404
     for path in ("/v1/traces", "/v1/spans"):
         assert _page(other.get(path))["items"] == [], path
+
+
+def test_an_agents_traces_are_its_pinned_runs_and_the_events_naming_it(api: Api) -> None:
+    """`GET /v1/agents/{name}/traces`: the events of the sandboxes whose experiment pinned one of the
+    agent's snapshots, and the events that name the agent; `version` narrows both; an agent the project
+    never uploaded is 404, as on its other routes."""
+    store = api.context.store
+    first = uploaded(
+        api.client, tarball(member("run.sh", b"echo 1\n")), name="refunds", entrypoint=["sh", "run.sh"]
+    )
+    second = uploaded(
+        api.client, tarball(member("run.sh", b"echo 2\n")), name="refunds", entrypoint=["sh", "run.sh"]
+    )
+    now = datetime.now(UTC)
+    store.add_experiment(
+        ExperimentRecord(
+            "exp_pinned",
+            "pinned",
+            "export-spec",
+            1,
+            "completed",
+            now,
+            "key",
+            options={"agent_snapshot": first["id"]},
+        )
+    )
+    store.put_sandbox(
+        SandboxRecord(
+            "sb-pinned", "export-spec", "destroyed", "key", now, None, {"experiment_id": "exp_pinned"}
+        )
+    )
+    pinned_events = [
+        {"event_type": "tool_call", "tool": "lookup"},
+        {"event_type": "llm_call", "tool": "openai.create"},
+    ]
+    store.add_trace_events("sb-pinned", "key", pinned_events)
+    store.add_trace_events(
+        None, "key", [{"event_type": "tool_call", "tool": "v2-call", "agent": "refunds", "agent_version": 2}]
+    )
+    store.add_trace_events(
+        None,
+        "key",
+        [{"event_type": "tool_call", "tool": "huge", "agent": "refunds", "agent_version": "9" * 5000}],
+    )
+
+    every, _ = _every(api.client, "/v1/agents/refunds/traces", limit=3)
+    tools = [event["tool"] for event in every]
+    # Each of the seeded experiment's three sandboxes has two events naming `refunds`.
+    assert tools == ["anthropic.create", "search"] * 3 + ["lookup", "openai.create", "v2-call", "huge"]
+
+    version_1, _ = _every(api.client, "/v1/agents/refunds/traces", version=1)
+    assert [event["tool"] for event in version_1] == ["lookup", "openai.create"]
+    version_2, _ = _every(api.client, "/v1/agents/refunds/traces", version=second["version"])
+    assert [event["tool"] for event in version_2] == ["v2-call"]
+
+    assert api.client.get("/v1/agents/refunds/traces", params={"version": 9}).status_code == 404
+    assert api.client.get("/v1/agents/never-uploaded/traces").status_code == 404

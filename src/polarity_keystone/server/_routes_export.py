@@ -10,16 +10,17 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from ..scoring import normalise_event
 from ..store import ExperimentRecord, NotFound, Page, TraceEventRecord
+from ._agents import PINNED
 from ._context import ServerContext
 from ._deps import Authenticated, Context, LiveKey, Principal
 from ._export_pages import ExportPage, envelope, event_page, events_envelope, listed_event
-from ._models import error_responses
+from ._models import MAX_VERSION, error_responses
 from ._paging import Paging
 from ._routes_experiments import experiment_out
 from ._routes_scoring import score_out
@@ -120,6 +121,88 @@ def list_events(
         since=since,
     )
     return events_envelope(page)
+
+
+AGENT_VERSION_KEYS = ("agent_version", "agent.version", "gen_ai.agent.version")
+"""Where an event reported outside a pinned run says which version of its agent it came from."""
+MAX_VERSION_DIGITS = 10
+"""An agent's event says what it likes: a longer digit string is no version (and no 4,300-digit int)."""
+
+
+@router.get(
+    "/v1/agents/{name}/traces",
+    response_model=ExportPage,
+    summary="Trace events of one uploaded agent, oldest first: those of the sandboxes that ran its snapshots "
+    "(one version's with `version`) and those naming it (`agent`, `agent.name` or `gen_ai.agent.name`; "
+    "with `version`, also `agent_version`, `agent.version` or `gen_ai.agent.version`)",
+    responses=ERRORS,
+)
+def agent_traces(
+    name: Annotated[str, Path(max_length=128)],
+    context: Context,
+    caller: LiveKey,
+    pager: Paging,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+) -> ExportPage:
+    ran = _agent_sandboxes(context, caller.project_id, name, version)
+
+    def keep(record: TraceEventRecord) -> bool:
+        if record.sandbox_id in ran:
+            return True
+        return _agent(record.data) == name and (version is None or _agent_version(record.data) == version)
+
+    page = event_page(context.store, caller.project_id, cursor=pager.cursor, limit=pager.limit, keep=keep)
+    return events_envelope(page)
+
+
+def _agent_sandboxes(context: ServerContext, project_id: str, name: str, version: int | None) -> set[str]:
+    """The sandboxes of the experiments pinned to the agent's snapshots (or to its one `version`, which
+    must exist: NotFound otherwise, as for `GET /v1/agents/{name}/versions/{version}`)."""
+    if version is not None:
+        snapshots = {context.store.resolve_agent(project_id, name, version=version).id}
+    else:
+        snapshots = _snapshot_ids(context, project_id, name)
+    pinned: dict[str, bool] = {}
+    ran: set[str] = set()
+    for sandbox in context.store.list_sandboxes(project_id=project_id, include_destroyed=True):
+        experiment_id = sandbox.metadata.get("experiment_id")
+        if not isinstance(experiment_id, str):
+            continue
+        if experiment_id not in pinned:
+            pinned[experiment_id] = _pinned_snapshot(context, experiment_id) in snapshots
+        if pinned[experiment_id]:
+            ran.add(sandbox.id)
+    return ran
+
+
+def _pinned_snapshot(context: ServerContext, experiment_id: str) -> object:
+    try:
+        return context.store.get_experiment_head(experiment_id).options.get(PINNED)
+    except NotFound:  # deleted since its sandbox ran
+        return None
+
+
+def _snapshot_ids(context: ServerContext, project_id: str, name: str) -> set[str]:
+    """Every version's snapshot id; NotFound (404) when the project never uploaded the agent, as for its
+    other routes (events naming an agent never uploaded are listed by `GET /v1/traces?agent=`)."""
+    ids: set[str] = set()
+    cursor: str | None = None
+    while True:
+        page = context.store.list_agent_versions(project_id, name, cursor=cursor, limit=500)
+        ids.update(item.id for item in page.items)
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor
+
+
+def _agent_version(data: dict[str, Any]) -> int | None:
+    attributes = normalise_event(data)["metadata"]
+    for value in (data.get("agent_version"), *(attributes.get(key) for key in AGENT_VERSION_KEYS)):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.isdigit() and len(value) <= MAX_VERSION_DIGITS:
+            return int(value)
+    return None
 
 
 @router.get(
