@@ -13,7 +13,7 @@ import pytest
 from polarity_keystone.engine import PreparedSpec, prepare, scenarios_of
 from polarity_keystone.results import RunResults
 from polarity_keystone.sandbox import ImageError, ImageResolver
-from polarity_keystone.spec import load_spec
+from polarity_keystone.spec import Parallelism, load_spec
 from tests.examples.shipped_examples import RunSpec
 
 pytestmark = pytest.mark.docker
@@ -179,12 +179,12 @@ def test_matrix_runs_one_scenario_per_cell_times_replicas(prepared_from: Prepare
 
 
 def test_matrix_scenarios_are_the_cartesian_product() -> None:
-    cells = scenarios_of({"size": [1, 2, 3], "mode": ["a", "b"]}, "spec")
+    cells = scenarios_of(Parallelism(matrix={"size": [1, 2, 3], "mode": ["a", "b"]}), "spec")
 
     assert len(cells) == 6
     assert cells[0] == ("spec[mode=a,size=1]", {"mode": "a", "size": 1})
     assert len({scenario_id for scenario_id, _ in cells}) == 6
-    assert scenarios_of({}, "spec") == [("spec", {})]
+    assert scenarios_of(Parallelism(), "spec") == [("spec", {})]
 
 
 def test_replica_count_multiplies_the_matrix(prepared_from: PrepareFrom, run: RunSpec) -> None:

@@ -169,6 +169,22 @@ def test_the_valid_base_spec_loads() -> None:
             id="matrix axis shadowing a Keystone env var",
         ),
         pytest.param(
+            VALID + "parallelism:\n  matrix: {size: [1]}\n  dataset: {id: ds_1}\n",
+            17,
+            "parallelism",
+            "`matrix` and `dataset` both set",
+            None,
+            id="scenarios from a matrix and a dataset",
+        ),
+        pytest.param(
+            VALID + "parallelism:\n  dataset: {id: ds_1, limit: 5000}\n",
+            18,
+            "parallelism.dataset.limit",
+            "less than or equal to 1000",
+            None,
+            id="dataset limit past the most scenarios",
+        ),
+        pytest.param(
             edited("    check:", "    weight: 0\n    check:"),
             12,
             "invariants",

@@ -3,6 +3,7 @@
 from ._aggregate import aggregate_run, aggregate_scenario
 from ._experiment import ProgressListener, RunOptions, run_experiment, scenarios_of
 from ._fixtures import supported_fixtures
+from ._parameters import parameter_text
 from ._prepare import TASK_FILE, PreparedSpec, ResolvedAgent, fingerprint_id, plan_replica, prepare
 from ._replay import FingerprintMismatch, replay
 from ._replica import AGENT_OUTPUT_LIMIT
@@ -27,6 +28,7 @@ __all__ = [
     "aggregate_scenario",
     "fingerprint_id",
     "new_experiment_seed",
+    "parameter_text",
     "plan_replica",
     "prepare",
     "replay",

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from ..results import ReplicaResult, RunResults
 from ..sandbox import BootEvent, Sandbox, SandboxBackend
+from ..spec import Parallelism, SpecError, SpecIssue
 from ._aggregate import aggregate_run, aggregate_scenario
 from ._prepare import PreparedSpec, ReplicaPlan
 from ._replica import ReplicaJob, booting_on, destroying, run_replica
@@ -56,8 +57,26 @@ class RunOptions:
     when the spec's services can be reset."""
 
 
-def scenarios_of(matrix: dict[str, list[Any]], spec_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """The cartesian product of the matrix as (scenario_id, parameters); one scenario without a matrix."""
+def scenarios_of(parallelism: Parallelism, spec_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The scenarios as (scenario_id, parameters): the dataset records a server resolved, or the
+    cartesian product of the matrix; one scenario without either. SpecError for a dataset no server
+    resolved (a plain engine run has no datasets)."""
+    if parallelism.dataset is not None:
+        planned = parallelism.planned_scenarios
+        if planned is None:
+            issue = SpecIssue(
+                file=spec_id,
+                line=None,
+                column=None,
+                field="parallelism.dataset",
+                message=f"the scenarios are the records of dataset {parallelism.dataset.id!r}, which only "
+                "a Keystone server holds; this run has no server",
+                suggestion="run it through a server: `ks eval run SPEC` without --keep (a server on the "
+                "local store), or a client of `ks server`",
+            )
+            raise SpecError([issue])
+        return planned
+    matrix = parallelism.matrix
     if not matrix:
         return [(spec_id, {})]
     axes = sorted(matrix)
@@ -98,7 +117,7 @@ def run_experiment(
     seed = options.seed if options.seed is not None else new_experiment_seed()
     experiment_id = options.experiment_id or f"exp-{secrets.token_hex(6)}"
     replicas = options.replicas or spec.parallelism.replicas
-    cells = scenarios_of(spec.parallelism.matrix, spec.id)
+    cells = scenarios_of(spec.parallelism, spec.id)
     jobs = [
         ReplicaJob(experiment_id, scenario_id, index, replica_seed(seed, scenario_id, index), parameters)
         for scenario_id, parameters in cells

@@ -41,6 +41,7 @@ from ._db_audit import audited, needs_db_audit
 from ._execlog import logged_env, needs_command_log, with_command_log
 from ._fixtures import PreparedFixture, prepare_fixture, secret_files_step
 from ._network import network_policy
+from ._parameters import parameters_text
 from ._spec_paths import local_path, spec_file
 from ._trace import TRACE_FILE
 
@@ -244,7 +245,7 @@ def plan_replica(
         **service_env,
         **in_env(spec.secrets, values),
         **{key: interpolate(value, values) for key, value in spec.agent.env.items()},
-        **{key: str(value) for key, value in parameters.items()},
+        **parameters_text(parameters),
         "KEYSTONE_TASK": spec.task.prompt,
         "KEYSTONE_TASK_FILE": TASK_FILE,
         "KEYSTONE_TRACE_FILE": TRACE_FILE,

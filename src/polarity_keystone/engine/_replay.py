@@ -10,6 +10,7 @@ from ..results import ReplicaResult
 from ..sandbox import BootListener, Sandbox, SandboxBackend
 from ._experiment import scenarios_of
 from ._model_calls import Recordings
+from ._parameters import parameters_text
 from ._prepare import PreparedSpec
 from ._replica import ReplicaJob, booting_on, run_replica
 from ._trace import ReportedTrace
@@ -44,11 +45,9 @@ def replay(
             "sandbox. Restore them, or pass --force to replay anyway."
         )
     spec = prepared.spec
-    cells = scenarios_of(spec.parallelism.matrix, spec.id)
-    as_text = {key: str(value) for key, value in parameters.items()}
-    cell = next(
-        ((sid, params) for sid, params in cells if {k: str(v) for k, v in params.items()} == as_text), None
-    )
+    cells = scenarios_of(spec.parallelism, spec.id)
+    as_text = parameters_text(parameters)
+    cell = next(((sid, params) for sid, params in cells if parameters_text(params) == as_text), None)
     if cell is None:
         wanted = ", ".join(f"--param {k}=..." for k in sorted(spec.parallelism.matrix)) or "no --param"
         raise FingerprintMismatch(

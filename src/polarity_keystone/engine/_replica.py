@@ -38,6 +38,7 @@ from ._audit import audit_events
 from ._db_audit import DbAudit, needs_db_audit
 from ._model_calls import Recordings, divergence_events, put_recordings, with_model_calls
 from ._network import gateway_calls, mock_calls
+from ._parameters import parameter_text
 from ._prepare import TASK_FILE, PreparedSpec, ReplicaPlan, plan_replica
 from ._run_reads import read_run
 from ._state_audit import capture, state_changes
@@ -80,7 +81,7 @@ def replay_command(prepared: PreparedSpec, job: ReplicaJob) -> str:
     )
     parts = ["ks", "replay", spec_file, "--seed", str(job.seed), "--replica", str(job.replica)]
     for key, value in sorted(job.parameters.items()):
-        parts += ["--param", f"{key}={value}"]
+        parts += ["--param", f"{key}={parameter_text(value)}"]
     parts += ["--fingerprint", prepared.fingerprint_id]
     return shlex.join(parts)
 

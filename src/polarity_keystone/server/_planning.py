@@ -1,6 +1,7 @@
 """New experiments: what `POST /v1/experiments`, `/v1/runs` and `/v1/replicas` record before a run.
 
-The plan is fixed at creation: the spec version, its matrix cells, replicas and the seed, so results
+The plan is fixed at creation: the spec version, its scenarios (matrix cells, or the records of a
+pinned dataset version), replicas and the seed, so results
 read back later (even partial ones) are computed against the same plan.
 """
 
@@ -15,6 +16,7 @@ from ..engine import new_experiment_seed, scenarios_of
 from ..secrets import require_available
 from ..store import ExperimentRecord
 from ._context import ServerContext
+from ._dataset_scenarios import dataset_scenarios
 from ._deps import Principal
 from ._errors import InvalidRequest
 
@@ -48,7 +50,11 @@ def record_experiment(context: ServerContext, caller: Principal, plan: Plan) -> 
     bundle = context.specs.bundle(spec)
     loaded = context.specs.load(spec.project_id, spec.id, spec.version, bundle)
     require_available(loaded.spec.secrets, plan.secrets, context.settings.secret_policy)
-    cells = scenarios_of(loaded.spec.parallelism.matrix, loaded.spec.id)
+    parallelism = loaded.spec.parallelism
+    if parallelism.dataset is not None:  # pinned: extending the experiment runs the same records
+        version, resolved = dataset_scenarios(context.store, caller.project_id, parallelism.dataset, spec.id)
+        parallelism = parallelism.planned(resolved, version)
+    cells = scenarios_of(parallelism, loaded.spec.id)
     if plan.inputs is not None:
         wanted = {key: str(value) for key, value in plan.inputs.items()}
         cells = [cell for cell in cells if {k: str(v) for k, v in cell[1].items()} == wanted]
@@ -67,6 +73,8 @@ def record_experiment(context: ServerContext, caller: Principal, plan: Plan) -> 
         "secret_names": sorted(plan.secrets),
         **context.agents.pin(caller.project_id, loaded.spec),
     }
+    if parallelism.dataset is not None:
+        options["dataset"] = parallelism.dataset.model_dump()
     if plan.kind is not None:
         options["kind"] = plan.kind
     if plan.replica_seed is not None:

@@ -530,11 +530,16 @@ class ExperimentRunner:
 
 
 def _planned_cells(loaded: LoadedSpec, options: dict[str, Any]) -> LoadedSpec:
-    """The spec with its matrix narrowed to the cells the plan kept (a run or a suite of one cell)."""
+    """The spec with its matrix narrowed to the cells the plan kept (a run or a suite of one cell), or
+    its dataset resolved to the records the plan pinned."""
     spec = loaded.spec
     matrix = spec.parallelism.matrix
     cells = options["scenarios"]
-    if not matrix or len(cells) == len(scenarios_of(matrix, spec.id)):
+    if spec.parallelism.dataset is not None:
+        planned = [(cell["scenario_id"], cell["parameters"]) for cell in cells]
+        parallelism = spec.parallelism.planned(planned, options["dataset"]["version"])
+        return replace(loaded, spec=spec.model_copy(update={"parallelism": parallelism}))
+    if not matrix or len(cells) == len(scenarios_of(spec.parallelism, spec.id)):
         return loaded
     narrowed = {axis: list(dict.fromkeys(cell["parameters"][axis] for cell in cells)) for axis in matrix}
     parallelism = spec.parallelism.model_copy(update={"matrix": narrowed})

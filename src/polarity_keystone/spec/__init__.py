@@ -18,7 +18,7 @@ from ._bundles import (
 )
 from ._errors import SpecError, SpecIssue
 from ._identity import PARTS_KEY, SEMANTIC_KEY, SEMANTIC_KEYS, semantic_fingerprint
-from ._limits import MAX_ID_LENGTH
+from ._limits import MAX_ID_LENGTH, MAX_SCENARIOS
 from ._loader import LoadedSpec, load_spec, load_specs, parse_spec
 from ._local_files import SPEC_FILE_FIELD, LocalFile, local_files
 from ._models import (
@@ -29,6 +29,7 @@ from ._models import (
     Check,
     CommandExitCheck,
     CustomCheck,
+    DatasetScenarios,
     Determinism,
     DirectoryFixture,
     DriftFixture,
@@ -79,6 +80,7 @@ __all__ = [
     "JUDGE_TEXT_CAP",
     "KNOWN_IMAGES",
     "MAX_ID_LENGTH",
+    "MAX_SCENARIOS",
     "MAX_SPEC_BYTES",
     "PARTS_KEY",
     "SEMANTIC_KEY",
@@ -92,6 +94,7 @@ __all__ = [
     "Check",
     "CommandExitCheck",
     "CustomCheck",
+    "DatasetScenarios",
     "Determinism",
     "DirectoryFixture",
     "DriftFixture",

@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -753,10 +754,47 @@ class Determinism(_Block):
     """False: time stands still at `clock`. True: it starts at `clock` and runs."""
 
 
+class DatasetScenarios(_Block):
+    """`parallelism.dataset`: each record of a server's dataset is a scenario, its `input` fields (and
+    `expected`) the task parameters. Resolved by the server when an experiment is created."""
+
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    version: int | None = Field(default=None, ge=1)
+    """Default: the dataset's latest version when the experiment is created (pinned then)."""
+    tags: list[str] = Field(default_factory=list)
+    """Only the records carrying every one of these tags."""
+    limit: int | None = Field(default=None, ge=1, le=MAX_SCENARIOS)
+    """The first `limit` records only."""
+
+
 class Parallelism(_Block):
     replicas: int = Field(default=1, ge=1, le=10_000)
     matrix: dict[str, list[str | int | float | bool]] = Field(default_factory=dict)
+    dataset: DatasetScenarios | None = None
     concurrency: int | None = Field(default=None, ge=1)
+    _planned: list[tuple[str, dict[str, Any]]] | None = PrivateAttr(default=None)
+    """The scenarios a server resolved `dataset` to (never read from a spec file)."""
+
+    @model_validator(mode="after")
+    def _one_source_of_scenarios(self) -> Parallelism:
+        if self.matrix and self.dataset is not None:
+            raise ValueError(
+                "`matrix` and `dataset` both set: scenarios come from one of them; remove `matrix` or "
+                "`dataset`"
+            )
+        return self
+
+    @property
+    def planned_scenarios(self) -> list[tuple[str, dict[str, Any]]] | None:
+        """The scenarios a server resolved `dataset` to; None before (and for a matrix)."""
+        return None if self._planned is None else list(self._planned)
+
+    def planned(self, cells: list[tuple[str, dict[str, Any]]], version: int) -> Parallelism:
+        """This parallelism with `dataset` resolved to `cells`, from the dataset's `version`."""
+        dataset = self.dataset.model_copy(update={"version": version}) if self.dataset else None
+        copy = self.model_copy(update={"dataset": dataset})
+        copy._planned = cells
+        return copy
 
     @field_validator("matrix")
     @classmethod
