@@ -152,3 +152,21 @@ def test_a_run_gives_each_scenario_its_records_parameters(make_api: MakeApi) -> 
     ]  # the record added after creation is not run: the version was pinned
     assert [s["status"] for s in scenarios] == ["pass"] * 3
     assert [s["parameters"] for s in scenarios][2] == {"input": "alpha-3"}
+
+
+@pytest.mark.docker
+@ENGINE_ON_ONE_STORE
+def test_a_run_picks_the_record_its_inputs_name(make_api: MakeApi) -> None:
+    api = make_api(socket=True)
+    dataset = _dataset(api.client, RECORDS)
+    assert api.upload(_spec(dataset)).status_code == 201
+    inputs = {"meta": {"k": [1, 2]}, "word": "alpha-2"}
+
+    unknown = api.client.post("/v1/runs", json={"spec_id": "words", "inputs": {"word": "gamma"}})
+    run = api.client.post("/v1/runs", json={"spec_id": "words", "inputs": inputs})
+    results = wait_until_finished(api, run.json()["id"])
+
+    assert unknown.status_code == 400 and dataset in unknown.json()["message"]
+    assert results["status"] == "completed", results.get("error")
+    [scenario] = results["scenarios"]
+    assert scenario["replicas"][0]["agent_output"].strip() == 'word=alpha-2 expected= meta={"k": [1, 2]}'

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..engine import new_experiment_seed, scenarios_of
+from ..engine import new_experiment_seed, parameter_text, scenarios_of
 from ..secrets import require_available
 from ..store import ExperimentRecord
 from ._context import ServerContext
@@ -56,9 +56,14 @@ def record_experiment(context: ServerContext, caller: Principal, plan: Plan) -> 
         parallelism = parallelism.planned(resolved, version)
     cells = scenarios_of(parallelism, loaded.spec.id)
     if plan.inputs is not None:
-        wanted = {key: str(value) for key, value in plan.inputs.items()}
-        cells = [cell for cell in cells if {k: str(v) for k, v in cell[1].items()} == wanted]
+        wanted = {key: parameter_text(value) for key, value in plan.inputs.items()}
+        cells = [cell for cell in cells if {k: parameter_text(v) for k, v in cell[1].items()} == wanted]
         if not cells:
+            if parallelism.dataset is not None:
+                raise InvalidRequest(
+                    f"inputs {plan.inputs} are the parameters of no record of dataset "
+                    f"{parallelism.dataset.id!r} (version {parallelism.dataset.version})"
+                )
             axes = ", ".join(sorted(loaded.spec.parallelism.matrix)) or "none"
             raise InvalidRequest(f"inputs {plan.inputs} are not a cell of the spec's matrix (axes: {axes})")
     if plan.kind == "run":
