@@ -130,12 +130,18 @@ def test_another_projects_dataset_reads_as_missing(api: Api) -> None:
     assert "'ds_nothing' does not exist" in _create(api).json()["message"]
 
 
-@pytest.mark.docker
-@ENGINE_ON_ONE_STORE
-def test_a_run_gives_each_scenario_its_records_parameters(make_api: MakeApi) -> None:
+def _served_spec(make_api: MakeApi) -> tuple[Api, str]:
+    """A server that runs sandboxes, holding the spec over a dataset of RECORDS; and the dataset's id."""
     api = make_api(socket=True)
     dataset = _dataset(api.client, RECORDS)
     assert api.upload(_spec(dataset)).status_code == 201
+    return api, dataset
+
+
+@pytest.mark.docker
+@ENGINE_ON_ONE_STORE
+def test_a_run_gives_each_scenario_its_records_parameters(make_api: MakeApi) -> None:
+    api, dataset = _served_spec(make_api)
     experiment_id = _create(api).json()["id"]
     api.client.post(f"/v1/datasets/{dataset}/records", json={"records": [{"input": {"word": "beta"}}]})
 
@@ -157,9 +163,7 @@ def test_a_run_gives_each_scenario_its_records_parameters(make_api: MakeApi) -> 
 @pytest.mark.docker
 @ENGINE_ON_ONE_STORE
 def test_a_run_picks_the_record_its_inputs_name(make_api: MakeApi) -> None:
-    api = make_api(socket=True)
-    dataset = _dataset(api.client, RECORDS)
-    assert api.upload(_spec(dataset)).status_code == 201
+    api, dataset = _served_spec(make_api)
     inputs = {"meta": {"k": [1, 2]}, "word": "alpha-2"}
 
     unknown = api.client.post("/v1/runs", json={"spec_id": "words", "inputs": {"word": "gamma"}})
