@@ -14,7 +14,7 @@ from rich.console import Console
 
 from ..engine import RunOptions
 from ..results import INVALID_INPUT_PREFIX, RunResults, name_spec_file
-from ..sdk import Keystone
+from ..sdk import BadRequestError, Keystone
 from ..secrets import host_kind
 from ..spec import LoadedSpec
 from ._progress import ConsoleProgress
@@ -47,15 +47,18 @@ def run_spec(ks: Keystone, item: LoadedSpec, err: Console, options: RunOptions) 
     """Upload the spec with its local files (a bundle, whichever server it is), run it as an experiment
     and wait for the results, showing progress from the experiment's stream."""
     assert item.path is not None  # the CLI loads specs from files
-    spec = ks.specs.create(item.text, source_dir=item.spec_dir)
-    experiment = ks.experiments.create(
-        f"ks eval run {item.spec.id}",
-        spec.id,
-        spec_path=item.path,
-        replicas=options.replicas,
-        concurrency=options.concurrency,
-        seed=options.seed,
-    )
+    try:
+        spec = ks.specs.create(item.text, source_dir=item.spec_dir)
+        experiment = ks.experiments.create(
+            f"ks eval run {item.spec.id}",
+            spec.id,
+            spec_path=item.path,
+            replicas=options.replicas,
+            concurrency=options.concurrency,
+            seed=options.seed,
+        )
+    except BadRequestError as exc:  # e.g. a dataset the spec names that the server's project lacks
+        raise ServedRunError(f"{item.path}: {exc.message}", invalid_input=True) from None
     err.print(f"[bold]{item.spec.id}[/] experiment {experiment.id}")
     used = host_sources_line(item)
     if used:
