@@ -53,7 +53,10 @@ class GateInput:
 
 INPUTS: tuple[GateInput, ...] = (
     GateInput(
-        "specs", "list", "specs/*.yaml", "spec files or globs, separated by spaces, commas or newlines"
+        "specs",
+        "list",
+        "specs/*.yaml",
+        "spec files, eval files (.py) or globs, separated by spaces, commas or newlines",
     ),
     GateInput(
         "server-url",
