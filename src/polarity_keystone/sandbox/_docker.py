@@ -298,7 +298,13 @@ class DockerSandbox(Sandbox):
         # As root: the probe must see, and `_kill` signal, whatever user the agent ran as.
         agent = self._agent()
         boundary = f"--keystone-{secrets.token_hex(12)}--"
-        result = _exec(agent, _settle_probe(boundary, with_workspace), user=ROOT.exec_user)
+        probe = _settle_probe(boundary, with_workspace)
+        result = _exec(agent, probe, user=ROOT.exec_user)
+        for _ in range(PROBE_START_RETRIES):
+            if EXEC_NOT_STARTED not in result.stdout + result.stderr:
+                break
+            time.sleep(PROBE_START_PAUSE_S)
+            result = _exec(agent, probe, user=ROOT.exec_user)
         if with_workspace and result.truncated:  # a huge workspace listing: the probe alone, whole
             return self._agent_processes()
         listing, marker, rest = result.stdout.partition(boundary)
@@ -519,6 +525,14 @@ def _remove_network(network: Network) -> None:
 def _remove_container(container: Container) -> None:
     with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
         container.remove(force=True, v=True)
+
+
+EXEC_NOT_STARTED = "OCI runtime exec failed"
+"""What Docker answers when an exec's process could not even start in the container."""
+PROBE_START_RETRIES = 30
+PROBE_START_PAUSE_S = 0.1
+"""A fork bomb holding every pid of the agent's limit leaves none for the settle probe to start in;
+one of the slots its dying processes free is taken within a few tries (3 s at most)."""
 
 
 def _exec(
