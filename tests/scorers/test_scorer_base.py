@@ -59,6 +59,8 @@ def test_a_skipped_score_is_never_a_pass() -> None:
     skipped = Score("judge", None, skipped=True, message="OPENAI_API_KEY is not set")
     assert Scorer(lambda case: skipped)(output="x") is skipped
     assert skipped.status == "skipped"
+    assert not skipped.failed  # skipped fails no case either: it was not judged
+    assert Score("judge", 0.2, passed=False).failed
     assert skipped.as_invariant()["passed"] is False
 
 

@@ -90,7 +90,7 @@ def failure_lines(result: EvalResult) -> list[str]:
         if case.error is not None:
             lines.append(f"  task raised: {_cut(case.error.strip().splitlines()[-1])}")
         for score in case.scores:
-            if not score.skipped and not score.passed:
+            if score.failed:
                 figure = "error" if score.score is None else f"{score.score:.2f}"
                 why = score.error or score.message
                 lines.append(f"  {score.name} {figure}" + (f": {_cut(why)}" if why else ""))

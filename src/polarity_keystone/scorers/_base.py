@@ -46,6 +46,11 @@ class Score:
             raise ValueError(f"score {self.score!r} of {self.name!r} is outside [0, 1]")
 
     @property
+    def failed(self) -> bool:
+        """Whether this score fails its case: it was judged (not skipped) and did not pass."""
+        return not self.skipped and not self.passed
+
+    @property
     def status(self) -> str:
         """`pass`, `fail`, `skipped` or `error`."""
         if self.skipped:

@@ -35,7 +35,7 @@ def apply_client_scores(results: ExperimentResults, scorers: Sequence[Scorer]) -
         scored = list(pool.map(lambda s: _score_scenario(s, scorers), results.scenarios))
     for scenario, scores in zip(results.scenarios, scored, strict=True):
         scenario.invariants.extend(_as_invariant(score) for score in scores)
-        if scenario.status in ("pass", "flaky") and any(_failed(score) for score in scores):
+        if scenario.status in ("pass", "flaky") and any(score.failed for score in scores):
             scenario.status = "fail"
     _recount(results)
     return results
@@ -44,10 +44,6 @@ def apply_client_scores(results: ExperimentResults, scorers: Sequence[Scorer]) -
 def _score_scenario(scenario: ScenarioResult, scorers: Sequence[Scorer]) -> list[Score]:
     case = Case.from_scenario(scenario)
     return [scorer.score(case) for scorer in scorers]
-
-
-def _failed(score: Score) -> bool:
-    return not score.skipped and not score.passed
 
 
 def _as_invariant(score: Score) -> InvariantResult:

@@ -76,7 +76,7 @@ class EvalCase:
 
     @property
     def passed(self) -> bool:
-        return self.error is None and all(score.passed for score in self.scores if not score.skipped)
+        return self.error is None and not any(score.failed for score in self.scores)
 
     def to_record(self) -> dict[str, Any]:
         """The case as the server stores it."""
