@@ -41,6 +41,7 @@ from ._routes_traces import router as traces
 from ._routes_webhooks import completion_body
 from ._routes_webhooks import router as webhook_subscriptions
 from ._settings import ServerSettings
+from .dashboard import install_dashboard
 
 DESCRIPTION = """\
 Keystone runs each agent task in an isolated Docker sandbox next to real backing services, scores the run
@@ -165,6 +166,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     for router in routers:
         app.include_router(router, dependencies=[Depends(storable_parameters)])
+    install_dashboard(app)
 
     @app.webhooks.post("run.completed")
     def run_completed(body: RunOut) -> None:

@@ -26,6 +26,7 @@ from ._results import results_so_far
 from ._results_cache import EncodedResults
 from ._runner import ExperimentRunner
 from ._sandbox_manager import SandboxManager
+from ._sessions import SessionCodec
 from ._settings import ServerSettings
 from ._snapshots import SnapshotLimits
 from ._spec_sources import SpecSources
@@ -42,6 +43,7 @@ class ServerContext:
         self.bus = EventBus(self.store)
         self.encoded_results = EncodedResults()
         self.known_keys = KnownKeys(self.store)
+        self.sessions = SessionCodec(settings.session_secret, settings.data_path)
         self.limiter = RateLimiter(settings.read_rate, settings.write_rate)
         self.project_limiter = RateLimiter(*settings.project_rates)
         self.engine = LazyEngine(settings.backend_factory, settings.secret_policy, settings.pricing)

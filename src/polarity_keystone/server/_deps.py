@@ -77,7 +77,7 @@ def identify(context: ServerContext, credentials: HTTPAuthorizationCredentials |
     record = context.known_keys.look_up(credentials.credentials)
     if record is None or record.revoked:
         raise Unauthorized("invalid or revoked API key")
-    return _principal(record)
+    return principal_of(record)
 
 
 def identify_remembered(
@@ -88,10 +88,10 @@ def identify_remembered(
     if credentials is None:
         return None if context.settings.auth_required else LOCAL
     record = context.known_keys.remembered(credentials.credentials)
-    return None if record is None else _principal(record)
+    return None if record is None else principal_of(record)
 
 
-def _principal(record: ApiKeyRecord) -> Principal:
+def principal_of(record: ApiKeyRecord) -> Principal:
     return Principal(record.id, record.kind, record.sandbox_id, record.project_id, record.admin)
 
 

@@ -28,11 +28,17 @@ class KnownKeys:
 
     def remembered(self, key: str) -> ApiKeyRecord | None:
         """The live key's record if it was looked up within `TTL_S` and nothing was revoked since; no I/O."""
-        return self._records.get(hash_key(key), self._store.revocations)
+        return self.remembered_hash(hash_key(key))
+
+    def remembered_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        return self._records.get(key_hash, self._store.revocations)
 
     def look_up(self, key: str) -> ApiKeyRecord | None:
         """The key's record from the store (None for an unknown key); a live one is remembered."""
-        key_hash = hash_key(key)
+        return self.look_up_hash(hash_key(key))
+
+    def look_up_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        """`look_up` by the key's hash (what a dashboard session keeps instead of the key)."""
         revocations = self._store.revocations  # before the read: a revocation during it voids the entry
         record = self._store.api_key_by_hash(key_hash)
         if record is not None and not record.revoked:

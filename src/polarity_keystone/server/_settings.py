@@ -64,6 +64,9 @@ class ServerSettings:
     public_url: str | None = None
     """The base URL agents inside sandboxes reach this server at (their KEYSTONE_BASE_URL); the URL of
     the request that started the sandbox when None."""
+    session_secret: bytes | None = None
+    """Signs the dashboard's session cookies (KEYSTONE_SESSION_SECRET for `ks serve`): give several servers
+    behind one URL the same one. None: a random secret kept in `data_dir` (`dashboard-session.key`)."""
     idempotency_wait_s: float = 300.0
     """How long a duplicate POST waits for the first one (same Idempotency-Key) to finish."""
     stream_timeout_s: float = 3600.0
