@@ -7,11 +7,15 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from .._deps import storable_parameters
 from ._errors import render_errors_as_pages
+from ._pages_compare import router as compare
 from ._pages_experiments import router as experiments
+from ._pages_replica import router as replica
+from ._pages_sandboxes import router as sandboxes
 from ._pages_sign_in import router as sign_in
+from ._pages_specs import router as specs
 from ._static import router as static
 
-_PAGES = (static, sign_in, experiments)
+_PAGES = (static, sign_in, experiments, replica, compare, specs, sandboxes)
 
 
 def install_dashboard(app: FastAPI) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
@@ -61,8 +62,38 @@ def moment(value: datetime | str | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def experiment_url(experiment_id: str) -> str:
+    return f"{DASHBOARD_PREFIX}/experiments/{quote(experiment_id, safe='')}"
+
+
+def replica_url(experiment_id: str, scenario_id: str, replica_index: int) -> str:
+    scenario = quote(scenario_id, safe="")
+    return f"{experiment_url(experiment_id)}/scenarios/{scenario}/replicas/{replica_index}"
+
+
+def spec_url(spec_id: str, version: int | None = None) -> str:
+    url = f"{DASHBOARD_PREFIX}/specs/{quote(spec_id, safe='')}"
+    return url if version is None else f"{url}?version={version}"
+
+
+def sandbox_url(sandbox_id: str) -> str:
+    return f"{DASHBOARD_PREFIX}/sandboxes/{quote(sandbox_id, safe='')}"
+
+
+def compare_url(baseline_id: str, candidate_id: str) -> str:
+    return f"{DASHBOARD_PREFIX}/compare?{urlencode({'baseline': baseline_id, 'candidate': candidate_id})}"
+
+
 templates.filters.update(percent=percent, seconds=seconds, dollars=dollars, moment=moment)
-templates.globals.update(ui=DASHBOARD_PREFIX, static=STATIC_PREFIX.rstrip("/"))
+templates.globals.update(
+    ui=DASHBOARD_PREFIX,
+    static=STATIC_PREFIX.rstrip("/"),
+    experiment_url=experiment_url,
+    replica_url=replica_url,
+    spec_url=spec_url,
+    sandbox_url=sandbox_url,
+    compare_url=compare_url,
+)
 
 
 def page(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
