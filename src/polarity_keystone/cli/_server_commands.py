@@ -183,6 +183,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             blob_store_endpoint=args.blob_store_endpoint,
             webhook_url=args.webhook_url,
             webhook_secret=os.environ.get("KEYSTONE_WEBHOOK_SECRET") or None,
+            session_secret=os.environ.get("KEYSTONE_SESSION_SECRET", "").encode() or None,
             webhook_allow_private_networks=args.allow_private_webhooks,
             pricing=pricing,
             warm_pool=StockLimits(args.warm_pool, total=4 * args.warm_pool, ttl_s=args.warm_pool_ttl),

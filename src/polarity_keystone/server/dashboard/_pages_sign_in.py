@@ -47,7 +47,7 @@ async def sign_in(request: Request, context: Context) -> Response:
         path="/ui",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=request.url.scheme == "https" or (context.settings.public_url or "").startswith("https:"),
     )
     return response
 
