@@ -206,6 +206,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = dataclasses.replace(settings, backend_factory=backend_factory)
         err.print(f"agent containers run under the {args.runtime} runtime")
     err.print(f"Keystone server on http://{args.host}:{args.port} (store {_shown(store_url)})")
+    base_url = (args.public_url or f"http://{args.host}:{args.port}").rstrip("/")
+    err.print(f"dashboard: {base_url}/ui/ (sign in with an API key)")
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     return exit_codes.PASSED
 
