@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from polarity_keystone.server import ServerSettings, close_app, create_api_key, create_app
 from polarity_keystone.server._sessions import SECRET_FILE, SessionCodec
 from polarity_keystone.server.dashboard._forms import safe_next
 
@@ -68,3 +70,17 @@ def test_signing_in_goes_back_only_to_a_dashboard_page_of_this_server(
     asked: str | None, goes_to: str
 ) -> None:
     assert safe_next(asked) == goes_to
+
+
+def test_a_sign_in_is_never_answered_from_the_idempotency_store(tmp_path: Path) -> None:
+    """A browser form is not an API call: a repeated Idempotency-Key must not replay a stored response,
+    which would keep the session cookie in the store and hand it out again."""
+    app = create_app(ServerSettings(f"sqlite:///{tmp_path / 'k.db'}"))
+    key, _ = create_api_key(app.state.keystone.store, "browser")
+    headers = {"Origin": "http://testserver", "Idempotency-Key": "same"}
+    with TestClient(app, follow_redirects=False) as client:
+        first, second = (client.post("/ui/sign-in", data={"api_key": key}, headers=headers) for _ in "12")
+    close_app(app)
+    assert first.status_code == second.status_code == 303
+    assert "idempotent-replayed" not in second.headers
+    assert first.cookies["ks_session"] != second.cookies["ks_session"]

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..store import IdempotencyRecord, Store
 from ._errors import error_response
 from ._keys import hash_key
+from ._sessions import is_dashboard_path
 
 HEADER = b"idempotency-key"
 REPLAYED = "Idempotent-Replayed"
@@ -54,7 +55,13 @@ class IdempotencyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"]) if scope["type"] == "http" else {}
         key = headers.get(HEADER, b"").decode("latin-1").strip()
-        if scope["type"] != "http" or scope["method"] != "POST" or not key or scope["path"] in self.unkeyed:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not key
+            or scope["path"] in self.unkeyed
+            or is_dashboard_path(scope["path"])  # a browser's form: never stored (sign-in sets a cookie)
+        ):
             await self.app(scope, receive, send)
             return
         request_id = str(scope.get("state", {}).get("request_id", ""))
