@@ -20,7 +20,7 @@ from rich.console import Console
 from .. import exit_codes
 from .._version import __version__
 from ..gate import add_arguments as add_gate_arguments
-from . import _admin_commands, _agents, _blob_commands, _server_commands
+from . import _admin_commands, _agents, _blob_commands, _server_commands, _ui_command
 from ._signals import Interrupted, interrupted_by_signals
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "build", help="build Keystone's own images (base, services, gateway, reaper), cached by content hash"
     )
     _server_commands.add_parsers(commands)
+    _ui_command.add_parser(commands)
     _admin_commands.add_parsers(commands)
     _agents.add_parsers(commands)
     _blob_commands.add_parsers(commands)
@@ -277,6 +278,7 @@ _COMMANDS = {
     ("cleanup", None): cmd_cleanup,
     ("images", "build"): cmd_images_build,
     ("serve", None): _server_commands.cmd_serve,
+    ("ui", None): _ui_command.cmd_ui,
     ("projects", "create"): _admin_commands.cmd_projects_create,
     ("projects", "list"): _admin_commands.cmd_projects_list,
     ("keys", "create"): _admin_commands.cmd_keys_create,

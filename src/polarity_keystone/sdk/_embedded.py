@@ -22,6 +22,19 @@ class EmbeddedServer:
     """Stops the server and revokes its key, so no credential outlives the process that used it."""
 
 
+def local_settings(store_url: str, *, auth_required: bool = True) -> ServerSettings:
+    """The settings of the local user's own server on `store_url`: the embedded one, and `ks ui`'s (which
+    needs no key: it listens on loopback only)."""
+    return ServerSettings(
+        store_url=store_url,
+        auth_required=auth_required,
+        host_sources=True,
+        webhook_allow_private_networks=True,
+        max_blob_bytes_per_project=0,  # the local user's own disk: no quota between them and their files
+        pricing=local_pricing(),
+    )
+
+
 def start_embedded_server(directory: Path) -> EmbeddedServer:
     """Serve on a free port (reached here through 127.0.0.1) from SQLite in `directory/keystone.db`, with
     a fresh API key. Specs reach it as they reach any server, their local files in a bundle; their
@@ -47,13 +60,7 @@ def start_embedded_server(directory: Path) -> EmbeddedServer:
             store.close()
 
     try:
-        settings = ServerSettings(
-            store_url=store_url,
-            host_sources=True,
-            webhook_allow_private_networks=True,
-            max_blob_bytes_per_project=0,  # the local user's own disk: no quota between them and their files
-            pricing=local_pricing(),
-        )
+        settings = local_settings(store_url)
         # On every address, so the agents of its sandboxes reach it at the host's address on their
         # network (each sandbox lets its agent through to this port alone); every route but the health
         # probe and the OpenAPI document needs this process's key or a sandbox token.
