@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 Kind = Literal["text", "list", "int", "float", "bool", "choice", "duration", "replicas"]
 
@@ -67,6 +69,13 @@ INPUTS: tuple[GateInput, ...] = (
     ),
     GateInput(
         "api-key", "text", "", "API key of the Keystone server (required with server-url)", secret=True
+    ),
+    GateInput(
+        "dashboard-url",
+        "text",
+        "",
+        "dashboard the comment and summary link each experiment to (default: server-url unless it is a "
+        "loopback address; none with the embedded server)",
     ),
     GateInput(
         "replicas", "replicas", "5", "replicas per scenario, or 'spec' for each spec's parallelism.replicas"
@@ -216,6 +225,7 @@ class GateConfig:
     specs: tuple[str, ...]
     server_url: str | None
     api_key: str | None
+    dashboard_url: str | None
     replicas: int | None
     """None: each spec's own `parallelism.replicas`."""
     max_replicas: int
@@ -247,6 +257,21 @@ class GateConfig:
     results_json: Path
     dotenv: Path
     from_results: Path | None
+
+    def dashboard(self) -> str | None:
+        """Where the reports link each experiment (`<this>/ui/experiments/<id>`): `dashboard-url`, else the
+        server's URL unless only this machine reaches it (loopback); `from-results` links only to a
+        `dashboard-url`. None with the embedded server: it is gone once the job ends."""
+        if self.dashboard_url and (self.server_url or self.from_results):
+            return self.dashboard_url.rstrip("/")
+        if not self.server_url:
+            return None
+        host = urlsplit(self.server_url).hostname or ""
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:  # a name
+            loopback = False
+        return None if loopback else self.server_url.rstrip("/")
 
     def secrets(self) -> list[str]:
         """Values of the secret inputs that are set: what reports must never contain."""
@@ -406,6 +431,8 @@ def _check(config: GateConfig) -> None:
         raise _fail("api-key", "a server-url needs an API key (set KEYSTONE_API_KEY)")
     if config.server_url and not config.server_url.startswith(("http://", "https://")):
         raise _fail("server-url", f"expected an http(s) URL, got {config.server_url!r}")
+    if config.dashboard_url and not config.dashboard_url.startswith(("http://", "https://")):
+        raise _fail("dashboard-url", f"expected an http(s) URL, got {config.dashboard_url!r}")
     if config.max_replicas > MAX_REPLICAS:
         raise _fail("max-replicas", f"must be at most {MAX_REPLICAS}, got {config.max_replicas}")
     if config.replicas is not None and config.max_replicas < config.replicas:

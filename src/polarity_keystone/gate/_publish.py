@@ -36,7 +36,7 @@ def publish(
 ) -> str | None:
     """Returns the comment's URL (None without a comment). `locate` finds the spec line of an invariant,
     for annotations (None where the specs are not at hand)."""
-    markdown = redact(render(report))
+    markdown = redact(render(report, config.dashboard()))
     write_junit(config.junit, report.verdict, redact)
     _write(config.summary, markdown)
     if step_summary := environ.get("GITHUB_STEP_SUMMARY"):

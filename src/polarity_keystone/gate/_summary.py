@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from urllib.parse import quote
 
 from ._problems import MAX_PROBLEMS
 from ._report import GateReport
@@ -173,7 +174,16 @@ def _render_could_not_run(report: GateReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(report: GateReport) -> str:
+def _experiment_cell(experiment_id: str, dashboard: str | None) -> str:
+    if not experiment_id:
+        return "—"
+    if dashboard is None:
+        return cell(experiment_id)
+    return f"[{cell(experiment_id)}]({dashboard}/ui/experiments/{quote(experiment_id, safe='')})"
+
+
+def render(report: GateReport, dashboard: str | None = None) -> str:
+    """The Markdown of `report`; with a `dashboard` URL each spec's experiment links to its page there."""
     if report.problems:
         return _render_could_not_run(report)
     verdict = report.verdict
@@ -181,7 +191,7 @@ def render(report: GateReport) -> str:
     lines += ["| Spec | Verdict | Pass rate | Baseline | Experiment |", "|---|---|---|---|---|"]
     for spec in verdict.specs:
         source = f" ({cell(spec.baseline_source)})" if spec.baseline_source else ""
-        experiment = cell(spec.experiment_id) or "—"
+        experiment = _experiment_cell(spec.experiment_id, dashboard)
         said = f"{ICONS[spec.outcome]} {LABELS[spec.outcome]}"
         said = f"⏭️ {unchanged_text(spec)}" if spec.unchanged_since else said
         lines.append(
