@@ -1,5 +1,5 @@
-"""`ks ui` as a user runs it: after `ks eval run` wrote the local store, it serves that store's dashboard on
-127.0.0.1 with no sign-in, prints the URL, and stops on Ctrl-C with exit 0."""
+"""`ks ui` as a user runs it: after `ks eval run` wrote the local store (or while it writes it), it serves
+that store's dashboard on 127.0.0.1 with no sign-in, prints the URL, and stops on Ctrl-C with exit 0."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 import re
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,23 +19,20 @@ from tests.dashboard.browser import assert_accessible, launch, screenshot
 from tests.examples.shipped_examples import EXAMPLES
 from tests.ks_command import ks_executable, run_ks
 from tests.ks_serve import UNBUFFERED, free_port
+from tests.server.server_api import spec_yaml
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.docker
 
 
-def test_ks_ui_serves_the_local_store_without_sign_in_until_ctrl_c(tmp_path: Path) -> None:
-    ran = run_ks(["eval", "run", str(EXAMPLES / "hello-world" / "hello.yaml"), "--json"], cwd=tmp_path)
-    assert ran.returncode == 0, ran.stderr
-    experiment_id = json.loads(ran.stdout)["experiment_id"]
-    assert (tmp_path / ".keystone" / "keystone.db").exists()
-
-    port = free_port()
-    output = tmp_path / "ui.out"
+@contextmanager
+def ks_ui(cwd: Path, *options: str) -> Iterator[str]:
+    """`ks ui --no-open OPTIONS` running in `cwd`; yields the URL it printed; Ctrl-C at the end exits 0."""
+    output = cwd / "ui.out"
     with output.open("w") as sink:
         ui = subprocess.Popen(
-            [ks_executable(), "ui", "--no-open", "--port", str(port)],
-            cwd=tmp_path,
+            [ks_executable(), "ui", "--no-open", *options],
+            cwd=cwd,
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=UNBUFFERED,
@@ -45,9 +44,24 @@ def test_ks_ui_serves_the_local_store_without_sign_in_until_ctrl_c(tmp_path: Pat
             "ks ui prints its URL",
         )
         assert isinstance(printed, re.Match), output.read_text()
-        url = printed.group(0)
-        assert url == f"http://127.0.0.1:{port}/ui/"
+        yield printed.group(0)
+        ui.send_signal(signal.SIGINT)
+        assert ui.wait(15) == 0, output.read_text()
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+            ui.wait()
 
+
+def test_ks_ui_serves_the_local_store_without_sign_in_until_ctrl_c(tmp_path: Path) -> None:
+    ran = run_ks(["eval", "run", str(EXAMPLES / "hello-world" / "hello.yaml"), "--json"], cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    experiment_id = json.loads(ran.stdout)["experiment_id"]
+    assert (tmp_path / ".keystone" / "keystone.db").exists()
+
+    port = free_port()
+    with ks_ui(tmp_path, "--port", str(port)) as url:
+        assert url == f"http://127.0.0.1:{port}/ui/"
         page = httpx.get(url, follow_redirects=True)
         assert page.status_code == 200 and page.url.path == "/ui/experiments", (page.status_code, page.url)
         assert experiment_id in page.text and "hello-world" in page.text
@@ -61,38 +75,31 @@ def test_ks_ui_serves_the_local_store_without_sign_in_until_ctrl_c(tmp_path: Pat
             screenshot(seen, "ks-ui")
             browser.close()
 
-        ui.send_signal(signal.SIGINT)
-        assert ui.wait(15) == 0, output.read_text()
-    finally:
-        if ui.poll() is None:
-            ui.kill()
-            ui.wait()
+
+def test_ks_ui_next_to_a_running_eval_shows_it_and_leaves_it_running(tmp_path: Path) -> None:
+    spec = tmp_path / "slow.yaml"
+    spec.write_text(spec_yaml("slow", command="sleep 8; echo done"))
+    with subprocess.Popen(
+        [ks_executable(), "eval", "run", str(spec), "--json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=UNBUFFERED,
+    ) as run:
+        assert run.stderr is not None
+        started = wait_until(lambda: re.search(r"experiment (exp-\w+)", run.stderr.readline()), 60, "a run")
+        with ks_ui(tmp_path) as url:
+            listed = httpx.get(url + "experiments").text
+            assert started.group(1) in listed and "status-running" in listed
+        out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert json.loads(out)["experiment_id"] == started.group(1)
 
 
 def test_ks_ui_refuses_a_port_in_use(tmp_path: Path) -> None:
     port = free_port()
-    with subprocess.Popen(  # a listener holding the port
-        [
-            ks_executable(),
-            "ui",
-            "--no-open",
-            "--port",
-            str(port),
-            "--store",
-            f"sqlite:///{tmp_path / 'a.db'}",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=UNBUFFERED,
-        text=True,
-    ) as first:
-        try:
-            assert first.stdout is not None
-            assert "/ui/" in first.stdout.readline()
-            second = run_ks(["ui", "--no-open", "--port", str(port)], cwd=tmp_path)
-            assert second.returncode == 2
-            assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
-        finally:
-            first.send_signal(signal.SIGINT)
-            assert first.wait(15) == 0
+    with ks_ui(tmp_path, "--port", str(port), "--store", f"sqlite:///{tmp_path / 'a.db'}"):
+        second = run_ks(["ui", "--no-open", "--port", str(port)], cwd=tmp_path)
+        assert second.returncode == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in second.stderr

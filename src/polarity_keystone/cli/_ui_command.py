@@ -4,6 +4,7 @@ browser. It serves the embedded server's app on 127.0.0.1 only, where it needs n
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import threading
 
 from rich.console import Console
@@ -40,7 +41,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return exit_codes.INVALID_INPUT
     store.close()
     try:
-        running = serve_in_thread(local_settings(store_url, auth_required=False), port=args.port)
+        # A `ks eval run` may be running experiments on this store: leave them to it.
+        settings = dataclasses.replace(local_settings(store_url, auth_required=False), end_unfinished=False)
+        running = serve_in_thread(settings, port=args.port)
     except OSError as exc:
         err.print(f"[red]cannot listen on 127.0.0.1:{args.port}:[/] {exc.strerror or exc}")
         return exit_codes.INVALID_INPUT

@@ -117,8 +117,9 @@ class ServerContext:
     def recover(self) -> None:
         """Start-up: end what a previous process left running (see ExperimentRunner.recover), in the
         store now and on the Docker engine in the background (see LazyEngine.start_in_background)."""
-        self.runner.recover()
-        self.sandboxes.recover()
+        if self.settings.end_unfinished:
+            self.runner.recover()
+            self.sandboxes.recover()
         self.engine.start_in_background()
 
     def experiment(

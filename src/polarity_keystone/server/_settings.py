@@ -22,6 +22,9 @@ class ServerSettings:
     auth_required: bool = True
     """False lets requests without a key through as the local user (embedded mode on 127.0.0.1);
     a key that is sent is still checked, so sandbox tokens keep their scope."""
+    end_unfinished: bool = True
+    """At start-up, end what the store says is running (a previous process's experiments and sandboxes).
+    False where another process may be running them on the same store: `ks ui` next to `ks eval run`."""
     spec_root: Path | None = None
     """Where a spec's relative paths resolve, and stay, when its upload brings no bundle of its files
     (an operator's own directory, `ks serve --spec-root`). None: a spec uploaded without a bundle may
