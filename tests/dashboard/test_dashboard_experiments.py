@@ -26,6 +26,8 @@ from tests.examples.shipped_examples import EXAMPLES
 pytestmark = pytest.mark.docker
 
 FEATURE_BRANCH = "feature/faster-refunds"
+FEATURE_NAME = 'refund-agent on a feature branch <img src=x onerror="window.pwned = 1">'
+"""Experiment names are anyone's text: the pages show them as text, never as markup."""
 
 
 def api(served: Served, path: str, **params: str) -> Any:
@@ -57,7 +59,7 @@ def start_refund(client: Keystone, name: str, branch: str, replicas: int, concur
 def feature_id(served: Served) -> str:
     """refund-agent run once on a feature branch: the branch filter must keep it apart from main's."""
     with served.client() as client:
-        experiment_id = start_refund(client, "refund-agent on a feature branch", FEATURE_BRANCH, 1)
+        experiment_id = start_refund(client, FEATURE_NAME, FEATURE_BRANCH, 1)
         results = client.experiments.wait(experiment_id, timeout=300)
         assert results.status == "completed", (results.status, results.error)
         return experiment_id
@@ -89,7 +91,13 @@ def test_the_filters_narrow_the_rows(dashboard: Dashboard, served: Served, featu
 
     page = dashboard.open(f"/ui/experiments?branch={FEATURE_BRANCH}", wait_for="#experiments")
     assert listed_ids(page) == [feature_id]
-    expect(page.locator(f'tr[data-experiment="{feature_id}"]')).to_contain_text(FEATURE_BRANCH)
+    feature_row = page.locator(f'tr[data-experiment="{feature_id}"]')
+    expect(feature_row).to_contain_text(FEATURE_BRANCH)
+    expect(feature_row.get_by_role("link").first).to_have_text(FEATURE_NAME)
+    page = dashboard.open(experiment_url(feature_id), wait_for="#scenarios")
+    expect(page.get_by_role("heading", level=1)).to_have_text(FEATURE_NAME)
+    assert page.locator("main img").count() == 0
+    assert page.evaluate("window.pwned") is None
 
     page = dashboard.open("/ui/experiments?spec=sloppy-agent&status=completed", wait_for="#experiments")
     assert served.sloppy_id in listed_ids(page)

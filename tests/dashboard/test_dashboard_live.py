@@ -36,6 +36,10 @@ def test_a_running_experiment_updates_in_place_until_done(dashboard: Dashboard, 
     expect(page.locator(".replica-grid .status-pending")).to_have_count(REPLICAS - middle)
     assert_accessible(page)
     screenshot(page, "experiment-live")
+    listed = dashboard.open("/ui/experiments?branch=live-test", wait_for="#experiments")
+    row = listed.locator(f'tr[data-experiment="{experiment_id}"]')
+    expect(row.locator(".status")).to_have_text("running")
+    expect(row.locator(".pass-rate")).to_contain_text(re.compile(rf"\d of {REPLICAS} done"))
 
     expect(page.locator("#experiment-status")).to_have_text("completed", timeout=300_000)
     expect(page.locator("#live-count")).to_have_text(f"{REPLICAS} of {REPLICAS} replicas done")
