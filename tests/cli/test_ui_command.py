@@ -65,6 +65,10 @@ def test_ks_ui_serves_the_local_store_without_sign_in_until_ctrl_c(tmp_path: Pat
         page = httpx.get(url, follow_redirects=True)
         assert page.status_code == 200 and page.url.path == "/ui/experiments", (page.status_code, page.url)
         assert experiment_id in page.text and "hello-world" in page.text
+        named = httpx.get(url + "experiments", headers={"Host": f"localhost:{port}"})
+        assert named.status_code == 200
+        rebound = httpx.get(url + "experiments", headers={"Host": f"rebound.example:{port}"})
+        assert rebound.status_code == 403 and experiment_id not in rebound.text
         with sync_playwright() as playwright:
             browser = launch(playwright)
             seen = browser.new_page()

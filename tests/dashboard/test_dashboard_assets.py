@@ -38,7 +38,7 @@ def test_each_vendored_file_is_the_one_recorded_with_its_licence() -> None:
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     app = create_app(ServerSettings(f"sqlite:///{tmp_path / 'k.db'}", auth_required=False))
-    with TestClient(app, follow_redirects=False) as client:
+    with TestClient(app, base_url="http://127.0.0.1", follow_redirects=False) as client:
         yield client
     close_app(app)
 

@@ -109,9 +109,12 @@ def test_without_auth_required_anonymous_calls_pass_but_sent_keys_are_still_chec
     make_api: MakeApi,
 ) -> None:
     api = make_api(auth_required=False)
+    local = {"Host": "127.0.0.1:8000"}  # such a server listens on loopback only (`ks ui`)
 
-    assert api.as_key(None).get("/v1/specs").status_code == 200
-    assert_error(api.as_key("ks_live_wrong").get("/v1/specs"), 401, "unauthorized")
+    assert api.as_key(None).get("/v1/specs", headers=local).status_code == 200
+    assert_error(api.as_key("ks_live_wrong").get("/v1/specs", headers=local), 401, "unauthorized")
+    # A page that pointed its own name at 127.0.0.1 (DNS rebinding) gets nothing without a key.
+    assert_error(api.as_key(None).get("/v1/specs", headers={"Host": "rebound.example"}), 403, "forbidden")
 
 
 def test_a_sandbox_token_reaches_only_its_own_sandbox(api: Api) -> None:

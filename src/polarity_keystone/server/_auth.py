@@ -16,18 +16,34 @@ without a session redirects to the sign-in page.
 from __future__ import annotations
 
 from collections.abc import Collection
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._context import ServerContext
 from ._deps import LOCAL, Principal, bearer, charge, identify, identify_remembered, principal_of
-from ._errors import ApiError, api_error_response, scope_request_id
+from ._errors import ApiError, Forbidden, api_error_response, scope_request_id
 from ._limits import BODILESS, UNREAD_BODY
 from ._sessions import COOKIE, SIGN_IN_PATH, is_dashboard_path, is_public_dashboard_path
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def _check_keyless_host(scope: Scope, principal: Principal) -> None:
+    """A server without auth (`ks ui`, on loopback) answers a caller without a key only when the request
+    names a loopback host: a web page whose own name was pointed at 127.0.0.1 (DNS rebinding) must not
+    read the local user's store through their browser."""
+    if principal is not LOCAL:
+        return
+    host = Headers(scope=scope).get("host", "")
+    if (urlsplit(f"//{host}").hostname or "") not in LOOPBACK_NAMES:
+        raise Forbidden(
+            f"this server answers callers without a key only at 127.0.0.1 or localhost, not {host!r}"
+        )
 
 
 class AuthenticationMiddleware:
@@ -48,6 +64,7 @@ class AuthenticationMiddleware:
             principal = identify_remembered(self.context, credentials)
             if principal is None:
                 principal = await run_in_threadpool(identify, self.context, credentials)
+            _check_keyless_host(scope, principal)
             charge(self.context, principal, scope["method"])
         except ApiError as exc:
             if scope["method"] not in BODILESS:
@@ -71,6 +88,7 @@ class AuthenticationMiddleware:
             await sign_in(scope, receive, send)
             return
         try:
+            _check_keyless_host(scope, principal)
             charge(self.context, principal, scope["method"])
         except ApiError as exc:
             await api_error_response(scope_request_id(scope), exc)(scope, receive, send)
