@@ -5,6 +5,8 @@ as missing as an unknown one."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -12,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from polarity_keystone.sdk import Keystone
+from polarity_keystone.server.dashboard._experiment_list import PAGE_ROWS
 from polarity_keystone.server.dashboard._render import (
     compare_url,
     experiment_url,
@@ -20,7 +23,7 @@ from polarity_keystone.server.dashboard._render import (
     spec_url,
 )
 from tests.dashboard.browser import PHONE, Dashboard, assert_accessible, dashboard_session, screenshot
-from tests.dashboard.conftest import Served
+from tests.dashboard.conftest import Served, _key
 from tests.examples.shipped_examples import EXAMPLES
 
 pytestmark = pytest.mark.docker
@@ -229,3 +232,33 @@ def test_an_unknown_or_foreign_experiment_is_a_404_page(browser: Browser, served
             assert page.context.request.get(served.url + foreign + suffix).status == 404
         page = session.open("/ui/experiments", wait_for="#experiments")
         assert listed_ids(page) == []
+
+
+def test_a_long_list_pages_with_next_links(browser: Browser, served: Served) -> None:
+    """A project of its own with one page and one more of experiments (created, never run)."""
+    workdir, store = served.server.output.parent, served.store_url
+    subprocess.run(
+        [sys.executable, "-m", "polarity_keystone", "projects", "create", "paging", "--store", store],
+        cwd=workdir,
+        capture_output=True,
+        check=True,
+    )
+    key = _key(served.store_url, workdir, "paging-key", "--project", "paging")
+    with Keystone(api_key=key, base_url=served.url) as client:
+        spec = client.specs.create(path=EXAMPLES / "refund-agent/refund.yaml")
+        created = [
+            client.experiments.create(f"never run {index}", spec.id, metadata={"branch": "main"}).id
+            for index in range(PAGE_ROWS + 1)
+        ]
+    with dashboard_session(browser, served.url) as session:
+        session.sign_in(key)
+        page = session.open("/ui/experiments?branch=main", wait_for="#experiments")
+        first = listed_ids(page)
+        assert first == created[::-1][:PAGE_ROWS]
+        expect(page.locator("#experiments tbody tr").first).to_contain_text("0 of")
+        page.get_by_role("link", name="Next").click()
+        page.wait_for_url("**cursor=**")
+        assert listed_ids(page) == [created[0]]
+        expect(page.get_by_label("Branch")).to_have_value("main")  # the filters go along
+        expect(page.get_by_role("link", name="Next")).to_have_count(0)
+        assert not session.problems()
