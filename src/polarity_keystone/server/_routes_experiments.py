@@ -196,11 +196,22 @@ def extend_experiment(
     return experiment_out(extended)
 
 
-def _finished_results(context: ServerContext, project_id: str, experiment_id: str) -> RunResults:
+def finished_results(context: ServerContext, project_id: str, experiment_id: str) -> RunResults:
+    """The experiment's results; WrongState while it has not finished (compare needs final results)."""
     record = context.experiment(project_id, experiment_id)
     if record.status not in TERMINAL:
         raise WrongState(f"experiment {experiment_id} is {record.status}; compare needs finished experiments")
     return RunResults.model_validate(context.results(record))
+
+
+def regression_policy(asked: CompareRequest) -> RegressionPolicy:
+    """The policy a comparison asked for, with `ks gate`'s defaults where it asked nothing."""
+    defaults = RegressionPolicy()
+    return RegressionPolicy(
+        alpha=defaults.alpha if asked.alpha is None else asked.alpha,
+        correction=asked.correction or defaults.correction,
+        min_effect=defaults.min_effect if asked.min_effect is None else asked.min_effect,
+    )
 
 
 @router.post(
@@ -212,15 +223,9 @@ def _finished_results(context: ServerContext, project_id: str, experiment_id: st
     responses=error_responses(403, 404, 409),
 )
 def compare_experiments(body: CompareRequest, context: Context, caller: LiveKey) -> dict[str, Any]:
-    baseline = _finished_results(context, caller.project_id, body.baseline_id)
-    candidate = _finished_results(context, caller.project_id, body.candidate_id)
-    defaults = RegressionPolicy()
-    policy = RegressionPolicy(
-        alpha=defaults.alpha if body.alpha is None else body.alpha,
-        correction=body.correction or defaults.correction,
-        min_effect=defaults.min_effect if body.min_effect is None else body.min_effect,
-    )
-    return compare(baseline, candidate, policy)
+    baseline = finished_results(context, caller.project_id, body.baseline_id)
+    candidate = finished_results(context, caller.project_id, body.candidate_id)
+    return compare(baseline, candidate, regression_policy(body))
 
 
 @router.get(
