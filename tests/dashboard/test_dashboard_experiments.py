@@ -69,9 +69,8 @@ def feature_id(served: Served) -> str:
 
 
 def listed_ids(page: Page) -> list[str]:
-    return page.locator("#experiments tbody tr[data-experiment]").evaluate_all(
-        "rows => rows.map(row => row.dataset.experiment)"
-    )
+    rows = page.locator("#experiments tbody tr[data-experiment]").all()
+    return [str(row.get_attribute("data-experiment")) for row in rows]
 
 
 def interval(ci: list[float]) -> str:
