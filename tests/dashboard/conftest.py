@@ -42,6 +42,18 @@ class Served:
     def client(self) -> Keystone:
         return Keystone(api_key=self.key, base_url=self.url)
 
+    def new_project(self, name: str) -> str:
+        """A project of `name` of its own on this server (for a test that must know all it holds); its
+        key."""
+        workdir, store = self.server.output.parent, self.store_url
+        subprocess.run(
+            [sys.executable, "-m", "polarity_keystone", "projects", "create", name, "--store", store],
+            cwd=workdir,
+            capture_output=True,
+            check=True,
+        )
+        return _key(store, workdir, f"{name}-key", "--project", name)
+
 
 def _key(store_url: str, workdir: Path, *arguments: str) -> str:
     done = subprocess.run(

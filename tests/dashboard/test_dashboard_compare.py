@@ -25,7 +25,7 @@ def api_compare(served: Served, baseline: str, candidate: str, **policy: Any) ->
         timeout=30,
     )
     response.raise_for_status()
-    return response.json()
+    return dict(response.json())
 
 
 def api_experiment(served: Served, experiment_id: str) -> dict[str, Any]:
@@ -102,6 +102,9 @@ def test_the_policy_in_the_query_is_the_one_the_api_applies(dashboard: Dashboard
     assert_shows(page, comparison)
     expect(page.locator("#policy-min-effect")).to_have_text("5.0%")
     expect(page.get_by_label("Correction")).to_have_value("bh")
+    refused = dashboard.context.request.get(f"{served.url}{compare_url(baseline, candidate)}&alpha=0.9")
+    assert refused.status == 400, "held to the API's limits"
+    assert "alpha" in refused.text()
 
 
 def test_experiments_without_a_scenario_in_common_say_so(dashboard: Dashboard, served: Served) -> None:

@@ -10,6 +10,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from polarity_keystone.sdk import Keystone
+from polarity_keystone.server.dashboard._pages_specs import SPECS_PER_PAGE
 from polarity_keystone.server.dashboard._render import experiment_url, spec_url
 from tests.dashboard.browser import PHONE, Dashboard, assert_accessible, dashboard_session, screenshot
 from tests.dashboard.conftest import Served
@@ -125,3 +127,21 @@ def test_an_unknown_or_foreign_spec_is_a_404_page(browser: Browser, served: Serv
             expect(page.get_by_role("alert")).to_contain_text("no spec")
         page = session.open("/ui/specs", wait_for="#specs")
         expect(page.locator("#specs tbody tr[data-spec]")).to_have_count(0)
+
+
+def test_a_long_list_pages_with_a_next_link(browser: Browser, served: Served) -> None:
+    key = served.new_project("spec-paging")
+    names = [f"paged-{index:03d}" for index in range(SPECS_PER_PAGE + 1)]
+    with Keystone(api_key=key, base_url=served.url) as client:
+        for name in names:
+            client.specs.create(spec_yaml(name))
+    with dashboard_session(browser, served.url) as session:
+        session.sign_in(key)
+        page = session.open("/ui/specs", wait_for="#specs")
+        listed = page.locator("#specs tbody tr[data-spec]")
+        assert listed.evaluate_all("rows => rows.map(row => row.dataset.spec)") == names[:SPECS_PER_PAGE]
+        page.get_by_role("link", name="Next").click()
+        page.wait_for_url("**/ui/specs?cursor=**")
+        assert listed.evaluate_all("rows => rows.map(row => row.dataset.spec)") == names[SPECS_PER_PAGE:]
+        expect(page.get_by_role("link", name="Next")).to_have_count(0)
+        assert not session.problems()
