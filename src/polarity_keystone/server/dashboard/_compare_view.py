@@ -21,8 +21,14 @@ from .._runner import TERMINAL
 CHOICES = 100
 """The chooser offers the finished experiments among the project's newest this many."""
 
-_FIELDS = {"baseline": "baseline_id", "candidate": "candidate_id", "alpha": "alpha"}
-_FIELDS |= {"correction": "correction", "min_effect": "min_effect"}
+_FIELDS = {
+    "baseline": "baseline_id",
+    "candidate": "candidate_id",
+    "alpha": "alpha",
+    "correction": "correction",
+    "min_effect": "min_effect",
+}
+"""The page's query parameters, and the fields of the API's request they stand for."""
 
 
 def compare_request(query: dict[str, str]) -> CompareRequest:
