@@ -111,12 +111,12 @@ def test_the_sloppy_replica_shows_the_violated_rule_its_file_write_and_its_repla
         command = replica["reproducer"]["command"]
         assert page.locator("#replay-command").inner_text() == command
         assert_accessible(page)
+        screenshot(page, "replica-failed")
         page.get_by_role("button", name="Copy").click()
         assert page.evaluate("navigator.clipboard.readText()") == command
         assert "report written" in page.locator("pre").first.inner_text()
         breadcrumb = page.get_by_role("navigation", name="Breadcrumb").get_by_role("link").last
         assert breadcrumb.get_attribute("href") == f"/ui/experiments/{served.sloppy_id}"
-        screenshot(page, "replica-failed")
         assert not session.problems(), session.problems()
 
 
