@@ -64,6 +64,13 @@ def hostile_id(served: Served, tmp_path_factory: pytest.TempPathFactory) -> str:
         return run_example(client, str(folder / "hostile.yaml"), commit="d4e5f6a", replicas=1)
 
 
+@pytest.fixture(scope="module")
+def llm_id(served: Served) -> str:
+    """examples/llm-agent: the official openai client against the spec's mock model service."""
+    with served.client() as client:
+        return run_example(client, "llm-agent/llm-agent.yaml", commit="e5f6a7b", replicas=1)
+
+
 def api_replica(served: Served, experiment_id: str, scenario: int = 0, replica: int = 0) -> dict:
     """The replica as the API serves it."""
     results = httpx.get(
@@ -227,6 +234,23 @@ def test_the_trace_section_lists_what_the_agent_reported(
         "840.0 ms",
     ]
     assert tool.locator("td").nth(2).inner_text() == SCRIPT
+    assert_accessible(page)
+
+
+def test_the_model_calls_of_the_llm_agent_are_listed_with_their_model_and_tokens(
+    dashboard: Dashboard, served: Served, llm_id: str
+) -> None:
+    replica = api_replica(served, llm_id)
+    (exchanges,) = replica["recordings"].values()
+    page = dashboard.open(replica_path(llm_id, "llm-agent"), wait_for="table.trace")
+    rows = page.locator("table.trace tbody tr").all()
+    assert len(rows) == len(exchanges) == 3
+    for row, exchange, tools, (tokens_in, tokens_out) in zip(
+        rows, exchanges, ["lookup_order", "refund_order", "-"], [(412, 18), (530, 27), (590, 21)], strict=True
+    ):
+        cells = row.locator("td").all_inner_texts()
+        assert cells[1:6] == ["llm_call", tools, exchange["model"], str(tokens_in), str(tokens_out)]
+        assert cells[7] == "ok"
     assert_accessible(page)
 
 

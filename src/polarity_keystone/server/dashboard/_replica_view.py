@@ -48,6 +48,7 @@ class ReplicaView:
     audit_kinds: list[str]
     shown_kinds: list[str]
     trace: list[TraceRow]
+    model_calls: list[TraceRow]
     stdout: Output
     stderr: Output
 
@@ -95,6 +96,31 @@ def _trace_row(event: dict[str, Any]) -> TraceRow:
     )
 
 
+def model_call_rows(recordings: dict[str, list[dict[str, Any]]]) -> list[TraceRow]:
+    """The calls the replica's `type: llm` services answered, in order, from its recordings: the one
+    record of an agent's model calls when it could not report to this server."""
+    return [
+        _trace_row(
+            {
+                "event_type": "llm_call",
+                "tool": ", ".join(str(call.get("name")) for call in exchange.get("tool_calls") or []),
+                "model": exchange.get("model"),
+                "usage": exchange.get("usage") or {},
+                "duration_ms": exchange.get("latency_ms"),
+                "status": "ok" if _answered(exchange.get("status")) else "error",
+                "service": service,
+                "call": exchange.get("call"),
+            }
+        )
+        for service, exchanges in recordings.items()
+        for exchange in exchanges
+    ]
+
+
+def _answered(status: Any) -> bool:
+    return isinstance(status, int) and status < 400
+
+
 def compact(value: Any) -> str:
     """A value as one line of JSON (escaped by the template like any text)."""
     return json.dumps(value, sort_keys=True, default=str, separators=(", ", ": "))
@@ -121,6 +147,7 @@ def replica_view(
         audit_kinds=present,
         shown_kinds=[kind for kind in present if kind in kinds] or present,
         trace=trace_rows(store, project_id, replica["sandbox_id"]) if replica["sandbox_id"] else [],
+        model_calls=model_call_rows(replica["recordings"]),
         stdout=Output.tail(replica["agent_output"]),
         stderr=Output.tail(replica["agent_stderr"]),
     )
