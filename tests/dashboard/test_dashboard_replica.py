@@ -10,6 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
+from polarity_keystone.server.dashboard._replica_view import OUTPUT_LIMIT
 from tests.dashboard.browser import Dashboard, assert_accessible, dashboard_session, screenshot
 from tests.dashboard.conftest import Served, run_example
 
@@ -25,6 +26,7 @@ def sql(statement):
     subprocess.run(psql + ["-c", statement], check=True)
 sql("INSERT INTO notes (body) VALUES ('{SCRIPT}')")
 open({IMAGE + ".txt"!r}, "w").write("{SCRIPT}")
+print("padding " * 10000)
 print({SCRIPT!r})
 print({IMAGE!r}, file=__import__("sys").stderr)
 """
@@ -186,6 +188,10 @@ def test_hostile_markup_from_the_agent_shows_as_text_and_runs_nothing(
     page.goto(served.url + replica_path(hostile_id, "hostile-agent"))
     stdout, stderr = page.locator("pre").all_inner_texts()
     assert SCRIPT in stdout and IMAGE in stderr
+    assert len(replica["agent_output"]) > OUTPUT_LIMIT
+    assert len(stdout) <= OUTPUT_LIMIT, "the page shows the end of a long output"
+    cut = len(replica["agent_output"]) - OUTPUT_LIMIT
+    assert f"The first {cut} characters are left out" in section(page, "Agent output")
     evidence = page.locator("tr[data-rule=file_writes_outside] .evidence").inner_text()
     assert IMAGE + ".txt" in evidence
     assert SCRIPT in page.locator("tr[data-invariant=note_left]").inner_text()
