@@ -41,8 +41,6 @@ class TraceRow:
 
 @dataclass(frozen=True)
 class ReplicaView:
-    experiment: dict[str, Any]
-    """The experiment's results (id, spec, status...)."""
     scenario: dict[str, Any]
     replica: dict[str, Any]
     audit_kinds: list[str]
@@ -141,7 +139,6 @@ def replica_view(
     scenario, replica = find_replica(results, scenario_id, index)
     present = audit_kinds(replica["audit"])
     return ReplicaView(
-        experiment=results,
         scenario=scenario,
         replica=replica,
         audit_kinds=present,
