@@ -85,7 +85,7 @@ def run_example(client: Keystone, spec: str, *, commit: str, replicas: int = 2, 
     return experiment.id
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     workdir = tmp_path_factory.mktemp("dashboard")
     store_url = f"sqlite:///{workdir / 'keystone.db'}"
@@ -110,8 +110,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    """Closed when this package's tests end: Playwright's sync API keeps its event loop marked running
+    in this thread while it lives, which would break every later test that runs an asyncio loop."""
     with sync_playwright() as playwright:
         launched = launch(playwright)
         yield launched

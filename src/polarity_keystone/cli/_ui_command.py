@@ -32,8 +32,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def cmd_ui(args: argparse.Namespace) -> int:
     import webbrowser
 
-    from ..sdk._embedded import local_settings
-    from ..server import serve_in_thread
+    from ..server import ServerSettings, serve_in_thread
 
     store_url = args.store or default_store_url()
     store = open_store_or_none(store_url)
@@ -42,7 +41,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     store.close()
     try:
         # A `ks eval run` may be running experiments on this store: leave them to it.
-        settings = dataclasses.replace(local_settings(store_url, auth_required=False), end_unfinished=False)
+        settings = dataclasses.replace(
+            ServerSettings.for_local_user(store_url, auth_required=False), end_unfinished=False
+        )
         running = serve_in_thread(settings, port=args.port)
     except OSError as exc:
         err.print(f"[red]cannot listen on 127.0.0.1:{args.port}:[/] {exc.strerror or exc}")

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..analysis import local_pricing
 from ..server import ServerSettings, create_api_key, serve_in_thread
 from ..store import open_store
 
@@ -20,19 +19,6 @@ class EmbeddedServer:
     api_key: str
     stop: Callable[[], None]
     """Stops the server and revokes its key, so no credential outlives the process that used it."""
-
-
-def local_settings(store_url: str, *, auth_required: bool = True) -> ServerSettings:
-    """The settings of the local user's own server on `store_url`: the embedded one, and `ks ui`'s (which
-    needs no key: it listens on loopback only)."""
-    return ServerSettings(
-        store_url=store_url,
-        auth_required=auth_required,
-        host_sources=True,
-        webhook_allow_private_networks=True,
-        max_blob_bytes_per_project=0,  # the local user's own disk: no quota between them and their files
-        pricing=local_pricing(),
-    )
 
 
 def start_embedded_server(directory: Path) -> EmbeddedServer:
@@ -60,7 +46,7 @@ def start_embedded_server(directory: Path) -> EmbeddedServer:
             store.close()
 
     try:
-        settings = local_settings(store_url)
+        settings = ServerSettings.for_local_user(store_url)
         # On every address, so the agents of its sandboxes reach it at the host's address on their
         # network (each sandbox lets its agent through to this port alone); every route but the health
         # probe and the OpenAPI document needs this process's key or a sandbox token.

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from ..analysis import Pricing, shipped_pricing
+from ..analysis import Pricing, local_pricing, shipped_pricing
 from ..engine import StockLimits
 from ..sandbox import DockerBackend
 from ..secrets import SecretPolicy, check_operator_secret
@@ -113,6 +113,19 @@ class ServerSettings:
     pricing: Pricing = field(default_factory=shipped_pricing)
     """The prices runs are costed at: the shipped table, with the operator's file over it (`ks serve
     --pricing`, KEYSTONE_PRICING_FILE); never chosen by a spec."""
+
+    @classmethod
+    def for_local_user(cls, store_url: str, *, auth_required: bool = True) -> ServerSettings:
+        """The settings of the local user's own server on `store_url`: the embedded one, and `ks ui`'s (which
+        needs no key: it listens on loopback only)."""
+        return cls(
+            store_url=store_url,
+            auth_required=auth_required,
+            host_sources=True,
+            webhook_allow_private_networks=True,
+            max_blob_bytes_per_project=0,  # the local user's own disk: no quota between them and their files
+            pricing=local_pricing(),
+        )
 
     @property
     def data_path(self) -> Path:
