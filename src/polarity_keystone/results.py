@@ -124,6 +124,9 @@ class ReplicaResult(RunOutcome):
     """Per `type: llm` service, every model call it answered, in order (request, response or stream,
     usage, tool calls requested, and in a replay where it diverged): what `ks replay --recording`
     answers the same calls from."""
+    node: str | None = None
+    """The cluster node the replica ran on (a server with `--executor ray`: the Ray node id); None when
+    it ran on the Docker engine of the machine that ran the experiment."""
 
 
 class ScenarioResult(RunOutcome):

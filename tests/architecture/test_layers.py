@@ -48,3 +48,22 @@ def test_the_gate_may_not_load_docker_even_through_a_package_below_it(tmp_path: 
     run = lint_imports(copy_with_breach(tmp_path, "gate/_breach.py", "import docker\n"))
     assert run.returncode != 0
     assert "polarity_keystone.gate is not allowed to import docker" in run.stdout
+
+
+def test_a_server_with_the_local_executor_never_loads_ray(tmp_path: Path) -> None:
+    """Ray is an optional extra: the default server (and everything else) runs without it."""
+    program = (
+        "import sys\n"
+        "from polarity_keystone.server import ServerSettings, create_app\n"
+        f"app = create_app(ServerSettings(store_url='sqlite://{tmp_path}/k.db'))\n"
+        "print(sorted(name for name in sys.modules if name == 'ray' or name.startswith('ray.')))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert (run.returncode, run.stdout.strip()) == (0, "[]"), run.stderr
+
+
+def test_a_ray_import_outside_the_cluster_package_breaks_the_contract(tmp_path: Path) -> None:
+    project = copy_with_breach(tmp_path, "engine/_ray_breach.py", "import ray\n")
+    run = lint_imports(project)
+    assert run.returncode != 0
+    assert "polarity_keystone.engine is not allowed to import ray" in run.stdout

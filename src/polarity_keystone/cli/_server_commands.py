@@ -98,6 +98,20 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="a kept sandbox not used within this long is destroyed (default: 600)",
     )
     serve.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default=os.environ.get("KEYSTONE_EXECUTOR") or "local",
+        help="where replicas run: local, on this machine's Docker engine; ray, on the nodes of a Ray "
+        "cluster, each with its own engine (needs the ray extra; default: $KEYSTONE_EXECUTOR, else local)",
+    )
+    serve.add_argument(
+        "--ray-address",
+        default=os.environ.get("KEYSTONE_RAY_ADDRESS") or None,
+        metavar="ADDRESS",
+        help="with --executor ray: the cluster's HOST:PORT, ray://HOST:PORT or auto (default: "
+        "$KEYSTONE_RAY_ADDRESS, else a Ray of this machine alone)",
+    )
+    serve.add_argument(
         "--pricing",
         type=Path,
         metavar="FILE",
@@ -146,6 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from ..analysis import PRICING_FILE_ENV, PricingError, operator_pricing
     from ..engine import StockLimits
+    from ..sandbox import SandboxError
     from ..server import ServerSettings, create_app
 
     operator_secrets = _operator_secrets(args.secret)
@@ -187,6 +202,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             webhook_allow_private_networks=args.allow_private_webhooks,
             pricing=pricing,
             warm_pool=StockLimits(args.warm_pool, total=4 * args.warm_pool, ttl_s=args.warm_pool_ttl),
+            executor=args.executor,
+            ray_address=args.ray_address if args.executor == "ray" else None,
         )
     except ValueError as exc:
         err.print(f"[red]invalid server settings:[/] {exc}")
@@ -208,7 +225,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     err.print(f"Keystone server on http://{args.host}:{args.port} (store {_shown(store_url)})")
     base_url = (args.public_url or f"http://{args.host}:{args.port}").rstrip("/")
     err.print(f"dashboard: {base_url}/ui/ (sign in with an API key)")
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        err.print(f"[red]invalid server settings:[/] {exc}")
+        return exit_codes.INVALID_INPUT
+    except SandboxError as exc:
+        err.print(f"[red]cannot start:[/] {exc}")
+        return exit_codes.INFRASTRUCTURE
+    if args.executor == "ray":
+        err.print(f"replicas run on the Ray cluster at {args.ray_address or 'a Ray of this machine'}")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return exit_codes.PASSED
 
 

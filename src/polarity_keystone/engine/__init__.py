@@ -1,12 +1,12 @@
 """The engine: prepares a spec, runs replicas x matrix in fresh sandboxes, aggregates and replays."""
 
 from ._aggregate import aggregate_run, aggregate_scenario
-from ._experiment import ProgressListener, RunOptions, run_experiment, scenarios_of
+from ._experiment import ProgressListener, ReplicaExecutor, RunOptions, run_experiment, scenarios_of
 from ._fixtures import supported_fixtures
 from ._parameters import parameter_text
 from ._prepare import TASK_FILE, PreparedSpec, ResolvedAgent, fingerprint_id, plan_replica, prepare
 from ._replay import FingerprintMismatch, replay
-from ._replica import AGENT_OUTPUT_LIMIT
+from ._replica import AGENT_OUTPUT_LIMIT, ReplicaJob, run_replica, unrun_replica
 from ._sandbox_stock import SandboxStock, StockLimits, StockShelf
 from ._seeds import SEED_BITS, new_experiment_seed, replica_seed
 from ._trace import ReportedTrace
@@ -18,6 +18,8 @@ __all__ = [
     "FingerprintMismatch",
     "PreparedSpec",
     "ProgressListener",
+    "ReplicaExecutor",
+    "ReplicaJob",
     "ReportedTrace",
     "ResolvedAgent",
     "RunOptions",
@@ -34,6 +36,8 @@ __all__ = [
     "replay",
     "replica_seed",
     "run_experiment",
+    "run_replica",
     "scenarios_of",
     "supported_fixtures",
+    "unrun_replica",
 ]

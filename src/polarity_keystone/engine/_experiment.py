@@ -27,6 +27,14 @@ from ._warm_pool import WarmPool
 DEFAULT_CONCURRENCY = 4
 
 
+class ReplicaExecutor(Protocol):
+    """Runs replicas somewhere other than this process's Docker engine (a cluster's nodes); each call
+    returns the replica's result, an `error` result when it could not run there. Called from worker
+    threads, one replica per call."""
+
+    def run(self, prepared: PreparedSpec, job: ReplicaJob) -> ReplicaResult: ...
+
+
 class ProgressListener(Protocol):
     """Receives progress while an experiment runs; called from worker threads."""
 
@@ -55,6 +63,9 @@ class RunOptions:
     stock: StockShelf | None = None
     """Ready sandboxes kept between experiments (a server's warm pool), taken from and given back to
     when the spec's services can be reset."""
+    executor: ReplicaExecutor | None = None
+    """Where the replicas run instead of `backend` (a cluster); no warm pool or stock is used then: a
+    cluster's nodes keep their own."""
 
 
 def scenarios_of(parallelism: Parallelism, spec_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -131,18 +142,26 @@ def run_experiment(
     renew = resettable(spec) and not options.keep
     stock = options.stock.for_spec(prepared) if options.stock is not None and renew else None
     pool = None
-    if _poolable(prepared, max(new_replicas.values(), default=0), stock is not None):
+    if options.executor is None and _poolable(
+        prepared, max(new_replicas.values(), default=0), stock is not None
+    ):
         pool = WarmPool(backend, depth=concurrency, on_boot=on_boot, renew=renew, stock=stock)
     for scenario_id, count in new_replicas.items():
         if pool is not None:
             pool.expect(scenario_id, count)
 
     def work(job: ReplicaJob) -> ReplicaResult:
+        result = options.executor.run(prepared, job) if options.executor is not None else run_locally(job)
+        if progress is not None:
+            progress.replica_done(job.scenario_id, result)
+        return result
+
+    def run_locally(job: ReplicaJob) -> ReplicaResult:
         boot, give_back = booting_on(backend), destroying
         if pool is not None:
             boot = partial(pool.acquire, job.scenario_id)
             give_back = partial(_give_back, pool, job.scenario_id)
-        result = run_replica(
+        return run_replica(
             prepared,
             boot,
             job,
@@ -151,9 +170,6 @@ def run_experiment(
             reported_trace=options.reported_trace,
             give_back=give_back,
         )
-        if progress is not None:
-            progress.replica_done(job.scenario_id, result)
-        return result
 
     workers = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="keystone-replica")
     try:

@@ -143,6 +143,13 @@ def run_replica(
     return _finish(prepared, job, result, started, plan.redact)
 
 
+def unrun_replica(prepared: PreparedSpec, job: ReplicaJob, error: str) -> ReplicaResult:
+    """The result of a replica that never ran to its end where it was sent (its cluster node was lost):
+    status `error` with the reason, and how to replay it."""
+    result = ReplicaResult(replica=job.replica, seed=job.seed, status="error", error=error)
+    return _finish(prepared, job, result, time.monotonic(), Redactor(prepared.secrets))
+
+
 def _run_and_score(
     prepared: PreparedSpec,
     sandbox: Sandbox,

@@ -28,7 +28,7 @@ from ._docker import DockerBackend, DockerSandbox, connect, split_services, work
 from ._engine_ca import EngineCA, IssuedCertificate
 from ._gateway import SERVER_HOST
 from ._hardening import disk_quota_problem, runtime_problem
-from ._images import ImageError, ImageResolver, ResolvedImage, UnknownUser
+from ._images import ImageError, ImageResolver, ResolvedImage, UnknownUser, local_ref
 from ._output import OUTPUT_LIMIT
 from ._processes import AgentProcess
 from ._service_plan import CommandSucceeds, LogLine, Readiness, ServiceContainer, ServiceTls, StaysUp
@@ -74,6 +74,7 @@ __all__ = [
     "WorkspaceSnapshot",
     "connect",
     "disk_quota_problem",
+    "local_ref",
     "runtime_problem",
     "split_services",
     "workspace_path",

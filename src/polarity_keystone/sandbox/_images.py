@@ -169,6 +169,11 @@ def _local_context(name: str, dockerfiles: Traversable = DOCKERFILES) -> dict[st
     return {entry.name: entry.read_bytes() for entry in folder.iterdir() if entry.is_file()}
 
 
+def local_ref(name: str, dockerfiles: Traversable = DOCKERFILES) -> str:
+    """The tag of Keystone's own image `name`: named by the content it is built from."""
+    return f"{LOCAL_REPO}/{name}:{_hash_tree(_local_context(name, dockerfiles))[:16]}"
+
+
 class ImageResolver:
     """Resolves and builds images for one Docker engine; safe to share between threads."""
 
@@ -210,8 +215,8 @@ class ImageResolver:
         """Keystone's own image `name` (postgres, redis, base): present, else the released image of this
         version built from the same content, else built here."""
         context = _local_context(name, self._dockerfiles)
-        content = _hash_tree(context)[:16]
-        tag = f"{LOCAL_REPO}/{name}:{content}"
+        tag = local_ref(name, self._dockerfiles)
+        content = tag.rsplit(":", 1)[1]
         present = self._present(tag)
         if present is not None:
             return ResolvedImage(requested=tag, ref=tag, digest=str(present.id))

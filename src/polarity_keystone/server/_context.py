@@ -17,6 +17,7 @@ from ._alerts import SLACK_WEBHOOK_URL_ENV, AlertNotifier
 from ._blob_gc import BlobCollector, GcPolicy, ScheduledCollection
 from ._blobs import open_blob_store
 from ._bundle_cache import BundleCache, BundleLimits
+from ._cluster import connect_cluster
 from ._engine import LazyEngine
 from ._events import EventBus
 from ._known_keys import KnownKeys
@@ -101,6 +102,7 @@ class ServerContext:
             if settings.warm_pool.per_plan
             else None,
             on_finished=self.alerts.experiment_finished,
+            cluster=connect_cluster(settings),
         )
         policy = GcPolicy(
             retention=timedelta(days=settings.blob_retention_days),

@@ -20,11 +20,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine import (
     FingerprintMismatch,
     PreparedSpec,
+    ReplicaExecutor,
+    ReplicaJob,
     ReportedTrace,
     RunOptions,
     SandboxStock,
@@ -58,6 +60,9 @@ from ._results import planned_replicas
 from ._sandbox_manager import SandboxManager, new_sandbox_id
 from ._spec_sources import SpecSources
 from ._webhooks import WebhookSender
+
+if TYPE_CHECKING:
+    from ..cluster import ClusterReplicas, RanOnNode, RayCluster
 
 log = logging.getLogger("polarity_keystone.server")
 
@@ -106,6 +111,8 @@ class _ReplicaSandboxes(SandboxBackend):
         self._base_url = base_url
         self._live: dict[str, Sandbox] = {}
         self._lock = threading.Lock()
+        self.remote: ClusterReplicas | None = None
+        """The replicas' executor when they run on a cluster's nodes, not on `inner`."""
 
     def create(self, plan: SandboxPlan, on_event: BootListener | None = None) -> Sandbox:
         return self._admitted(plan, lambda admitted: self._inner.create(admitted, on_event))
@@ -146,6 +153,23 @@ class _ReplicaSandboxes(SandboxBackend):
         self._manager.booted(sandbox, {"experiment_id": self._experiment_id}, None)
         return sandbox
 
+    def issue(self, spec_id: str) -> tuple[str, dict[str, str]]:
+        """A sandbox a cluster node is about to boot: recorded, with the identity its agent runs as."""
+        sandbox_id = new_sandbox_id()
+        return sandbox_id, self._admit(sandbox_id, spec_id)
+
+    def ran(self, sandbox_id: str, ran: RanOnNode) -> None:
+        """A node's replica ended (its sandbox is gone there): its boot and end recorded here."""
+        for event in ran.boot_events:
+            self._manager.on_boot(event)
+        if ran.described:
+            extra = {"experiment_id": self._experiment_id, "node": ran.result.node}
+            self._manager.ready(sandbox_id, ran.described, extra, None)
+        self._manager.retire(sandbox_id)
+
+    def lost(self, sandbox_id: str, reason: str) -> None:
+        self._manager.retire(sandbox_id, "error", self._redact(reason))
+
     def reap(self, *, everything: bool = False) -> list[str]:
         return self._inner.reap(everything=everything)
 
@@ -166,6 +190,8 @@ class _ReplicaSandboxes(SandboxBackend):
             sandboxes = list(self._live.values())
         for sandbox in sandboxes:
             sandbox.destroy()
+        if self.remote is not None:
+            self.remote.stop()
 
 
 class _Progress:
@@ -254,10 +280,13 @@ class ExperimentRunner:
         per_project: int,
         stock: SandboxStock | None = None,
         on_finished: Callable[[ExperimentRecord], None] = lambda record: None,
+        cluster: RayCluster | None = None,
     ) -> None:
         """`stock`: ready sandboxes kept between experiments (the server's warm pool), closed with the
         runner. `on_finished`: told of every experiment that ended, after its webhooks are queued; it
-        must return at once and never raise (the alert rules' evaluation)."""
+        must return at once and never raise (the alert rules' evaluation). `cluster`: where replicas
+        run, instead of this server's engine (closed with the runner)."""
+        self._cluster = cluster
         self._on_finished = on_finished
         self.store = store
         self.bus = bus
@@ -434,13 +463,23 @@ class ExperimentRunner:
             sandboxes = _ReplicaSandboxes(
                 self._engine.backend(), self.sandboxes, record, owner, base_url, redact
             )
+            if self._cluster is not None:
+                sandboxes.remote = self._cluster.replicas(sandboxes)
             with self._lock:
                 self._running[record.id] = sandboxes
             if self.stopping:
                 raise _Stopped()
             progress = _Progress(self, record.id, sandboxes, details=options.get("kind") == RUN)
             if options.get("kind") == RUN:
-                results = _run_one(prepared, sandboxes, record.id, options, progress, self.store.trace_events)
+                results = _run_one(
+                    prepared,
+                    sandboxes,
+                    record.id,
+                    options,
+                    progress,
+                    self.store.trace_events,
+                    sandboxes.remote,
+                )
             else:
                 kept = self._kept(record.id) if "scenario_replicas" in options else {}
                 progress.count_before(kept)
@@ -453,6 +492,7 @@ class ExperimentRunner:
                     kept=kept,
                     reported_trace=self.store.trace_events,
                     stock=self._stock.shelf(record.project_id) if self._stock is not None else None,
+                    executor=sandboxes.remote,
                 )
                 results = run_experiment(prepared, sandboxes, run_options, progress)
         except _Stopped:
@@ -519,6 +559,8 @@ class ExperimentRunner:
         self._executor.shutdown(wait=True, cancel_futures=True)
         if self._stock is not None:
             self._stock.close()
+        if self._cluster is not None:
+            self._cluster.close()
         with self._lock:
             left = list(self._active)
             self._active.clear()
@@ -553,21 +595,27 @@ def _run_one(
     options: dict[str, Any],
     progress: _Progress,
     reported_trace: ReportedTrace,
+    executor: ReplicaExecutor | None,
 ) -> RunResults:
     """A run: one replica of the chosen matrix cell with a known seed (new, or the seed of the run it
     replays), so `seed` in its results is the replica's own seed."""
     cell = options["scenarios"][0]
     seed = int(options["replica_seed"])
     progress.started(1, prepared.notes)
-    result = replay(
-        prepared,
-        backend,
-        seed=seed,
-        parameters=cell["parameters"],
-        fingerprint=None,
-        on_boot=progress.boot,
-        reported_trace=reported_trace,
-    )
+    if executor is not None:
+        result = executor.run(
+            prepared, ReplicaJob(experiment_id, cell["scenario_id"], 0, seed, cell["parameters"])
+        )
+    else:
+        result = replay(
+            prepared,
+            backend,
+            seed=seed,
+            parameters=cell["parameters"],
+            fingerprint=None,
+            on_boot=progress.boot,
+            reported_trace=reported_trace,
+        )
     progress.replica_done(cell["scenario_id"], result)
     spec_id = prepared.spec.id
     scenario = aggregate_scenario(spec_id, cell["scenario_id"], cell["parameters"], [result])

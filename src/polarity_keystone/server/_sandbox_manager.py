@@ -138,12 +138,17 @@ class SandboxManager:
         )
 
     def booted(self, sandbox: Sandbox, extra: dict[str, Any], expires_at: datetime | None) -> SandboxRecord:
-        record = self._store.get_sandbox(sandbox.id)
-        described = sandbox.describe()
+        return self.ready(sandbox.id, sandbox.describe(), extra, expires_at)
+
+    def ready(
+        self, sandbox_id: str, described: dict[str, Any], extra: dict[str, Any], expires_at: datetime | None
+    ) -> SandboxRecord:
+        """The sandbox booted (`described` as `Sandbox.describe()` gives it, wherever it runs)."""
+        record = self._store.get_sandbox(sandbox_id)
         info = {**record.info, **extra, "services": described["services"]}
         record = replace(record, state="ready", info=info, expires_at=expires_at)
         self._store.put_sandbox(record)
-        self._bus.publish(sandbox_stream(sandbox.id), "status", {"state": "ready"})
+        self._bus.publish(sandbox_stream(sandbox_id), "status", {"state": "ready"})
         return record
 
     def retire(self, sandbox_id: str, state: SandboxStateName = "destroyed", reason: str = "") -> None:

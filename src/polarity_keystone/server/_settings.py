@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote
 
 from ..analysis import Pricing, local_pricing, shipped_pricing
@@ -36,6 +37,13 @@ class ServerSettings:
     operator_secrets: Mapping[str, str] = field(default_factory=dict)
     """Secret name -> source (`env:VAR`, `file:PATH`, `command:CMD`) the operator allows for every run
     (`ks serve --secret NAME=SOURCE`); never taken from a spec."""
+    executor: Literal["local", "ray"] = "local"
+    """Where experiments' replicas run: `local`, on this server's Docker engine; `ray`, on the nodes of
+    the Ray cluster at `ray_address` (`ks serve --executor ray`; needs the `ray` extra). Images are still
+    built on this server's engine, which nodes load them from (see cluster/_images.py)."""
+    ray_address: str | None = None
+    """With the `ray` executor: `auto`, `HOST:PORT` or `ray://HOST:PORT`. None starts a Ray of this
+    machine alone."""
     backend_factory: Callable[[], DockerBackend] = DockerBackend
     """Called once, on the first request that needs sandboxes, so an API-only server needs no engine."""
     max_concurrent_experiments: int = 4
@@ -174,3 +182,7 @@ class ServerSettings:
             s3_location(self.blob_store_url)
         elif self.blob_store_endpoint is not None:
             raise ValueError("blob_store_endpoint needs blob_store_url (s3://bucket/prefix)")
+        if self.executor not in ("local", "ray"):
+            raise ValueError(f"executor must be 'local' or 'ray', not {self.executor!r}")
+        if self.ray_address is not None and self.executor != "ray":
+            raise ValueError("ray_address needs executor 'ray'")

@@ -1,0 +1,142 @@
+"""What runs on a cluster node: one Keystone node actor per node, and the replica task.
+
+A replica is a Ray task asking for one `keystone_sandbox` (a node offers as many as it runs sandboxes at
+once), so Ray places replicas by capacity. The task hands the replica to its node's actor, which owns
+that node's Docker engine (DOCKER_HOST of the node), the images loaded there, and the reaper: a
+replica's sandbox lives as long as the actor's process, and an actor starting on a node (a new one, or
+the node back after it was lost) first removes what an earlier one left there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from ..engine import PreparedSpec, ReplicaJob, ReportedTrace, run_replica
+from ..results import ReplicaResult
+from ..sandbox import BootEvent, DockerBackend, Sandbox, local_ref
+from ..store import Store, open_store
+from ._images import NodeImages
+
+log = logging.getLogger("polarity_keystone.cluster")
+
+NAMESPACE = "keystone"
+"""The Ray namespace of Keystone's named node actors (and of a server's driver)."""
+SANDBOX_RESOURCE = "keystone_sandbox"
+"""The custom resource a node offers per sandbox slot; each replica task asks for one."""
+NODE_ACTOR_PREFIX = "keystone-node-"
+ACTOR_THREADS = 256
+"""Calls a node actor serves at once: above any node's sandbox slots, so capacity is the resource's."""
+
+
+@dataclass
+class RanOnNode:
+    """What a node sends back for a replica: its result, and what the server records of its sandbox."""
+
+    result: ReplicaResult
+    boot_events: list[BootEvent] = field(default_factory=list)
+    described: dict[str, Any] = field(default_factory=dict)
+    """The sandbox as `Sandbox.describe()` gave it once it booted (empty when it never booted)."""
+
+
+def images_of(prepared: PreparedSpec) -> list[str]:
+    """Every image a replica of `prepared` starts: the agent's, the services', the gateway, the reaper."""
+    refs = [prepared.agent_image.ref, *(image.ref for image in prepared.service_images.values())]
+    if prepared.gateway_image:
+        refs.append(prepared.gateway_image)
+    return [*refs, local_ref("reaper")]
+
+
+class KeystoneNode:
+    """The node actor (run as a Ray actor, one per node, named after the node)."""
+
+    def __init__(self, store_url: str | None) -> None:
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self._backend = DockerBackend()
+        self._images = NodeImages(self._backend.client)
+        self._images.ensure([local_ref("reaper")])
+        removed = self._backend.reap()
+        if removed:
+            log.warning("node %s: removed %d sandbox(es) an earlier actor left", self.node_id, len(removed))
+        self.reaped = removed
+        self._backend.hold_lease()
+        self._store_url = store_url
+        self._store: Store | None = None
+        self._running: dict[str, Sandbox] = {}
+        self._lock = threading.Lock()
+
+    def run(
+        self, prepared: PreparedSpec, job: ReplicaJob, sandbox_id: str, identity: dict[str, str]
+    ) -> RanOnNode:
+        """Run one replica here in a sandbox with the id and identity (token) the server issued."""
+        ran = RanOnNode(ReplicaResult(replica=job.replica, seed=job.seed, status="error"))
+
+        def boot(plan: Any, on_boot: Any) -> Sandbox:
+            self._images.ensure(images_of(prepared))
+            sandbox = self._backend.create(replace(plan.sandbox, sandbox_id=sandbox_id), on_boot)
+            sandbox.exec_env = identity
+            ran.described = sandbox.describe()
+            with self._lock:
+                self._running[sandbox.id] = sandbox
+            return sandbox
+
+        try:
+            ran.result = run_replica(
+                prepared, boot, job, on_boot=ran.boot_events.append, reported_trace=self._reported_trace()
+            )
+        finally:
+            with self._lock:
+                self._running.pop(sandbox_id, None)
+        ran.result.node = self.node_id
+        return ran
+
+    def stop(self, sandbox_ids: list[str]) -> None:
+        """Destroy these sandboxes if they run here (their server is stopping): their replicas end."""
+        with self._lock:
+            sandboxes = [self._running[i] for i in sandbox_ids if i in self._running]
+        for sandbox in sandboxes:
+            sandbox.destroy()
+
+    def loaded_images(self) -> list[str]:
+        return list(self._images.loaded)
+
+    def _reported_trace(self) -> ReportedTrace | None:
+        """The events agents reported to the server for their sandbox: read from the shared store."""
+        if self._store_url is None:
+            return None
+        with self._lock:
+            if self._store is None:
+                self._store = open_store(self._store_url)
+            return self._store.trace_events
+
+
+def node_actor(node_id: str, store_url: str | None) -> Any:
+    """The node actor of `node_id`, started there on first use."""
+    return (
+        ray.remote(KeystoneNode)
+        .options(
+            name=NODE_ACTOR_PREFIX + node_id,
+            namespace=NAMESPACE,
+            get_if_exists=True,
+            lifetime="detached",
+            num_cpus=0,
+            max_concurrency=ACTOR_THREADS,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+        )
+        .remote(store_url)
+    )
+
+
+def replica_task(
+    prepared: list[Any], job: ReplicaJob, sandbox_id: str, identity: dict[str, str], store_url: str | None
+) -> RanOnNode:
+    """The body of a replica's Ray task: hand it to this node's actor, holding the sandbox slot until it
+    ends. `prepared` is a one-item list holding the spec's object ref, so the task does not fetch it."""
+    node = node_actor(ray.get_runtime_context().get_node_id(), store_url)
+    ran: RanOnNode = ray.get(node.run.remote(prepared[0], job, sandbox_id, identity))
+    return ran
