@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -42,6 +43,7 @@ class NodeEngine:
     name: str
     root: Path
     process: subprocess.Popen[bytes]
+    bridge: str
 
     @property
     def socket(self) -> Path:
@@ -61,17 +63,38 @@ class NodeEngine:
             return [c.name for c in found if c.labels.get(labels.ROLE) != labels.REAPER_ROLE]
 
     def stop(self) -> None:
+        """Stop the engine and leave the host as it was: its networks, bridge and firewall rules gone."""
+        with contextlib.suppress(docker.errors.DockerException), contextlib.closing(self.client()) as client:
+            client.networks.prune()
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(60)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+        subprocess.run(["ip", "link", "del", self.bridge], check=False)
+        _drop_rules(self.bridge)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _start_engine(name: str, pool: str) -> NodeEngine:
+def _drop_rules(mentioning: str) -> None:
+    """Delete the firewall rules a stopped dockerd left for its bridge (dockerd keeps them at exit)."""
+    for table in ("filter", "nat"):
+        saved = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True, check=True)
+        for line in saved.stdout.splitlines():
+            if line.startswith("-A ") and mentioning in line:
+                subprocess.run(["iptables", "-t", table, "-D", *shlex.split(line[3:])], check=False)
+
+
+def _start_engine(name: str, bridge_address: str, pool: str) -> NodeEngine:
+    """A dockerd for node `name`: its default bridge is one of its own at `bridge_address` (never
+    `--bridge none`, with which dockerd deletes the main engine's docker0), its networks from `pool`."""
     root = Path(tempfile.mkdtemp(prefix=f"ks-{name}-", dir="/tmp"))  # short: a socket path has 108 bytes
+    bridge = f"ks-{name}"
+    subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)  # a crashed run's
+    subprocess.run(["ip", "link", "add", "name", bridge, "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", bridge_address, "dev", bridge], check=True)
+    subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
     config = root / "daemon.json"
     config.write_text(json.dumps({}))
     command = [
@@ -87,13 +110,13 @@ def _start_engine(name: str, pool: str) -> NodeEngine:
         "--config-file",
         str(config),
         "--bridge",
-        "none",
+        bridge,
         "--default-address-pool",
         f"base={pool},size=24",
     ]
     with (root / "dockerd.log").open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    engine = NodeEngine(name, root, process)
+    engine = NodeEngine(name, root, process, bridge)
 
     def answers() -> bool:
         if process.poll() is not None:
@@ -117,7 +140,10 @@ def _start_engine(name: str, pool: str) -> NodeEngine:
 
 @pytest.fixture(scope="package")
 def node_engines() -> Iterator[list[NodeEngine]]:
-    engines = [_start_engine("node1", "10.231.0.0/16"), _start_engine("node2", "10.232.0.0/16")]
+    engines = [
+        _start_engine("node1", "10.241.1.1/24", "10.231.0.0/16"),
+        _start_engine("node2", "10.241.2.1/24", "10.232.0.0/16"),
+    ]
     yield engines
     for engine in engines:
         engine.stop()

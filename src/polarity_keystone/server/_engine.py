@@ -84,6 +84,13 @@ class LazyEngine:
         prepared = prepare(loaded, self._resolver, secrets, self._secret_policy, bundle=bundle, agent=agent)
         return dataclasses.replace(prepared, pricing=self._pricing)
 
+    def keystone_image(self, name: str) -> str:
+        """Keystone's own image `name` on this server's engine, built if missing (cluster nodes load
+        it from there: they start their reapers from it)."""
+        self.backend()
+        assert self._resolver is not None
+        return self._resolver.local(name).ref
+
     @property
     def started(self) -> bool:
         return self._backend is not None

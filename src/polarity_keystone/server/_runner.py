@@ -464,6 +464,7 @@ class ExperimentRunner:
                 self._engine.backend(), self.sandboxes, record, owner, base_url, redact
             )
             if self._cluster is not None:
+                self._engine.keystone_image("reaper")
                 sandboxes.remote = self._cluster.replicas(sandboxes)
             with self._lock:
                 self._running[record.id] = sandboxes
