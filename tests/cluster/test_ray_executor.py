@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from polarity_keystone import Keystone
-from tests.cluster.conftest import RayNodes, RayServer
+from tests.cluster.conftest import RayServer
+from tests.cluster.nodes import RayNodes
 from tests.engine.test_service_reset import REPORTER
 
 pytestmark = pytest.mark.docker

@@ -13,7 +13,8 @@ import pytest
 from polarity_keystone import Keystone
 from polarity_keystone.sandbox import _labels as labels
 from polarity_keystone.store import open_store
-from tests.cluster.conftest import RayNodes, RayServer
+from tests.cluster.conftest import RayServer
+from tests.cluster.nodes import RayNodes
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.docker
