@@ -80,16 +80,16 @@ class Timed:
 
 
 def per_minute(
-    prepared: PreparedSpec, backend: DockerBackend, args: argparse.Namespace, executor: Timed | None
+    prepared: PreparedSpec, backend: DockerBackend, replicas: int, concurrency: int, executor: Timed | None
 ) -> float:
-    options = RunOptions(replicas=args.replicas, concurrency=args.concurrency, executor=executor)
+    options = RunOptions(replicas=replicas, concurrency=concurrency, executor=executor)
     started = time.perf_counter()
     results = run_experiment(prepared, backend, options)
     seconds = time.perf_counter() - started
-    statuses = [replica.status for replica in results.scenarios[0].replicas]
-    if statuses.count("pass") != args.replicas:
-        print(f"  not every replica passed: {statuses}")
-    return args.replicas / seconds * 60
+    for replica in results.scenarios[0].replicas:
+        if replica.status != "pass":
+            print(f"  replica {replica.replica}: {replica.status}: {replica.error or replica.reasons}")
+    return replicas / seconds * 60
 
 
 def main() -> None:
@@ -97,7 +97,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--replicas", type=int, default=40)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=8, help="replicas at once on the local engine")
     parser.add_argument("--slots", type=int, default=4, help="sandbox slots per worker node")
     args = parser.parse_args()
 
@@ -105,10 +105,10 @@ def main() -> None:
     (workdir / "spec.yaml").write_text(SPEC)
     backend = DockerBackend()
     prepared = prepare(load_spec(workdir / "spec.yaml"), ImageResolver(backend.client))
-    rows: list[tuple[str, float, list[float]]] = []
-
-    per_minute(prepared, backend, args, None)  # warm: the main engine's caches
-    rows.append(("local (this engine)", per_minute(prepared, backend, args, None), []))
+    rows: list[tuple[str, int, float, list[float]]] = []
+    per_minute(prepared, backend, args.replicas, args.concurrency, None)  # warm: the main engine's caches
+    local = per_minute(prepared, backend, args.replicas, args.concurrency, None)
+    rows.append(("local (this engine)", args.concurrency, local, []))
 
     engines = start_engines(2)
     cluster = start_cluster()
@@ -117,13 +117,18 @@ def main() -> None:
         nodes.add_worker(engines[0], slots=args.slots)
         cluster.wait_for_nodes()
         connected = RayCluster(cluster.address, None)
-        for label, add in (("ray x1 worker", None), ("ray x2 workers", engines[1])):
+        for workers, add in ((1, None), (2, engines[1])):
             if add is not None:
                 nodes.add_worker(add, slots=args.slots)
                 cluster.wait_for_nodes()
-            per_minute(prepared, backend, args, Timed(connected.replicas(Issuer())))  # warm: images, workers
-            timed = Timed(connected.replicas(Issuer()))
-            rows.append((label, per_minute(prepared, backend, args, timed), timed.overheads_ms))
+            slots = workers * args.slots  # as many replicas at once as the cluster has slots: no queueing
+            warm = Timed(connected.replicas(Issuer()))  # the nodes load images, Ray starts task workers
+            per_minute(prepared, backend, args.replicas, slots, warm)
+            # Also at one worker's load with two workers: the overhead at equal load on this machine.
+            for at_once in sorted({args.slots, slots}):
+                timed = Timed(connected.replicas(Issuer()))
+                rate = per_minute(prepared, backend, args.replicas, at_once, timed)
+                rows.append((f"ray, {workers} worker(s)", at_once, rate, timed.overheads_ms))
         connected.close()
     finally:
         ray.shutdown()
@@ -132,17 +137,15 @@ def main() -> None:
             engine.stop()
         backend.reap()
 
-    print(
-        f"\n{args.replicas} replicas of a bare-sandbox spec, concurrency {args.concurrency}, {args.slots} slots per worker"
-    )
-    print(f"{'executor':<22}{'replicas/min':>14}{'overhead/replica ms (median, p95)':>38}")
-    for label, rate, overheads in rows:
+    print(f"\n{args.replicas} replicas of a bare-sandbox spec; {args.slots} sandbox slots per worker node")
+    print(f"{'executor':<22}{'at once':>8}{'replicas/min':>14}{'overhead/replica ms (median, p95)':>36}")
+    for label, concurrency, rate, overheads in rows:
         spread = ""
         if overheads:
             ordered = sorted(overheads)
             p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
             spread = f"{statistics.median(ordered):.1f}, {p95:.1f}"
-        print(f"{label:<22}{rate:>14.1f}{spread:>38}")
+        print(f"{label:<22}{concurrency:>8}{rate:>14.1f}{spread:>36}")
 
 
 if __name__ == "__main__":

@@ -152,8 +152,10 @@ class RayNodes:
 
     def add_worker(self, engine: NodeEngine, slots: int = SLOTS) -> str:
         """A worker node offering `slots` sandboxes on `engine`; its Ray node id."""
+        # Ray keeps as many idle task workers on a node as it has CPUs: as many as its slots, so a
+        # replica's task does not wait for a Python worker to start.
         node = self.cluster.add_node(
-            num_cpus=1, resources={"keystone_sandbox": slots}, env_vars=node_environment(engine)
+            num_cpus=slots, resources={"keystone_sandbox": slots}, env_vars=node_environment(engine)
         )
         self.workers[node.node_id] = node
         self.engine_of[node.node_id] = engine

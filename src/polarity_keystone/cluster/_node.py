@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ray
+import ray.exceptions
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..engine import PreparedSpec, ReplicaJob, ReportedTrace, run_replica
@@ -30,6 +31,8 @@ NAMESPACE = "keystone"
 SANDBOX_RESOURCE = "keystone_sandbox"
 """The custom resource a node offers per sandbox slot; each replica task asks for one."""
 NODE_ACTOR_PREFIX = "keystone-node-"
+SPECS_KEPT = 16
+"""Specs a node actor keeps decoded (of the experiments running on it)."""
 ACTOR_THREADS = 256
 """Calls a node actor serves at once: above any node's sandbox slots, so capacity is the resource's."""
 
@@ -68,12 +71,14 @@ class KeystoneNode:
         self._store_url = store_url
         self._store: Store | None = None
         self._running: dict[str, Sandbox] = {}
+        self._specs: dict[str, PreparedSpec] = {}
+        """Object ref -> the spec it holds, the latest SPECS_KEPT."""
         self._lock = threading.Lock()
 
-    def run(
-        self, prepared: PreparedSpec, job: ReplicaJob, sandbox_id: str, identity: dict[str, str]
-    ) -> RanOnNode:
-        """Run one replica here in a sandbox with the id and identity (token) the server issued."""
+    def run(self, spec: list[Any], job: ReplicaJob, sandbox_id: str, identity: dict[str, str]) -> RanOnNode:
+        """Run one replica here in a sandbox with the id and identity (token) the server issued; `spec`
+        holds the object ref of its PreparedSpec."""
+        prepared = self._prepared(spec[0])
         ran = RanOnNode(ReplicaResult(replica=job.replica, seed=job.seed, status="error"))
 
         def boot(plan: Any, on_boot: Any) -> Sandbox:
@@ -95,6 +100,19 @@ class KeystoneNode:
         ran.result.node = self.node_id
         return ran
 
+    def _prepared(self, ref: Any) -> PreparedSpec:
+        """The spec behind `ref`, fetched and decoded once while its experiment runs here."""
+        key = ref.hex()
+        with self._lock:
+            prepared = self._specs.get(key)
+        if prepared is None:
+            prepared = ray.get(ref)
+            with self._lock:
+                self._specs[key] = prepared
+                while len(self._specs) > SPECS_KEPT:
+                    self._specs.pop(next(iter(self._specs)))
+        return prepared
+
     def stop(self, sandbox_ids: list[str]) -> None:
         """Destroy these sandboxes if they run here (their server is stopping): their replicas end."""
         with self._lock:
@@ -115,28 +133,44 @@ class KeystoneNode:
             return self._store.trace_events
 
 
+_actors: dict[str, Any] = {}
+"""Node id -> its actor's handle, in this worker process: looked up once, not for every replica."""
+_actors_lock = threading.Lock()
+
+
 def node_actor(node_id: str, store_url: str | None) -> Any:
     """The node actor of `node_id`, started there on first use."""
-    return (
-        ray.remote(KeystoneNode)
-        .options(
-            name=NODE_ACTOR_PREFIX + node_id,
-            namespace=NAMESPACE,
-            get_if_exists=True,
-            lifetime="detached",
-            num_cpus=0,
-            max_concurrency=ACTOR_THREADS,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-        )
-        .remote(store_url)
-    )
+    with _actors_lock:
+        if node_id not in _actors:
+            _actors[node_id] = (
+                ray.remote(KeystoneNode)
+                .options(
+                    name=NODE_ACTOR_PREFIX + node_id,
+                    namespace=NAMESPACE,
+                    get_if_exists=True,
+                    lifetime="detached",
+                    num_cpus=0,
+                    max_concurrency=ACTOR_THREADS,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+                )
+                .remote(store_url)
+            )
+        return _actors[node_id]
 
 
 def replica_task(
     prepared: list[Any], job: ReplicaJob, sandbox_id: str, identity: dict[str, str], store_url: str | None
 ) -> RanOnNode:
     """The body of a replica's Ray task: hand it to this node's actor, holding the sandbox slot until it
-    ends. `prepared` is a one-item list holding the spec's object ref, so the task does not fetch it."""
-    node = node_actor(ray.get_runtime_context().get_node_id(), store_url)
-    ran: RanOnNode = ray.get(node.run.remote(prepared[0], job, sandbox_id, identity))
+    ends. `prepared` is a one-item list holding the spec's object ref: passed on as it is, so neither
+    the task nor the actor's call fetches the spec (the actor does, once per experiment)."""
+    node_id = ray.get_runtime_context().get_node_id()
+    try:
+        ran: RanOnNode = ray.get(
+            node_actor(node_id, store_url).run.remote(prepared, job, sandbox_id, identity)
+        )
+    except ray.exceptions.RayActorError:
+        with _actors_lock:  # a node actor that died is started again by the next replica
+            _actors.pop(node_id, None)
+        raise
     return ran
