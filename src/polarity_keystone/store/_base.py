@@ -119,6 +119,9 @@ class ExperimentRecord:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     project_id: str = DEFAULT_PROJECT
+    instance_id: str | None = None
+    """The server instance that queued it last: while it is queued or running, the one running it (see
+    `Store.renew_instance`)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,8 @@ class SandboxRecord:
     info: dict[str, Any] = field(default_factory=dict)
     """The Sandbox object the API returns (services, image, ...), as JSON."""
     project_id: str = DEFAULT_PROJECT
+    instance_id: str | None = None
+    """The server instance that booted it (see `Store.renew_instance`)."""
 
 
 @dataclass(frozen=True)
@@ -439,7 +444,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def update_experiment(self, experiment_id: str, **changes: Any) -> ExperimentRecord:
-        """Set the given fields (status, progress, results, error, started_at, finished_at, options)."""
+        """Set the given fields (status, progress, results, error, started_at, finished_at, options,
+        metadata, instance_id)."""
 
     @abc.abstractmethod
     def transition_experiment(
@@ -457,6 +463,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def unfinished_experiments(self) -> list[ExperimentRecord]:
         """Experiments queued or running, for recovery when the server starts."""
+
+    @abc.abstractmethod
+    def interrupt_abandoned_experiments(self) -> list[ExperimentRecord]:
+        """Move every queued or running experiment whose server instance is gone (its lease expired, or
+        it has none: an experiment from before instances) to `interrupted`, and return them. Of
+        concurrent callers (servers sweeping one store), each experiment goes to exactly one."""
 
     @abc.abstractmethod
     def add_replica(self, record: ReplicaRecord) -> None:
@@ -479,6 +491,21 @@ class Store(abc.ABC):
         self, *, project_id: str | None, owner: str | None = None, include_destroyed: bool = False
     ) -> list[SandboxRecord]:
         """Those of one project (every project's: None), of one key (`owner`) or all of them."""
+
+    @abc.abstractmethod
+    def destroy_abandoned_sandboxes(self) -> list[SandboxRecord]:
+        """Move every sandbox not yet destroyed (nor failed) whose server instance is gone to
+        `destroyed`, and return them; as `interrupt_abandoned_experiments`, each goes to one caller."""
+
+    # -- the server instances sharing this store
+    @abc.abstractmethod
+    def renew_instance(self, instance_id: str, ttl: timedelta) -> None:
+        """Say that the server instance `instance_id` lives for `ttl` from now: the experiments it queued
+        and the sandboxes it booted (their `instance_id`) are left alone until then."""
+
+    @abc.abstractmethod
+    def end_instance(self, instance_id: str) -> None:
+        """The instance stopped: what it still holds is abandoned at once."""
 
     # -- trace events reported by agents
     @abc.abstractmethod

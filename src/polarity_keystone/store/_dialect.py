@@ -27,6 +27,10 @@ class Dialect:
     lock: str | None
     """A statement taking a transaction-scoped lock on the integer `?`; None where write transactions
     already exclude each other."""
+    skip_locked: str
+    """What ends a `SELECT` of rows to claim in a write transaction, so that concurrent claimers each take
+    other rows, never waiting on one another (Postgres: `FOR UPDATE SKIP LOCKED`); empty where write
+    transactions exclude each other."""
     metadata_has: str
     """A predicate on `experiments.metadata`: it holds the string value `?` (second) under key `?` (first)."""
     integrity_error: type[Exception]

@@ -383,6 +383,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX scores_rule ON scores (rule_id, experiment_id)",
         ),
     ),
+    Migration(
+        12,
+        "the server instance that queued each experiment and booted each sandbox, so that of several "
+        "servers on one store each ends only what a stopped one left (its instance's lease expired)",
+        (
+            "ALTER TABLE experiments ADD COLUMN instance_id TEXT",
+            "ALTER TABLE sandboxes ADD COLUMN instance_id TEXT",
+            "CREATE INDEX sandboxes_state ON sandboxes (state)",
+        ),
+    ),
 )
 
 

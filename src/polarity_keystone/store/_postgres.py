@@ -25,6 +25,7 @@ POSTGRES = Dialect(
     begin_read="BEGIN",
     begin_write="BEGIN",
     lock="SELECT pg_advisory_xact_lock(?)",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
     metadata_has="metadata::jsonb @> jsonb_build_object(?::text, ?::text)",
     integrity_error=psycopg.errors.UniqueViolation,
     stale_connection_errors=(psycopg.OperationalError,),

@@ -70,9 +70,22 @@ _IN_LIST_LIMIT = 500
 """Values bound in one `IN (...)` list, well under SQLite's limit on a statement's parameters."""
 _RACE_ATTEMPTS = 5
 _EXPERIMENT_CHANGES = frozenset(
-    {"status", "progress", "results", "error", "started_at", "finished_at", "options", "metadata"}
+    {
+        "status",
+        "progress",
+        "results",
+        "error",
+        "started_at",
+        "finished_at",
+        "options",
+        "metadata",
+        "instance_id",
+    }
 )
 _UNFINISHED = ("queued", "running")
+_SANDBOXES_UP = ("creating", "ready", "running")
+INSTANCE_LEASE = "instance:"
+"""The `leases` row of a server instance is named this followed by its id."""
 EXPERIMENT_WRITE_SLOTS = 1024
 """Experiments share this many write counters (by hash of their id): a bounded size, whatever the number
 of experiments, for the price of a count that sometimes grows with another experiment's write."""
@@ -412,6 +425,41 @@ class SqlStore(Store, Generic[C]):
             )
         return [from_row(ExperimentRecord, row) for row in rows]
 
+    def interrupt_abandoned_experiments(self) -> list[ExperimentRecord]:
+        rows = self._take_abandoned("experiments", "status", _UNFINISHED, "interrupted")
+        for row in rows:
+            self._count_experiment_write(row["id"])
+        return [from_row(ExperimentRecord, row) for row in rows]
+
+    def _take_abandoned(
+        self, table: str, column: str, unfinished: tuple[str, ...], to: str
+    ) -> list[dict[str, Any]]:
+        """Set `column` to `to` in the rows of `table` whose `column` is one of `unfinished` and whose
+        instance's lease is missing or expired; returns them, oldest first. The rows are claimed with the
+        dialect's `skip_locked` (on Postgres, rows another sweeper holds are skipped, not waited for, and
+        no longer match once it commits), so each row goes to one caller. Expired instance leases are
+        dropped on the way: nothing of theirs is left."""
+        now = timestamp(self._now())
+        with self._write() as session:
+            claimed = session.all(
+                f"SELECT id FROM {table} WHERE {column} IN ({_marks(unfinished)}) AND (instance_id IS NULL "
+                f"OR NOT EXISTS (SELECT 1 FROM leases WHERE leases.name = '{INSTANCE_LEASE}' || "
+                f"{table}.instance_id AND leases.expires_at >= ?)) ORDER BY created_at, id"
+                f"{self._dialect.skip_locked}",
+                (*unfinished, now),
+            )
+            ids = [row["id"] for row in claimed]
+            taken: dict[str, dict[str, Any]] = {}
+            for chunk in _chunks(ids):
+                rows = session.all(
+                    f"UPDATE {table} SET {column} = ? WHERE id IN ({_marks(chunk)}) RETURNING *", (to, *chunk)
+                )
+                taken.update((row["id"], row) for row in rows)
+            session.run(
+                "DELETE FROM leases WHERE name LIKE ? AND expires_at < ?", (f"{INSTANCE_LEASE}%", now)
+            )
+        return [taken[row_id] for row_id in ids]
+
     def add_replica(self, record: ReplicaRecord) -> None:
         """The first result stored for a replica stays; adding it again changes nothing."""
         with self._write() as session:
@@ -461,6 +509,17 @@ class SqlStore(Store, Generic[C]):
                 f"SELECT * FROM sandboxes WHERE {' AND '.join(where)} ORDER BY created_at, id", params
             )
         return [from_row(SandboxRecord, row) for row in rows]
+
+    def destroy_abandoned_sandboxes(self) -> list[SandboxRecord]:
+        rows = self._take_abandoned("sandboxes", "state", _SANDBOXES_UP, "destroyed")
+        return [from_row(SandboxRecord, row) for row in rows]
+
+    # -- server instances
+    def renew_instance(self, instance_id: str, ttl: timedelta) -> None:
+        self.take_lease(INSTANCE_LEASE + instance_id, instance_id, ttl)
+
+    def end_instance(self, instance_id: str) -> None:
+        self.drop_lease(INSTANCE_LEASE + instance_id, instance_id)
 
     # -- trace events
     def add_trace_events(

@@ -31,6 +31,7 @@ SQLITE = Dialect(
     begin_read="BEGIN",
     begin_write="BEGIN IMMEDIATE",
     lock=None,
+    skip_locked="",
     metadata_has=(
         "EXISTS (SELECT 1 FROM json_each(metadata) m WHERE m.key = ? AND m.type = 'text' AND m.value = ?)"
     ),
