@@ -112,6 +112,15 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "$KEYSTONE_RAY_ADDRESS, else a Ray of this machine alone)",
     )
     serve.add_argument(
+        "--lease",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long this server's experiments and sandboxes stay its own after its last heartbeat "
+        "(renewed every third of it); once it expires, another server on the same store ends them "
+        "(default: 30)",
+    )
+    serve.add_argument(
         "--pricing",
         type=Path,
         metavar="FILE",
@@ -204,6 +213,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             warm_pool=StockLimits(args.warm_pool, total=4 * args.warm_pool, ttl_s=args.warm_pool_ttl),
             executor=args.executor,
             ray_address=args.ray_address if args.executor == "ray" else None,
+            lease_s=args.lease,
         )
     except ValueError as exc:
         err.print(f"[red]invalid server settings:[/] {exc}")

@@ -117,7 +117,7 @@ def _public_paths(app: FastAPI) -> set[str]:
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
-    """The app, with its store opened and recovered (experiments a previous process left running are
+    """The app, with its store opened and recovered (experiments that stopped servers left running are
     marked `interrupted`). Call `close_app` when done if the app's lifespan does not run (in-process
     ASGI transports); under uvicorn the lifespan closes it."""
     context = ServerContext(settings, completion_body)

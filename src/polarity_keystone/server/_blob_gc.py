@@ -18,7 +18,6 @@ has just counted on, as long as an upload takes less than the grace period.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 from ..store import Clock, Store
 from ._blobs import BlobStore
 from ._bundle_cache import read_manifest
+from ._instance import new_instance_id
 from ._spec_sources import spec_log
 
 log = logging.getLogger("polarity_keystone.server")
@@ -90,7 +90,7 @@ class BlobCollector:
         self._written_out = list(written_out)
         self._policy = policy
         self._now = now
-        self._holder = f"{os.uname().nodename}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self._holder = new_instance_id()
         self._lock = threading.Lock()
 
     def used_blobs(self, project_id: str) -> set[str]:

@@ -20,6 +20,7 @@ from ._bundle_cache import BundleCache, BundleLimits
 from ._cluster import connect_cluster
 from ._engine import LazyEngine
 from ._events import EventBus
+from ._instance import Heartbeat
 from ._known_keys import KnownKeys
 from ._project_blobs import ProjectBlobs
 from ._ratelimit import RateLimiter
@@ -47,6 +48,7 @@ class ServerContext:
         self.sessions = SessionCodec(settings.session_secret, settings.data_path)
         self.limiter = RateLimiter(settings.read_rate, settings.write_rate)
         self.project_limiter = RateLimiter(*settings.project_rates)
+        self.heartbeat = Heartbeat(self.store, settings.lease_s)
         self.engine = LazyEngine(settings.backend_factory, settings.secret_policy, settings.pricing)
         backend = open_blob_store(settings.blob_store_url, settings.blob_store_endpoint, settings.data_path)
         self.blobs = ProjectBlobs(self.store, backend, settings.max_blob_bytes_per_project)
@@ -74,6 +76,7 @@ class ServerContext:
             self.engine,
             settings.max_sandboxes_per_key,
             settings.max_sandboxes_per_project,
+            instance_id=self.heartbeat.instance_id,
         )
         self.webhooks = WebhookSender(
             self.store,
@@ -95,6 +98,7 @@ class ServerContext:
             self.specs,
             self.webhooks,
             agents=self.agents,
+            instance_id=self.heartbeat.instance_id,
             max_concurrent=settings.max_concurrent_experiments,
             per_key=settings.per_key_concurrency,
             per_project=settings.per_project_concurrency,
@@ -117,11 +121,11 @@ class ServerContext:
         self._lock = threading.Lock()
 
     def recover(self) -> None:
-        """Start-up: end what a previous process left running (see ExperimentRunner.recover), in the
-        store now and on the Docker engine in the background (see LazyEngine.start_in_background)."""
-        if self.settings.end_unfinished:
-            self.runner.recover()
-            self.sandboxes.recover()
+        """Start-up: hold this server's lease on the store and end what stopped servers left there (see
+        `_instance`, then again on every heartbeat), and reap their sandboxes on the Docker engine in the
+        background (see LazyEngine.start_in_background)."""
+        sweeps = (self.runner.sweep, self.sandboxes.sweep) if self.settings.end_unfinished else ()
+        self.heartbeat.start(sweeps)
         self.engine.start_in_background()
 
     def experiment(
@@ -154,13 +158,15 @@ class ServerContext:
         return self.settings.public_url or str(request.base_url).rstrip("/")
 
     def close(self) -> None:
-        """Stop experiments (they end `interrupted`), destroy live sandboxes, close the store; idempotent."""
+        """Stop experiments (they end `interrupted`), destroy live sandboxes, end this server's lease, close
+        the store; idempotent."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         self.runner.close()
         self.sandboxes.close()
+        self.heartbeat.close()
         self.engine.close()
         self.webhooks.close()
         self.alerts.close()

@@ -8,8 +8,10 @@ finishes and announced on the experiment's event stream; the final RunResults go
 
 Secrets sent with `POST /v1/experiments` are held in this process's memory until the run starts, and
 are never written to the store, an event or a response. So an experiment whose server restarted between
-create and run cannot run (409: create it again), and a restart never resumes an experiment: at start-up
-every experiment left queued or running is marked `interrupted`, keeping the replicas that finished.
+create and run cannot run (409: create it again), and no server resumes an experiment another process
+ran. An experiment is queued with this server's instance id; once that instance's lease has expired (see
+`_instance`), any server on the store marks it `interrupted`, keeping the replicas that finished, and a
+server that starts next to a live one leaves the live one's experiments alone.
 """
 
 from __future__ import annotations
@@ -275,6 +277,7 @@ class ExperimentRunner:
         webhooks: WebhookSender,
         *,
         agents: AgentSnapshots,
+        instance_id: str,
         max_concurrent: int,
         per_key: int,
         per_project: int,
@@ -282,10 +285,11 @@ class ExperimentRunner:
         on_finished: Callable[[ExperimentRecord], None] = lambda record: None,
         cluster: RayCluster | None = None,
     ) -> None:
-        """`stock`: ready sandboxes kept between experiments (the server's warm pool), closed with the
-        runner. `on_finished`: told of every experiment that ended, after its webhooks are queued; it
-        must return at once and never raise (the alert rules' evaluation). `cluster`: where replicas
-        run, instead of this server's engine (closed with the runner)."""
+        """`instance_id`: this server's, given to every experiment it queues (see `_instance`). `stock`:
+        ready sandboxes kept between experiments (the server's warm pool), closed with the runner.
+        `on_finished`: told of every experiment that ended, after its webhooks are queued; it must return
+        at once and never raise (the alert rules' evaluation). `cluster`: where replicas run, instead of
+        this server's engine (closed with the runner)."""
         self._cluster = cluster
         self._on_finished = on_finished
         self.store = store
@@ -295,6 +299,7 @@ class ExperimentRunner:
         self._specs = specs
         self._webhooks = webhooks
         self._agents = agents
+        self._instance_id = instance_id
         self._max_concurrent = max_concurrent
         self._per_key = per_key
         self._per_project = per_project
@@ -417,8 +422,11 @@ class ExperimentRunner:
 
     def _queue(self, experiment_id: str, status: str, refusal: str, **changes: Any) -> ExperimentRecord:
         """Move an admitted experiment from `status` to `queued` (with `changes`); when another request
-        moved it first, un-admit it and raise WrongState saying `refusal`."""
-        queued = self.store.transition_experiment(experiment_id, (status,), "queued", **changes)
+        moved it first, un-admit it and raise WrongState saying `refusal`. The experiment is this
+        server's from then on (its instance id)."""
+        queued = self.store.transition_experiment(
+            experiment_id, (status,), "queued", instance_id=self._instance_id, **changes
+        )
         if queued is not None:
             return queued
         with self._lock:
@@ -537,17 +545,17 @@ class ExperimentRunner:
         self._on_finished(record)
         return record
 
-    def recover(self) -> None:
-        """At start-up: nothing runs yet, so whatever the store says is queued or running was cut off."""
-        for record in self.store.unfinished_experiments():
+    def sweep(self) -> None:
+        """End the experiments of servers that stopped without ending them (their instance's lease
+        expired; see `_instance`): `interrupted`, keeping the replicas they stored. Never resumed here:
+        their secrets were held only in the stopped process's memory."""
+        for record in self.store.interrupt_abandoned_experiments():
             kept = len(self.store.replicas(record.id))
-            moved = self.store.transition_experiment(record.id, ("queued", "running"), "interrupted")
-            if moved is not None:
-                self.finish(
-                    record.id,
-                    "interrupted",
-                    error=f"the server stopped before it finished; kept {kept} finished replica(s)",
-                )
+            self.finish(
+                record.id,
+                "interrupted",
+                error=f"the server that ran it stopped before it finished; kept {kept} finished replica(s)",
+            )
 
     def close(self) -> None:
         """Stop: running replicas are cut short (their sandboxes destroyed) and the experiments end

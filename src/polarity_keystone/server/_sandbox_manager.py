@@ -2,7 +2,9 @@
 out, and those of experiment replicas, which the engine destroys itself.
 
 Every sandbox gets a `ks_sb_` token, passed to its agent with KEYSTONE_SANDBOX_ID and KEYSTONE_BASE_URL,
-revoked when the sandbox goes away. Lifecycle changes are published on the sandbox's event stream.
+revoked when the sandbox goes away. Lifecycle changes are published on the sandbox's event stream. Each
+sandbox is recorded with this server's instance id: another server on the store leaves it alone while
+this one lives (see `_instance`).
 """
 
 from __future__ import annotations
@@ -84,9 +86,17 @@ def _holders(live: LiveSandbox) -> tuple[tuple[str, str], ...]:
 
 class SandboxManager:
     def __init__(
-        self, store: Store, bus: EventBus, engine: LazyEngine, max_per_key: int, max_per_project: int
+        self,
+        store: Store,
+        bus: EventBus,
+        engine: LazyEngine,
+        max_per_key: int,
+        max_per_project: int,
+        *,
+        instance_id: str,
     ) -> None:
         self._store = store
+        self._instance_id = instance_id
         self._bus = bus
         self._engine = engine
         self._max_per_key = max_per_key
@@ -114,15 +124,25 @@ class SandboxManager:
     ) -> dict[str, str]:
         """Record a sandbox about to boot and issue its token; returns the environment that tells its
         agent who it is and where the server is (`agent_reach`: its plan's `server_port` must come from
-        the same `base_url`). `redact` hides its secrets in what the agent reports."""
+        the same `base_url`). `redact` hides its secrets in what the agent reports. The record comes
+        before the token, so no token outlives a stopped server unrecorded (see `sweep`)."""
+        record = SandboxRecord(
+            sandbox_id,
+            spec_id,
+            "creating",
+            owner,
+            datetime.now(UTC),
+            None,
+            metadata,
+            {},
+            project_id,
+            instance_id=self._instance_id,
+        )
+        self._store.put_sandbox(record)
         token, key = create_sandbox_token(self._store, sandbox_id, project_id)
         with self._lock:
             self._tokens[sandbox_id] = key.id
             self._redactors[sandbox_id] = redact
-        record = SandboxRecord(
-            sandbox_id, spec_id, "creating", owner, datetime.now(UTC), None, metadata, {}, project_id
-        )
-        self._store.put_sandbox(record)
         return {
             "KEYSTONE_SANDBOX_ID": sandbox_id,
             "POLARITY_SANDBOX_ID": sandbox_id,
@@ -339,14 +359,21 @@ class SandboxManager:
 
     # --- start-up and shut-down -------------------------------------------------------------------
 
-    def recover(self) -> None:
-        """At start-up nothing is live: sandboxes recorded as up belonged to a previous process (whose
-        containers the reaper removes); mark them destroyed and revoke every sandbox token."""
-        for record in self._store.list_sandboxes(project_id=None):
-            self.retire(record.id, "destroyed", "the server restarted")
+    def sweep(self) -> None:
+        """End the sandboxes of servers that stopped without destroying them (their instance's lease
+        expired; see `_instance`): mark them destroyed and revoke their tokens. Their containers went
+        with their server: its reaper on the Docker engine removes them when the process ends (see the
+        sandbox package's `_lease`), whichever server then sweeps the store."""
+        swept = self._store.destroy_abandoned_sandboxes()
+        if not swept:
+            return
+        ids = {record.id for record in swept}
         for key in self._store.list_api_keys():
-            if key.kind == "sandbox" and not key.revoked:
+            if key.kind == "sandbox" and key.sandbox_id in ids and not key.revoked:
                 self._store.revoke_api_key(key.id)
+        for record in swept:
+            data = {"state": "destroyed", "reason": "the server that booted it stopped"}
+            self._bus.publish(sandbox_stream(record.id), "status", data)
 
     def close(self) -> None:
         with self._lock:

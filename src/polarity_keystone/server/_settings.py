@@ -24,8 +24,13 @@ class ServerSettings:
     """False lets requests without a key through as the local user (embedded mode on 127.0.0.1);
     a key that is sent is still checked, so sandbox tokens keep their scope."""
     end_unfinished: bool = True
-    """At start-up, end what the store says is running (a previous process's experiments and sandboxes).
-    False where another process may be running them on the same store: `ks ui` next to `ks eval run`."""
+    """End what stopped servers left running on the store (experiments and sandboxes whose server's lease
+    expired, see `_instance`): at start-up, then on every heartbeat. False leaves that to the other
+    processes on the store (`ks ui`, a viewer beside `ks eval run`)."""
+    lease_s: float = 30.0
+    """How long this server's hold on its experiments and sandboxes outlives its last heartbeat (renewed
+    every third of it): once it expires, another server on the same store ends them (see `_instance`).
+    Longer rides out a slower database; shorter ends a dead server's experiments sooner."""
     spec_root: Path | None = None
     """Where a spec's relative paths resolve, and stay, when its upload brings no bundle of its files
     (an operator's own directory, `ks serve --spec-root`). None: a spec uploaded without a bundle may
@@ -173,6 +178,8 @@ class ServerSettings:
                 raise ValueError(f"{name} must be positive")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")
+        if self.lease_s <= 0:
+            raise ValueError("lease_s must be positive")
         for name in ("blob_gc_interval_s", "blob_retention_days", "blob_gc_grace_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
