@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -17,6 +18,7 @@ import docker
 import httpx
 import pytest
 
+from polarity_keystone.sandbox import DockerBackend, SandboxError
 from polarity_keystone.sandbox import _labels as labels
 from polarity_keystone.secrets import Redactor
 from polarity_keystone.server import create_api_key
@@ -69,6 +71,31 @@ def test_a_server_ends_another_ones_experiments_and_sandboxes_only_once_that_one
     assert _sandbox_token("sb-of-first", store).revoked
     [*_, last] = store.events_after("sandbox:sb-of-first", 0)
     assert (last.type, last.data["state"]) == ("status", "destroyed")
+
+
+def test_a_server_whose_lease_lapsed_mid_experiment_leaves_the_ending_another_server_gave_it(
+    make_api: MakeApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = threading.Event()
+
+    def engine_held_up() -> DockerBackend:
+        release.wait(10)
+        raise SandboxError("no Docker engine answers (none in this test)")
+
+    api = make_api(backend_factory=engine_held_up)
+    api.upload(spec_yaml())
+    created = api.client.post("/v1/experiments", json={"name": "lapsed", "spec_id": "hello"}).json()
+    assert api.client.post(f"/v1/experiments/{created['id']}/run").status_code == 202
+    store = api.context.store
+    wait_until(lambda: store.get_experiment(created["id"]).status == "running", 10, "running")
+
+    # Another server took this one for stopped (its lease lapsed) and ended the experiment; then this
+    # server's run of it fails (no engine), and drops that outcome.
+    store.update_experiment(created["id"], status="interrupted", error="ended by another server")
+    release.set()
+    wait_until(lambda: "was ended by another server" in caplog.text, 10, "the run's outcome dropped")
+    record = store.get_experiment(created["id"])
+    assert (record.status, record.error) == ("interrupted", "ended by another server")
 
 
 def _sandbox_token(sandbox_id: str, store: Store) -> ApiKeyRecord:

@@ -505,16 +505,21 @@ class ExperimentRunner:
                 )
                 results = run_experiment(prepared, sandboxes, run_options, progress)
         except _Stopped:
-            self.finish(record.id, "interrupted", error="the server stopped before the experiment finished")
+            self.finish(
+                record.id,
+                "interrupted",
+                error="the server stopped before the experiment finished",
+                if_running=True,
+            )
         except (SpecError, SecretError, FingerprintMismatch) as exc:
-            self.finish(record.id, "failed", error=redact(f"{INVALID_INPUT_PREFIX} {exc}"))
+            self.finish(record.id, "failed", error=redact(f"{INVALID_INPUT_PREFIX} {exc}"), if_running=True)
         except (ImageError, FixtureError, SandboxError) as exc:
-            self.finish(record.id, "failed", error=redact(f"infrastructure error: {exc}"))
+            self.finish(record.id, "failed", error=redact(f"infrastructure error: {exc}"), if_running=True)
         except Exception as exc:
             log.exception("experiment %s failed", record.id)
-            self.finish(record.id, "failed", error=f"internal error ({type(exc).__name__})")
+            self.finish(record.id, "failed", error=f"internal error ({type(exc).__name__})", if_running=True)
         else:
-            self.finish(record.id, "completed", results=results)
+            self.finish(record.id, "completed", results=results, if_running=True)
         finally:
             if sandboxes is not None:
                 sandboxes.retire_all()
@@ -527,15 +532,33 @@ class ExperimentRunner:
         return kept
 
     def finish(
-        self, experiment_id: str, status: str, *, results: RunResults | None = None, error: str | None = None
-    ) -> ExperimentRecord:
-        """Record the terminal state, end the event stream and send the completion webhooks."""
+        self,
+        experiment_id: str,
+        status: str,
+        *,
+        results: RunResults | None = None,
+        error: str | None = None,
+        if_running: bool = False,
+    ) -> None:
+        """Record the terminal state, end the event stream and send the completion webhooks.
+        `if_running` (this server's run of it ends): only if it is still running. Another server may
+        have ended it meanwhile, taking this one for stopped when its lease lapsed (a database out of
+        reach for longer than the lease); that ending stands, so the experiment ends once."""
         record = self.store.get_experiment(experiment_id)
         progress = {**record.progress, "status": status}
         changes: dict[str, Any] = {"finished_at": now(), "progress": progress, "error": error}
         if results is not None:
             changes["results"] = results.model_dump(mode="json")
-        record = self.store.update_experiment(experiment_id, status=status, **changes)
+        if if_running:
+            moved = self.store.transition_experiment(experiment_id, ("running",), status, **changes)
+            if moved is None:
+                log.warning(
+                    "experiment %s was ended by another server; its end here is dropped", experiment_id
+                )
+                return
+            record = moved
+        else:
+            record = self.store.update_experiment(experiment_id, status=status, **changes)
         summary = terminal_summary(record)
         self.bus.publish(
             experiment_stream(experiment_id), "done" if status == "completed" else "error", summary
@@ -543,7 +566,6 @@ class ExperimentRunner:
         event_type = COMPLETED_WEBHOOK.get(record.options.get("kind", ""), EXPERIMENT_COMPLETED)
         self._webhooks.send(event_type, record)
         self._on_finished(record)
-        return record
 
     def sweep(self) -> None:
         """End the experiments of servers that stopped without ending them (their instance's lease
