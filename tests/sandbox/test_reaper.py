@@ -8,6 +8,7 @@ test's run; the reaps that remove orphans only run unscoped, as `ks cleanup` doe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -25,7 +26,7 @@ import docker.errors
 import pytest
 from docker.models.containers import ContainerCollection
 
-from polarity_keystone.sandbox import DockerBackend, DockerSandbox, SandboxPlan, ServiceContainer
+from polarity_keystone.sandbox import DockerBackend, DockerSandbox, SandboxPlan, ServiceContainer, _reaper
 from polarity_keystone.sandbox import _labels as labels
 from polarity_keystone.sandbox import _lease as lease
 from polarity_keystone.spec import Service
@@ -239,6 +240,25 @@ def test_a_kept_sandbox_outlives_its_owner_until_it_expires(
     scoped = DockerBackend(RunScopedClient(backend.client, run_id))  # type: ignore[arg-type]
     assert scoped.reap() == [kept.id]
     assert _present(backend.client, kept) == (0, 0)
+
+
+def test_a_reaper_being_started_keeps_its_owner_alive_and_one_never_started_goes(
+    backend: DockerBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's start-up reap between an owner creating its reaper and starting it (issue 17)."""
+    starting = lease._start_reaper(backend.client, labels.new_owner_id())  # created, not started
+    try:
+        backend.reap()
+        assert backend.client.api.inspect_container(starting)["State"]["Status"] == "created"
+
+        later = time.time() + _reaper.STARTING_S + 1
+        monkeypatch.setattr(_reaper, "time", types.SimpleNamespace(time=lambda: later))
+        backend.reap()
+        with pytest.raises(docker.errors.NotFound):
+            backend.client.api.inspect_container(starting)
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            backend.client.api.remove_container(starting, force=True)
 
 
 def test_reap_everything_removes_live_sandboxes_too_but_not_live_reapers(

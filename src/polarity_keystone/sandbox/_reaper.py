@@ -10,20 +10,30 @@ owner and is removed only once it expires. A live owner's reaper is never remove
 from __future__ import annotations
 
 import contextlib
+import time
 
 import docker
 import docker.errors
 
 from . import _labels as labels
 
+STARTING_S = 60.0
+"""How long a reaper created but not started yet counts as running. An owner creates its reaper, attaches to
+it, then starts it: a reap in that moment (another server starting on the same engine) must not take the
+owner for gone and remove the reaper, nor what the owner labels next. A reaper never started goes after."""
+
 
 def _live_owners(client: docker.DockerClient) -> set[str]:
-    """The owners whose reaper runs: through the low-level API, so a client that narrows its listings to
-    some sandboxes still sees every reaper."""
-    reapers = client.api.containers(
-        filters={"label": f"{labels.ROLE}={labels.REAPER_ROLE}", "status": "running"}
-    )
-    return {(reaper.get("Labels") or {}).get(labels.OWNER, "") for reaper in reapers}
+    """The owners whose reaper runs (or is starting): through the low-level API, so a client that narrows
+    its listings to some sandboxes still sees every reaper."""
+    reapers = client.api.containers(all=True, filters={"label": f"{labels.ROLE}={labels.REAPER_ROLE}"})
+    now = time.time()
+    return {
+        (reaper.get("Labels") or {}).get(labels.OWNER, "")
+        for reaper in reapers
+        if reaper.get("State") == "running"
+        or (reaper.get("State") == "created" and now - reaper.get("Created", 0) < STARTING_S)
+    }
 
 
 def _orphaned(resource_labels: dict[str, str], live_owners: set[str], everything: bool) -> bool:
