@@ -121,4 +121,4 @@ def test_stopping_the_server_mid_experiment_keeps_finished_replicas_and_marks_it
     assert scenario["status"] == "error"
     assert [replica["replica"] for replica in scenario["replicas"]] == [0]
     assert scenario["replicas"][0]["status"] == "pass"
-    assert restarted.context.store.unfinished_experiments() == []
+    assert restarted.context.store.interrupt_abandoned_experiments() == []

@@ -179,7 +179,7 @@ def test_start_up_marks_experiments_left_running_interrupted_keeping_their_repli
     assert [r["seed"] for r in scenario["replicas"]] == [11]
     assert (body["total_scenarios"], body["errors"]) == (1, 1)
     assert restarted.client.get(f"/v1/experiments/{queued}").json()["status"] == "interrupted"
-    assert restarted.context.store.unfinished_experiments() == []
+    assert restarted.context.store.interrupt_abandoned_experiments() == []
     events = sse_events(restarted.client.get(f"/v1/experiments/{running}/stream").text)
     assert events[-1][1] == "error" and '"interrupted"' in events[-1][2]
 

@@ -71,6 +71,8 @@ def test_once_its_lease_expires_its_queued_and_running_experiments_are_interrupt
             ("running", "running", "a"),
             ("created", "created", None),
             ("completed", "completed", "a"),
+            ("failed", "failed", "a"),
+            ("cancelled", "cancelled", None),
             ("of-b", "running", "b"),
         ]
     ):
@@ -91,6 +93,8 @@ def test_once_its_lease_expires_its_queued_and_running_experiments_are_interrupt
         "running": "interrupted",
         "created": "created",
         "completed": "completed",
+        "failed": "failed",
+        "cancelled": "cancelled",
         "of-b": "running",
     }
     assert store.get_experiment("running").instance_id == "a"  # who ran it stays on the record

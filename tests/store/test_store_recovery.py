@@ -47,12 +47,12 @@ def test_replicas_committed_before_a_kill_survive_and_the_experiment_can_be_mark
         stored = [replica.replica_index for replica in store.replicas("e1")]
         assert stored[:ACKNOWLEDGED] == acknowledged == list(range(ACKNOWLEDGED))
         assert stored == list(range(len(stored)))
-        [unfinished] = store.unfinished_experiments()
-        assert (unfinished.id, unfinished.status) == ("e1", "running")
+        unfinished = store.get_experiment("e1")
+        assert unfinished.status == "running"
         assert unfinished.progress["done"] >= ACKNOWLEDGED
 
-        interrupted = store.transition_experiment("e1", ("queued", "running"), "interrupted")
-        assert interrupted is not None
-        assert store.unfinished_experiments() == []
+        [interrupted] = store.interrupt_abandoned_experiments()  # it has no live server instance
+        assert (interrupted.id, interrupted.status) == ("e1", "interrupted")
+        assert store.interrupt_abandoned_experiments() == []
     finally:
         store.close()

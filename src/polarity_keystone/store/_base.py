@@ -461,10 +461,6 @@ class Store(abc.ABC):
         may be stale."""
 
     @abc.abstractmethod
-    def unfinished_experiments(self) -> list[ExperimentRecord]:
-        """Experiments queued or running, for recovery when the server starts."""
-
-    @abc.abstractmethod
     def interrupt_abandoned_experiments(self) -> list[ExperimentRecord]:
         """Move every queued or running experiment whose server instance is gone (its lease expired, or
         it has none: an experiment from before instances) to `interrupted`, and return them. Of

@@ -417,14 +417,6 @@ class SqlStore(Store, Generic[C]):
     def experiment_writes(self, experiment_id: str) -> int:
         return self._experiment_writes[hash(experiment_id) % EXPERIMENT_WRITE_SLOTS]
 
-    def unfinished_experiments(self) -> list[ExperimentRecord]:
-        with self._read() as session:
-            rows = session.all(
-                f"SELECT * FROM experiments WHERE status IN ({_marks(_UNFINISHED)}) ORDER BY created_at, id",
-                _UNFINISHED,
-            )
-        return [from_row(ExperimentRecord, row) for row in rows]
-
     def interrupt_abandoned_experiments(self) -> list[ExperimentRecord]:
         rows = self._take_abandoned("experiments", "status", _UNFINISHED, "interrupted")
         for row in rows:
