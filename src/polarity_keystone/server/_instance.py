@@ -26,7 +26,7 @@ from ..store import Store
 
 log = logging.getLogger("polarity_keystone.server")
 BEATS_PER_LEASE = 3
-"""Renewals per lease: two may fail (a slow database) before the lease runs out."""
+"""Renewals per lease: one may fail (a slow database) and the next still comes before the lease runs out."""
 
 Sweep = Callable[[], None]
 
