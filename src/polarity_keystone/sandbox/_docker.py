@@ -504,6 +504,25 @@ def _engine_errors(doing: str) -> Iterator[None]:
         raise SandboxError(f"{doing} failed: {exc.explanation or exc}") from exc
 
 
+FIREWALL_RETRIES = (0.2, 0.5, 1.0)
+"""Pauses before creating a network again after a firewall race (see `_create_network`)."""
+
+
+def _create_network(client: docker.DockerClient, name: str, **options: Any) -> Network:
+    """A bridge network. Creating one, the engine deletes and re-adds its jump rule at the head of the
+    host's FORWARD chain; engines sharing a host (several `dockerd`, as on a machine that stands for
+    several cluster nodes) can delete each other's rule in between, and the engine then refuses with an
+    iptables error. That refusal is a race, not a state: the create is tried again."""
+    for pause in FIREWALL_RETRIES:
+        try:
+            return client.networks.create(name, driver="bridge", **options)
+        except docker.errors.APIError as exc:
+            if "iptables" not in str(exc):
+                raise
+        time.sleep(pause)
+    return client.networks.create(name, driver="bridge", **options)
+
+
 def _remove_network(network: Network) -> None:
     """Remove the network, and first any container still attached to it (one that was being started
     while the sandbox went away), which would otherwise keep it. A network Docker still will not remove
@@ -689,9 +708,9 @@ class DockerBackend(SandboxBackend):
                 self._host_guard.addresses(self.client, plan.gateway_image)
                 if plan.server_port is not None:
                     self._host_guard.open_server_port(self.client, plan.gateway_image, plan.server_port)
-            network = self.client.networks.create(
+            network = _create_network(
+                self.client,
                 f"keystone-{sandbox_id}",
-                driver="bridge",
                 internal=plan.network is not None or not plan.egress_allowed,
                 labels=sandbox_labels,
                 options={"com.docker.network.bridge.name": bridge_name(sandbox_id)},
