@@ -70,8 +70,10 @@ class RayCluster:
             )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise SandboxError(f"cannot connect to the Ray cluster at {address}: {exc}") from exc
+        # SPREAD: replicas go to the nodes with free slots in turn, not first to fill one node (Ray's
+        # default packs a node up to half its capacity), so a run uses every engine it can.
         self._task = ray.remote(replica_task).options(
-            num_cpus=0, resources={SANDBOX_RESOURCE: 1}, max_retries=0
+            num_cpus=0, resources={SANDBOX_RESOURCE: 1}, max_retries=0, scheduling_strategy="SPREAD"
         )
 
     def slots(self) -> int:
