@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +38,17 @@ def ray_nodes(node_engines: list[NodeEngine]) -> Iterator[RayNodes]:
         cluster.shutdown()
 
 
+def serve_on(ray_nodes: RayNodes, store_url: str, workdir: Path) -> ServeProcess:
+    """`ks serve --executor ray` on the cluster, answering on all interfaces (agents reach it there)."""
+    return start_ks_serve(
+        store_url,
+        workdir,
+        *("--host", "0.0.0.0", "--warm-pool", "0"),
+        *("--executor", "ray", "--ray-address", ray_nodes.cluster.address),
+        timeout=120,
+    )
+
+
 @dataclass
 class RayServer:
     serve: ServeProcess
@@ -54,18 +66,6 @@ def ray_server(ray_nodes: RayNodes, tmp_path_factory: pytest.TempPathFactory) ->
         store.add_project(ProjectRecord("prj_other", "other", datetime.now(UTC)))
     finally:
         store.close()
-    serve = start_ks_serve(
-        store_url,
-        workdir,
-        "--host",
-        "0.0.0.0",
-        "--warm-pool",
-        "0",
-        "--executor",
-        "ray",
-        "--ray-address",
-        ray_nodes.cluster.address,
-        timeout=120,
-    )
+    serve = serve_on(ray_nodes, store_url, workdir)
     yield RayServer(serve, api_key, store_url)
     assert serve.stop() == 0, serve.log()

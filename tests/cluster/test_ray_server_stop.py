@@ -9,10 +9,9 @@ import pytest
 
 from polarity_keystone import Keystone
 from polarity_keystone.store import open_store
-from tests.cluster.conftest import RayServer
+from tests.cluster.conftest import RayServer, serve_on
 from tests.cluster.nodes import RayNodes
 from tests.cluster.test_ray_lost_node import SLOW_SPEC, running_agents
-from tests.ks_serve import start_ks_serve
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.docker
@@ -21,19 +20,7 @@ pytestmark = pytest.mark.docker
 def test_a_stopped_server_ends_its_replicas_on_the_nodes(
     ray_server: RayServer, ray_nodes: RayNodes, tmp_path: Path
 ) -> None:
-    second = start_ks_serve(
-        ray_server.store_url,
-        tmp_path,
-        "--host",
-        "0.0.0.0",
-        "--warm-pool",
-        "0",
-        "--executor",
-        "ray",
-        "--ray-address",
-        ray_nodes.cluster.address,
-        timeout=120,
-    )
+    second = serve_on(ray_nodes, ray_server.store_url, tmp_path)
     try:
         with Keystone(api_key=ray_server.api_key, base_url=second.url) as ks:
             ks.specs.create(SLOW_SPEC, source_dir=tmp_path)
