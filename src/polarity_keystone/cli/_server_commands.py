@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console
+from rich.markup import escape
 
 from .. import exit_codes
 
@@ -237,11 +238,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     err.print(f"dashboard: {base_url}/ui/ (sign in with an API key)")
     try:
         app = create_app(settings)
-    except ValueError as exc:
-        err.print(f"[red]invalid server settings:[/] {exc}")
+    except ValueError as exc:  # escaped: "polarity-keystone[ray]" is no markup
+        err.print(f"[red]invalid server settings:[/] {escape(str(exc))}")
         return exit_codes.INVALID_INPUT
     except SandboxError as exc:
-        err.print(f"[red]cannot start:[/] {exc}")
+        err.print(f"[red]cannot start:[/] {escape(str(exc))}")
         return exit_codes.INFRASTRUCTURE
     if args.executor == "ray":
         err.print(f"replicas run on the Ray cluster at {args.ray_address or 'a Ray of this machine'}")
