@@ -14,6 +14,7 @@ from polarity_keystone import Keystone
 from tests.cluster.conftest import RayServer
 from tests.cluster.nodes import RayNodes
 from tests.engine.test_service_reset import REPORTER
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -50,7 +51,8 @@ def test_a_40_replica_run_spreads_over_both_workers_and_scores_what_agents_repor
     assert first_trace == ["replica-0"]
     assert len({r.sandbox_id for r in replicas}) == 40
     assert sandbox.state == "destroyed"
-    assert not any(engine.sandbox_containers() for engine in ray_nodes.engines), "every sandbox removed"
+    left = lambda: any(engine.sandbox_containers() for engine in ray_nodes.engines)  # noqa: E731
+    wait_until(lambda: not left(), 60, "every sandbox removed")
 
 
 def test_each_node_loads_the_images_it_lacks_from_the_image_source(ray_nodes: RayNodes) -> None:

@@ -58,7 +58,7 @@ def images_of(prepared: PreparedSpec) -> list[str]:
 class KeystoneNode:
     """The node actor (run as a Ray actor, one per node, named after the node)."""
 
-    def __init__(self, store_url: str | None) -> None:
+    def __init__(self) -> None:
         self.node_id = ray.get_runtime_context().get_node_id()
         self._backend = DockerBackend()
         self._images = NodeImages(self._backend.client)
@@ -68,16 +68,23 @@ class KeystoneNode:
             log.warning("node %s: removed %d sandbox(es) an earlier actor left", self.node_id, len(removed))
         self.reaped = removed
         self._backend.hold_lease()
-        self._store_url = store_url
-        self._store: Store | None = None
+        self._stores: dict[str, Store] = {}
+        """Store URL -> the store, open: servers on other stores may share the cluster."""
         self._running: dict[str, Sandbox] = {}
         self._specs: dict[str, PreparedSpec] = {}
         """Object ref -> the spec it holds, the latest SPECS_KEPT."""
         self._lock = threading.Lock()
 
-    def run(self, spec: list[Any], job: ReplicaJob, sandbox_id: str, identity: dict[str, str]) -> RanOnNode:
+    def run(
+        self,
+        spec: list[Any],
+        job: ReplicaJob,
+        sandbox_id: str,
+        identity: dict[str, str],
+        store_url: str | None,
+    ) -> RanOnNode:
         """Run one replica here in a sandbox with the id and identity (token) the server issued; `spec`
-        holds the object ref of its PreparedSpec."""
+        holds the object ref of its PreparedSpec, `store_url` names its server's store."""
         prepared = self._prepared(spec[0])
         ran = RanOnNode(ReplicaResult(replica=job.replica, seed=job.seed, status="error"))
 
@@ -92,7 +99,11 @@ class KeystoneNode:
 
         try:
             ran.result = run_replica(
-                prepared, boot, job, on_boot=ran.boot_events.append, reported_trace=self._reported_trace()
+                prepared,
+                boot,
+                job,
+                on_boot=ran.boot_events.append,
+                reported_trace=self._reported_trace(store_url),
             )
         finally:
             with self._lock:
@@ -123,14 +134,14 @@ class KeystoneNode:
     def loaded_images(self) -> list[str]:
         return list(self._images.loaded)
 
-    def _reported_trace(self) -> ReportedTrace | None:
-        """The events agents reported to the server for their sandbox: read from the shared store."""
-        if self._store_url is None:
+    def _reported_trace(self, store_url: str | None) -> ReportedTrace | None:
+        """The events agents reported to their server for their sandbox: read from its store."""
+        if store_url is None:
             return None
         with self._lock:
-            if self._store is None:
-                self._store = open_store(self._store_url)
-            return self._store.trace_events
+            if store_url not in self._stores:
+                self._stores[store_url] = open_store(store_url)
+            return self._stores[store_url].trace_events
 
 
 _actors: dict[str, Any] = {}
@@ -138,7 +149,7 @@ _actors: dict[str, Any] = {}
 _actors_lock = threading.Lock()
 
 
-def node_actor(node_id: str, store_url: str | None) -> Any:
+def node_actor(node_id: str) -> Any:
     """The node actor of `node_id`, started there on first use."""
     with _actors_lock:
         if node_id not in _actors:
@@ -153,7 +164,7 @@ def node_actor(node_id: str, store_url: str | None) -> Any:
                     max_concurrency=ACTOR_THREADS,
                     scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
                 )
-                .remote(store_url)
+                .remote()
             )
         return _actors[node_id]
 
@@ -166,9 +177,8 @@ def replica_task(
     the task nor the actor's call fetches the spec (the actor does, once per experiment)."""
     node_id = ray.get_runtime_context().get_node_id()
     try:
-        ran: RanOnNode = ray.get(
-            node_actor(node_id, store_url).run.remote(prepared, job, sandbox_id, identity)
-        )
+        call = node_actor(node_id).run.remote(prepared, job, sandbox_id, identity, store_url)
+        ran: RanOnNode = ray.get(call)
     except ray.exceptions.RayActorError:
         with _actors_lock:  # a node actor that died is started again by the next replica
             _actors.pop(node_id, None)
