@@ -301,7 +301,9 @@ class DockerSandbox(Sandbox):
         probe = _settle_probe(boundary, with_workspace)
         result = _exec(agent, probe, user=ROOT.exec_user)
         for _ in range(PROBE_START_RETRIES):
-            if EXEC_NOT_STARTED not in result.stdout + result.stderr:
+            # The probe prints its PID first: nothing at all means its output never came back (seen on
+            # a loaded engine), which is no answer about the agent's processes either.
+            if result.stdout and EXEC_NOT_STARTED not in result.stdout + result.stderr:
                 break
             time.sleep(PROBE_START_PAUSE_S)
             result = _exec(agent, probe, user=ROOT.exec_user)
@@ -551,7 +553,8 @@ EXEC_NOT_STARTED = "OCI runtime exec failed"
 PROBE_START_RETRIES = 30
 PROBE_START_PAUSE_S = 0.1
 """A fork bomb holding every pid of the agent's limit leaves none for the settle probe to start in;
-one of the slots its dying processes free is taken within a few tries (3 s at most)."""
+one of the slots its dying processes free is taken within a few tries (3 s at most). A probe whose
+output did not come back is tried again the same way."""
 
 
 def _exec(
