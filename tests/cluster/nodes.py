@@ -55,9 +55,9 @@ class NodeEngine:
             return [c.name for c in found if c.labels.get(labels.ROLE) != labels.REAPER_ROLE]
 
     def stop(self) -> None:
-        """Stop the engine and leave the host as it was: its networks, bridge and firewall rules gone."""
-        with contextlib.suppress(docker.errors.DockerException), contextlib.closing(self.client()) as client:
-            client.networks.prune()
+        """Stop the engine and leave the host as it was: its bridge, firewall rules, mounts and files gone.
+        Its networks are not removed first: a node's `keystone-egress` network is on the host's one
+        `ks-egress` bridge, which the main engine's uses too, and removing it removes that bridge."""
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(60)
@@ -66,7 +66,16 @@ class NodeEngine:
             self.process.wait(10)
         subprocess.run(["ip", "link", "del", self.bridge], check=False)
         _drop_rules(self.bridge)
+        for mount in _mounts_under(self.root):  # dockerd leaves exec/netns/default mounted
+            subprocess.run(["umount", mount], check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _mounts_under(root: Path) -> list[str]:
+    """The mount points below `root`, deepest first."""
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1] for line in mounts]
+    return sorted((point for point in points if point.startswith(f"{root}/")), reverse=True)
 
 
 def _drop_rules(mentioning: str) -> None:

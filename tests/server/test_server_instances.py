@@ -61,8 +61,10 @@ def test_a_server_ends_another_ones_experiments_and_sandboxes_only_once_that_one
     assert not _sandbox_token("sb-of-first", store).revoked
 
     first.context.heartbeat.close()  # the first server is gone (its lease ends; nothing else of it runs)
-    ended = wait_until(
-        lambda: (record := store.get_experiment("exp-of-first")).status in TERMINAL and record, 10, "ended"
+    ended = wait_until(  # ended: claimed by the sweep, then finished (finished_at, error) by it
+        lambda: (record := store.get_experiment("exp-of-first")).finished_at is not None and record,
+        10,
+        "ended",
     )
     assert ended.status == "interrupted"
     assert ended.error == "the server that ran it stopped before it finished; kept 0 finished replica(s)"
