@@ -30,18 +30,21 @@ class NodeImages:
         self._source: docker.DockerClient | None = None
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
-        self.loaded: list[str] = []
-        """The refs this node loaded or pulled, in order (each once)."""
+        self._here: set[str] = set()
+        """Refs found or loaded on the engine already: not asked about again for every replica."""
 
     def ensure(self, refs: Iterable[str]) -> None:
         """Every ref present on the node's engine; SandboxError naming the first that cannot be had."""
         for ref in dict.fromkeys(refs):
             with self._lock:
+                if ref in self._here:
+                    continue
                 lock = self._locks.setdefault(ref, threading.Lock())
             with lock:  # replicas of one spec arriving together load each image once
                 if not self._present(ref):
                     self._fetch(ref)
-                    self.loaded.append(ref)
+            with self._lock:
+                self._here.add(ref)
 
     def _present(self, ref: str) -> bool:
         try:

@@ -66,7 +66,6 @@ class KeystoneNode:
         removed = self._backend.reap()
         if removed:
             log.warning("node %s: removed %d sandbox(es) an earlier actor left", self.node_id, len(removed))
-        self.reaped = removed
         self._backend.hold_lease()
         self._stores: dict[str, Store] = {}
         """Store URL -> the store, open: servers on other stores may share the cluster."""
@@ -130,9 +129,6 @@ class KeystoneNode:
             sandboxes = [self._running[i] for i in sandbox_ids if i in self._running]
         for sandbox in sandboxes:
             sandbox.destroy()
-
-    def loaded_images(self) -> list[str]:
-        return list(self._images.loaded)
 
     def _reported_trace(self, store_url: str | None) -> ReportedTrace | None:
         """The events agents reported to their server for their sandbox: read from its store."""
