@@ -24,7 +24,6 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
-from docker.types.daemon import CancellableStream
 
 from .._jsonl import json_objects
 from . import _agent_trust as agent_trust
@@ -56,6 +55,7 @@ from ._base import (
 )
 from ._egress import bridge_address, egress_network
 from ._engine_ca import EngineCA, IssuedCertificate
+from ._exec_stream import drain, start_exec
 from ._hardening import (
     AGENT_CAPABILITIES,
     AGENT_SYSCTLS,
@@ -301,9 +301,7 @@ class DockerSandbox(Sandbox):
         probe = _settle_probe(boundary, with_workspace)
         result = _exec(agent, probe, user=ROOT.exec_user)
         for _ in range(PROBE_START_RETRIES):
-            # The probe prints its PID first: nothing at all means its output never came back (seen on
-            # a loaded engine), which is no answer about the agent's processes either.
-            if result.stdout and EXEC_NOT_STARTED not in result.stdout + result.stderr:
+            if EXEC_NOT_STARTED not in result.stdout + result.stderr:
                 break
             time.sleep(PROBE_START_PAUSE_S)
             result = _exec(agent, probe, user=ROOT.exec_user)
@@ -553,8 +551,7 @@ EXEC_NOT_STARTED = "OCI runtime exec failed"
 PROBE_START_RETRIES = 30
 PROBE_START_PAUSE_S = 0.1
 """A fork bomb holding every pid of the agent's limit leaves none for the settle probe to start in;
-one of the slots its dying processes free is taken within a few tries (3 s at most). A probe whose
-output did not come back is tried again the same way."""
+one of the slots its dying processes free is taken within a few tries (3 s at most)."""
 
 
 def _exec(
@@ -569,7 +566,8 @@ def _exec(
 ) -> ExecResult:
     """Run `command` in `container`, reading its output as it arrives into a head-and-tail buffer of
     `output_limit` bytes per stream: time linear and memory bounded in what the command prints (docker-py's
-    `exec_run(demux=True)` joins the frames of each stream one by one, quadratic in the output)."""
+    `exec_run(demux=True)` joins the frames of each stream one by one, quadratic in the output, and can
+    lose its start: see `_exec_stream`)."""
     argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
     if timeout is not None:
         # coreutils' timeout kills the whole command; -k makes sure a process ignoring TERM dies too.
@@ -582,9 +580,9 @@ def _exec(
         exec_id = api.exec_create(
             container.id, argv, environment=dict(env or {}), workdir=workdir, user=user or ""
         )["Id"]
-        stream = api.exec_start(exec_id, stream=True, demux=True)
+        stream = start_exec(api, exec_id)
         deadline = timeout + EXEC_GRACE_S if timeout is not None else None
-        if not _drain(stream, stdout, stderr, deadline):
+        if not drain(stream, stdout, stderr, deadline):
             raise SandboxError(
                 f"a command in {container.name} did not end {EXEC_GRACE_S:g}s after its {timeout:g}s timeout "
                 "and its output was abandoned: the container stopped answering"
@@ -604,38 +602,6 @@ def _exec(
         stderr_bytes=stderr.total,
         truncated=bool(stdout.dropped or stderr.dropped),
     )
-
-
-def _drain(
-    stream: CancellableStream, stdout: BoundedOutput, stderr: BoundedOutput, deadline_s: float | None
-) -> bool:
-    """Read a demultiplexed exec stream to its end; False when it was still open after `deadline_s`
-    seconds and was closed from here instead."""
-    abandoned = threading.Event()
-
-    def abandon() -> None:
-        abandoned.set()
-        stream.close()
-
-    watchdog = threading.Timer(deadline_s, abandon) if deadline_s is not None else None
-    if watchdog is not None:
-        watchdog.daemon = True
-        watchdog.start()
-    try:
-        for out, err in stream:
-            if out:
-                stdout.write(out)
-            if err:
-                stderr.write(err)
-    except OSError:
-        if not abandoned.is_set():
-            raise
-    finally:
-        if watchdog is not None:
-            watchdog.cancel()
-        stream.close()
-        stream._response.close()  # the stream shuts its socket; the response still holds the fd
-    return not abandoned.is_set()
 
 
 def _exit_code(api: docker.APIClient, exec_id: str) -> int:
