@@ -147,10 +147,3 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield f"{server_url.rsplit('/', 1)[0]}/{database}"
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database)))
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """tests/cluster runs last. Its node engines share this host with the main engine, and a node's
-    `keystone-egress` network takes over the host's one `ks-egress` bridge (a fixed name), so the main
-    engine's egress gateway no longer answers after them (see tests/cluster/nodes.py)."""
-    items.sort(key=lambda item: item.nodeid.startswith("tests/cluster/"))

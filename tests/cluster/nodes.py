@@ -55,9 +55,9 @@ class NodeEngine:
             return [c.name for c in found if c.labels.get(labels.ROLE) != labels.REAPER_ROLE]
 
     def stop(self) -> None:
-        """Stop the engine and leave the host as it was: its bridge, firewall rules, mounts and files gone.
-        Its networks are not removed first: a node's `keystone-egress` network is on the host's one
-        `ks-egress` bridge, which the main engine's uses too, and removing it removes that bridge."""
+        """Stop the engine and leave the host as it was: bridges, firewall rules, mounts, files gone."""
+        with contextlib.suppress(docker.errors.DockerException), contextlib.closing(self.client()) as client:
+            client.networks.prune()  # its egress network's bridge would outlive dockerd
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(60)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from polarity_keystone.sandbox import DockerBackend, DockerSandbox, NetworkPolicy, SandboxPlan
+from polarity_keystone.sandbox._egress import bridge_name as egress_bridge_name
 from polarity_keystone.sandbox._isolation import bridge_name
 from tests.sandbox.gateway_probes import direct, proxied, tunnelled
 from tests.sandbox.host_listener import HostServer
@@ -80,7 +81,7 @@ def _refusals(sandbox: DockerSandbox) -> list[dict[str, object]]:
 
 
 def test_the_proxy_refuses_every_address_of_the_docker_host(
-    open_box: DockerSandbox, host_server: HostServer
+    backend: DockerBackend, open_box: DockerSandbox, host_server: HostServer
 ) -> None:
     """Bridges of sandboxes that other processes created after this gateway started are not in its list
     of host addresses: they are refused as private ranges (and the host rule drops them anyway)."""
@@ -91,7 +92,8 @@ def test_the_proxy_refuses_every_address_of_the_docker_host(
         with urllib.request.urlopen(f"http://{address}:{port}/", timeout=5) as response:
             assert response.read() == b"hello from the host"
     served = host_server.hits
-    known = {"ks-egress", bridge_name(open_box.id)}
+    egress_bridge = egress_bridge_name(backend.client.info())
+    known = {egress_bridge, bridge_name(open_box.id)}
     named_host = [a for a, link in addresses.items() if not link.startswith("ks-") or link in known]
 
     answers = {address: proxied(open_box, f"http://{address}:{port}/") for address in addresses}
@@ -101,7 +103,7 @@ def test_the_proxy_refuses_every_address_of_the_docker_host(
     assert {a: answers[a] for a in named_host} == {
         a: f"HTTP 403 keystone: destination {a} is the Docker host" for a in named_host
     }
-    assert {"docker0", "ks-egress"} <= {addresses[a] for a in named_host}
+    assert {"docker0", egress_bridge} <= {addresses[a] for a in named_host}
     reasons = {entry["host"]: entry["reason"] for entry in _refusals(open_box) if entry["kind"] == "http"}
     assert all(reasons[a] == f"destination {a} is the Docker host" for a in named_host)
 
@@ -283,7 +285,7 @@ def test_gateways_share_one_egress_network_with_no_traffic_between_them_and_no_r
     egress = backend.client.networks.get("keystone-egress")
 
     assert egress.attrs["Options"] == {
-        "com.docker.network.bridge.name": "ks-egress",
+        "com.docker.network.bridge.name": egress_bridge_name(backend.client.info()),
         "com.docker.network.bridge.enable_icc": "false",
     }
     assert egress.attrs["Labels"] == {"keystone.role": "egress"}

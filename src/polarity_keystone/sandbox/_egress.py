@@ -1,10 +1,14 @@
 """The one network every gateway leaves through, shared by all sandboxes of an engine.
 
 Gateways used to sit on Docker's default bridge, where they could reach each other (and so the
-published ingress port of another sandbox) and the host. On this network they cannot: its bridge is
-named `ks-egress`, so the host rule of `_isolation.py` drops every new connection from a gateway to the
+published ingress port of another sandbox) and the host. On this network they cannot: its bridge's
+name starts `ks-`, so the host rule of `_isolation.py` drops every new connection from a gateway to the
 host, and inter-container traffic is off (`enable_icc=false`), so no gateway reaches another. Traffic to
 the outside is routed and masqueraded as on any Docker bridge.
+
+The bridge is named after the engine (`bridge_name`): several engines can share a host (a Ray node's
+beside the server's, a second `dockerd` for another runtime), and a second engine creating its network
+on a bridge of the same name took that bridge over from the first, whose gateways then reached nothing.
 
 The network is part of the engine's set-up, like the host rule: it is created on first use (by whichever
 process gets there first), is not a sandbox's, and carries no `keystone.managed` label, so the reaper
@@ -13,9 +17,11 @@ leaves it alone. A pruned network is simply created again by the next sandbox.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import docker
 import docker.errors
@@ -25,7 +31,6 @@ from . import _labels as labels
 from ._isolation import BRIDGE_PREFIX
 
 NAME = "keystone-egress"
-BRIDGE = f"{BRIDGE_PREFIX}egress"
 ROLE = "egress"
 
 _lock = threading.Lock()
@@ -58,6 +63,14 @@ def bridge_address(ipam_config: dict[str, str]) -> str:
     return str(next(ipaddress.ip_network(ipam_config["Subnet"], strict=False).hosts()))
 
 
+def bridge_name(engine_info: dict[str, Any]) -> str:
+    """The egress bridge of the engine `docker info` describes: at most 15 characters, as Linux allows.
+    Named after its ID and data root: engines started on one host from one configuration share an ID,
+    but no two engines can share a data root."""
+    engine = f"{engine_info['ID']}\n{engine_info['DockerRootDir']}"
+    return f"{BRIDGE_PREFIX}e{hashlib.sha256(engine.encode()).hexdigest()[:11]}"
+
+
 def _create(client: docker.DockerClient) -> Network:
     try:
         return client.networks.create(
@@ -66,7 +79,7 @@ def _create(client: docker.DockerClient) -> Network:
             check_duplicate=True,
             labels={labels.ROLE: ROLE},
             options={
-                "com.docker.network.bridge.name": BRIDGE,
+                "com.docker.network.bridge.name": bridge_name(client.info()),
                 "com.docker.network.bridge.enable_icc": "false",
             },
         )
