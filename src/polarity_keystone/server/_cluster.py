@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._ray_address import check_answers
 from ._settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -20,4 +21,5 @@ def connect_cluster(settings: ServerSettings) -> RayCluster | None:
         from ..cluster import RayCluster
     except ImportError as exc:
         raise ValueError(f"the ray executor needs Ray ({exc}): pip install 'polarity-keystone[ray]'") from exc
+    check_answers(settings.ray_address)
     return RayCluster(settings.ray_address, settings.store_url)

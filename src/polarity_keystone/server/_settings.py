@@ -14,6 +14,7 @@ from ..engine import StockLimits
 from ..sandbox import DockerBackend
 from ..secrets import SecretPolicy, check_operator_secret
 from ._blobs import s3_location
+from ._ray_address import host_and_port
 
 
 @dataclass(frozen=True)
@@ -193,3 +194,5 @@ class ServerSettings:
             raise ValueError(f"executor must be 'local' or 'ray', not {self.executor!r}")
         if self.ray_address is not None and self.executor != "ray":
             raise ValueError("ray_address needs executor 'ray'")
+        if self.ray_address is not None:
+            host_and_port(self.ray_address)
