@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from polarity_keystone.sandbox._deny import denied_ranges
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "ray" / "docker-compose.yml"
@@ -175,6 +177,24 @@ def test_compose_server_is_a_ray_driver_of_the_head() -> None:
     host = urlsplit(address if "://" in address else f"//{address}").hostname
     assert host == "head" and "head" in services
     assert option(server, "--public-url"), "sandboxes on the workers need the server's address"
+
+
+def test_compose_sandboxes_reach_nothing_on_the_network_but_the_servers_api() -> None:
+    """Ray's ports run code on every node: every engine's sandboxes are denied the compose network, but
+    for the address and port where the workers' agents call the server (--public-url)."""
+    data = compose()
+    services = data["services"]
+    (subnet,) = [entry["subnet"] for entry in data["networks"]["default"]["ipam"]["config"]]
+    server_url = urlsplit(option(argv(services["server"]["command"]), "--public-url") or "")
+    server_address = services["dind-server"]["networks"]["default"]["ipv4_address"]
+    assert server_url.hostname in services["dind-server"]["networks"]["default"]["aliases"]
+    for name in ["server", *(n for n, args in ray_nodes(services).items() if "--head" not in args)]:
+        environment = services[name]["environment"]
+        denied = denied_ranges(
+            environment["KEYSTONE_SANDBOX_DENY"], environment["KEYSTONE_SANDBOX_DENY_EXCEPT"]
+        )
+        assert [str(network) for network in denied.denied] == [subnet], name
+        assert [(str(a), p) for a, p in denied.excepted] == [(server_address, server_url.port)], name
 
 
 def test_compose_nodes_and_server_run_one_image() -> None:

@@ -60,7 +60,7 @@ FENCE = _destinations().Fence.of(
     ],
 )
 def test_a_forbidden_destination_is_refused_with_its_reason(address: str, why: str) -> None:
-    refusal = FENCE.refusal(address, service=False, named=False)
+    refusal = FENCE.refusal(address, 443, service=False, named=False)
 
     assert refusal is not None
     assert refusal.startswith(f"destination {address.removeprefix('::ffff:')} {why}")
@@ -68,26 +68,61 @@ def test_a_forbidden_destination_is_refused_with_its_reason(address: str, why: s
 
 @pytest.mark.parametrize("address", ["198.18.0.2", "93.184.215.14", "2606:4700::1111"])
 def test_a_public_destination_is_let_through(address: str) -> None:
-    assert FENCE.refusal(address, service=False, named=False) is None
+    assert FENCE.refusal(address, 443, service=False, named=False) is None
 
 
 def test_a_host_allowed_by_name_opens_private_ranges_but_never_the_host_or_link_local() -> None:
-    assert FENCE.refusal("10.1.2.3", service=False, named=True) is None
-    assert FENCE.refusal("fd12:3456::1", service=False, named=True) is None
-    assert FENCE.refusal("192.0.2.2", service=False, named=True) == "destination 192.0.2.2 is the Docker host"
-    assert "link-local" in str(FENCE.refusal("169.254.169.254", service=False, named=True))
-    assert "another Docker network" in str(FENCE.refusal("172.30.4.5", service=False, named=True))
+    assert FENCE.refusal("10.1.2.3", 443, service=False, named=True) is None
+    assert FENCE.refusal("fd12:3456::1", 443, service=False, named=True) is None
+    assert (
+        FENCE.refusal("192.0.2.2", 443, service=False, named=True)
+        == "destination 192.0.2.2 is the Docker host"
+    )
+    assert "link-local" in str(FENCE.refusal("169.254.169.254", 443, service=False, named=True))
+    assert "another Docker network" in str(FENCE.refusal("172.30.4.5", 443, service=False, named=True))
 
 
 def test_a_sandbox_service_must_resolve_into_the_sandbox_network() -> None:
-    assert FENCE.refusal("172.22.0.5", service=True, named=False) is None
+    assert FENCE.refusal("172.22.0.5", 443, service=True, named=False) is None
     assert (
-        FENCE.refusal("10.1.2.3", service=True, named=False)
+        FENCE.refusal("10.1.2.3", 443, service=True, named=False)
         == "destination 10.1.2.3 is not on the sandbox network"
     )
     assert (
-        FENCE.refusal("172.17.0.1", service=True, named=False) == "destination 172.17.0.1 is the Docker host"
+        FENCE.refusal("172.17.0.1", 443, service=True, named=False)
+        == "destination 172.17.0.1 is the Docker host"
     )
+
+
+DENYING = _destinations().Fence.of(
+    host=["192.0.2.2"],
+    docker=[],
+    sandbox="172.22.0.0/16",
+    denied=["10.20.0.0/16", "203.0.113.0/24", "172.16.0.0/12"],
+    excepted=["10.20.0.7:8080"],
+)
+DENIED = "is in a range the operator denies every sandbox (KEYSTONE_SANDBOX_DENY)"
+
+
+def test_a_range_the_operator_denies_is_refused_even_to_a_host_allowed_by_name() -> None:
+    assert DENYING.refusal("10.20.3.4", 80, service=False, named=True) == f"destination 10.20.3.4 {DENIED}"
+    assert (
+        DENYING.refusal("203.0.113.9", 443, service=False, named=False) == f"destination 203.0.113.9 {DENIED}"
+    )
+    assert (
+        DENYING.refusal("::ffff:10.20.3.4", 80, service=False, named=True)
+        == f"destination 10.20.3.4 {DENIED}"
+    )
+    assert DENYING.refusal("10.21.0.1", 80, service=False, named=True) is None
+
+
+def test_an_excepted_address_is_reached_on_its_port_alone() -> None:
+    assert DENYING.refusal("10.20.0.7", 8080, service=False, named=True) is None
+    assert DENYING.refusal("10.20.0.7", 8081, service=False, named=True) == f"destination 10.20.0.7 {DENIED}"
+
+
+def test_the_sandboxs_own_services_stay_reachable_inside_a_denied_range() -> None:
+    assert DENYING.refusal("172.22.0.5", 5432, service=True, named=False) is None
 
 
 def test_extra_gateway_names_are_parsed_and_bad_entries_named() -> None:

@@ -233,6 +233,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return exit_codes.INVALID_INPUT
         settings = dataclasses.replace(settings, backend_factory=backend_factory)
         err.print(f"agent containers run under the {args.runtime} runtime")
+    if not _sandbox_network_settings_read():
+        return exit_codes.INVALID_INPUT
     err.print(f"Keystone server on http://{args.host}:{args.port} (store {_shown(store_url)})")
     base_url = (args.public_url or f"http://{args.host}:{args.port}").rstrip("/")
     err.print(f"dashboard: {base_url}/ui/ (sign in with an API key)")
@@ -248,6 +250,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         err.print(f"replicas run on the Ray cluster at {args.ray_address or 'a Ray of this machine'}")
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return exit_codes.PASSED
+
+
+def _sandbox_network_settings_read() -> bool:
+    """Whether the operator's sandbox network variables parse (after saying why not, or which ranges
+    sandboxes are denied): the engine reads them on first use, and a server that would fail every
+    sandbox must not start."""
+    from ..sandbox import SandboxError, denied_from_environment, gateway_hosts_from_environment
+
+    try:
+        gateway_hosts_from_environment()
+        denied = denied_from_environment()
+    except SandboxError as exc:
+        err.print(f"[red]invalid sandbox network settings:[/] {escape(str(exc))}")
+        return False
+    if denied:
+        ranges = ", ".join(map(str, denied.denied))
+        excepted = ", ".join(f"{address}:{port}" for address, port in denied.excepted)
+        err.print(f"sandboxes are denied {ranges}" + (f" (except {excepted})" if excepted else ""))
+    return True
 
 
 def _runtime_backend(runtime: str) -> Callable[[], DockerBackend] | None:

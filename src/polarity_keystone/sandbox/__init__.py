@@ -24,9 +24,10 @@ from ._base import (
     WorkspaceDiff,
     WorkspaceSnapshot,
 )
+from ._deny import DeniedRanges, denied_from_environment
 from ._docker import DockerBackend, DockerSandbox, connect, split_services, workspace_path
 from ._engine_ca import EngineCA, IssuedCertificate
-from ._gateway import SERVER_HOST
+from ._gateway import SERVER_HOST, gateway_hosts_from_environment
 from ._hardening import disk_quota_problem, runtime_problem
 from ._images import ImageError, ImageResolver, ResolvedImage, UnknownUser, local_ref
 from ._output import OUTPUT_LIMIT
@@ -43,6 +44,7 @@ __all__ = [
     "BootEvent",
     "BootListener",
     "CommandSucceeds",
+    "DeniedRanges",
     "DockerBackend",
     "DockerSandbox",
     "EngineCA",
@@ -73,7 +75,9 @@ __all__ = [
     "WorkspaceDiff",
     "WorkspaceSnapshot",
     "connect",
+    "denied_from_environment",
     "disk_quota_problem",
+    "gateway_hosts_from_environment",
     "local_ref",
     "runtime_problem",
     "split_services",

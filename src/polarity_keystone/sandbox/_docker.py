@@ -53,6 +53,7 @@ from ._base import (
     WorkspaceDiff,
     WorkspaceSnapshot,
 )
+from ._deny import DeniedRanges, denied_from_environment
 from ._egress import bridge_address, egress_network
 from ._engine_ca import EngineCA, IssuedCertificate
 from ._exec_stream import drain, start_exec
@@ -625,11 +626,13 @@ class DockerBackend(SandboxBackend):
         owner: str | None = None,
         runtime: str | None = None,
         gateway_hosts: Mapping[str, str] | None = None,
+        denied: DeniedRanges | None = None,
     ) -> None:
         """`runtime` (default: $KEYSTONE_RUNTIME) runs every agent container under that Docker runtime,
         e.g. `runsc` for gVisor, whatever a plan names (a spec's `resources.runtime` applies only where
         the operator chose none, so an untrusted spec cannot leave gVisor); SandboxError when it is not
-        registered."""
+        registered. `denied` (default: $KEYSTONE_SANDBOX_DENY and its exceptions): ranges no sandbox
+        reaches; SandboxError when the variables do not parse."""
         self.client = client or connect()
         self.owner = owner or labels.owner_id()
         self.runtime = runtime or os.environ.get(RUNTIME_ENV) or None
@@ -638,13 +641,12 @@ class DockerBackend(SandboxBackend):
             if problem is not None:
                 raise SandboxError(problem)
         self.gateway_hosts = dict(
-            gateway.gateway_hosts(os.environ.get(gateway.HOSTS_VARIABLE, ""))
-            if gateway_hosts is None
-            else gateway_hosts
+            gateway.gateway_hosts_from_environment() if gateway_hosts is None else gateway_hosts
         )
         """Extra names the gateways resolve (like `--add-host`); default: $KEYSTONE_GATEWAY_HOSTS."""
-        self._host_guard = HostGuard()
-        """The host rules and the host's addresses, which gateways refuse."""
+        self.denied = denied_from_environment() if denied is None else denied
+        self._host_guard = HostGuard(self.denied)
+        """The host rules, the denied ranges' and the host's addresses, which gateways refuse."""
         self._engine_ca: EngineCA | None = None
         self._engine_ca_lock = threading.Lock()
 
@@ -813,6 +815,7 @@ class DockerBackend(SandboxBackend):
                 ),
                 docker_networks=(egress.subnet,),
                 ingress_from=egress.gateway,
+                denied=self.denied,
             )
             config = gateway.gateway_config(policy, plan.services, ipam["Subnet"], fence)
             container = self.client.containers.create(

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from dataclasses import dataclass
 
 from ..spec import INTERNAL_SUFFIX
 from ._base import NetworkPolicy, SandboxError
+from ._deny import NOTHING_DENIED, DeniedRanges
 from ._service_plan import ServiceContainer
 
 ALIAS = "keystone-gateway"
@@ -38,6 +40,8 @@ class Fence:
     """Docker networks that belong to no single sandbox (the gateways' egress network)."""
     ingress_from: str
     """The only peer ingress ports serve: the address Docker's port forwarding connects from."""
+    denied: DeniedRanges = NOTHING_DENIED
+    """Ranges the operator denies every sandbox."""
 
 
 def gateway_hosts(value: str) -> dict[str, str]:
@@ -56,6 +60,10 @@ def gateway_hosts(value: str) -> dict[str, str]:
         if not name.strip():
             raise SandboxError(f"{HOSTS_VARIABLE}: {entry!r} has no host name before '='")
     return hosts
+
+
+def gateway_hosts_from_environment() -> dict[str, str]:
+    return gateway_hosts(os.environ.get(HOSTS_VARIABLE, ""))
 
 
 def ingress_ports(policy: NetworkPolicy) -> dict[int, int]:
@@ -89,6 +97,8 @@ def gateway_config(policy: NetworkPolicy, services: list[ServiceContainer], subn
             "host": list(fence.host),
             "docker_networks": list(fence.docker_networks),
             "ingress_from": [fence.ingress_from],
+            "denied": [str(network) for network in fence.denied.denied],
+            "denied_except": [f"{address}:{port}" for address, port in fence.denied.excepted],
             "log": LOG_PATH,
         }
     )

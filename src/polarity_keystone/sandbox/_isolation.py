@@ -13,6 +13,13 @@ reports the host's addresses, read from its interfaces (the engine's API does no
 docker0's address), so each gateway refuses them too: a port another container published on one of them
 is forwarded, not delivered to the host, and so escapes the INPUT rule.
 
+Ranges the operator denies sandboxes (`_deny.py`) get a chain of their own, named after the list and
+jumped to from DOCKER-USER for `ks+` bridges (`deny_rules`): several servers and nodes on one host each
+keep theirs in force (sandboxes are denied the union), one with no list touches none, and a changed list
+takes effect at once under its new name (the old chain stays until the host's rules are reset, which
+errs on the side of refusing). Traffic between `ks+` bridges (a sandbox and its own services, kept
+within one network by Docker's isolation rules) passes on.
+
 One exception: the port of the Keystone server that boots the sandboxes (`open_server_port`), so an
 agent can call the server with its sandbox token. It is accepted above the drop rule for that TCP port
 alone; every other port of the host stays dropped. It is installed once per port, not per sandbox (a
@@ -32,6 +39,7 @@ import docker
 import docker.errors
 
 from ._base import SandboxError
+from ._deny import NOTHING_DENIED, DeniedRanges
 
 BRIDGE_PREFIX = "ks-"
 OPT_OUT = "KEYSTONE_ALLOW_HOST_ACCESS"
@@ -52,14 +60,30 @@ print(MARKER, *sorted(set(found)))
 """.replace("MARKER", repr(_ADDRESSES_MARKER))
 
 
-def _script(rules: tuple[str, ...], then: str) -> str:
-    """Install `rules` (each at the top of its chain, if missing) with the iptables flavour holding
-    Docker's rules, then run `then`."""
+def deny_rules(denied: DeniedRanges) -> tuple[str, str]:
+    """(the chain's contents for `iptables-restore --noflush`, which empties it first; the rule jumping
+    to it), for the ranges the operator denies sandboxes."""
+    listed = ",".join(map(str, denied.denied)) + "|" + ",".join(f"{a}:{p}" for a, p in denied.excepted)
+    chain = "KS-DENY-" + hashlib.sha256(listed.encode()).hexdigest()[:12]
+    lines = [f":{chain} - [0:0]", f"-A {chain} -o {BRIDGE_PREFIX}+ -j RETURN"]
+    lines += [
+        f"-A {chain} -d {address}/32 -p tcp --dport {port} -j RETURN" for address, port in denied.excepted
+    ]
+    lines += [
+        f"-A {chain} -d {network} -j REJECT --reject-with icmp-admin-prohibited" for network in denied.denied
+    ]
+    return "\n".join(["*filter", *lines, "COMMIT", ""]), f"DOCKER-USER -i {BRIDGE_PREFIX}+ -j {chain}"
+
+
+def _script(rules: tuple[str, ...], then: str, chain: str = "") -> str:
+    """Load `chain` (iptables-restore input) and install `rules` (each at the top of its chain, if
+    missing) with the iptables flavour holding Docker's rules, then run `then`."""
     install = "\n".join(f"    $ipt -C {rule} 2>/dev/null || $ipt -I {rule} || exit 1" for rule in rules)
+    load = f"    printf '%s' {shlex.quote(chain)} | $ipt-restore --noflush || exit 1\n" if chain else ""
     return f"""
 for ipt in iptables-nft iptables-legacy; do
   if $ipt -S FORWARD 2>/dev/null | grep -q DOCKER; then
-{install}
+{load}{install}
     {then}
   fi
 done
@@ -78,13 +102,20 @@ def bridge_name(sandbox_id: str) -> str:
     return BRIDGE_PREFIX + hashlib.sha256(sandbox_id.encode()).hexdigest()[:12]
 
 
-def guard_host(client: docker.DockerClient, image: str) -> tuple[str, ...]:
-    """Install the host rules (idempotent) and return the host's addresses now (none when the operator
-    opted out); raises SandboxError (with the way out) when it cannot. Callers re-run it from time to
-    time (see `HostGuard`), since a host gains addresses while a server runs."""
+def guard_host(
+    client: docker.DockerClient, image: str, denied: DeniedRanges = NOTHING_DENIED
+) -> tuple[str, ...]:
+    """Install the host rules and those of the `denied` ranges (idempotent) and return the host's
+    addresses now (none when the operator opted out of the host rules, which keeps the denied ranges);
+    raises SandboxError (with the way out) when it cannot. Callers re-run it from time to time (see
+    `HostGuard`), since a host gains addresses while a server runs."""
+    chain, jump = deny_rules(denied) if denied else ("", "")
     if os.environ.get(OPT_OUT) == "1":
+        if denied:
+            _on_host(client, image, _script((jump,), "exit 0", chain))
         return ()
-    output = _on_host(client, image, _script(_RULES, f"exec python3 -c {shlex.quote(_ADDRESSES)}"))
+    rules = (*_RULES, jump) if denied else _RULES
+    output = _on_host(client, image, _script(rules, f"exec python3 -c {shlex.quote(_ADDRESSES)}", chain))
     lines = _decode(output).splitlines()
     reported = next((line for line in lines if line.startswith(_ADDRESSES_MARKER)), None)
     if reported is None:
@@ -127,7 +158,8 @@ class HostGuard:
     `ttl_s`: the rules stay in place, and an address the host gained since (a new bridge, a VPN) is
     refused by the gateways of later sandboxes, not only dropped by the kernel."""
 
-    def __init__(self, ttl_s: float = 60.0) -> None:
+    def __init__(self, denied: DeniedRanges = NOTHING_DENIED, ttl_s: float = 60.0) -> None:
+        self.denied = denied
         self.ttl_s = ttl_s
         self._addresses: tuple[str, ...] = ()
         self._read_at: float | None = None
@@ -139,7 +171,7 @@ class HostGuard:
     def addresses(self, client: docker.DockerClient, image: str) -> tuple[str, ...]:
         with self._lock:
             if self._read_at is None or time.monotonic() - self._read_at > self.ttl_s:
-                self._addresses = guard_host(client, image)
+                self._addresses = guard_host(client, image, self.denied)
                 self._read_at = time.monotonic()
                 self._checked.clear()  # the server ports too: the rules may have been flushed since
             return self._addresses

@@ -8,8 +8,10 @@ a name that resolves to 127.0.0.1 / 169.254.169.254 nor DNS rebinding gets throu
 Refused always: the Docker host's own addresses, Docker networks that are not this sandbox's (the shared
 egress network of the gateways, the default bridge), loopback, link-local (169.254.0.0/16, fe80::/10),
 multicast, unspecified and reserved addresses. Private ranges (RFC 1918, CGNAT 100.64.0.0/10, ULA
-fc00::/7) are refused unless the spec allows the host by name. A sandbox service (a host that leads to a
-service by name or `dns_overrides`) must resolve into this sandbox's own network.
+fc00::/7) are refused unless the spec allows the host by name. Ranges the operator denies every sandbox
+(KEYSTONE_SANDBOX_DENY) are refused even then, but for the ADDRESS:PORTs excepted from them. A sandbox
+service (a host that leads to a service by name or `dns_overrides`) must resolve into this sandbox's own
+network.
 """
 
 from __future__ import annotations
@@ -43,17 +45,34 @@ class Fence:
     """Docker networks that are not this sandbox's."""
     sandbox: Network | None
     """This sandbox's own network, where its services live."""
+    denied: tuple[Network, ...] = ()
+    """Ranges the operator denies every sandbox."""
+    excepted: frozenset[tuple[Address, int]] = frozenset()
+    """(address, port) pairs inside `denied` that stay reachable."""
 
     @classmethod
-    def of(cls, host: Iterable[str], docker: Iterable[str], sandbox: str | None) -> Fence:
+    def of(
+        cls,
+        host: Iterable[str],
+        docker: Iterable[str],
+        sandbox: str | None,
+        denied: Iterable[str] = (),
+        excepted: Iterable[str] = (),
+    ) -> Fence:
+        """`excepted`: `ADDRESS:PORT` strings."""
         return cls(
             host=frozenset(_plain(address) for address in host),
             docker=tuple(ipaddress.ip_network(network, strict=False) for network in docker),
             sandbox=ipaddress.ip_network(sandbox, strict=False) if sandbox else None,
+            denied=tuple(ipaddress.ip_network(network, strict=False) for network in denied),
+            excepted=frozenset(
+                (_plain(address), int(port))
+                for address, _, port in (pair.rpartition(":") for pair in excepted)
+            ),
         )
 
-    def refusal(self, address: str, *, service: bool, named: bool) -> str | None:
-        """Why the gateway must not connect to `address`, or None when it may.
+    def refusal(self, address: str, port: int, *, service: bool, named: bool) -> str | None:
+        """Why the gateway must not connect to `address`:`port`, or None when it may.
 
         `service`: the host leads to a sandbox service (it must be on the sandbox network).
         `named`: the spec allows the host by name, which opens private ranges (not the host itself)."""
@@ -71,6 +90,8 @@ class Fence:
             return f"destination {ip} is on another Docker network (another sandbox or container)"
         if ip.is_multicast or ip.is_unspecified or ip.is_reserved or _site_local(ip):
             return f"destination {ip} is a multicast, unspecified or reserved address"
+        if any(ip in network for network in self.denied) and (ip, port) not in self.excepted:
+            return f"destination {ip} is in a range the operator denies every sandbox (KEYSTONE_SANDBOX_DENY)"
         if not named and any(ip in network for network in PRIVATE):
             return (
                 f"destination {ip} is in a private range; allow the host by name in network.egress.allow "

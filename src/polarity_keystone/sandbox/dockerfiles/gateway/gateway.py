@@ -232,7 +232,13 @@ class Gateway:
         self.log = AuditLog(config.get("log", "/var/log/keystone/gateway.jsonl"))
         self.subnet = ipaddress.ip_network(config["subnet"]) if config.get("subnet") else None
         self.address = _address_in(self.subnet) if self.subnet else "127.0.0.1"
-        self.fence = Fence.of(config.get("host", []), config.get("docker_networks", []), config.get("subnet"))
+        self.fence = Fence.of(
+            config.get("host", []),
+            config.get("docker_networks", []),
+            config.get("subnet"),
+            config.get("denied", []),
+            config.get("denied_except", []),
+        )
         self.ingress_from = frozenset(config.get("ingress_from", []))
 
     def from_sandbox(self, peer: str) -> bool:
@@ -252,7 +258,9 @@ class Gateway:
             return None, None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
         refusals = [
-            self.fence.refusal(address, service=route.service is not None, named=route.named)
+            self.fence.refusal(
+                address, route.target_port, service=route.service is not None, named=route.named
+            )
             for address in addresses
         ]
         permitted = [address for address, refusal in zip(addresses, refusals, strict=True) if refusal is None]
