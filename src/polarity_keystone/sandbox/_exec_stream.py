@@ -32,9 +32,11 @@ class ExecStream:
 
     def __init__(self, response: Any) -> None:
         self._response = response
-        self._reader = response.raw._fp.fp  # http.client's buffered reader over the connection
-        raw = self._reader.raw
-        self._socket: socket.socket | None = getattr(raw, "_sock", None)
+        reader = response.raw._fp.fp  # http.client's buffered reader over the connection
+        # read1: what the buffer holds, else one read of the connection. A reader without it (paramiko's,
+        # for ssh://) reads exactly what is asked, which is what the frames need anyway.
+        self._read_some = getattr(reader, "read1", reader.read)
+        self._socket: socket.socket | None = getattr(getattr(reader, "raw", None), "_sock", None)
 
     def frames(self) -> Iterator[tuple[int, bytes]]:
         """(stream, bytes) as they arrive, until the engine closes the stream."""
@@ -52,7 +54,7 @@ class ExecStream:
 
     def _read(self, limit: int) -> bytes:
         try:
-            return bytes(self._reader.read1(limit))
+            return bytes(self._read_some(limit))
         except (OSError, ValueError):  # shut from another thread (`cut`), or closed under the read
             return b""
 
