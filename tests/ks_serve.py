@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,14 +42,25 @@ class ServeProcess:
 
 
 def start_ks_serve(
-    store_url: str, workdir: Path, *options: str, port: int | None = None, timeout: float = 30
+    store_url: str,
+    workdir: Path,
+    *options: str,
+    port: int | None = None,
+    timeout: float = 30,
+    wrapper: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> ServeProcess:
-    """`ks serve --store STORE_URL OPTIONS...` in `workdir`, on `port` or a free one, answering /health."""
+    """`ks serve --store STORE_URL OPTIONS...` in `workdir`, on `port` or a free one, answering /health;
+    run by `wrapper` (a command that ends by executing its arguments), with `env` added."""
     port = port or free_port()
     command = [sys.executable, "-m", "polarity_keystone", "serve", "--store", store_url, "--port", str(port)]
     with tempfile.NamedTemporaryFile(dir=workdir, prefix="ks-serve-", suffix=".log", delete=False) as sink:
         process = subprocess.Popen(
-            [*command, *options], cwd=workdir, stdout=sink, stderr=subprocess.STDOUT, env=UNBUFFERED
+            [*wrapper, *command, *options],
+            cwd=workdir,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**UNBUFFERED, **(env or {})},
         )
     served = ServeProcess(process, f"http://127.0.0.1:{port}", Path(sink.name))
     try:

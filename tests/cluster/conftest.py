@@ -39,13 +39,21 @@ def ray_nodes(node_engines: list[NodeEngine]) -> Iterator[RayNodes]:
 
 
 def serve_on(ray_nodes: RayNodes, store_url: str, workdir: Path) -> ServeProcess:
-    """`ks serve --executor ray` on the cluster, answering on all interfaces (agents reach it there)."""
+    """`ks serve --executor ray` on the cluster, answering on all interfaces (agents reach it there).
+    Its data directory and temporary files (uploaded specs, agent code, git clones) are its own, as on
+    a machine of its own: a tmpfs in a mount namespace of its own over `workdir/server-files`, where the
+    nodes see an empty directory, so they have what replicas read only from what the server sends."""
+    hidden = workdir / "server-files"
+    hidden.mkdir()
+    private = f'mount -t tmpfs tmpfs {hidden} && mkdir {hidden}/data {hidden}/tmp && exec "$@"'
     return start_ks_serve(
         store_url,
         workdir,
-        *("--host", "0.0.0.0", "--warm-pool", "0"),
+        *("--host", "0.0.0.0", "--warm-pool", "0", "--data-dir", str(hidden / "data")),
         *("--executor", "ray", "--ray-address", ray_nodes.cluster.address),
         timeout=120,
+        wrapper=["unshare", "--mount", "--propagation", "private", "sh", "-c", private, "sh"],
+        env={"TMPDIR": str(hidden / "tmp")},
     )
 
 

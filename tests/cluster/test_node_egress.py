@@ -23,7 +23,7 @@ def bridge_of(client: docker.DockerClient) -> str:
 
 def addresses_of(bridge: str) -> set[str]:
     shown = subprocess.run(
-        ["ip", "-j", "addr", "show", "dev", bridge], capture_output=True, check=True, text=True
+        ["ip", "-j", "-4", "addr", "show", "dev", bridge], capture_output=True, check=True, text=True
     )
     return {entry["local"] for link in json.loads(shown.stdout) for entry in link["addr_info"]}
 

@@ -178,6 +178,11 @@ def test_the_archive_keeps_links_as_links_and_refuses_a_fifo(root: Path) -> None
         tar_directory(str(agent))
 
 
+def test_a_directory_gone_since_it_was_checked_is_not_copied_as_an_empty_one(root: Path) -> None:
+    with pytest.raises(SandboxError, match=r"cannot copy .*/gone into the sandbox: cannot list .*/gone"):
+        tar_directory(str(root / "gone"))
+
+
 def test_reading_a_file_swapped_for_a_fifo_does_not_block(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")
     (tmp_path / "link").symlink_to(tmp_path / "pipe")

@@ -22,6 +22,7 @@ from ..engine import PreparedSpec, ReplicaJob, ReportedTrace, run_replica
 from ..results import ReplicaResult
 from ..sandbox import BootEvent, DockerBackend, Sandbox, local_ref
 from ..store import Store, open_store
+from ._files import NodeFiles, ShippedSpec
 from ._images import NodeImages
 
 log = logging.getLogger("polarity_keystone.cluster")
@@ -70,21 +71,24 @@ class KeystoneNode:
         self._stores: dict[str, Store] = {}
         """Store URL -> the store, open: servers on other stores may share the cluster."""
         self._running: dict[str, Sandbox] = {}
+        self._files = NodeFiles()
         self._specs: dict[str, PreparedSpec] = {}
         """Object ref -> the spec it holds, the latest SPECS_KEPT."""
         self._lock = threading.Lock()
 
     def run(
         self,
-        spec: list[Any],
+        spec: ShippedSpec,
         job: ReplicaJob,
         sandbox_id: str,
         identity: dict[str, str],
         store_url: str | None,
     ) -> RanOnNode:
         """Run one replica here in a sandbox with the id and identity (token) the server issued; `spec`
-        holds the object ref of its PreparedSpec, `store_url` names its server's store."""
-        prepared = self._prepared(spec[0])
+        holds the object refs of its PreparedSpec and of the directories it reads, `store_url` names
+        its server's store."""
+        prepared = self._prepared(spec.spec)
+        self._files.ensure(spec.directories)
         ran = RanOnNode(ReplicaResult(replica=job.replica, seed=job.seed, status="error"))
 
         def boot(plan: Any, on_boot: Any) -> Sandbox:
@@ -166,11 +170,11 @@ def node_actor(node_id: str) -> Any:
 
 
 def replica_task(
-    prepared: list[Any], job: ReplicaJob, sandbox_id: str, identity: dict[str, str], store_url: str | None
+    prepared: ShippedSpec, job: ReplicaJob, sandbox_id: str, identity: dict[str, str], store_url: str | None
 ) -> RanOnNode:
     """The body of a replica's Ray task: hand it to this node's actor, holding the sandbox slot until it
-    ends. `prepared` is a one-item list holding the spec's object ref: passed on as it is, so neither
-    the task nor the actor's call fetches the spec (the actor does, once per experiment)."""
+    ends. `prepared` holds object refs, passed on as they are, so neither the task nor the actor's call
+    fetches the spec or its files (the actor does, once per experiment)."""
     node_id = ray.get_runtime_context().get_node_id()
     try:
         call = node_actor(node_id).run.remote(prepared, job, sandbox_id, identity, store_url)

@@ -18,6 +18,7 @@ import ray.exceptions
 from ..engine import PreparedSpec, ReplicaJob, unrun_replica
 from ..results import ReplicaResult
 from ..sandbox import SandboxError
+from ._files import ShippedSpec, ship
 from ._node import NAMESPACE, NODE_ACTOR_PREFIX, SANDBOX_RESOURCE, RanOnNode, replica_task
 
 log = logging.getLogger("polarity_keystone.cluster")
@@ -100,7 +101,7 @@ class ClusterReplicas:
         self._task = task
         self._store_url = store_url
         self._issuer = issuer
-        self._prepared: tuple[PreparedSpec, Any] | None = None
+        self._prepared: tuple[PreparedSpec, ShippedSpec] | None = None
         self._running: dict[str, Any] = {}
         """sandbox id -> the task running the replica in it."""
         self._lock = threading.Lock()
@@ -108,8 +109,12 @@ class ClusterReplicas:
 
     def run(self, prepared: PreparedSpec, job: ReplicaJob) -> ReplicaResult:
         reasons: list[str] = []
+        try:
+            shipped = self._shipped(prepared)
+        except SandboxError as exc:
+            return unrun_replica(prepared, job, str(exc))
         for _ in range(ATTEMPTS):
-            ran, retry = self._attempt(prepared, job, reasons)
+            ran, retry = self._attempt(prepared, shipped, job, reasons)
             if ran is not None:
                 return ran.result
             if not retry or self._stopped:
@@ -118,7 +123,7 @@ class ClusterReplicas:
         return unrun_replica(prepared, job, f"the replica did not run to its end on the cluster: {said}")
 
     def _attempt(
-        self, prepared: PreparedSpec, job: ReplicaJob, reasons: list[str]
+        self, prepared: PreparedSpec, shipped: ShippedSpec, job: ReplicaJob, reasons: list[str]
     ) -> tuple[RanOnNode | None, bool]:
         """One run of the replica on a node: what it sent back, or None and whether to run it again."""
         sandbox_id, identity = self._issuer.issue(prepared.spec.id)
@@ -127,7 +132,7 @@ class ClusterReplicas:
                 self._issuer.lost(sandbox_id, "the server is stopping")
                 reasons.append("the server is stopping")
                 return None, False
-            task = self._task.remote([self._object(prepared)], job, sandbox_id, identity, self._store_url)
+            task = self._task.remote(shipped, job, sandbox_id, identity, self._store_url)
             self._running[sandbox_id] = task
         try:
             ran: RanOnNode = ray.get(task)
@@ -144,11 +149,13 @@ class ClusterReplicas:
         self._issuer.ran(sandbox_id, ran)
         return ran, False
 
-    def _object(self, prepared: PreparedSpec) -> Any:
-        """The spec in Ray's object store, put there once per experiment (nodes fetch it once each)."""
-        if self._prepared is None or self._prepared[0] is not prepared:
-            self._prepared = (prepared, ray.put(prepared))
-        return self._prepared[1]
+    def _shipped(self, prepared: PreparedSpec) -> ShippedSpec:
+        """The spec and its directories in Ray's object store, put there once per experiment (nodes
+        fetch them once each)."""
+        with self._lock:
+            if self._prepared is None or self._prepared[0] is not prepared:
+                self._prepared = (prepared, ship(prepared))
+            return self._prepared[1]
 
     def stop(self) -> None:
         """End the replicas running now (the server is stopping): their sandboxes are destroyed."""

@@ -13,6 +13,7 @@ import re
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .._registry import Registry
@@ -45,6 +46,8 @@ class PreparedFixture:
     revision: str | None = None
     """The exact version of the fixture's content, pinned at preparation (a git commit); the run's
     fingerprint records it, so a replay of content that moved since is refused."""
+    directory: Path | None = None
+    """A directory of this host, outside the spec's, that the step copies from (a git clone)."""
 
 
 FixtureType = Callable[[LoadedSpec, int, Any], PreparedFixture]
@@ -139,7 +142,7 @@ def _directory(loaded: LoadedSpec, index: int, fixture: DirectoryFixture) -> Pre
 def _git_repo(loaded: LoadedSpec, index: int, fixture: GitRepoFixture) -> PreparedFixture:
     """Cloned once here, on the host, and copied into every replica's sandbox."""
     checkout = GitCheckout(fixture, _git_url(loaded, index, fixture))
-    return PreparedFixture(lambda services: checkout.step(), checkout.commit)
+    return PreparedFixture(lambda services: checkout.step(), checkout.commit, checkout.directory)
 
 
 def _git_url(loaded: LoadedSpec, index: int, fixture: GitRepoFixture) -> str:

@@ -113,6 +113,19 @@ class PreparedSpec:
     def fingerprint_id(self) -> str:
         return fingerprint_id(self.fingerprint)
 
+    def host_directories(self) -> list[Path]:
+        """The directories of this host a replica reads while it boots and is checked: the spec's (its
+        files, fixtures and checks resolve there), the agent's code and what fixtures copy from (a git
+        clone); none inside another."""
+        found = [self.loaded.spec_dir, self.agent_dir, *(fixture.directory for fixture in self.fixtures)]
+        kept: list[Path] = []
+        for directory in sorted(
+            {path.resolve() for path in found if path is not None}, key=lambda p: len(p.parts)
+        ):
+            if not any(directory.is_relative_to(outer) for outer in kept):
+                kept.append(directory)
+        return kept
+
 
 def fingerprint_id(fingerprint: Mapping[str, Any]) -> str:
     """A short hash of a run fingerprint, carried by replay commands. The semantic spec hashes are left

@@ -1,6 +1,7 @@
 """Sandboxes: one interface, a Docker backend; service containers run from typed plans with readiness
 strategies, built by the service kinds above (the sandbox knows none of them)."""
 
+from ._archive import tar_directory
 from ._base import (
     DEFAULT_AGENT,
     ROOT,
@@ -81,5 +82,6 @@ __all__ = [
     "local_ref",
     "runtime_problem",
     "split_services",
+    "tar_directory",
     "workspace_path",
 ]

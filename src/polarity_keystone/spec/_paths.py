@@ -89,12 +89,18 @@ def _special(mode: int) -> str:
 
 
 def walk(directory: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    """Every entry under `directory` with its `lstat`, sorted, never following a symlink."""
-    for root, dirs, files in os.walk(directory, followlinks=False):
+    """Every entry under `directory` with its `lstat`, sorted, never following a symlink; LocalPathError
+    when `directory` or one below it cannot be listed (os.walk would skip it, and a missing agent
+    directory would ship as an empty one)."""
+    for root, dirs, files in os.walk(directory, onerror=_unlistable, followlinks=False):
         dirs.sort()
         for name in sorted(dirs + files):
             entry = Path(root) / name
             yield entry, entry.lstat()
+
+
+def _unlistable(error: OSError) -> None:
+    raise LocalPathError(f"cannot list {error.filename}: {error.strerror}", "it must be a readable directory")
 
 
 @dataclass(frozen=True)
