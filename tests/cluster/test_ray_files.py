@@ -66,6 +66,10 @@ def test_a_node_makes_what_it_lacks_keeps_what_it_sees_and_replaces_a_changed_co
     files.ensure((packed(source, shared),))
     assert [p.name for p in shared.iterdir()] == ["mine.txt"]
 
+    (tmp_path / "a-file").write_text("not a directory")
+    with pytest.raises(SandboxError, match=r"cannot make .*/a-file/agent on this node \(.*\): let the node"):
+        files.ensure((packed(source, tmp_path / "a-file" / "agent"),))
+
 
 def test_a_directory_too_large_to_send_and_missing_on_the_node_is_refused_saying_what_to_do(
     tmp_path: Path,

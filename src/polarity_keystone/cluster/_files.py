@@ -98,8 +98,14 @@ class NodeFiles:
                 "the same path"
             )
         tar: bytes = ray.get(directory.pack)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        except OSError as exc:
+            raise SandboxError(
+                f"cannot make {path} on this node ({exc.strerror}): let the node's user write there, or "
+                "mount the server's directory at that path"
+            ) from None
         try:
             with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
                 archive.extractall(staging, filter="tar")  # keeps modes and symlinks; nothing outside
