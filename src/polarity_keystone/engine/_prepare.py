@@ -115,9 +115,10 @@ class PreparedSpec:
 
     def host_directories(self) -> list[Path]:
         """The directories of this host a replica reads while it boots and is checked: the spec's (its
-        files, fixtures and checks resolve there), the agent's code and what fixtures copy from (a git
-        clone); none inside another."""
-        found = [self.loaded.spec_dir, self.agent_dir, *(fixture.directory for fixture in self.fixtures)]
+        files, fixtures and checks resolve there; none for a spec that may name no file), the agent's
+        code and what fixtures copy from (a git clone); none inside another."""
+        spec_dir = self.loaded.spec_dir if self.loaded.local_files else None
+        found = [spec_dir, self.agent_dir, *(fixture.directory for fixture in self.fixtures)]
         kept: list[Path] = []
         for directory in sorted(
             {path.resolve() for path in found if path is not None}, key=lambda p: len(p.parts)

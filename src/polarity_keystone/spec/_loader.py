@@ -31,6 +31,9 @@ class LoadedSpec:
     """Hex digest of the raw bytes, so a replay can tell whether the spec changed."""
     spec_dir: Path
     """Where the spec's relative paths start: the file's directory, or the cwd for a string."""
+    local_files: bool = True
+    """Whether it may name files under `spec_dir`; False for a spec from someone who may not read this
+    machine's files, which names none (then `spec_dir` is only the cwd, not the spec's)."""
 
 
 def load_spec(path: str | Path) -> LoadedSpec:
@@ -84,4 +87,4 @@ def _load(
     issues = semantic_issues(spec, source, root) + unsupported_features(spec, source)
     if issues:
         raise SpecError(sorted(issues, key=lambda issue: (issue.line or 0, issue.column or 0)))
-    return LoadedSpec(spec, path, text, hashlib.sha256(raw).hexdigest(), spec_dir)
+    return LoadedSpec(spec, path, text, hashlib.sha256(raw).hexdigest(), spec_dir, local_paths)
