@@ -1,11 +1,12 @@
 """`ks eval run` stopped mid-replica leaves nothing on the engine: SIGTERM and SIGINT end it through its
 clean-up path within seconds, also as PID 1 of its own pid namespace (as in a container, where SIGTERM has
-no default action); SIGKILL leaves the clean-up to its reaper container. A real `ks` process, a real
-engine."""
+no default action); SIGKILL leaves the clean-up to its reaper container, and the closing of its server's
+port to sandboxes to that port's keeper. A real `ks` process, a real engine."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 
 from polarity_keystone.sandbox import DockerBackend
 from polarity_keystone.sandbox import _labels as labels
+from tests.host_rules import ports_open_to_sandboxes
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.docker
@@ -74,6 +76,12 @@ class Run:
 
         wait_until(agents_running, BOOT_TIMEOUT_S, "both replicas' agents running")
 
+    def server_port(self) -> int:
+        """The port of its embedded server, which its agents may reach."""
+        found = re.search(r"embedded \(http://127\.0\.0\.1:(\d+)", self.log.read_text())
+        assert found, self.log.read_text()
+        return int(found[1])
+
     def signal(self, signum: int, *, pid_1: bool) -> None:
         """`signum` to `ks` itself: as PID 1 it is unshare's only child, which unshare does not forward to."""
         target = self.process.pid
@@ -115,10 +123,15 @@ def test_sigkill_mid_replica_leaves_nothing_within_10_s(
 ) -> None:
     run = _start(runs, tmp_path, backend)
 
+    port = run.server_port()
+    assert port in ports_open_to_sandboxes()
     run.process.send_signal(signal.SIGKILL)
     run.process.wait()
 
     _assert_nothing_left(backend, run)
+    wait_until(
+        lambda: port not in ports_open_to_sandboxes(), GONE_WITHIN_S, f"port {port} closed to sandboxes"
+    )
 
 
 unshare = pytest.mark.skipif(

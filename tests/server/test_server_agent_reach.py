@@ -6,10 +6,7 @@ spec) another port of the host, where a server listens, stays unreachable. Again
 from __future__ import annotations
 
 import json
-import re
 import shlex
-import shutil
-import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +16,10 @@ import pytest
 from polarity_keystone import Keystone
 from polarity_keystone.server import create_api_key
 from polarity_keystone.store import open_store
+from tests.host_rules import ports_open_to_sandboxes
 from tests.ks_serve import start_ks_serve
 from tests.sandbox.host_listener import HostServer, serve_on_every_address
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -83,16 +82,6 @@ REPLICA_SPEC = textwrap.dedent(
 )
 
 
-def _ports_open_to_sandboxes() -> set[int]:
-    """The ports the host rules accept from sandbox bridges, in whichever iptables holds them."""
-    rules = "".join(
-        subprocess.run([ipt, "-S", "INPUT"], capture_output=True, text=True).stdout
-        for ipt in ("iptables-nft", "iptables-legacy")
-        if shutil.which(ipt)
-    )
-    return {int(port) for port in re.findall(r"-i ks-\+ -p tcp -m tcp --dport (\d+) ", rules)}
-
-
 @pytest.fixture
 def other_port() -> Iterator[HostServer]:
     """A server on every address of the host, on another port: what the agent must not reach."""
@@ -131,8 +120,9 @@ def test_an_agent_reaches_the_embedded_server_and_no_other_host_port(
     with Keystone.local(tmp_path / ".keystone") as ks:
         _agent_calls_home(ks, other_port, spec)
         port = int(ks.base_url.rsplit(":", 1)[1])
-        assert port in _ports_open_to_sandboxes()
-    assert port not in _ports_open_to_sandboxes()  # the server closed, and its exception with it
+        assert port in ports_open_to_sandboxes()
+    # The server closed, and its exception goes with it: its keeper deletes the rule.
+    wait_until(lambda: port not in ports_open_to_sandboxes(), 10, f"port {port} closed to sandboxes")
 
 
 def test_an_agent_reaches_a_ks_serve_on_every_address_and_no_other_host_port(

@@ -652,7 +652,7 @@ class DockerBackend(SandboxBackend):
 
     def close_server_ports(self) -> None:
         """Remove the host rules that let sandboxes reach the server ports of this backend's plans."""
-        self._host_guard.close(self.client)
+        self._host_guard.close()
 
     def hold_lease(self) -> None:
         """Start this owner's reaper now (the first sandbox starts it otherwise): needed before labelling

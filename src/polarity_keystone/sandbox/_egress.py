@@ -9,6 +9,7 @@ the outside is routed and masqueraded as on any Docker bridge.
 The bridge is named after the engine (`bridge_name`): several engines can share a host (a Ray node's
 beside the server's, a second `dockerd` for another runtime), and a second engine creating its network
 on a bridge of the same name took that bridge over from the first, whose gateways then reached nothing.
+An unused network of an older Keystone, on the fixed `ks-egress`, is made again on the engine's own.
 
 The network is part of the engine's set-up, like the host rule: it is created on first use (by whichever
 process gets there first), is not a sandbox's, and carries no `keystone.managed` label, so the reaper
@@ -31,6 +32,9 @@ from . import _labels as labels
 from ._isolation import BRIDGE_PREFIX
 
 NAME = "keystone-egress"
+BRIDGE_OPTION = "com.docker.network.bridge.name"
+LEGACY_BRIDGE = f"{BRIDGE_PREFIX}egress"
+"""The one bridge name every engine's egress network had before it was named after its engine."""
 ROLE = "egress"
 
 _lock = threading.Lock()
@@ -51,6 +55,9 @@ def egress_network(client: docker.DockerClient) -> Egress:
             network = client.networks.get(NAME)
         except docker.errors.NotFound:
             network = _create(client)
+        legacy = network.attrs["Options"].get(BRIDGE_OPTION) == LEGACY_BRIDGE
+        if legacy and not network.attrs.get("Containers"):
+            network = _renamed(client, network)
     config = network.attrs["IPAM"]["Config"][0]
     return Egress(name=NAME, subnet=config["Subnet"], gateway=bridge_address(config))
 
@@ -71,6 +78,16 @@ def bridge_name(engine_info: dict[str, Any]) -> str:
     return f"{BRIDGE_PREFIX}e{hashlib.sha256(engine.encode()).hexdigest()[:11]}"
 
 
+def _renamed(client: docker.DockerClient, network: Network) -> Network:
+    """An unused egress network of an older Keystone, on the fixed bridge, made again on this engine's
+    own; left as it is when another process uses or replaces it first."""
+    try:
+        network.remove()
+    except docker.errors.APIError:
+        return network
+    return _create(client)
+
+
 def _create(client: docker.DockerClient) -> Network:
     try:
         return client.networks.create(
@@ -79,7 +96,7 @@ def _create(client: docker.DockerClient) -> Network:
             check_duplicate=True,
             labels={labels.ROLE: ROLE},
             options={
-                "com.docker.network.bridge.name": bridge_name(client.info()),
+                BRIDGE_OPTION: bridge_name(client.info()),
                 "com.docker.network.bridge.enable_icc": "false",
             },
         )

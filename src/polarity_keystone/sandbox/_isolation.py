@@ -23,17 +23,20 @@ within one network by Docker's isolation rules) passes on.
 One exception: the port of the Keystone server that boots the sandboxes (`open_server_port`), so an
 agent can call the server with its sandbox token. It is accepted above the drop rule for that TCP port
 alone; every other port of the host stays dropped. It is installed once per port, not per sandbox (a
-boot costs no extra container), and removed when the server closes its engine (`HostGuard.close`); a
-server that is killed leaves it behind until the host's rules are reset.
+boot costs no extra container), and removed when the server's process ends, however it ends, by a
+container that holds it for the process (`PortKeeper`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
+import socket
 import threading
 import time
+from typing import Any
 
 import docker
 import docker.errors
@@ -130,10 +133,39 @@ def open_server_port(client: docker.DockerClient, image: str, port: int) -> None
         _on_host(client, image, _script((server_rule(port),), "exit 0"))
 
 
-def close_server_port(client: docker.DockerClient, image: str, port: int) -> None:
-    """Remove every copy of `server_rule(port)`."""
-    rule = server_rule(port)
-    _on_host(client, image, _script((), f"while $ipt -D {rule} 2>/dev/null; do :; done; exit 0"))
+class PortKeeper:
+    """Removes `server_rule(port)` when this process ends, however it ends: a container on the host's
+    network waits on its stdin, attached from here as the reaper's is (`_lease`); when the attachment
+    ends (`release`, the process's exit, or its SIGKILL) it deletes every copy of the rule and goes
+    away. Closing the port costs the server's shutdown nothing, and a killed server leaves no rule."""
+
+    def __init__(self, client: docker.DockerClient, image: str, port: int) -> None:
+        rule = server_rule(port)
+        script = _script((), f"cat >/dev/null; while $ipt -D {rule} 2>/dev/null; do :; done; exit 0")
+        try:
+            host_config = client.api.create_host_config(
+                network_mode="host", cap_add=["NET_ADMIN", "NET_RAW"], auto_remove=True
+            )
+            created = client.api.create_container(  # stdin open, not detached: docker-py sets StdinOnce
+                image,
+                ["sh", "-c", script],
+                stdin_open=True,
+                detach=False,
+                labels={"keystone.managed": "true", "keystone.role": "port-keeper"},
+                host_config=host_config,
+            )
+            self._connection: Any = client.api.attach_socket(created["Id"], params={"stdin": 1, "stream": 1})
+            client.api.start(created["Id"])
+        except docker.errors.DockerException as exc:
+            raise SandboxError(_failure(f"the keeper of the server's port did not start: {exc}")) from exc
+
+    def release(self) -> None:
+        """End the attachment, as the process's exit would: the keeper deletes the rule."""
+        connection = getattr(self._connection, "_sock", self._connection)
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
+        connection.close()
+        self._connection.close()
 
 
 def _on_host(client: docker.DockerClient, image: str, script: str) -> object:
@@ -163,8 +195,8 @@ class HostGuard:
         self.ttl_s = ttl_s
         self._addresses: tuple[str, ...] = ()
         self._read_at: float | None = None
-        self._server_ports: dict[int, str] = {}
-        """Ports opened to sandboxes (by `open_server_port`) -> the image that opened them."""
+        self._keepers: dict[int, PortKeeper] = {}
+        """Ports opened to sandboxes (by `open_server_port`) -> what closes them."""
         self._checked: set[int] = set()
         self._lock = threading.Lock()
 
@@ -177,20 +209,22 @@ class HostGuard:
             return self._addresses
 
     def open_server_port(self, client: docker.DockerClient, image: str, port: int) -> None:
-        """`open_server_port`, once per port (after `addresses`, so the exception lands above the drop)."""
+        """`open_server_port`, once per port (after `addresses`, so the exception lands above the drop),
+        its keeper started first, so no rule is ever left without one."""
         with self._lock:
             if port not in self._checked:
-                self._server_ports[port] = image
+                if port not in self._keepers and os.environ.get(OPT_OUT) != "1":
+                    self._keepers[port] = PortKeeper(client, image, port)
                 open_server_port(client, image, port)
                 self._checked.add(port)
 
-    def close(self, client: docker.DockerClient) -> None:
-        """Close the ports this guard opened to sandboxes."""
+    def close(self) -> None:
+        """Close the ports this guard opened to sandboxes (their keepers delete the rules)."""
         with self._lock:
-            opened, self._server_ports = self._server_ports, {}
+            keepers, self._keepers = self._keepers, {}
             self._checked.clear()
-        for port, image in opened.items():
-            close_server_port(client, image, port)
+        for keeper in keepers.values():
+            keeper.release()
 
 
 def _decode(output: object) -> str:
