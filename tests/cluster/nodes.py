@@ -49,10 +49,10 @@ class NodeEngine:
         return docker.DockerClient(base_url=self.url, timeout=120)
 
     def sandbox_containers(self) -> list[str]:
-        """Names of Keystone's sandbox containers on this engine (reapers not counted)."""
+        """Names of Keystone's sandbox containers on this engine (reapers and port keepers not counted)."""
         with contextlib.closing(self.client()) as client:
             found = client.containers.list(all=True, filters={"label": labels.MANAGED}, ignore_removed=True)
-            return [c.name for c in found if c.labels.get(labels.ROLE) != labels.REAPER_ROLE]
+            return [c.name for c in found if c.labels.get(labels.ROLE) not in labels.PROCESS_ROLES]
 
     def stop(self) -> None:
         """Stop the engine and leave the host as it was: bridges, firewall rules, mounts, files gone."""

@@ -31,7 +31,7 @@ def _ours(backend: DockerBackend) -> list[str]:
     containers = backend.client.containers.list(all=True, filters=selector, ignore_removed=True)
     networks = backend.client.networks.list(filters=selector)
     return sorted(
-        [c.name or "" for c in containers if c.labels.get(labels.ROLE) != labels.REAPER_ROLE]
+        [c.name or "" for c in containers if c.labels.get(labels.ROLE) not in labels.PROCESS_ROLES]
         + [n.name or "" for n in networks]
     )
 

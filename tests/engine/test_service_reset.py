@@ -95,7 +95,7 @@ def test_renewing_leaves_nothing_behind(
         selector = {"label": f"{labels.OWNER}={backend.owner}"}
         containers = backend.client.containers.list(all=True, filters=selector)
         networks = backend.client.networks.list(filters=selector)
-        return [c.name or "" for c in containers if c.labels.get(labels.ROLE) != labels.REAPER_ROLE] + [
+        return [c.name or "" for c in containers if c.labels.get(labels.ROLE) not in labels.PROCESS_ROLES] + [
             n.name or "" for n in networks
         ]
 

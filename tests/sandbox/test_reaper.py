@@ -276,6 +276,14 @@ def test_reap_everything_removes_live_sandboxes_too_but_not_live_reapers(
     assert _reaper_runs(backend.client, other_owner)
 
 
+def test_a_port_keeper_is_never_reaped_it_ends_with_its_process() -> None:
+    """Removed by a reap, a keeper could not delete its server's port rule when the server ends."""
+    keeper = {labels.MANAGED: "true", labels.ROLE: labels.PORT_KEEPER_ROLE}
+
+    assert not _reaper._orphaned(keeper, set(), everything=True)
+    assert not _reaper._orphaned({**keeper, labels.EXPIRES: "1"}, set(), everything=False)
+
+
 def test_reap_survives_a_container_removed_while_it_lists(
     backend: DockerBackend,
     boot: Callable[..., DockerSandbox],

@@ -69,7 +69,7 @@ def _sandboxes_of(client: docker.DockerClient, pid: int) -> tuple[set[str], set[
         container.name or ""
         for container in client.containers.list(all=True, filters=selector, ignore_removed=True)
         if container.labels.get(labels.OWNER, "").endswith(owner)
-        and container.labels.get(labels.ROLE) != labels.REAPER_ROLE
+        and container.labels.get(labels.ROLE) not in labels.PROCESS_ROLES
     }
     networks = {
         network.name or ""

@@ -20,7 +20,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..engine import PreparedSpec, ReplicaJob, ReportedTrace, run_replica
 from ..results import ReplicaResult
-from ..sandbox import BootEvent, DockerBackend, Sandbox, local_ref
+from ..sandbox import BootEvent, DockerBackend, Sandbox, SandboxError, local_ref
 from ..store import Store, open_store
 from ._files import NodeFiles, ShippedSpec
 from ._images import NodeImages
@@ -70,7 +70,10 @@ class KeystoneNode:
         self._backend.hold_lease()
         self._stores: dict[str, Store] = {}
         """Store URL -> the store, open: servers on other stores may share the cluster."""
-        self._running: dict[str, Sandbox] = {}
+        self._running: dict[str, Sandbox | None] = {}
+        """Sandbox id -> its sandbox, None while it boots."""
+        self._stopped: set[str] = set()
+        """Sandboxes of `_running` their server stopped."""
         self._files = NodeFiles()
         self._specs: dict[str, PreparedSpec] = {}
         """Object ref -> the spec it holds, the latest SPECS_KEPT."""
@@ -87,20 +90,27 @@ class KeystoneNode:
         """Run one replica here in a sandbox with the id and identity (token) the server issued; `spec`
         holds the object refs of its PreparedSpec and of the directories it reads, `store_url` names
         its server's store."""
-        prepared = self._prepared(spec.spec)
-        self._files.ensure(spec.directories)
+        with self._lock:
+            self._running[sandbox_id] = None
         ran = RanOnNode(ReplicaResult(replica=job.replica, seed=job.seed, status="error"))
 
         def boot(plan: Any, on_boot: Any) -> Sandbox:
             self._images.ensure(images_of(prepared))
+            self._refuse_if_stopped(sandbox_id)
             sandbox = self._backend.create(replace(plan.sandbox, sandbox_id=sandbox_id), on_boot)
             sandbox.exec_env = identity
             ran.described = sandbox.describe()
             with self._lock:
-                self._running[sandbox.id] = sandbox
+                stopped = sandbox_id in self._stopped
+                self._running[sandbox_id] = sandbox
+            if stopped:  # its server stopped while it booted: `stop` found no sandbox to destroy yet
+                sandbox.destroy()
+                self._refuse_if_stopped(sandbox_id)
             return sandbox
 
         try:
+            prepared = self._prepared(spec.spec)
+            self._files.ensure(spec.directories)
             ran.result = run_replica(
                 prepared,
                 boot,
@@ -111,8 +121,14 @@ class KeystoneNode:
         finally:
             with self._lock:
                 self._running.pop(sandbox_id, None)
+                self._stopped.discard(sandbox_id)
         ran.result.node = self.node_id
         return ran
+
+    def _refuse_if_stopped(self, sandbox_id: str) -> None:
+        with self._lock:
+            if sandbox_id in self._stopped:
+                raise SandboxError("its server stopped it before it booted")
 
     def _prepared(self, ref: Any) -> PreparedSpec:
         """The spec behind `ref`, fetched and decoded once while its experiment runs here."""
@@ -128,9 +144,12 @@ class KeystoneNode:
         return prepared
 
     def stop(self, sandbox_ids: list[str]) -> None:
-        """Destroy these sandboxes if they run here (their server is stopping): their replicas end."""
+        """Destroy these sandboxes if they run here (their server is stopping): their replicas end. One
+        still booting is destroyed once it has booted."""
         with self._lock:
-            sandboxes = [self._running[i] for i in sandbox_ids if i in self._running]
+            here = [i for i in sandbox_ids if i in self._running]
+            self._stopped.update(here)
+            sandboxes = [sandbox for i in here if (sandbox := self._running[i]) is not None]
         for sandbox in sandboxes:
             sandbox.destroy()
 

@@ -41,6 +41,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from . import _labels as labels
 from ._base import SandboxError
 from ._deny import NOTHING_DENIED, DeniedRanges
 
@@ -151,7 +152,7 @@ class PortKeeper:
                 ["sh", "-c", script],
                 stdin_open=True,
                 detach=False,
-                labels={"keystone.managed": "true", "keystone.role": "port-keeper"},
+                labels={labels.MANAGED: "true", labels.ROLE: labels.PORT_KEEPER_ROLE},
                 host_config=host_config,
             )
             self._connection: Any = client.api.attach_socket(created["Id"], params={"stdin": 1, "stream": 1})
@@ -177,7 +178,7 @@ def _on_host(client: docker.DockerClient, image: str, script: str) -> object:
             network_mode="host",
             cap_add=["NET_ADMIN", "NET_RAW"],
             remove=True,
-            labels={"keystone.managed": "true"},
+            labels={labels.MANAGED: "true"},
         )
     except docker.errors.ContainerError as exc:
         raise SandboxError(_failure(str(exc.stderr or exc))) from exc

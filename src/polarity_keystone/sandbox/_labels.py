@@ -26,6 +26,10 @@ SERVICE = "keystone.service"
 KEEP = "keystone.keep"
 REAPER_ROLE = "reaper"
 """`keystone.role` of an owner's reaper container."""
+PORT_KEEPER_ROLE = "port-keeper"
+"""`keystone.role` of the container that removes a server's port rule when its process ends."""
+PROCESS_ROLES = frozenset({REAPER_ROLE, PORT_KEEPER_ROLE})
+"""Roles of containers kept for a process, not for a sandbox: each ends when its process does."""
 
 
 _PROCESS_OWNER: dict[int, str] = {}

@@ -4,7 +4,8 @@ A sandbox is an orphan when its owner is gone or when its `keystone.expires-at` 
 exactly as long as its reaper container runs (see `_lease`): the owner label's hostname and pid say nothing
 here, since two processes in containers may share both. A sandbox kept on purpose (`--keep`) outlives its
 owner and is removed only once it expires. A live owner's reaper is never removed, not even by
-`everything` (a stopped one is). Engines reap at start-up; `ks cleanup` reaps on demand.
+`everything` (a stopped one is), nor is a port keeper (`_isolation`), which ends with its process.
+Engines reap at start-up; `ks cleanup` reaps on demand.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def _live_owners(client: docker.DockerClient) -> set[str]:
 def _orphaned(resource_labels: dict[str, str], live_owners: set[str], everything: bool) -> bool:
     """Resources without a leased owner (one-off helpers, anything run from a Keystone image, which carries
     `keystone.managed`; an older Keystone's sandboxes) are never judged by their owner."""
+    if resource_labels.get(labels.ROLE) == labels.PORT_KEEPER_ROLE:
+        return False  # it removes its server's port rule when that process ends, and goes
     owner = resource_labels.get(labels.OWNER, "")
     owner_gone = labels.leased(owner) and owner not in live_owners
     if resource_labels.get(labels.ROLE) == labels.REAPER_ROLE:
