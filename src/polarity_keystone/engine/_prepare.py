@@ -120,9 +120,8 @@ class PreparedSpec:
         spec_dir = self.loaded.spec_dir if self.loaded.local_files else None
         found = [spec_dir, self.agent_dir, *(fixture.directory for fixture in self.fixtures)]
         kept: list[Path] = []
-        for directory in sorted(
-            {path.resolve() for path in found if path is not None}, key=lambda p: len(p.parts)
-        ):
+        unique = dict.fromkeys(path.resolve() for path in found if path is not None)
+        for directory in sorted(unique, key=lambda p: len(p.parts)):  # stable: spec's first at a depth
             if not any(directory.is_relative_to(outer) for outer in kept):
                 kept.append(directory)
         return kept
