@@ -29,19 +29,17 @@ container that holds it for the process (`PortKeeper`).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shlex
-import socket
 import threading
 import time
-from typing import Any
 
 import docker
 import docker.errors
 
 from . import _labels as labels
+from ._attachment import Attachment
 from ._base import SandboxError
 from ._deny import NOTHING_DENIED, DeniedRanges
 
@@ -136,7 +134,7 @@ def open_server_port(client: docker.DockerClient, image: str, port: int) -> None
 
 class PortKeeper:
     """Removes `server_rule(port)` when this process ends, however it ends: a container on the host's
-    network waits on its stdin, attached from here as the reaper's is (`_lease`); when the attachment
+    network waits on its stdin, attached from here as the reaper's is (`_attachment`); when the attachment
     ends (`release`, the process's exit, or its SIGKILL) it deletes every copy of the rule and goes
     away. Closing the port costs the server's shutdown nothing, and a killed server leaves no rule."""
 
@@ -147,7 +145,7 @@ class PortKeeper:
             host_config = client.api.create_host_config(
                 network_mode="host", cap_add=["NET_ADMIN", "NET_RAW"], auto_remove=True
             )
-            created = client.api.create_container(  # stdin open, not detached: docker-py sets StdinOnce
+            created = client.api.create_container(  # stdin open, not detached: see `_attachment`
                 image,
                 ["sh", "-c", script],
                 stdin_open=True,
@@ -155,18 +153,13 @@ class PortKeeper:
                 labels={labels.MANAGED: "true", labels.ROLE: labels.PORT_KEEPER_ROLE},
                 host_config=host_config,
             )
-            self._connection: Any = client.api.attach_socket(created["Id"], params={"stdin": 1, "stream": 1})
-            client.api.start(created["Id"])
+            self._attachment = Attachment(client, created["Id"])
         except docker.errors.DockerException as exc:
             raise SandboxError(_failure(f"the keeper of the server's port did not start: {exc}")) from exc
 
     def release(self) -> None:
         """End the attachment, as the process's exit would: the keeper deletes the rule."""
-        connection = getattr(self._connection, "_sock", self._connection)
-        with contextlib.suppress(OSError):
-            connection.shutdown(socket.SHUT_RDWR)
-        connection.close()
-        self._connection.close()
+        self._attachment.release()
 
 
 def _on_host(client: docker.DockerClient, image: str, script: str) -> object:

@@ -1,9 +1,8 @@
 """Each engine process's reaper: the lease that keeps its sandboxes alive, and removes them once it is gone.
 
-Before its first sandbox, a process starts a container of Keystone's `reaper` image on the engine and
-attaches to its stdin; it never writes there. The engine closes that stdin when the attach connection ends,
-whatever ended the process (exit, SIGKILL, `docker kill` of its container): the reaper then removes the
-owner's labelled containers, networks and volumes through the engine's socket and goes away (auto-remove).
+Before its first sandbox, a process starts a container of Keystone's `reaper` image on the engine, attached
+to its stdin (`_attachment`); whatever ends the process, the reaper then removes the owner's labelled
+containers, networks and volumes through the engine's socket and goes away (auto-remove).
 While the reaper runs, the owner counts as alive for every other process's start-up reap; that, not the
 hostname or pid in the owner label, is what tells a live owner from a dead one.
 
@@ -13,16 +12,14 @@ One reaper per process and owner, started on the first sandbox, not per sandbox.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
-import socket
 import threading
-from typing import Any
 
 import docker
 import docker.errors
 
 from . import _labels as labels
+from ._attachment import Attachment
 from ._base import SandboxError
 from ._images import ImageError, ImageResolver
 
@@ -34,44 +31,23 @@ _OWNER_VARIABLE = "KEYSTONE_REAPER_OWNER"
 
 
 class Lease:
-    """A running reaper for one owner and this process's connection to its stdin."""
+    """A running reaper for one owner and this process's attachment to its stdin."""
 
     def __init__(self, client: docker.DockerClient, owner: str) -> None:
         self.owner = owner
         self.container_id = _start_reaper(client, owner)
-        self._connection: Any = None
         try:
-            self._connection = client.api.attach_socket(self.container_id, params={"stdin": 1, "stream": 1})
-            client.api.start(self.container_id)
+            self._attachment = Attachment(client, self.container_id)
         except docker.errors.DockerException as exc:
-            self.release()
-            with contextlib.suppress(docker.errors.DockerException):
-                client.api.remove_container(self.container_id, force=True)
             raise SandboxError(f"Keystone's reaper container did not start: {exc}") from exc
 
-    def _socket(self) -> socket.socket:
-        return getattr(self._connection, "_sock", self._connection)  # type: ignore[no-any-return]
-
     def held(self) -> bool:
-        """Whether the reaper is still there: the connection is open and the engine has not ended it."""
-        if self._connection is None:
-            return False
-        try:
-            return self._socket().recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
+        """Whether the reaper is still there."""
+        return self._attachment.held()
 
     def release(self) -> None:
-        """End the connection, as the process's exit would: the reaper removes the owner's sandboxes."""
-        if self._connection is not None:
-            connection = self._socket()
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-            connection.close()
-            self._connection.close()
-            self._connection = None
+        """End the attachment, as the process's exit would: the reaper removes the owner's sandboxes."""
+        self._attachment.release()
 
 
 def _start_reaper(client: docker.DockerClient, owner: str) -> str:
