@@ -20,7 +20,7 @@ takes effect at once under its new name (the old chain stays until the host's ru
 errs on the side of refusing). Traffic between `ks+` bridges (a sandbox and its own services, kept
 within one network by Docker's isolation rules) passes on.
 
-One exception: the port of the Keystone server that boots the sandboxes (`open_server_port`), so an
+One exception: the port of the Keystone server that boots the sandboxes (`HostGuard.open_server_port`), so an
 agent can call the server with its sandbox token. It is accepted above the drop rule for that TCP port
 alone; every other port of the host stays dropped. It is installed once per port, not per sandbox (a
 boot costs no extra container), and removed when the server's process ends, however it ends, by a
@@ -125,13 +125,6 @@ def guard_host(
     return tuple(reported.removeprefix(_ADDRESSES_MARKER).split())
 
 
-def open_server_port(client: docker.DockerClient, image: str, port: int) -> None:
-    """Let sandboxes connect to `port` of the host (`server_rule`), above the drop rule that `guard_host`
-    installs first; nothing to do when the operator opted out of the host rules."""
-    if os.environ.get(OPT_OUT) != "1":
-        _on_host(client, image, _script((server_rule(port),), "exit 0"))
-
-
 class PortKeeper:
     """Removes `server_rule(port)` when this process ends, however it ends: a container on the host's
     network waits on its stdin, attached from here as the reaper's is (`_attachment`); when the attachment
@@ -203,14 +196,16 @@ class HostGuard:
             return self._addresses
 
     def open_server_port(self, client: docker.DockerClient, image: str, port: int) -> None:
-        """`open_server_port`, once per port (after `addresses`, so the exception lands above the drop),
-        its keeper started first, so no rule is ever left without one."""
+        """Let sandboxes connect to `port` of the host (`server_rule`), once per port and after `addresses`
+        (so the exception lands above the drop), its keeper started first so no rule is ever left without
+        one; nothing to do when the operator opted out of the host rules."""
         with self._lock:
-            if port not in self._checked:
-                if port not in self._keepers and os.environ.get(OPT_OUT) != "1":
-                    self._keepers[port] = PortKeeper(client, image, port)
-                open_server_port(client, image, port)
-                self._checked.add(port)
+            if port in self._checked or os.environ.get(OPT_OUT) == "1":
+                return
+            if port not in self._keepers:
+                self._keepers[port] = PortKeeper(client, image, port)
+            _on_host(client, image, _script((server_rule(port),), "exit 0"))
+            self._checked.add(port)
 
     def close(self) -> None:
         """Close the ports this guard opened to sandboxes (their keepers delete the rules)."""
