@@ -207,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         (f"{suite}, mixed, -20 points in every scenario", mixed, drop(mixed, 0.2, lambda i: True)),
         (f"{suite}, mixed, -20 points in a third", mixed, drop(mixed, 0.2, lambda i: i % 3 == 0)),
         (f"{suite}, mixed, first scenario broken", mixed, drop(mixed, 1.0, lambda i: i == 0)),
+        (f"{suite}, mixed, first scenario 100% -> 70%", mixed, drop(mixed, 0.3, lambda i: i == 0)),
         ("one scenario, 90% unchanged", [0.9], [0.9]),
         ("one scenario, 50% unchanged", [0.5], [0.5]),
         ("one scenario, 90% -> 70%", [0.9], [0.7]),

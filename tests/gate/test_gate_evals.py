@@ -147,6 +147,33 @@ def test_an_evals_cases_are_also_tested_together_and_never_grow() -> None:
     assert design_for([SpecRun("faq", candidate, baseline, grows=False)], 80).looks == (80,)
 
 
+def test_evals_are_corrected_together_and_name_only_significant_drops() -> None:
+    """An Eval that lost 6 of 20 cases (p=0.016) beside one unchanged is named regressed; ten that each
+    lost 6 of 20 are not named one by one (ten hypotheses: none significant among them), and the gate
+    still blocks on all of them together."""
+    cases = {f"case-{n}": "P" for n in range(20)}
+    lost = {case: "F" if n < 6 else "P" for n, case in enumerate(cases)}
+    policy = Policy(fail_on=frozenset())
+
+    def evals(outcomes: list[dict[str, str]]) -> list[SpecRun]:
+        return [
+            SpecRun(
+                f"eval-{i}",
+                run(cand, spec_id=f"eval-{i}"),
+                run(cases, spec_id=f"eval-{i}", experiment_id=f"exp-base-{i}"),
+                grows=False,
+            )
+            for i, cand in enumerate(outcomes)
+        ]
+
+    two = decide(evals([lost, cases]), policy)
+    assert [spec.outcome for spec in two.specs] == ["regressed", "passed"]
+    assert two.specs[0].reasons[0].startswith("regressed: its cases' pass rate 20/20")
+    ten = decide(evals([lost] * 10), policy)
+    assert {spec.outcome for spec in ten.specs} == {"passed"}
+    assert (ten.suite_outcome, ten.exit_code) == ("regressed", 1)
+
+
 def test_a_glob_runs_python_files_only_when_it_ends_in_py(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

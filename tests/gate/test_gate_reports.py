@@ -27,9 +27,10 @@ NO_SECRETS = Redactor({})
 
 
 def mixed_verdict():  # type: ignore[no-untyped-def]
-    """Spec `spec`: s-reg regressed, s-err errored, s-flaky inconclusive (p = 0.024 alone, not among six
-    hypotheses), s-ok and s-ok2 passed; spec `other`: a forbidden violation (threshold failed)."""
-    same = {"s-ok": "PPPP", "s-ok2": "PPPP"}
+    """Spec `spec`: s-reg regressed, s-err errored, s-flaky inconclusive (p = 0.024 alone, not among the
+    five hypotheses that could be significant: s-err, which passed every judged replica, could not), s-ok
+    and s-ok2 passed; spec `other`: a forbidden violation (threshold failed)."""
+    same = {"s-ok": "PPFF", "s-ok2": "PPFF"}
     baseline = run({"s-reg": "P" * 10, "s-err": "PPPP", "s-flaky": "PPPPP", **same}, experiment_id="exp-b")
     candidate = run({"s-reg": "F" * 10, "s-err": "PPPE", "s-flaky": "PFFFF", **same})
     other = run({"t": "PP"}, spec_id="other", experiment_id="exp-o", forbidden={"t": "http_except"})
@@ -104,7 +105,7 @@ def test_outputs_for_github_and_gitlab(tmp_path: Path) -> None:
     assert values == {
         "verdict": "regressed",
         "exit-code": "1",
-        "pass-rate": f"{(0 + 3 + 1 + 4 + 4 + 2) / (10 + 3 + 5 + 4 + 4 + 2):.4f}",
+        "pass-rate": f"{(0 + 3 + 1 + 2 + 2 + 2) / (10 + 3 + 5 + 4 + 4 + 2):.4f}",
         "experiment-id": "exp-candidate,exp-o",
         "results-json": "out/results.json",
         "comment-url": "https://github.test/c/1",

@@ -86,14 +86,30 @@ def test_a_small_drop_everywhere_is_caught_by_the_suite_test_not_by_any_scenario
 
 def test_benjamini_hochberg_flags_what_holm_leaves_inconclusive() -> None:
     """Three scenarios 8/8 -> 3/8 (p = 0.0128 each) among six, plus the suite test: Holm needs 6p <= 0.05,
-    Benjamini-Hochberg 7p/4 <= 0.05."""
-    baseline = {f"s{i}": "P" * 8 for i in range(6)}
-    candidate = {**{f"s{i}": "PPPFFFFF" for i in range(3)}, **{f"s{i}": "P" * 8 for i in range(3, 6)}}
+    Benjamini-Hochberg 7p/4 <= 0.05. The other three pass half their replicas in both runs: unchanged,
+    but margins that could have shown a drop, so they count in the family."""
+    half = "PPPPFFFF"
+    baseline = {**{f"s{i}": "P" * 8 for i in range(3)}, **{f"s{i}": half for i in range(3, 6)}}
+    candidate = {**{f"s{i}": "PPPFFFFF" for i in range(3)}, **{f"s{i}": half for i in range(3, 6)}}
     holm = gate(candidate, baseline)
     bh = gate(candidate, baseline, Policy(correction="bh"))
     assert [s.outcome for s in holm.scenarios()][:3] == ["inconclusive"] * 3
     assert [s.outcome for s in bh.scenarios()][:3] == ["regressed"] * 3
     assert holm.verdict == bh.verdict == "regressed"  # the suite test catches it either way
+
+
+def test_scenarios_that_could_not_show_a_drop_take_no_share_of_alpha() -> None:
+    """The three drops above beside three scenarios that passed every replica in both runs: no outcome of
+    those could be significant, so Holm corrects over the three drops and the suite (4p <= 0.05), and
+    the drops are regressions, not the inconclusive they were among seven hypotheses."""
+    baseline = {f"s{i}": "P" * 8 for i in range(6)}
+    candidate = {**{f"s{i}": "PPPFFFFF" for i in range(3)}, **{f"s{i}": "P" * 8 for i in range(3, 6)}}
+    holm = gate(candidate, baseline)
+    assert [s.outcome for s in holm.scenarios()] == ["regressed"] * 3 + ["passed"] * 3
+    first = holm.scenarios()[0].comparison
+    assert first is not None and first.p_adjusted == pytest.approx(3 * first.p_value)
+    unchanged = holm.scenarios()[3].comparison
+    assert unchanged is not None and unchanged.p_adjusted == unchanged.p_value == 1.0
 
 
 def test_forbidden_violations_and_newly_broken_gate_invariants_fail_thresholds() -> None:

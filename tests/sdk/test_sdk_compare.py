@@ -76,7 +76,7 @@ def test_compare_and_the_gate_make_the_same_decision_on_the_same_experiments(ser
         test = gate[sid].comparison
         assert (row.p_value, row.p_adjusted) == ((test.p_value, test.p_adjusted) if test else (None, None))
     shaky = gate["shaky"].comparison
-    assert shaky is not None and rows["shaky"].replicas_needed == shaky.replicas_needed == 22
+    assert shaky is not None and rows["shaky"].replicas_needed == shaky.replicas_needed == 19
     assert comparison.regressed is (verdict.verdict == "regressed") is True
     assert comparison.suite is not None and verdict.suite is not None
     assert comparison.suite.decision == "unchanged" and verdict.suite_outcome == "passed"

@@ -3,8 +3,17 @@ scenario and over the whole suite?
 
 For every scenario compared, the one-sided Fisher exact test asks whether the candidate passes less often
 than the baseline; with two or more scenarios one more hypothesis asks the same of the whole suite (the
-stratified exact test). All of them form one family, corrected with Holm (family-wise error) or
-Benjamini-Hochberg (false discovery rate), so 30 unchanged scenarios do not add up to a false alarm.
+stratified exact test), and one asks it of each group of scenarios the caller names (the cases of one
+Eval, each a one-replica scenario that alone never shows a drop). All of them form one family, corrected
+with Holm (family-wise error) or Benjamini-Hochberg (false discovery rate), so 30 unchanged scenarios, or
+10 unchanged Evals, do not add up to a false alarm.
+
+Only the hypotheses that could be significant count in the family (Tarone's rule for discrete tests): one
+whose margins (the replicas of each run and the passes of both) allow no p-value at or below alpha
+whatever the replicas showed, such as a scenario whose replicas all passed in both runs, a case of an
+Eval (one replica a run), or one that failed once in ten, can never be rejected, so it takes no share of
+alpha from the others; its adjusted p-value is its raw one (above alpha). Given the margins, where the
+exact tests' p-values are valid, the family tested is fixed, so the error rate stays at alpha.
 
 * regressed: the pass rate dropped by at least `min_effect` and the adjusted p-value is at most alpha;
 * improved: the same, the other way round (the mirrored tests, their own family, the same correction);
@@ -26,7 +35,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from ._corrections import CORRECTIONS, Correction, adjust
@@ -70,6 +79,13 @@ class Counts(NamedTuple):
         """The runs swapped: a drop of the mirror is a rise of the original."""
         return Counts(self.cand_passed, self.cand_total, self.base_passed, self.base_total)
 
+    def most_extreme(self) -> Counts:
+        """The counts with the same margins (replicas of each run, passes of both) and the fewest
+        candidate passes: the smallest p-value a test of these margins can give."""
+        passes = self.base_passed + self.cand_passed
+        cand_passed = max(0, passes - self.base_total)
+        return Counts(passes - cand_passed, self.base_total, cand_passed, self.cand_total)
+
 
 @dataclass(frozen=True)
 class RegressionPolicy:
@@ -109,11 +125,13 @@ class TestResult:
 @dataclass(frozen=True)
 class Regressions:
     """The decisions for the compared scenarios (in the order given) and for the suite: None without
-    scenarios, the scenario's own result for a single one."""
+    scenarios, the scenario's own result for a single one; and for each group asked for, in its order:
+    None for a group of fewer than two scenarios, the suite's result for a group of them all."""
 
     policy: RegressionPolicy
     scenarios: list[TestResult]
     suite: TestResult | None
+    groups: list[TestResult | None] = field(default_factory=list)
 
     @property
     def suite_decision(self) -> Decision:
@@ -121,17 +139,35 @@ class Regressions:
 
 
 class _Family(NamedTuple):
-    """Raw and adjusted p-values of the scenario tests, then (with two or more scenarios) the suite's."""
+    """Raw and adjusted p-values of the scenario tests, then the groups' (each of two scenarios or more,
+    fewer than all), then (with two or more scenarios) the suite's; and how many were tested."""
 
     raw: list[float]
     adjusted: list[float]
+    tested: int
 
 
-def _family(counts: Sequence[Counts], correction: Correction) -> _Family:
-    raw = [fisher_exact_one_sided(*c) for c in counts]
+def _p_values(counts: Sequence[Counts], groups: Sequence[Sequence[int]]) -> list[float]:
+    values = [fisher_exact_one_sided(*c) for c in counts]
+    values += [stratified_exact_one_sided([counts[i] for i in group]) for group in groups]
     if len(counts) >= 2:
-        raw.append(stratified_exact_one_sided(counts))
-    return _Family(raw, adjust(raw, correction) if raw else [])
+        values.append(stratified_exact_one_sided(counts))
+    return values
+
+
+def _family(
+    counts: Sequence[Counts], groups: Sequence[Sequence[int]], correction: Correction, alpha: float
+) -> _Family:
+    """The family's p-values, corrected over the hypotheses that could be significant at `alpha` given
+    their margins (Tarone's rule, see the module docstring); the others keep their raw p-value, above
+    alpha whatever the correction."""
+    raw = _p_values(counts, groups)
+    lowest = _p_values([c.most_extreme() for c in counts], groups)
+    testable = [i for i, p in enumerate(lowest) if p <= alpha]
+    adjusted = list(raw)
+    for i, p in zip(testable, adjust([raw[i] for i in testable], correction), strict=True):
+        adjusted[i] = p
+    return _Family(raw, adjusted, len(testable))
 
 
 def _is_large(change: float, policy: RegressionPolicy) -> bool:
@@ -166,17 +202,23 @@ def _decision(
 
 
 def decide_regressions(
-    counts: Sequence[Counts], policy: RegressionPolicy, look: Look | None = None
+    counts: Sequence[Counts],
+    policy: RegressionPolicy,
+    look: Look | None = None,
+    groups: Sequence[Sequence[int]] = (),
 ) -> Regressions:
-    """Decide every scenario (`counts` of comparable scenarios only) and the suite; see the module
-    docstring. `look`: one look of an adaptive design (default: a fixed design, all of alpha). Replicas
-    needed are computed at the strictest step of the correction (alpha / family size)."""
+    """Decide every scenario (`counts` of comparable scenarios only), each of the `groups` (indices into
+    `counts`) and the suite; see the module docstring. `look`: one look of an adaptive design (default: a
+    fixed design, all of alpha). Replicas needed are computed at the strictest step of the correction
+    (alpha / family size)."""
     if any(not c.comparable for c in counts):
         raise ValueError("every scenario compared needs judged replicas in both runs")
     look = look or Look(alpha=policy.alpha)
-    drops = _family(counts, policy.correction)
-    rises = _family([c.mirrored() for c in counts], policy.correction)
-    strictest = policy.alpha / max(1, len(drops.raw))
+    groups = [sorted(set(group)) for group in groups]
+    tested = [group for group in groups if 2 <= len(group) < len(counts)]
+    drops = _family(counts, tested, policy.correction, look.alpha)
+    rises = _family([c.mirrored() for c in counts], tested, policy.correction, look.alpha)
+    strictest = policy.alpha / max(1, drops.tested)
     single = len(counts) == 1
     scenarios = []
     for i, c in enumerate(counts):
@@ -190,15 +232,23 @@ def decide_regressions(
             else None
         )
         scenarios.append(TestResult(c, c.drop, p_value, p_adjusted, decision, needed))
+
+    def pooled(members: list[Counts], at: int) -> TestResult:
+        """The stratified test of `members`, at position `at` of the family."""
+        summed = Counts(*(sum(column) for column in zip(*members, strict=True)))
+        drop = sum(c.drop for c in members) / len(members)
+        decision = _decision(drop, drops.raw[at], drops.adjusted[at], rises.adjusted[at], policy, look)
+        needed = (
+            _needed(summed.base_passed / summed.base_total, drop, strictest, len(members))
+            if decision == "inconclusive" and look.kind == "fixed"
+            else None
+        )
+        return TestResult(summed, drop, drops.raw[at], drops.adjusted[at], decision, needed)
+
     if len(counts) < 2:
-        return Regressions(policy, scenarios, scenarios[0] if scenarios else None)
-    summed = Counts(*(sum(column) for column in zip(*counts, strict=True)))
-    drop = sum(c.drop for c in counts) / len(counts)
-    decision = _decision(drop, drops.raw[-1], drops.adjusted[-1], rises.adjusted[-1], policy, look)
-    needed = (
-        _needed(summed.base_passed / summed.base_total, drop, strictest, len(counts))
-        if decision == "inconclusive" and look.kind == "fixed"
-        else None
-    )
-    suite = TestResult(summed, drop, drops.raw[-1], drops.adjusted[-1], decision, needed)
-    return Regressions(policy, scenarios, suite)
+        suite = scenarios[0] if scenarios else None
+    else:
+        suite = pooled(list(counts), len(drops.raw) - 1)
+    results = {tuple(g): pooled([counts[i] for i in g], len(counts) + k) for k, g in enumerate(tested)}
+    decided = [suite if len(group) == len(counts) else results.get(tuple(group)) for group in groups]
+    return Regressions(policy, scenarios, suite, decided)

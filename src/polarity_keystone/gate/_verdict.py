@@ -493,10 +493,15 @@ def _spec_thresholds(verdict: SpecVerdict, policy: Policy) -> list[str]:
     return reasons
 
 
-def _label(compared: list[_Compared], policy: Policy, look: Look | None) -> tuple[Test | None, Outcome]:
-    """Decide the scenarios compared as one family, label them, and return the suite's test and outcome
-    (with one comparable scenario, the suite is that scenario)."""
-    decided = decide_regressions([item.counts for item in compared], policy.regression, look)
+def _label(
+    compared: list[_Compared], evals: list[SpecVerdict], policy: Policy, look: Look | None
+) -> tuple[Test | None, Outcome, dict[str, Outcome]]:
+    """Decide the scenarios compared, with each Eval's cases as a group, as one family; label the
+    scenarios, and return the suite's test and outcome (with one comparable scenario, the suite is that
+    scenario) and each Eval's own outcome by its id."""
+    groups = [[i for i, item in enumerate(compared) if item.verdict.spec_id == e.spec_id] for e in evals]
+    decided = decide_regressions([item.counts for item in compared], policy.regression, look, groups)
+    eval_outcomes = {e.spec_id: _label_eval(e, cases) for e, cases in zip(evals, decided.groups, strict=True)}
     for item, result in zip(compared, decided.scenarios, strict=True):
         test, verdict = Test.of(result), item.verdict
         verdict.comparison = test
@@ -511,7 +516,7 @@ def _label(compared: list[_Compared], policy: Policy, look: Look | None) -> tupl
             else:  # a broken threshold is what the scenario's first reason must say
                 verdict.reasons.append(reason)
     suite = Test.of(decided.suite) if decided.suite is not None else None
-    return suite, _OUTCOMES[decided.suite_decision]
+    return suite, _OUTCOMES[decided.suite_decision], eval_outcomes
 
 
 def _regression_reason(verdict: ScenarioVerdict, test: Test) -> str:
@@ -547,11 +552,11 @@ def decide(runs: Sequence[SpecRun], policy: Policy, look: Look | None = None) ->
     replicas (default: a fixed design). At an interim look, `inconclusive` scenarios ask for more."""
     compared: list[_Compared] = []
     specs = [_spec_verdict(run, policy, compared) for run in runs]
-    suite, suite_outcome = _label(compared, policy, look)
-    for run, spec in zip(runs, specs, strict=True):
+    evals = [spec for run, spec in zip(runs, specs, strict=True) if not run.grows]
+    suite, suite_outcome, eval_outcomes = _label(compared, evals, policy, look)
+    for spec in specs:
         own: Outcome = "error" if spec.errors else "threshold_failed" if spec.reasons else "passed"
-        if not run.grows:
-            own = _worst([own, _eval_outcome(spec, compared, policy, look)])
+        own = _worst([own, eval_outcomes.get(spec.spec_id, "passed")])
         spec.outcome = _worst([own, *(s.outcome for s in spec.scenarios)])
     # A scenario's own `inconclusive` is a warning; only the suite's blocks (see the module docstring).
     blocking: list[Outcome] = [spec.outcome for spec in specs if spec.outcome != "inconclusive"]
@@ -567,21 +572,17 @@ def decide(runs: Sequence[SpecRun], policy: Policy, look: Look | None = None) ->
     )
 
 
-def _eval_outcome(spec: SpecVerdict, compared: list[_Compared], policy: Policy, look: Look | None) -> Outcome:
-    """An Eval's own verdict over its cases together: each case is a one-replica scenario, which alone can
-    never show a significant drop, so its cases are also tested as one suite (the stratified test over
-    them); `regressed` with the reason first when that is significant, else `passed`."""
-    cases = [item.counts for item in compared if item.verdict.spec_id == spec.spec_id]
-    if len(cases) < 2:
+def _label_eval(spec: SpecVerdict, cases: TestResult | None) -> Outcome:
+    """An Eval's own outcome over its cases together: each case is a one-replica scenario, which alone can
+    never show a significant drop, so its cases are also tested as a group of the family (the stratified
+    test over them); `regressed`, with the reason first, when that drop is significant, else `passed`."""
+    if cases is None or cases.decision != "regressed":
         return "passed"
-    decided = decide_regressions(cases, policy.regression, look)
-    if decided.suite is None or decided.suite.decision != "regressed":
-        return "passed"
-    test = Test.of(decided.suite)
+    test = Test.of(cases)
     spec.reasons.insert(
         0,
         f"regressed: its cases' pass rate {test.baseline.describe()} -> {test.candidate.describe()}, "
-        f"p={test.p_value:.3g}",
+        f"p={test.p_value:.3g} (adjusted {test.p_adjusted:.3g})",
     )
     return "regressed"
 
