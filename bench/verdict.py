@@ -17,6 +17,7 @@ without tuning). Columns:
   against the same baseline.
 
 Each cell: how often the gate blocked (exit code != 0), and the candidate's mean replicas per scenario.
+A second table does the same for eval files: Evals whose cases run once each.
 
 The suite's base pass rates are a mix seen in practice: a third of the scenarios always pass, a third
 pass 90% of the time, a third are flaky (50% to 80%); the first scenario is one that always passes.
@@ -229,6 +230,50 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"  {label:<48}" + "".join(f"{tally.cell(len(before)):>22}" for tally in row) + f"  {share:8.0%}"
         )
     print(f"({time.perf_counter() - started:.0f}s)")
+    evals_table(policy, args.trials, args.seed)
+
+
+EVAL_CASES: list[tuple[str, int, int, float, float]] = [
+    ("1 Eval of 50 cases, 95% -> 75%", 1, 50, 0.95, 0.75),
+    ("1 Eval of 20 cases, 100% -> 70%", 1, 20, 1.0, 0.7),
+    ("5 Evals of 50 cases, the first 95% -> 75%", 5, 50, 0.95, 0.75),
+    ("10 Evals of 50 cases, all 90% unchanged", 10, 50, 0.9, 0.9),
+]
+"""(label, Evals, cases per Eval, pass rate of a case in the baseline, in the first Eval's candidate)."""
+
+
+def eval_run(name: str, rate: float, cases: int, rng: random.Random, experiment_id: str) -> RunResults:
+    """One run of an Eval: each case is a one-replica scenario passing with `rate`."""
+    scenarios = [
+        scenario(i, passes(rate, 1, rng), 1).model_copy(update={"spec_id": name}) for i in range(cases)
+    ]
+    return results(scenarios, experiment_id)
+
+
+def evals_table(policy: Policy, trials: int, seed: int) -> None:
+    """Eval files: each case runs once, so only an Eval's cases together can show a drop. Columns: how
+    often the gate blocked, named the first Eval regressed, and named another (unchanged) one."""
+    print(f"\nEvals (one replica a case, never grown); {trials} trials per row")
+    print(f"  {'':<48}{'blocked':>10}{'first named':>14}{'other named':>14}")
+    rng = random.Random(seed)
+    policy = replace(policy, fail_on=frozenset())  # an Eval's scorers are no gate invariants
+    for label, count, cases, base_rate, cand_rate in EVAL_CASES:
+        blocked = first = other = 0
+        for _ in range(trials):
+            runs = [
+                SpecRun(
+                    f"eval-{e}",
+                    eval_run(f"eval-{e}", cand_rate if e == 0 else base_rate, cases, rng, f"cand-{e}"),
+                    eval_run(f"eval-{e}", base_rate, cases, rng, f"base-{e}"),
+                    grows=False,
+                )
+                for e in range(count)
+            ]
+            verdict = decide(runs, policy)
+            blocked += verdict.exit_code != 0
+            first += verdict.specs[0].outcome == "regressed"
+            other += any(spec.outcome == "regressed" for spec in verdict.specs[1:])
+        print(f"  {label:<48}{blocked / trials:>10.1%}{first / trials:>14.1%}{other / trials:>14.1%}")
 
 
 def run_cell(cell: tuple[str, Rates, Rates, Design, int, int], policy: Policy) -> Tally:
