@@ -31,6 +31,11 @@ def driver(ray_nodes: RayNodes) -> Iterator[None]:
     ray.shutdown()
 
 
+def ensure(files: NodeFiles, *directories: PackedDirectory) -> None:
+    with files.held(directories):
+        pass
+
+
 def packed(source: Path, at: Path) -> PackedDirectory:
     """`source` as the server sends it, for a replica that reads it at `at`."""
     tar = tar_directory(str(source))
@@ -47,28 +52,28 @@ def test_a_node_makes_what_it_lacks_keeps_what_it_sees_and_replaces_a_changed_co
     (source / "lib" / "data.txt").write_text("one")
     (source / "link").symlink_to("lib/data.txt")
     on_node = tmp_path / "node" / "agent"
-    files = NodeFiles()
+    files = NodeFiles(tmp_path / "registry")
 
-    files.ensure((packed(source, on_node),))
+    ensure(files, packed(source, on_node))
 
     assert (on_node / "lib" / "data.txt").read_text() == "one"
     assert stat.S_IMODE((on_node / "run.sh").stat().st_mode) == 0o755
     assert os.readlink(on_node / "link") == "lib/data.txt"
 
     (source / "lib" / "data.txt").write_text("two")
-    files.ensure((packed(source, on_node),))
+    ensure(files, packed(source, on_node))
     assert (on_node / "lib" / "data.txt").read_text() == "two"
     assert [p.name for p in on_node.parent.iterdir() if p.name.startswith(".agent.") and p.is_dir()] == []
 
     shared = tmp_path / "shared" / "agent"
     shared.mkdir(parents=True)
     (shared / "mine.txt").write_text("the volume's")
-    files.ensure((packed(source, shared),))
+    ensure(files, packed(source, shared))
     assert [p.name for p in shared.iterdir()] == ["mine.txt"]
 
     (tmp_path / "a-file").write_text("not a directory")
     with pytest.raises(SandboxError, match=r"cannot make .*/a-file/agent on this node \(.*\): let the node"):
-        files.ensure((packed(source, tmp_path / "a-file" / "agent"),))
+        ensure(files, packed(source, tmp_path / "a-file" / "agent"))
 
 
 def test_a_directory_too_large_to_send_and_missing_on_the_node_is_refused_saying_what_to_do(
@@ -77,7 +82,7 @@ def test_a_directory_too_large_to_send_and_missing_on_the_node_is_refused_saying
     missing = PackedDirectory(str(tmp_path / "nowhere" / "spec"), "", PACK_LIMIT_BYTES + 1, None)
 
     with pytest.raises(SandboxError, match=r"is not on this node.*mount it on the nodes at the same path"):
-        NodeFiles().ensure((missing,))
+        ensure(NodeFiles(tmp_path / "registry"), missing)
 
 
 def test_a_replica_runs_on_a_node_from_the_spec_directory_the_server_sent(

@@ -110,14 +110,14 @@ class KeystoneNode:
 
         try:
             prepared = self._prepared(spec.spec)
-            self._files.ensure(spec.directories)
-            ran.result = run_replica(
-                prepared,
-                boot,
-                job,
-                on_boot=ran.boot_events.append,
-                reported_trace=self._reported_trace(store_url),
-            )
+            with self._files.held(spec.directories):
+                ran.result = run_replica(
+                    prepared,
+                    boot,
+                    job,
+                    on_boot=ran.boot_events.append,
+                    reported_trace=self._reported_trace(store_url),
+                )
         finally:
             with self._lock:
                 self._running.pop(sandbox_id, None)
