@@ -87,9 +87,10 @@ def _drop_rules(mentioning: str) -> None:
                 subprocess.run(["iptables", "-t", table, "-D", *shlex.split(line[3:])], check=False)
 
 
-def _start_engine(name: str, bridge_address: str, pool: str) -> NodeEngine:
+def start_engine(name: str, bridge_address: str, pool: str, *options: str) -> NodeEngine:
     """A dockerd for node `name`: its default bridge is one of its own at `bridge_address` (never
-    `--bridge none`, with which dockerd deletes the main engine's docker0), its networks from `pool`."""
+    `--bridge none`, with which dockerd deletes the main engine's docker0), its networks from `pool`;
+    `options` are more of dockerd's (another --host, TLS)."""
     root = Path(tempfile.mkdtemp(prefix=f"ks-{name}-", dir="/tmp"))  # short: a socket path has 108 bytes
     bridge = f"ks-{name}"
     subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)  # a crashed run's
@@ -114,6 +115,7 @@ def _start_engine(name: str, bridge_address: str, pool: str) -> NodeEngine:
         bridge,
         "--default-address-pool",
         f"base={pool},size=24",
+        *options,
     ]
     with (root / "dockerd.log").open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -180,7 +182,7 @@ def start_engines(count: int) -> list[NodeEngine]:
     engines: list[NodeEngine] = []
     try:
         for n in range(1, count + 1):
-            engines.append(_start_engine(f"node{n}", f"10.241.{n}.1/24", f"10.{230 + n}.0.0/16"))
+            engines.append(start_engine(f"node{n}", f"10.241.{n}.1/24", f"10.{230 + n}.0.0/16"))
     except BaseException:
         for engine in engines:
             engine.stop()
