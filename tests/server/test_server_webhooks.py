@@ -315,6 +315,55 @@ def test_a_delivery_log_keeps_only_the_newest_entries(store_url: str) -> None:
         store.close()
 
 
+def test_a_delivery_a_stopped_server_left_pending_is_resumed_by_the_next(
+    make_api: MakeApi, receivers: list[Receiver]
+) -> None:
+    """A server stopped while a delivery waited to retry (its log entry `pending`, two attempts made) and
+    its lease ran out: the next server's sweep sends it, with the same delivery and event ids and the
+    body made again from the run, and logs the third attempt. A live server's pending delivery is left
+    to it; one logged before deliveries named their experiment fails saying why."""
+    receivers.append(receiver := Receiver())
+    api = make_api(
+        backend_factory=unreachable_engine,
+        webhook_allow_private_networks=True,
+        public_url=PUBLIC_URL,
+        lease_s=1.5,
+    )
+    run_id = _run(api)  # before the subscription: this server sends it nothing itself
+    webhook = _subscribe(api.client, receiver.url, "run.completed", secret="whsec-a-test-secret")
+    store, now = api.context.store, datetime.now(UTC)
+    store.renew_instance("stopped-server", timedelta(milliseconds=1))
+    store.renew_instance("live-server", timedelta(hours=1))
+
+    def pending(delivery_id: str, instance_id: str | None, experiment_id: str | None) -> None:
+        entry = WebhookDeliveryRecord(
+            delivery_id, webhook["id"], f"evt_{delivery_id}", "run.completed", "pending", 2, 500,
+            "answered 500", now, now, experiment_id, instance_id,
+        )  # fmt: skip
+        assert store.put_webhook_delivery(entry, keep=100)
+
+    pending("dlv_left", "stopped-server", run_id)
+    pending("dlv_live", "live-server", run_id)
+    pending("dlv_legacy", None, None)
+    headers, body = receiver.deliveries.get(timeout=20)
+
+    assert (headers["Keystone-Delivery"], headers["Keystone-Event-Id"]) == ("dlv_left", "evt_dlv_left")
+    assert json.loads(body) == api.client.get(f"/v1/runs/{run_id}").json()
+    assert verify_webhook("whsec-a-test-secret", body, headers[SIGNATURE_HEADER])
+
+    def settled() -> dict[str, Any] | None:
+        log = {e["id"]: e for e in api.client.get(f"/v1/webhooks/{webhook['id']}/deliveries").json()}
+        done = log["dlv_left"]["state"] == "delivered" and log["dlv_legacy"]["state"] == "failed"
+        return log if done else None
+
+    log = wait_until(settled, 20, "the resumed delivery delivered and the legacy one failed")
+    assert log is not None
+    assert (log["dlv_left"]["attempts"], log["dlv_left"]["status_code"]) == (3, 200)
+    assert "its server stopped before it was delivered" in log["dlv_legacy"]["error"]
+    assert log["dlv_live"]["state"] == "pending" and log["dlv_live"]["attempts"] == 2
+    assert receiver.deliveries.empty()
+
+
 # --- the operator's webhook_url -----------------------------------------------------------------------
 
 

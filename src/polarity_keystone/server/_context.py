@@ -84,6 +84,7 @@ class ServerContext:
             operator_url=settings.webhook_url,
             operator_secret=settings.webhook_secret,
             allow_private=settings.webhook_allow_private_networks,
+            instance_id=self.heartbeat.instance_id,
         )
         self.alerts = AlertNotifier(
             self.store,
@@ -124,7 +125,8 @@ class ServerContext:
         """Start-up: hold this server's lease on the store and end what stopped servers left there (see
         `_instance`, then again on every heartbeat), and reap their sandboxes on the Docker engine in the
         background (see LazyEngine.start_in_background)."""
-        sweeps = (self.runner.sweep, self.sandboxes.sweep) if self.settings.end_unfinished else ()
+        ends = (self.runner.sweep, self.sandboxes.sweep, self.webhooks.sweep)
+        sweeps = ends if self.settings.end_unfinished else ()
         self.heartbeat.start(sweeps)
         self.engine.start_in_background()
 

@@ -12,6 +12,13 @@ Receivers: the operator's `webhook_url` (every event of every project) and each 
 experiment's project that asked for the event. A subscription's URL is checked before every attempt (see
 `resolve_target`), its receiver's answer is never read beyond the status line, and every attempt is logged
 in the store (the subscription's last deliveries).
+
+A subscription's delivery is logged with the experiment it is about and the server instance sending it, so
+one still pending when that server stopped (killed, or stopped while it waited to retry) is resumed by the
+next server to sweep the store once the instance's lease has run out (see `_instance`): the same
+`Keystone-Delivery` and event id, the body made again from the experiment, the attempts left of the
+budget. Delivery is at least once: receivers deduplicate on `Keystone-Delivery`. The operator's URL is
+not logged, so its deliveries end with their server.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import Any, Literal
 import httpx
 import tenacity
 
-from ..store import ExperimentRecord, Store, WebhookDeliveryRecord
+from ..store import ExperimentRecord, NotFound, Store, WebhookDeliveryRecord
 from ._webhook_targets import UnsafeTarget, resolve_target
 
 log = logging.getLogger("polarity_keystone.server")
@@ -133,6 +140,7 @@ class WebhookSender:
         operator_url: str | None,
         operator_secret: str | None,
         allow_private: bool,
+        instance_id: str | None = None,
         attempts: int = 6,
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
@@ -142,6 +150,7 @@ class WebhookSender:
         self._operator_url = operator_url
         self._operator_secret = operator_secret or ""
         self._allow_private = allow_private
+        self._instance_id = instance_id
         self._attempts = attempts
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
@@ -183,6 +192,8 @@ class WebhookSender:
                 None,
                 now,
                 now,
+                record.id,
+                self._instance_id,
             )
             self._store.put_webhook_delivery(entry, keep=KEPT_DELIVERIES)
             deliveries.append(
@@ -190,12 +201,39 @@ class WebhookSender:
             )
         return deliveries
 
-    def _deliver(self, delivery: _Delivery) -> None:
-        retrying = delivery_attempts(self._attempts, self._backoff_s, self._max_backoff_s, self._stop)
+    def sweep(self) -> None:
+        """Resume the subscription deliveries that servers which stopped left pending (see the module's
+        docstring). One whose experiment or subscription is gone, or logged before deliveries named their
+        experiment, fails saying so."""
+        if self._instance_id is None:
+            return
+        for entry in self._store.take_abandoned_deliveries(self._instance_id):
+            try:
+                delivery = self._resumed(entry)
+            except NotFound as exc:
+                error = f"its server stopped before it was delivered, and {exc}"
+                failed = replace(entry, state="failed", error=error, updated_at=datetime.now(UTC))
+                self._store.put_webhook_delivery(failed, keep=KEPT_DELIVERIES)
+                continue
+            log.info("webhook %s: resuming delivery %s a stopped server left", entry.event_type, entry.id)
+            self._executor.submit(self._deliver, delivery, entry.attempts)
+
+    def _resumed(self, entry: WebhookDeliveryRecord) -> _Delivery:
+        if entry.experiment_id is None:
+            raise NotFound("it names no experiment to make its body from")
+        record = self._store.get_experiment(entry.experiment_id)
+        subscription = self._store.get_webhook(record.project_id, entry.webhook_id)
+        body = json.dumps(self._render(entry.event_type, record)).encode()
+        return _Delivery(subscription.url, subscription.secret, entry.event_type, entry.event_id, body, entry)
+
+    def _deliver(self, delivery: _Delivery, made: int = 0) -> None:
+        """Make the attempts left of the budget, `made` already made (by a server that stopped)."""
+        left = max(1, self._attempts - made)
+        retrying = delivery_attempts(left, self._backoff_s, self._max_backoff_s, self._stop)
         try:
             for attempt in retrying:
                 with attempt:
-                    self._attempt(delivery, attempt.retry_state.attempt_number)
+                    self._attempt(delivery, made + attempt.retry_state.attempt_number)
         except DeliveryFailed as exc:
             log.warning("webhook %s to %s failed after retries: %s", delivery.event_type, delivery.url, exc)
             self._record(delivery, "failed")

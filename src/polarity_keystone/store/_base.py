@@ -275,6 +275,11 @@ class WebhookDeliveryRecord:
     error: str | None
     created_at: datetime
     updated_at: datetime
+    experiment_id: str | None = None
+    """The experiment (or run) the event is about: its body is made again from it when the delivery is
+    resumed by another server. None in deliveries logged before it was recorded."""
+    instance_id: str | None = None
+    """The server instance delivering it (see `take_abandoned_deliveries`)."""
 
 
 @dataclass(frozen=True)
@@ -628,6 +633,11 @@ class Store(abc.ABC):
     def put_webhook_delivery(self, record: WebhookDeliveryRecord, *, keep: int) -> bool:
         """Insert or replace; only the subscription's `keep` newest deliveries are kept. False, storing
         nothing, when the subscription was deleted meanwhile."""
+
+    @abc.abstractmethod
+    def take_abandoned_deliveries(self, instance_id: str) -> list[WebhookDeliveryRecord]:
+        """Hand every pending delivery whose server instance is gone (as `interrupt_abandoned_experiments`
+        decides) to `instance_id`, and return them; of concurrent callers, each goes to exactly one."""
 
     @abc.abstractmethod
     def webhook_deliveries(self, webhook_id: str) -> list[WebhookDeliveryRecord]:

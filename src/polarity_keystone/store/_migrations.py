@@ -393,6 +393,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX sandboxes_state ON sandboxes (state)",
         ),
     ),
+    Migration(
+        13,
+        "the experiment each webhook delivery is about and the server instance delivering it, so that a "
+        "delivery pending when its server stopped is resumed by another",
+        (
+            "ALTER TABLE webhook_deliveries ADD COLUMN experiment_id TEXT",
+            "ALTER TABLE webhook_deliveries ADD COLUMN instance_id TEXT",
+            "CREATE INDEX webhook_deliveries_state ON webhook_deliveries (state)",
+        ),
+    ),
 )
 
 

@@ -424,10 +424,11 @@ class SqlStore(Store, Generic[C]):
         return [from_row(ExperimentRecord, row) for row in rows]
 
     def _take_abandoned(
-        self, table: str, column: str, unfinished: tuple[str, ...], to: str
+        self, table: str, column: str, unfinished: tuple[str, ...], to: str, claimant: str | None = None
     ) -> list[dict[str, Any]]:
-        """Set `column` to `to` in the rows of `table` whose `column` is one of `unfinished` and whose
-        instance's lease is missing or expired; returns them, oldest first. The rows are claimed with the
+        """Set `column` to `to` (and with a `claimant`, the instance to it) in the rows of `table` whose
+        `column` is one of `unfinished` and whose instance's lease is missing or expired; returns them,
+        oldest first. The rows are claimed with the
         dialect's `skip_locked` (on Postgres, rows another sweeper holds are skipped, not waited for, and
         no longer match once it commits), so each row goes to one caller. Expired instance leases are
         dropped on the way: nothing of theirs is left."""
@@ -442,9 +443,12 @@ class SqlStore(Store, Generic[C]):
             )
             ids = [row["id"] for row in claimed]
             taken: dict[str, dict[str, Any]] = {}
+            claim = ", instance_id = ?" if claimant else ""
+            values = (to, claimant) if claimant else (to,)
             for chunk in _chunks(ids):
                 rows = session.all(
-                    f"UPDATE {table} SET {column} = ? WHERE id IN ({_marks(chunk)}) RETURNING *", (to, *chunk)
+                    f"UPDATE {table} SET {column} = ?{claim} WHERE id IN ({_marks(chunk)}) RETURNING *",
+                    (*values, *chunk),
                 )
                 taken.update((row["id"], row) for row in rows)
             session.run(
@@ -838,6 +842,10 @@ class SqlStore(Store, Generic[C]):
 
     def put_webhook_delivery(self, record: WebhookDeliveryRecord, *, keep: int) -> bool:
         return self._put_kept("webhook_deliveries", record, ("webhooks", "webhook_id"), keep)
+
+    def take_abandoned_deliveries(self, instance_id: str) -> list[WebhookDeliveryRecord]:
+        rows = self._take_abandoned("webhook_deliveries", "state", ("pending",), "pending", instance_id)
+        return [from_row(WebhookDeliveryRecord, row) for row in rows]
 
     def webhook_deliveries(self, webhook_id: str) -> list[WebhookDeliveryRecord]:
         with self._read() as session:
