@@ -4,6 +4,7 @@ finished replicas. In-process on both stores, then two `ks serve` on a real Post
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -24,6 +25,7 @@ from polarity_keystone.server import create_api_key
 from polarity_keystone.store import DEFAULT_PROJECT, ApiKeyRecord, ExperimentRecord, Store, open_store
 from tests.ks_serve import ServeProcess, start_ks_serve
 from tests.server.server_api import TERMINAL, MakeApi, spec_yaml
+from tests.server.test_server_webhooks import Receiver
 from tests.waiting import wait_until
 
 LEASE_S = 3.0
@@ -111,8 +113,8 @@ class Servers:
     def __init__(self, store_url: str, workdir: Path, key: str, stack: ExitStack) -> None:
         self._store_url, self._workdir, self._key, self._stack = store_url, workdir, key, stack
 
-    def start(self) -> tuple[ServeProcess, httpx.Client]:
-        served = start_ks_serve(self._store_url, self._workdir, *SERVE, timeout=START_TIMEOUT_S)
+    def start(self, *flags: str) -> tuple[ServeProcess, httpx.Client]:
+        served = start_ks_serve(self._store_url, self._workdir, *SERVE, *flags, timeout=START_TIMEOUT_S)
         self._stack.callback(_kill, served)
         client = httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {self._key}"})
         self._stack.callback(client.close)
@@ -216,3 +218,41 @@ def test_a_starting_server_leaves_a_live_ones_experiment_and_ends_a_killed_ones_
         )
     finally:
         engine.close()
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+def test_a_killed_servers_webhook_retries_are_sent_by_the_next_server(servers: Servers) -> None:
+    """The receiver fails the first server's attempts; that server is killed while it waits to retry.
+    Once its lease is over, the other server sends the delivery (the same Keystone-Delivery) and logs it
+    delivered."""
+    receiver = Receiver(*[500] * 50)
+    try:
+        first, on_first = servers.start("--allow-private-webhooks")
+        _, on_second = servers.start("--allow-private-webhooks")
+        hook = {"url": receiver.url, "events": ["experiment.completed"]}
+        subscribed = on_first.post("/v1/webhooks", json=hook)
+        assert subscribed.status_code == 201, subscribed.text
+        webhook_id = subscribed.json()["id"]
+        _upload(on_first, spec_yaml("quick", command="echo done", replicas=1))
+        experiment_id = _run(on_first, "quick")
+        first_headers, _ = receiver.deliveries.get(timeout=START_TIMEOUT_S)
+        os.kill(first.process.pid, signal.SIGKILL)
+        first.process.wait()
+        receiver.answers.clear()
+        while not receiver.deliveries.empty():  # the first server's attempts, all refused
+            receiver.deliveries.get_nowait()
+
+        headers, body = receiver.deliveries.get(timeout=LEASE_S + 20)
+        assert headers["Keystone-Delivery"] == first_headers["Keystone-Delivery"]
+        assert headers["Keystone-Event-Id"] == first_headers["Keystone-Event-Id"]
+        assert json.loads(body)["id"] == experiment_id
+
+        def logged() -> dict[str, Any] | None:
+            (entry,) = on_second.get(f"/v1/webhooks/{webhook_id}/deliveries").json()
+            return entry if entry["state"] == "delivered" else None
+
+        entry = wait_until(logged, 10, "the delivery logged delivered by the second server")
+        assert entry is not None and entry["id"] == first_headers["Keystone-Delivery"]
+    finally:
+        receiver.close()

@@ -36,7 +36,9 @@ class Receiver:
 
     def __init__(self, *statuses: int) -> None:
         self.deliveries: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
-        received, answers = self.deliveries, list(statuses)
+        self.answers = list(statuses)
+        """The statuses still to answer with, in turn (then 200): clear it to answer 200 from now on."""
+        received, answers = self.deliveries, self.answers
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
