@@ -144,6 +144,27 @@ def test_a_copy_the_node_stopped_making_is_made_again(tmp_path: Path) -> None:
     assert (stale / "file.txt").read_text() == "new"
 
 
+def test_a_copy_that_could_not_be_removed_whole_is_made_again_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    files = node_files(tmp_path, clock)
+    copy = packed(source_dir(tmp_path, "agent", "code"), tmp_path / "node" / "agent")
+    ensure(files, copy)
+    clock.advance(KEPT_S + 1)
+
+    def remove_half(path: Path, ignore_errors: bool = False) -> None:
+        (path / "file.txt").unlink()  # as if the rest could not be removed
+
+    with monkeypatch.context() as patched:
+        patched.setattr("polarity_keystone.cluster._files.shutil.rmtree", remove_half)
+        assert files.collect() == []
+    assert (tmp_path / "node" / ".agent.keystone-copy").read_text() == ""
+
+    ensure(files, copy)
+    assert (Path(copy.path) / "file.txt").read_text() == "code"
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "a day", "inf", "nan"])
 def test_hours_that_are_not_a_positive_number_are_refused_naming_the_variable(value: str) -> None:
     with pytest.raises(SandboxError, match=rf"{KEPT_HOURS_ENV}='{value}': give the hours"):

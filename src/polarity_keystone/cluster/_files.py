@@ -166,7 +166,11 @@ class NodeFiles:
                 if now - entry.stat().st_mtime < self.kept_s or str(path) in self._reading:
                     continue
                 if _marker(path).is_file() and not path.is_symlink():
+                    _marker(path).write_text("")  # matches no digest: a copy half removed is made again
                     shutil.rmtree(path, ignore_errors=True)
+                    if path.exists():
+                        log.warning("could not remove all of this node's copy %s; trying again later", path)
+                        continue
                     _marker(path).unlink()
                     removed.append(path)
                 entry.unlink()
