@@ -34,6 +34,7 @@ SANDBOX_RESOURCE = "keystone_sandbox"
 NODE_ACTOR_PREFIX = "keystone-node-"
 SPECS_KEPT = 16
 """Specs a node actor keeps decoded (of the experiments running on it)."""
+_STOPPED_BEFORE_BOOT = "its server stopped it before it booted"
 ACTOR_THREADS = 256
 """Calls a node actor serves at once: above any node's sandbox slots, so capacity is the resource's."""
 
@@ -105,7 +106,7 @@ class KeystoneNode:
                 self._running[sandbox_id] = sandbox
             if stopped:  # its server stopped while it booted: `stop` found no sandbox to destroy yet
                 sandbox.destroy()
-                self._refuse_if_stopped(sandbox_id)
+                raise SandboxError(_STOPPED_BEFORE_BOOT)
             return sandbox
 
         try:
@@ -128,7 +129,7 @@ class KeystoneNode:
     def _refuse_if_stopped(self, sandbox_id: str) -> None:
         with self._lock:
             if sandbox_id in self._stopped:
-                raise SandboxError("its server stopped it before it booted")
+                raise SandboxError(_STOPPED_BEFORE_BOOT)
 
     def _prepared(self, ref: Any) -> PreparedSpec:
         """The spec behind `ref`, fetched and decoded once while its experiment runs here."""

@@ -20,8 +20,8 @@ takes effect at once under its new name (the old chain stays until the host's ru
 errs on the side of refusing). Traffic between `ks+` bridges (a sandbox and its own services, kept
 within one network by Docker's isolation rules) passes on.
 
-One exception: the port of the Keystone server that boots the sandboxes (`HostGuard.open_server_port`), so an
-agent can call the server with its sandbox token. It is accepted above the drop rule for that TCP port
+One exception: the port of the Keystone server that boots the sandboxes (`HostGuard.open_server_port`),
+so an agent can call the server with its sandbox token. It is accepted above the drop rule for that TCP port
 alone; every other port of the host stays dropped. It is installed once per port, not per sandbox (a
 boot costs no extra container), and removed when the server's process ends, however it ends, by a
 container that holds it for the process (`PortKeeper`).
@@ -50,6 +50,8 @@ _RULES = (
     # Link-local (the cloud metadata service) for sandboxes with open egress and no gateway, too.
     f"DOCKER-USER -i {BRIDGE_PREFIX}+ -d 169.254.0.0/16 -j REJECT",
 )
+_ON_HOST_NETWORK = {"network_mode": "host", "cap_add": ["NET_ADMIN", "NET_RAW"]}
+"""What a container changing the host's rules runs with (`_on_host`, `PortKeeper`)."""
 _ADDRESSES_MARKER = "keystone host addresses:"
 _ADDRESSES = r"""
 import ipaddress, os, re
@@ -135,9 +137,7 @@ class PortKeeper:
         rule = server_rule(port)
         script = _script((), f"cat >/dev/null; while $ipt -D {rule} 2>/dev/null; do :; done; exit 0")
         try:
-            host_config = client.api.create_host_config(
-                network_mode="host", cap_add=["NET_ADMIN", "NET_RAW"], auto_remove=True
-            )
+            host_config = client.api.create_host_config(**_ON_HOST_NETWORK, auto_remove=True)
             created = client.api.create_container(  # stdin open, not detached: see `_attachment`
                 image,
                 ["sh", "-c", script],
@@ -161,8 +161,7 @@ def _on_host(client: docker.DockerClient, image: str, script: str) -> object:
         return client.containers.run(
             image,
             ["sh", "-c", script],
-            network_mode="host",
-            cap_add=["NET_ADMIN", "NET_RAW"],
+            **_ON_HOST_NETWORK,
             remove=True,
             labels={labels.MANAGED: "true"},
         )
